@@ -1,0 +1,254 @@
+use super::*;
+use serde_json::{Value, json};
+
+/// Decodes `text` as a request, checks it equals `expected`, and that encoding it again gives
+/// the same JSON value as the text (field order aside).
+fn check_request(text: &str, expected: Request) {
+    let decoded = ClientMessage::decode(text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+    assert_eq!(decoded.request, expected, "decoding {text}");
+    let reencoded: Value = serde_json::from_str(&decoded.encode()).unwrap();
+    let original: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(reencoded, original, "re-encoding {text}");
+}
+
+/// Encodes `message` and checks it is exactly the JSON value of `text`, and decodes back.
+fn check_event(text: &str, message: ServerMessage) {
+    let encoded: Value = serde_json::from_str(&message.encode()).unwrap();
+    let expected: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(encoded, expected, "encoding {message:?}");
+    let decoded: ServerMessage = serde_json::from_str(text).unwrap();
+    assert_eq!(decoded, message, "decoding {text}");
+}
+
+// The request examples of seeds/000, verbatim.
+#[test]
+fn seed_000_requests() {
+    check_request(
+        r#"{ "type": "create_terminal", "payload": { "terminalId": "main-terminal" } }"#,
+        Request::CreateTerminal(CreateTerminal {
+            terminal_id: Some("main-terminal".into()),
+            ..Default::default()
+        }),
+    );
+    check_request(
+        r#"{ "type": "terminal_input", "payload": { "terminalId": "main-terminal", "input": "ls -la\n" } }"#,
+        Request::TerminalInput(TerminalInput {
+            terminal_id: "main-terminal".into(),
+            input: "ls -la\n".into(),
+        }),
+    );
+    check_request(
+        r#"{
+            "type": "run_command",
+            "payload": {
+                "command": "npm",
+                "args": ["install"],
+                "cwd": "/tmp",
+                "env": { "NODE_ENV": "development" }
+            }
+        }"#,
+        Request::RunCommand(RunCommand {
+            command: "npm".into(),
+            args: Some(vec!["install".into()]),
+            cwd: Some("/tmp".into()),
+            env: Some([("NODE_ENV".to_string(), "development".to_string())].into()),
+            process_id: None,
+        }),
+    );
+    check_request(
+        r#"{ "type": "stop_process", "payload": { "processId": "proc_123" } }"#,
+        Request::StopProcess(StopProcess {
+            process_id: "proc_123".into(),
+            signal: None,
+        }),
+    );
+    check_request(
+        r#"{ "type": "read_file", "payload": { "path": "/src/App.jsx" } }"#,
+        Request::ReadFile(ReadFile {
+            path: "/src/App.jsx".into(),
+            encoding: Encoding::Utf8,
+        }),
+    );
+    check_request(
+        r#"{
+            "type": "write_file",
+            "payload": { "path": "/src/App.jsx", "content": "console.log('Hello World');" }
+        }"#,
+        Request::WriteFile(WriteFile {
+            path: "/src/App.jsx".into(),
+            content: "console.log('Hello World');".into(),
+            encoding: Encoding::Utf8,
+            base_version: None,
+        }),
+    );
+}
+
+// The reply examples of seeds/000, verbatim.
+#[test]
+fn seed_000_replies() {
+    check_event(
+        r#"{ "type": "terminal_output", "terminalId": "main-terminal", "data": "$ ls -la\n..." }"#,
+        ServerMessage::event(Event::TerminalOutput(TerminalOutput {
+            terminal_id: "main-terminal".into(),
+            data: "$ ls -la\n...".into(),
+        })),
+    );
+    // Seed 000 shows process_started without a pid; cove adds one when it knows it.
+    check_event(
+        r#"{ "type": "process_started", "processId": "proc_123", "command": "npm", "args": ["install"] }"#,
+        ServerMessage::event(Event::ProcessStarted(ProcessStarted {
+            process_id: "proc_123".into(),
+            command: "npm".into(),
+            args: vec!["install".into()],
+            pid: None,
+        })),
+    );
+    // Seed 000's file_content has path and content; cove's also carries encoding and version,
+    // which a seed client ignores. Decoding the seed's own shape must work too.
+    let seed: Value = json!({ "type": "file_content", "path": "/src/App.jsx", "content": "console.log('Hello World');" });
+    let ours = ServerMessage::event(Event::FileContent(FileContent {
+        path: "/src/App.jsx".into(),
+        content: "console.log('Hello World');".into(),
+        encoding: Encoding::Utf8,
+        version: "v1".into(),
+    }));
+    let encoded: Value = serde_json::from_str(&ours.encode()).unwrap();
+    for (key, value) in seed.as_object().unwrap() {
+        assert_eq!(&encoded[key], value, "field {key}");
+    }
+}
+
+#[test]
+fn requests_without_payload_decode() {
+    for kind in [
+        "ping",
+        "list_terminals",
+        "list_processes",
+        "list_ports",
+        "stats",
+        "watch",
+    ] {
+        let text = format!(r#"{{"type":"{kind}"}}"#);
+        ClientMessage::decode(&text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+    }
+    let m = ClientMessage::decode(r#"{"type":"ping","requestId":"r1"}"#).unwrap();
+    assert_eq!(m.request, Request::Ping(Empty {}));
+    assert_eq!(m.request_id.as_deref(), Some("r1"));
+}
+
+#[test]
+fn every_request_type_is_known_to_the_enum() {
+    for kind in REQUEST_TYPES {
+        // A payload with every field any request needs; unknown fields are ignored.
+        let payload = json!({"terminalId":"t","input":"x","cols":1,"rows":1,"command":"c",
+            "processId":"p","path":"a","content":"","from":"a","to":"b"});
+        let text = json!({"type": kind, "payload": payload}).to_string();
+        ClientMessage::decode(&text).unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+    }
+}
+
+/// Each malformed frame fails with a message that names the problem.
+#[test]
+fn malformed_requests_are_explained() {
+    let cases = [
+        ("not json", "not valid JSON"),
+        ("[1,2]", "JSON object"),
+        (r#"{"payload":{}}"#, "no type"),
+        (r#"{"type":7}"#, "type must be a string"),
+        (r#"{"type":"launch_rockets"}"#, "unknown message type"),
+        (
+            r#"{"type":"read_file","payload":{}}"#,
+            "missing field `path`",
+        ),
+        (
+            r#"{"type":"read_file","payload":{"path":3}}"#,
+            "invalid type",
+        ),
+        (r#"{"type":"read_file","payload":"x"}"#, "must be an object"),
+        (
+            r#"{"type":"resize_terminal","payload":{"terminalId":"t","cols":-1,"rows":2}}"#,
+            "invalid value",
+        ),
+        (
+            r#"{"type":"read_file","payload":{"path":"a","encoding":"latin1"}}"#,
+            "unknown variant",
+        ),
+        (
+            r#"{"type":"ping","requestId":{}}"#,
+            "requestId must be a string",
+        ),
+    ];
+    for (text, needle) in cases {
+        let err = ClientMessage::decode(text).expect_err(text);
+        assert!(
+            err.message.contains(needle),
+            "{text}: {:?} should mention {needle:?}",
+            err.message
+        );
+    }
+    let err = ClientMessage::decode(r#"{"type":"nope","requestId":"r9"}"#).unwrap_err();
+    assert_eq!(err.request_id.as_deref(), Some("r9"));
+}
+
+#[test]
+fn error_event_shape() {
+    check_event(
+        r#"{"type":"error","code":"not_found","message":"no terminal t1","requestId":"7"}"#,
+        ServerMessage::reply(
+            Event::Error(ErrorReply::new(ErrorCode::NotFound, "no terminal t1")),
+            Some("7".into()),
+        ),
+    );
+    check_event(
+        r#"{"type":"pong"}"#,
+        ServerMessage::event(Event::Pong(Empty {})),
+    );
+}
+
+#[test]
+fn raw_control_shapes() {
+    let attached = RawControl::Attached {
+        offset: 5,
+        cols: 80,
+        rows: 24,
+        gap: false,
+    };
+    assert_eq!(
+        serde_json::to_value(&attached).unwrap(),
+        json!({"type":"attached","offset":5,"cols":80,"rows":24})
+    );
+    let exit = RawControl::Exit {
+        exit_code: Some(0),
+        signal: None,
+    };
+    assert_eq!(
+        serde_json::to_value(&exit).unwrap(),
+        json!({"type":"exit","exitCode":0,"signal":null})
+    );
+    let resize: RawControl =
+        serde_json::from_str(r#"{"type":"resize","cols":100,"rows":30}"#).unwrap();
+    assert_eq!(
+        resize,
+        RawControl::Resize {
+            cols: 100,
+            rows: 30
+        }
+    );
+}
+
+#[test]
+fn error_codes_map_to_http() {
+    for code in [
+        ErrorCode::BadRequest,
+        ErrorCode::NotFound,
+        ErrorCode::Conflict,
+        ErrorCode::Forbidden,
+        ErrorCode::TooLarge,
+        ErrorCode::LimitExceeded,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+        ErrorCode::Unauthorized,
+    ] {
+        assert_eq!(ErrorCode::from_http_status(code.http_status()), code);
+    }
+}

@@ -1,0 +1,76 @@
+// REST client for PROTOCOL.md section 0.
+import { ApiError, type Template, type Workspace } from './types';
+
+const DEFAULT_TIMEOUT_MS = 20_000;
+
+async function request<T>(method: string, url: string, body?: unknown, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<T> {
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(), timeoutMs);
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method,
+      credentials: 'same-origin',
+      headers: body === undefined ? { Accept: 'application/json' } : { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: ctrl.signal,
+    });
+  } catch (e) {
+    if (ctrl.signal.aborted) throw new ApiError('timeout', `The server did not answer within ${timeoutMs / 1000} s.`);
+    throw new ApiError('unavailable', 'Cannot reach the server. Check your connection.');
+  } finally {
+    clearTimeout(timer);
+  }
+  if (res.status === 401) {
+    redirectToLogin();
+    throw new ApiError('unauthorized', 'Please sign in.', 401);
+  }
+  if (!res.ok) {
+    let code = 'internal';
+    let message = `${res.status} ${res.statusText}`;
+    try {
+      const j = await res.json();
+      if (j && j.error) {
+        code = j.error.code ?? code;
+        message = j.error.message ?? message;
+      }
+    } catch {
+      /* body was not JSON */
+    }
+    throw new ApiError(code, message, res.status);
+  }
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+export function redirectToLogin(): void {
+  if (location.pathname === '/login') return;
+  const next = location.pathname + location.search;
+  location.assign(`/login?next=${encodeURIComponent(next)}`);
+}
+
+const enc = encodeURIComponent;
+
+export const api = {
+  listWorkspaces: () => request<Workspace[]>('GET', '/api/workspaces'),
+  getWorkspace: (id: string) => request<Workspace>('GET', `/api/workspaces/${enc(id)}`),
+  createWorkspace: (name: string, template: string) =>
+    request<Workspace>('POST', '/api/workspaces', { name, template }, 120_000),
+  startWorkspace: (id: string) => request<Workspace>('POST', `/api/workspaces/${enc(id)}/start`, undefined, 120_000),
+  stopWorkspace: (id: string) => request<Workspace>('POST', `/api/workspaces/${enc(id)}/stop`, undefined, 60_000),
+  deleteWorkspace: (id: string) => request<void>('DELETE', `/api/workspaces/${enc(id)}`, undefined, 60_000),
+  listTemplates: () => request<Template[]>('GET', '/api/templates'),
+  login: (password: string, username?: string) =>
+    request<unknown>('POST', '/login', username ? { username, password } : { password }),
+};
+
+/** Absolute ws:// or wss:// URL for a path on this origin. */
+export function wsUrl(path: string): string {
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${proto}//${location.host}${path}`;
+}
+
+export function previewUrl(workspaceId: string, port: number): string {
+  return `/w/${enc(workspaceId)}/proxy/${port}/`;
+}

@@ -1,0 +1,51 @@
+import { Suspense, lazy, useEffect } from 'react';
+import { Home } from '../workspaces/Home';
+import { Login } from '../workspaces/Login';
+import { AskHost, Toasts } from './feedback';
+import { linkHandler, matchRoute, usePath } from './router';
+
+const Ide = lazy(() => import('./Ide'));
+
+export function App() {
+  const path = usePath();
+  const route = matchRoute(path);
+
+  useEffect(() => {
+    if (route.name === 'home') document.title = 'Workspaces · cove';
+  }, [route.name]);
+
+  let page: React.ReactNode;
+  switch (route.name) {
+    case 'home':
+      page = <Home />;
+      break;
+    case 'login':
+      page = <Login />;
+      break;
+    case 'ide':
+      page = (
+        <Suspense fallback={<div className="page-loading" role="status">Loading the IDE…</div>}>
+          <Ide key={route.id} workspaceId={route.id} />
+        </Suspense>
+      );
+      break;
+    default:
+      page = (
+        <main className="notfound">
+          <h1>Page not found</h1>
+          <p>
+            <a href="/" onClick={linkHandler('/')}>
+              Back to your workspaces
+            </a>
+          </p>
+        </main>
+      );
+  }
+  return (
+    <>
+      {page}
+      <AskHost />
+      <Toasts />
+    </>
+  );
+}

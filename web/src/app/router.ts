@@ -1,0 +1,44 @@
+// Client-side routes on the History API (the server answers index.html for
+// every non-API GET).
+import { useSyncExternalStore } from 'react';
+
+const EVENT = 'cove:navigate';
+
+function subscribe(fn: () => void): () => void {
+  window.addEventListener('popstate', fn);
+  window.addEventListener(EVENT, fn);
+  return () => {
+    window.removeEventListener('popstate', fn);
+    window.removeEventListener(EVENT, fn);
+  };
+}
+
+export function usePath(): string {
+  return useSyncExternalStore(subscribe, () => location.pathname);
+}
+
+export function navigate(to: string, replace = false): void {
+  if (to === location.pathname + location.search) return;
+  if (replace) history.replaceState(null, '', to);
+  else history.pushState(null, '', to);
+  window.dispatchEvent(new Event(EVENT));
+}
+
+/** onClick for <a href>: navigate in-app unless a modifier asks for a new tab. */
+export function linkHandler(to: string) {
+  return (e: React.MouseEvent) => {
+    if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+    e.preventDefault();
+    navigate(to);
+  };
+}
+
+export type Route = { name: 'home' } | { name: 'ide'; id: string } | { name: 'login' } | { name: 'notfound' };
+
+export function matchRoute(path: string): Route {
+  if (path === '/' || path === '') return { name: 'home' };
+  if (path === '/login') return { name: 'login' };
+  const m = /^\/w\/([^/]+)\/?$/.exec(path);
+  if (m) return { name: 'ide', id: decodeURIComponent(m[1]) };
+  return { name: 'notfound' };
+}

@@ -1,0 +1,570 @@
+// Editor tabs: one CodeMirror view, one EditorState per open file (so undo
+// history and unsaved text live in the browser and survive any reconnect).
+import { Compartment, EditorState, type Extension, type Text, type Transaction } from '@codemirror/state';
+import {
+  EditorView,
+  crosshairCursor,
+  drawSelection,
+  dropCursor,
+  highlightActiveLine,
+  highlightActiveLineGutter,
+  highlightSpecialChars,
+  keymap,
+  lineNumbers,
+  rectangularSelection,
+} from '@codemirror/view';
+import { defaultKeymap, history, historyKeymap, indentWithTab } from '@codemirror/commands';
+import { bracketMatching, foldGutter, foldKeymap, indentOnInput, indentUnit } from '@codemirror/language';
+import { highlightSelectionMatches, searchKeymap } from '@codemirror/search';
+import { autocompletion, closeBrackets, closeBracketsKeymap, completionKeymap } from '@codemirror/autocomplete';
+import type { WorkspaceClient } from '../api/workspace';
+import { normPath } from '../api/workspace';
+import { ApiError, type FileChangedMessage } from '../api/types';
+import { editorHighlighting, editorTheme } from './theme';
+import { fileKind, languageLabel, loadLanguage } from './languages';
+
+export interface TabInfo {
+  path: string;
+  title: string;
+  kind: 'text' | 'image' | 'binary';
+  dirty: boolean;
+  loading: boolean;
+  saving: boolean;
+  error?: string;
+  diskChanged: boolean;
+  deleted: boolean;
+}
+
+export interface CursorInfo {
+  line: number;
+  col: number;
+  selected: number;
+  language: string;
+  lineSeparator: string;
+}
+
+export interface AskAction {
+  id: string;
+  label: string;
+  kind?: 'primary' | 'danger' | 'secondary';
+}
+
+export interface EditorHooks {
+  ask(title: string, message: string, actions: AskAction[]): Promise<string>;
+  notify(message: string, kind?: 'info' | 'error'): void;
+}
+
+interface Tab {
+  path: string;
+  kind: 'text' | 'image' | 'binary';
+  state: EditorState | null;
+  savedDoc: Text | null;
+  version?: string;
+  dirty: boolean;
+  loading: boolean;
+  saving: boolean;
+  saveAgain: boolean;
+  recheckAfterSave: boolean;
+  error?: string;
+  diskChanged: boolean;
+  deleted: boolean;
+  language: Compartment;
+  scrollTop: number;
+}
+
+function baseExtensions(model: EditorModel): Extension[] {
+  return [
+    lineNumbers(),
+    highlightActiveLineGutter(),
+    highlightSpecialChars(),
+    history(),
+    foldGutter({ openText: '\u25be', closedText: '\u25b8' }),
+    drawSelection(),
+    dropCursor(),
+    EditorState.allowMultipleSelections.of(true),
+    indentOnInput(),
+    editorHighlighting,
+    bracketMatching(),
+    closeBrackets(),
+    autocompletion(),
+    rectangularSelection(),
+    crosshairCursor(),
+    highlightActiveLine(),
+    highlightSelectionMatches(),
+    indentUnit.of('    '),
+    EditorState.tabSize.of(4),
+    keymap.of([
+      { key: 'Mod-s', preventDefault: true, run: () => (void model.save(), true) },
+      ...closeBracketsKeymap,
+      ...defaultKeymap,
+      ...searchKeymap,
+      ...historyKeymap,
+      ...foldKeymap,
+      ...completionKeymap,
+      indentWithTab,
+    ]),
+    editorTheme,
+    EditorView.contentAttributes.of({ 'aria-label': 'Code editor', 'data-testid': 'editor-content' }),
+  ];
+}
+
+function tabInfo(t: Tab): TabInfo {
+  return {
+    path: t.path,
+    title: t.path.slice(t.path.lastIndexOf('/') + 1),
+    kind: t.kind,
+    dirty: t.dirty,
+    loading: t.loading,
+    saving: t.saving,
+    error: t.error,
+    diskChanged: t.diskChanged,
+    deleted: t.deleted,
+  };
+}
+
+/** A change that turns `old` into `next` touching only the differing middle. */
+function minimalChange(old: string, next: string): { from: number; to: number; insert: string } | null {
+  if (old === next) return null;
+  let start = 0;
+  const max = Math.min(old.length, next.length);
+  while (start < max && old.charCodeAt(start) === next.charCodeAt(start)) start++;
+  let endOld = old.length;
+  let endNew = next.length;
+  while (endOld > start && endNew > start && old.charCodeAt(endOld - 1) === next.charCodeAt(endNew - 1)) {
+    endOld--;
+    endNew--;
+  }
+  return { from: start, to: endOld, insert: next.slice(start, endNew) };
+}
+
+function decodeContent(content: string, encoding: string): string {
+  if (encoding !== 'base64') return content;
+  const bin = atob(content);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return new TextDecoder().decode(bytes);
+}
+
+export class EditorModel {
+  private tabs: Tab[] = [];
+  private activePath: string | null = null;
+  private view: EditorView | null = null;
+  private readonly base: Extension[];
+  private readonly listeners = new Set<() => void>();
+  private tabsSnap: { tabs: TabInfo[]; active: string | null } = { tabs: [], active: null };
+  private cursorSnap: CursorInfo | null = null;
+
+  constructor(
+    private readonly client: WorkspaceClient,
+    private readonly hooks: EditorHooks,
+  ) {
+    this.base = baseExtensions(this);
+  }
+
+  // ---- subscription (useSyncExternalStore) ----
+  subscribe = (fn: () => void): (() => void) => {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  };
+  getTabs = () => this.tabsSnap;
+  getCursor = () => this.cursorSnap;
+
+  private emit(): void {
+    this.tabsSnap = { tabs: this.tabs.map(tabInfo), active: this.activePath };
+    for (const l of this.listeners) l();
+  }
+
+  private emitCursor(): void {
+    const tab = this.active();
+    const st = tab?.state;
+    if (!tab || !st) {
+      this.cursorSnap = null;
+    } else {
+      const sel = st.selection.main;
+      const line = st.doc.lineAt(sel.head);
+      this.cursorSnap = {
+        line: line.number,
+        col: sel.head - line.from + 1,
+        selected: st.selection.ranges.reduce((n, r) => n + (r.to - r.from), 0),
+        language: languageLabel(tab.path),
+        lineSeparator: st.facet(EditorState.lineSeparator) === '\r\n' ? 'CRLF' : 'LF',
+      };
+    }
+    for (const l of this.listeners) l();
+  }
+
+  // ---- view ----
+  attach(parent: HTMLElement): void {
+    if (this.view) return;
+    this.view = new EditorView({
+      parent,
+      state: this.active()?.state ?? EditorState.create({ extensions: this.base }),
+      dispatchTransactions: (trs, view) => this.onTransactions(trs, view),
+    });
+  }
+
+  detach(): void {
+    this.view?.destroy();
+    this.view = null;
+  }
+
+  focus(): void {
+    this.view?.focus();
+  }
+
+  get hasView(): boolean {
+    return this.view !== null;
+  }
+
+  private onTransactions(trs: readonly Transaction[], view: EditorView): void {
+    view.update(trs);
+    const tab = this.active();
+    if (!tab || !tab.state) return;
+    tab.state = view.state;
+    if (trs.some((tr) => tr.docChanged)) {
+      const dirty = !(tab.savedDoc && tab.state.doc.eq(tab.savedDoc)) || tab.deleted;
+      if (dirty !== tab.dirty) {
+        tab.dirty = dirty;
+        this.emit();
+      }
+    }
+    if (trs.some((tr) => tr.selection || tr.docChanged)) this.emitCursor();
+  }
+
+  private active(): Tab | undefined {
+    return this.tabs.find((t) => t.path === this.activePath);
+  }
+
+  private find(path: string): Tab | undefined {
+    return this.tabs.find((t) => t.path === path);
+  }
+
+  private showActive(): void {
+    const tab = this.active();
+    if (this.view && tab?.state) {
+      this.view.setState(tab.state);
+      const top = tab.scrollTop;
+      requestAnimationFrame(() => {
+        if (this.view && this.active() === tab) this.view.scrollDOM.scrollTop = top;
+      });
+    }
+    this.emitCursor();
+  }
+
+  private createState(content: string, compartment: Compartment): EditorState {
+    const crlf = /\r\n/.test(content);
+    return EditorState.create({
+      doc: content,
+      extensions: [this.base, compartment.of([]), crlf ? EditorState.lineSeparator.of('\r\n') : []],
+    });
+  }
+
+  private applyToTab(tab: Tab, spec: Parameters<EditorState['update']>[0]): void {
+    if (!tab.state) return;
+    if (tab === this.active() && this.view) {
+      this.view.dispatch(spec);
+    } else {
+      tab.state = tab.state.update(spec).state;
+    }
+  }
+
+  private loadLanguageFor(tab: Tab): void {
+    const p = loadLanguage(tab.path);
+    if (!p) return;
+    p.then((ext) => {
+      if (!this.tabs.includes(tab) || !tab.state) return;
+      this.applyToTab(tab, { effects: tab.language.reconfigure(ext) });
+    }).catch(() => {
+      /* stay plain text */
+    });
+  }
+
+  // ---- tabs ----
+  async open(rawPath: string): Promise<void> {
+    const path = normPath(rawPath);
+    const existing = this.find(path);
+    if (existing) {
+      this.activate(path);
+      return;
+    }
+    const tab: Tab = {
+      path,
+      kind: fileKind(path),
+      state: null,
+      savedDoc: null,
+      dirty: false,
+      loading: true,
+      saving: false,
+      saveAgain: false,
+      recheckAfterSave: false,
+      diskChanged: false,
+      deleted: false,
+      language: new Compartment(),
+      scrollTop: 0,
+    };
+    // Insert after the active tab, like most editors.
+    const idx = this.tabs.findIndex((t) => t.path === this.activePath);
+    this.tabs.splice(idx < 0 ? this.tabs.length : idx + 1, 0, tab);
+    this.activate(path);
+    if (tab.kind !== 'text') {
+      tab.loading = false;
+      this.emit();
+      return;
+    }
+    await this.load(tab);
+  }
+
+  private async load(tab: Tab): Promise<void> {
+    try {
+      const r = await this.client.readFile(tab.path);
+      const content = decodeContent(r.content, r.encoding);
+      tab.state = this.createState(content, tab.language);
+      tab.savedDoc = tab.state.doc;
+      tab.version = r.version;
+      tab.loading = false;
+      tab.error = undefined;
+      if (tab === this.active()) this.showActive();
+      this.loadLanguageFor(tab);
+    } catch (e) {
+      tab.loading = false;
+      tab.error = e instanceof Error ? e.message : String(e);
+    }
+    this.emit();
+  }
+
+  activate(path: string): void {
+    const cur = this.active();
+    if (cur && this.view && cur.state) {
+      cur.state = this.view.state;
+      cur.scrollTop = this.view.scrollDOM.scrollTop;
+    }
+    this.activePath = path;
+    this.showActive();
+    this.emit();
+  }
+
+  async close(path: string): Promise<void> {
+    const tab = this.find(path);
+    if (!tab) return;
+    if (tab.dirty) {
+      const choice = await this.hooks.ask(
+        'Unsaved changes',
+        `Do you want to save the changes you made to ${tab.path}?`,
+        [
+          { id: 'save', label: 'Save', kind: 'primary' },
+          { id: 'discard', label: "Don't save", kind: 'danger' },
+          { id: 'cancel', label: 'Cancel', kind: 'secondary' },
+        ],
+      );
+      if (choice === 'cancel' || !choice) return;
+      if (choice === 'save') {
+        const ok = await this.save(tab.path);
+        if (!ok) return;
+      }
+    }
+    const idx = this.tabs.indexOf(tab);
+    this.tabs.splice(idx, 1);
+    if (this.activePath === path) {
+      const next = this.tabs[Math.min(idx, this.tabs.length - 1)];
+      this.activePath = next ? next.path : null;
+      if (next) this.showActive();
+      else this.emitCursor();
+    }
+    this.emit();
+  }
+
+  get activeTabPath(): string | null {
+    return this.activePath;
+  }
+
+  dirtyCount(): number {
+    return this.tabs.filter((t) => t.dirty).length;
+  }
+
+  /** Save a tab (default: the active one). Resolves true when it is on disk. */
+  async save(rawPath?: string): Promise<boolean> {
+    const tab = rawPath ? this.find(normPath(rawPath)) : this.active();
+    if (!tab || !tab.state || tab.loading || tab.kind !== 'text') return false;
+    if (tab === this.active() && this.view) tab.state = this.view.state;
+    if (tab.saving) {
+      tab.saveAgain = true;
+      return false;
+    }
+    tab.saving = true;
+    this.emit();
+    let ok = false;
+    try {
+      ok = await this.writeTab(tab, tab.deleted ? undefined : tab.version);
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 'conflict') {
+        ok = await this.resolveConflict(tab);
+      } else {
+        const msg = e instanceof Error ? e.message : String(e);
+        this.hooks.notify(`Could not save ${tab.path}: ${msg}`, 'error');
+      }
+    } finally {
+      tab.saving = false;
+      this.emit();
+    }
+    if (tab.saveAgain) {
+      tab.saveAgain = false;
+      return this.save(tab.path);
+    }
+    if (ok && tab.recheckAfterSave) {
+      tab.recheckAfterSave = false;
+      void this.refreshFromDisk(tab, false);
+    }
+    return ok;
+  }
+
+  private async writeTab(tab: Tab, baseVersion: string | undefined): Promise<boolean> {
+    const st = tab.state!;
+    const doc = st.doc;
+    const content = doc.sliceString(0, doc.length, st.lineBreak);
+    const r = await this.client.writeFile(tab.path, content, baseVersion);
+    tab.version = r.version;
+    tab.savedDoc = doc;
+    tab.deleted = false;
+    tab.diskChanged = false;
+    tab.dirty = !(tab.state && tab.state.doc.eq(doc));
+    return true;
+  }
+
+  private async resolveConflict(tab: Tab): Promise<boolean> {
+    const choice = await this.hooks.ask(
+      'File changed on disk',
+      `${tab.path} was changed on disk since you opened it (for example from a terminal or another tab). What do you want to do with your unsaved changes?`,
+      [
+        { id: 'overwrite', label: 'Overwrite file on disk', kind: 'danger' },
+        { id: 'reload', label: 'Reload from disk (discard mine)', kind: 'secondary' },
+        { id: 'keep', label: 'Keep editing', kind: 'primary' },
+      ],
+    );
+    try {
+      if (choice === 'overwrite') {
+        return await this.writeTab(tab, undefined);
+      }
+      if (choice === 'reload') {
+        await this.refreshFromDisk(tab, true);
+        return false;
+      }
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      this.hooks.notify(`Could not save ${tab.path}: ${msg}`, 'error');
+      return false;
+    }
+    tab.diskChanged = true;
+    return false;
+  }
+
+  /**
+   * Read the file again. `force` replaces unsaved text; otherwise a dirty tab
+   * only learns that the disk changed.
+   */
+  private async refreshFromDisk(tab: Tab, force: boolean): Promise<void> {
+    if (tab.kind !== 'text' || tab.loading) return;
+    let r;
+    try {
+      r = await this.client.readFile(tab.path);
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 'not_found') {
+        tab.deleted = true;
+        this.emit();
+      }
+      return;
+    }
+    if (!this.tabs.includes(tab) || !tab.state) return;
+    if (r.version === tab.version && !force) return;
+    if (tab.dirty && !force) {
+      tab.diskChanged = true;
+      this.emit();
+      return;
+    }
+    const content = decodeContent(r.content, r.encoding);
+    const current = tab.state.doc.sliceString(0, tab.state.doc.length, tab.state.lineBreak);
+    const change = minimalChange(current, content);
+    if (change) this.applyToTab(tab, { changes: change, annotations: [] });
+    tab.savedDoc = tab.state.doc;
+    tab.version = r.version;
+    tab.dirty = false;
+    tab.diskChanged = false;
+    tab.deleted = false;
+    tab.error = undefined;
+    this.emit();
+  }
+
+  reloadTab(path: string): void {
+    const tab = this.find(path);
+    if (tab) void this.refreshFromDisk(tab, true);
+  }
+
+  // ---- file system events ----
+  onFileChanged(ev: FileChangedMessage): void {
+    const path = normPath(ev.path);
+    switch (ev.kind) {
+      case 'modified':
+      case 'created': {
+        const tab = this.find(path);
+        if (!tab) return;
+        if (tab.saving) {
+          tab.recheckAfterSave = true;
+          return;
+        }
+        void this.refreshFromDisk(tab, false);
+        return;
+      }
+      case 'deleted': {
+        for (const tab of this.tabs) {
+          if (tab.path === path || tab.path.startsWith(path + '/')) {
+            if (!tab.deleted) {
+              tab.deleted = true;
+              tab.dirty = true;
+            }
+          }
+        }
+        this.emit();
+        return;
+      }
+      case 'renamed': {
+        if (ev.to !== undefined) this.pathRenamed(path, normPath(ev.to));
+        else this.onFileChanged({ ...ev, kind: 'deleted' });
+        return;
+      }
+    }
+  }
+
+  /** Follow a rename of a file or a folder. */
+  pathRenamed(from: string, to: string): void {
+    let changed = false;
+    for (const tab of this.tabs) {
+      let np: string | null = null;
+      if (tab.path === from) np = to;
+      else if (tab.path.startsWith(from + '/')) np = to + tab.path.slice(from.length);
+      if (np && !this.find(np)) {
+        if (this.activePath === tab.path) this.activePath = np;
+        tab.path = np;
+        changed = true;
+        this.loadLanguageFor(tab);
+      }
+    }
+    if (changed) {
+      this.emit();
+      this.emitCursor();
+    }
+  }
+
+  /** After a reconnect: catch up with changes made while we were away. */
+  resync(): void {
+    for (const tab of this.tabs) {
+      if (tab.kind !== 'text') continue;
+      if (tab.error && !tab.state) {
+        tab.loading = true;
+        tab.error = undefined;
+        this.emit();
+        void this.load(tab);
+      } else if (!tab.saving && !tab.loading) {
+        void this.refreshFromDisk(tab, false);
+      }
+    }
+  }
+}

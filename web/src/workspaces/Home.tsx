@@ -1,0 +1,209 @@
+import { useCallback, useEffect, useState } from 'react';
+import { api } from '../api/rest';
+import type { Workspace } from '../api/types';
+import { Icon, confirmDanger, notify } from '../app/feedback';
+import { linkHandler, navigate } from '../app/router';
+import { NewProjectDialog } from './NewProjectDialog';
+
+function relativeTime(iso: string): string {
+  const t = Date.parse(iso);
+  if (!Number.isFinite(t)) return iso;
+  const s = Math.round((Date.now() - t) / 1000);
+  if (s < 45) return 'just now';
+  const m = Math.round(s / 60);
+  if (m < 60) return `${m} min ago`;
+  const h = Math.round(m / 60);
+  if (h < 24) return `${h} h ago`;
+  const d = Math.round(h / 24);
+  if (d < 30) return `${d} d ago`;
+  return new Date(t).toLocaleDateString();
+}
+
+export function StateBadge({ state }: { state: string }) {
+  return (
+    <span className={`state-badge state-${state}`} data-testid="workspace-state">
+      <span className="dot" aria-hidden="true" />
+      {state}
+    </span>
+  );
+}
+
+export function TopBar({ children }: { children?: React.ReactNode }) {
+  return (
+    <header className="topbar">
+      <a className="brand" href="/" onClick={linkHandler('/')} aria-label="cove home">
+        <span className="brand-mark" aria-hidden="true">
+          <Icon name="logo" size={14} />
+        </span>
+        cove
+      </a>
+      <div className="topbar-rest">{children}</div>
+    </header>
+  );
+}
+
+export function Home() {
+  const [items, setItems] = useState<Workspace[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [showNew, setShowNew] = useState(false);
+  const [busy, setBusy] = useState<Record<string, string>>({});
+
+  const load = useCallback(async () => {
+    try {
+      const list = await api.listWorkspaces();
+      list.sort((a, b) => (b.createdAt ?? '').localeCompare(a.createdAt ?? ''));
+      setItems(list);
+      setError(null);
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+    }
+  }, []);
+
+  useEffect(() => {
+    void load();
+    const t = setInterval(() => {
+      if (document.visibilityState === 'visible') void load();
+    }, 5000);
+    return () => clearInterval(t);
+  }, [load]);
+
+  const act = async (w: Workspace, what: 'stop' | 'start' | 'delete') => {
+    if (what === 'delete') {
+      const ok = await confirmDanger(
+        'Delete workspace',
+        `Delete "${w.name}"? Its files, terminals and processes are removed for good. This cannot be undone.`,
+        'Delete workspace',
+      );
+      if (!ok) return;
+    }
+    setBusy((b) => ({ ...b, [w.id]: what }));
+    try {
+      if (what === 'stop') await api.stopWorkspace(w.id);
+      else if (what === 'start') await api.startWorkspace(w.id);
+      else {
+        await api.deleteWorkspace(w.id);
+        notify(`Deleted ${w.name}`);
+      }
+      await load();
+    } catch (e) {
+      notify(e instanceof Error ? e.message : String(e), 'error');
+    } finally {
+      setBusy((b) => {
+        const n = { ...b };
+        delete n[w.id];
+        return n;
+      });
+    }
+  };
+
+  return (
+    <div className="home">
+      <TopBar />
+      <main className="home-main">
+        <div className="home-head">
+          <div>
+            <h1>Workspaces</h1>
+            <p className="muted">Each workspace is an isolated project with its own files, terminals and processes.</p>
+          </div>
+          <button type="button" className="button primary" onClick={() => setShowNew(true)} data-testid="new-project">
+            <Icon name="plus" /> New project
+          </button>
+        </div>
+        {error && (
+          <div className="banner error" role="alert">
+            <Icon name="error" /> Could not load workspaces: {error}
+            <button type="button" className="button secondary small" onClick={() => void load()}>
+              Retry
+            </button>
+          </div>
+        )}
+        {items === null && !error && <div className="muted pad">Loading…</div>}
+        {items && items.length === 0 && (
+          <div className="empty-state">
+            <div className="empty-icon" aria-hidden="true">
+              <Icon name="folder" size={28} />
+            </div>
+            <h2>No workspaces yet</h2>
+            <p className="muted">Create a project from a template to get an editor, a terminal and a preview in your browser.</p>
+            <button type="button" className="button primary" onClick={() => setShowNew(true)}>
+              <Icon name="plus" /> New project
+            </button>
+          </div>
+        )}
+        {items && items.length > 0 && (
+          <table className="ws-table" data-testid="workspace-list">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Template</th>
+                <th scope="col">State</th>
+                <th scope="col">Owner</th>
+                <th scope="col">Created</th>
+                <th scope="col">
+                  <span className="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {items.map((w) => {
+                const href = `/w/${encodeURIComponent(w.id)}`;
+                const b = busy[w.id];
+                const running = w.state === 'running' || w.state === 'starting';
+                return (
+                  <tr key={w.id} data-testid={`workspace-${w.name}`}>
+                    <td>
+                      <a className="ws-name" href={href} onClick={linkHandler(href)}>
+                        <Icon name="folder" /> {w.name}
+                      </a>
+                    </td>
+                    <td className="muted">{w.template}</td>
+                    <td>
+                      <StateBadge state={b === 'stop' ? 'stopping' : b === 'start' ? 'starting' : w.state} />
+                    </td>
+                    <td className="muted">{w.owner}</td>
+                    <td className="muted" title={w.createdAt}>
+                      {relativeTime(w.createdAt)}
+                    </td>
+                    <td className="ws-actions">
+                      <button type="button" className="button secondary small" onClick={() => navigate(href)} aria-label={`Open ${w.name}`}>
+                        Open
+                      </button>
+                      {running ? (
+                        <button type="button" className="button secondary small" disabled={!!b} onClick={() => void act(w, 'stop')} aria-label={`Stop ${w.name}`}>
+                          Stop
+                        </button>
+                      ) : (
+                        <button type="button" className="button secondary small" disabled={!!b} onClick={() => void act(w, 'start')} aria-label={`Start ${w.name}`}>
+                          Start
+                        </button>
+                      )}
+                      <button
+                        type="button"
+                        className="icon-button danger"
+                        disabled={!!b}
+                        onClick={() => void act(w, 'delete')}
+                        aria-label={`Delete ${w.name}`}
+                        title="Delete"
+                      >
+                        <Icon name="trash" />
+                      </button>
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        )}
+      </main>
+      {showNew && (
+        <NewProjectDialog
+          onClose={() => setShowNew(false)}
+          onCreated={(w) => {
+            setShowNew(false);
+            navigate(`/w/${encodeURIComponent(w.id)}`);
+          }}
+        />
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,113 @@
+import { useEffect, useState } from 'react';
+import { api } from '../api/rest';
+import type { Template, Workspace } from '../api/types';
+import { Dialog } from '../app/feedback';
+
+const TEMPLATE_GLYPH: Record<string, string> = {
+  blank: '∅',
+  python: 'Py',
+  node: 'JS',
+  react: 'Re',
+  vite: 'Vi',
+  rust: 'Rs',
+  go: 'Go',
+  static: '<>',
+  html: '<>',
+};
+
+export function NewProjectDialog({ onClose, onCreated }: { onClose: () => void; onCreated: (w: Workspace) => void }) {
+  const [templates, setTemplates] = useState<Template[] | null>(null);
+  const [template, setTemplate] = useState('');
+  const [name, setName] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  useEffect(() => {
+    api
+      .listTemplates()
+      .then((t) => {
+        setTemplates(t);
+        setTemplate((cur) => cur || (t.find((x) => x.name === 'blank')?.name ?? t[0]?.name ?? ''));
+      })
+      .catch((e) => setError(`Could not load templates: ${e instanceof Error ? e.message : String(e)}`));
+  }, []);
+
+  const submit = async () => {
+    if (busy) return;
+    const n = name.trim();
+    if (!n) {
+      setError('Give the project a name.');
+      return;
+    }
+    setBusy(true);
+    setError(null);
+    try {
+      const w = await api.createWorkspace(n, template || 'blank');
+      onCreated(w);
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Dialog
+      title="New project"
+      onClose={onClose}
+      onSubmit={() => void submit()}
+      width={560}
+      testId="new-project-dialog"
+      footer={
+        <>
+          <button type="button" className="button secondary" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="button primary" disabled={busy || !templates} data-testid="create-project">
+            {busy ? 'Creating…' : 'Create project'}
+          </button>
+        </>
+      }
+    >
+      <label className="field">
+        <span className="field-label">Name</span>
+        <input
+          className="input"
+          autoFocus
+          value={name}
+          onChange={(e) => setName(e.target.value)}
+          placeholder="my-project"
+          spellCheck={false}
+          autoComplete="off"
+          data-testid="project-name"
+          aria-describedby="project-name-hint"
+        />
+        <span id="project-name-hint" className="field-hint">
+          Letters, digits, dashes. Used in the workspace's URL.
+        </span>
+      </label>
+      <fieldset className="field">
+        <legend className="field-label">Template</legend>
+        {!templates && !error && <div className="muted">Loading templates…</div>}
+        <div className="template-grid" role="radiogroup" aria-label="Template">
+          {templates?.map((t) => (
+            <label key={t.name} className={`template-card${template === t.name ? ' selected' : ''}`} data-testid={`template-${t.name}`}>
+              <input type="radio" name="template" value={t.name} checked={template === t.name} onChange={() => setTemplate(t.name)} />
+              <span className="template-glyph" aria-hidden="true">
+                {TEMPLATE_GLYPH[t.name] ?? t.name.slice(0, 2)}
+              </span>
+              <span className="template-text">
+                <span className="template-name">{t.name}</span>
+                <span className="template-desc">{t.description}</span>
+              </span>
+            </label>
+          ))}
+        </div>
+      </fieldset>
+      {error && (
+        <div className="form-error" role="alert" data-testid="form-error">
+          {error}
+        </div>
+      )}
+    </Dialog>
+  );
+}
