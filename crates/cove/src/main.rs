@@ -1,1 +1,200 @@
-fn main() {}
+//! The `cove` binary: flags and subcommands, wired to the library crates. No logic lives here.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// cove: a self-hosted cloud development environment in one binary.
+///
+/// `cove serve` runs the server: the browser IDE, the REST API and the WebSocket protocol
+/// that scripts and agents use. Every workspace gets its own runner process, which keeps
+/// terminals and programs running when browser tabs close and even when the server restarts.
+#[derive(Debug, Parser)]
+#[command(name = "cove", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter, e.g. `info`, `debug`, `cove_server=debug` (or set RUST_LOG).
+    #[arg(long, global = true, env = "COVE_LOG", default_value = "info")]
+    log: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (defaults: http://127.0.0.1:8080, data in ~/.local/share/cove).
+    Serve(ServeArgs),
+    /// Internal: the agent of one workspace, started by the server. Not for people.
+    Runner(RunnerArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on. Port 0 picks a free port (printed on start).
+    #[arg(long, env = "COVE_BIND_ADDR", default_value = "127.0.0.1:8080")]
+    bind_addr: SocketAddr,
+    /// Where the database, workspaces and logs live [default: $XDG_DATA_HOME/cove or ~/.local/share/cove].
+    #[arg(long, env = "COVE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Authentication: `none` (everyone is the admin; keep the server on loopback). Password
+    /// sign-in arrives with accounts.
+    #[arg(long, default_value = "none")]
+    auth: String,
+    /// Password for `--auth password` (not available yet).
+    #[arg(long, env = "PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// TLS certificate (not available yet: put cove behind a TLS-terminating proxy).
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// TLS private key for --cert (not available yet).
+    #[arg(long)]
+    cert_key: Option<PathBuf>,
+    /// Largest file read or written through the API, in bytes.
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    max_file_size: u64,
+    /// Scrollback kept per terminal (and output kept per process), in bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    scrollback: usize,
+    /// Terminals per workspace.
+    #[arg(long, default_value_t = 64)]
+    max_terminals: usize,
+    /// Running processes per workspace.
+    #[arg(long, default_value_t = 64)]
+    max_processes: usize,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunnerArgs {
+    #[arg(long)]
+    workspace_id: String,
+    /// The workspace's files.
+    #[arg(long)]
+    root: PathBuf,
+    /// Unix socket to listen on (mode 0600).
+    #[arg(long, conflicts_with = "listen_tcp")]
+    socket: Option<PathBuf>,
+    /// TCP address to listen on instead; requires the token in $COVE_RUNNER_TOKEN.
+    #[arg(long)]
+    listen_tcp: Option<SocketAddr>,
+    #[arg(long, default_value_t = 1024 * 1024)]
+    scrollback_bytes: usize,
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    max_file_bytes: u64,
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    max_message_bytes: usize,
+    #[arg(long, default_value_t = 64)]
+    max_terminals: usize,
+    #[arg(long, default_value_t = 64)]
+    max_processes: usize,
+}
+
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(xdg).join("cove"));
+    }
+    let home = std::env::var_os("HOME").context("neither --data-dir, $XDG_DATA_HOME nor $HOME is set")?;
+    Ok(PathBuf::from(home).join(".local/share/cove"))
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let filter = std::env::var("RUST_LOG").unwrap_or(cli.log.clone());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).context("bad --log filter")?)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Runner(args) => runtime.block_on(runner(args)),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let auth = match args.auth.as_str() {
+        "none" => cove_server::Auth::None,
+        "password" => anyhow::bail!("--auth password is not available yet: accounts and sign-in are a later milestone; run with --auth none on loopback"),
+        other => anyhow::bail!("unknown --auth {other:?}; use none"),
+    };
+    if args.password.is_some() && auth == cove_server::Auth::None {
+        tracing::warn!("a password was given, but --auth none ignores it");
+    }
+    if args.cert.is_some() || args.cert_key.is_some() {
+        anyhow::bail!("--cert is not available yet: put cove behind a TLS-terminating proxy");
+    }
+    let data_dir = match args.data_dir {
+        Some(dir) => dir,
+        None => default_data_dir()?,
+    };
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let data_dir = data_dir.canonicalize()?;
+    let backend = cove_backend::LocalBackend::new(cove_backend::LocalConfig {
+        data_dir: data_dir.clone(),
+        runner_exe: std::env::current_exe().context("cannot find the cove binary to start runners")?,
+        limits: cove_backend::RunnerLimits {
+            scrollback_bytes: args.scrollback,
+            max_file_bytes: args.max_file_size,
+            max_terminals: args.max_terminals,
+            max_processes: args.max_processes,
+            ..Default::default()
+        },
+        start_timeout: Duration::from_secs(15),
+        stop_timeout: Duration::from_secs(10),
+    })?;
+    let shutdown = CancellationToken::new();
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else { return };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("shutting down");
+        signals.cancel();
+    });
+    let config = cove_server::Config {
+        bind: args.bind_addr,
+        data_dir,
+        auth,
+        max_file_bytes: args.max_file_size,
+    };
+    cove_server::serve(config, Arc::new(backend), shutdown).await
+}
+
+async fn runner(args: RunnerArgs) -> anyhow::Result<()> {
+    let listen = match (args.socket, args.listen_tcp) {
+        (Some(path), None) => cove_runner::Listen::Unix(path),
+        (None, Some(addr)) => {
+            let token = std::env::var("COVE_RUNNER_TOKEN").context("--listen-tcp needs $COVE_RUNNER_TOKEN")?;
+            anyhow::ensure!(token.len() >= 16, "$COVE_RUNNER_TOKEN must be at least 16 characters");
+            cove_runner::Listen::Tcp { addr, token }
+        }
+        _ => anyhow::bail!("give --socket or --listen-tcp"),
+    };
+    let root = args.root.canonicalize().with_context(|| format!("workspace root {}", args.root.display()))?;
+    let shell = std::env::var("SHELL")
+        .ok()
+        .filter(|s| std::path::Path::new(s).is_file())
+        .unwrap_or_else(|| "/bin/bash".into());
+    let config = cove_runner::Config {
+        workspace_id: args.workspace_id,
+        home: root.clone(),
+        root,
+        listen,
+        shell,
+        limits: cove_runner::Limits {
+            scrollback_bytes: args.scrollback_bytes,
+            max_file_bytes: args.max_file_bytes,
+            max_message_bytes: args.max_message_bytes,
+            max_terminals: args.max_terminals,
+            max_processes: args.max_processes,
+            ..Default::default()
+        },
+    };
+    tracing::info!(workspace = %config.workspace_id, root = %config.root.display(), "runner starting");
+    cove_runner::run(config, CancellationToken::new()).await
+}

@@ -1,1 +1,339 @@
-//! placeholder
+//! Per-workspace agent: terminals, processes and files of exactly one workspace.
+//!
+//! Owns: PTY sessions and their scrollback, child processes and their logs, confined file
+//! access, the file watcher, the listening-port scanner, resource statistics, and the
+//! sockets of PROTOCOL.md sections 1, 2 and 6 that serve them.
+//! Must not know: HTTP users or roles, other workspaces, which backend started this process,
+//! or the sandbox around it.
+//!
+//! One runner process serves one workspace. It keeps running when every client and even the
+//! server are gone; it stops on SIGTERM (or `POST /shutdown`), ending its terminals and
+//! processes first.
+
+pub mod control;
+pub mod files;
+pub mod http;
+pub mod output;
+pub mod ports;
+pub mod processes;
+pub mod raw;
+pub mod stats;
+pub mod terminals;
+pub mod utf8;
+pub mod watch;
+
+use cove_protocol::{ErrorCode, ErrorReply, StatusState};
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Limits on what clients of one workspace may ask for.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Scrollback kept per terminal, and output log kept per process.
+    pub scrollback_bytes: usize,
+    /// Largest file read or written through the API.
+    pub max_file_bytes: u64,
+    /// Largest control-socket message accepted.
+    pub max_message_bytes: usize,
+    pub max_terminals: usize,
+    pub max_processes: usize,
+    /// How long a process gets between TERM and KILL.
+    pub stop_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            scrollback_bytes: 1024 * 1024,
+            max_file_bytes: 8 * 1024 * 1024,
+            max_message_bytes: 16 * 1024 * 1024,
+            max_terminals: 64,
+            max_processes: 64,
+            stop_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Where the runner listens.
+#[derive(Debug, Clone)]
+pub enum Listen {
+    /// A Unix socket created with mode 0600 (only the server's user can connect).
+    Unix(PathBuf),
+    /// TCP, for runners in Kubernetes pods; every request needs the bearer token.
+    Tcp { addr: std::net::SocketAddr, token: String },
+}
+
+/// Everything a runner needs to serve one workspace.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub workspace_id: String,
+    pub root: PathBuf,
+    pub listen: Listen,
+    /// The login shell for terminals.
+    pub shell: String,
+    /// What `HOME` is for the workspace's programs (the root unless a sandbox maps it).
+    pub home: PathBuf,
+    pub limits: Limits,
+}
+
+/// How a program ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl Exit {
+    fn from_status(status: Option<std::process::ExitStatus>) -> Exit {
+        use std::os::unix::process::ExitStatusExt;
+        match status {
+            Some(s) => Exit {
+                code: s.code(),
+                signal: s.signal(),
+            },
+            None => Exit::default(),
+        }
+    }
+}
+
+/// Sends `signal` to the process group led by `pgid`; a group that is already gone is fine.
+pub(crate) fn signal_group(pgid: u32, signal: i32) {
+    if pgid <= 1 {
+        return;
+    }
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    unsafe {
+        libc::kill(-(pgid as i32), signal);
+    }
+}
+
+/// Checks a client-chosen terminal or process id: short, printable, no path characters.
+pub(crate) fn validate_id(id: &str, what: &str) -> Result<String, ErrorReply> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'@'));
+    if ok {
+        Ok(id.to_string())
+    } else {
+        Err(ErrorReply::new(
+            ErrorCode::BadRequest,
+            format!("{what} must be 1-128 characters of letters, digits and _-.:@"),
+        ))
+    }
+}
+
+/// How programs are started in this workspace: shell, environment, working directory.
+#[derive(Debug)]
+pub struct Launch {
+    pub root: PathBuf,
+    pub home: PathBuf,
+    pub shell: String,
+    pub workspace_id: String,
+    pub limits: Limits,
+}
+
+impl Launch {
+    /// A `cwd` from a client: relative to the workspace root, absolute as it is.
+    fn cwd(&self, cwd: Option<&str>) -> Result<PathBuf, ErrorReply> {
+        let path = match cwd {
+            None | Some("") => return Ok(self.root.clone()),
+            Some(c) if c.contains('\0') => {
+                return Err(ErrorReply::new(ErrorCode::BadRequest, "cwd must not contain NUL bytes"));
+            }
+            Some(c) if c.starts_with('/') => PathBuf::from(c),
+            Some(c) => self.root.join(c),
+        };
+        if !path.is_dir() {
+            return Err(ErrorReply::new(
+                ErrorCode::BadRequest,
+                format!("cwd {:?} is not a directory", cwd.unwrap_or_default()),
+            ));
+        }
+        Ok(path)
+    }
+
+    /// The complete environment of a new program: a clean base plus the client's variables.
+    fn env(&self, extra: &[(String, String)], id_var: (&str, &str)) -> Result<Vec<(OsString, OsString)>, ErrorReply> {
+        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+        let lang = std::env::var("LANG").unwrap_or_else(|_| "C.UTF-8".into());
+        let user = std::env::var("USER").unwrap_or_else(|_| "cove".into());
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), path),
+            ("HOME".into(), self.home.to_string_lossy().into_owned()),
+            ("USER".into(), user),
+            ("SHELL".into(), self.shell.clone()),
+            ("LANG".into(), lang),
+            ("TERM".into(), "xterm-256color".into()),
+            ("COLORTERM".into(), "truecolor".into()),
+            ("COVE_WORKSPACE_ID".into(), self.workspace_id.clone()),
+            (id_var.0.into(), id_var.1.into()),
+        ];
+        for (key, value) in extra {
+            if key.is_empty() || key.contains('=') || key.contains('\0') || value.contains('\0') {
+                return Err(ErrorReply::new(
+                    ErrorCode::BadRequest,
+                    format!("bad environment variable {key:?}: names must be non-empty without = or NUL"),
+                ));
+            }
+            env.retain(|(k, _)| k != key);
+            env.push((key.clone(), value.clone()));
+        }
+        Ok(env.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+
+    fn pty_spawn(
+        &self,
+        command: Option<&str>,
+        cwd: Option<&str>,
+        env: &[(String, String)],
+        size: cove_pty::Size,
+        terminal_id: &str,
+    ) -> Result<cove_pty::Spawn, ErrorReply> {
+        let (program, args, arg0) = match command {
+            None => {
+                // A login shell, as ssh and code-server start one: argv[0] = "-bash".
+                let name = self.shell.rsplit('/').next().unwrap_or("sh");
+                (self.shell.clone(), vec![], Some(OsString::from(format!("-{name}"))))
+            }
+            Some(line) => ("/bin/bash".to_string(), vec!["-c".into(), OsString::from(line)], None),
+        };
+        Ok(cove_pty::Spawn {
+            program: program.into(),
+            args,
+            arg0,
+            cwd: self.cwd(cwd)?,
+            env: self.env(env, ("COVE_TERMINAL_ID", terminal_id))?,
+            size,
+        })
+    }
+
+    /// A command for `run_command`: the program and args as given, or a shell command line
+    /// when no args are given. The child leads its own session, so it can be stopped as a group.
+    fn command(
+        &self,
+        command: &str,
+        args: Option<&[String]>,
+        cwd: Option<&str>,
+        env: &[(String, String)],
+        process_id: &str,
+    ) -> Result<tokio::process::Command, ErrorReply> {
+        let mut cmd = match args {
+            Some(args) => {
+                let mut cmd = std::process::Command::new(command);
+                cmd.args(args);
+                cmd
+            }
+            None => {
+                let mut cmd = std::process::Command::new("/bin/bash");
+                cmd.arg("-c").arg(command);
+                cmd
+            }
+        };
+        cmd.current_dir(self.cwd(cwd)?)
+            .env_clear()
+            .envs(self.env(env, ("COVE_PROCESS_ID", process_id))?);
+        // SAFETY: setsid is async-signal-safe and touches only the child's own state.
+        unsafe {
+            cmd.pre_exec(|| {
+                rustix::process::setsid()?;
+                Ok(())
+            });
+        }
+        Ok(tokio::process::Command::from(cmd))
+    }
+}
+
+/// Everything of one workspace, shared by every connection.
+#[derive(Debug)]
+pub struct Workspace {
+    pub id: String,
+    pub launch: Arc<Launch>,
+    pub terminals: terminals::Terminals,
+    pub processes: processes::Processes,
+    pub files: files::Files,
+    pub watcher: watch::Watcher,
+    pub ports: ports::PortScanner,
+    pub stats: stats::StatsSampler,
+    /// Events for every socket of the workspace (status, ports).
+    pub broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
+    pub tasks: TaskTracker,
+    pub shutdown: CancellationToken,
+    pub started_at: std::time::SystemTime,
+}
+
+impl Workspace {
+    pub fn new(config: &Config, tasks: TaskTracker, shutdown: CancellationToken) -> std::io::Result<Arc<Workspace>> {
+        let launch = Arc::new(Launch {
+            root: config.root.clone(),
+            home: config.home.clone(),
+            shell: config.shell.clone(),
+            workspace_id: config.workspace_id.clone(),
+            limits: config.limits.clone(),
+        });
+        let files = files::Files::open(&config.root, config.limits.max_file_bytes)?;
+        let (broadcast, _) = tokio::sync::broadcast::channel(256);
+        Ok(Arc::new(Workspace {
+            id: config.workspace_id.clone(),
+            terminals: terminals::Terminals::new(launch.clone(), tasks.clone()),
+            processes: processes::Processes::new(launch.clone(), tasks.clone()),
+            files,
+            watcher: watch::Watcher::new(config.root.clone(), tasks.clone(), shutdown.clone()),
+            ports: ports::PortScanner::new(broadcast.clone(), tasks.clone(), shutdown.clone()),
+            stats: stats::StatsSampler::default(),
+            launch,
+            broadcast,
+            tasks,
+            shutdown,
+            started_at: std::time::SystemTime::now(),
+        }))
+    }
+
+    /// Ends every terminal and process, within the configured grace period.
+    pub async fn stop_everything(&self) {
+        let grace = self.launch.limits.stop_grace.min(Duration::from_secs(3));
+        let status = cove_protocol::ServerMessage::event(cove_protocol::Event::Status(cove_protocol::Status {
+            state: StatusState::Stopping,
+            message: "the workspace is stopping".into(),
+        }));
+        let _ = self.broadcast.send(status);
+        tokio::join!(self.terminals.close_all(grace), self.processes.stop_all(grace));
+    }
+}
+
+/// Serves the workspace until `shutdown` is cancelled (or SIGTERM/SIGINT arrives), then stops
+/// its terminals and processes and returns.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let tasks = TaskTracker::new();
+    let workspace = Workspace::new(&config, tasks.clone(), shutdown.clone())
+        .map_err(|e| anyhow::anyhow!("cannot open workspace root {}: {e}", config.root.display()))?;
+    let server = http::serve(workspace.clone(), config.listen.clone(), shutdown.clone());
+    let signals = {
+        let shutdown = shutdown.clone();
+        async move {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+                _ = int.recv() => tracing::info!("SIGINT: stopping"),
+                _ = shutdown.cancelled() => {}
+            }
+            shutdown.cancel();
+            anyhow::Ok(())
+        }
+    };
+    let (served, _) = tokio::join!(server, signals);
+    workspace.stop_everything().await;
+    tasks.close();
+    if tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await.is_err() {
+        tracing::warn!("some tasks did not finish within 5 s of shutdown");
+    }
+    if let Listen::Unix(path) = &config.listen {
+        let _ = std::fs::remove_file(path);
+    }
+    served
+}

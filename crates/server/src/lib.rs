@@ -1,1 +1,174 @@
-//! placeholder
+//! The control plane: HTTP API, workspace registry and lifecycle, socket relays, health.
+//!
+//! Owns: the metadata store, which workspaces exist and who owns them, starting and stopping
+//! them through a `Backend`, and relaying clients to runners.
+//! Must not know: PTYs, processes or files of a workspace. Every effect on a workspace goes
+//! through a runner link (`link.rs`); the server never opens a workspace file or spawns a
+//! workspace program itself.
+
+mod api;
+mod db;
+mod error;
+mod health;
+mod link;
+mod relay;
+mod templates;
+mod workspaces;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use cove_backend::SharedBackend;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use error::ApiError;
+
+/// How clients prove who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// No authentication: everyone is the single admin. Meant for loopback.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub auth: Auth,
+    /// Largest file body accepted by `PUT .../files/...`.
+    pub max_file_bytes: u64,
+}
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    manager: workspaces::Manager,
+    /// The owner every request acts as (one admin until accounts exist).
+    owner: String,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+    metrics: health::Metrics,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The current time as RFC 3339 UTC, e.g. `2026-11-22T18:30:00.123Z`.
+pub(crate) fn now_rfc3339() -> String {
+    let ms = now_ms();
+    let (secs, millis) = (ms / 1000, ms % 1000);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+async fn track_activity(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    app.metrics.touch();
+    next.run(request).await
+}
+
+async fn not_found() -> Response {
+    ApiError::not_found("no such route").into_response()
+}
+
+fn router(app: Arc<AppState>, max_file_bytes: u64) -> Router {
+    let files = axum::routing::get(api::files).put(api::files).delete(api::files);
+    Router::new()
+        .route("/api/workspaces", post(api::create_workspace).get(api::list_workspaces))
+        .route("/api/workspaces/{id}", get(api::get_workspace).delete(api::delete_workspace))
+        .route("/api/workspaces/{id}/start", post(api::start_workspace))
+        .route("/api/workspaces/{id}/stop", post(api::stop_workspace))
+        .route("/api/workspaces/{id}/ws", get(api::control_socket))
+        .route("/api/workspaces/{id}/terminals/{terminal}/ws", get(api::terminal_socket))
+        .route("/api/workspaces/{id}/files", files.clone())
+        .route("/api/workspaces/{id}/files/", files.clone())
+        .route("/api/workspaces/{id}/files/{*path}", files.layer(DefaultBodyLimit::max(max_file_bytes as usize + 1)))
+        .route("/api/templates", get(api::list_templates))
+        .route("/api/terminal/ws/{session}", get(api::plain_terminal_socket))
+        .route("/healthz", get(health::healthz))
+        .route("/health", get(health::health))
+        .route("/metrics", get(health::metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), track_activity))
+        .with_state(app)
+}
+
+/// Runs the server until `shutdown` is cancelled. Prints `cove listening on http://ADDR` on
+/// stdout once it accepts connections (tests and tools wait for that line).
+pub async fn serve(config: Config, backend: SharedBackend, shutdown: CancellationToken) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create the data dir {}: {e}", config.data_dir.display()))?;
+    let db = db::Db::open(&config.data_dir)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the database in {}: {e}", config.data_dir.display()))?;
+    let app = Arc::new(AppState {
+        manager: workspaces::Manager::new(db.clone(), backend),
+        owner: "admin".into(),
+        tasks: TaskTracker::new(),
+        shutdown: shutdown.clone(),
+        metrics: health::Metrics::default(),
+    });
+    app.manager.reconcile().await.map_err(|e| anyhow::anyhow!("cannot reconcile workspaces: {}", e.reply.message))?;
+    app.metrics.touch();
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
+    let local = listener.local_addr()?;
+    if !local.ip().is_loopback() && config.auth == Auth::None {
+        tracing::warn!("--auth none on {local}: anyone who can reach this address controls every workspace");
+    }
+    tracing::info!(addr = %local, data_dir = %config.data_dir.display(), "cove listening");
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "cove listening on http://{local}");
+        let _ = stdout.flush();
+    }
+    let stop = shutdown.clone();
+    axum::serve(listener, router(app.clone(), config.max_file_bytes))
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await?;
+    app.tasks.close();
+    if tokio::time::timeout(std::time::Duration::from_secs(5), app.tasks.wait()).await.is_err() {
+        tracing::warn!("some relays did not end within 5 s");
+    }
+    db.close().await;
+    tracing::info!("cove stopped; workspaces keep running and will be found again at the next start");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_has_the_right_shape() {
+        let now = super::now_rfc3339();
+        assert_eq!(now.len(), 24, "{now}");
+        assert!(now.starts_with("20") && now.ends_with('Z') && now.as_bytes()[10] == b'T', "{now}");
+    }
+}

@@ -1,1 +1,432 @@
-//! placeholder
+//! Test harness: a real `cove serve` on an ephemeral port with a temp data dir, and clients
+//! for its REST API, control socket and raw terminal socket. Dev-dependency only.
+//!
+//! Every wait is bounded; a server and the runners it started are killed by pid on drop.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any single wait in a test may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A running `cove serve`.
+pub struct TestServer {
+    bin: PathBuf,
+    child: Option<tokio::process::Child>,
+    pub port: u16,
+    pub data_dir: tempfile::TempDir,
+    extra_args: Vec<String>,
+}
+
+impl TestServer {
+    /// Starts `bin serve` on 127.0.0.1:0 with a fresh data dir.
+    pub async fn start(bin: &str) -> TestServer {
+        Self::start_with(bin, &[]).await
+    }
+
+    pub async fn start_with(bin: &str, args: &[&str]) -> TestServer {
+        let data_dir = tempfile::Builder::new().prefix("cove-it-").tempdir_in("/tmp").expect("temp dir");
+        let mut server = TestServer {
+            bin: PathBuf::from(bin),
+            child: None,
+            port: 0,
+            data_dir,
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+        };
+        server.launch().await;
+        server
+    }
+
+    async fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.path().join("server.log"))
+            .expect("server log");
+        let mut child = tokio::process::Command::new(&self.bin)
+            .arg("serve")
+            .arg("--bind-addr")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .args(&self.extra_args)
+            .env("COVE_LOG", "info,cove_runner=debug")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start cove serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let port = tokio::time::timeout(WAIT, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(addr) = line.strip_prefix("cove listening on http://") {
+                    return addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+                }
+            }
+            None
+        })
+        .await
+        .expect("cove serve announces its address in time")
+        .expect("cove serve prints `cove listening on http://ADDR`");
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.port = port;
+        self.child = Some(child);
+    }
+
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().and_then(|c| c.id()).expect("server running")
+    }
+
+    /// SIGKILLs the server (runners survive), then starts it again on a new port with the same
+    /// data dir.
+    pub async fn kill_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id().expect("pid"), libc::SIGKILL);
+            let _ = tokio::time::timeout(WAIT, child.wait()).await;
+        }
+        self.launch().await;
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Pids of the runners this server started, from their pid files.
+    pub fn runner_pids(&self) -> Vec<u32> {
+        let mut pids = Vec::new();
+        if let Ok(dir) = std::fs::read_dir(self.data_dir.path().join("run")) {
+            for entry in dir.flatten() {
+                if entry.path().extension().is_some_and(|e| e == "pid") {
+                    if let Some(pid) = std::fs::read_to_string(entry.path()).ok().and_then(|s| s.trim().parse().ok()) {
+                        pids.push(pid);
+                    }
+                }
+            }
+        }
+        pids
+    }
+
+    /// A workspace's directory on disk (for checking effects from outside).
+    pub fn workspace_dir(&self, id: &str) -> PathBuf {
+        self.data_dir.path().join("workspaces").join(id)
+    }
+
+    /// Sends one HTTP/1.1 request and returns (status, body).
+    pub async fn http(&self, method: &str, path: &str, body: Option<&[u8]>) -> (u16, Vec<u8>) {
+        http(self.port, method, path, body, &[]).await
+    }
+
+    /// Sends a JSON request and parses a JSON answer (Null for an empty body).
+    pub async fn json(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let body = body.map(|b| b.to_string());
+        let (status, bytes) = self.http(method, path, body.as_deref().map(str::as_bytes)).await;
+        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes))) };
+        (status, value)
+    }
+
+    /// Creates a workspace and returns its id.
+    pub async fn create_workspace(&self, name: &str, template: &str) -> String {
+        let (status, body) = self.json("POST", "/api/workspaces", Some(json!({"name": name, "template": template}))).await;
+        assert_eq!(status, 201, "create workspace: {body}");
+        body["id"].as_str().expect("id").to_string()
+    }
+
+    /// Opens a WebSocket at `path` (with an `Origin` of the server itself, as a browser would).
+    pub async fn websocket(&self, path: &str) -> Ws {
+        let url = format!("ws://127.0.0.1:{}{path}", self.port);
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("websocket connects in time")
+            .expect("websocket connects");
+        ws
+    }
+
+    /// Opens the control socket of a workspace and waits for `welcome`.
+    pub async fn control(&self, id: &str) -> Control {
+        let ws = self.websocket(&format!("/api/workspaces/{id}/ws")).await;
+        let mut control = Control { ws, pending: VecDeque::new(), next_id: 0 };
+        let welcome = control.wait_for(|m| m["type"] == "welcome").await;
+        assert_eq!(welcome["protocol"], 1);
+        control
+    }
+
+    /// Opens a raw terminal socket; returns it with its `attached` message.
+    pub async fn raw(&self, id: &str, terminal: &str, query: &str) -> (RawTerminal, Value) {
+        let ws = self.websocket(&format!("/api/workspaces/{id}/terminals/{terminal}/ws{query}")).await;
+        let mut raw = RawTerminal { ws, output: Vec::new(), controls: Vec::new() };
+        let attached = raw.next_control().await;
+        assert_eq!(attached["type"], "attached", "{attached}");
+        (raw, attached)
+    }
+}
+
+impl TestServer {
+    /// The last lines of the server's and runners' logs, shown when a test fails.
+    fn dump_logs(&self) {
+        let mut logs = vec![self.data_dir.path().join("server.log")];
+        if let Ok(dir) = std::fs::read_dir(self.data_dir.path().join("logs")) {
+            logs.extend(dir.flatten().map(|e| e.path()));
+        }
+        for path in logs {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!("--- {} (last 60 lines) ---", path.display());
+            for line in &lines[lines.len().saturating_sub(60)..] {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump_logs();
+        }
+        for pid in self.runner_pids() {
+            signal(pid, libc::SIGTERM);
+        }
+        if let Some(child) = &self.child {
+            if let Some(pid) = child.id() {
+                signal(pid, libc::SIGKILL);
+            }
+        }
+        // Runners get a moment to stop their programs, then are killed.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        for pid in self.runner_pids() {
+            while Path::new(&format!("/proc/{pid}")).exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            signal(pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Sends a signal to one process we started.
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) takes plain integers.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+/// Resident memory of a process in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// One HTTP/1.1 request with `Connection: close`; understands chunked bodies.
+pub async fn http(port: u16, method: &str, path: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
+    let run = async {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        let body = body.unwrap_or_default();
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await.expect("write");
+        stream.write_all(body).await.expect("write body");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.expect("read");
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("HTTP head") + 4;
+        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
+        let mut body = raw[split..].to_vec();
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            body = dechunk(&body);
+        }
+        (status, body)
+    };
+    tokio::time::timeout(WAIT, run).await.expect("HTTP answer in time")
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..line_end]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = line_end + 2;
+        out.extend_from_slice(&data[start..start + size]);
+        data = &data[start + size + 2..];
+    }
+    out
+}
+
+/// A control-socket client that keeps messages it was not waiting for.
+pub struct Control {
+    pub ws: Ws,
+    pending: VecDeque<Value>,
+    next_id: u64,
+}
+
+impl Control {
+    /// Sends a raw text frame.
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.into())).await.expect("send");
+    }
+
+    /// Sends `{"type", "payload"}` without a request id.
+    pub async fn send(&mut self, kind: &str, payload: Value) {
+        self.send_text(&json!({"type": kind, "payload": payload}).to_string()).await;
+    }
+
+    async fn read(&mut self) -> Option<Value> {
+        loop {
+            match self.ws.next().await? {
+                Ok(Message::Text(text)) => return Some(serde_json::from_str(&text).expect("server sends JSON")),
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// The next message that matches, keeping the others for later waits.
+    pub async fn wait_for(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.pending.iter().position(&pred) {
+            return self.pending.remove(i).expect("index");
+        }
+        let result = tokio::time::timeout(WAIT, async {
+            loop {
+                let message = self.read().await?;
+                if pred(&message) {
+                    return Some(message);
+                }
+                self.pending.push_back(message);
+            }
+        })
+        .await;
+        match result {
+            Ok(Some(message)) => message,
+            Ok(None) => panic!("the socket closed; unmatched messages: {:?}", self.pending),
+            Err(_) => panic!("timed out; unmatched messages: {:?}", self.pending),
+        }
+    }
+
+    /// Sends a request with a fresh `requestId` and returns the reply that carries it.
+    pub async fn request(&mut self, kind: &str, payload: Value) -> Value {
+        self.next_id += 1;
+        let id = format!("r{}", self.next_id);
+        self.send_text(&json!({"type": kind, "payload": payload, "requestId": id}).to_string()).await;
+        self.wait_for(|m| m["requestId"] == id.as_str()).await
+    }
+
+    /// Collects `terminal_output` of a terminal until the text contains `needle`.
+    pub async fn terminal_until(&mut self, terminal: &str, needle: &str) -> String {
+        let mut text = String::new();
+        while !text.contains(needle) {
+            let m = self.wait_for(|m| m["type"] == "terminal_output" && m["terminalId"] == terminal).await;
+            text.push_str(m["data"].as_str().expect("data"));
+        }
+        text
+    }
+
+    /// Collects `process_output` of a process until it exits; returns (stdout, stderr, exit).
+    pub async fn process_until_exit(&mut self, process: &str) -> (String, String, Value) {
+        let (mut out, mut err) = (String::new(), String::new());
+        loop {
+            let m = self
+                .wait_for(|m| (m["type"] == "process_output" || m["type"] == "process_exit") && m["processId"] == process)
+                .await;
+            if m["type"] == "process_exit" {
+                return (out, err, m);
+            }
+            let data = m["data"].as_str().expect("data");
+            if m["stream"] == "stderr" { err.push_str(data) } else { out.push_str(data) }
+        }
+    }
+
+    /// Messages received but not yet matched.
+    pub fn pending(&self) -> &VecDeque<Value> {
+        &self.pending
+    }
+}
+
+/// A raw terminal socket client.
+pub struct RawTerminal {
+    pub ws: Ws,
+    /// Every output byte received so far.
+    pub output: Vec<u8>,
+    /// Control messages received after `attached`.
+    pub controls: Vec<Value>,
+}
+
+impl RawTerminal {
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.ws.send(Message::Binary(bytes.to_vec().into())).await.expect("send");
+    }
+
+    pub async fn resize(&mut self, cols: u16, rows: u16) {
+        let text = json!({"type": "resize", "cols": cols, "rows": rows}).to_string();
+        self.ws.send(Message::Text(text.into())).await.expect("send");
+    }
+
+    async fn next_control(&mut self) -> Value {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.ws.next()).await.expect("message in time");
+            match message {
+                Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).expect("JSON control"),
+                Some(Ok(Message::Binary(bytes))) => self.output.extend_from_slice(&bytes),
+                Some(Ok(_)) => {}
+                other => panic!("socket ended before a control message: {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until the output received so far contains `needle`.
+    pub async fn until(&mut self, needle: &str) -> String {
+        let result = tokio::time::timeout(WAIT, async {
+            while !String::from_utf8_lossy(&self.output).contains(needle) {
+                match self.ws.next().await {
+                    Some(Ok(Message::Binary(bytes))) => self.output.extend_from_slice(&bytes),
+                    Some(Ok(Message::Text(text))) => self.controls.push(serde_json::from_str(&text).expect("JSON")),
+                    Some(Ok(_)) => {}
+                    _ => return false,
+                }
+            }
+            true
+        })
+        .await;
+        let text = String::from_utf8_lossy(&self.output).to_string();
+        assert!(matches!(result, Ok(true)), "never saw {needle:?}; got {text:?}");
+        text
+    }
+
+    /// Reads until the socket closes; returns the close code.
+    pub async fn until_closed(&mut self) -> Option<u16> {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Binary(bytes))) => self.output.extend_from_slice(&bytes),
+                    Some(Ok(Message::Text(text))) => self.controls.push(serde_json::from_str(&text).expect("JSON")),
+                    Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                    Some(Ok(_)) => {}
+                    _ => return None,
+                }
+            }
+        })
+        .await
+        .expect("socket closes in time")
+    }
+}

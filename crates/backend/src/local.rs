@@ -1,0 +1,344 @@
+//! The local backend: each workspace is a directory under the data dir, and its runner is a
+//! detached `cove runner` process listening on a Unix socket beside it.
+//!
+//! Layout under the data dir:
+//! - `workspaces/<id>/`: the workspace's files;
+//! - `run/<id>.sock`, `run/<id>.pid`: the runner's socket and pid (the `run` dir is 0700);
+//! - `logs/<id>.log`: the runner's log.
+//!
+//! Runners are started in their own session and are not killed with the server: a restarted
+//! server finds them through their pid files and sockets.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::task::TaskTracker;
+
+use crate::{Backend, BackendError, BoxFuture, RunnerAddr, RunnerState, SeedFile};
+
+/// Limits handed to every runner this backend starts.
+#[derive(Debug, Clone)]
+pub struct RunnerLimits {
+    pub scrollback_bytes: usize,
+    pub max_file_bytes: u64,
+    pub max_message_bytes: usize,
+    pub max_terminals: usize,
+    pub max_processes: usize,
+}
+
+impl Default for RunnerLimits {
+    fn default() -> RunnerLimits {
+        RunnerLimits {
+            scrollback_bytes: 1024 * 1024,
+            max_file_bytes: 8 * 1024 * 1024,
+            max_message_bytes: 16 * 1024 * 1024,
+            max_terminals: 64,
+            max_processes: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    pub data_dir: PathBuf,
+    /// The program to run as `<runner_exe> runner ...` (normally the cove binary itself).
+    pub runner_exe: PathBuf,
+    pub limits: RunnerLimits,
+    /// How long a runner may take to accept connections.
+    pub start_timeout: Duration,
+    /// How long a runner may take to stop before it is killed.
+    pub stop_timeout: Duration,
+}
+
+#[derive(Debug)]
+pub struct LocalBackend {
+    config: LocalConfig,
+    /// Waits for runner children so they never linger as zombies.
+    reapers: TaskTracker,
+}
+
+/// Longest path a Unix socket address can hold (`sun_path` is 108 bytes with the NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+impl LocalBackend {
+    /// Prepares the data dir's layout.
+    pub fn new(config: LocalConfig) -> Result<LocalBackend, BackendError> {
+        use std::os::unix::fs::PermissionsExt;
+        for dir in ["workspaces", "run", "logs"] {
+            let path = config.data_dir.join(dir);
+            std::fs::create_dir_all(&path).map_err(BackendError::io(format!("cannot create {}", path.display())))?;
+        }
+        let run = config.data_dir.join("run");
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700))
+            .map_err(BackendError::io(format!("cannot restrict {}", run.display())))?;
+        let probe = run.join(format!("{}.sock", "0".repeat(32)));
+        if probe.as_os_str().len() > MAX_SOCKET_PATH {
+            return Err(BackendError::Io {
+                context: format!(
+                    "the data dir {} is too long for Unix socket paths ({} bytes > {MAX_SOCKET_PATH}); choose a shorter --data-dir",
+                    config.data_dir.display(),
+                    probe.as_os_str().len()
+                ),
+                source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            });
+        }
+        Ok(LocalBackend {
+            config,
+            reapers: TaskTracker::new(),
+        })
+    }
+
+    /// The directory holding a workspace's files.
+    pub fn root(&self, id: &str) -> PathBuf {
+        self.config.data_dir.join("workspaces").join(id)
+    }
+
+    fn socket(&self, id: &str) -> PathBuf {
+        self.config.data_dir.join("run").join(format!("{id}.sock"))
+    }
+
+    fn pid_file(&self, id: &str) -> PathBuf {
+        self.config.data_dir.join("run").join(format!("{id}.pid"))
+    }
+
+    fn log_file(&self, id: &str) -> PathBuf {
+        self.config.data_dir.join("logs").join(format!("{id}.log"))
+    }
+
+    /// The pid of the workspace's runner if that process is alive and really is its runner
+    /// (a pid file can outlive its process, and pids are reused).
+    fn live_pid(&self, id: &str) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(self.pid_file(id)).ok()?.trim().parse().ok()?;
+        is_runner_of(pid, id).then_some(pid)
+    }
+
+    async fn wait_until_accepting(&self, id: &str, pid: u32, deadline: Instant) -> Result<(), BackendError> {
+        let socket = self.socket(id);
+        loop {
+            if tokio::net::UnixStream::connect(&socket).await.is_ok() {
+                return Ok(());
+            }
+            if !is_alive(pid) {
+                return Err(BackendError::StartFailed {
+                    id: id.to_string(),
+                    reason: format!("it exited; its log says: {}", tail(&self.log_file(id), 600)),
+                });
+            }
+            if Instant::now() > deadline {
+                return Err(BackendError::StartFailed {
+                    id: id.to_string(),
+                    reason: format!("it did not listen within {:?}", self.config.start_timeout),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    async fn start_runner(&self, id: &str) -> Result<RunnerAddr, BackendError> {
+        let root = self.root(id);
+        if !root.is_dir() {
+            return Err(BackendError::NoStorage(id.to_string()));
+        }
+        if let Some(pid) = self.live_pid(id) {
+            self.wait_until_accepting(id, pid, Instant::now() + self.config.start_timeout).await?;
+            return Ok(RunnerAddr::Unix(self.socket(id)));
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_file(id))
+            .map_err(BackendError::io("cannot open the runner log"))?;
+        let limits = &self.config.limits;
+        let mut command = std::process::Command::new(&self.config.runner_exe);
+        command
+            .arg("runner")
+            .arg("--workspace-id")
+            .arg(id)
+            .arg("--root")
+            .arg(&root)
+            .arg("--socket")
+            .arg(self.socket(id))
+            .arg("--scrollback-bytes")
+            .arg(limits.scrollback_bytes.to_string())
+            .arg("--max-file-bytes")
+            .arg(limits.max_file_bytes.to_string())
+            .arg("--max-message-bytes")
+            .arg(limits.max_message_bytes.to_string())
+            .arg("--max-terminals")
+            .arg(limits.max_terminals.to_string())
+            .arg("--max-processes")
+            .arg(limits.max_processes.to_string())
+            .current_dir(&root)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log);
+        // Its own session: a Ctrl+C meant for the server's terminal must not reach runners,
+        // and runners outlive the server on purpose.
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| rustix::process::setsid().map(drop).map_err(Into::into));
+        }
+        let mut child = tokio::process::Command::from(command)
+            .kill_on_drop(false)
+            .spawn()
+            .map_err(BackendError::io(format!("cannot run {}", self.config.runner_exe.display())))?;
+        let pid = child.id().unwrap_or(0);
+        std::fs::write(self.pid_file(id), pid.to_string()).map_err(BackendError::io("cannot write the pid file"))?;
+        self.reapers.spawn(async move {
+            let _ = child.wait().await;
+        });
+        tracing::info!(workspace = %id, pid, "runner started");
+        self.wait_until_accepting(id, pid, Instant::now() + self.config.start_timeout).await?;
+        Ok(RunnerAddr::Unix(self.socket(id)))
+    }
+
+    async fn stop_runner(&self, id: &str) -> Result<(), BackendError> {
+        let Some(pid) = self.live_pid(id) else {
+            let _ = std::fs::remove_file(self.pid_file(id));
+            return Ok(());
+        };
+        signal(pid, libc::SIGTERM);
+        let deadline = Instant::now() + self.config.stop_timeout;
+        while is_alive(pid) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if is_alive(pid) {
+            tracing::warn!(workspace = %id, pid, "runner ignored SIGTERM; killing it");
+            signal(pid, libc::SIGKILL);
+        }
+        let _ = std::fs::remove_file(self.pid_file(id));
+        let _ = std::fs::remove_file(self.socket(id));
+        tracing::info!(workspace = %id, pid, "runner stopped");
+        Ok(())
+    }
+}
+
+impl Backend for LocalBackend {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn provision<'a>(&'a self, id: &'a str, files: &'a [SeedFile]) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            let root = self.root(id);
+            if root.exists() {
+                return Err(BackendError::AlreadyExists(id.to_string()));
+            }
+            for file in files {
+                if file.path.split('/').any(|c| c.is_empty() || c == "." || c == "..") || file.path.starts_with('/') {
+                    return Err(BackendError::BadSeedPath(file.path.clone()));
+                }
+            }
+            let files = files.to_vec();
+            let result = tokio::task::spawn_blocking(move || write_seed(&root, &files)).await;
+            result.map_err(|e| BackendError::Io {
+                context: "provisioning failed".into(),
+                source: std::io::Error::other(e),
+            })?
+        })
+    }
+
+    fn start<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<RunnerAddr, BackendError>> {
+        Box::pin(self.start_runner(id))
+    }
+
+    fn stop<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(self.stop_runner(id))
+    }
+
+    fn status<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<RunnerState, BackendError>> {
+        Box::pin(async move {
+            Ok(match self.live_pid(id) {
+                Some(pid) if self.socket(id).exists() => RunnerState::Running {
+                    addr: RunnerAddr::Unix(self.socket(id)),
+                    pid: Some(pid),
+                },
+                _ => RunnerState::Stopped,
+            })
+        })
+    }
+
+    fn list_running(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {
+        Box::pin(async move {
+            let run = self.config.data_dir.join("run");
+            let mut ids = Vec::new();
+            let entries = std::fs::read_dir(&run).map_err(BackendError::io(format!("cannot list {}", run.display())))?;
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if let Some(id) = name.strip_suffix(".pid") {
+                    if self.live_pid(id).is_some() {
+                        ids.push(id.to_string());
+                    }
+                }
+            }
+            Ok(ids)
+        })
+    }
+
+    fn destroy<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            self.stop_runner(id).await?;
+            let root = self.root(id);
+            if root.exists() {
+                tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&root))
+                    .await
+                    .map_err(|e| BackendError::Io { context: "delete failed".into(), source: std::io::Error::other(e) })?
+                    .map_err(BackendError::io("cannot delete the workspace's files"))?;
+            }
+            let _ = std::fs::remove_file(self.log_file(id));
+            Ok(())
+        })
+    }
+}
+
+fn write_seed(root: &Path, files: &[SeedFile]) -> Result<(), BackendError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(root).map_err(BackendError::io(format!("cannot create {}", root.display())))?;
+    for file in files {
+        let path = root.join(&file.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(BackendError::io("cannot create a template directory"))?;
+        }
+        std::fs::write(&path, &file.contents).map_err(BackendError::io("cannot write a template file"))?;
+        if file.executable {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .map_err(BackendError::io("cannot mark a template file executable"))?;
+        }
+    }
+    Ok(())
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) takes plain integers.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+/// Alive and not a zombie (a zombie runner has exited; only its parent has yet to reap it).
+fn is_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()) != Some("Z"),
+        Err(_) => false,
+    }
+}
+
+fn is_runner_of(pid: u32, id: &str) -> bool {
+    if !is_alive(pid) {
+        return false;
+    }
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    args.contains(&b"runner".as_slice()) && args.windows(2).any(|w| w[0] == b"--workspace-id" && w[1] == id.as_bytes())
+}
+
+/// The last `max` bytes of a log file, for error messages.
+fn tail(path: &Path, max: usize) -> String {
+    let text = std::fs::read(path).unwrap_or_default();
+    let start = text.len().saturating_sub(max);
+    String::from_utf8_lossy(&text[start..]).trim().to_string()
+}
+
+/// Shared handle, as the server holds it.
+pub type SharedBackend = Arc<dyn Backend>;

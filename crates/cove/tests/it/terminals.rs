@@ -1,0 +1,121 @@
+//! The raw terminal socket (PROTOCOL.md section 2): attach, replay, resume by offset, shared
+//! terminals, resize, exit.
+
+use serde_json::json;
+
+use crate::server;
+
+#[tokio::test]
+async fn raw_socket_creates_replays_and_resumes_without_loss_or_duplicates() {
+    let s = server().await;
+    let id = s.create_workspace("raw", "blank").await;
+    let (mut a, attached) = s.raw(&id, "r1", "?cols=90&rows=20").await;
+    assert_eq!(attached["offset"], 0, "{attached}");
+    assert_eq!((attached["cols"].as_u64(), attached["rows"].as_u64()), (Some(90), Some(20)));
+    a.send(b"stty size; for i in $(seq 1 50); do echo line-$i; done; echo END-\"\"1\n").await;
+    let first = a.until("END-1").await;
+    assert!(first.contains("20 90"), "{first}");
+    let seen = a.output.len() as u64;
+    drop(a);
+
+    // More output while nobody is attached.
+    let mut c = s.control(&id).await;
+    c.send("terminal_input", json!({"terminalId": "r1", "input": "echo while-away; echo END-\"\"2\n"})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    // Resume exactly at the byte counted: nothing shown twice, nothing lost.
+    let (mut b, attached) = s.raw(&id, "r1", &format!("?offset={seen}")).await;
+    assert_eq!(attached["offset"], seen, "{attached}");
+    assert!(attached.get("gap").is_none(), "{attached}");
+    let resumed = b.until("END-2").await;
+    assert!(resumed.contains("while-away"), "{resumed}");
+    assert!(!resumed.contains("line-50"), "bytes before the offset are not sent again: {resumed}");
+
+    // Without an offset, the scrollback is replayed from the start.
+    let (mut replay, attached) = s.raw(&id, "r1", "").await;
+    assert_eq!(attached["offset"], 0);
+    let all = replay.until("END-2").await;
+    assert!(all.contains("line-1\r\n") && all.contains("while-away"), "{all}");
+    let mut whole = first.into_bytes();
+    whole.extend_from_slice(&b.output);
+    assert_eq!(&replay.output[..whole.len().min(replay.output.len())], &whole[..whole.len().min(replay.output.len())]);
+}
+
+#[tokio::test]
+async fn offset_older_than_the_scrollback_reports_a_gap() {
+    let s = cove_test_support::TestServer::start_with(env!("CARGO_BIN_EXE_cove"), &["--scrollback", "65536"]).await;
+    let id = s.create_workspace("gap", "blank").await;
+    let (mut a, _) = s.raw(&id, "g", "").await;
+    // 300 KB of output: far more than the 64 KiB scrollback.
+    a.send(b"head -c 300000 /dev/zero | tr '\\0' x; echo; echo DONE\"\"X\n").await;
+    a.until("DONEX").await;
+    drop(a);
+    let (mut b, attached) = s.raw(&id, "g", "?offset=10").await;
+    assert_eq!(attached["gap"], true, "{attached}");
+    let start = attached["offset"].as_u64().unwrap();
+    assert!(start > 10, "{attached}");
+    b.until("DONEX").await;
+    assert!(b.output.len() <= 65536 + 300_000 / 4, "replay bounded by the scrollback: {}", b.output.len());
+}
+
+#[tokio::test]
+async fn shared_terminal_input_from_any_output_to_all_last_resize_wins() {
+    let s = server().await;
+    let id = s.create_workspace("shared", "blank").await;
+    let (mut a, _) = s.raw(&id, "sh", "?cols=80&rows=24").await;
+    let (mut b, _) = s.raw(&id, "sh", "").await;
+    a.send(b"echo from-\"\"a\n").await;
+    b.until("from-a").await;
+    b.send(b"echo from-\"\"b\n").await;
+    a.until("from-b").await;
+    // Resizes from two sockets, one after the other: the later one is in force.
+    a.resize(100, 30).await;
+    a.send(b"stty size\n").await;
+    b.until("30 100").await;
+    b.resize(132, 43).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    a.send(b"stty size\n").await;
+    a.until("43 132").await;
+    b.until("43 132").await;
+}
+
+#[tokio::test]
+async fn exit_sends_exit_and_closes_every_socket_with_1000() {
+    let s = server().await;
+    let id = s.create_workspace("rawexit", "blank").await;
+    let (mut a, _) = s.raw(&id, "x", "").await;
+    let (mut b, _) = s.raw(&id, "x", "").await;
+    a.send(b"exit 5\n").await;
+    for sock in [&mut a, &mut b] {
+        let code = sock.until_closed().await;
+        assert_eq!(code, Some(1000));
+        let exit = sock.controls.iter().find(|c| c["type"] == "exit").cloned().unwrap_or_else(|| panic!("{:?}", sock.controls));
+        assert_eq!(exit["exitCode"], 5, "{exit}");
+    }
+}
+
+#[tokio::test]
+async fn closing_the_socket_leaves_the_terminal_running() {
+    let s = server().await;
+    let id = s.create_workspace("keep", "blank").await;
+    let (mut a, _) = s.raw(&id, "k", "").await;
+    a.send(b"sleep 1; echo still-\"\"here\n").await;
+    drop(a);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (mut b, _) = s.raw(&id, "k", "").await;
+    b.until("still-here").await;
+}
+
+#[tokio::test]
+async fn bad_terminal_requests_are_refused_clearly() {
+    let s = server().await;
+    let id = s.create_workspace("badraw", "blank").await;
+    let (status, body) = s.json("GET", &format!("/api/workspaces/{id}/terminals/x/ws"), None).await;
+    assert_eq!(status, 426, "a plain GET is told to upgrade: {body}");
+    let url = format!("ws://127.0.0.1:{}/api/workspaces/{id}/terminals/bad%20id/ws", s.port);
+    let err = tokio_tungstenite::connect_async(url).await.unwrap_err();
+    assert!(err.to_string().contains("400"), "{err}");
+    let url = format!("ws://127.0.0.1:{}/api/workspaces/nope/terminals/t/ws", s.port);
+    let err = tokio_tungstenite::connect_async(url).await.unwrap_err();
+    assert!(err.to_string().contains("404"), "{err}");
+}

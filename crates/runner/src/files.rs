@@ -1,0 +1,493 @@
+//! Confined file access: every path a client names is resolved by the kernel beneath the
+//! workspace root (`openat2` with `RESOLVE_BENEATH`), so `..`, absolute symlinks, symlink
+//! chains and races between check and use cannot reach anything outside it.
+//!
+//! Mutations work on a directory descriptor resolved beneath the root plus one final name
+//! that contains no slash, so the last step cannot escape either. Writes are atomic and
+//! durable: temp file in the same directory, fsync, rename, fsync of the directory.
+
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags};
+use rustix::io::Errno;
+use sha1::{Digest, Sha1};
+use std::path::Path;
+use std::sync::Mutex;
+
+use cove_protocol::{DirEntry, EntryKind, ErrorCode};
+
+/// A file operation's failure, with a message that names the workspace path, never a host path.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct FileError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl FileError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> FileError {
+        FileError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn from_errno(errno: Errno, path: &str) -> FileError {
+        let (code, what) = match errno {
+            Errno::NOENT => (ErrorCode::NotFound, "no such file or directory"),
+            Errno::XDEV | Errno::LOOP => (ErrorCode::Forbidden, "the path leads outside the workspace"),
+            Errno::ACCESS | Errno::PERM | Errno::ROFS => (ErrorCode::Forbidden, "permission denied"),
+            Errno::NOTDIR => (ErrorCode::BadRequest, "a component of the path is not a directory"),
+            Errno::ISDIR => (ErrorCode::BadRequest, "the path is a directory"),
+            Errno::NAMETOOLONG => (ErrorCode::BadRequest, "the path is too long"),
+            Errno::EXIST => (ErrorCode::Conflict, "the path already exists"),
+            Errno::NOTEMPTY => (ErrorCode::Conflict, "the directory is not empty"),
+            Errno::NOSPC | Errno::DQUOT => (ErrorCode::LimitExceeded, "no space left in the workspace"),
+            Errno::INVAL => (ErrorCode::BadRequest, "invalid path"),
+            Errno::BUSY => (ErrorCode::Conflict, "the path is in use"),
+            _ => (ErrorCode::Internal, "file operation failed"),
+        };
+        if code == ErrorCode::Internal {
+            tracing::warn!(%path, %errno, "file operation failed");
+        }
+        FileError::new(code, format!("{path}: {what}"))
+    }
+}
+
+type Result<T> = std::result::Result<T, FileError>;
+
+/// Name prefix of the temp files of atomic writes; the watcher hides them.
+pub const TEMP_PREFIX: &str = ".cove-tmp-";
+
+/// The files of one workspace.
+#[derive(Debug)]
+pub struct Files {
+    root: OwnedFd,
+    max_file_bytes: u64,
+    /// Serializes API writes so that the `baseVersion` check and the rename are one step.
+    write_lock: Mutex<()>,
+}
+
+/// A file's bytes and version.
+#[derive(Debug)]
+pub struct FileData {
+    pub bytes: Vec<u8>,
+    pub version: String,
+}
+
+/// The result of a write.
+#[derive(Debug)]
+pub struct Written {
+    pub version: String,
+    pub size: u64,
+    pub created: bool,
+}
+
+/// A path from a client, checked for what the kernel cannot check for us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct WsPath {
+    /// Relative to the root; empty for the root itself.
+    rel: String,
+}
+
+impl WsPath {
+    fn parse(raw: &str) -> Result<WsPath> {
+        if raw.contains('\0') {
+            return Err(FileError::new(ErrorCode::BadRequest, "a path must not contain NUL bytes"));
+        }
+        if raw.len() > 4096 {
+            return Err(FileError::new(ErrorCode::BadRequest, "the path is too long"));
+        }
+        let rel = raw.trim_start_matches('/').trim_end_matches('/');
+        // Collapse `//` and drop `.` components so that the final name is a real name.
+        let rel = rel
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect::<Vec<_>>()
+            .join("/");
+        Ok(WsPath { rel })
+    }
+
+    fn is_root(&self) -> bool {
+        self.rel.is_empty()
+    }
+
+    /// The directory part and the final name, for operations on a directory entry.
+    fn split(&self, raw: &str) -> Result<(&str, &str)> {
+        if self.is_root() {
+            return Err(FileError::new(
+                ErrorCode::BadRequest,
+                format!("{raw}: the workspace root itself cannot be changed this way"),
+            ));
+        }
+        let (dir, name) = self.rel.rsplit_once('/').unwrap_or(("", &self.rel));
+        if name == ".." {
+            return Err(FileError::new(ErrorCode::BadRequest, format!("{raw}: the path must end in a name, not ..")));
+        }
+        Ok((dir, name))
+    }
+
+    fn as_arg(&self) -> &str {
+        if self.rel.is_empty() { "." } else { &self.rel }
+    }
+}
+
+const RESOLVE: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
+
+/// The version of a file's bytes: it changes whenever they change.
+pub fn version_of(bytes: &[u8]) -> String {
+    let digest = Sha1::digest(bytes);
+    digest[..10].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn kind_of(file_type: FileType) -> EntryKind {
+    match file_type {
+        FileType::RegularFile => EntryKind::File,
+        FileType::Directory => EntryKind::Dir,
+        FileType::Symlink => EntryKind::Symlink,
+        _ => EntryKind::Other,
+    }
+}
+
+impl Files {
+    /// Opens the workspace root. Every later access is relative to this descriptor.
+    pub fn open(root: &Path, max_file_bytes: u64) -> std::io::Result<Files> {
+        let root = rustix::fs::open(root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        Ok(Files {
+            root,
+            max_file_bytes,
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    /// The largest file a client may read or write through the API.
+    pub fn max_file_bytes(&self) -> u64 {
+        self.max_file_bytes
+    }
+
+    fn open_beneath(&self, path: &str, flags: OFlags, raw: &str) -> Result<OwnedFd> {
+        rustix::fs::openat2(&self.root, path, flags | OFlags::CLOEXEC, Mode::empty(), RESOLVE)
+            .map_err(|e| FileError::from_errno(e, raw))
+    }
+
+    fn open_dir(&self, rel: &str, raw: &str) -> Result<OwnedFd> {
+        let rel = if rel.is_empty() { "." } else { rel };
+        self.open_beneath(rel, OFlags::RDONLY | OFlags::DIRECTORY, raw)
+    }
+
+    /// Opens (creating as needed, like `mkdir -p`) the directory `rel` beneath the root.
+    fn ensure_dir(&self, rel: &str, raw: &str) -> Result<OwnedFd> {
+        let mut dir = self.open_dir("", raw)?;
+        for component in rel.split('/').filter(|c| !c.is_empty()) {
+            if component == ".." {
+                // `a/../b` is legal for the kernel, but creating directories along it is not
+                // worth the ambiguity.
+                return Err(FileError::new(ErrorCode::BadRequest, format!("{raw}: .. is not allowed here")));
+            }
+            match rustix::fs::mkdirat(&dir, component, Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(FileError::from_errno(e, raw)),
+            }
+            // Resolving one name at a time beneath `dir` refuses a symlink planted in the path.
+            dir = rustix::fs::openat2(
+                &dir,
+                component,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                RESOLVE | ResolveFlags::NO_SYMLINKS,
+            )
+            .map_err(|e| FileError::from_errno(e, raw))?;
+        }
+        Ok(dir)
+    }
+
+    fn read_fd(fd: &OwnedFd, limit: u64, raw: &str) -> Result<Vec<u8>> {
+        let stat = rustix::fs::fstat(fd).map_err(|e| FileError::from_errno(e, raw))?;
+        if FileType::from_raw_mode(stat.st_mode as _) != FileType::RegularFile {
+            return Err(FileError::new(ErrorCode::BadRequest, format!("{raw}: not a regular file")));
+        }
+        if stat.st_size as u64 > limit {
+            return Err(too_large(raw, stat.st_size as u64, limit));
+        }
+        let mut bytes = Vec::with_capacity(stat.st_size as usize);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match rustix::io::read(fd, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    bytes.extend_from_slice(&buf[..n]);
+                    if bytes.len() as u64 > limit {
+                        return Err(too_large(raw, bytes.len() as u64, limit));
+                    }
+                }
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(FileError::from_errno(e, raw)),
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// Reads a regular file.
+    pub fn read(&self, raw: &str) -> Result<FileData> {
+        let path = WsPath::parse(raw)?;
+        // O_NONBLOCK: opening a FIFO planted in the workspace must not hang the runner.
+        let fd = self.open_beneath(path.as_arg(), OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY, raw)?;
+        let bytes = Self::read_fd(&fd, self.max_file_bytes, raw)?;
+        let version = version_of(&bytes);
+        Ok(FileData { bytes, version })
+    }
+
+    /// Whether the path is a directory (symlinks beneath the root are followed).
+    pub fn is_dir(&self, raw: &str) -> Result<bool> {
+        let path = WsPath::parse(raw)?;
+        let fd = self.open_beneath(path.as_arg(), OFlags::PATH, raw)?;
+        let stat = rustix::fs::fstat(&fd).map_err(|e| FileError::from_errno(e, raw))?;
+        Ok(FileType::from_raw_mode(stat.st_mode as _) == FileType::Directory)
+    }
+
+    /// Writes a file atomically and durably; creates missing parent directories. With
+    /// `base_version`, refuses with `conflict` unless the file still has that version.
+    pub fn write(&self, raw: &str, bytes: &[u8], base_version: Option<&str>) -> Result<Written> {
+        let path = WsPath::parse(raw)?;
+        let (dir_rel, name) = path.split(raw)?;
+        if bytes.len() as u64 > self.max_file_bytes {
+            return Err(too_large(raw, bytes.len() as u64, self.max_file_bytes));
+        }
+        let dir = self.ensure_dir(dir_rel, raw)?;
+        let _guard = self.write_lock.lock().unwrap();
+        let existing = match rustix::fs::openat2(
+            &dir,
+            name,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+            RESOLVE,
+        ) {
+            Ok(fd) => Some(fd),
+            Err(Errno::NOENT) => None,
+            Err(e) => return Err(FileError::from_errno(e, raw)),
+        };
+        let mut mode = Mode::from_raw_mode(0o644);
+        if let Some(fd) = &existing {
+            let stat = rustix::fs::fstat(fd).map_err(|e| FileError::from_errno(e, raw))?;
+            if FileType::from_raw_mode(stat.st_mode as _) == FileType::Directory {
+                return Err(FileError::new(ErrorCode::BadRequest, format!("{raw}: the path is a directory")));
+            }
+            mode = Mode::from_raw_mode(stat.st_mode & 0o7777);
+        }
+        if let Some(base) = base_version {
+            let current = match &existing {
+                Some(fd) => Some(version_of(&Self::read_fd(fd, u64::MAX, raw)?)),
+                None => None,
+            };
+            if current.as_deref() != Some(base) {
+                let why = if current.is_some() { "changed" } else { "was deleted" };
+                return Err(FileError::new(
+                    ErrorCode::Conflict,
+                    format!("{raw} {why} since version {base}"),
+                ));
+            }
+        }
+        let created = existing.is_none();
+        drop(existing);
+        let temp = format!("{TEMP_PREFIX}{}", uniq());
+        let fd = rustix::fs::openat(&dir, &temp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC, mode)
+            .map_err(|e| FileError::from_errno(e, raw))?;
+        let result = (|| {
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                match rustix::io::write(&fd, rest) {
+                    Ok(n) => rest = &rest[n..],
+                    Err(Errno::INTR) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            // The umask may have narrowed the mode given to openat.
+            rustix::fs::fchmod(&fd, mode)?;
+            rustix::fs::fsync(&fd)?;
+            rustix::fs::renameat(&dir, &temp, &dir, name)?;
+            rustix::fs::fsync(&dir)
+        })();
+        if let Err(e) = result {
+            let _ = rustix::fs::unlinkat(&dir, &temp, AtFlags::empty());
+            return Err(FileError::from_errno(e, raw));
+        }
+        Ok(Written {
+            version: version_of(bytes),
+            size: bytes.len() as u64,
+            created,
+        })
+    }
+
+    /// Lists a directory, directories first, then by name. Symlinks are reported, not followed.
+    pub fn list(&self, raw: &str) -> Result<Vec<DirEntry>> {
+        let path = WsPath::parse(raw)?;
+        let fd = self.open_dir(&path.rel, raw)?;
+        let dir = rustix::fs::Dir::read_from(&fd).map_err(|e| FileError::from_errno(e, raw))?;
+        let mut entries = Vec::new();
+        for entry in dir {
+            let entry = entry.map_err(|e| FileError::from_errno(e, raw))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == "." || name == ".." || name.starts_with(TEMP_PREFIX) {
+                continue;
+            }
+            let Ok(stat) = rustix::fs::statat(&fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) else {
+                continue; // Gone between readdir and stat.
+            };
+            entries.push(DirEntry {
+                name,
+                kind: kind_of(FileType::from_raw_mode(stat.st_mode as _)),
+                size: stat.st_size as u64,
+                mtime: stat.st_mtime as i64 * 1000 + stat.st_mtime_nsec as i64 / 1_000_000,
+            });
+        }
+        entries.sort_by(|a, b| {
+            (a.kind != EntryKind::Dir, &a.name).cmp(&(b.kind != EntryKind::Dir, &b.name))
+        });
+        Ok(entries)
+    }
+
+    /// Creates a directory and any missing parents; an existing directory is fine.
+    pub fn make_dir(&self, raw: &str) -> Result<()> {
+        let path = WsPath::parse(raw)?;
+        path.split(raw)?;
+        self.ensure_dir(&path.rel, raw).map(drop)
+    }
+
+    /// Deletes a file, a symlink (not its target), or a directory (`recursive` when not empty).
+    pub fn delete(&self, raw: &str, recursive: bool) -> Result<()> {
+        let path = WsPath::parse(raw)?;
+        let (dir_rel, name) = path.split(raw)?;
+        let dir = self.open_dir(dir_rel, raw)?;
+        let stat = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| FileError::from_errno(e, raw))?;
+        if FileType::from_raw_mode(stat.st_mode as _) == FileType::Directory {
+            if recursive {
+                remove_tree_contents(&dir, name, raw, 0)?;
+            }
+            rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR).map_err(|e| match e {
+                Errno::NOTEMPTY => FileError::new(
+                    ErrorCode::Conflict,
+                    format!("{raw}: the directory is not empty (pass recursive to delete it all)"),
+                ),
+                e => FileError::from_errno(e, raw),
+            })
+        } else {
+            rustix::fs::unlinkat(&dir, name, AtFlags::empty()).map_err(|e| FileError::from_errno(e, raw))
+        }
+    }
+
+    /// Renames `from` to `to` (creating `to`'s parents); refuses to replace unless `overwrite`.
+    pub fn rename(&self, from_raw: &str, to_raw: &str, overwrite: bool) -> Result<()> {
+        let from = WsPath::parse(from_raw)?;
+        let to = WsPath::parse(to_raw)?;
+        let (from_dir, from_name) = from.split(from_raw)?;
+        let (to_dir, to_name) = to.split(to_raw)?;
+        let source_dir = self.open_dir(from_dir, from_raw)?;
+        // Fail on a missing source before creating the target's parents.
+        rustix::fs::statat(&source_dir, from_name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| FileError::from_errno(e, from_raw))?;
+        let target_dir = self.ensure_dir(to_dir, to_raw)?;
+        let flags = if overwrite { RenameFlags::empty() } else { RenameFlags::NOREPLACE };
+        rustix::fs::renameat_with(&source_dir, from_name, &target_dir, to_name, flags).map_err(|e| match e {
+            Errno::EXIST | Errno::NOTEMPTY => FileError::new(
+                ErrorCode::Conflict,
+                format!("{to_raw} already exists (pass overwrite to replace it)"),
+            ),
+            Errno::INVAL => FileError::new(ErrorCode::BadRequest, format!("cannot move {from_raw} into itself")),
+            e => FileError::from_errno(e, from_raw),
+        })?;
+        rustix::fs::fsync(&target_dir).map_err(|e| FileError::from_errno(e, to_raw))
+    }
+
+    /// Bytes used by the workspace's files (allocated blocks), walking at most `max_entries`.
+    pub fn disk_usage(&self, max_entries: usize) -> u64 {
+        let mut total = 0u64;
+        let mut seen = 0usize;
+        let Ok(root) = rustix::fs::openat(&self.root, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else {
+            return 0;
+        };
+        let mut stack = vec![root];
+        while let Some(dir_fd) = stack.pop() {
+            let Ok(dir) = rustix::fs::Dir::read_from(&dir_fd) else { continue };
+            for entry in dir.flatten() {
+                let name = entry.file_name();
+                if name.to_bytes() == b"." || name.to_bytes() == b".." {
+                    continue;
+                }
+                seen += 1;
+                if seen > max_entries {
+                    return total;
+                }
+                if let Ok(stat) = rustix::fs::statat(&dir_fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                    total += stat.st_blocks as u64 * 512;
+                    if FileType::from_raw_mode(stat.st_mode as _) == FileType::Directory {
+                        if let Ok(child) = rustix::fs::openat(
+                            &dir_fd,
+                            name,
+                            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                            Mode::empty(),
+                        ) {
+                            stack.push(child);
+                        }
+                    }
+                }
+            }
+        }
+        total
+    }
+}
+
+/// Empties the directory `name` inside `parent`, never following symlinks.
+fn remove_tree_contents(parent: &impl AsFd, name: &str, raw: &str, depth: usize) -> Result<()> {
+    if depth > 256 {
+        return Err(FileError::new(ErrorCode::BadRequest, format!("{raw}: the tree is too deep")));
+    }
+    let dir = rustix::fs::openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| FileError::from_errno(e, raw))?;
+    let names: Vec<(String, bool)> = rustix::fs::Dir::read_from(&dir)
+        .map_err(|e| FileError::from_errno(e, raw))?
+        .flatten()
+        .filter(|e| e.file_name().to_bytes() != b"." && e.file_name().to_bytes() != b"..")
+        .map(|e| {
+            let name = String::from_utf8_lossy(e.file_name().to_bytes()).into_owned();
+            let is_dir = rustix::fs::statat(&dir, e.file_name(), AtFlags::SYMLINK_NOFOLLOW)
+                .map(|s| FileType::from_raw_mode(s.st_mode as _) == FileType::Directory)
+                .unwrap_or(false);
+            (name, is_dir)
+        })
+        .collect();
+    for (child, is_dir) in names {
+        if is_dir {
+            remove_tree_contents(&dir, &child, raw, depth + 1)?;
+            rustix::fs::unlinkat(&dir, child.as_str(), AtFlags::REMOVEDIR)
+        } else {
+            rustix::fs::unlinkat(&dir, child.as_str(), AtFlags::empty())
+        }
+        .or_else(|e| if e == Errno::NOENT { Ok(()) } else { Err(e) })
+        .map_err(|e| FileError::from_errno(e, raw))?;
+    }
+    Ok(())
+}
+
+fn too_large(raw: &str, size: u64, limit: u64) -> FileError {
+    FileError::new(
+        ErrorCode::TooLarge,
+        format!("{raw} is {size} bytes; the limit is {limit} bytes"),
+    )
+}
+
+/// A name unlikely to collide, for temp files.
+fn uniq() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}-{}-{nanos:x}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+#[cfg(test)]
+mod tests;

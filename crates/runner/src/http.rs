@@ -1,0 +1,245 @@
+//! The runner's HTTP surface, on a Unix socket (local) or TCP with a bearer token (Kubernetes):
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /ws` | control socket (PROTOCOL.md section 1) |
+//! | `GET /terminals/{id}/ws` | raw terminal socket (section 2); `format=text` for section 3 |
+//! | `GET/PUT/DELETE /files/{path}` | file bytes, as the REST routes of section 0 |
+//! | `GET /healthz` | liveness and identity, for the server to find its runners again |
+//! | `POST /shutdown` | stop the workspace's programs and exit |
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use cove_protocol::{DirListing, ErrorCode, ErrorReply, FileWritten, RestError};
+use serde::Deserialize;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+use crate::raw::Format;
+use crate::terminals::NewTerminal;
+use crate::{Listen, Workspace};
+
+/// An error as the REST API answers it.
+struct ApiError(ErrorReply);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(RestError { error: self.0 })).into_response()
+    }
+}
+
+impl From<crate::files::FileError> for ApiError {
+    fn from(e: crate::files::FileError) -> ApiError {
+        ApiError(ErrorReply::new(e.code, e.message))
+    }
+}
+
+impl From<ErrorReply> for ApiError {
+    fn from(e: ErrorReply) -> ApiError {
+        ApiError(e)
+    }
+}
+
+/// The router over one workspace.
+pub fn router(ws: Arc<Workspace>) -> Router {
+    let body_limit = ws.launch.limits.max_file_bytes as usize + 1;
+    Router::new()
+        .route("/ws", get(control_socket))
+        .route("/terminals/{id}/ws", get(terminal_socket))
+        .route("/files", get(get_file).put(put_file).delete(delete_file))
+        .route("/files/", get(get_file).put(put_file).delete(delete_file))
+        .route("/files/{*path}", get(get_file).put(put_file).delete(delete_file))
+        .route("/healthz", get(health))
+        .route("/shutdown", axum::routing::post(shutdown))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(ws)
+}
+
+/// Binds the listener and serves until `shutdown`.
+pub async fn serve(ws: Arc<Workspace>, listen: Listen, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let app = router(ws);
+    let stop = shutdown.clone();
+    match listen {
+        Listen::Unix(path) => {
+            if path.exists() {
+                if tokio::net::UnixStream::connect(&path).await.is_ok() {
+                    anyhow::bail!("another runner is already serving {}", path.display());
+                }
+                std::fs::remove_file(&path)?;
+            }
+            let listener = tokio::net::UnixListener::bind(&path)
+                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            tracing::info!(socket = %path.display(), "runner listening");
+            axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
+        }
+        Listen::Tcp { addr, token } => {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            tracing::info!(%addr, "runner listening on TCP");
+            let token = Arc::new(format!("Bearer {token}"));
+            let app = app.layer(axum::middleware::from_fn(move |request: Request, next: Next| {
+                let token = token.clone();
+                async move {
+                    let given = request.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+                    if given.is_some_and(|g| constant_time_eq(g, token.as_bytes())) {
+                        next.run(request).await
+                    } else {
+                        ApiError(ErrorReply::new(ErrorCode::Unauthorized, "a valid runner token is required")).into_response()
+                    }
+                }
+            }));
+            axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
+        }
+    }
+    Ok(())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn control_socket(State(ws): State<Arc<Workspace>>, upgrade: WebSocketUpgrade) -> Response {
+    let limit = ws.launch.limits.max_message_bytes;
+    upgrade
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| crate::control::serve(ws, socket))
+}
+
+#[derive(Debug, Deserialize)]
+struct TerminalQuery {
+    cols: Option<u16>,
+    rows: Option<u16>,
+    command: Option<String>,
+    offset: Option<u64>,
+    format: Option<String>,
+}
+
+async fn terminal_socket(
+    State(ws): State<Arc<Workspace>>,
+    Path(id): Path<String>,
+    query: Result<Query<TerminalQuery>, axum::extract::rejection::QueryRejection>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let upgrade = upgrade.max_message_size(1024 * 1024).max_frame_size(1024 * 1024);
+    let query = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return ApiError(ErrorReply::new(ErrorCode::BadRequest, e.body_text())).into_response(),
+    };
+    let format = match query.format.as_deref() {
+        None | Some("raw") => Format::Raw,
+        Some("text") => Format::Text,
+        Some(other) => return ApiError(ErrorReply::new(ErrorCode::BadRequest, format!("unknown format {other:?}"))).into_response(),
+    };
+    let size = match (query.cols, query.rows) {
+        (None, None) => None,
+        (cols, rows) => Some(cove_pty::Size { cols: cols.unwrap_or(80), rows: rows.unwrap_or(24) }),
+    };
+    let terminal = match ws.terminals.get(&id) {
+        Ok(t) => {
+            if let Some(size) = size {
+                let _ = t.resize(size);
+            }
+            Ok(t)
+        }
+        Err(_) => ws.terminals.create(NewTerminal { id: Some(id), command: query.command, size, ..Default::default() }),
+    };
+    let shutdown = ws.shutdown.clone();
+    match terminal {
+        Ok(terminal) => upgrade.on_upgrade(move |socket| crate::raw::serve(terminal, socket, query.offset, format, shutdown)),
+        // Answer the upgrade, then say why and close, so browsers see the reason.
+        Err(e) => upgrade.on_upgrade(move |mut socket| async move {
+            let _ = socket.send(crate::raw::refusal(e.code, e.message)).await;
+            let _ = socket.send(axum::extract::ws::Message::Close(Some(axum::extract::ws::CloseFrame {
+                code: 1008,
+                reason: "cannot open terminal".into(),
+            }))).await;
+        }),
+    }
+}
+
+async fn run_files<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::files::FileError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError(ErrorReply::new(ErrorCode::Internal, "the file operation failed")))?
+        .map_err(ApiError::from)
+}
+
+fn path_of(path: Option<Path<String>>) -> String {
+    path.map(|Path(p)| p).unwrap_or_default()
+}
+
+async fn get_file(State(ws): State<Arc<Workspace>>, path: Option<Path<String>>) -> Result<Response, ApiError> {
+    let path = path_of(path);
+    let is_dir = {
+        let ws = ws.clone();
+        let path = path.clone();
+        run_files(move || ws.files.is_dir(&path)).await?
+    };
+    if is_dir {
+        let shown = path.clone();
+        let entries = run_files(move || ws.files.list(&path)).await?;
+        return Ok(axum::Json(DirListing { path: shown, entries }).into_response());
+    }
+    let data = run_files(move || ws.files.read(&path)).await?;
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", data.version)) {
+        headers.insert(header::ETAG, etag);
+    }
+    Ok((headers, data.bytes).into_response())
+}
+
+async fn put_file(State(ws): State<Arc<Workspace>>, path: Option<Path<String>>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let path = path_of(path);
+    // `If-Match: "<version>"` is the REST form of `baseVersion`.
+    let base = headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().trim_matches('"').to_string());
+    let shown = path.clone();
+    let written = run_files(move || ws.files.write(&path, &body, base.as_deref())).await?;
+    let status = if written.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, axum::Json(FileWritten { path: shown, version: written.version, size: written.size })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct DeleteQuery {
+    #[serde(default)]
+    recursive: bool,
+}
+
+async fn delete_file(State(ws): State<Arc<Workspace>>, path: Option<Path<String>>, Query(q): Query<DeleteQuery>) -> Result<StatusCode, ApiError> {
+    let path = path_of(path);
+    run_files(move || ws.files.delete(&path, q.recursive)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn health(State(ws): State<Arc<Workspace>>) -> impl IntoResponse {
+    let started = ws.started_at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    axum::Json(serde_json::json!({
+        "status": "alive",
+        "workspaceId": ws.id,
+        "pid": std::process::id(),
+        "startedAt": started,
+        "terminals": ws.terminals.list().iter().filter(|t| t.exit_status().is_none()).count(),
+        "processes": ws.processes.list().iter().filter(|p| p.exit_status().is_none()).count(),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+async fn shutdown(State(ws): State<Arc<Workspace>>) -> StatusCode {
+    tracing::info!("shutdown requested by the server");
+    ws.shutdown.cancel();
+    StatusCode::ACCEPTED
+}

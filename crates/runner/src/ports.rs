@@ -1,0 +1,233 @@
+//! Listening TCP ports of the workspace's processes, from `/proc`.
+//!
+//! A port counts when a process descending from this runner holds a listening socket. That
+//! filter matters without a sandbox, where `/proc/net/tcp` shows the whole host; in a sandbox
+//! the network namespace already limits it. Ports are polled once a second, and only while at
+//! least one client is connected.
+
+use cove_protocol::{Event, PortEvent, PortInfo, ServerMessage};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+const POLL: Duration = Duration::from_secs(1);
+
+/// The pids of this process's descendants, with their command names.
+pub fn descendants() -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut names: HashMap<u32, String> = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return vec![] };
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // The command name is in parentheses and may itself contain spaces or parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let ppid = stat[close + 1..].split_whitespace().nth(1).and_then(|s| s.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            children.entry(ppid).or_default().push(pid);
+            names.insert(pid, stat[open + 1..close].to_string());
+        }
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![me];
+    while let Some(pid) = stack.pop() {
+        for &child in children.get(&pid).map(Vec::as_slice).unwrap_or(&[]) {
+            out.push((child, names.get(&child).cloned().unwrap_or_default()));
+            stack.push(child);
+        }
+    }
+    out
+}
+
+fn parse_address(hex: &str) -> Option<(String, u16)> {
+    let (addr, port) = hex.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let address = match addr.len() {
+        8 => std::net::Ipv4Addr::from(u32::from_str_radix(addr, 16).ok()?.swap_bytes()).to_string(),
+        32 => {
+            // Four 32-bit words, each in host (little-endian) order.
+            let mut bytes = [0u8; 16];
+            for word in 0..4 {
+                let w = u32::from_str_radix(&addr[word * 8..word * 8 + 8], 16).ok()?;
+                bytes[word * 4..word * 4 + 4].copy_from_slice(&w.swap_bytes().to_be_bytes());
+            }
+            let ip = std::net::Ipv6Addr::from(bytes);
+            match ip.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => ip.to_string(),
+            }
+        }
+        _ => return None,
+    };
+    Some((address, port))
+}
+
+/// Listening sockets from a `/proc/net/tcp{,6}` table: inode -> (address, port).
+fn listening(table: &str) -> HashMap<u64, (String, u16)> {
+    let mut out = HashMap::new();
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 10 || fields[3] != "0A" {
+            continue;
+        }
+        if let (Some(addr), Ok(inode)) = (parse_address(fields[1]), fields[9].parse::<u64>()) {
+            out.insert(inode, addr);
+        }
+    }
+    out
+}
+
+/// The workspace's listening ports right now, lowest first.
+pub fn scan() -> Vec<PortInfo> {
+    let mut sockets = HashMap::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        if let Ok(text) = std::fs::read_to_string(table) {
+            sockets.extend(listening(&text));
+        }
+    }
+    if sockets.is_empty() {
+        return vec![];
+    }
+    let mut found: BTreeMap<(u16, String), String> = BTreeMap::new();
+    for (pid, name) in descendants() {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
+        for fd in fds.flatten() {
+            let Ok(link) = std::fs::read_link(fd.path()) else { continue };
+            let link = link.to_string_lossy();
+            let Some(inode) = link.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) else { continue };
+            if let Some((address, port)) = inode.parse::<u64>().ok().and_then(|i| sockets.get(&i)) {
+                found.entry((*port, address.clone())).or_insert_with(|| name.clone());
+            }
+        }
+    }
+    found
+        .into_iter()
+        .map(|((port, address), process)| PortInfo {
+            port,
+            address,
+            process: Some(process),
+        })
+        .collect()
+}
+
+#[derive(Debug, Default)]
+struct State {
+    interested: usize,
+    stop: Option<CancellationToken>,
+}
+
+/// Polls ports while someone listens and broadcasts `port_opened` / `port_closed`.
+#[derive(Debug)]
+pub struct PortScanner {
+    state: Arc<Mutex<State>>,
+    broadcast: broadcast::Sender<ServerMessage>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+/// Keeps the poller running while held.
+#[derive(Debug)]
+pub struct Interest {
+    state: Arc<Mutex<State>>,
+}
+
+impl Drop for Interest {
+    fn drop(&mut self) {
+        let mut state = self.state.lock().unwrap();
+        state.interested -= 1;
+        if state.interested == 0 {
+            if let Some(stop) = state.stop.take() {
+                stop.cancel();
+            }
+        }
+    }
+}
+
+impl PortScanner {
+    pub fn new(broadcast: broadcast::Sender<ServerMessage>, tasks: TaskTracker, shutdown: CancellationToken) -> PortScanner {
+        PortScanner {
+            state: Arc::default(),
+            broadcast,
+            tasks,
+            shutdown,
+        }
+    }
+
+    /// Registers a connected client; the first one starts the poller.
+    pub fn interest(&self) -> Interest {
+        let mut state = self.state.lock().unwrap();
+        state.interested += 1;
+        if state.stop.is_none() {
+            let stop = self.shutdown.child_token();
+            state.stop = Some(stop.clone());
+            self.tasks.spawn(poll(self.broadcast.clone(), stop));
+        }
+        Interest {
+            state: self.state.clone(),
+        }
+    }
+}
+
+async fn poll(broadcast: broadcast::Sender<ServerMessage>, stop: CancellationToken) {
+    let mut known: Vec<(u16, String)> = Vec::new();
+    let mut first = true;
+    loop {
+        let now: Vec<(u16, String)> = match tokio::task::spawn_blocking(scan).await {
+            Ok(ports) => ports.into_iter().map(|p| (p.port, p.address)).collect(),
+            Err(_) => return,
+        };
+        // The first scan sets the baseline: clients learn existing ports from list_ports.
+        if !first {
+            for (port, address) in now.iter().filter(|p| !known.contains(p)) {
+                let event = Event::PortOpened(PortEvent { port: *port, address: address.clone() });
+                let _ = broadcast.send(ServerMessage::event(event));
+            }
+            for (port, address) in known.iter().filter(|p| !now.contains(p)) {
+                let event = Event::PortClosed(PortEvent { port: *port, address: address.clone() });
+                let _ = broadcast.send(ServerMessage::event(event));
+            }
+        }
+        first = false;
+        known = now;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_proc_net_tables() {
+        let v4 = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0\n   1: 0100007F:1F91 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 999 1";
+        let map = listening(v4);
+        assert_eq!(map.get(&12345), Some(&("127.0.0.1".to_string(), 8080)));
+        assert!(!map.contains_key(&999), "established sockets are not listening");
+        assert_eq!(parse_address("00000000000000000000000001000000:0BB8"), Some(("::1".into(), 3000)));
+        assert_eq!(parse_address("00000000000000000000000000000000:0050"), Some(("::".into(), 80)));
+    }
+
+    #[test]
+    fn finds_a_listener_started_by_this_process() {
+        // A child that listens: the scan must attribute the port to it.
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", "import socket,time;s=socket.socket();s.bind(('127.0.0.1',0));s.listen();print(s.getsockname()[1],flush=True);time.sleep(30)"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let port: u16 = line.trim().parse().unwrap();
+        let found = scan();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(found.iter().any(|p| p.port == port && p.address == "127.0.0.1"), "{found:?}");
+    }
+}

@@ -1,0 +1,253 @@
+//! Processes started with `run_command`: stdout and stderr kept apart, a kept log for late
+//! subscribers, exit code and signal, and stopping the whole process group.
+//!
+//! Lifecycle: `Running` until the main process exits, then `Exited` for good. Each process
+//! leads its own session (and so its own process group), which is what `stop_process` signals.
+
+use bytes::Bytes;
+use cove_protocol::{ErrorCode, ErrorReply, ProcessInfo, SignalSpec};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+use crate::output::{OutputLog, STDERR, STDOUT, StreamTag};
+use crate::{Exit, Launch, signal_group, validate_id};
+
+/// How many exited processes are kept for their logs.
+const KEEP_EXITED: usize = 64;
+/// How long output of grandchildren that still hold the pipes is awaited after the main process exits.
+const PIPE_LINGER: Duration = Duration::from_secs(2);
+
+#[derive(Debug)]
+pub struct Process {
+    pub id: String,
+    pub command: String,
+    pub args: Vec<String>,
+    pub pid: u32,
+    pub log: Arc<OutputLog>,
+    exit: watch::Sender<Option<Exit>>,
+    created: u64,
+}
+
+impl Process {
+    pub fn exit_status(&self) -> Option<Exit> {
+        *self.exit.borrow()
+    }
+
+    /// Waits until the process has exited and its output is in the log.
+    pub async fn exited(&self) -> Exit {
+        let mut rx = self.exit.subscribe();
+        match rx.wait_for(|e| e.is_some()).await {
+            Ok(status) => status.expect("waited for Some"),
+            Err(_) => Exit::default(),
+        }
+    }
+
+    pub fn info(&self) -> ProcessInfo {
+        let exit = self.exit_status();
+        ProcessInfo {
+            process_id: self.id.clone(),
+            command: self.command.clone(),
+            args: self.args.clone(),
+            running: exit.is_none(),
+            exit_code: exit.and_then(|e| e.code),
+            signal: exit.and_then(|e| e.signal),
+            pid: Some(self.pid),
+        }
+    }
+
+    /// With a signal, sends it to the process group. Without, TERM, then KILL after `grace`.
+    /// Either way, once the main process is gone, whatever is left of its group is killed.
+    pub async fn stop(&self, signal: Option<i32>, grace: Duration) -> Exit {
+        if self.exit_status().is_none() {
+            match signal {
+                Some(sig) => {
+                    signal_group(self.pid, sig);
+                    if sig == libc::SIGSTOP || sig == libc::SIGTSTP {
+                        // Not a stop in the lifecycle sense: nothing to wait for.
+                        return Exit::default();
+                    }
+                }
+                None => {
+                    signal_group(self.pid, libc::SIGTERM);
+                    if tokio::time::timeout(grace, self.exited()).await.is_err() {
+                        signal_group(self.pid, libc::SIGKILL);
+                    }
+                }
+            }
+        }
+        let exit = self.exited().await;
+        signal_group(self.pid, libc::SIGKILL);
+        exit
+    }
+}
+
+/// What a client asks for with `run_command`.
+#[derive(Debug, Clone, Default)]
+pub struct NewProcess {
+    pub id: Option<String>,
+    pub command: String,
+    pub args: Option<Vec<String>>,
+    pub cwd: Option<String>,
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Debug)]
+pub struct Processes {
+    map: Mutex<HashMap<String, Arc<Process>>>,
+    launch: Arc<Launch>,
+    tasks: TaskTracker,
+    counter: Mutex<u64>,
+}
+
+impl Processes {
+    pub fn new(launch: Arc<Launch>, tasks: TaskTracker) -> Processes {
+        Processes {
+            map: Mutex::new(HashMap::new()),
+            launch,
+            tasks,
+            counter: Mutex::new(0),
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Result<Arc<Process>, ErrorReply> {
+        self.map
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ErrorReply::new(ErrorCode::NotFound, format!("no process {id:?}")))
+    }
+
+    /// Every known process, oldest first.
+    pub fn list(&self) -> Vec<Arc<Process>> {
+        let mut all: Vec<_> = self.map.lock().unwrap().values().cloned().collect();
+        all.sort_by_key(|p| p.created);
+        all
+    }
+
+    pub fn start(&self, request: NewProcess) -> Result<Arc<Process>, ErrorReply> {
+        if request.command.trim().is_empty() {
+            return Err(ErrorReply::new(ErrorCode::BadRequest, "command must not be empty"));
+        }
+        let created = {
+            let mut counter = self.counter.lock().unwrap();
+            *counter += 1;
+            *counter
+        };
+        let id = match request.id {
+            Some(id) => validate_id(&id, "processId")?,
+            None => format!("proc_{created}"),
+        };
+        let mut map = self.map.lock().unwrap();
+        if let Some(existing) = map.get(&id) {
+            if existing.exit_status().is_none() {
+                return Err(ErrorReply::new(ErrorCode::Conflict, format!("process {id:?} is already running")));
+            }
+        }
+        map.remove(&id);
+        let running = map.values().filter(|p| p.exit_status().is_none()).count();
+        if running >= self.launch.limits.max_processes {
+            return Err(ErrorReply::new(
+                ErrorCode::LimitExceeded,
+                format!("this workspace already runs {running} processes (the limit)"),
+            ));
+        }
+        let mut exited: Vec<_> = map.values().filter(|p| p.exit_status().is_some()).map(|p| (p.created, p.id.clone())).collect();
+        exited.sort();
+        for (_, old) in exited.iter().take(exited.len().saturating_sub(KEEP_EXITED - 1)) {
+            map.remove(old);
+        }
+        let mut command = self.launch.command(&request.command, request.args.as_deref(), request.cwd.as_deref(), &request.env, &id)?;
+        command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(false);
+        let mut child = command.spawn().map_err(|e| {
+            ErrorReply::new(ErrorCode::BadRequest, format!("cannot start {:?}: {e}", request.command))
+        })?;
+        let pid = child.id().unwrap_or(0);
+        let process = Arc::new(Process {
+            id: id.clone(),
+            command: request.command.clone(),
+            args: request.args.clone().unwrap_or_default(),
+            pid,
+            log: OutputLog::new(self.launch.limits.scrollback_bytes),
+            exit: watch::channel(None).0,
+            created,
+        });
+        map.insert(id.clone(), process.clone());
+        drop(map);
+        tracing::info!(process = %id, pid, command = %request.command, "process started");
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        let out = self.tasks.spawn(pipe(process.log.clone(), stdout, STDOUT));
+        let err = self.tasks.spawn(pipe(process.log.clone(), stderr, STDERR));
+        let watched = process.clone();
+        self.tasks.spawn(async move {
+            let status = child.wait().await;
+            // Grandchildren may hold the pipes open; give their output a moment, not forever.
+            let drained = tokio::time::timeout(PIPE_LINGER, async {
+                let _ = out.await;
+                let _ = err.await;
+            })
+            .await;
+            if drained.is_err() {
+                tracing::debug!(process = %watched.id, "pipes still open after exit; no longer read");
+            }
+            let exit = Exit::from_status(status.ok());
+            tracing::info!(process = %watched.id, ?exit, "process exited");
+            watched.log.close();
+            watched.exit.send_replace(Some(exit));
+        });
+        Ok(process)
+    }
+
+    /// Stops every running process (runner shutdown).
+    pub async fn stop_all(&self, grace: Duration) {
+        let all = self.list();
+        futures_util::future::join_all(all.iter().map(|p| p.stop(None, grace))).await;
+    }
+}
+
+async fn pipe(log: Arc<OutputLog>, mut from: impl tokio::io::AsyncRead + Unpin, stream: StreamTag) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        log.wait_for_room().await;
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => log.append(stream, Bytes::copy_from_slice(&buf[..n])),
+        }
+    }
+}
+
+/// Parses `TERM`, `SIGTERM`, `sigint` or `9` into a signal number.
+pub fn parse_signal(spec: &SignalSpec) -> Result<i32, ErrorReply> {
+    let bad = || ErrorReply::new(ErrorCode::BadRequest, format!("unknown signal {spec:?}"));
+    match spec {
+        SignalSpec::Number(n) if (1..=64).contains(n) => Ok(*n),
+        SignalSpec::Number(_) => Err(bad()),
+        SignalSpec::Name(name) => {
+            let upper = name.trim().to_ascii_uppercase();
+            let short = upper.strip_prefix("SIG").unwrap_or(&upper);
+            Ok(match short {
+                "HUP" => libc::SIGHUP,
+                "INT" => libc::SIGINT,
+                "QUIT" => libc::SIGQUIT,
+                "KILL" => libc::SIGKILL,
+                "USR1" => libc::SIGUSR1,
+                "USR2" => libc::SIGUSR2,
+                "TERM" => libc::SIGTERM,
+                "CONT" => libc::SIGCONT,
+                "STOP" => libc::SIGSTOP,
+                "TSTP" => libc::SIGTSTP,
+                "WINCH" => libc::SIGWINCH,
+                other => other.parse::<i32>().ok().filter(|n| (1..=64).contains(n)).ok_or_else(bad)?,
+            })
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The raw terminal socket (PROTOCOL.md section 2) and its plain-text variant (section 3).
+//!
+//! Raw: binary frames carry the PTY's bytes exactly, both ways; text frames carry JSON
+//! control messages, the first being `attached` with the offset the bytes start at.
+//! Text (`format=text`, the seed-004 socket): output as UTF-8 text frames, any frame from the
+//! client is input, no control messages at all.
+//!
+//! Output and input run as two halves, so a client that reads slowly can still type Ctrl+C.
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use cove_protocol::{ErrorCode, RawControl};
+use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
+
+use crate::control::PING_EVERY;
+use crate::terminals::Terminal;
+use crate::utf8::Utf8Stream;
+
+/// Largest binary frame sent: bursts are joined up to this size.
+const MAX_FRAME: usize = 256 * 1024;
+
+/// Wire format of a terminal socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Raw,
+    Text,
+}
+
+fn control(message: &RawControl) -> Message {
+    Message::Text(serde_json::to_string(message).expect("control messages serialize").into())
+}
+
+/// Serves one terminal socket until the client leaves, the terminal exits or the runner stops.
+pub async fn serve(terminal: Arc<Terminal>, socket: WebSocket, offset: Option<u64>, format: Format, shutdown: tokio_util::sync::CancellationToken) {
+    let (mut sink, mut stream) = socket.split();
+    let mut reader = terminal.log.reader(offset);
+    if format == Format::Raw {
+        let size = terminal.size();
+        let attached = RawControl::Attached {
+            offset: reader.position(),
+            cols: size.cols,
+            rows: size.rows,
+            gap: reader.starts_with_gap(),
+        };
+        if sink.send(control(&attached)).await.is_err() {
+            return;
+        }
+    }
+    let output = {
+        let terminal = terminal.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            let mut utf8 = Utf8Stream::default();
+            let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+            loop {
+                let message = tokio::select! {
+                    batch = reader.next(MAX_FRAME) => match batch {
+                        Some(batch) => match format {
+                            Format::Raw => Message::Binary(batch.data),
+                            Format::Text => {
+                                let text = utf8.decode(&batch.data);
+                                if text.is_empty() { continue; }
+                                Message::Text(text.into())
+                            }
+                        },
+                        None => break,
+                    },
+                    _ = ping.tick() => Message::Ping(Default::default()),
+                    _ = shutdown.cancelled() => {
+                        let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "the workspace is stopping".into() }))).await;
+                        return;
+                    }
+                };
+                if sink.send(message).await.is_err() {
+                    return;
+                }
+            }
+            // The terminal ended and everything it printed has been sent.
+            let exit = terminal.exited().await;
+            if format == Format::Raw {
+                let _ = sink.send(control(&RawControl::Exit { exit_code: exit.code, signal: exit.signal })).await;
+            } else {
+                let tail = utf8.finish();
+                if !tail.is_empty() {
+                    let _ = sink.send(Message::Text(tail.into())).await;
+                }
+            }
+            let _ = sink.send(Message::Close(Some(CloseFrame { code: 1000, reason: "terminal exited".into() }))).await;
+        }
+    };
+    let input = async {
+        while let Some(Ok(message)) = stream.next().await {
+            match (message, format) {
+                (Message::Binary(bytes), _) => {
+                    if terminal.write(&bytes).await.is_err() {
+                        break;
+                    }
+                }
+                (Message::Text(text), Format::Text) => {
+                    if terminal.write(text.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+                (Message::Text(text), Format::Raw) => match serde_json::from_str::<RawControl>(&text) {
+                    Ok(RawControl::Resize { cols, rows }) => {
+                        let _ = terminal.resize(cove_pty::Size { cols, rows });
+                    }
+                    _ => tracing::debug!(terminal = %terminal.id, "ignored control frame: {}", text.chars().take(200).collect::<String>()),
+                },
+                (Message::Close(_), _) => break,
+                _ => {}
+            }
+        }
+    };
+    // When output ends (exit or shutdown), the socket is closed; when the client leaves,
+    // output stops. The terminal keeps running either way unless it exited.
+    tokio::select! {
+        _ = output => {}
+        _ = input => {}
+    }
+}
+
+/// The error message a raw socket sends before closing when it cannot attach.
+pub fn refusal(code: ErrorCode, message: String) -> Message {
+    control(&RawControl::Error { code, message })
+}

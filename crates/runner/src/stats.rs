@@ -1,0 +1,75 @@
+//! Resource use of the workspace: CPU, memory and process count of the runner and its
+//! descendants, and the disk its files take.
+
+use cove_protocol::Stats;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::files::Files;
+
+/// Remembers the previous CPU sample so that `cpuPercent` covers the time between two calls.
+#[derive(Debug, Default)]
+pub struct StatsSampler {
+    last: Mutex<Option<(Instant, u64)>>,
+}
+
+/// Memory limit in force, from the cgroup the runner lives in, if any.
+fn memory_limit() -> Option<u64> {
+    let v2 = std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok();
+    let v1 = || std::fs::read_to_string("/sys/fs/cgroup/memory/memory.limit_in_bytes").ok();
+    let raw = v2.or_else(v1)?;
+    let limit = raw.trim().parse::<u64>().ok()?;
+    // v1 reports "no limit" as a huge page-aligned number.
+    (limit < (1 << 60)).then_some(limit)
+}
+
+/// (cpu ticks, rss bytes) of one process: utime+stime, plus cutime+cstime when `with_children`.
+fn sample_pid(pid: u32, with_children: bool, page: u64) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    // Fields after the name start at field 3 (state), so utime (14) is index 11.
+    let num = |i: usize| fields.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    let mut ticks = num(11) + num(12);
+    if with_children {
+        ticks += num(13) + num(14);
+    }
+    Some((ticks, num(21) * page))
+}
+
+impl StatsSampler {
+    /// Measures now. Walking the disk is bounded, so huge trees give a lower bound.
+    pub fn sample(&self, files: &Files) -> Stats {
+        // SAFETY: sysconf only reads a system constant.
+        let (hz, page) = unsafe { (libc::sysconf(libc::_SC_CLK_TCK).max(1) as u64, libc::sysconf(libc::_SC_PAGESIZE).max(1) as u64) };
+        let mut pids = 1u64;
+        let (mut ticks, mut rss) = sample_pid(std::process::id(), true, page).unwrap_or((0, 0));
+        for (pid, _) in crate::ports::descendants() {
+            if let Some((t, r)) = sample_pid(pid, false, page) {
+                ticks += t;
+                rss += r;
+                pids += 1;
+            }
+        }
+        let now = Instant::now();
+        let cpu_percent = {
+            let mut last = self.last.lock().unwrap();
+            let percent = match *last {
+                Some((at, before)) if now > at => {
+                    let secs = now.duration_since(at).as_secs_f64();
+                    (ticks.saturating_sub(before) as f64 / hz as f64) / secs * 100.0
+                }
+                _ => 0.0,
+            };
+            *last = Some((now, ticks));
+            (percent * 10.0).round() / 10.0
+        };
+        Stats {
+            cpu_percent,
+            memory_bytes: rss,
+            memory_limit_bytes: memory_limit(),
+            pids,
+            disk_bytes: files.disk_usage(200_000),
+            disk_limit_bytes: None,
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Terminals: a shell on a PTY, its scrollback, and its lifecycle.
+//!
+//! Lifecycle: `Running` until the shell exits (or is closed), then `Exited` with its status;
+//! it never goes back. An exited terminal stays listed (`alive: false`) so a client can still
+//! read its last output, until `close_terminal` removes it or newer ones push it out.
+
+use bytes::BytesMut;
+use cove_protocol::{ErrorCode, ErrorReply, TerminalInfo};
+use cove_pty::{Master, Size};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+use crate::output::{OutputLog, STDOUT};
+use crate::{Exit, Launch, signal_group, validate_id};
+
+/// How many exited terminals are kept for their scrollback.
+const KEEP_EXITED: usize = 16;
+/// Largest chunk the reader appends at once: reads are coalesced up to this size.
+const MAX_CHUNK: usize = 256 * 1024;
+
+/// One terminal.
+#[derive(Debug)]
+pub struct Terminal {
+    pub id: String,
+    /// What runs in it, for `list_terminals`.
+    pub command: String,
+    pub pid: u32,
+    master: Arc<Master>,
+    input: tokio::sync::Mutex<()>,
+    size: Mutex<Size>,
+    /// Everything the terminal printed, bounded by the scrollback size.
+    pub log: Arc<OutputLog>,
+    exit: watch::Sender<Option<Exit>>,
+    created: u64,
+}
+
+impl Terminal {
+    pub fn size(&self) -> Size {
+        *self.size.lock().unwrap()
+    }
+
+    pub fn exit_status(&self) -> Option<Exit> {
+        *self.exit.borrow()
+    }
+
+    /// Waits until the terminal's program has exited.
+    pub async fn exited(&self) -> Exit {
+        let mut rx = self.exit.subscribe();
+        let status = rx.wait_for(|e| e.is_some()).await;
+        match status {
+            Ok(status) => status.expect("waited for Some"),
+            Err(_) => Exit::default(),
+        }
+    }
+
+    pub fn info(&self) -> TerminalInfo {
+        let size = self.size();
+        TerminalInfo {
+            terminal_id: self.id.clone(),
+            command: self.command.clone(),
+            cols: size.cols,
+            rows: size.rows,
+            alive: self.exit_status().is_none(),
+        }
+    }
+
+    /// Types `data` into the terminal. Writes from several clients never interleave.
+    pub async fn write(&self, data: &[u8]) -> Result<(), ErrorReply> {
+        if self.exit_status().is_some() {
+            return Err(ErrorReply::new(ErrorCode::Conflict, format!("terminal {} has exited", self.id)));
+        }
+        let _turn = self.input.lock().await;
+        self.master
+            .write_all(data)
+            .await
+            .map_err(|e| ErrorReply::new(ErrorCode::Conflict, format!("terminal {}: {e}", self.id)))
+    }
+
+    /// Sets the window size (the last resize from any client wins).
+    pub fn resize(&self, size: Size) -> Result<(), ErrorReply> {
+        if size.cols == 0 || size.rows == 0 || size.cols > 1000 || size.rows > 1000 {
+            return Err(ErrorReply::new(ErrorCode::BadRequest, "cols and rows must be between 1 and 1000"));
+        }
+        *self.size.lock().unwrap() = size;
+        if self.exit_status().is_none() {
+            let _ = self.master.resize(size);
+        }
+        Ok(())
+    }
+
+    /// Hangs up the terminal's session (SIGHUP), then kills it after `grace`.
+    pub async fn close(&self, grace: Duration) -> Exit {
+        if self.exit_status().is_none() {
+            signal_group(self.pid, libc::SIGHUP);
+            signal_group(self.pid, libc::SIGCONT);
+            if tokio::time::timeout(grace, self.exited()).await.is_err() {
+                signal_group(self.pid, libc::SIGKILL);
+            }
+        }
+        self.exited().await
+    }
+}
+
+/// What a client asks for when it creates a terminal.
+#[derive(Debug, Clone, Default)]
+pub struct NewTerminal {
+    pub id: Option<String>,
+    pub command: Option<String>,
+    pub cwd: Option<String>,
+    pub env: Vec<(String, String)>,
+    pub size: Option<Size>,
+}
+
+/// All terminals of the workspace.
+#[derive(Debug)]
+pub struct Terminals {
+    map: Mutex<HashMap<String, Arc<Terminal>>>,
+    launch: Arc<Launch>,
+    tasks: TaskTracker,
+    counter: Mutex<u64>,
+}
+
+impl Terminals {
+    pub fn new(launch: Arc<Launch>, tasks: TaskTracker) -> Terminals {
+        Terminals {
+            map: Mutex::new(HashMap::new()),
+            launch,
+            tasks,
+            counter: Mutex::new(0),
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Result<Arc<Terminal>, ErrorReply> {
+        self.map
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ErrorReply::new(ErrorCode::NotFound, format!("no terminal {id:?}")))
+    }
+
+    /// Every terminal, oldest first.
+    pub fn list(&self) -> Vec<Arc<Terminal>> {
+        let mut all: Vec<_> = self.map.lock().unwrap().values().cloned().collect();
+        all.sort_by_key(|t| t.created);
+        all
+    }
+
+    /// Forgets an exited terminal.
+    pub fn remove(&self, id: &str) {
+        self.map.lock().unwrap().remove(id);
+    }
+
+    /// Starts a terminal. An id in use by a live terminal is a conflict; a dead one is replaced.
+    pub fn create(&self, request: NewTerminal) -> Result<Arc<Terminal>, ErrorReply> {
+        let created = {
+            let mut counter = self.counter.lock().unwrap();
+            *counter += 1;
+            *counter
+        };
+        let id = match request.id {
+            Some(id) => validate_id(&id, "terminalId")?,
+            None => format!("term_{created}"),
+        };
+        let size = request.size.unwrap_or_default();
+        if size.cols == 0 || size.rows == 0 || size.cols > 1000 || size.rows > 1000 {
+            return Err(ErrorReply::new(ErrorCode::BadRequest, "cols and rows must be between 1 and 1000"));
+        }
+        let mut map = self.map.lock().unwrap();
+        if let Some(existing) = map.get(&id) {
+            if existing.exit_status().is_none() {
+                return Err(ErrorReply::new(ErrorCode::Conflict, format!("terminal {id:?} already exists")));
+            }
+        }
+        map.remove(&id);
+        let alive = map.values().filter(|t| t.exit_status().is_none()).count();
+        if alive >= self.launch.limits.max_terminals {
+            return Err(ErrorReply::new(
+                ErrorCode::LimitExceeded,
+                format!("this workspace already has {alive} terminals (the limit)"),
+            ));
+        }
+        let mut exited: Vec<_> = map.values().filter(|t| t.exit_status().is_some()).map(|t| (t.created, t.id.clone())).collect();
+        exited.sort();
+        for (_, old) in exited.iter().take(exited.len().saturating_sub(KEEP_EXITED - 1)) {
+            map.remove(old);
+        }
+        let spec = self.launch.pty_spawn(request.command.as_deref(), request.cwd.as_deref(), &request.env, size, &id)?;
+        let (master, child) = cove_pty::spawn(&spec).map_err(|e| {
+            tracing::warn!(terminal = %id, error = %e, "cannot start terminal");
+            ErrorReply::new(ErrorCode::BadRequest, e.to_string())
+        })?;
+        let pid = child.id().unwrap_or(0);
+        let terminal = Arc::new(Terminal {
+            id: id.clone(),
+            command: request.command.clone().unwrap_or_else(|| self.launch.shell.clone()),
+            pid,
+            master: Arc::new(master),
+            input: tokio::sync::Mutex::new(()),
+            size: Mutex::new(size),
+            log: OutputLog::new(self.launch.limits.scrollback_bytes),
+            exit: watch::channel(None).0,
+            created,
+        });
+        map.insert(id.clone(), terminal.clone());
+        drop(map);
+        tracing::info!(terminal = %id, pid, "terminal started");
+        self.tasks.spawn(pump(terminal.clone(), child));
+        Ok(terminal)
+    }
+
+    /// Closes every terminal (runner shutdown).
+    pub async fn close_all(&self, grace: Duration) {
+        let all = self.list();
+        futures_util::future::join_all(all.iter().map(|t| t.close(grace))).await;
+    }
+}
+
+/// Moves the PTY's output into the terminal's log until the shell exits, then records how.
+async fn pump(terminal: Arc<Terminal>, mut child: tokio::process::Child) {
+    let master = terminal.master.clone();
+    let mut buf = vec![0u8; 64 * 1024];
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => {
+                // Take what the shell wrote just before it exited.
+                let mut tail = BytesMut::new();
+                while tail.len() < 4 * MAX_CHUNK {
+                    match master.try_read(&mut buf) {
+                        Ok(Some(n)) if n > 0 => tail.extend_from_slice(&buf[..n]),
+                        _ => break,
+                    }
+                }
+                terminal.log.append(STDOUT, tail.freeze());
+                break status;
+            }
+            read = async {
+                terminal.log.wait_for_room().await;
+                master.read(&mut buf).await
+            } => match read {
+                Ok(0) | Err(_) => break child.wait().await,
+                Ok(n) => {
+                    let mut chunk = BytesMut::from(&buf[..n]);
+                    // Coalesce what is already there so a burst becomes one frame downstream.
+                    while chunk.len() < MAX_CHUNK {
+                        match master.try_read(&mut buf) {
+                            Ok(Some(n)) if n > 0 => chunk.extend_from_slice(&buf[..n]),
+                            _ => break,
+                        }
+                    }
+                    terminal.log.append(STDOUT, chunk.freeze());
+                }
+            }
+        }
+    };
+    let exit = Exit::from_status(status.ok());
+    tracing::info!(terminal = %terminal.id, ?exit, "terminal exited");
+    terminal.log.close();
+    terminal.exit.send_replace(Some(exit));
+}

@@ -1,0 +1,158 @@
+//! The metadata store: workspaces and their owners, in SQLite through sqlx, with migrations
+//! embedded in the binary.
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::path::Path;
+use std::str::FromStr;
+
+/// A workspace as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceRow {
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+    pub template: String,
+    pub state: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("a workspace named {0:?} already exists")]
+    NameTaken(String),
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: SqlitePool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Db {
+    /// Opens (creating if needed) `<data_dir>/cove.db` and brings its schema up to date.
+    pub async fn open(data_dir: &Path) -> Result<Db, DbError> {
+        let url = format!("sqlite://{}", data_dir.join("cove.db").display());
+        let options = SqliteConnectOptions::from_str(&url)?
+            .create_if_missing(true)
+            // WAL + NORMAL: durable across process crashes, fast commits.
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Db { pool })
+    }
+
+    fn row(row: &sqlx::sqlite::SqliteRow) -> WorkspaceRow {
+        WorkspaceRow {
+            id: row.get("id"),
+            name: row.get("name"),
+            owner: row.get("owner"),
+            template: row.get("template"),
+            state: row.get("state"),
+            created_at: row.get("created_at"),
+        }
+    }
+
+    pub async fn insert(&self, w: &WorkspaceRow) -> Result<(), DbError> {
+        let result = sqlx::query(
+            "INSERT INTO workspaces (id, name, owner, template, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&w.id)
+        .bind(&w.name)
+        .bind(&w.owner)
+        .bind(&w.template)
+        .bind(&w.state)
+        .bind(&w.created_at)
+        .bind(&w.created_at)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(DbError::NameTaken(w.name.clone())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A workspace of `owner` by id or by name.
+    pub async fn find(&self, owner: &str, id_or_name: &str) -> Result<Option<WorkspaceRow>, DbError> {
+        let row = sqlx::query("SELECT * FROM workspaces WHERE owner = ? AND (id = ? OR name = ?) ORDER BY id = ? DESC LIMIT 1")
+            .bind(owner)
+            .bind(id_or_name)
+            .bind(id_or_name)
+            .bind(id_or_name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(Self::row))
+    }
+
+    pub async fn list(&self, owner: &str) -> Result<Vec<WorkspaceRow>, DbError> {
+        let rows = sqlx::query("SELECT * FROM workspaces WHERE owner = ? ORDER BY created_at, name")
+            .bind(owner)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(Self::row).collect())
+    }
+
+    pub async fn list_all(&self) -> Result<Vec<WorkspaceRow>, DbError> {
+        let rows = sqlx::query("SELECT * FROM workspaces ORDER BY created_at").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(Self::row).collect())
+    }
+
+    pub async fn set_state(&self, id: &str, state: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE workspaces SET state = ?, updated_at = ? WHERE id = ?")
+            .bind(state)
+            .bind(crate::now_rfc3339())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM workspaces WHERE id = ?").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn insert_find_unique_names_per_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).await.unwrap();
+        let w = WorkspaceRow {
+            id: "a1".into(),
+            name: "demo".into(),
+            owner: "admin".into(),
+            template: "blank".into(),
+            state: "stopped".into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+        };
+        db.insert(&w).await.unwrap();
+        assert!(matches!(db.insert(&WorkspaceRow { id: "a2".into(), ..w.clone() }).await, Err(DbError::NameTaken(_))));
+        db.insert(&WorkspaceRow { id: "b1".into(), owner: "other".into(), ..w.clone() }).await.unwrap();
+        assert_eq!(db.find("admin", "demo").await.unwrap().unwrap().id, "a1");
+        assert_eq!(db.find("admin", "a1").await.unwrap().unwrap().name, "demo");
+        assert!(db.find("admin", "b1").await.unwrap().is_none(), "other owners' workspaces are invisible");
+        db.set_state("a1", "running").await.unwrap();
+        assert_eq!(db.list("admin").await.unwrap()[0].state, "running");
+        db.delete("a1").await.unwrap();
+        assert!(db.list("admin").await.unwrap().is_empty());
+        // Reopening runs no migration twice.
+        db.close().await;
+        Db::open(dir.path()).await.unwrap();
+    }
+}

@@ -1,0 +1,67 @@
+//! The one error type of the HTTP API: a stable code and a message for people, answered as
+//! `{"error": {"code", "message"}}` with the matching status.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use cove_protocol::{ErrorCode, ErrorReply, RestError};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub reply: ErrorReply,
+    status: Option<StatusCode>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            reply: ErrorReply::new(code, message),
+            status: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::BadRequest, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::NotFound, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::Unavailable, message)
+    }
+
+    /// A plain request to a WebSocket route.
+    pub fn upgrade_required() -> ApiError {
+        ApiError {
+            reply: ErrorReply::new(ErrorCode::BadRequest, "this route takes a WebSocket upgrade"),
+            status: Some(StatusCode::UPGRADE_REQUIRED),
+        }
+    }
+
+    /// An internal failure: logged in full, answered without details.
+    pub fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
+        tracing::error!(%error, "{context}");
+        ApiError::new(ErrorCode::Internal, format!("{context}; see the server log"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self
+            .status
+            .unwrap_or_else(|| StatusCode::from_u16(self.reply.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+        (status, axum::Json(RestError { error: self.reply })).into_response()
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> ApiError {
+        match e {
+            crate::db::DbError::NameTaken(name) => {
+                ApiError::new(ErrorCode::Conflict, format!("a workspace named {name:?} already exists"))
+            }
+            other => ApiError::internal("database error", other),
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Workspaces and their lifecycle: create from a template, start, stop, delete, and finding
+//! running runners again after a restart.
+//!
+//! Lifecycle (the `state` field): `stopped -> starting -> running -> stopping -> stopped`,
+//! and `error` when a start fails (a later start may succeed). Starts and stops of one
+//! workspace are serialized, so two clients connecting at once start one runner.
+
+use cove_backend::{BackendError, RunnerAddr, RunnerState, SharedBackend};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::db::{Db, WorkspaceRow};
+use crate::error::ApiError;
+use crate::templates;
+
+/// A workspace as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceView {
+    pub id: String,
+    pub name: String,
+    pub template: String,
+    pub state: String,
+    pub owner: String,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_command: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview_port: Option<u16>,
+}
+
+impl WorkspaceView {
+    fn from_row(row: WorkspaceRow) -> WorkspaceView {
+        let template = templates::find(&row.template);
+        WorkspaceView {
+            run_command: template.and_then(|t| t.run_command),
+            preview_port: template.and_then(|t| t.preview_port),
+            id: row.id,
+            name: row.name,
+            template: row.template,
+            state: row.state,
+            owner: row.owner,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Manager {
+    db: Db,
+    backend: SharedBackend,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Checks a workspace name: what people type as a project title, but nothing that breaks a
+/// URL path segment or a terminal.
+pub fn validate_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::bad_request("name must be 1 to 100 characters"));
+    }
+    if name.chars().any(|c| c.is_control() || matches!(c, '/' | '\\' | '?' | '#' | '%')) {
+        return Err(ApiError::bad_request("name must not contain control characters or / \\ ? # %"));
+    }
+    if name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_request("name must not look like a workspace id"));
+    }
+    Ok(name.to_string())
+}
+
+impl Manager {
+    pub fn new(db: Db, backend: SharedBackend) -> Manager {
+        Manager {
+            db,
+            backend,
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks.lock().unwrap().entry(id.to_string()).or_default().clone()
+    }
+
+    /// Creates a workspace from a template; its files exist when this returns.
+    pub async fn create(&self, owner: &str, name: &str, template: Option<&str>) -> Result<WorkspaceView, ApiError> {
+        let name = validate_name(name)?;
+        let template_name = template.unwrap_or(templates::TEMPLATES[0].name);
+        let template = templates::find(template_name).ok_or_else(|| {
+            let known: Vec<_> = templates::TEMPLATES.iter().map(|t| t.name).collect();
+            ApiError::bad_request(format!("unknown template {template_name:?}; known: {}", known.join(", ")))
+        })?;
+        let row = WorkspaceRow {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            name,
+            owner: owner.to_string(),
+            template: template.name.to_string(),
+            state: "stopped".into(),
+            created_at: crate::now_rfc3339(),
+        };
+        // The row reserves the name first; files follow, and a failure undoes the row.
+        self.db.insert(&row).await?;
+        if let Err(e) = self.backend.provision(&row.id, &template.seed()).await {
+            let _ = self.db.delete(&row.id).await;
+            return Err(ApiError::internal("cannot create the workspace's files", e));
+        }
+        tracing::info!(workspace = %row.id, name = %row.name, template = %row.template, "workspace created");
+        Ok(WorkspaceView::from_row(row))
+    }
+
+    /// The workspace `id_or_name` of `owner`, or 404.
+    pub async fn find(&self, owner: &str, id_or_name: &str) -> Result<WorkspaceRow, ApiError> {
+        self.db
+            .find(owner, id_or_name)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no workspace {id_or_name:?}")))
+    }
+
+    /// The view of a workspace, with its state checked against the backend (a runner may have
+    /// died without telling anyone).
+    pub async fn view(&self, row: WorkspaceRow) -> WorkspaceView {
+        let mut row = row;
+        if row.state == "running" {
+            if let Ok(RunnerState::Stopped) = self.backend.status(&row.id).await {
+                row.state = "stopped".into();
+                let _ = self.db.set_state(&row.id, "stopped").await;
+            }
+        }
+        WorkspaceView::from_row(row)
+    }
+
+    pub async fn list(&self, owner: &str) -> Result<Vec<WorkspaceView>, ApiError> {
+        let rows = self.db.list(owner).await?;
+        let mut views = Vec::with_capacity(rows.len());
+        for row in rows {
+            views.push(self.view(row).await);
+        }
+        Ok(views)
+    }
+
+    /// Starts the workspace's runner if needed and returns its address.
+    pub async fn ensure_running(&self, row: &WorkspaceRow) -> Result<RunnerAddr, ApiError> {
+        if let Ok(RunnerState::Running { addr, .. }) = self.backend.status(&row.id).await {
+            return Ok(addr);
+        }
+        let lock = self.lock(&row.id);
+        let _turn = lock.lock().await;
+        if let Ok(RunnerState::Running { addr, .. }) = self.backend.status(&row.id).await {
+            return Ok(addr);
+        }
+        self.db.set_state(&row.id, "starting").await?;
+        let started = std::time::Instant::now();
+        match self.backend.start(&row.id).await {
+            Ok(addr) => {
+                self.db.set_state(&row.id, "running").await?;
+                tracing::info!(workspace = %row.id, elapsed_ms = started.elapsed().as_millis() as u64, "workspace running");
+                Ok(addr)
+            }
+            Err(e) => {
+                self.db.set_state(&row.id, "error").await?;
+                tracing::error!(workspace = %row.id, error = %e, "workspace failed to start");
+                let message = match e {
+                    BackendError::NoStorage(_) => "the workspace's files are missing".to_string(),
+                    _ => "the workspace could not start; see the server log".to_string(),
+                };
+                Err(ApiError::unavailable(message))
+            }
+        }
+    }
+
+    /// The runner's address when it is running, without starting it.
+    pub async fn running_addr(&self, row: &WorkspaceRow) -> Option<RunnerAddr> {
+        match self.backend.status(&row.id).await {
+            Ok(RunnerState::Running { addr, .. }) => Some(addr),
+            _ => None,
+        }
+    }
+
+    pub async fn stop(&self, row: &WorkspaceRow) -> Result<(), ApiError> {
+        let lock = self.lock(&row.id);
+        let _turn = lock.lock().await;
+        self.db.set_state(&row.id, "stopping").await?;
+        self.backend.stop(&row.id).await.map_err(|e| ApiError::internal("cannot stop the workspace", e))?;
+        self.db.set_state(&row.id, "stopped").await?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, row: &WorkspaceRow) -> Result<(), ApiError> {
+        let lock = self.lock(&row.id);
+        let _turn = lock.lock().await;
+        self.backend.destroy(&row.id).await.map_err(|e| ApiError::internal("cannot delete the workspace", e))?;
+        self.db.delete(&row.id).await?;
+        self.locks.lock().unwrap().remove(&row.id);
+        tracing::info!(workspace = %row.id, "workspace deleted");
+        Ok(())
+    }
+
+    /// After a (re)start: records which runners are still running and which are not.
+    pub async fn reconcile(&self) -> Result<(), ApiError> {
+        let running = self.backend.list_running().await.map_err(|e| ApiError::internal("cannot list runners", e))?;
+        for row in self.db.list_all().await? {
+            let alive = running.contains(&row.id);
+            let state = if alive { "running" } else { "stopped" };
+            if row.state != state {
+                self.db.set_state(&row.id, state).await?;
+            }
+            if alive {
+                tracing::info!(workspace = %row.id, "found its runner still running");
+            }
+        }
+        Ok(())
+    }
+}
