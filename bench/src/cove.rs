@@ -64,6 +64,16 @@ pub struct CoveRun {
 pub struct MemSnapshot {
     pub server_kib: u64,
     pub children: Vec<ChildMem>,
+    /// Every process below the server, depth first (depth 1 = child).
+    pub tree: Vec<TreeEntry>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TreeEntry {
+    pub depth: usize,
+    pub pid: i32,
+    pub comm: String,
+    pub rss_kib: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -319,8 +329,7 @@ impl Server {
 
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         let mut notes = Vec::new();
-        let port = loop {
-            tokio::select! {
+        let port = tokio::select! {
                 got = timeout_at(deadline, rx.recv()) => match got {
                     Err(_) => {
                         let _ = child.start_kill();
@@ -334,8 +343,13 @@ impl Server {
                     }
                     Ok(None) => {
                         // Both pipes closed: the server is exiting.
-                        let status = timeout_at(deadline, child.wait()).await;
-                        bail!("the server exited before listening ({status:?}); output: {}",
+                        let status = match timeout_at(deadline, child.wait()).await {
+                            Ok(Ok(s)) => s.to_string(),
+                            Ok(Err(e)) => e.to_string(),
+                            Err(_) => "still running, output closed".to_string(),
+                        };
+                        let _ = child.start_kill();
+                        bail!("the server exited before listening ({status}); output: {}",
                             tail_text(&log));
                     }
                     Ok(Some((stream, port))) => {
@@ -345,7 +359,7 @@ impl Server {
                                  not stdout"
                             ));
                         }
-                        break port;
+                        port
                     }
                 },
                 status = child.wait() => {
@@ -355,7 +369,6 @@ impl Server {
                         status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
                         tail_text(&log));
                 }
-            }
         };
         Ok(Self {
             child,
@@ -412,8 +425,9 @@ impl Server {
                 .map(|p| format!("{} ({})", p.pid, p.comm))
                 .collect();
             notes.push(format!(
-                "{} process(es) started by the server outlived it by 2 s and were killed by \
-                 pid: {}",
+                "{} process(es) started by the server were still running 2 s after it exited \
+                 (expected for runners: PROTOCOL.md section 6 keeps them across server \
+                 restarts); the bench killed them by pid: {}",
                 survivors.len(),
                 list.join(", ")
             ));
@@ -523,16 +537,24 @@ fn descendants(root: i32) -> Vec<(ProcStat, usize)> {
             }
         }
     }
+    // Depth-first, children in pid order, so the list reads like a tree.
+    for v in by_parent.values_mut() {
+        v.sort_by_key(|p| std::cmp::Reverse(p.pid));
+    }
     let mut out = Vec::new();
-    let mut stack = vec![(root, 0usize)];
-    while let Some((pid, depth)) = stack.pop() {
-        if depth > 64 {
-            continue;
+    let mut stack: Vec<(ProcStat, usize)> = by_parent
+        .remove(&root)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| (p, 1))
+        .collect();
+    while let Some((p, depth)) = stack.pop() {
+        if depth < 64 {
+            for c in by_parent.remove(&p.pid).unwrap_or_default() {
+                stack.push((c, depth + 1));
+            }
         }
-        for c in by_parent.remove(&pid).unwrap_or_default() {
-            stack.push((c.pid, depth + 1));
-            out.push((c, depth + 1));
-        }
+        out.push((p, depth));
     }
     out
 }
@@ -548,25 +570,34 @@ fn rss_kib(pid: i32) -> Option<u64> {
 fn mem_snapshot(server_pid: u32) -> Result<MemSnapshot> {
     let root = server_pid as i32;
     let server_kib = rss_kib(root).ok_or_else(|| anyhow!("no VmRSS for pid {root}"))?;
-    let all = descendants(root);
-    let mut children = Vec::new();
-    for (c, depth) in &all {
-        if *depth != 1 {
-            continue;
+    let tree: Vec<TreeEntry> = descendants(root)
+        .into_iter()
+        .map(|(p, depth)| TreeEntry {
+            depth,
+            pid: p.pid,
+            rss_kib: rss_kib(p.pid).unwrap_or(0),
+            comm: p.comm,
+        })
+        .collect();
+    let mut children: Vec<ChildMem> = Vec::new();
+    for e in &tree {
+        if e.depth == 1 {
+            children.push(ChildMem {
+                pid: e.pid,
+                comm: e.comm.clone(),
+                rss_kib: e.rss_kib,
+                below_count: 0,
+                below_kib: 0,
+            });
+        } else if let Some(c) = children.last_mut() {
+            c.below_count += 1;
+            c.below_kib += e.rss_kib;
         }
-        let below = descendants(c.pid);
-        children.push(ChildMem {
-            pid: c.pid,
-            comm: c.comm.clone(),
-            rss_kib: rss_kib(c.pid).unwrap_or(0),
-            below_count: below.len(),
-            below_kib: below.iter().filter_map(|(p, _)| rss_kib(p.pid)).sum(),
-        });
     }
-    children.sort_by_key(|c| c.pid);
     Ok(MemSnapshot {
         server_kib,
         children,
+        tree,
     })
 }
 
@@ -1015,35 +1046,61 @@ async fn raw_throughput_run(
         chunks: frames,
     };
     // End the shell; the server should send `exit` and close with 1000.
+    let t = Instant::now();
     let _ = ws_send(&mut ws, Message::binary(b"exit\n".to_vec())).await;
-    let end = Instant::now() + Duration::from_secs(5);
-    let mut exited = false;
-    loop {
-        match next_msg(&mut ws, end).await {
-            Ok(Some(m)) => {
-                if let Some(v) = text_json(&m)
-                    && msg_type(&v) == "exit"
-                {
-                    exited = true;
-                }
-            }
-            Ok(None) => break,
-            Err(_) => {
-                // Closed by the server, as PROTOCOL.md says, once the shell exits.
-                break;
-            }
-        }
-    }
-    if !exited {
-        push_note(
+    let (exit, close) = wait_exit_and_close(&mut ws, Duration::from_secs(5)).await;
+    match (&exit, &close) {
+        (Some(_), Some(Some(1000))) => progress(&format!(
+            "cove raw: shell exited, `exit` + close 1000 after {:.0} ms",
+            t.elapsed().as_secs_f64() * 1e3
+        )),
+        _ => push_note(
             notes,
-            "raw socket: after `exit` in the shell no `{\"type\":\"exit\",...}` text frame \
-             arrived within 5 s (PROTOCOL.md section 2)"
-                .into(),
-        );
+            format!(
+                "raw socket: after `exit` was typed into the shell: `exit` frame {}, close {} \
+                 within 5 s (PROTOCOL.md section 2 wants the `exit` text frame, then a close \
+                 with code 1000)",
+                match &exit {
+                    Some(v) => format!("received ({v})"),
+                    None => "missing".into(),
+                },
+                match close {
+                    Some(Some(c)) => format!("with code {c}"),
+                    Some(None) => "without a code (or the connection just ended)".into(),
+                    None => "missing".into(),
+                }
+            ),
+        ),
     }
     ws_close(ws).await;
     Ok(stat)
+}
+
+/// Reads until the `exit` text frame and the close of the socket (or the
+/// timeout). Returns the `exit` message and the close code (`Some(None)`
+/// when the socket ended without a close frame or code).
+async fn wait_exit_and_close(
+    ws: &mut Ws,
+    timeout: Duration,
+) -> (Option<Value>, Option<Option<u16>>) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut exit = None;
+    loop {
+        match timeout_at(deadline, ws.next()).await {
+            Err(_) => return (exit, None),
+            Ok(None) | Ok(Some(Err(_))) => return (exit, Some(None)),
+            Ok(Some(Ok(Message::Close(f)))) => {
+                return (exit, Some(f.map(|f| u16::from(f.code))));
+            }
+            Ok(Some(Ok(m))) => {
+                if let Some(v) = text_json(&m)
+                    && msg_type(&v) == "exit"
+                {
+                    exit = Some(v);
+                }
+            }
+        }
+    }
 }
 
 async fn raw_echo(port: u16, id: &str, samples: usize, notes: &mut Vec<String>) -> Result<Latency> {

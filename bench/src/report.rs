@@ -20,6 +20,16 @@ pub struct Machine {
     pub cpu_model: String,
     pub kernel: String,
     pub mem_total: String,
+    /// `/proc/loadavg` (1, 5, 15 min) before the bench started.
+    pub load_start: String,
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 impl Machine {
@@ -62,6 +72,7 @@ impl Machine {
             cpu_model,
             kernel,
             mem_total,
+            load_start: loadavg(),
         }
     }
 }
@@ -143,6 +154,13 @@ pub fn render(r: &Report) -> String {
         m.nproc, m.cpu_model, m.mem_total
     );
     let _ = writeln!(s, "- kernel: {}", m.kernel);
+    let _ = writeln!(
+        s,
+        "- load average (1/5/15 min): {} before, {} after (other work on the machine \
+         skews the numbers)",
+        m.load_start,
+        loadavg()
+    );
     let _ = writeln!(s, "- command: `{}`", r.command_line);
     match &r.cove {
         Ok(c) => {
@@ -335,6 +353,26 @@ pub fn render(r: &Report) -> String {
                     s,
                     "| server + runners | after the runs, one idle terminal | – ({}) |",
                     one_line(e)
+                );
+            }
+        }
+        if let Ok(m) = &c.mem_idle
+            && !m.tree.is_empty()
+        {
+            let _ = writeln!(
+                s,
+                "\nProcesses below the server after the runs (one idle terminal):\n"
+            );
+            let _ = writeln!(s, "| process | pid | RSS MiB |");
+            let _ = writeln!(s, "|---|---:|---:|");
+            for e in &m.tree {
+                let _ = writeln!(
+                    s,
+                    "| {}{} | {} | {} |",
+                    "· ".repeat(e.depth - 1),
+                    one_line(&e.comm),
+                    e.pid,
+                    mib(e.rss_kib)
                 );
             }
         }
