@@ -52,7 +52,10 @@ struct Outbox(mpsc::Sender<Message>);
 
 impl Outbox {
     async fn send(&self, message: ServerMessage) -> Result<(), ()> {
-        self.0.send(Message::Text(message.encode().into())).await.map_err(|_| ())
+        self.0
+            .send(Message::Text(message.encode().into()))
+            .await
+            .map_err(|_| ())
     }
 
     async fn event(&self, event: Event) -> Result<(), ()> {
@@ -75,7 +78,8 @@ pub async fn serve(ws: Arc<Workspace>, socket: WebSocket) {
     let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
     let shutdown = ws.shutdown.clone();
     let writer = tokio::spawn(async move {
-        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         loop {
             let message = tokio::select! {
                 m = rx.recv() => match m { Some(m) => m, None => break },
@@ -168,7 +172,10 @@ impl Session {
 
     async fn reply(&self, request_id: &Option<String>, result: Result<Event, ErrorReply>) {
         let event = result.unwrap_or_else(Event::Error);
-        let _ = self.out.send(ServerMessage::reply(event, request_id.clone())).await;
+        let _ = self
+            .out
+            .send(ServerMessage::reply(event, request_id.clone()))
+            .await;
     }
 
     async fn handle_text(&mut self, text: &str) {
@@ -179,19 +186,29 @@ impl Session {
                     self.reply(&id, result).await;
                 }
             }
-            Err(e) => self.error(e.request_id, ErrorCode::BadRequest, &e.message).await,
+            Err(e) => {
+                self.error(e.request_id, ErrorCode::BadRequest, &e.message)
+                    .await
+            }
         }
     }
 
     /// Runs one request. `None` when the reply is sent later by a task of its own.
-    async fn handle(&mut self, request: Request, request_id: &Option<String>) -> Option<Result<Event, ErrorReply>> {
+    async fn handle(
+        &mut self,
+        request: Request,
+        request_id: &Option<String>,
+    ) -> Option<Result<Event, ErrorReply>> {
         let ws = self.ws.clone();
         Some(match request {
             Request::Ping(_) => Ok(Event::Pong(Empty {})),
             Request::CreateTerminal(r) => {
                 let size = match (r.cols, r.rows) {
                     (None, None) => None,
-                    (cols, rows) => Some(cove_pty::Size { cols: cols.unwrap_or(80), rows: rows.unwrap_or(24) }),
+                    (cols, rows) => Some(cove_pty::Size {
+                        cols: cols.unwrap_or(80),
+                        rows: rows.unwrap_or(24),
+                    }),
                 };
                 let new = NewTerminal {
                     id: r.terminal_id,
@@ -202,7 +219,9 @@ impl Session {
                 };
                 match ws.terminals.create(new) {
                     Ok(terminal) => {
-                        let created = Event::TerminalCreated(TerminalCreated { terminal_id: terminal.id.clone() });
+                        let created = Event::TerminalCreated(TerminalCreated {
+                            terminal_id: terminal.id.clone(),
+                        });
                         self.reply(request_id, Ok(created)).await;
                         let reader = terminal.log.reader(Some(0));
                         self.feed_terminal(terminal, reader);
@@ -234,7 +253,12 @@ impl Session {
                 Err(e) => Err(e),
             },
             Request::ResizeTerminal(r) => {
-                match ws.terminals.get(&r.terminal_id).and_then(|t| t.resize(cove_pty::Size { cols: r.cols, rows: r.rows })) {
+                match ws.terminals.get(&r.terminal_id).and_then(|t| {
+                    t.resize(cove_pty::Size {
+                        cols: r.cols,
+                        rows: r.rows,
+                    })
+                }) {
                     Ok(()) => return None,
                     Err(e) => Err(e),
                 }
@@ -330,37 +354,72 @@ impl Session {
             },
             Request::ReadFile(r) => {
                 let path = r.path.clone();
-                blocking(move || ws.files.read(&r.path)).await.and_then(|data| {
-                    let content = match r.encoding {
-                        Encoding::Base64 => base64::engine::general_purpose::STANDARD.encode(&data.bytes),
-                        Encoding::Utf8 => String::from_utf8(data.bytes).map_err(|_| {
-                            ErrorReply::new(ErrorCode::BadRequest, format!("{path} is not UTF-8 text; read it with encoding base64"))
-                        })?,
-                    };
-                    Ok(Event::FileContent(FileContent { path, content, encoding: r.encoding, version: data.version }))
-                })
+                blocking(move || ws.files.read(&r.path))
+                    .await
+                    .and_then(|data| {
+                        let content = match r.encoding {
+                            Encoding::Base64 => {
+                                base64::engine::general_purpose::STANDARD.encode(&data.bytes)
+                            }
+                            Encoding::Utf8 => String::from_utf8(data.bytes).map_err(|_| {
+                                ErrorReply::new(
+                                    ErrorCode::BadRequest,
+                                    format!(
+                                        "{path} is not UTF-8 text; read it with encoding base64"
+                                    ),
+                                )
+                            })?,
+                        };
+                        Ok(Event::FileContent(FileContent {
+                            path,
+                            content,
+                            encoding: r.encoding,
+                            version: data.version,
+                        }))
+                    })
             }
             Request::WriteFile(r) => {
                 let bytes = match r.encoding {
                     Encoding::Utf8 => r.content.into_bytes(),
-                    Encoding::Base64 => match base64::engine::general_purpose::STANDARD.decode(r.content.as_bytes()) {
+                    Encoding::Base64 => match base64::engine::general_purpose::STANDARD
+                        .decode(r.content.as_bytes())
+                    {
                         Ok(bytes) => bytes,
-                        Err(e) => return Some(Err(ErrorReply::new(ErrorCode::BadRequest, format!("content is not valid base64: {e}")))),
+                        Err(e) => {
+                            return Some(Err(ErrorReply::new(
+                                ErrorCode::BadRequest,
+                                format!("content is not valid base64: {e}"),
+                            )));
+                        }
                     },
                 };
                 let path = r.path.clone();
                 blocking(move || ws.files.write(&r.path, &bytes, r.base_version.as_deref()))
                     .await
-                    .map(|w| Event::FileWritten(FileWritten { path, version: w.version, size: w.size }))
+                    .map(|w| {
+                        Event::FileWritten(FileWritten {
+                            path,
+                            version: w.version,
+                            size: w.size,
+                        })
+                    })
             }
             Request::ListDir(r) => {
                 let path = r.path.clone();
-                blocking(move || ws.files.list(&r.path)).await.map(|entries| Event::DirListing(DirListing { path, entries }))
+                blocking(move || ws.files.list(&r.path))
+                    .await
+                    .map(|entries| Event::DirListing(DirListing { path, entries }))
             }
-            Request::MakeDir(r) => blocking(move || ws.files.make_dir(&r.path)).await.map(|()| Event::Ok(Empty {})),
-            Request::DeletePath(r) => blocking(move || ws.files.delete(&r.path, r.recursive)).await.map(|()| Event::Ok(Empty {})),
+            Request::MakeDir(r) => blocking(move || ws.files.make_dir(&r.path))
+                .await
+                .map(|()| Event::Ok(Empty {})),
+            Request::DeletePath(r) => blocking(move || ws.files.delete(&r.path, r.recursive))
+                .await
+                .map(|()| Event::Ok(Empty {})),
             Request::RenamePath(r) => {
-                blocking(move || ws.files.rename(&r.from, &r.to, r.overwrite)).await.map(|()| Event::Ok(Empty {}))
+                blocking(move || ws.files.rename(&r.from, &r.to, r.overwrite))
+                    .await
+                    .map(|()| Event::Ok(Empty {}))
             }
             Request::Watch(r) => self.watch(r.path).await,
             Request::Unwatch(r) => {
@@ -380,10 +439,12 @@ impl Session {
                 Ok(ports) => Ok(Event::Ports(Ports { ports })),
                 Err(_) => Err(ErrorReply::new(ErrorCode::Internal, "port scan failed")),
             },
-            Request::Stats(_) => match tokio::task::spawn_blocking(move || ws.stats.sample(&ws.files)).await {
-                Ok(stats) => Ok(Event::Stats(stats)),
-                Err(_) => Err(ErrorReply::new(ErrorCode::Internal, "stats failed")),
-            },
+            Request::Stats(_) => {
+                match tokio::task::spawn_blocking(move || ws.stats.sample(&ws.files)).await {
+                    Ok(stats) => Ok(Event::Stats(stats)),
+                    Err(_) => Err(ErrorReply::new(ErrorCode::Internal, "stats failed")),
+                }
+            }
         })
     }
 
@@ -396,7 +457,11 @@ impl Session {
             blocking(move || ws.files.is_dir(&check)).await?;
         }
         if self.watching.is_none() {
-            let sub = self.ws.watcher.subscribe().map_err(|e| ErrorReply::new(ErrorCode::Unavailable, e))?;
+            let sub = self
+                .ws
+                .watcher
+                .subscribe()
+                .map_err(|e| ErrorReply::new(ErrorCode::Unavailable, e))?;
             self.watching = Some(sub);
         }
         if !self.watches.contains(&path) {
@@ -409,12 +474,24 @@ impl Session {
     /// and hands back the feed's task so the reply can wait for the last output.
     fn quiet_feed(&self, kind: Kind, id: &str) -> Option<JoinHandle<()>> {
         let feed = self.feeds.lock().unwrap().remove(&(kind, id.to_string()))?;
-        feed.quiet_exit.store(true, std::sync::atomic::Ordering::SeqCst);
+        feed.quiet_exit
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         Some(feed.task)
     }
 
-    fn add_feed(&self, kind: Kind, id: String, quiet_exit: Arc<std::sync::atomic::AtomicBool>, task: JoinHandle<()>) {
-        if let Some(old) = self.feeds.lock().unwrap().insert((kind, id), Feed { task, quiet_exit }) {
+    fn add_feed(
+        &self,
+        kind: Kind,
+        id: String,
+        quiet_exit: Arc<std::sync::atomic::AtomicBool>,
+        task: JoinHandle<()>,
+    ) {
+        if let Some(old) = self
+            .feeds
+            .lock()
+            .unwrap()
+            .insert((kind, id), Feed { task, quiet_exit })
+        {
             // Attaching twice replaces the earlier feed: output is never sent twice.
             old.task.abort();
         }
@@ -429,9 +506,15 @@ impl Session {
         let task = tokio::spawn(async move {
             let mut utf8 = Utf8Stream::default();
             let send = |data: String| {
-                out.event(Event::TerminalOutput(TerminalOutput { terminal_id: terminal.id.clone(), data }))
+                out.event(Event::TerminalOutput(TerminalOutput {
+                    terminal_id: terminal.id.clone(),
+                    data,
+                }))
             };
             while let Some(batch) = reader.next(MAX_OUTPUT).await {
+                if batch.gap && skipped(&out, "terminal", &terminal.id).await.is_err() {
+                    return;
+                }
                 let data = utf8.decode(&batch.data);
                 if !data.is_empty() && send(data).await.is_err() {
                     return;
@@ -443,10 +526,17 @@ impl Session {
             }
             let exit = terminal.exited().await;
             if !quiet.load(std::sync::atomic::Ordering::SeqCst) {
-                let event = Event::TerminalExit(TerminalExit { terminal_id: terminal.id.clone(), exit_code: exit.code, signal: exit.signal });
+                let event = Event::TerminalExit(TerminalExit {
+                    terminal_id: terminal.id.clone(),
+                    exit_code: exit.code,
+                    signal: exit.signal,
+                });
                 let _ = out.event(event).await;
             }
-            feeds.lock().unwrap().remove(&(Kind::Terminal, terminal.id.clone()));
+            feeds
+                .lock()
+                .unwrap()
+                .remove(&(Kind::Terminal, terminal.id.clone()));
         });
         self.add_feed(Kind::Terminal, id, quiet_exit, task);
     }
@@ -460,12 +550,23 @@ impl Session {
         let task = tokio::spawn(async move {
             let mut decoders = [Utf8Stream::default(), Utf8Stream::default()];
             while let Some(batch) = reader.next(MAX_OUTPUT).await {
-                let stream = if batch.stream == STDERR { Stream::Stderr } else { Stream::Stdout };
+                if batch.gap && skipped(&out, "process", &process.id).await.is_err() {
+                    return;
+                }
+                let stream = if batch.stream == STDERR {
+                    Stream::Stderr
+                } else {
+                    Stream::Stdout
+                };
                 let data = decoders[(stream == Stream::Stderr) as usize].decode(&batch.data);
                 if data.is_empty() {
                     continue;
                 }
-                let event = Event::ProcessOutput(ProcessOutput { process_id: process.id.clone(), stream, data });
+                let event = Event::ProcessOutput(ProcessOutput {
+                    process_id: process.id.clone(),
+                    stream,
+                    data,
+                });
                 if out.event(event).await.is_err() {
                     return;
                 }
@@ -473,31 +574,68 @@ impl Session {
             for (i, decoder) in decoders.iter_mut().enumerate() {
                 let tail = decoder.finish();
                 if !tail.is_empty() {
-                    let stream = if i == 1 { Stream::Stderr } else { Stream::Stdout };
-                    let _ = out.event(Event::ProcessOutput(ProcessOutput { process_id: process.id.clone(), stream, data: tail })).await;
+                    let stream = if i == 1 {
+                        Stream::Stderr
+                    } else {
+                        Stream::Stdout
+                    };
+                    let _ = out
+                        .event(Event::ProcessOutput(ProcessOutput {
+                            process_id: process.id.clone(),
+                            stream,
+                            data: tail,
+                        }))
+                        .await;
                 }
             }
             let exit = process.exited().await;
             if !quiet.load(std::sync::atomic::Ordering::SeqCst) {
-                let event = Event::ProcessExit(ProcessExit { process_id: process.id.clone(), exit_code: exit.code, signal: exit.signal });
+                let event = Event::ProcessExit(ProcessExit {
+                    process_id: process.id.clone(),
+                    exit_code: exit.code,
+                    signal: exit.signal,
+                });
                 let _ = out.event(event).await;
             }
-            feeds.lock().unwrap().remove(&(Kind::Process, process.id.clone()));
+            feeds
+                .lock()
+                .unwrap()
+                .remove(&(Kind::Process, process.id.clone()));
         });
         self.add_feed(Kind::Process, id, quiet_exit, task);
     }
 }
 
+/// Tells a client that output it had not read was dropped (it fell behind the kept log).
+async fn skipped(out: &Outbox, what: &str, id: &str) -> Result<(), ()> {
+    let message = format!(
+        "some output of {what} {id} was skipped: this client fell behind by more than the kept log"
+    );
+    out.event(Event::Error(ErrorReply::new(
+        ErrorCode::LimitExceeded,
+        message,
+    )))
+    .await
+}
+
 /// A watch path as it appears in events: relative, no leading or trailing slash.
 fn normalize(path: &str) -> String {
-    path.split('/').filter(|c| !c.is_empty() && *c != ".").collect::<Vec<_>>().join("/")
+    path.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Runs a file operation off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, FileError> + Send + 'static) -> Result<T, ErrorReply> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, FileError> + Send + 'static,
+) -> Result<T, ErrorReply> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(ErrorReply::new(e.code, e.message)),
-        Err(_) => Err(ErrorReply::new(ErrorCode::Internal, "the file operation failed")),
+        Err(_) => Err(ErrorReply::new(
+            ErrorCode::Internal,
+            "the file operation failed",
+        )),
     }
 }

@@ -6,6 +6,10 @@
 //! - the producer waits while any live reader is more than `window` bytes behind, so a slow
 //!   client slows the program (through the kernel's PTY or pipe buffer) instead of growing
 //!   memory or losing bytes it has not seen. With no reader attached the producer never waits.
+//! - a reader that holds the producer back for longer than [`STALL`] (a client that stopped
+//!   reading, or vanished without closing) is marked lagging and no longer holds anyone back,
+//!   so one stuck client cannot freeze a shared terminal. It rejoins once it catches up; if
+//!   bytes it had not read were dropped meanwhile, its next batch says so (`gap`).
 //!
 //! Offsets count bytes since the program started, so a client that reconnects with the
 //! offset it reached gets exactly the bytes after it while the log still holds them.
@@ -13,7 +17,17 @@
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{Notify, watch};
+
+/// How long one reader may hold the producer back before it stops counting.
+pub const STALL: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy)]
+struct ReaderState {
+    position: u64,
+    lagging: bool,
+}
 
 /// Which stream a chunk came from: terminals use [`STDOUT`] only.
 pub type StreamTag = u8;
@@ -27,6 +41,17 @@ struct Chunk {
     data: Bytes,
 }
 
+impl State {
+    /// The position of the slowest reader that still holds the producer back.
+    fn slowest(&self) -> Option<u64> {
+        self.readers
+            .values()
+            .filter(|r| !r.lagging)
+            .map(|r| r.position)
+            .min()
+    }
+}
+
 #[derive(Debug)]
 struct State {
     chunks: VecDeque<Chunk>,
@@ -35,7 +60,7 @@ struct State {
     /// Offset one past the last byte appended.
     end: u64,
     held: usize,
-    readers: HashMap<u64, u64>,
+    readers: HashMap<u64, ReaderState>,
     next_reader: u64,
     closed: bool,
 }
@@ -92,12 +117,26 @@ impl OutputLog {
             let notified = self.drained.notified();
             {
                 let state = self.state.lock().unwrap();
-                let slowest = state.readers.values().copied().min().unwrap_or(state.end);
+                let slowest = state.slowest().unwrap_or(state.end);
                 if state.end.saturating_sub(slowest) < self.window {
                     return;
                 }
             }
-            notified.await;
+            if tokio::time::timeout(STALL, notified).await.is_err() {
+                // Nobody advanced for a whole STALL: whoever is a window behind stops counting.
+                let mut state = self.state.lock().unwrap();
+                let (end, window) = (state.end, self.window);
+                for reader in state.readers.values_mut() {
+                    if !reader.lagging && end.saturating_sub(reader.position) >= window {
+                        reader.lagging = true;
+                        tracing::debug!(
+                            position = reader.position,
+                            end,
+                            "a reader stalled the output; it no longer holds it back"
+                        );
+                    }
+                }
+            }
         }
     }
 
@@ -118,7 +157,7 @@ impl OutputLog {
             });
             // Never drop what an attached reader has yet to see: the producer's wait keeps
             // that part under one window, so the log stays bounded all the same.
-            let slowest = state.readers.values().copied().min().unwrap_or(u64::MAX);
+            let slowest = state.slowest().unwrap_or(u64::MAX);
             while state.held > self.capacity && state.chunks.len() > 1 {
                 let front = state.chunks.front().expect("more than one chunk");
                 if front.offset + front.data.len() as u64 > slowest {
@@ -166,7 +205,13 @@ impl OutputLog {
         };
         let id = state.next_reader;
         state.next_reader += 1;
-        state.readers.insert(id, position);
+        state.readers.insert(
+            id,
+            ReaderState {
+                position,
+                lagging: false,
+            },
+        );
         Reader {
             log: self.clone(),
             id,
@@ -208,9 +253,7 @@ impl Reader {
             }
             if self.log.state.lock().unwrap().closed {
                 // Everything appended before close() has been taken above.
-                if self.take(max).is_none() {
-                    return None;
-                }
+                self.take(max)?;
             }
             if self.end_rx.changed().await.is_err() {
                 return None;
@@ -248,7 +291,14 @@ impl Reader {
             taken += want;
         }
         self.position += taken as u64;
-        state.readers.insert(self.id, self.position);
+        let (end, window) = (state.end, self.log.window);
+        if let Some(reader) = state.readers.get_mut(&self.id) {
+            reader.position = self.position;
+            // Caught up again: hold the producer back like everyone else.
+            if reader.lagging && end.saturating_sub(self.position) < window / 2 {
+                reader.lagging = false;
+            }
+        }
         drop(state);
         self.log.drained.notify_one();
         let data = if parts.len() == 1 {
@@ -308,7 +358,10 @@ mod tests {
         let batch = r.next(100).await.unwrap();
         assert_eq!((batch.stream, batch.data), (STDOUT, b("t1")));
         let batch = r.next(100).await.unwrap();
-        assert_eq!((batch.stream, batch.data, batch.offset), (STDERR, b("err1"), 4));
+        assert_eq!(
+            (batch.stream, batch.data, batch.offset),
+            (STDERR, b("err1"), 4)
+        );
     }
 
     #[tokio::test]
@@ -321,7 +374,10 @@ mod tests {
         // Offset 9500 is still held: exactly the last 500 bytes.
         let mut r = log.reader(Some(9500));
         let batch = r.take(100_000).unwrap();
-        assert_eq!((batch.offset, batch.data.len(), batch.gap), (9500, 500, false));
+        assert_eq!(
+            (batch.offset, batch.data.len(), batch.gap),
+            (9500, 500, false)
+        );
         // Offset 10 was dropped: the replay starts later and says so.
         let mut r = log.reader(Some(10));
         let batch = r.take(100_000).unwrap();
@@ -359,6 +415,38 @@ mod tests {
         for (i, chunk) in received.chunks(1000).enumerate() {
             assert!(chunk.iter().all(|&byte| byte == (i % 251) as u8));
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stuck_reader_stops_holding_the_producer_back_and_learns_of_the_gap() {
+        let log = OutputLog::new(4096);
+        let mut stuck = log.reader(None);
+        let mut live = log.reader(None);
+        let producer = {
+            let log = log.clone();
+            tokio::spawn(async move {
+                for i in 0..50u32 {
+                    log.wait_for_room().await;
+                    log.append(STDOUT, Bytes::from(vec![(i % 251) as u8; 1000]));
+                }
+                log.close();
+            })
+        };
+        // The live reader keeps reading; the stuck one never does. After STALL the producer
+        // goes on for the live reader's sake.
+        let mut received = 0;
+        while let Some(batch) = live.next(100_000).await {
+            assert!(!batch.gap, "the live reader misses nothing");
+            received += batch.data.len();
+        }
+        producer.await.unwrap();
+        assert_eq!(received, 50_000);
+        let first = stuck.take(100_000).unwrap();
+        assert!(
+            first.gap,
+            "the stuck reader is told that output was dropped"
+        );
+        assert!(log.held() <= 4096 + 1000);
     }
 
     #[tokio::test]

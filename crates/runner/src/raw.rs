@@ -19,6 +19,10 @@ use crate::utf8::Utf8Stream;
 /// Largest binary frame sent: bursts are joined up to this size.
 const MAX_FRAME: usize = 256 * 1024;
 
+/// Close code for a client that fell behind the scrollback; it should reconnect with the
+/// offset it reached.
+pub const FELL_BEHIND: u16 = 4000;
+
 /// Wire format of a terminal socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -27,13 +31,24 @@ pub enum Format {
 }
 
 fn control(message: &RawControl) -> Message {
-    Message::Text(serde_json::to_string(message).expect("control messages serialize").into())
+    Message::Text(
+        serde_json::to_string(message)
+            .expect("control messages serialize")
+            .into(),
+    )
 }
 
 /// Serves one terminal socket until the client leaves, the terminal exits or the runner stops.
-pub async fn serve(terminal: Arc<Terminal>, socket: WebSocket, offset: Option<u64>, format: Format, shutdown: tokio_util::sync::CancellationToken) {
+pub async fn serve(
+    terminal: Arc<Terminal>,
+    socket: WebSocket,
+    offset: Option<u64>,
+    format: Format,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
     let (mut sink, mut stream) = socket.split();
     let mut reader = terminal.log.reader(offset);
+    let announced_gap = reader.starts_with_gap();
     if format == Format::Raw {
         let size = terminal.size();
         let attached = RawControl::Attached {
@@ -51,10 +66,19 @@ pub async fn serve(terminal: Arc<Terminal>, socket: WebSocket, offset: Option<u6
         let shutdown = shutdown.clone();
         async move {
             let mut utf8 = Utf8Stream::default();
-            let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+            let mut ping =
+                tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+            let mut first = true;
             loop {
                 let message = tokio::select! {
                     batch = reader.next(MAX_FRAME) => match batch {
+                        // This client fell so far behind that output it had not read was
+                        // dropped. Byte offsets no longer line up, so the raw socket closes
+                        // and the client resumes with its offset (and gets `gap: true`).
+                        Some(batch) if format == Format::Raw && batch.gap && !(first && announced_gap) => {
+                            let _ = sink.send(Message::Close(Some(CloseFrame { code: FELL_BEHIND, reason: "fell behind; reconnect with ?offset=".into() }))).await;
+                            return;
+                        }
                         Some(batch) => match format {
                             Format::Raw => Message::Binary(batch.data),
                             Format::Text => {
@@ -71,6 +95,7 @@ pub async fn serve(terminal: Arc<Terminal>, socket: WebSocket, offset: Option<u6
                         return;
                     }
                 };
+                first = false;
                 if sink.send(message).await.is_err() {
                     return;
                 }
@@ -78,35 +103,47 @@ pub async fn serve(terminal: Arc<Terminal>, socket: WebSocket, offset: Option<u6
             // The terminal ended and everything it printed has been sent.
             let exit = terminal.exited().await;
             if format == Format::Raw {
-                let _ = sink.send(control(&RawControl::Exit { exit_code: exit.code, signal: exit.signal })).await;
+                let _ = sink
+                    .send(control(&RawControl::Exit {
+                        exit_code: exit.code,
+                        signal: exit.signal,
+                    }))
+                    .await;
             } else {
                 let tail = utf8.finish();
                 if !tail.is_empty() {
                     let _ = sink.send(Message::Text(tail.into())).await;
                 }
             }
-            let _ = sink.send(Message::Close(Some(CloseFrame { code: 1000, reason: "terminal exited".into() }))).await;
+            let _ = sink
+                .send(Message::Close(Some(CloseFrame {
+                    code: 1000,
+                    reason: "terminal exited".into(),
+                })))
+                .await;
         }
     };
     let input = async {
         while let Some(Ok(message)) = stream.next().await {
             match (message, format) {
-                (Message::Binary(bytes), _) => {
-                    if terminal.write(&bytes).await.is_err() {
-                        break;
+                (Message::Binary(bytes), _) if terminal.write(&bytes).await.is_err() => {
+                    break;
+                }
+                (Message::Text(text), Format::Text)
+                    if terminal.write(text.as_bytes()).await.is_err() =>
+                {
+                    break;
+                }
+                (Message::Text(text), Format::Raw) => {
+                    match serde_json::from_str::<RawControl>(&text) {
+                        Ok(RawControl::Resize { cols, rows }) => {
+                            let _ = terminal.resize(cove_pty::Size { cols, rows });
+                        }
+                        _ => {
+                            tracing::debug!(terminal = %terminal.id, "ignored control frame: {}", text.chars().take(200).collect::<String>())
+                        }
                     }
                 }
-                (Message::Text(text), Format::Text) => {
-                    if terminal.write(text.as_bytes()).await.is_err() {
-                        break;
-                    }
-                }
-                (Message::Text(text), Format::Raw) => match serde_json::from_str::<RawControl>(&text) {
-                    Ok(RawControl::Resize { cols, rows }) => {
-                        let _ = terminal.resize(cove_pty::Size { cols, rows });
-                    }
-                    _ => tracing::debug!(terminal = %terminal.id, "ignored control frame: {}", text.chars().take(200).collect::<String>()),
-                },
                 (Message::Close(_), _) => break,
                 _ => {}
             }
