@@ -95,7 +95,8 @@ fn default_data_dir() -> anyhow::Result<PathBuf> {
     if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(xdg).join("cove"));
     }
-    let home = std::env::var_os("HOME").context("neither --data-dir, $XDG_DATA_HOME nor $HOME is set")?;
+    let home =
+        std::env::var_os("HOME").context("neither --data-dir, $XDG_DATA_HOME nor $HOME is set")?;
     Ok(PathBuf::from(home).join(".local/share/cove"))
 }
 
@@ -103,20 +104,32 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let filter = std::env::var("RUST_LOG").unwrap_or(cli.log.clone());
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).context("bad --log filter")?)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter).context("bad --log filter")?,
+        )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
-        Command::Runner(args) => runtime.block_on(runner(args)),
+        Command::Serve(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(serve(args)),
+        // One runner serves one workspace: a single-threaded runtime keeps an idle runner
+        // small (one thread, one malloc arena) and is fast enough for one workspace's I/O.
+        Command::Runner(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .max_blocking_threads(8)
+            .build()?
+            .block_on(runner(args)),
     }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let auth = match args.auth.as_str() {
         "none" => cove_server::Auth::None,
-        "password" => anyhow::bail!("--auth password is not available yet: accounts and sign-in are a later milestone; run with --auth none on loopback"),
+        "password" => anyhow::bail!(
+            "--auth password is not available yet: accounts and sign-in are a later milestone; run with --auth none on loopback"
+        ),
         other => anyhow::bail!("unknown --auth {other:?}; use none"),
     };
     if args.password.is_some() && auth == cove_server::Auth::None {
@@ -129,11 +142,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(dir) => dir,
         None => default_data_dir()?,
     };
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
     let backend = cove_backend::LocalBackend::new(cove_backend::LocalConfig {
         data_dir: data_dir.clone(),
-        runner_exe: std::env::current_exe().context("cannot find the cove binary to start runners")?,
+        runner_exe: std::env::current_exe()
+            .context("cannot find the cove binary to start runners")?,
         limits: cove_backend::RunnerLimits {
             scrollback_bytes: args.scrollback,
             max_file_bytes: args.max_file_size,
@@ -148,7 +163,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let signals = shutdown.clone();
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else { return };
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
@@ -169,13 +189,20 @@ async fn runner(args: RunnerArgs) -> anyhow::Result<()> {
     let listen = match (args.socket, args.listen_tcp) {
         (Some(path), None) => cove_runner::Listen::Unix(path),
         (None, Some(addr)) => {
-            let token = std::env::var("COVE_RUNNER_TOKEN").context("--listen-tcp needs $COVE_RUNNER_TOKEN")?;
-            anyhow::ensure!(token.len() >= 16, "$COVE_RUNNER_TOKEN must be at least 16 characters");
+            let token = std::env::var("COVE_RUNNER_TOKEN")
+                .context("--listen-tcp needs $COVE_RUNNER_TOKEN")?;
+            anyhow::ensure!(
+                token.len() >= 16,
+                "$COVE_RUNNER_TOKEN must be at least 16 characters"
+            );
             cove_runner::Listen::Tcp { addr, token }
         }
         _ => anyhow::bail!("give --socket or --listen-tcp"),
     };
-    let root = args.root.canonicalize().with_context(|| format!("workspace root {}", args.root.display()))?;
+    let root = args
+        .root
+        .canonicalize()
+        .with_context(|| format!("workspace root {}", args.root.display()))?;
     let shell = std::env::var("SHELL")
         .ok()
         .filter(|s| std::path::Path::new(s).is_file())

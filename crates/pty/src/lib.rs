@@ -85,12 +85,14 @@ pub fn spawn(spawn: &Spawn) -> Result<(Master, tokio::process::Child), PtyError>
         .stdout(stdio(&slave)?)
         .stderr(stdio(&slave)?);
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system
-    // calls (setsid, ioctl) on file descriptors the child already owns.
+    // calls (setsid, ioctl, prctl) on file descriptors the child already owns.
     unsafe {
         command.pre_exec(|| {
             rustix::process::setsid()?;
             // stdin is the slave: make it the controlling terminal of the new session.
             rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?;
+            // If whoever started us dies, hang up as a closed terminal would.
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::HUP))?;
             Ok(())
         });
     }

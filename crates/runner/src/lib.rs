@@ -15,6 +15,7 @@ pub mod files;
 pub mod http;
 pub mod output;
 pub mod ports;
+pub mod preview;
 pub mod processes;
 pub mod raw;
 pub mod stats;
@@ -65,7 +66,10 @@ pub enum Listen {
     /// A Unix socket created with mode 0600 (only the server's user can connect).
     Unix(PathBuf),
     /// TCP, for runners in Kubernetes pods; every request needs the bearer token.
-    Tcp { addr: std::net::SocketAddr, token: String },
+    Tcp {
+        addr: std::net::SocketAddr,
+        token: String,
+    },
 }
 
 /// Everything a runner needs to serve one workspace.
@@ -116,7 +120,9 @@ pub(crate) fn signal_group(pgid: u32, signal: i32) {
 pub(crate) fn validate_id(id: &str, what: &str) -> Result<String, ErrorReply> {
     let ok = !id.is_empty()
         && id.len() <= 128
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'@'));
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'@'));
     if ok {
         Ok(id.to_string())
     } else {
@@ -143,7 +149,10 @@ impl Launch {
         let path = match cwd {
             None | Some("") => return Ok(self.root.clone()),
             Some(c) if c.contains('\0') => {
-                return Err(ErrorReply::new(ErrorCode::BadRequest, "cwd must not contain NUL bytes"));
+                return Err(ErrorReply::new(
+                    ErrorCode::BadRequest,
+                    "cwd must not contain NUL bytes",
+                ));
             }
             Some(c) if c.starts_with('/') => PathBuf::from(c),
             Some(c) => self.root.join(c),
@@ -158,7 +167,11 @@ impl Launch {
     }
 
     /// The complete environment of a new program: a clean base plus the client's variables.
-    fn env(&self, extra: &[(String, String)], id_var: (&str, &str)) -> Result<Vec<(OsString, OsString)>, ErrorReply> {
+    fn env(
+        &self,
+        extra: &[(String, String)],
+        id_var: (&str, &str),
+    ) -> Result<Vec<(OsString, OsString)>, ErrorReply> {
         let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
         let lang = std::env::var("LANG").unwrap_or_else(|_| "C.UTF-8".into());
         let user = std::env::var("USER").unwrap_or_else(|_| "cove".into());
@@ -177,7 +190,9 @@ impl Launch {
             if key.is_empty() || key.contains('=') || key.contains('\0') || value.contains('\0') {
                 return Err(ErrorReply::new(
                     ErrorCode::BadRequest,
-                    format!("bad environment variable {key:?}: names must be non-empty without = or NUL"),
+                    format!(
+                        "bad environment variable {key:?}: names must be non-empty without = or NUL"
+                    ),
                 ));
             }
             env.retain(|(k, _)| k != key);
@@ -198,9 +213,17 @@ impl Launch {
             None => {
                 // A login shell, as ssh and code-server start one: argv[0] = "-bash".
                 let name = self.shell.rsplit('/').next().unwrap_or("sh");
-                (self.shell.clone(), vec![], Some(OsString::from(format!("-{name}"))))
+                (
+                    self.shell.clone(),
+                    vec![],
+                    Some(OsString::from(format!("-{name}"))),
+                )
             }
-            Some(line) => ("/bin/bash".to_string(), vec!["-c".into(), OsString::from(line)], None),
+            Some(line) => (
+                "/bin/bash".to_string(),
+                vec!["-c".into(), OsString::from(line)],
+                None,
+            ),
         };
         Ok(cove_pty::Spawn {
             program: program.into(),
@@ -237,10 +260,14 @@ impl Launch {
         cmd.current_dir(self.cwd(cwd)?)
             .env_clear()
             .envs(self.env(env, ("COVE_PROCESS_ID", process_id))?);
-        // SAFETY: setsid is async-signal-safe and touches only the child's own state.
+        // SAFETY: setsid and prctl are async-signal-safe and touch only the child's own state.
         unsafe {
             cmd.pre_exec(|| {
                 rustix::process::setsid()?;
+                // A runner that dies (even by SIGKILL) takes its processes with it.
+                rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::TERM,
+                ))?;
                 Ok(())
             });
         }
@@ -267,7 +294,11 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    pub fn new(config: &Config, tasks: TaskTracker, shutdown: CancellationToken) -> std::io::Result<Arc<Workspace>> {
+    pub fn new(
+        config: &Config,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<Arc<Workspace>> {
         let launch = Arc::new(Launch {
             root: config.root.clone(),
             home: config.home.clone(),
@@ -296,12 +327,34 @@ impl Workspace {
     /// Ends every terminal and process, within the configured grace period.
     pub async fn stop_everything(&self) {
         let grace = self.launch.limits.stop_grace.min(Duration::from_secs(3));
-        let status = cove_protocol::ServerMessage::event(cove_protocol::Event::Status(cove_protocol::Status {
-            state: StatusState::Stopping,
-            message: "the workspace is stopping".into(),
-        }));
+        let status = cove_protocol::ServerMessage::event(cove_protocol::Event::Status(
+            cove_protocol::Status {
+                state: StatusState::Stopping,
+                message: "the workspace is stopping".into(),
+            },
+        ));
         let _ = self.broadcast.send(status);
-        tokio::join!(self.terminals.close_all(grace), self.processes.stop_all(grace));
+        tokio::join!(
+            self.terminals.close_all(grace),
+            self.processes.stop_all(grace)
+        );
+    }
+}
+
+/// Hands memory freed after bursts of output back to the system now and then: glibc keeps
+/// freed heap pages, so a runner that once relayed a flood would otherwise stay large.
+async fn release_memory(shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                // SAFETY: malloc_trim only walks the allocator's own free lists.
+                unsafe {
+                    libc::malloc_trim(0);
+                }
+            }
+            _ = shutdown.cancelled() => return,
+        }
     }
 }
 
@@ -309,14 +362,17 @@ impl Workspace {
 /// its terminals and processes and returns.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let tasks = TaskTracker::new();
-    let workspace = Workspace::new(&config, tasks.clone(), shutdown.clone())
-        .map_err(|e| anyhow::anyhow!("cannot open workspace root {}: {e}", config.root.display()))?;
+    let workspace = Workspace::new(&config, tasks.clone(), shutdown.clone()).map_err(|e| {
+        anyhow::anyhow!("cannot open workspace root {}: {e}", config.root.display())
+    })?;
     let server = http::serve(workspace.clone(), config.listen.clone(), shutdown.clone());
     let signals = {
         let shutdown = shutdown.clone();
         async move {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-            let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let mut int =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
             tokio::select! {
                 _ = term.recv() => tracing::info!("SIGTERM: stopping"),
                 _ = int.recv() => tracing::info!("SIGINT: stopping"),
@@ -326,10 +382,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             anyhow::Ok(())
         }
     };
+    tasks.spawn(release_memory(shutdown.clone()));
     let (served, _) = tokio::join!(server, signals);
     workspace.stop_everything().await;
     tasks.close();
-    if tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("some tasks did not finish within 5 s of shutdown");
     }
     if let Listen::Unix(path) = &config.listen {
