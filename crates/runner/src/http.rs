@@ -5,6 +5,7 @@
 //! | `GET /ws` | control socket (PROTOCOL.md section 1) |
 //! | `GET /terminals/{id}/ws` | raw terminal socket (section 2); `format=text` for section 3 |
 //! | `GET/PUT/DELETE /files/{path}` | file bytes, as the REST routes of section 0 |
+//! | `/ports/{port}/...` | port preview: HTTP and WebSocket to `127.0.0.1:{port}` |
 //! | `GET /healthz` | liveness and identity, for the server to find its runners again |
 //! | `POST /shutdown` | stop the workspace's programs and exit |
 
@@ -30,7 +31,8 @@ struct ApiError(ErrorReply);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.0.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, axum::Json(RestError { error: self.0 })).into_response()
     }
 }
@@ -55,7 +57,16 @@ pub fn router(ws: Arc<Workspace>) -> Router {
         .route("/terminals/{id}/ws", get(terminal_socket))
         .route("/files", get(get_file).put(put_file).delete(delete_file))
         .route("/files/", get(get_file).put(put_file).delete(delete_file))
-        .route("/files/{*path}", get(get_file).put(put_file).delete(delete_file))
+        .route(
+            "/files/{*path}",
+            get(get_file).put(put_file).delete(delete_file),
+        )
+        .route("/ports/{port}", axum::routing::any(crate::preview::proxy))
+        .route("/ports/{port}/", axum::routing::any(crate::preview::proxy))
+        .route(
+            "/ports/{port}/{*rest}",
+            axum::routing::any(crate::preview::proxy),
+        )
         .route("/healthz", get(health))
         .route("/shutdown", axum::routing::post(shutdown))
         .layer(DefaultBodyLimit::max(body_limit))
@@ -63,7 +74,11 @@ pub fn router(ws: Arc<Workspace>) -> Router {
 }
 
 /// Binds the listener and serves until `shutdown`.
-pub async fn serve(ws: Arc<Workspace>, listen: Listen, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    ws: Arc<Workspace>,
+    listen: Listen,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let app = router(ws);
     let stop = shutdown.clone();
     match listen {
@@ -79,24 +94,37 @@ pub async fn serve(ws: Arc<Workspace>, listen: Listen, shutdown: CancellationTok
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
             tracing::info!(socket = %path.display(), "runner listening");
-            axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await?;
         }
         Listen::Tcp { addr, token } => {
             let listener = tokio::net::TcpListener::bind(addr).await?;
             tracing::info!(%addr, "runner listening on TCP");
             let token = Arc::new(format!("Bearer {token}"));
-            let app = app.layer(axum::middleware::from_fn(move |request: Request, next: Next| {
-                let token = token.clone();
-                async move {
-                    let given = request.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
-                    if given.is_some_and(|g| constant_time_eq(g, token.as_bytes())) {
-                        next.run(request).await
-                    } else {
-                        ApiError(ErrorReply::new(ErrorCode::Unauthorized, "a valid runner token is required")).into_response()
+            let app = app.layer(axum::middleware::from_fn(
+                move |request: Request, next: Next| {
+                    let token = token.clone();
+                    async move {
+                        let given = request
+                            .headers()
+                            .get(header::AUTHORIZATION)
+                            .map(HeaderValue::as_bytes);
+                        if given.is_some_and(|g| constant_time_eq(g, token.as_bytes())) {
+                            next.run(request).await
+                        } else {
+                            ApiError(ErrorReply::new(
+                                ErrorCode::Unauthorized,
+                                "a valid runner token is required",
+                            ))
+                            .into_response()
+                        }
                     }
-                }
-            }));
-            axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
+                },
+            ));
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await?;
         }
     }
     Ok(())
@@ -129,19 +157,32 @@ async fn terminal_socket(
     query: Result<Query<TerminalQuery>, axum::extract::rejection::QueryRejection>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let upgrade = upgrade.max_message_size(1024 * 1024).max_frame_size(1024 * 1024);
+    let upgrade = upgrade
+        .max_message_size(1024 * 1024)
+        .max_frame_size(1024 * 1024);
     let query = match query {
         Ok(Query(q)) => q,
-        Err(e) => return ApiError(ErrorReply::new(ErrorCode::BadRequest, e.body_text())).into_response(),
+        Err(e) => {
+            return ApiError(ErrorReply::new(ErrorCode::BadRequest, e.body_text())).into_response();
+        }
     };
     let format = match query.format.as_deref() {
         None | Some("raw") => Format::Raw,
         Some("text") => Format::Text,
-        Some(other) => return ApiError(ErrorReply::new(ErrorCode::BadRequest, format!("unknown format {other:?}"))).into_response(),
+        Some(other) => {
+            return ApiError(ErrorReply::new(
+                ErrorCode::BadRequest,
+                format!("unknown format {other:?}"),
+            ))
+            .into_response();
+        }
     };
     let size = match (query.cols, query.rows) {
         (None, None) => None,
-        (cols, rows) => Some(cove_pty::Size { cols: cols.unwrap_or(80), rows: rows.unwrap_or(24) }),
+        (cols, rows) => Some(cove_pty::Size {
+            cols: cols.unwrap_or(80),
+            rows: rows.unwrap_or(24),
+        }),
     };
     let terminal = match ws.terminals.get(&id) {
         Ok(t) => {
@@ -150,18 +191,29 @@ async fn terminal_socket(
             }
             Ok(t)
         }
-        Err(_) => ws.terminals.create(NewTerminal { id: Some(id), command: query.command, size, ..Default::default() }),
+        Err(_) => ws.terminals.create(NewTerminal {
+            id: Some(id),
+            command: query.command,
+            size,
+            ..Default::default()
+        }),
     };
     let shutdown = ws.shutdown.clone();
     match terminal {
-        Ok(terminal) => upgrade.on_upgrade(move |socket| crate::raw::serve(terminal, socket, query.offset, format, shutdown)),
+        Ok(terminal) => upgrade.on_upgrade(move |socket| {
+            crate::raw::serve(terminal, socket, query.offset, format, shutdown)
+        }),
         // Answer the upgrade, then say why and close, so browsers see the reason.
         Err(e) => upgrade.on_upgrade(move |mut socket| async move {
             let _ = socket.send(crate::raw::refusal(e.code, e.message)).await;
-            let _ = socket.send(axum::extract::ws::Message::Close(Some(axum::extract::ws::CloseFrame {
-                code: 1008,
-                reason: "cannot open terminal".into(),
-            }))).await;
+            let _ = socket
+                .send(axum::extract::ws::Message::Close(Some(
+                    axum::extract::ws::CloseFrame {
+                        code: 1008,
+                        reason: "cannot open terminal".into(),
+                    },
+                )))
+                .await;
         }),
     }
 }
@@ -171,7 +223,12 @@ async fn run_files<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|_| ApiError(ErrorReply::new(ErrorCode::Internal, "the file operation failed")))?
+        .map_err(|_| {
+            ApiError(ErrorReply::new(
+                ErrorCode::Internal,
+                "the file operation failed",
+            ))
+        })?
         .map_err(ApiError::from)
 }
 
@@ -179,7 +236,10 @@ fn path_of(path: Option<Path<String>>) -> String {
     path.map(|Path(p)| p).unwrap_or_default()
 }
 
-async fn get_file(State(ws): State<Arc<Workspace>>, path: Option<Path<String>>) -> Result<Response, ApiError> {
+async fn get_file(
+    State(ws): State<Arc<Workspace>>,
+    path: Option<Path<String>>,
+) -> Result<Response, ApiError> {
     let path = path_of(path);
     let is_dir = {
         let ws = ws.clone();
@@ -189,18 +249,30 @@ async fn get_file(State(ws): State<Arc<Workspace>>, path: Option<Path<String>>) 
     if is_dir {
         let shown = path.clone();
         let entries = run_files(move || ws.files.list(&path)).await?;
-        return Ok(axum::Json(DirListing { path: shown, entries }).into_response());
+        return Ok(axum::Json(DirListing {
+            path: shown,
+            entries,
+        })
+        .into_response());
     }
     let data = run_files(move || ws.files.read(&path)).await?;
     let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", data.version)) {
         headers.insert(header::ETAG, etag);
     }
     Ok((headers, data.bytes).into_response())
 }
 
-async fn put_file(State(ws): State<Arc<Workspace>>, path: Option<Path<String>>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn put_file(
+    State(ws): State<Arc<Workspace>>,
+    path: Option<Path<String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let path = path_of(path);
     // `If-Match: "<version>"` is the REST form of `baseVersion`.
     let base = headers
@@ -209,8 +281,20 @@ async fn put_file(State(ws): State<Arc<Workspace>>, path: Option<Path<String>>, 
         .map(|v| v.trim().trim_matches('"').to_string());
     let shown = path.clone();
     let written = run_files(move || ws.files.write(&path, &body, base.as_deref())).await?;
-    let status = if written.created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, axum::Json(FileWritten { path: shown, version: written.version, size: written.size })).into_response())
+    let status = if written.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        axum::Json(FileWritten {
+            path: shown,
+            version: written.version,
+            size: written.size,
+        }),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -219,14 +303,22 @@ struct DeleteQuery {
     recursive: bool,
 }
 
-async fn delete_file(State(ws): State<Arc<Workspace>>, path: Option<Path<String>>, Query(q): Query<DeleteQuery>) -> Result<StatusCode, ApiError> {
+async fn delete_file(
+    State(ws): State<Arc<Workspace>>,
+    path: Option<Path<String>>,
+    Query(q): Query<DeleteQuery>,
+) -> Result<StatusCode, ApiError> {
     let path = path_of(path);
     run_files(move || ws.files.delete(&path, q.recursive)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn health(State(ws): State<Arc<Workspace>>) -> impl IntoResponse {
-    let started = ws.started_at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let started = ws
+        .started_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
     axum::Json(serde_json::json!({
         "status": "alive",
         "workspaceId": ws.id,

@@ -4,6 +4,7 @@
 
 mod control;
 mod files;
+mod preview;
 mod restart;
 mod robustness;
 mod seeds;
