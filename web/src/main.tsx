@@ -1,10 +1,7 @@
-import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { App } from './app/App';
 import './app/styles.css';
 
-createRoot(document.getElementById('root')!).render(
-  <StrictMode>
-    <App />
-  </StrictMode>,
-);
+// No StrictMode: terminals and sockets are imperative resources that must
+// not be opened twice.
+createRoot(document.getElementById('root')!).render(<App />);

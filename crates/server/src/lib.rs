@@ -7,10 +7,12 @@
 //! workspace program itself.
 
 mod api;
+mod assets;
 mod db;
 mod error;
 mod health;
 mod link;
+mod preview;
 mod relay;
 mod templates;
 mod workspaces;
@@ -18,7 +20,7 @@ mod workspaces;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use cove_backend::SharedBackend;
 use std::net::SocketAddr;
@@ -87,46 +89,98 @@ pub(crate) fn now_rfc3339() -> String {
     )
 }
 
-async fn track_activity(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+async fn track_activity(
+    State(app): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
     app.metrics.touch();
     next.run(request).await
 }
 
-async fn not_found() -> Response {
-    ApiError::not_found("no such route").into_response()
-}
-
 fn router(app: Arc<AppState>, max_file_bytes: u64) -> Router {
-    let files = axum::routing::get(api::files).put(api::files).delete(api::files);
+    let files = axum::routing::get(api::files)
+        .put(api::files)
+        .delete(api::files);
     Router::new()
-        .route("/api/workspaces", post(api::create_workspace).get(api::list_workspaces))
-        .route("/api/workspaces/{id}", get(api::get_workspace).delete(api::delete_workspace))
+        .route(
+            "/api/workspaces",
+            post(api::create_workspace).get(api::list_workspaces),
+        )
+        .route(
+            "/api/workspaces/{id}",
+            get(api::get_workspace).delete(api::delete_workspace),
+        )
         .route("/api/workspaces/{id}/start", post(api::start_workspace))
         .route("/api/workspaces/{id}/stop", post(api::stop_workspace))
         .route("/api/workspaces/{id}/ws", get(api::control_socket))
-        .route("/api/workspaces/{id}/terminals/{terminal}/ws", get(api::terminal_socket))
+        .route(
+            "/api/workspaces/{id}/terminals/{terminal}/ws",
+            get(api::terminal_socket),
+        )
         .route("/api/workspaces/{id}/files", files.clone())
         .route("/api/workspaces/{id}/files/", files.clone())
-        .route("/api/workspaces/{id}/files/{*path}", files.layer(DefaultBodyLimit::max(max_file_bytes as usize + 1)))
+        .route(
+            "/api/workspaces/{id}/files/{*path}",
+            files.layer(DefaultBodyLimit::max(max_file_bytes as usize + 1)),
+        )
         .route("/api/templates", get(api::list_templates))
-        .route("/api/terminal/ws/{session}", get(api::plain_terminal_socket))
+        .route(
+            "/w/{id}/proxy/{port}",
+            axum::routing::any(preview::add_slash),
+        )
+        .route("/w/{id}/proxy/{port}/", axum::routing::any(preview::proxy))
+        .route(
+            "/w/{id}/proxy/{port}/{*rest}",
+            axum::routing::any(preview::proxy),
+        )
+        .route(
+            "/w/{id}/absproxy/{port}",
+            axum::routing::any(preview::add_slash),
+        )
+        .route(
+            "/w/{id}/absproxy/{port}/",
+            axum::routing::any(preview::absproxy),
+        )
+        .route(
+            "/w/{id}/absproxy/{port}/{*rest}",
+            axum::routing::any(preview::absproxy),
+        )
+        .route(
+            "/api/terminal/ws/{session}",
+            get(api::plain_terminal_socket),
+        )
         .route("/healthz", get(health::healthz))
         .route("/health", get(health::health))
         .route("/metrics", get(health::metrics))
-        .fallback(not_found)
+        .fallback(assets::serve)
         .layer(DefaultBodyLimit::max(64 * 1024))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), track_activity))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            track_activity,
+        ))
         .with_state(app)
 }
 
 /// Runs the server until `shutdown` is cancelled. Prints `cove listening on http://ADDR` on
 /// stdout once it accepts connections (tests and tools wait for that line).
-pub async fn serve(config: Config, backend: SharedBackend, shutdown: CancellationToken) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| anyhow::anyhow!("cannot create the data dir {}: {e}", config.data_dir.display()))?;
-    let db = db::Db::open(&config.data_dir)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open the database in {}: {e}", config.data_dir.display()))?;
+pub async fn serve(
+    config: Config,
+    backend: SharedBackend,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the data dir {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
+    let db = db::Db::open(&config.data_dir).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the database in {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
     let app = Arc::new(AppState {
         manager: workspaces::Manager::new(db.clone(), backend),
         owner: "admin".into(),
@@ -134,14 +188,19 @@ pub async fn serve(config: Config, backend: SharedBackend, shutdown: Cancellatio
         shutdown: shutdown.clone(),
         metrics: health::Metrics::default(),
     });
-    app.manager.reconcile().await.map_err(|e| anyhow::anyhow!("cannot reconcile workspaces: {}", e.reply.message))?;
+    app.manager
+        .reconcile()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reconcile workspaces: {}", e.reply.message))?;
     app.metrics.touch();
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
     let local = listener.local_addr()?;
     if !local.ip().is_loopback() && config.auth == Auth::None {
-        tracing::warn!("--auth none on {local}: anyone who can reach this address controls every workspace");
+        tracing::warn!(
+            "--auth none on {local}: anyone who can reach this address controls every workspace"
+        );
     }
     tracing::info!(addr = %local, data_dir = %config.data_dir.display(), "cove listening");
     {
@@ -155,11 +214,16 @@ pub async fn serve(config: Config, backend: SharedBackend, shutdown: Cancellatio
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await?;
     app.tasks.close();
-    if tokio::time::timeout(std::time::Duration::from_secs(5), app.tasks.wait()).await.is_err() {
+    if tokio::time::timeout(std::time::Duration::from_secs(5), app.tasks.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("some relays did not end within 5 s");
     }
     db.close().await;
-    tracing::info!("cove stopped; workspaces keep running and will be found again at the next start");
+    tracing::info!(
+        "cove stopped; workspaces keep running and will be found again at the next start"
+    );
     Ok(())
 }
 
@@ -169,6 +233,9 @@ mod tests {
     fn rfc3339_has_the_right_shape() {
         let now = super::now_rfc3339();
         assert_eq!(now.len(), 24, "{now}");
-        assert!(now.starts_with("20") && now.ends_with('Z') && now.as_bytes()[10] == b'T', "{now}");
+        assert!(
+            now.starts_with("20") && now.ends_with('Z') && now.as_bytes()[10] == b'T',
+            "{now}"
+        );
     }
 }

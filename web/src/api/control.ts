@@ -62,6 +62,11 @@ export class ControlSocket {
     return this._state;
   }
 
+  /** True once this connection received its `welcome`. */
+  get isOpen(): boolean {
+    return this.opened;
+  }
+
   get welcome(): WelcomeMessage | null {
     return this._welcome;
   }
@@ -249,6 +254,8 @@ export class ControlSocket {
         this.pending.delete(rid);
         clearTimeout(p.timer);
         p.reject(new ApiError(String(msg.code ?? 'internal'), String(msg.message ?? 'Request failed')));
+        // The caller handles it; `on('error')` only hears unanswered errors.
+        return;
       } else if (p.expect.length === 0 || p.expect.includes(msg.type)) {
         this.pending.delete(rid);
         clearTimeout(p.timer);

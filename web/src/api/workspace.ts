@@ -84,9 +84,9 @@ export class WorkspaceClient {
   }
 
   runCommand(commandLine: string, cwd?: string): Promise<ProcessStarted> {
-    // Through the shell, so that a command line such as `python3 main.py`
-    // or `npm run dev -- --host` works as typed.
-    const payload: Record<string, unknown> = { command: 'sh', args: ['-c', commandLine] };
+    // Without `args` the server runs `command` as a shell command line, so
+    // `python3 main.py` or `npm run dev -- --host` work as typed.
+    const payload: Record<string, unknown> = { command: commandLine };
     if (cwd) payload.cwd = cwd;
     return this.socket.request<ProcessStarted & ServerMessage>('run_command', payload, { expect: ['process_started'], timeoutMs: 30_000 });
   }

@@ -1,14 +1,10 @@
 // Language support by file extension, each pack loaded on first use.
 import type { Extension } from '@codemirror/state';
-import type { StreamParser } from '@codemirror/language';
+import { StreamLanguage, type StreamParser } from '@codemirror/language';
 
 type Loader = () => Promise<Extension>;
 
-const legacy = (load: () => Promise<StreamParser<unknown>>): Loader =>
-  async () => {
-    const [{ StreamLanguage }, mode] = await Promise.all([import('@codemirror/language'), load()]);
-    return StreamLanguage.define(mode);
-  };
+const legacy = (load: () => Promise<StreamParser<unknown>>): Loader => async () => StreamLanguage.define(await load());
 
 const js = (opts: { jsx?: boolean; typescript?: boolean }): Loader => async () =>
   (await import('@codemirror/lang-javascript')).javascript(opts);

@@ -1,6 +1,6 @@
 // Editor tabs: one CodeMirror view, one EditorState per open file (so undo
 // history and unsaved text live in the browser and survive any reconnect).
-import { Compartment, EditorState, type Extension, type Text, type Transaction } from '@codemirror/state';
+import { Compartment, EditorState, type Extension, type Text, type Transaction, type TransactionSpec } from '@codemirror/state';
 import {
   EditorView,
   crosshairCursor,
@@ -72,7 +72,8 @@ interface Tab {
   scrollTop: number;
 }
 
-function baseExtensions(model: EditorModel): Extension[] {
+// Mod-S is handled by the IDE's window-level shortcut (also outside the editor).
+function baseExtensions(): Extension[] {
   return [
     lineNumbers(),
     highlightActiveLineGutter(),
@@ -94,7 +95,6 @@ function baseExtensions(model: EditorModel): Extension[] {
     indentUnit.of('    '),
     EditorState.tabSize.of(4),
     keymap.of([
-      { key: 'Mod-s', preventDefault: true, run: () => (void model.save(), true) },
       ...closeBracketsKeymap,
       ...defaultKeymap,
       ...searchKeymap,
@@ -158,7 +158,7 @@ export class EditorModel {
     private readonly client: WorkspaceClient,
     private readonly hooks: EditorHooks,
   ) {
-    this.base = baseExtensions(this);
+    this.base = baseExtensions();
   }
 
   // ---- subscription (useSyncExternalStore) ----
@@ -259,7 +259,7 @@ export class EditorModel {
     });
   }
 
-  private applyToTab(tab: Tab, spec: Parameters<EditorState['update']>[0]): void {
+  private applyToTab(tab: Tab, spec: TransactionSpec): void {
     if (!tab.state) return;
     if (tab === this.active() && this.view) {
       this.view.dispatch(spec);
@@ -327,7 +327,12 @@ export class EditorModel {
       this.loadLanguageFor(tab);
     } catch (e) {
       tab.loading = false;
-      tab.error = e instanceof Error ? e.message : String(e);
+      if (e instanceof ApiError && e.code === 'bad_request' && /utf-?8/i.test(e.message)) {
+        // Not text: show the binary placeholder rather than an error.
+        tab.kind = 'binary';
+      } else {
+        tab.error = e instanceof Error ? e.message : String(e);
+      }
     }
     this.emit();
   }
@@ -440,6 +445,8 @@ export class EditorModel {
         { id: 'keep', label: 'Keep editing', kind: 'primary' },
       ],
     );
+    // Ctrl+S pressed again while the question was open: the answer covers it.
+    tab.saveAgain = false;
     try {
       if (choice === 'overwrite') {
         return await this.writeTab(tab, undefined);
@@ -483,7 +490,7 @@ export class EditorModel {
     const content = decodeContent(r.content, r.encoding);
     const current = tab.state.doc.sliceString(0, tab.state.doc.length, tab.state.lineBreak);
     const change = minimalChange(current, content);
-    if (change) this.applyToTab(tab, { changes: change, annotations: [] });
+    if (change) this.applyToTab(tab, { changes: change });
     tab.savedDoc = tab.state.doc;
     tab.version = r.version;
     tab.dirty = false;
@@ -515,12 +522,7 @@ export class EditorModel {
       }
       case 'deleted': {
         for (const tab of this.tabs) {
-          if (tab.path === path || tab.path.startsWith(path + '/')) {
-            if (!tab.deleted) {
-              tab.deleted = true;
-              tab.dirty = true;
-            }
-          }
+          if (tab.path === path || tab.path.startsWith(path + '/')) tab.deleted = true;
         }
         this.emit();
         return;
@@ -531,6 +533,12 @@ export class EditorModel {
         return;
       }
     }
+  }
+
+  /** The user deleted a path: close its tabs that hold no unsaved text. */
+  pathDeleted(path: string): void {
+    const gone = this.tabs.filter((t) => (t.path === path || t.path.startsWith(path + '/')) && !t.dirty);
+    for (const t of gone) void this.close(t.path);
   }
 
   /** Follow a rename of a file or a folder. */

@@ -14,6 +14,13 @@ export interface TermSessionEvents {
 
 const encoder = new TextEncoder();
 
+declare global {
+  interface Window {
+    /** Live terminals by id, for end-to-end tests and debugging. */
+    __coveTerminals?: Map<string, Terminal>;
+  }
+}
+
 function cssVar(name: string, fallback: string): string {
   const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
   return v || fallback;
@@ -58,6 +65,8 @@ export class TermSession {
   /** Byte offset of the next PTY byte we expect (server numbering). */
   private received = 0;
   private attachedOnce = false;
+  /** True once this connection received `attached`. */
+  private attachedNow = false;
   private exited = false;
   private disposed = false;
   private readonly backoff = new Backoff(400, 15_000);
@@ -92,7 +101,21 @@ export class TermSession {
     });
     this.term.onResize(({ cols, rows }) => this.sendResize(cols, rows));
     this.term.onTitleChange((t) => this.events.onTitle?.(t));
+    (window.__coveTerminals ??= new Map()).set(terminalId, this.term);
+    window.addEventListener('offline', this.onOffline);
+    window.addEventListener('online', this.onOnline);
   }
+
+  // A socket over a network that went away is stale: drop it, and resume
+  // (from the byte count) as soon as the network is back.
+  private onOffline = () => {
+    this.ws?.close();
+  };
+
+  private onOnline = () => {
+    this.backoff.reset();
+    this.nudge();
+  };
 
   get bytesReceived(): number {
     return this.received;
@@ -139,7 +162,10 @@ export class TermSession {
   private connect(): void {
     if (this.disposed || this.exited) return;
     this.setStatus(this.attachedOnce ? 'reconnecting' : 'connecting');
-    const dims = this.fit.proposeDimensions();
+    // Hidden containers measure as tiny: then keep the size we already have.
+    const el = this.container;
+    const visible = !!el && el.offsetParent !== null && el.clientWidth >= 20 && el.clientHeight >= 20;
+    const dims = visible ? this.fit.proposeDimensions() : undefined;
     const cols = dims && Number.isFinite(dims.cols) && dims.cols > 1 ? dims.cols : this.term.cols;
     const rows = dims && Number.isFinite(dims.rows) && dims.rows > 1 ? dims.rows : this.term.rows;
     const q = new URLSearchParams({ cols: String(cols), rows: String(rows) });
@@ -156,6 +182,7 @@ export class TermSession {
     }
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
+    this.attachedNow = false;
     const openTimeout = setTimeout(() => {
       if (ws.readyState === WebSocket.CONNECTING) ws.close();
     }, 15_000);
@@ -201,6 +228,7 @@ export class TermSession {
         }
         this.received = Number.isFinite(offset) ? offset : 0;
         this.attachedOnce = true;
+        this.attachedNow = true;
         this.backoff.reset();
         this.setStatus('attached');
         // The server may have another size: tell it ours (the last resize wins).
@@ -218,7 +246,15 @@ export class TermSession {
       }
       case 'error': {
         const m = String(msg.message ?? msg.code ?? 'error');
-        this.term.write(`\r\n\x1b[31m[${m}]\x1b[0m\r\n`);
+        if (!this.attachedNow) {
+          // Refused before attaching (limit reached, bad id...): retrying will not help.
+          this.term.write(`\x1b[31mCannot open this terminal: ${m}\x1b[0m\r\n`);
+          this.exited = true;
+          this.setStatus('exited', m);
+          this.ws?.close();
+        } else {
+          this.term.write(`\r\n\x1b[31m[${m}]\x1b[0m\r\n`);
+        }
         break;
       }
       default:
@@ -276,11 +312,14 @@ export class TermSession {
 
   dispose(): void {
     this.disposed = true;
+    window.removeEventListener('offline', this.onOffline);
+    window.removeEventListener('online', this.onOnline);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.fitFrame) cancelAnimationFrame(this.fitFrame);
     this.resizeObserver?.disconnect();
     this.ws?.close(1000);
     this.ws = null;
+    window.__coveTerminals?.delete(this.terminalId);
     this.term.dispose();
   }
 }

@@ -12,6 +12,7 @@ const TEMPLATE_GLYPH: Record<string, string> = {
   rust: 'Rs',
   go: 'Go',
   static: '<>',
+  'static-web': '<>',
   html: '<>',
 };
 
@@ -82,7 +83,7 @@ export function NewProjectDialog({ onClose, onCreated }: { onClose: () => void; 
           aria-describedby="project-name-hint"
         />
         <span id="project-name-hint" className="field-hint">
-          Letters, digits, dashes. Used in the workspace's URL.
+          Must be unique among your workspaces.
         </span>
       </label>
       <fieldset className="field">

@@ -1,0 +1,39 @@
+//! The browser end-to-end tests (`web/e2e/run.mjs`): headless Debian Chromium, driven by
+//! playwright-core, against the `cove` binary under test. Part of `cargo test` so that one
+//! command runs everything.
+//!
+//! Without Chromium this test says so and passes, except under CI (`CI` set), where a
+//! missing browser is a failure: CI installs it (`.ci/run`).
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn browser_end_to_end() {
+    let chromium = Path::new("/usr/bin/chromium");
+    if !chromium.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install Debian's chromium (see .ci/run)"
+        );
+        eprintln!(
+            "SKIPPED browser_end_to_end: /usr/bin/chromium is missing (apt-get install chromium)"
+        );
+        return;
+    }
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
+    assert!(
+        web.join("node_modules/playwright-core").exists(),
+        "web/node_modules is installed by the cargo build of cove-server (build.rs runs npm ci)"
+    );
+    let status = Command::new("node")
+        .arg("e2e/run.mjs")
+        .current_dir(&web)
+        .env("COVE_BIN", env!("CARGO_BIN_EXE_cove"))
+        .status()
+        .expect("node runs");
+    assert!(
+        status.success(),
+        "the browser tests failed (see their output above); screenshots are in web/e2e/screenshots/"
+    );
+}

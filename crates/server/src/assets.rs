@@ -1,0 +1,83 @@
+//! The web UI, embedded at build time (see `build.rs`): hashed assets with long-lived
+//! caching and precompressed gzip; every other page path answers `index.html` so that the
+//! browser app routes `/` and `/w/{id}` itself.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+
+/// One embedded file.
+#[derive(Debug)]
+pub struct Asset {
+    pub path: &'static str,
+    pub mime: &'static str,
+    pub body: &'static [u8],
+    pub gzip: Option<&'static [u8]>,
+}
+
+include!(concat!(env!("OUT_DIR"), "/assets.rs"));
+
+fn find(path: &str) -> Option<&'static Asset> {
+    ASSETS.iter().find(|a| a.path == path)
+}
+
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|e| {
+            e.split(';')
+                .next()
+                .is_some_and(|name| name.trim().eq_ignore_ascii_case("gzip"))
+        })
+}
+
+fn respond(asset: &'static Asset, headers: &HeaderMap, immutable: bool) -> Response {
+    let mut response = match asset.gzip {
+        Some(gzip) if accepts_gzip(headers) => {
+            let mut r = gzip.into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            r
+        }
+        _ => asset.body.into_response(),
+    };
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.mime));
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    let cache = if immutable {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    response
+}
+
+/// Serves an embedded file, or the app's `index.html` for page routes.
+pub async fn serve(uri: Uri, headers: HeaderMap) -> Response {
+    let path = uri.path();
+    if let Some(asset) = find(path).filter(|_| path != "/index.html") {
+        // Files under /assets/ carry a content hash in their names.
+        return respond(asset, &headers, path.starts_with("/assets/"));
+    }
+    if path.starts_with("/api/") || path.starts_with("/assets/") {
+        return crate::ApiError::not_found("no such route").into_response();
+    }
+    match find("/index.html") {
+        Some(index) => {
+            let mut response = respond(index, &headers, false);
+            // The app is only ever framed by itself.
+            response
+                .headers_mut()
+                .insert("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
+            response
+        }
+        None => (StatusCode::NOT_FOUND, "the web UI is not built").into_response(),
+    }
+}

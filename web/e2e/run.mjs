@@ -1,0 +1,523 @@
+// End-to-end test of the cove IDE: starts `cove serve` on a free port with a
+// fresh data dir, drives Debian Chromium through playwright-core, prints
+// "N passed, N failed" last and exits non-zero on failure.
+//
+//   COVE_BIN=../target/debug/cove node e2e/run.mjs
+//   COVE_URL=http://127.0.0.1:8080 ...  (against a server that is already up)
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const webDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const shotsDir = path.join(webDir, 'e2e', 'screenshots');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const TOTAL_TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS ?? 240_000);
+const VIEWPORT = { width: 1280, height: 800 };
+
+let passed = 0;
+let failed = 0;
+const failures = [];
+const cleanups = [];
+let serverLog = '';
+/** Workspaces this run created, deleted at the end whatever happens. */
+const createdNames = new Set();
+
+function log(...a) {
+  console.log(...a);
+}
+
+function withTimeout(promise, ms, what) {
+  let t;
+  return Promise.race([
+    promise.finally(() => clearTimeout(t)),
+    new Promise((_, rej) => {
+      t = setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+    }),
+  ]);
+}
+
+async function step(name, fn, ms = 30_000) {
+  const t0 = Date.now();
+  try {
+    await withTimeout(Promise.resolve().then(fn), ms, name);
+    passed++;
+    log(`  ok   ${name} (${Date.now() - t0} ms)`);
+    return true;
+  } catch (e) {
+    failed++;
+    failures.push(name);
+    log(`  FAIL ${name} (${Date.now() - t0} ms)\n       ${String(e?.message ?? e).split('\n').join('\n       ')}`);
+    return false;
+  }
+}
+
+async function cleanup() {
+  for (const f of cleanups.reverse()) {
+    try {
+      await withTimeout(Promise.resolve().then(f), 10_000, 'cleanup');
+    } catch (e) {
+      log(`cleanup: ${e.message}`);
+    }
+  }
+  cleanups.length = 0;
+}
+
+function finish(code) {
+  log(`${passed} passed, ${failed} failed`);
+  process.exit(code);
+}
+
+const guard = setTimeout(async () => {
+  log(`the whole run exceeded ${TOTAL_TIMEOUT_MS} ms; stopping`);
+  failed++;
+  await cleanup();
+  finish(1);
+}, TOTAL_TIMEOUT_MS);
+guard.unref();
+
+/** Start the server and resolve its base URL once it prints the listening line. */
+function startServer() {
+  if (process.env.COVE_URL) return Promise.resolve(process.env.COVE_URL.replace(/\/$/, ''));
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cove-e2e-data-'));
+  cleanups.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+  const cmd = path.resolve(webDir, process.env.COVE_BIN ?? '../target/debug/cove');
+  if (!fs.existsSync(cmd)) throw new Error(`cove binary not found at ${cmd} (set COVE_BIN)`);
+  const args = ['serve', '--bind-addr', '127.0.0.1:0', '--data-dir', dataDir, '--auth', 'none'];
+  log(`starting ${cmd} ${args.join(' ')}`);
+  const child = spawn(cmd, args, { cwd: webDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' } });
+  cleanups.push(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    process.kill(child.pid, 'SIGTERM');
+    const exited = await Promise.race([new Promise((r) => child.once('exit', () => r(true))), new Promise((r) => setTimeout(() => r(false), 5000))]);
+    if (!exited) process.kill(child.pid, 'SIGKILL');
+  });
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      let buf = '';
+      const onData = (d) => {
+        const s = d.toString();
+        serverLog += s;
+        if (serverLog.length > 200_000) serverLog = serverLog.slice(-100_000);
+        buf += s;
+        const m = /cove listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(buf);
+        if (m) resolve(m[1]);
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+      child.on('exit', (code, sig) => reject(new Error(`server exited early (code ${code}, signal ${sig})\n${serverLog.slice(-2000)}`)));
+      child.on('error', reject);
+    }),
+    30_000,
+    'server to print its listening line',
+  );
+}
+
+/** Text of a terminal's whole buffer (scrollback included). */
+async function terminalText(page, terminalId) {
+  return page.evaluate((id) => {
+    const map = window.__coveTerminals;
+    if (!map) return '';
+    const term = id ? map.get(id) : [...map.values()][0];
+    if (!term) return '';
+    const buf = term.buffer.active;
+    const lines = [];
+    for (let i = 0; i < buf.length; i++) lines.push(buf.getLine(i)?.translateToString(true) ?? '');
+    return lines.join('\n');
+  }, terminalId ?? null);
+}
+
+async function waitFor(fn, ms, what, every = 150) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, every));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
+}
+
+async function activeTerminalId(page) {
+  return page.locator('.terminal-host[data-active="true"]').first().getAttribute('data-terminal-id', { timeout: 15_000 });
+}
+
+async function typeInTerminal(page, text) {
+  await page.locator('.terminal-host[data-active="true"] .xterm').first().click({ timeout: 10_000 });
+  await page.keyboard.type(text, { delay: 5 });
+}
+
+async function main() {
+  if (!fs.existsSync(path.join(webDir, 'dist', 'index.html'))) log('note: web/dist is missing; run `npm run build` first if the server serves it from disk');
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found (apt-get install -y chromium)`);
+  fs.mkdirSync(shotsDir, { recursive: true });
+
+  const server = await startServer();
+  log(`server at ${server}`);
+  // Workspace runners outlive the server by design: delete what this run
+  // created before the server goes away (cleanups run in reverse order).
+  cleanups.push(async () => {
+    const list = await (await fetch(server + '/api/workspaces')).json().catch(() => []);
+    for (const w of Array.isArray(list) ? list : []) {
+      if (createdNames.has(w.name)) await fetch(`${server}/api/workspaces/${encodeURIComponent(w.id)}`, { method: 'DELETE' }).catch(() => {});
+    }
+  });
+  const base = server;
+
+  // The server must serve the UI itself (index.html for / and /w/*, hashed
+  // assets under /assets/); without it there is nothing to test.
+  let servesUi = false;
+  await step('the server serves the IDE (index.html at / and /w/<id>, assets under /assets/)', async () => {
+    const get = async (p) => {
+      const r = await withTimeout(fetch(server + p), 10_000, `GET ${p}`);
+      return { status: r.status, type: r.headers.get('content-type') ?? '', body: await r.text() };
+    };
+    const root = await get('/');
+    const deep = await get('/w/some-workspace');
+    const problems = [];
+    if (root.status !== 200 || !/text\/html/.test(root.type)) problems.push(`GET / answered ${root.status} ${root.type}`);
+    if (deep.status !== 200 || !/text\/html/.test(deep.type)) problems.push(`GET /w/some-workspace answered ${deep.status} ${deep.type}`);
+    const asset = /src="(\/assets\/[^"]+\.js)"/.exec(root.body)?.[1];
+    if (root.status === 200) {
+      if (!asset) problems.push('index.html names no /assets/*.js');
+      else {
+        const a = await get(asset);
+        if (a.status !== 200 || !/javascript/.test(a.type)) problems.push(`GET ${asset} answered ${a.status} ${a.type}`);
+      }
+    }
+    if (problems.length) throw new Error(problems.join('; '));
+    servesUi = true;
+  });
+  if (!servesUi) throw new Error('the server does not serve the web UI; nothing to test');
+
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'cove-e2e-chrome-'));
+  cleanups.push(() => fs.rmSync(profile, { recursive: true, force: true }));
+  const context = await withTimeout(
+    chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: VIEWPORT,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    }),
+    60_000,
+    'chromium to start',
+  );
+  cleanups.push(() => context.close());
+  context.setDefaultTimeout(15_000);
+  const page = context.pages()[0] ?? (await context.newPage());
+  const consoleErrors = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(m.text());
+  });
+  page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+
+  const name = `e2e-${Date.now().toString(36).slice(-5)}`;
+  createdNames.add(name);
+  const marker = `edited-by-e2e-${Math.random().toString(36).slice(2, 8)}`;
+  let workspacePath = '';
+
+  await step('home page lists workspaces and offers "New project"', async () => {
+    await page.goto(base + '/', { waitUntil: 'domcontentloaded' });
+    await page.getByTestId('new-project').first().waitFor({ state: 'visible' });
+  });
+
+  await step('create a project from the python template through the dialog', async () => {
+    await page.getByTestId('new-project').first().click();
+    await page.getByTestId('new-project-dialog').waitFor({ state: 'visible' });
+    await page.getByTestId('template-python').click();
+    await page.getByTestId('project-name').fill(name);
+    await page.screenshot({ path: path.join(shotsDir, 'new-project.png') });
+    await page.getByTestId('create-project').click();
+    await page.waitForURL(/\/w\/[^/]+$/, { timeout: 60_000 });
+    workspacePath = new URL(page.url()).pathname;
+  }, 75_000);
+
+  await step('IDE connects and the file tree shows main.py', async () => {
+    await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor({ timeout: 60_000 });
+    await page.getByTestId('tree-item-main.py').waitFor({ timeout: 30_000 });
+  }, 90_000);
+
+  await step('open main.py, edit, save with Ctrl+S', async () => {
+    await page.getByTestId('tree-item-main.py').click();
+    const tab = page.getByTestId('editor-tab-main.py');
+    await tab.waitFor();
+    const content = page.locator('[data-testid="editor"] .cm-content');
+    await waitFor(async () => ((await content.textContent()) ?? '').length > 0, 15_000, 'main.py content in the editor');
+    await content.click();
+    await page.keyboard.press('Control+End');
+    await page.keyboard.press('Enter');
+    await page.keyboard.type(`# ${marker}`);
+    await waitFor(async () => (await tab.getAttribute('data-dirty')) === 'true', 5000, 'the tab to be marked dirty');
+    await page.keyboard.press('Control+S');
+    await waitFor(async () => (await tab.getAttribute('data-dirty')) === 'false', 15_000, 'the tab to be saved (not dirty)');
+  });
+
+  let termId = null;
+  await step('terminal: `cat main.py` shows the saved edit', async () => {
+    await page.getByTestId('panel-tab-terminal').click();
+    termId = await activeTerminalId(page);
+    await waitFor(async () => (await terminalText(page, termId)).trim().length > 0, 20_000, 'a shell prompt');
+    await typeInTerminal(page, 'cat main.py\n');
+    await waitFor(async () => {
+      const t = await terminalText(page, termId);
+      // the marker appears once in the typed command? no: it appears only in cat's output
+      return t.includes(marker);
+    }, 15_000, `"${marker}" in the terminal`);
+  });
+
+  await step('terminal: `touch new.txt` makes new.txt appear in the tree without reload', async () => {
+    await typeInTerminal(page, 'touch new.txt\n');
+    await page.getByTestId('tree-item-new.txt').waitFor({ timeout: 15_000 });
+  });
+
+  await step('file tree: new folder, drag a file into it, rename (F2), delete (with confirmation)', async () => {
+    await page.getByTestId('tree-item-main.py').click();
+    await page.getByTestId('tree-new-folder').click();
+    await page.getByTestId('tree-edit-input').fill('src');
+    await page.keyboard.press('Enter');
+    await page.getByTestId('tree-item-src').waitFor();
+    await page.getByTestId('tree-item-new.txt').dragTo(page.getByTestId('tree-item-src'));
+    await page.getByTestId('tree-item-src/new.txt').waitFor({ timeout: 10_000 });
+    await page.getByTestId('tree-item-new.txt').waitFor({ state: 'detached', timeout: 10_000 });
+    await page.getByTestId('tree-item-src/new.txt').click();
+    await page.keyboard.press('F2');
+    await page.getByTestId('tree-edit-input').fill('notes.md');
+    await page.keyboard.press('Enter');
+    await page.getByTestId('tree-item-src/notes.md').waitFor({ timeout: 10_000 });
+    await page.getByTestId('tree-item-src/notes.md').focus();
+    await page.keyboard.press('Delete');
+    await page.getByTestId('ask-dialog').waitFor();
+    await page.getByTestId('ask-ok').click();
+    await page.getByTestId('tree-item-src/notes.md').waitFor({ state: 'detached', timeout: 10_000 });
+  });
+
+  const procCmd = 'for i in $(seq 1 900); do echo tick-$i; sleep 1; done';
+  let runCommandPrefill = '';
+  await step('processes: run a command and stream its output', async () => {
+    await page.getByTestId('panel-tab-processes').click();
+    const input = page.getByTestId('process-command');
+    await input.waitFor();
+    runCommandPrefill = await input.inputValue();
+    await input.fill(procCmd);
+    await page.getByTestId('process-run').click();
+    await page.locator('[data-testid="process-list"] [data-running="true"]').first().waitFor({ timeout: 15_000 });
+    await waitFor(async () => ((await page.getByTestId('process-output').textContent()) ?? '').includes('tick-2'), 15_000, 'tick-2 in the process output');
+  });
+
+  await step('reload: the process is still running with its output, the terminal keeps its scrollback', async () => {
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor({ timeout: 30_000 });
+    await page.getByTestId('panel-tab-processes').click();
+    const running = page.locator('[data-testid="process-list"] [data-running="true"]').first();
+    await running.waitFor({ timeout: 15_000 });
+    await running.locator('.process-select').click();
+    await waitFor(async () => {
+      const t = (await page.getByTestId('process-output').textContent()) ?? '';
+      return t.includes('tick-1\n') && t.includes('tick-3');
+    }, 15_000, 'the kept log (tick-1 ... tick-3) after reload');
+    await page.screenshot({ path: path.join(shotsDir, 'processes.png') });
+    await page.getByTestId('panel-tab-terminal').click();
+    await waitFor(async () => {
+      const ids = await page.evaluate(() => [...(window.__coveTerminals?.keys() ?? [])]);
+      if (termId && !ids.includes(termId)) return false;
+      return (await terminalText(page, termId)).includes(marker);
+    }, 20_000, 'the terminal scrollback (with the cat output) after reload');
+  }, 60_000);
+
+  const port = 8123;
+  let previewHref = '';
+  await step('ports: a server started from the processes panel appears with its preview link', async () => {
+    await page.getByTestId('panel-tab-processes').click();
+    await page.getByTestId('process-command').fill(`python3 -m http.server ${port} --bind 127.0.0.1`);
+    await page.getByTestId('process-run').click();
+    await page.getByTestId('panel-tab-ports').click();
+    const row = page.getByTestId(`port-${port}`);
+    await row.waitFor({ timeout: 20_000 });
+    previewHref = (await row.locator('a').getAttribute('href')) ?? '';
+    const want = `${workspacePath}/proxy/${port}/`;
+    await page.screenshot({ path: path.join(shotsDir, 'ports.png') });
+    if (previewHref !== want) throw new Error(`preview link is ${previewHref}, expected ${want}`);
+  }, 40_000);
+
+  await step('preview: GET /w/<id>/proxy/<port>/ answers the workspace server', async () => {
+    if (!previewHref) throw new Error('no preview link');
+    const r = await withTimeout(fetch(base + previewHref), 10_000, 'the preview');
+    const body = await r.text();
+    if (r.status !== 200 || !/Directory listing/i.test(body)) throw new Error(`GET ${previewHref} answered ${r.status}: ${body.slice(0, 160)}`);
+  });
+
+  await step('ports: stopping the server removes the port (port_closed)', async () => {
+    await page.getByTestId('panel-tab-processes').click();
+    const item = page.locator('[data-testid="process-list"] li', { hasText: `http.server ${port}` }).first();
+    await item.getByTestId('process-stop').click();
+    await waitFor(async () => (await item.getAttribute('data-running')) === 'false', 15_000, 'the server process to exit');
+    await page.getByTestId('panel-tab-ports').click();
+    await page.getByTestId(`port-${port}`).waitFor({ state: 'detached', timeout: 20_000 });
+  }, 40_000);
+
+  await step('a second terminal tab is independent of the first', async () => {
+    await page.getByTestId('panel-tab-terminal').click();
+    await page.getByTestId('new-terminal').click();
+    await waitFor(async () => (await page.locator('.terminal-host').count()) === 2, 5000, 'two terminal hosts');
+    const second = await activeTerminalId(page);
+    if (second === termId) throw new Error('the new terminal is not the active one');
+    await waitFor(async () => (await terminalText(page, second)).trim().length > 0, 20_000, 'a prompt in the second terminal');
+    await typeInTerminal(page, `echo second-$((40+2))\n`);
+    await waitFor(async () => (await terminalText(page, second)).includes('second-42'), 10_000, 'output in the second terminal');
+    if ((await terminalText(page, termId)).includes('second-42')) throw new Error('output leaked into the first terminal');
+    await page.getByTestId(`terminal-tab-${termId}`).click();
+  });
+
+  const editorText = () => page.locator('[data-testid="editor"] .cm-content').textContent();
+  await step('a file changed in the terminal reloads in the editor when it has no unsaved edits', async () => {
+    await page.getByTestId('tree-item-main.py').click();
+    await page.getByTestId('editor-tab-main.py').waitFor();
+    await waitFor(async () => ((await editorText()) ?? '').includes(marker), 10_000, 'main.py content');
+    await page.getByTestId('panel-tab-terminal').click();
+    await typeInTerminal(page, "echo '# appended-from-terminal' >> main.py\n");
+    await waitFor(async () => ((await editorText()) ?? '').includes('appended-from-terminal'), 15_000, 'the editor to reload main.py');
+  });
+
+  await step('saving over a change made on disk asks: overwrite / reload / keep editing', async () => {
+    const tab = page.getByTestId('editor-tab-main.py');
+    await page.locator('[data-testid="editor"] .cm-content').click();
+    await page.keyboard.press('Control+End');
+    await page.keyboard.type('\n# mine-in-editor');
+    await waitFor(async () => (await tab.getAttribute('data-dirty')) === 'true', 5000, 'dirty tab');
+    await typeInTerminal(page, "echo '# theirs-on-disk' >> main.py\n");
+    await page.locator('.editor-banner').waitFor({ timeout: 15_000 });
+    await page.locator('[data-testid="editor"] .cm-content').click();
+    await page.keyboard.press('Control+S');
+    await page.getByTestId('ask-dialog').waitFor({ timeout: 10_000 });
+    await page.getByTestId('ask-overwrite').waitFor();
+    await page.getByTestId('ask-reload').waitFor();
+    await page.getByTestId('ask-keep').waitFor();
+    await page.getByTestId('ask-overwrite').click();
+    await waitFor(async () => (await tab.getAttribute('data-dirty')) === 'false', 15_000, 'the overwrite to be saved');
+    await typeInTerminal(page, 'grep -c -e mine-in-editor -e theirs-on-disk main.py\n');
+    await waitFor(async () => /\n1\s*\n/.test(await terminalText(page, termId)), 10_000, 'grep to count exactly one of the two lines (mine)');
+  });
+
+  await step('offline and back: the status bar shows it, unsaved text survives, saving works again', async () => {
+    const tab = page.getByTestId('editor-tab-main.py');
+    await context.setOffline(true);
+    await page.locator('[data-testid="connection-status"]:not([data-state="connected"])').waitFor({ timeout: 10_000 });
+    const shown = await page.getByTestId('connection-status').textContent();
+    if (!/offline|reconnecting/i.test(shown ?? '')) throw new Error(`status bar says "${shown}"`);
+    await page.locator('[data-testid="editor"] .cm-content').click();
+    await page.keyboard.press('Control+End');
+    await page.keyboard.type('\n# typed-while-offline');
+    await context.setOffline(false);
+    await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor({ timeout: 30_000 });
+    if (!((await editorText()) ?? '').includes('typed-while-offline')) throw new Error('the unsaved text is gone');
+    if ((await tab.getAttribute('data-dirty')) !== 'true') throw new Error('the tab is no longer marked dirty');
+    await page.locator('[data-testid="editor"] .cm-content').click();
+    await page.keyboard.press('Control+S');
+    await waitFor(async () => (await tab.getAttribute('data-dirty')) === 'false', 15_000, 'the save after reconnecting');
+    // The terminal dropped its socket too and resumed with ?offset=: nothing twice.
+    await page.getByTestId('panel-tab-terminal').click();
+    await page.locator(`[data-testid="terminal-tab-${termId}"] .conn-dot.attached, .terminal-host[data-terminal-id="${termId}"]`).first().waitFor();
+    await typeInTerminal(page, 'echo after-$((6*7))-offline\n');
+    await waitFor(async () => (await terminalText(page, termId)).includes('after-42-offline'), 15_000, 'the terminal to work after reconnecting');
+    const text = await terminalText(page, termId);
+    const n = text.split('touch new.txt').length - 1;
+    if (n !== 1) throw new Error(`"touch new.txt" appears ${n} times in the terminal (output replayed twice?)`);
+  }, 60_000);
+
+  await step('quick open (Ctrl+P) finds and opens main.py', async () => {
+    await page.getByTestId('editor-tab-main.py').hover();
+    await page.getByTestId('editor-tab-main.py').locator('.tab-close').click();
+    await page.getByTestId('editor-tab-main.py').waitFor({ state: 'detached' });
+    await page.locator('.editor-area').click({ position: { x: 200, y: 200 } });
+    await page.keyboard.press('Control+P');
+    await page.getByTestId('quick-open').waitFor();
+    await page.keyboard.type('mainpy');
+    await page.getByTestId('quick-open-item-main.py').waitFor();
+    await page.keyboard.press('Enter');
+    await page.getByTestId('editor-tab-main.py').waitFor();
+    await waitFor(async () => ((await page.locator('[data-testid="editor"] .cm-content').textContent()) ?? '').includes(marker), 10_000, 'the saved edit in the reopened file');
+  });
+
+  await step('screenshot of the IDE', async () => {
+    await page.getByTestId('panel-tab-terminal').click();
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: path.join(shotsDir, 'ide.png') });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: path.join(shotsDir, 'ide-dark.png') });
+    await page.emulateMedia({ colorScheme: 'light' });
+  });
+
+  await step('IDE is usable at 1024x768 (tablet)', async () => {
+    await page.setViewportSize({ width: 1024, height: 768 });
+    await page.waitForTimeout(300);
+    for (const id of ['file-tree', 'editor', 'terminal-panel', 'status-bar']) {
+      const box = await page.getByTestId(id).first().boundingBox();
+      if (!box || box.width < 100 || box.height < 20) throw new Error(`${id} is not laid out (${JSON.stringify(box)})`);
+      if (box.x + box.width > 1024 + 1) throw new Error(`${id} overflows the viewport`);
+    }
+    await page.screenshot({ path: path.join(shotsDir, 'ide-1024.png') });
+    await page.setViewportSize(VIEWPORT);
+  });
+
+  await step('home page lists the new workspace (screenshot)', async () => {
+    await page.goto(base + '/', { waitUntil: 'domcontentloaded' });
+    await page.getByTestId(`workspace-${name}`).waitFor();
+    await page.waitForTimeout(200);
+    await page.screenshot({ path: path.join(shotsDir, 'home.png') });
+  });
+
+  await step('creating a second project with the same name shows the server\'s error message', async () => {
+    await page.getByTestId('new-project').first().click();
+    await page.getByTestId('project-name').fill(name);
+    await page.getByTestId('create-project').click();
+    const err = page.getByTestId('form-error');
+    await err.waitFor({ timeout: 15_000 });
+    const text = (await err.textContent()) ?? '';
+    if (!text.trim() || /^\d{3}\b/.test(text.trim())) throw new Error(`unhelpful error: "${text}"`);
+    log(`       (the dialog says: ${text.trim()})`);
+    await page.keyboard.press('Escape');
+    await page.getByTestId('new-project-dialog').waitFor({ state: 'detached' });
+  });
+
+  await step('stop from the home page, then open: the IDE starts the workspace again', async () => {
+    const row = page.getByTestId(`workspace-${name}`);
+    await row.getByRole('button', { name: `Stop ${name}` }).click();
+    await waitFor(async () => (await row.getByTestId('workspace-state').textContent())?.trim().toLowerCase() === 'stopped', 30_000, 'the state "stopped"');
+    await row.getByRole('button', { name: `Open ${name}` }).click();
+    await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor({ timeout: 60_000 });
+    await page.getByTestId('tree-item-main.py').waitFor({ timeout: 30_000 });
+    const id = await activeTerminalId(page);
+    await waitFor(async () => (await terminalText(page, id)).trim().length > 0, 20_000, 'a prompt in a fresh terminal');
+    await page.goto(base + '/', { waitUntil: 'domcontentloaded' });
+    await page.getByTestId(`workspace-${name}`).waitFor();
+  }, 120_000);
+
+  await step('delete the workspace from the home page (with confirmation)', async () => {
+    await page.getByTestId(`workspace-${name}`).getByRole('button', { name: `Delete ${name}` }).click();
+    await page.getByTestId('ask-dialog').waitFor();
+    await page.getByTestId('ask-ok').click();
+    await page.getByTestId(`workspace-${name}`).waitFor({ state: 'detached', timeout: 30_000 });
+  }, 45_000);
+
+  if (runCommandPrefill) log(`  info the run command input was prefilled with: ${runCommandPrefill}`);
+  if (workspacePath) log(`  info workspace URL: ${workspacePath}`);
+  const relevant = consoleErrors.filter((e) => !/favicon/.test(e));
+  if (relevant.length) log(`  info browser console errors:\n    ${relevant.slice(0, 10).join('\n    ')}`);
+}
+
+try {
+  await main();
+} catch (e) {
+  failed++;
+  log(`FAIL setup: ${e?.message ?? e}`);
+}
+if (failed && serverLog) log(`--- server log (tail) ---\n${serverLog.slice(-3000)}\n---`);
+await cleanup();
+finish(failed ? 1 : 0);

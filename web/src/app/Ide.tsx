@@ -1,0 +1,344 @@
+// The IDE of one workspace: explorer, editor tabs, bottom panel (terminals,
+// processes, ports) and status bar, all driven by one control socket.
+import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from 'react';
+import { api, previewUrl } from '../api/rest';
+import type { ConnectionState } from '../api/control';
+import { ApiError, type FileChangedMessage, type ServerMessage, type StatusMessage, type Workspace } from '../api/types';
+import { WorkspaceClient } from '../api/workspace';
+import { EditorPane } from '../editor/EditorPane';
+import { EditorModel } from '../editor/model';
+import { FileTree } from '../files/FileTree';
+import { FileTreeModel } from '../files/model';
+import { QuickOpen } from '../files/QuickOpen';
+import { TerminalPanel, type TerminalPanelHandle } from '../terminal/TerminalPanel';
+import { PortsPanel, usePorts } from '../workspaces/PortsPanel';
+import { ProcessesPanel } from '../workspaces/ProcessesPanel';
+import { StateBadge } from '../workspaces/Home';
+import { Icon, ask, notify } from './feedback';
+import { linkHandler } from './router';
+import { Sash } from './Sash';
+import { StatusBar } from './StatusBar';
+
+type PanelTab = 'terminal' | 'processes' | 'ports';
+
+function useStoredNumber(key: string, initial: number): [number, (v: number) => void] {
+  const [v, setV] = useState(() => {
+    const s = Number(localStorage.getItem(key));
+    return Number.isFinite(s) && s > 0 ? s : initial;
+  });
+  const set = useCallback(
+    (n: number) => {
+      setV(n);
+      try {
+        localStorage.setItem(key, String(n));
+      } catch {
+        /* private mode */
+      }
+    },
+    [key],
+  );
+  return [v, set];
+}
+
+function isMod(e: KeyboardEvent): boolean {
+  return /Mac|iPhone|iPad/.test(navigator.platform) ? e.metaKey : e.ctrlKey;
+}
+
+export default function Ide({ workspaceId }: { workspaceId: string }) {
+  const [client] = useState(() => new WorkspaceClient(workspaceId));
+  const [editor] = useState(() => new EditorModel(client, { ask, notify }));
+  const [tree] = useState(() => new FileTreeModel(client));
+  const [workspace, setWorkspace] = useState<Workspace | null>(null);
+  const [loadError, setLoadError] = useState<ApiError | null>(null);
+  const [conn, setConn] = useState<ConnectionState>(client.socket.state);
+  const [wsStatus, setWsStatus] = useState<string | null>(null);
+  const [panel, setPanel] = useState<PanelTab>('terminal');
+  const [panelOpen, setPanelOpen] = useState(true);
+  const [sidebarOpen, setSidebarOpen] = useState(true);
+  const [sidebarWidth, setSidebarWidth] = useStoredNumber('cove.sidebarWidth', 240);
+  const [panelHeight, setPanelHeight] = useStoredNumber('cove.panelHeight', 280);
+  const [quickOpen, setQuickOpen] = useState(false);
+  const [running, setRunning] = useState(0);
+  const termRef = useRef<TerminalPanelHandle>(null);
+  const ports = usePorts(client);
+  const { active: activePath } = useSyncExternalStore(editor.subscribe, editor.getTabs);
+
+  // Workspace metadata (name, run command, preview port).
+  useEffect(() => {
+    let live = true;
+    const load = () =>
+      api
+        .getWorkspace(workspaceId)
+        .then((w) => {
+          if (!live) return;
+          setWorkspace(w);
+          document.title = `${w.name} · cove`;
+        })
+        .catch((e) => {
+          if (live && e instanceof ApiError && (e.status === 404 || e.status === 403)) setLoadError(e);
+        });
+    void load();
+    const t = setInterval(() => {
+      if (document.visibilityState === 'visible') void load();
+    }, 15_000);
+    return () => {
+      live = false;
+      clearInterval(t);
+    };
+  }, [workspaceId]);
+
+  // The control socket and everything that follows its events.
+  useEffect(() => {
+    const s = client.socket;
+    let first = true;
+    // (Re)subscribe to file changes and catch up; runs on every welcome and
+    // again when a starting workspace reports `ready`.
+    const sync = () => {
+      client.watch().catch((e: ApiError) => {
+        if (e.code !== 'unavailable' && e.code !== 'disconnected') notify(`File watching is off: ${e.message}`, 'error');
+      });
+      if (first) {
+        first = false;
+        void tree.refresh('');
+      } else {
+        void tree.resync();
+        editor.resync();
+      }
+    };
+    const offs = [
+      s.onState(setConn),
+      s.onWelcome(() => {
+        setWsStatus(null);
+        sync();
+      }),
+      s.on('status', (m: ServerMessage) => {
+        const st = m as unknown as StatusMessage;
+        if (st.state === 'ready') {
+          setWsStatus(null);
+          // Before `welcome` (a workspace that was starting), welcome syncs.
+          if (s.isOpen) sync();
+          setWorkspace((w) => (w ? { ...w, state: 'running' } : w));
+        } else {
+          setWsStatus(st.message ? `${st.state}: ${st.message}` : `Workspace ${st.state}…`);
+        }
+      }),
+      s.on('file_changed', (m: ServerMessage) => {
+        const ev = m as unknown as FileChangedMessage;
+        tree.onFileChanged(ev);
+        editor.onFileChanged(ev);
+      }),
+      s.on('error', (m: ServerMessage) => {
+        const msg = String(m.message ?? m.code ?? 'error');
+        notify(msg, 'error');
+      }),
+    ];
+    s.connect();
+    return () => {
+      offs.forEach((f) => f());
+      s.close();
+    };
+  }, [client, editor, tree]);
+
+  // Never lose unsaved text by closing the tab by accident.
+  useEffect(() => {
+    const onBefore = (e: BeforeUnloadEvent) => {
+      if (editor.dirtyCount() > 0) {
+        e.preventDefault();
+        e.returnValue = '';
+      }
+    };
+    window.addEventListener('beforeunload', onBefore);
+    return () => window.removeEventListener('beforeunload', onBefore);
+  }, [editor]);
+
+  const showPanel = useCallback((p: PanelTab) => {
+    setPanel(p);
+    setPanelOpen(true);
+  }, []);
+
+  // Global shortcuts.
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const key = e.key.toLowerCase();
+      // Ctrl+B and Ctrl+J mean something to the shell: leave them to the terminal.
+      const inTerminal = e.target instanceof Element && !!e.target.closest('.xterm');
+      if (isMod(e) && !e.shiftKey && !e.altKey && key === 'p') {
+        e.preventDefault();
+        setQuickOpen(true);
+      } else if (isMod(e) && !e.altKey && key === 's') {
+        e.preventDefault();
+        void editor.save();
+      } else if (e.ctrlKey && (e.key === '`' || e.code === 'Backquote')) {
+        e.preventDefault();
+        if (e.shiftKey) {
+          showPanel('terminal');
+          termRef.current?.newTerminal();
+        } else if (panelOpen && panel === 'terminal') {
+          setPanelOpen(false);
+          editor.focus();
+        } else {
+          showPanel('terminal');
+          requestAnimationFrame(() => termRef.current?.focus());
+        }
+      } else if (isMod(e) && !e.shiftKey && key === 'b' && !inTerminal) {
+        e.preventDefault();
+        setSidebarOpen((o) => !o);
+      } else if (isMod(e) && !e.shiftKey && key === 'j' && !inTerminal) {
+        e.preventDefault();
+        setPanelOpen((o) => !o);
+      }
+    };
+    window.addEventListener('keydown', onKey, true);
+    return () => window.removeEventListener('keydown', onKey, true);
+  }, [editor, panel, panelOpen, showPanel]);
+
+  const openFile = useCallback(
+    (path: string) => {
+      setQuickOpen(false);
+      void tree.reveal(path);
+      void editor.open(path).then(() => editor.focus());
+    },
+    [editor, tree],
+  );
+  const closeQuickOpen = useCallback(() => {
+    setQuickOpen(false);
+    editor.focus();
+  }, [editor]);
+
+  if (loadError) {
+    return (
+      <main className="notfound">
+        <h1>Workspace not found</h1>
+        <p className="muted">{loadError.message}</p>
+        <p>
+          <a href="/" onClick={linkHandler('/')}>
+            Back to your workspaces
+          </a>
+        </p>
+      </main>
+    );
+  }
+
+  const name = workspace?.name ?? workspaceId;
+  const previewPort = workspace?.previewPort;
+  const previewOpen = previewPort ? ports.some((p) => p.port === previewPort) : false;
+  const firstPort = previewOpen ? previewPort : ports[0]?.port;
+
+  return (
+    <div className="ide" style={{ '--sidebar-width': `${sidebarWidth}px`, '--panel-height': `${panelHeight}px` } as React.CSSProperties}>
+      <header className="titlebar">
+        <a className="brand" href="/" onClick={linkHandler('/')} aria-label="All workspaces">
+          <span className="brand-mark" aria-hidden="true">
+            <Icon name="logo" size={14} />
+          </span>
+          cove
+        </a>
+        <nav className="title-crumbs" aria-label="Breadcrumb">
+          <a href="/" onClick={linkHandler('/')}>
+            Workspaces
+          </a>
+          <Icon name="chevronRight" size={12} />
+          <span className="title-name" data-testid="workspace-name">
+            {name}
+          </span>
+          {workspace && <StateBadge state={conn.kind === 'connected' && !wsStatus ? 'running' : workspace.state} />}
+        </nav>
+        <div className="title-actions">
+          <button type="button" className="title-search" onClick={() => setQuickOpen(true)} aria-label="Go to file" data-testid="open-quick-open">
+            <Icon name="search" size={14} />
+            <span>Go to file</span>
+            <kbd>{/Mac/.test(navigator.platform) ? '⌘P' : 'Ctrl+P'}</kbd>
+          </button>
+          {firstPort !== undefined && (
+            <a className="button secondary small" href={previewUrl(workspaceId, firstPort)} target="_blank" rel="noopener" data-testid="open-preview">
+              <Icon name="external" size={14} /> Preview :{firstPort}
+            </a>
+          )}
+          <button type="button" className={`icon-button${sidebarOpen ? ' on' : ''}`} aria-pressed={sidebarOpen} aria-label="Toggle sidebar" title="Toggle sidebar (Ctrl+B)" onClick={() => setSidebarOpen((o) => !o)}>
+            <Icon name="sidebar" />
+          </button>
+          <button type="button" className={`icon-button${panelOpen ? ' on' : ''}`} aria-pressed={panelOpen} aria-label="Toggle panel" title="Toggle panel (Ctrl+J)" onClick={() => setPanelOpen((o) => !o)}>
+            <Icon name="panel" />
+          </button>
+        </div>
+      </header>
+
+      <div className={`workbench${sidebarOpen ? '' : ' no-sidebar'}`}>
+        {sidebarOpen && (
+          <>
+            <aside className="sidebar" aria-label="Sidebar">
+              <FileTree client={client} tree={tree} editor={editor} activePath={activePath} workspaceName={name} />
+            </aside>
+            <Sash orientation="vertical" value={sidebarWidth} min={160} max={600} direction={1} onChange={setSidebarWidth} label="Resize sidebar" />
+          </>
+        )}
+        <div className={`main-column${panelOpen ? '' : ' no-panel'}`}>
+          <EditorPane editor={editor} workspaceId={workspaceId} onQuickOpen={() => setQuickOpen(true)} />
+          {panelOpen && (
+            <Sash orientation="horizontal" value={panelHeight} min={120} max={Math.max(160, window.innerHeight - 200)} direction={-1} onChange={setPanelHeight} label="Resize panel" />
+          )}
+          <section className="panel" hidden={!panelOpen} aria-label="Panel">
+            <div className="panel-header">
+              <div className="panel-tabs" role="tablist" aria-label="Panel views">
+                {(['terminal', 'processes', 'ports'] as PanelTab[]).map((p) => (
+                  <button
+                    key={p}
+                    type="button"
+                    role="tab"
+                    id={`panel-tab-${p}`}
+                    aria-selected={panel === p}
+                    aria-controls={`panel-view-${p}`}
+                    className={`panel-tab${panel === p ? ' active' : ''}`}
+                    data-testid={`panel-tab-${p}`}
+                    onClick={() => setPanel(p)}
+                  >
+                    {p === 'terminal' ? 'Terminal' : p === 'processes' ? 'Processes' : 'Ports'}
+                    {p === 'processes' && running > 0 && <span className="count-badge">{running}</span>}
+                    {p === 'ports' && ports.length > 0 && <span className="count-badge">{ports.length}</span>}
+                  </button>
+                ))}
+              </div>
+              <div className="panel-actions">
+                {panel === 'terminal' && (
+                  <>
+                    <button type="button" className="icon-button" aria-label="New terminal" title="New terminal (Ctrl+Shift+`)" data-testid="new-terminal" onClick={() => termRef.current?.newTerminal()}>
+                      <Icon name="plus" />
+                    </button>
+                    <button type="button" className="icon-button" aria-label="Kill the active terminal" title="Kill terminal" onClick={() => termRef.current?.killActive()}>
+                      <Icon name="trash" />
+                    </button>
+                  </>
+                )}
+                <button type="button" className="icon-button" aria-label="Close panel" title="Close panel" onClick={() => setPanelOpen(false)}>
+                  <Icon name="close" />
+                </button>
+              </div>
+            </div>
+            <div className="panel-views">
+              <div id="panel-view-terminal" role="tabpanel" aria-labelledby="panel-tab-terminal" className="panel-view" hidden={panel !== 'terminal'}>
+                <TerminalPanel ref={termRef} client={client} visible={panelOpen && panel === 'terminal'} />
+              </div>
+              <div id="panel-view-processes" role="tabpanel" aria-labelledby="panel-tab-processes" className="panel-view" hidden={panel !== 'processes'}>
+                <ProcessesPanel client={client} runCommand={workspace?.runCommand} onCountChange={setRunning} />
+              </div>
+              <div id="panel-view-ports" role="tabpanel" aria-labelledby="panel-tab-ports" className="panel-view" hidden={panel !== 'ports'}>
+                <PortsPanel workspaceId={workspaceId} ports={ports} previewPort={previewPort} />
+              </div>
+            </div>
+          </section>
+        </div>
+      </div>
+
+      <StatusBar
+        conn={conn}
+        workspaceStatus={wsStatus}
+        editor={editor}
+        runningProcesses={running}
+        ports={ports.length}
+        onRetry={() => client.socket.retryNow()}
+        onShowPanel={showPanel}
+      />
+      {quickOpen && <QuickOpen tree={tree} onOpen={openFile} onClose={closeQuickOpen} />}
+    </div>
+  );
+}

@@ -1,0 +1,94 @@
+import { useEffect, useState, useSyncExternalStore } from 'react';
+import type { ConnectionState } from '../api/control';
+import type { EditorModel } from '../editor/model';
+import { Icon } from './feedback';
+
+function useNow(active: boolean): number {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    if (!active) return;
+    const t = setInterval(() => setNow(Date.now()), 250);
+    return () => clearInterval(t);
+  }, [active]);
+  return now;
+}
+
+export function connectionText(conn: ConnectionState, now: number): string {
+  switch (conn.kind) {
+    case 'connected':
+      return 'Connected';
+    case 'connecting':
+      return 'Connecting…';
+    case 'reconnecting': {
+      const s = Math.max(0, Math.ceil((conn.retryAt - now) / 1000));
+      return s > 0 ? `Reconnecting in ${s}s` : 'Reconnecting…';
+    }
+    case 'offline':
+      return 'Offline';
+    case 'closed':
+      return 'Disconnected';
+  }
+}
+
+export function StatusBar(props: {
+  conn: ConnectionState;
+  workspaceStatus: string | null;
+  editor: EditorModel;
+  runningProcesses: number;
+  ports: number;
+  onRetry: () => void;
+  onShowPanel: (p: 'processes' | 'ports') => void;
+}) {
+  const { conn, editor } = props;
+  const now = useNow(conn.kind === 'reconnecting');
+  const cursor = useSyncExternalStore(editor.subscribe, editor.getCursor);
+  const { tabs } = useSyncExternalStore(editor.subscribe, editor.getTabs);
+  const dirty = tabs.filter((t) => t.dirty).length;
+  const text = connectionText(conn, now);
+  const bad = conn.kind !== 'connected';
+
+  return (
+    <footer className={`statusbar${bad ? ' degraded' : ''}`} data-testid="status-bar" aria-label="Status bar">
+      <div className="status-left">
+        <button
+          type="button"
+          className={`status-item conn ${conn.kind}`}
+          data-testid="connection-status"
+          data-state={conn.kind}
+          onClick={props.onRetry}
+          title={bad ? 'Click to reconnect now' : 'The workspace connection is live'}
+          aria-live="polite"
+        >
+          <span className="conn-indicator" aria-hidden="true" />
+          {text}
+        </button>
+        {props.workspaceStatus && (
+          <span className="status-item" role="status">
+            {props.workspaceStatus}
+          </span>
+        )}
+        <button type="button" className="status-item" onClick={() => props.onShowPanel('processes')} title="Show processes">
+          <Icon name="play" size={12} /> {props.runningProcesses} running
+        </button>
+        <button type="button" className="status-item" onClick={() => props.onShowPanel('ports')} title="Show ports" data-testid="status-ports">
+          <Icon name="ports" size={12} /> {props.ports === 1 ? '1 port' : `${props.ports} ports`}
+        </button>
+      </div>
+      <div className="status-right">
+        {dirty > 0 && <span className="status-item" data-testid="status-dirty">{dirty} unsaved</span>}
+        {cursor && (
+          <>
+            <span className="status-item" data-testid="status-cursor">
+              Ln {cursor.line}, Col {cursor.col}
+              {cursor.selected > 0 ? ` (${cursor.selected} selected)` : ''}
+            </span>
+            <span className="status-item">Spaces: 4</span>
+            <span className="status-item">UTF-8</span>
+            <span className="status-item">{cursor.lineSeparator}</span>
+            <span className="status-item">{cursor.language}</span>
+          </>
+        )}
+      </div>
+    </footer>
+  );
+}

@@ -1,0 +1,174 @@
+import { useEffect, useRef, useSyncExternalStore } from 'react';
+import { Icon } from '../app/feedback';
+import type { EditorModel, TabInfo } from './model';
+
+function isMac(): boolean {
+  return /Mac|iPhone|iPad/.test(navigator.platform);
+}
+
+export function EditorPane({ editor, workspaceId, onQuickOpen }: { editor: EditorModel; workspaceId: string; onQuickOpen: () => void }) {
+  const { tabs, active } = useSyncExternalStore(editor.subscribe, editor.getTabs);
+  const hostRef = useRef<HTMLDivElement>(null);
+  const tabRefs = useRef(new Map<string, HTMLDivElement>());
+  const activeTab = tabs.find((t) => t.path === active);
+
+  useEffect(() => {
+    if (hostRef.current) editor.attach(hostRef.current);
+    return () => editor.detach();
+  }, [editor]);
+
+  useEffect(() => {
+    if (active) tabRefs.current.get(active)?.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+  }, [active]);
+
+  const showEditor = !!activeTab && activeTab.kind === 'text' && !activeTab.loading && !activeTab.error;
+  const mod = isMac() ? '⌘' : 'Ctrl+';
+
+  const onTabKey = (e: React.KeyboardEvent, t: TabInfo) => {
+    const i = tabs.findIndex((x) => x.path === t.path);
+    let next: TabInfo | undefined;
+    if (e.key === 'ArrowRight') next = tabs[(i + 1) % tabs.length];
+    else if (e.key === 'ArrowLeft') next = tabs[(i - 1 + tabs.length) % tabs.length];
+    else if (e.key === 'Delete' || (e.key === 'w' && (e.ctrlKey || e.metaKey))) {
+      e.preventDefault();
+      void editor.close(t.path);
+      return;
+    } else if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      editor.activate(t.path);
+      editor.focus();
+      return;
+    }
+    if (next) {
+      e.preventDefault();
+      editor.activate(next.path);
+      tabRefs.current.get(next.path)?.focus();
+    }
+  };
+
+  return (
+    <section className="editor-area" aria-label="Editor">
+      {tabs.length > 0 && (
+        <div className="tab-strip" role="tablist" aria-label="Open files" data-testid="editor-tabs">
+          {tabs.map((t) => {
+            const isActive = t.path === active;
+            return (
+              <div
+                key={t.path}
+                ref={(el) => {
+                  if (el) tabRefs.current.set(t.path, el);
+                  else tabRefs.current.delete(t.path);
+                }}
+                role="tab"
+                aria-selected={isActive}
+                tabIndex={isActive ? 0 : -1}
+                className={`editor-tab${isActive ? ' active' : ''}${t.dirty ? ' dirty' : ''}${t.deleted ? ' deleted' : ''}`}
+                title={t.path + (t.deleted ? ' (deleted on disk)' : t.diskChanged ? ' (changed on disk)' : '')}
+                data-testid={`editor-tab-${t.path}`}
+                data-dirty={t.dirty ? 'true' : 'false'}
+                onClick={() => editor.activate(t.path)}
+                onAuxClick={(e) => {
+                  if (e.button === 1) {
+                    e.preventDefault();
+                    void editor.close(t.path);
+                  }
+                }}
+                onKeyDown={(e) => onTabKey(e, t)}
+              >
+                <span className="tab-label">{t.title}</span>
+                {t.saving && <span className="tab-saving" aria-label="saving" />}
+                <button
+                  type="button"
+                  className="tab-close"
+                  tabIndex={-1}
+                  aria-label={`Close ${t.title}${t.dirty ? ' (unsaved changes)' : ''}`}
+                  title={t.dirty ? 'Unsaved changes — close' : 'Close'}
+                  onClick={(e) => {
+                    e.stopPropagation();
+                    void editor.close(t.path);
+                  }}
+                >
+                  <span className="dirty-dot" aria-hidden="true" />
+                  <Icon name="close" size={14} />
+                </button>
+              </div>
+            );
+          })}
+        </div>
+      )}
+      {activeTab && (activeTab.diskChanged || activeTab.deleted) && !activeTab.loading && (
+        <div className="editor-banner" role="status">
+          <Icon name="info" />
+          {activeTab.deleted ? (
+            <span>This file was deleted on disk. Save to create it again.</span>
+          ) : (
+            <span>This file changed on disk while you were editing it.</span>
+          )}
+          {!activeTab.deleted && (
+            <button type="button" className="button secondary small" onClick={() => editor.reloadTab(activeTab.path)}>
+              Reload from disk
+            </button>
+          )}
+          <button type="button" className="button secondary small" onClick={() => void editor.save(activeTab.path)}>
+            {activeTab.deleted ? 'Save' : 'Save (you will be asked)'}
+          </button>
+        </div>
+      )}
+      {activeTab && activeTab.path && (
+        <nav className="breadcrumbs" aria-label="File path">
+          {activeTab.path.split('/').map((part, i, arr) => (
+            <span key={i} className={i === arr.length - 1 ? 'crumb last' : 'crumb'}>
+              {part}
+              {i < arr.length - 1 && <Icon name="chevronRight" size={12} />}
+            </span>
+          ))}
+        </nav>
+      )}
+      <div className="editor-body">
+        <div ref={hostRef} className="editor-host" data-testid="editor" hidden={!showEditor} />
+        {activeTab?.loading && <div className="editor-placeholder">Opening {activeTab.path}…</div>}
+        {activeTab?.error && (
+          <div className="editor-placeholder error" role="alert">
+            Could not open {activeTab.path}: {activeTab.error}
+          </div>
+        )}
+        {activeTab?.kind === 'image' && (
+          <div className="editor-placeholder image">
+            <img
+              src={`/api/workspaces/${encodeURIComponent(workspaceId)}/files/${activeTab.path.split('/').map(encodeURIComponent).join('/')}`}
+              alt={activeTab.path}
+            />
+          </div>
+        )}
+        {activeTab?.kind === 'binary' && <div className="editor-placeholder">This file is binary or not UTF-8 text; it is not shown in the editor.</div>}
+        {!activeTab && (
+          <div className="editor-welcome">
+            <div className="welcome-mark" aria-hidden="true">
+              <Icon name="logo" size={56} />
+            </div>
+            <dl className="shortcuts">
+              <dt>Go to file</dt>
+              <dd>
+                <button type="button" className="link-button" onClick={onQuickOpen}>
+                  <kbd>{mod}P</kbd>
+                </button>
+              </dd>
+              <dt>Save</dt>
+              <dd>
+                <kbd>{mod}S</kbd>
+              </dd>
+              <dt>Toggle terminal</dt>
+              <dd>
+                <kbd>Ctrl+`</kbd>
+              </dd>
+              <dt>Find in file</dt>
+              <dd>
+                <kbd>{mod}F</kbd>
+              </dd>
+            </dl>
+          </div>
+        )}
+      </div>
+    </section>
+  );
+}

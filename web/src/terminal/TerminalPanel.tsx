@@ -1,0 +1,249 @@
+import { forwardRef, useCallback, useEffect, useImperativeHandle, useRef, useState } from 'react';
+import '@xterm/xterm/css/xterm.css';
+import type { TerminalInfo, WelcomeMessage } from '../api/types';
+import type { WorkspaceClient } from '../api/workspace';
+import { Icon } from '../app/feedback';
+import { TermSession, type TermStatus } from './session';
+
+interface TermTab {
+  id: string;
+  /** "1: bash" — the number, then the program once the server told us. */
+  label: string;
+  n: number;
+  status: TermStatus;
+  detail?: string;
+}
+
+export interface TerminalPanelHandle {
+  newTerminal(): void;
+  killActive(): void;
+  focus(): void;
+}
+
+function programName(command?: string): string {
+  if (!command) return '';
+  const first = command.trim().split(/\s+/)[0] ?? '';
+  return first.slice(first.lastIndexOf('/') + 1).replace(/^-/, '');
+}
+
+function newTerminalId(): string {
+  const a = new Uint8Array(6);
+  crypto.getRandomValues(a);
+  return 't' + Array.from(a, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+export const TerminalPanel = forwardRef<TerminalPanelHandle, { client: WorkspaceClient; visible: boolean; onTabsChange?: (n: number) => void }>(
+  function TerminalPanel({ client, visible, onTabsChange }, ref) {
+    const [tabs, setTabs] = useState<TermTab[]>([]);
+    const [active, setActive] = useState<string | null>(null);
+    const sessions = useRef(new Map<string, TermSession>());
+    const counter = useRef(0);
+    const initialized = useRef(false);
+    const hosts = useRef(new Map<string, HTMLDivElement>());
+
+    const update = useCallback((id: string, patch: Partial<TermTab>) => {
+      setTabs((ts) => ts.map((t) => (t.id === id ? { ...t, ...patch } : t)));
+    }, []);
+
+    // Name tabs after their program ("1: bash"), as the server reports it.
+    const nameTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
+    const refreshNames = useCallback(() => {
+      if (nameTimer.current) return;
+      nameTimer.current = setTimeout(() => {
+        nameTimer.current = null;
+        client
+          .listTerminals()
+          .then((list) => {
+            const prog = new Map(list.map((t) => [t.terminalId, programName(t.command)]));
+            setTabs((ts) => ts.map((t) => (prog.get(t.id) ? { ...t, label: `${t.n}: ${prog.get(t.id)}` } : t)));
+          })
+          .catch(() => {
+            /* keep the numbers */
+          });
+      }, 200);
+    }, [client]);
+
+    const addSession = useCallback(
+      (id: string, activate: boolean, command?: string) => {
+        if (sessions.current.has(id)) return;
+        counter.current += 1;
+        const n = counter.current;
+        const label = `${n}: ${programName(command) || 'shell'}`;
+        const s = new TermSession(client.workspaceId, id, {
+          onStatus: (status, detail) => {
+            update(id, { status, detail });
+            if (status === 'attached' && !command) refreshNames();
+          },
+        });
+        sessions.current.set(id, s);
+        setTabs((ts) => [...ts, { id, label, n, status: 'connecting' }]);
+        if (activate) setActive(id);
+        else setActive((a) => a ?? id);
+        const host = hosts.current.get(id);
+        if (host) s.mount(host);
+      },
+      [client.workspaceId, update, refreshNames],
+    );
+
+    const newTerminal = useCallback(() => {
+      const id = newTerminalId();
+      addSession(id, true);
+      requestAnimationFrame(() => sessions.current.get(id)?.focus());
+    }, [addSession]);
+
+    useImperativeHandle(ref, () => ({
+      newTerminal,
+      killActive: () => {
+        if (active) close(active);
+      },
+      focus: () => {
+        if (active) sessions.current.get(active)?.focus();
+      },
+    }));
+
+    // Find the workspace's terminals again on every (re)connection.
+    useEffect(() => {
+      const sync = (w: WelcomeMessage) => {
+        const list: TerminalInfo[] = (w.terminals ?? []).filter((t) => t.alive !== false);
+        for (const t of list) addSession(t.terminalId, false, t.command);
+        for (const s of sessions.current.values()) s.nudge();
+        if (!initialized.current) {
+          initialized.current = true;
+          if (list.length === 0 && sessions.current.size === 0) newTerminal();
+        }
+      };
+      const off = client.socket.onWelcome(sync);
+      if (client.socket.welcome) sync(client.socket.welcome);
+      return off;
+    }, [client, addSession, newTerminal]);
+
+    useEffect(() => {
+      const map = sessions.current;
+      return () => {
+        for (const s of map.values()) s.dispose();
+        map.clear();
+      };
+    }, []);
+
+    useEffect(() => {
+      onTabsChange?.(tabs.length);
+    }, [tabs.length, onTabsChange]);
+
+    // Fit when shown or when the active tab changes.
+    useEffect(() => {
+      if (visible && active) sessions.current.get(active)?.scheduleFit();
+    }, [visible, active]);
+
+    useEffect(() => {
+      const mq = window.matchMedia('(prefers-color-scheme: dark)');
+      const on = () => {
+        for (const s of sessions.current.values()) s.setTheme();
+      };
+      mq.addEventListener('change', on);
+      return () => mq.removeEventListener('change', on);
+    }, []);
+
+    const close = (id: string) => {
+      const s = sessions.current.get(id);
+      if (s && !s.isExited) client.closeTerminal(id);
+      s?.dispose();
+      sessions.current.delete(id);
+      setTabs((ts) => {
+        const i = ts.findIndex((t) => t.id === id);
+        const rest = ts.filter((t) => t.id !== id);
+        setActive((a) => (a === id ? (rest[Math.min(i, rest.length - 1)]?.id ?? null) : a));
+        return rest;
+      });
+    };
+
+    const activeTab = tabs.find((t) => t.id === active);
+
+    return (
+      <div className="terminal-panel" data-testid="terminal-panel">
+        <div className="terminal-body">
+          {tabs.map((t) => (
+            <div
+              key={t.id}
+              className="terminal-host"
+              hidden={t.id !== active}
+              data-testid={`terminal-${t.id}`}
+              data-terminal-id={t.id}
+              data-active={t.id === active ? 'true' : 'false'}
+              aria-label={`Terminal ${t.label}`}
+              ref={(el) => {
+                if (!el) {
+                  hosts.current.delete(t.id);
+                  return;
+                }
+                hosts.current.set(t.id, el);
+                sessions.current.get(t.id)?.mount(el);
+              }}
+            />
+          ))}
+          {tabs.length === 0 && (
+            <div className="panel-empty">
+              <p>No terminal is open.</p>
+              <button type="button" className="button secondary small" onClick={newTerminal}>
+                <Icon name="plus" /> New terminal
+              </button>
+            </div>
+          )}
+          {activeTab && activeTab.status === 'reconnecting' && (
+            <div className="terminal-overlay" role="status">
+              Reconnecting…
+            </div>
+          )}
+        </div>
+        <div className="terminal-list" role="tablist" aria-label="Terminals" aria-orientation="vertical" hidden={tabs.length < 2}>
+          {tabs.map((t) => (
+            <div
+              key={t.id}
+              role="tab"
+              aria-selected={t.id === active}
+              tabIndex={t.id === active ? 0 : -1}
+              className={`terminal-tab${t.id === active ? ' active' : ''}${t.status === 'exited' ? ' exited' : ''}`}
+              data-testid={`terminal-tab-${t.id}`}
+              title={t.status === 'exited' ? `${t.label} — exited (${t.detail ?? ''})` : t.label}
+              onClick={() => {
+                setActive(t.id);
+                requestAnimationFrame(() => sessions.current.get(t.id)?.focus());
+              }}
+              onKeyDown={(e) => {
+                const i = tabs.indexOf(t);
+                if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+                  e.preventDefault();
+                  const n = tabs[(i + (e.key === 'ArrowDown' ? 1 : tabs.length - 1)) % tabs.length];
+                  setActive(n.id);
+                  (e.currentTarget.parentElement?.children[tabs.indexOf(n)] as HTMLElement | undefined)?.focus();
+                } else if (e.key === 'Enter' || e.key === ' ') {
+                  e.preventDefault();
+                  sessions.current.get(t.id)?.focus();
+                } else if (e.key === 'Delete') {
+                  e.preventDefault();
+                  close(t.id);
+                }
+              }}
+            >
+              <Icon name="terminal" />
+              <span className="terminal-tab-label">{t.label}</span>
+              <span className={`conn-dot ${t.status}`} aria-label={t.status} />
+              <button
+                type="button"
+                className="icon-button tiny"
+                tabIndex={-1}
+                aria-label={`Kill ${t.label}`}
+                title="Kill terminal"
+                onClick={(e) => {
+                  e.stopPropagation();
+                  close(t.id);
+                }}
+              >
+                <Icon name="trash" size={14} />
+              </button>
+            </div>
+          ))}
+        </div>
+      </div>
+    );
+  },
+);
