@@ -76,7 +76,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
 
     /// Creates the workspace's storage with the given files.
-    fn provision<'a>(&'a self, id: &'a str, files: &'a [SeedFile]) -> BoxFuture<'a, Result<(), BackendError>>;
+    fn provision<'a>(
+        &'a self,
+        id: &'a str,
+        files: &'a [SeedFile],
+    ) -> BoxFuture<'a, Result<(), BackendError>>;
 
     /// Starts the runner (if it is not running) and returns once it accepts connections.
     fn start<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<RunnerAddr, BackendError>>;

@@ -66,11 +66,15 @@ impl LocalBackend {
         use std::os::unix::fs::PermissionsExt;
         for dir in ["workspaces", "run", "logs"] {
             let path = config.data_dir.join(dir);
-            std::fs::create_dir_all(&path).map_err(BackendError::io(format!("cannot create {}", path.display())))?;
+            std::fs::create_dir_all(&path).map_err(BackendError::io(format!(
+                "cannot create {}",
+                path.display()
+            )))?;
         }
         let run = config.data_dir.join("run");
-        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700))
-            .map_err(BackendError::io(format!("cannot restrict {}", run.display())))?;
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).map_err(
+            BackendError::io(format!("cannot restrict {}", run.display())),
+        )?;
         let probe = run.join(format!("{}.sock", "0".repeat(32)));
         if probe.as_os_str().len() > MAX_SOCKET_PATH {
             return Err(BackendError::Io {
@@ -108,11 +112,20 @@ impl LocalBackend {
     /// The pid of the workspace's runner if that process is alive and really is its runner
     /// (a pid file can outlive its process, and pids are reused).
     fn live_pid(&self, id: &str) -> Option<u32> {
-        let pid: u32 = std::fs::read_to_string(self.pid_file(id)).ok()?.trim().parse().ok()?;
+        let pid: u32 = std::fs::read_to_string(self.pid_file(id))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
         is_runner_of(pid, id).then_some(pid)
     }
 
-    async fn wait_until_accepting(&self, id: &str, pid: u32, deadline: Instant) -> Result<(), BackendError> {
+    async fn wait_until_accepting(
+        &self,
+        id: &str,
+        pid: u32,
+        deadline: Instant,
+    ) -> Result<(), BackendError> {
         let socket = self.socket(id);
         loop {
             if tokio::net::UnixStream::connect(&socket).await.is_ok() {
@@ -140,7 +153,8 @@ impl LocalBackend {
             return Err(BackendError::NoStorage(id.to_string()));
         }
         if let Some(pid) = self.live_pid(id) {
-            self.wait_until_accepting(id, pid, Instant::now() + self.config.start_timeout).await?;
+            self.wait_until_accepting(id, pid, Instant::now() + self.config.start_timeout)
+                .await?;
             return Ok(RunnerAddr::Unix(self.socket(id)));
         }
         let log = std::fs::OpenOptions::new()
@@ -182,14 +196,19 @@ impl LocalBackend {
         let mut child = tokio::process::Command::from(command)
             .kill_on_drop(false)
             .spawn()
-            .map_err(BackendError::io(format!("cannot run {}", self.config.runner_exe.display())))?;
+            .map_err(BackendError::io(format!(
+                "cannot run {}",
+                self.config.runner_exe.display()
+            )))?;
         let pid = child.id().unwrap_or(0);
-        std::fs::write(self.pid_file(id), pid.to_string()).map_err(BackendError::io("cannot write the pid file"))?;
+        std::fs::write(self.pid_file(id), pid.to_string())
+            .map_err(BackendError::io("cannot write the pid file"))?;
         self.reapers.spawn(async move {
             let _ = child.wait().await;
         });
         tracing::info!(workspace = %id, pid, "runner started");
-        self.wait_until_accepting(id, pid, Instant::now() + self.config.start_timeout).await?;
+        self.wait_until_accepting(id, pid, Instant::now() + self.config.start_timeout)
+            .await?;
         Ok(RunnerAddr::Unix(self.socket(id)))
     }
 
@@ -219,14 +238,23 @@ impl Backend for LocalBackend {
         "local"
     }
 
-    fn provision<'a>(&'a self, id: &'a str, files: &'a [SeedFile]) -> BoxFuture<'a, Result<(), BackendError>> {
+    fn provision<'a>(
+        &'a self,
+        id: &'a str,
+        files: &'a [SeedFile],
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
             let root = self.root(id);
             if root.exists() {
                 return Err(BackendError::AlreadyExists(id.to_string()));
             }
             for file in files {
-                if file.path.split('/').any(|c| c.is_empty() || c == "." || c == "..") || file.path.starts_with('/') {
+                if file
+                    .path
+                    .split('/')
+                    .any(|c| c.is_empty() || c == "." || c == "..")
+                    || file.path.starts_with('/')
+                {
                     return Err(BackendError::BadSeedPath(file.path.clone()));
                 }
             }
@@ -263,13 +291,14 @@ impl Backend for LocalBackend {
         Box::pin(async move {
             let run = self.config.data_dir.join("run");
             let mut ids = Vec::new();
-            let entries = std::fs::read_dir(&run).map_err(BackendError::io(format!("cannot list {}", run.display())))?;
+            let entries = std::fs::read_dir(&run)
+                .map_err(BackendError::io(format!("cannot list {}", run.display())))?;
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if let Some(id) = name.strip_suffix(".pid") {
-                    if self.live_pid(id).is_some() {
-                        ids.push(id.to_string());
-                    }
+                if let Some(id) = name.strip_suffix(".pid")
+                    && self.live_pid(id).is_some()
+                {
+                    ids.push(id.to_string());
                 }
             }
             Ok(ids)
@@ -283,7 +312,10 @@ impl Backend for LocalBackend {
             if root.exists() {
                 tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&root))
                     .await
-                    .map_err(|e| BackendError::Io { context: "delete failed".into(), source: std::io::Error::other(e) })?
+                    .map_err(|e| BackendError::Io {
+                        context: "delete failed".into(),
+                        source: std::io::Error::other(e),
+                    })?
                     .map_err(BackendError::io("cannot delete the workspace's files"))?;
             }
             let _ = std::fs::remove_file(self.log_file(id));
@@ -294,13 +326,18 @@ impl Backend for LocalBackend {
 
 fn write_seed(root: &Path, files: &[SeedFile]) -> Result<(), BackendError> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(root).map_err(BackendError::io(format!("cannot create {}", root.display())))?;
+    std::fs::create_dir_all(root).map_err(BackendError::io(format!(
+        "cannot create {}",
+        root.display()
+    )))?;
     for file in files {
         let path = root.join(&file.path);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(BackendError::io("cannot create a template directory"))?;
+            std::fs::create_dir_all(parent)
+                .map_err(BackendError::io("cannot create a template directory"))?;
         }
-        std::fs::write(&path, &file.contents).map_err(BackendError::io("cannot write a template file"))?;
+        std::fs::write(&path, &file.contents)
+            .map_err(BackendError::io("cannot write a template file"))?;
         if file.executable {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
                 .map_err(BackendError::io("cannot mark a template file executable"))?;
@@ -319,7 +356,11 @@ fn signal(pid: u32, sig: i32) {
 /// Alive and not a zombie (a zombie runner has exited; only its parent has yet to reap it).
 fn is_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()) != Some("Z"),
+        Ok(stat) => {
+            stat.rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().next())
+                != Some("Z")
+        }
         Err(_) => false,
     }
 }
@@ -328,9 +369,14 @@ fn is_runner_of(pid: u32, id: &str) -> bool {
     if !is_alive(pid) {
         return false;
     }
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    args.contains(&b"runner".as_slice()) && args.windows(2).any(|w| w[0] == b"--workspace-id" && w[1] == id.as_bytes())
+    args.contains(&b"runner".as_slice())
+        && args
+            .windows(2)
+            .any(|w| w[0] == b"--workspace-id" && w[1] == id.as_bytes())
 }
 
 /// The last `max` bytes of a log file, for error messages.

@@ -34,14 +34,23 @@ impl FileError {
     fn from_errno(errno: Errno, path: &str) -> FileError {
         let (code, what) = match errno {
             Errno::NOENT => (ErrorCode::NotFound, "no such file or directory"),
-            Errno::XDEV | Errno::LOOP => (ErrorCode::Forbidden, "the path leads outside the workspace"),
-            Errno::ACCESS | Errno::PERM | Errno::ROFS => (ErrorCode::Forbidden, "permission denied"),
-            Errno::NOTDIR => (ErrorCode::BadRequest, "a component of the path is not a directory"),
+            Errno::XDEV | Errno::LOOP => {
+                (ErrorCode::Forbidden, "the path leads outside the workspace")
+            }
+            Errno::ACCESS | Errno::PERM | Errno::ROFS => {
+                (ErrorCode::Forbidden, "permission denied")
+            }
+            Errno::NOTDIR => (
+                ErrorCode::BadRequest,
+                "a component of the path is not a directory",
+            ),
             Errno::ISDIR => (ErrorCode::BadRequest, "the path is a directory"),
             Errno::NAMETOOLONG => (ErrorCode::BadRequest, "the path is too long"),
             Errno::EXIST => (ErrorCode::Conflict, "the path already exists"),
             Errno::NOTEMPTY => (ErrorCode::Conflict, "the directory is not empty"),
-            Errno::NOSPC | Errno::DQUOT => (ErrorCode::LimitExceeded, "no space left in the workspace"),
+            Errno::NOSPC | Errno::DQUOT => {
+                (ErrorCode::LimitExceeded, "no space left in the workspace")
+            }
             Errno::INVAL => (ErrorCode::BadRequest, "invalid path"),
             Errno::BUSY => (ErrorCode::Conflict, "the path is in use"),
             _ => (ErrorCode::Internal, "file operation failed"),
@@ -92,10 +101,16 @@ struct WsPath {
 impl WsPath {
     fn parse(raw: &str) -> Result<WsPath> {
         if raw.contains('\0') {
-            return Err(FileError::new(ErrorCode::BadRequest, "a path must not contain NUL bytes"));
+            return Err(FileError::new(
+                ErrorCode::BadRequest,
+                "a path must not contain NUL bytes",
+            ));
         }
         if raw.len() > 4096 {
-            return Err(FileError::new(ErrorCode::BadRequest, "the path is too long"));
+            return Err(FileError::new(
+                ErrorCode::BadRequest,
+                "the path is too long",
+            ));
         }
         let rel = raw.trim_start_matches('/').trim_end_matches('/');
         // Collapse `//` and drop `.` components so that the final name is a real name.
@@ -121,7 +136,10 @@ impl WsPath {
         }
         let (dir, name) = self.rel.rsplit_once('/').unwrap_or(("", &self.rel));
         if name == ".." {
-            return Err(FileError::new(ErrorCode::BadRequest, format!("{raw}: the path must end in a name, not ..")));
+            return Err(FileError::new(
+                ErrorCode::BadRequest,
+                format!("{raw}: the path must end in a name, not .."),
+            ));
         }
         Ok((dir, name))
     }
@@ -151,7 +169,11 @@ fn kind_of(file_type: FileType) -> EntryKind {
 impl Files {
     /// Opens the workspace root. Every later access is relative to this descriptor.
     pub fn open(root: &Path, max_file_bytes: u64) -> std::io::Result<Files> {
-        let root = rustix::fs::open(root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        let root = rustix::fs::open(
+            root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
         Ok(Files {
             root,
             max_file_bytes,
@@ -165,8 +187,14 @@ impl Files {
     }
 
     fn open_beneath(&self, path: &str, flags: OFlags, raw: &str) -> Result<OwnedFd> {
-        rustix::fs::openat2(&self.root, path, flags | OFlags::CLOEXEC, Mode::empty(), RESOLVE)
-            .map_err(|e| FileError::from_errno(e, raw))
+        rustix::fs::openat2(
+            &self.root,
+            path,
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            RESOLVE,
+        )
+        .map_err(|e| FileError::from_errno(e, raw))
     }
 
     fn open_dir(&self, rel: &str, raw: &str) -> Result<OwnedFd> {
@@ -181,7 +209,10 @@ impl Files {
             if component == ".." {
                 // `a/../b` is legal for the kernel, but creating directories along it is not
                 // worth the ambiguity.
-                return Err(FileError::new(ErrorCode::BadRequest, format!("{raw}: .. is not allowed here")));
+                return Err(FileError::new(
+                    ErrorCode::BadRequest,
+                    format!("{raw}: .. is not allowed here"),
+                ));
             }
             match rustix::fs::mkdirat(&dir, component, Mode::from_raw_mode(0o755)) {
                 Ok(()) | Err(Errno::EXIST) => {}
@@ -203,7 +234,10 @@ impl Files {
     fn read_fd(fd: &OwnedFd, limit: u64, raw: &str) -> Result<Vec<u8>> {
         let stat = rustix::fs::fstat(fd).map_err(|e| FileError::from_errno(e, raw))?;
         if FileType::from_raw_mode(stat.st_mode as _) != FileType::RegularFile {
-            return Err(FileError::new(ErrorCode::BadRequest, format!("{raw}: not a regular file")));
+            return Err(FileError::new(
+                ErrorCode::BadRequest,
+                format!("{raw}: not a regular file"),
+            ));
         }
         if stat.st_size as u64 > limit {
             return Err(too_large(raw, stat.st_size as u64, limit));
@@ -230,7 +264,11 @@ impl Files {
     pub fn read(&self, raw: &str) -> Result<FileData> {
         let path = WsPath::parse(raw)?;
         // O_NONBLOCK: opening a FIFO planted in the workspace must not hang the runner.
-        let fd = self.open_beneath(path.as_arg(), OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY, raw)?;
+        let fd = self.open_beneath(
+            path.as_arg(),
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+            raw,
+        )?;
         let bytes = Self::read_fd(&fd, self.max_file_bytes, raw)?;
         let version = version_of(&bytes);
         Ok(FileData { bytes, version })
@@ -269,7 +307,10 @@ impl Files {
         if let Some(fd) = &existing {
             let stat = rustix::fs::fstat(fd).map_err(|e| FileError::from_errno(e, raw))?;
             if FileType::from_raw_mode(stat.st_mode as _) == FileType::Directory {
-                return Err(FileError::new(ErrorCode::BadRequest, format!("{raw}: the path is a directory")));
+                return Err(FileError::new(
+                    ErrorCode::BadRequest,
+                    format!("{raw}: the path is a directory"),
+                ));
             }
             mode = Mode::from_raw_mode(stat.st_mode & 0o7777);
         }
@@ -279,7 +320,11 @@ impl Files {
                 None => None,
             };
             if current.as_deref() != Some(base) {
-                let why = if current.is_some() { "changed" } else { "was deleted" };
+                let why = if current.is_some() {
+                    "changed"
+                } else {
+                    "was deleted"
+                };
                 return Err(FileError::new(
                     ErrorCode::Conflict,
                     format!("{raw} {why} since version {base}"),
@@ -289,8 +334,13 @@ impl Files {
         let created = existing.is_none();
         drop(existing);
         let temp = format!("{TEMP_PREFIX}{}", uniq());
-        let fd = rustix::fs::openat(&dir, &temp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC, mode)
-            .map_err(|e| FileError::from_errno(e, raw))?;
+        let fd = rustix::fs::openat(
+            &dir,
+            &temp,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+            mode,
+        )
+        .map_err(|e| FileError::from_errno(e, raw))?;
         let result = (|| {
             let mut rest = bytes;
             while !rest.is_empty() {
@@ -329,14 +379,15 @@ impl Files {
             if name == "." || name == ".." || name.starts_with(TEMP_PREFIX) {
                 continue;
             }
-            let Ok(stat) = rustix::fs::statat(&fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) else {
+            let Ok(stat) = rustix::fs::statat(&fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW)
+            else {
                 continue; // Gone between readdir and stat.
             };
             entries.push(DirEntry {
                 name,
                 kind: kind_of(FileType::from_raw_mode(stat.st_mode as _)),
                 size: stat.st_size as u64,
-                mtime: stat.st_mtime as i64 * 1000 + stat.st_mtime_nsec as i64 / 1_000_000,
+                mtime: stat.st_mtime * 1000 + stat.st_mtime_nsec as i64 / 1_000_000,
             });
         }
         entries.sort_by(|a, b| {
@@ -357,7 +408,8 @@ impl Files {
         let path = WsPath::parse(raw)?;
         let (dir_rel, name) = path.split(raw)?;
         let dir = self.open_dir(dir_rel, raw)?;
-        let stat = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| FileError::from_errno(e, raw))?;
+        let stat = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| FileError::from_errno(e, raw))?;
         if FileType::from_raw_mode(stat.st_mode as _) == FileType::Directory {
             if recursive {
                 remove_tree_contents(&dir, name, raw, 0)?;
@@ -370,7 +422,8 @@ impl Files {
                 e => FileError::from_errno(e, raw),
             })
         } else {
-            rustix::fs::unlinkat(&dir, name, AtFlags::empty()).map_err(|e| FileError::from_errno(e, raw))
+            rustix::fs::unlinkat(&dir, name, AtFlags::empty())
+                .map_err(|e| FileError::from_errno(e, raw))
         }
     }
 
@@ -382,17 +435,27 @@ impl Files {
         let (to_dir, to_name) = to.split(to_raw)?;
         let source_dir = self.open_dir(from_dir, from_raw)?;
         // Fail on a missing source before creating the target's parents.
-        rustix::fs::statat(&source_dir, from_name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| FileError::from_errno(e, from_raw))?;
+        rustix::fs::statat(&source_dir, from_name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| FileError::from_errno(e, from_raw))?;
         let target_dir = self.ensure_dir(to_dir, to_raw)?;
-        let flags = if overwrite { RenameFlags::empty() } else { RenameFlags::NOREPLACE };
-        rustix::fs::renameat_with(&source_dir, from_name, &target_dir, to_name, flags).map_err(|e| match e {
-            Errno::EXIST | Errno::NOTEMPTY => FileError::new(
-                ErrorCode::Conflict,
-                format!("{to_raw} already exists (pass overwrite to replace it)"),
-            ),
-            Errno::INVAL => FileError::new(ErrorCode::BadRequest, format!("cannot move {from_raw} into itself")),
-            e => FileError::from_errno(e, from_raw),
-        })?;
+        let flags = if overwrite {
+            RenameFlags::empty()
+        } else {
+            RenameFlags::NOREPLACE
+        };
+        rustix::fs::renameat_with(&source_dir, from_name, &target_dir, to_name, flags).map_err(
+            |e| match e {
+                Errno::EXIST | Errno::NOTEMPTY => FileError::new(
+                    ErrorCode::Conflict,
+                    format!("{to_raw} already exists (pass overwrite to replace it)"),
+                ),
+                Errno::INVAL => FileError::new(
+                    ErrorCode::BadRequest,
+                    format!("cannot move {from_raw} into itself"),
+                ),
+                e => FileError::from_errno(e, from_raw),
+            },
+        )?;
         rustix::fs::fsync(&target_dir).map_err(|e| FileError::from_errno(e, to_raw))
     }
 
@@ -400,12 +463,19 @@ impl Files {
     pub fn disk_usage(&self, max_entries: usize) -> u64 {
         let mut total = 0u64;
         let mut seen = 0usize;
-        let Ok(root) = rustix::fs::openat(&self.root, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else {
+        let Ok(root) = rustix::fs::openat(
+            &self.root,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) else {
             return 0;
         };
         let mut stack = vec![root];
         while let Some(dir_fd) = stack.pop() {
-            let Ok(dir) = rustix::fs::Dir::read_from(&dir_fd) else { continue };
+            let Ok(dir) = rustix::fs::Dir::read_from(&dir_fd) else {
+                continue;
+            };
             for entry in dir.flatten() {
                 let name = entry.file_name();
                 if name.to_bytes() == b"." || name.to_bytes() == b".." {
@@ -417,15 +487,15 @@ impl Files {
                 }
                 if let Ok(stat) = rustix::fs::statat(&dir_fd, name, AtFlags::SYMLINK_NOFOLLOW) {
                     total += stat.st_blocks as u64 * 512;
-                    if FileType::from_raw_mode(stat.st_mode as _) == FileType::Directory {
-                        if let Ok(child) = rustix::fs::openat(
+                    if FileType::from_raw_mode(stat.st_mode as _) == FileType::Directory
+                        && let Ok(child) = rustix::fs::openat(
                             &dir_fd,
                             name,
                             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                             Mode::empty(),
-                        ) {
-                            stack.push(child);
-                        }
+                        )
+                    {
+                        stack.push(child);
                     }
                 }
             }
@@ -437,7 +507,10 @@ impl Files {
 /// Empties the directory `name` inside `parent`, never following symlinks.
 fn remove_tree_contents(parent: &impl AsFd, name: &str, raw: &str, depth: usize) -> Result<()> {
     if depth > 256 {
-        return Err(FileError::new(ErrorCode::BadRequest, format!("{raw}: the tree is too deep")));
+        return Err(FileError::new(
+            ErrorCode::BadRequest,
+            format!("{raw}: the tree is too deep"),
+        ));
     }
     let dir = rustix::fs::openat(
         parent,
@@ -486,7 +559,11 @@ fn uniq() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    format!("{}-{}-{nanos:x}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}-{nanos:x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 #[cfg(test)]

@@ -20,13 +20,28 @@ pub fn descendants() -> Vec<(u32, String)> {
     let me = std::process::id();
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     let mut names: HashMap<u32, String> = HashMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return vec![] };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         // The command name is in parentheses and may itself contain spaces or parentheses.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
-        let ppid = stat[close + 1..].split_whitespace().nth(1).and_then(|s| s.parse::<u32>().ok());
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let ppid = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse::<u32>().ok());
         if let Some(ppid) = ppid {
             children.entry(ppid).or_default().push(pid);
             names.insert(pid, stat[open + 1..close].to_string());
@@ -94,13 +109,24 @@ pub fn scan() -> Vec<PortInfo> {
     }
     let mut found: BTreeMap<(u16, String), String> = BTreeMap::new();
     for (pid, name) in descendants() {
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
         for fd in fds.flatten() {
-            let Ok(link) = std::fs::read_link(fd.path()) else { continue };
+            let Ok(link) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
             let link = link.to_string_lossy();
-            let Some(inode) = link.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) else { continue };
+            let Some(inode) = link
+                .strip_prefix("socket:[")
+                .and_then(|s| s.strip_suffix(']'))
+            else {
+                continue;
+            };
             if let Some((address, port)) = inode.parse::<u64>().ok().and_then(|i| sockets.get(&i)) {
-                found.entry((*port, address.clone())).or_insert_with(|| name.clone());
+                found
+                    .entry((*port, address.clone()))
+                    .or_insert_with(|| name.clone());
             }
         }
     }
@@ -139,16 +165,20 @@ impl Drop for Interest {
     fn drop(&mut self) {
         let mut state = self.state.lock().unwrap();
         state.interested -= 1;
-        if state.interested == 0 {
-            if let Some(stop) = state.stop.take() {
-                stop.cancel();
-            }
+        if state.interested == 0
+            && let Some(stop) = state.stop.take()
+        {
+            stop.cancel();
         }
     }
 }
 
 impl PortScanner {
-    pub fn new(broadcast: broadcast::Sender<ServerMessage>, tasks: TaskTracker, shutdown: CancellationToken) -> PortScanner {
+    pub fn new(
+        broadcast: broadcast::Sender<ServerMessage>,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> PortScanner {
         PortScanner {
             state: Arc::default(),
             broadcast,
@@ -183,11 +213,17 @@ async fn poll(broadcast: broadcast::Sender<ServerMessage>, stop: CancellationTok
         // The first scan sets the baseline: clients learn existing ports from list_ports.
         if !first {
             for (port, address) in now.iter().filter(|p| !known.contains(p)) {
-                let event = Event::PortOpened(PortEvent { port: *port, address: address.clone() });
+                let event = Event::PortOpened(PortEvent {
+                    port: *port,
+                    address: address.clone(),
+                });
                 let _ = broadcast.send(ServerMessage::event(event));
             }
             for (port, address) in known.iter().filter(|p| !now.contains(p)) {
-                let event = Event::PortClosed(PortEvent { port: *port, address: address.clone() });
+                let event = Event::PortClosed(PortEvent {
+                    port: *port,
+                    address: address.clone(),
+                });
                 let _ = broadcast.send(ServerMessage::event(event));
             }
         }
@@ -209,9 +245,18 @@ mod tests {
         let v4 = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0\n   1: 0100007F:1F91 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 999 1";
         let map = listening(v4);
         assert_eq!(map.get(&12345), Some(&("127.0.0.1".to_string(), 8080)));
-        assert!(!map.contains_key(&999), "established sockets are not listening");
-        assert_eq!(parse_address("00000000000000000000000001000000:0BB8"), Some(("::1".into(), 3000)));
-        assert_eq!(parse_address("00000000000000000000000000000000:0050"), Some(("::".into(), 80)));
+        assert!(
+            !map.contains_key(&999),
+            "established sockets are not listening"
+        );
+        assert_eq!(
+            parse_address("00000000000000000000000001000000:0BB8"),
+            Some(("::1".into(), 3000))
+        );
+        assert_eq!(
+            parse_address("00000000000000000000000000000000:0050"),
+            Some(("::".into(), 80))
+        );
     }
 
     #[test]
@@ -223,11 +268,20 @@ mod tests {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
         let port: u16 = line.trim().parse().unwrap();
         let found = scan();
         child.kill().unwrap();
         child.wait().unwrap();
-        assert!(found.iter().any(|p| p.port == port && p.address == "127.0.0.1"), "{found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|p| p.port == port && p.address == "127.0.0.1"),
+            "{found:?}"
+        );
     }
 }

@@ -131,7 +131,10 @@ impl Processes {
 
     pub fn start(&self, request: NewProcess) -> Result<Arc<Process>, ErrorReply> {
         if request.command.trim().is_empty() {
-            return Err(ErrorReply::new(ErrorCode::BadRequest, "command must not be empty"));
+            return Err(ErrorReply::new(
+                ErrorCode::BadRequest,
+                "command must not be empty",
+            ));
         }
         let created = {
             let mut counter = self.counter.lock().unwrap();
@@ -143,10 +146,13 @@ impl Processes {
             None => format!("proc_{created}"),
         };
         let mut map = self.map.lock().unwrap();
-        if let Some(existing) = map.get(&id) {
-            if existing.exit_status().is_none() {
-                return Err(ErrorReply::new(ErrorCode::Conflict, format!("process {id:?} is already running")));
-            }
+        if let Some(existing) = map.get(&id)
+            && existing.exit_status().is_none()
+        {
+            return Err(ErrorReply::new(
+                ErrorCode::Conflict,
+                format!("process {id:?} is already running"),
+            ));
         }
         map.remove(&id);
         let running = map.values().filter(|p| p.exit_status().is_none()).count();
@@ -156,19 +162,35 @@ impl Processes {
                 format!("this workspace already runs {running} processes (the limit)"),
             ));
         }
-        let mut exited: Vec<_> = map.values().filter(|p| p.exit_status().is_some()).map(|p| (p.created, p.id.clone())).collect();
+        let mut exited: Vec<_> = map
+            .values()
+            .filter(|p| p.exit_status().is_some())
+            .map(|p| (p.created, p.id.clone()))
+            .collect();
         exited.sort();
-        for (_, old) in exited.iter().take(exited.len().saturating_sub(KEEP_EXITED - 1)) {
+        for (_, old) in exited
+            .iter()
+            .take(exited.len().saturating_sub(KEEP_EXITED - 1))
+        {
             map.remove(old);
         }
-        let mut command = self.launch.command(&request.command, request.args.as_deref(), request.cwd.as_deref(), &request.env, &id)?;
+        let mut command = self.launch.command(
+            &request.command,
+            request.args.as_deref(),
+            request.cwd.as_deref(),
+            &request.env,
+            &id,
+        )?;
         command
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(false);
         let mut child = command.spawn().map_err(|e| {
-            ErrorReply::new(ErrorCode::BadRequest, format!("cannot start {:?}: {e}", request.command))
+            ErrorReply::new(
+                ErrorCode::BadRequest,
+                format!("cannot start {:?}: {e}", request.command),
+            )
         })?;
         let pid = child.id().unwrap_or(0);
         let process = Arc::new(Process {
@@ -246,7 +268,11 @@ pub fn parse_signal(spec: &SignalSpec) -> Result<i32, ErrorReply> {
                 "STOP" => libc::SIGSTOP,
                 "TSTP" => libc::SIGTSTP,
                 "WINCH" => libc::SIGWINCH,
-                other => other.parse::<i32>().ok().filter(|n| (1..=64).contains(n)).ok_or_else(bad)?,
+                other => other
+                    .parse::<i32>()
+                    .ok()
+                    .filter(|n| (1..=64).contains(n))
+                    .ok_or_else(bad)?,
             })
         }
     }

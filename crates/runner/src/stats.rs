@@ -28,7 +28,12 @@ fn sample_pid(pid: u32, with_children: bool, page: u64) -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
     // Fields after the name start at field 3 (state), so utime (14) is index 11.
-    let num = |i: usize| fields.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    let num = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     let mut ticks = num(11) + num(12);
     if with_children {
         ticks += num(13) + num(14);
@@ -40,7 +45,12 @@ impl StatsSampler {
     /// Measures now. Walking the disk is bounded, so huge trees give a lower bound.
     pub fn sample(&self, files: &Files) -> Stats {
         // SAFETY: sysconf only reads a system constant.
-        let (hz, page) = unsafe { (libc::sysconf(libc::_SC_CLK_TCK).max(1) as u64, libc::sysconf(libc::_SC_PAGESIZE).max(1) as u64) };
+        let (hz, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_CLK_TCK).max(1) as u64,
+                libc::sysconf(libc::_SC_PAGESIZE).max(1) as u64,
+            )
+        };
         let mut pids = 1u64;
         let (mut ticks, mut rss) = sample_pid(std::process::id(), true, page).unwrap_or((0, 0));
         for (pid, _) in crate::ports::descendants() {

@@ -70,7 +70,10 @@ impl Terminal {
     /// Types `data` into the terminal. Writes from several clients never interleave.
     pub async fn write(&self, data: &[u8]) -> Result<(), ErrorReply> {
         if self.exit_status().is_some() {
-            return Err(ErrorReply::new(ErrorCode::Conflict, format!("terminal {} has exited", self.id)));
+            return Err(ErrorReply::new(
+                ErrorCode::Conflict,
+                format!("terminal {} has exited", self.id),
+            ));
         }
         let _turn = self.input.lock().await;
         self.master
@@ -82,7 +85,10 @@ impl Terminal {
     /// Sets the window size (the last resize from any client wins).
     pub fn resize(&self, size: Size) -> Result<(), ErrorReply> {
         if size.cols == 0 || size.rows == 0 || size.cols > 1000 || size.rows > 1000 {
-            return Err(ErrorReply::new(ErrorCode::BadRequest, "cols and rows must be between 1 and 1000"));
+            return Err(ErrorReply::new(
+                ErrorCode::BadRequest,
+                "cols and rows must be between 1 and 1000",
+            ));
         }
         *self.size.lock().unwrap() = size;
         if self.exit_status().is_none() {
@@ -167,13 +173,19 @@ impl Terminals {
         };
         let size = request.size.unwrap_or_default();
         if size.cols == 0 || size.rows == 0 || size.cols > 1000 || size.rows > 1000 {
-            return Err(ErrorReply::new(ErrorCode::BadRequest, "cols and rows must be between 1 and 1000"));
+            return Err(ErrorReply::new(
+                ErrorCode::BadRequest,
+                "cols and rows must be between 1 and 1000",
+            ));
         }
         let mut map = self.map.lock().unwrap();
-        if let Some(existing) = map.get(&id) {
-            if existing.exit_status().is_none() {
-                return Err(ErrorReply::new(ErrorCode::Conflict, format!("terminal {id:?} already exists")));
-            }
+        if let Some(existing) = map.get(&id)
+            && existing.exit_status().is_none()
+        {
+            return Err(ErrorReply::new(
+                ErrorCode::Conflict,
+                format!("terminal {id:?} already exists"),
+            ));
         }
         map.remove(&id);
         let alive = map.values().filter(|t| t.exit_status().is_none()).count();
@@ -183,12 +195,25 @@ impl Terminals {
                 format!("this workspace already has {alive} terminals (the limit)"),
             ));
         }
-        let mut exited: Vec<_> = map.values().filter(|t| t.exit_status().is_some()).map(|t| (t.created, t.id.clone())).collect();
+        let mut exited: Vec<_> = map
+            .values()
+            .filter(|t| t.exit_status().is_some())
+            .map(|t| (t.created, t.id.clone()))
+            .collect();
         exited.sort();
-        for (_, old) in exited.iter().take(exited.len().saturating_sub(KEEP_EXITED - 1)) {
+        for (_, old) in exited
+            .iter()
+            .take(exited.len().saturating_sub(KEEP_EXITED - 1))
+        {
             map.remove(old);
         }
-        let spec = self.launch.pty_spawn(request.command.as_deref(), request.cwd.as_deref(), &request.env, size, &id)?;
+        let spec = self.launch.pty_spawn(
+            request.command.as_deref(),
+            request.cwd.as_deref(),
+            &request.env,
+            size,
+            &id,
+        )?;
         let (master, child) = cove_pty::spawn(&spec).map_err(|e| {
             tracing::warn!(terminal = %id, error = %e, "cannot start terminal");
             ErrorReply::new(ErrorCode::BadRequest, e.to_string())
@@ -196,7 +221,10 @@ impl Terminals {
         let pid = child.id().unwrap_or(0);
         let terminal = Arc::new(Terminal {
             id: id.clone(),
-            command: request.command.clone().unwrap_or_else(|| self.launch.shell.clone()),
+            command: request
+                .command
+                .clone()
+                .unwrap_or_else(|| self.launch.shell.clone()),
             pid,
             master: Arc::new(master),
             input: tokio::sync::Mutex::new(()),

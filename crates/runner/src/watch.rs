@@ -110,7 +110,11 @@ impl Drop for Subscription {
 
 /// Whether `path` is `watched` or lies beneath it (both relative, `""` = the root).
 pub fn is_under(path: &str, watched: &str) -> bool {
-    watched.is_empty() || path == watched || path.strip_prefix(watched).is_some_and(|rest| rest.starts_with('/'))
+    watched.is_empty()
+        || path == watched
+        || path
+            .strip_prefix(watched)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 async fn debounce(
@@ -169,7 +173,11 @@ impl Batch {
             let rel = p.strip_prefix(root).ok()?.to_string_lossy().into_owned();
             (!rel.is_empty()).then_some(rel)
         };
-        let is_temp = |p: &str| p.rsplit('/').next().is_some_and(|n| n.starts_with(TEMP_PREFIX));
+        let is_temp = |p: &str| {
+            p.rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with(TEMP_PREFIX))
+        };
         let paths: Vec<String> = event.paths.iter().filter_map(rel).collect();
         let visible = || paths.iter().filter(|p| !is_temp(p));
         match event.kind {
@@ -232,20 +240,41 @@ mod tests {
         let mut seen = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !seen.iter().any(|c: &FileChanged| c.path == "sub/new.txt") {
-            let c = tokio::time::timeout_at(deadline, sub.events.recv()).await.unwrap().unwrap();
+            let c = tokio::time::timeout_at(deadline, sub.events.recv())
+                .await
+                .unwrap()
+                .unwrap();
             seen.push(c);
         }
         files.write("sub/new.txt", b"y", None).unwrap();
         std::fs::rename(root.join("sub/new.txt"), root.join("sub/renamed.txt")).unwrap();
         let mut kinds = Vec::new();
-        while !kinds.iter().any(|c: &FileChanged| c.kind == ChangeKind::Renamed) {
-            let c = tokio::time::timeout_at(deadline, sub.events.recv()).await.unwrap().unwrap();
-            assert!(!c.path.contains(TEMP_PREFIX), "temp files stay hidden: {c:?}");
+        while !kinds
+            .iter()
+            .any(|c: &FileChanged| c.kind == ChangeKind::Renamed)
+        {
+            let c = tokio::time::timeout_at(deadline, sub.events.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                !c.path.contains(TEMP_PREFIX),
+                "temp files stay hidden: {c:?}"
+            );
             kinds.push(c);
         }
-        let renamed = kinds.iter().find(|c| c.kind == ChangeKind::Renamed).unwrap();
-        assert_eq!((renamed.path.as_str(), renamed.to.as_deref()), ("sub/new.txt", Some("sub/renamed.txt")));
+        let renamed = kinds
+            .iter()
+            .find(|c| c.kind == ChangeKind::Renamed)
+            .unwrap();
+        assert_eq!(
+            (renamed.path.as_str(), renamed.to.as_deref()),
+            ("sub/new.txt", Some("sub/renamed.txt"))
+        );
         drop(sub);
-        assert!(watcher.shared.active.lock().unwrap().is_none(), "the last unsubscribe stops inotify");
+        assert!(
+            watcher.shared.active.lock().unwrap().is_none(),
+            "the last unsubscribe stops inotify"
+        );
     }
 }

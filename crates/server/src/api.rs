@@ -17,7 +17,8 @@ type Shared = State<Arc<AppState>>;
 
 /// Answers `{ ... }` bodies with JSON errors instead of axum's plain-text rejections.
 fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -28,7 +29,10 @@ struct CreateWorkspace {
 
 pub async fn create_workspace(State(app): Shared, body: Bytes) -> Result<Response, ApiError> {
     let request: CreateWorkspace = parse_json(&body)?;
-    let view = app.manager.create(&app.owner, &request.name, request.template.as_deref()).await?;
+    let view = app
+        .manager
+        .create(&app.owner, &request.name, request.template.as_deref())
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }
 
@@ -36,26 +40,38 @@ pub async fn list_workspaces(State(app): Shared) -> Result<Response, ApiError> {
     Ok(axum::Json(app.manager.list(&app.owner).await?).into_response())
 }
 
-pub async fn get_workspace(State(app): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn get_workspace(
+    State(app): Shared,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let row = app.manager.find(&app.owner, &id).await?;
     Ok(axum::Json(app.manager.view(row).await).into_response())
 }
 
-pub async fn start_workspace(State(app): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn start_workspace(
+    State(app): Shared,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let row = app.manager.find(&app.owner, &id).await?;
     app.manager.ensure_running(&row).await?;
     let row = app.manager.find(&app.owner, &id).await?;
     Ok(axum::Json(app.manager.view(row).await).into_response())
 }
 
-pub async fn stop_workspace(State(app): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn stop_workspace(
+    State(app): Shared,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let row = app.manager.find(&app.owner, &id).await?;
     app.manager.stop(&row).await?;
     let row = app.manager.find(&app.owner, &id).await?;
     Ok(axum::Json(app.manager.view(row).await).into_response())
 }
 
-pub async fn delete_workspace(State(app): Shared, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_workspace(
+    State(app): Shared,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let row = app.manager.find(&app.owner, &id).await?;
     app.manager.delete(&row).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -69,15 +85,26 @@ pub async fn list_templates() -> Response {
 /// the user's cookies (cross-site WebSocket hijacking). Clients without `Origin` (scripts)
 /// are not browsers and pass; they authenticate on their own.
 pub fn check_origin(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(origin) = headers.get(header::ORIGIN) else { return Ok(()) };
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
     let origin = origin.to_str().unwrap_or("");
-    let authority = origin.split_once("://").map(|(_, rest)| rest.trim_end_matches('/')).unwrap_or("");
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let authority = origin
+        .split_once("://")
+        .map(|(_, rest)| rest.trim_end_matches('/'))
+        .unwrap_or("");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
     if !authority.is_empty() && authority.eq_ignore_ascii_case(host) {
         Ok(())
     } else {
         tracing::warn!(%origin, %host, "refused a cross-origin WebSocket");
-        Err(ApiError::new(ErrorCode::Forbidden, "cross-origin WebSocket refused"))
+        Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "cross-origin WebSocket refused",
+        ))
     }
 }
 
@@ -89,12 +116,20 @@ fn take_upgrade(request: &mut Request) -> Result<hyper::upgrade::OnUpgrade, ApiE
 }
 
 fn status_frame(state: StatusState, message: &str) -> String {
-    ServerMessage::event(Event::Status(Status { state, message: message.to_string() })).encode()
+    ServerMessage::event(Event::Status(Status {
+        state,
+        message: message.to_string(),
+    }))
+    .encode()
 }
 
 /// `GET /api/workspaces/{id}/ws`: the control socket, relayed to the runner. The upgrade is
 /// answered at once; a stopped workspace is started meanwhile, with `status` messages.
-pub async fn control_socket(State(app): Shared, Path(id): Path<String>, mut request: Request) -> Result<Response, ApiError> {
+pub async fn control_socket(
+    State(app): Shared,
+    Path(id): Path<String>,
+    mut request: Request,
+) -> Result<Response, ApiError> {
     check_origin(request.headers())?;
     let accept = relay::accept_key(request.headers())?;
     let row = app.manager.find(&app.owner, &id).await?;
@@ -102,34 +137,59 @@ pub async fn control_socket(State(app): Shared, Path(id): Path<String>, mut requ
     let task_app = app.clone();
     app.tasks.spawn(async move {
         let app = task_app;
-        let Ok(upgraded) = on_upgrade.await else { return };
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
         let mut client = TokioIo::new(upgraded);
         let _gauge = Gauge::enter(&app.metrics.control);
         let addr = match app.manager.running_addr(&row).await {
             Some(addr) => addr,
             None => {
-                let _ = relay::send_text(&mut client, &status_frame(StatusState::Starting, "starting the workspace")).await;
+                let _ = relay::send_text(
+                    &mut client,
+                    &status_frame(StatusState::Starting, "starting the workspace"),
+                )
+                .await;
                 match app.manager.ensure_running(&row).await {
                     Ok(addr) => {
-                        let _ = relay::send_text(&mut client, &status_frame(StatusState::Ready, "the workspace is ready")).await;
+                        let _ = relay::send_text(
+                            &mut client,
+                            &status_frame(StatusState::Ready, "the workspace is ready"),
+                        )
+                        .await;
                         addr
                     }
                     Err(e) => {
-                        let _ = relay::send_text(&mut client, &status_frame(StatusState::Error, &e.reply.message)).await;
+                        let _ = relay::send_text(
+                            &mut client,
+                            &status_frame(StatusState::Error, &e.reply.message),
+                        )
+                        .await;
                         let error = ServerMessage::event(Event::Error(e.reply.clone())).encode();
                         let _ = relay::send_text(&mut client, &error).await;
-                        let _ = relay::send_close(&mut client, 1011, "the workspace could not start").await;
+                        let _ =
+                            relay::send_close(&mut client, 1011, "the workspace could not start")
+                                .await;
                         return;
                     }
                 }
             }
         };
         match link::websocket(&addr, "/ws").await {
-            Ok((runner, leftover)) => relay::pipe(client, runner, leftover, app.shutdown.clone()).await,
+            Ok((runner, leftover)) => {
+                relay::pipe(client, runner, leftover, app.shutdown.clone()).await
+            }
             Err(e) => {
                 tracing::warn!(workspace = %row.id, error = %e, "cannot reach the runner");
-                let error = ErrorReply::new(ErrorCode::Unavailable, "cannot reach the workspace; try again");
-                let _ = relay::send_text(&mut client, &ServerMessage::event(Event::Error(error)).encode()).await;
+                let error = ErrorReply::new(
+                    ErrorCode::Unavailable,
+                    "cannot reach the workspace; try again",
+                );
+                let _ = relay::send_text(
+                    &mut client,
+                    &ServerMessage::event(Event::Error(error)).encode(),
+                )
+                .await;
                 let _ = relay::send_close(&mut client, 1011, "cannot reach the workspace").await;
             }
         }
@@ -141,7 +201,9 @@ pub async fn control_socket(State(app): Shared, Path(id): Path<String>, mut requ
 fn valid_terminal_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'@'))
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'@'))
 }
 
 /// `GET /api/workspaces/{id}/terminals/{terminalId}/ws`: the raw terminal socket. Its first
@@ -155,42 +217,80 @@ pub async fn terminal_socket(
     check_origin(request.headers())?;
     let accept = relay::accept_key(request.headers())?;
     if !valid_terminal_id(&terminal) {
-        return Err(ApiError::bad_request("terminalId must be 1-128 characters of letters, digits and _-.:@"));
+        return Err(ApiError::bad_request(
+            "terminalId must be 1-128 characters of letters, digits and _-.:@",
+        ));
     }
     let row = app.manager.find(&app.owner, &id).await?;
     let addr = app.manager.ensure_running(&row).await?;
-    let query = request.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+    let query = request
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
     let (runner, leftover) = link::websocket(&addr, &format!("/terminals/{terminal}/ws{query}"))
         .await
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?;
     let on_upgrade = take_upgrade(&mut request)?;
     let task_app = app.clone();
     app.tasks.spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else { return };
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
         let _gauge = Gauge::enter(&task_app.metrics.terminal);
-        relay::pipe(TokioIo::new(upgraded), runner, leftover, task_app.shutdown.clone()).await;
+        relay::pipe(
+            TokioIo::new(upgraded),
+            runner,
+            leftover,
+            task_app.shutdown.clone(),
+        )
+        .await;
     });
     Ok(relay::switching_protocols(&accept))
 }
 
 /// `/api/workspaces/{id}/files/{path}`: forwarded to the runner, bodies streamed.
-pub async fn files(State(app): Shared, Path(params): Path<Vec<(String, String)>>, request: Request) -> Result<Response, ApiError> {
-    let id = params.iter().find(|(k, _)| k == "id").map(|(_, v)| v.clone()).unwrap_or_default();
+pub async fn files(
+    State(app): Shared,
+    Path(params): Path<Vec<(String, String)>>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let id = params
+        .iter()
+        .find(|(k, _)| k == "id")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
     let row = app.manager.find(&app.owner, &id).await?;
     let addr = app.manager.ensure_running(&row).await?;
     // Keep the path exactly as the client encoded it, from `/files` on.
-    let path_and_query = request.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
     // The `/files` after the workspace id (a workspace named "files" comes before it).
-    let prefix = format!("/api/workspaces/{}", request.uri().path().split('/').nth(3).unwrap_or(""));
-    let tail = path_and_query.strip_prefix(&prefix).unwrap_or("/files").to_string();
+    let prefix = format!(
+        "/api/workspaces/{}",
+        request.uri().path().split('/').nth(3).unwrap_or("")
+    );
+    let tail = path_and_query
+        .strip_prefix(&prefix)
+        .unwrap_or("/files")
+        .to_string();
     let (parts, body) = request.into_parts();
     let mut forwarded = hyper::Request::builder().method(parts.method).uri(tail);
-    for name in [header::CONTENT_TYPE, header::CONTENT_LENGTH, header::IF_MATCH] {
+    for name in [
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+        header::IF_MATCH,
+    ] {
         if let Some(value) = parts.headers.get(&name) {
             forwarded = forwarded.header(name, value);
         }
     }
-    let forwarded = forwarded.body(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let forwarded = forwarded
+        .body(body)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let response = link::forward(&addr, forwarded, &app.tasks)
         .await
         .map_err(|e| ApiError::internal("cannot reach the workspace", e))?;
@@ -200,18 +300,26 @@ pub async fn files(State(app): Shared, Path(params): Path<Vec<(String, String)>>
 
 /// `GET /api/terminal/ws/{session_id}` (seed 004): a plain-text socket on the workspace's main
 /// terminal. The workspace named `session_id` is created (blank template) when missing.
-pub async fn plain_terminal_socket(State(app): Shared, Path(session): Path<String>, mut request: Request) -> Result<Response, ApiError> {
+pub async fn plain_terminal_socket(
+    State(app): Shared,
+    Path(session): Path<String>,
+    mut request: Request,
+) -> Result<Response, ApiError> {
     check_origin(request.headers())?;
     let accept = relay::accept_key(request.headers())?;
     let on_upgrade = take_upgrade(&mut request)?;
     let task_app = app.clone();
     app.tasks.spawn(async move {
         let app = task_app;
-        let Ok(upgraded) = on_upgrade.await else { return };
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
         let mut client = TokioIo::new(upgraded);
         let _gauge = Gauge::enter(&app.metrics.plain);
         match connect_plain(&app, &session, &mut client).await {
-            Ok((runner, leftover)) => relay::pipe(client, runner, leftover, app.shutdown.clone()).await,
+            Ok((runner, leftover)) => {
+                relay::pipe(client, runner, leftover, app.shutdown.clone()).await
+            }
             Err(message) => {
                 let _ = relay::send_text(&mut client, &format!("Error: {message}\r\n")).await;
                 let _ = relay::send_close(&mut client, 1011, "cannot open the terminal").await;
@@ -221,13 +329,24 @@ pub async fn plain_terminal_socket(State(app): Shared, Path(session): Path<Strin
     Ok(relay::switching_protocols(&accept))
 }
 
-async fn connect_plain(app: &AppState, session: &str, client: &mut relay::ClientIo) -> Result<(link::RunnerStream, Vec<u8>), String> {
+async fn connect_plain(
+    app: &AppState,
+    session: &str,
+    client: &mut relay::ClientIo,
+) -> Result<(link::RunnerStream, Vec<u8>), String> {
     let row = match app.manager.find(&app.owner, session).await {
         Ok(row) => row,
         Err(e) if e.reply.code == ErrorCode::NotFound => {
             let _ = relay::send_text(client, &format!("Creating workspace {session}...\r\n")).await;
-            let view = app.manager.create(&app.owner, session, None).await.map_err(|e| e.reply.message)?;
-            app.manager.find(&app.owner, &view.id).await.map_err(|e| e.reply.message)?
+            let view = app
+                .manager
+                .create(&app.owner, session, None)
+                .await
+                .map_err(|e| e.reply.message)?;
+            app.manager
+                .find(&app.owner, &view.id)
+                .await
+                .map_err(|e| e.reply.message)?
         }
         Err(e) => return Err(e.reply.message),
     };
@@ -235,10 +354,16 @@ async fn connect_plain(app: &AppState, session: &str, client: &mut relay::Client
         Some(addr) => addr,
         None => {
             let _ = relay::send_text(client, "Starting workspace...\r\n").await;
-            let addr = app.manager.ensure_running(&row).await.map_err(|e| e.reply.message)?;
+            let addr = app
+                .manager
+                .ensure_running(&row)
+                .await
+                .map_err(|e| e.reply.message)?;
             let _ = relay::send_text(client, "Workspace ready.\r\n").await;
             addr
         }
     };
-    link::websocket(&addr, "/terminals/main/ws?format=text").await.map_err(|e| e.to_string())
+    link::websocket(&addr, "/terminals/main/ws?format=text")
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -44,7 +44,10 @@ impl Db {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
         MIGRATOR.run(&pool).await?;
         Ok(Db { pool })
     }
@@ -75,13 +78,19 @@ impl Db {
         .await;
         match result {
             Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(DbError::NameTaken(w.name.clone())),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(DbError::NameTaken(w.name.clone()))
+            }
             Err(e) => Err(e.into()),
         }
     }
 
     /// A workspace of `owner` by id or by name.
-    pub async fn find(&self, owner: &str, id_or_name: &str) -> Result<Option<WorkspaceRow>, DbError> {
+    pub async fn find(
+        &self,
+        owner: &str,
+        id_or_name: &str,
+    ) -> Result<Option<WorkspaceRow>, DbError> {
         let row = sqlx::query("SELECT * FROM workspaces WHERE owner = ? AND (id = ? OR name = ?) ORDER BY id = ? DESC LIMIT 1")
             .bind(owner)
             .bind(id_or_name)
@@ -93,15 +102,18 @@ impl Db {
     }
 
     pub async fn list(&self, owner: &str) -> Result<Vec<WorkspaceRow>, DbError> {
-        let rows = sqlx::query("SELECT * FROM workspaces WHERE owner = ? ORDER BY created_at, name")
-            .bind(owner)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM workspaces WHERE owner = ? ORDER BY created_at, name")
+                .bind(owner)
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.iter().map(Self::row).collect())
     }
 
     pub async fn list_all(&self) -> Result<Vec<WorkspaceRow>, DbError> {
-        let rows = sqlx::query("SELECT * FROM workspaces ORDER BY created_at").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM workspaces ORDER BY created_at")
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(Self::row).collect())
     }
 
@@ -116,7 +128,10 @@ impl Db {
     }
 
     pub async fn delete(&self, id: &str) -> Result<(), DbError> {
-        sqlx::query("DELETE FROM workspaces WHERE id = ?").bind(id).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM workspaces WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -142,11 +157,27 @@ mod tests {
             created_at: "2026-01-01T00:00:00Z".into(),
         };
         db.insert(&w).await.unwrap();
-        assert!(matches!(db.insert(&WorkspaceRow { id: "a2".into(), ..w.clone() }).await, Err(DbError::NameTaken(_))));
-        db.insert(&WorkspaceRow { id: "b1".into(), owner: "other".into(), ..w.clone() }).await.unwrap();
+        assert!(matches!(
+            db.insert(&WorkspaceRow {
+                id: "a2".into(),
+                ..w.clone()
+            })
+            .await,
+            Err(DbError::NameTaken(_))
+        ));
+        db.insert(&WorkspaceRow {
+            id: "b1".into(),
+            owner: "other".into(),
+            ..w.clone()
+        })
+        .await
+        .unwrap();
         assert_eq!(db.find("admin", "demo").await.unwrap().unwrap().id, "a1");
         assert_eq!(db.find("admin", "a1").await.unwrap().unwrap().name, "demo");
-        assert!(db.find("admin", "b1").await.unwrap().is_none(), "other owners' workspaces are invisible");
+        assert!(
+            db.find("admin", "b1").await.unwrap().is_none(),
+            "other owners' workspaces are invisible"
+        );
         db.set_state("a1", "running").await.unwrap();
         assert_eq!(db.list("admin").await.unwrap()[0].state, "running");
         db.delete("a1").await.unwrap();

@@ -34,7 +34,10 @@ impl ApiError {
     /// A plain request to a WebSocket route.
     pub fn upgrade_required() -> ApiError {
         ApiError {
-            reply: ErrorReply::new(ErrorCode::BadRequest, "this route takes a WebSocket upgrade"),
+            reply: ErrorReply::new(
+                ErrorCode::BadRequest,
+                "this route takes a WebSocket upgrade",
+            ),
             status: Some(StatusCode::UPGRADE_REQUIRED),
         }
     }
@@ -42,15 +45,19 @@ impl ApiError {
     /// An internal failure: logged in full, answered without details.
     pub fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
         tracing::error!(%error, "{context}");
-        ApiError::new(ErrorCode::Internal, format!("{context}; see the server log"))
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("{context}; see the server log"),
+        )
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self
-            .status
-            .unwrap_or_else(|| StatusCode::from_u16(self.reply.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+        let status = self.status.unwrap_or_else(|| {
+            StatusCode::from_u16(self.reply.code.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        });
         (status, axum::Json(RestError { error: self.reply })).into_response()
     }
 }
@@ -58,9 +65,10 @@ impl IntoResponse for ApiError {
 impl From<crate::db::DbError> for ApiError {
     fn from(e: crate::db::DbError) -> ApiError {
         match e {
-            crate::db::DbError::NameTaken(name) => {
-                ApiError::new(ErrorCode::Conflict, format!("a workspace named {name:?} already exists"))
-            }
+            crate::db::DbError::NameTaken(name) => ApiError::new(
+                ErrorCode::Conflict,
+                format!("a workspace named {name:?} already exists"),
+            ),
             other => ApiError::internal("database error", other),
         }
     }

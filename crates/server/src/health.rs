@@ -54,8 +54,10 @@ pub async fn healthz(State(app): State<Arc<AppState>>) -> Response {
 /// `GET /health`, seed 001's shape.
 pub async fn health(State(app): State<Arc<AppState>>) -> Response {
     let open = app.metrics.open();
-    let connections: serde_json::Map<String, serde_json::Value> =
-        open.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect();
+    let connections: serde_json::Map<String, serde_json::Value> = open
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+        .collect();
     axum::Json(serde_json::json!({
         "success": true,
         "status": "healthy",
@@ -73,7 +75,10 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
         out.push_str(&format!("cove_open_sockets{{kind=\"{kind}\"}} {n}\n"));
     }
     out.push_str("# HELP cove_http_requests_total HTTP requests served.\n# TYPE cove_http_requests_total counter\n");
-    out.push_str(&format!("cove_http_requests_total {}\n", app.metrics.requests.load(Ordering::Relaxed)));
+    out.push_str(&format!(
+        "cove_http_requests_total {}\n",
+        app.metrics.requests.load(Ordering::Relaxed)
+    ));
     if let Ok(rows) = app.manager.list(&app.owner).await {
         out.push_str("# HELP cove_workspaces Workspaces by state.\n# TYPE cove_workspaces gauge\n");
         for state in ["stopped", "starting", "running", "stopping", "error"] {

@@ -29,11 +29,15 @@ pub enum LinkError {
 pub async fn connect(addr: &RunnerAddr) -> Result<RunnerStream, LinkError> {
     match addr {
         RunnerAddr::Unix(path) => {
-            let stream = tokio::net::UnixStream::connect(path).await.map_err(LinkError::Connect)?;
+            let stream = tokio::net::UnixStream::connect(path)
+                .await
+                .map_err(LinkError::Connect)?;
             Ok(Box::pin(stream))
         }
         RunnerAddr::Tcp { authority, .. } => {
-            let stream = tokio::net::TcpStream::connect(authority).await.map_err(LinkError::Connect)?;
+            let stream = tokio::net::TcpStream::connect(authority)
+                .await
+                .map_err(LinkError::Connect)?;
             stream.set_nodelay(true).map_err(LinkError::Connect)?;
             Ok(Box::pin(stream))
         }
@@ -50,7 +54,10 @@ fn authorization(addr: &RunnerAddr) -> Option<String> {
 /// Opens a WebSocket to `path_and_query` on the runner. Returns the stream right after the
 /// handshake, plus any bytes the runner sent past its 101 head (the first frames may arrive
 /// in the same packet): the caller must pass those on before relaying.
-pub async fn websocket(addr: &RunnerAddr, path_and_query: &str) -> Result<(RunnerStream, Vec<u8>), LinkError> {
+pub async fn websocket(
+    addr: &RunnerAddr,
+    path_and_query: &str,
+) -> Result<(RunnerStream, Vec<u8>), LinkError> {
     let mut stream = connect(addr).await?;
     let key = base64_key();
     let mut head = format!(
@@ -60,27 +67,38 @@ pub async fn websocket(addr: &RunnerAddr, path_and_query: &str) -> Result<(Runne
         head.push_str(&format!("Authorization: {auth}\r\n"));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await.map_err(LinkError::Connect)?;
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .map_err(LinkError::Connect)?;
     let mut buf = Vec::with_capacity(1024);
     let end = loop {
         let mut chunk = [0u8; 1024];
         let n = stream.read(&mut chunk).await.map_err(LinkError::Connect)?;
         if n == 0 {
-            return Err(LinkError::Handshake("the runner closed the connection".into()));
+            return Err(LinkError::Handshake(
+                "the runner closed the connection".into(),
+            ));
         }
         buf.extend_from_slice(&chunk[..n]);
         if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break pos + 4;
         }
         if buf.len() > 16 * 1024 {
-            return Err(LinkError::Handshake("the runner's answer is too long".into()));
+            return Err(LinkError::Handshake(
+                "the runner's answer is too long".into(),
+            ));
         }
     };
-    let status_line = String::from_utf8_lossy(&buf[..buf.iter().position(|b| *b == b'\r').unwrap_or(0)]).into_owned();
+    let status_line =
+        String::from_utf8_lossy(&buf[..buf.iter().position(|b| *b == b'\r').unwrap_or(0)])
+            .into_owned();
     if !status_line.starts_with("HTTP/1.1 101") {
         // The runner answers refusals (bad query, unknown format) as JSON errors.
         let body = String::from_utf8_lossy(&buf[end..]).into_owned();
-        return Err(LinkError::Handshake(format!("{status_line} {body}").trim().to_string()));
+        return Err(LinkError::Handshake(
+            format!("{status_line} {body}").trim().to_string(),
+        ));
     }
     Ok((stream, buf[end..].to_vec()))
 }
@@ -92,18 +110,24 @@ pub async fn forward(
     tasks: &tokio_util::task::TaskTracker,
 ) -> Result<hyper::Response<hyper::body::Incoming>, LinkError> {
     let stream = connect(addr).await?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     // The connection task ends when the response body has been read (or dropped).
     tasks.spawn(async move {
         if let Err(e) = connection.with_upgrades().await {
             tracing::debug!(error = %e, "runner connection ended");
         }
     });
-    request.headers_mut().insert(hyper::header::HOST, hyper::header::HeaderValue::from_static("runner"));
-    if let Some(auth) = authorization(addr) {
-        if let Ok(value) = hyper::header::HeaderValue::from_str(&auth) {
-            request.headers_mut().insert(hyper::header::AUTHORIZATION, value);
-        }
+    request.headers_mut().insert(
+        hyper::header::HOST,
+        hyper::header::HeaderValue::from_static("runner"),
+    );
+    if let Some(auth) = authorization(addr)
+        && let Ok(value) = hyper::header::HeaderValue::from_str(&auth)
+    {
+        request
+            .headers_mut()
+            .insert(hyper::header::AUTHORIZATION, value);
     }
     Ok(sender.send_request(request).await?)
 }

@@ -33,8 +33,14 @@ pub fn accept_key(headers: &HeaderMap) -> Result<String, ApiError> {
     if !has_token(header::UPGRADE, "websocket") || !has_token(header::CONNECTION, "upgrade") {
         return Err(ApiError::upgrade_required());
     }
-    if headers.get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
-        return Err(ApiError::bad_request("only WebSocket version 13 is supported"));
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return Err(ApiError::bad_request(
+            "only WebSocket version 13 is supported",
+        ));
     }
     let key = headers
         .get(header::SEC_WEBSOCKET_KEY)
@@ -79,7 +85,11 @@ pub async fn send_text(io: &mut (impl AsyncWrite + Unpin), text: &str) -> std::i
 }
 
 /// Writes a close frame. Close reasons are at most 123 bytes.
-pub async fn send_close(io: &mut (impl AsyncWrite + Unpin), code: u16, reason: &str) -> std::io::Result<()> {
+pub async fn send_close(
+    io: &mut (impl AsyncWrite + Unpin),
+    code: u16,
+    reason: &str,
+) -> std::io::Result<()> {
     let mut payload = code.to_be_bytes().to_vec();
     let mut end = reason.len().min(123);
     while !reason.is_char_boundary(end) {
@@ -112,7 +122,12 @@ impl Drop for Gauge {
 
 /// Copies bytes both ways until either side closes, or `stop` fires (server shutdown: the
 /// client sees the connection drop; the runner keeps everything running).
-pub async fn pipe(mut client: ClientIo, mut runner: RunnerStream, leftover: Vec<u8>, stop: tokio_util::sync::CancellationToken) {
+pub async fn pipe(
+    mut client: ClientIo,
+    mut runner: RunnerStream,
+    leftover: Vec<u8>,
+    stop: tokio_util::sync::CancellationToken,
+) {
     if !leftover.is_empty() && client.write_all(&leftover).await.is_err() {
         return;
     }

@@ -21,7 +21,10 @@ pub struct Template {
 
 macro_rules! file {
     ($template:literal, $path:literal) => {
-        ($path, include_str!(concat!("../templates/", $template, "/", $path)))
+        (
+            $path,
+            include_str!(concat!("../templates/", $template, "/", $path)),
+        )
     };
 }
 
@@ -39,21 +42,33 @@ pub static TEMPLATES: &[Template] = &[
         description: "Python 3: a main.py to run and edit.",
         run_command: Some("python3 main.py"),
         preview_port: Some(8000),
-        files: &[file!("python", "main.py"), file!("python", "README.md"), file!("python", "requirements.txt")],
+        files: &[
+            file!("python", "main.py"),
+            file!("python", "README.md"),
+            file!("python", "requirements.txt"),
+        ],
     },
     Template {
         name: "node",
         description: "Node.js: a small HTTP server on port 3000.",
         run_command: Some("node index.js"),
         preview_port: Some(3000),
-        files: &[file!("node", "package.json"), file!("node", "index.js"), file!("node", "README.md")],
+        files: &[
+            file!("node", "package.json"),
+            file!("node", "index.js"),
+            file!("node", "README.md"),
+        ],
     },
     Template {
         name: "static-web",
         description: "HTML, CSS and JavaScript served on port 8000.",
         run_command: Some("python3 -m http.server 8000"),
         preview_port: Some(8000),
-        files: &[file!("static-web", "index.html"), file!("static-web", "style.css"), file!("static-web", "script.js")],
+        files: &[
+            file!("static-web", "index.html"),
+            file!("static-web", "style.css"),
+            file!("static-web", "script.js"),
+        ],
     },
 ];
 

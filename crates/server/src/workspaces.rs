@@ -60,11 +60,18 @@ pub fn validate_name(name: &str) -> Result<String, ApiError> {
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::bad_request("name must be 1 to 100 characters"));
     }
-    if name.chars().any(|c| c.is_control() || matches!(c, '/' | '\\' | '?' | '#' | '%')) {
-        return Err(ApiError::bad_request("name must not contain control characters or / \\ ? # %"));
+    if name
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '/' | '\\' | '?' | '#' | '%'))
+    {
+        return Err(ApiError::bad_request(
+            "name must not contain control characters or / \\ ? # %",
+        ));
     }
     if name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::bad_request("name must not look like a workspace id"));
+        return Err(ApiError::bad_request(
+            "name must not look like a workspace id",
+        ));
     }
     Ok(name.to_string())
 }
@@ -79,16 +86,29 @@ impl Manager {
     }
 
     fn lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks.lock().unwrap().entry(id.to_string()).or_default().clone()
+        self.locks
+            .lock()
+            .unwrap()
+            .entry(id.to_string())
+            .or_default()
+            .clone()
     }
 
     /// Creates a workspace from a template; its files exist when this returns.
-    pub async fn create(&self, owner: &str, name: &str, template: Option<&str>) -> Result<WorkspaceView, ApiError> {
+    pub async fn create(
+        &self,
+        owner: &str,
+        name: &str,
+        template: Option<&str>,
+    ) -> Result<WorkspaceView, ApiError> {
         let name = validate_name(name)?;
         let template_name = template.unwrap_or(templates::TEMPLATES[0].name);
         let template = templates::find(template_name).ok_or_else(|| {
             let known: Vec<_> = templates::TEMPLATES.iter().map(|t| t.name).collect();
-            ApiError::bad_request(format!("unknown template {template_name:?}; known: {}", known.join(", ")))
+            ApiError::bad_request(format!(
+                "unknown template {template_name:?}; known: {}",
+                known.join(", ")
+            ))
         })?;
         let row = WorkspaceRow {
             id: uuid::Uuid::new_v4().simple().to_string(),
@@ -120,11 +140,11 @@ impl Manager {
     /// died without telling anyone).
     pub async fn view(&self, row: WorkspaceRow) -> WorkspaceView {
         let mut row = row;
-        if row.state == "running" {
-            if let Ok(RunnerState::Stopped) = self.backend.status(&row.id).await {
-                row.state = "stopped".into();
-                let _ = self.db.set_state(&row.id, "stopped").await;
-            }
+        if row.state == "running"
+            && let Ok(RunnerState::Stopped) = self.backend.status(&row.id).await
+        {
+            row.state = "stopped".into();
+            let _ = self.db.set_state(&row.id, "stopped").await;
         }
         WorkspaceView::from_row(row)
     }
@@ -180,7 +200,10 @@ impl Manager {
         let lock = self.lock(&row.id);
         let _turn = lock.lock().await;
         self.db.set_state(&row.id, "stopping").await?;
-        self.backend.stop(&row.id).await.map_err(|e| ApiError::internal("cannot stop the workspace", e))?;
+        self.backend
+            .stop(&row.id)
+            .await
+            .map_err(|e| ApiError::internal("cannot stop the workspace", e))?;
         self.db.set_state(&row.id, "stopped").await?;
         Ok(())
     }
@@ -188,7 +211,10 @@ impl Manager {
     pub async fn delete(&self, row: &WorkspaceRow) -> Result<(), ApiError> {
         let lock = self.lock(&row.id);
         let _turn = lock.lock().await;
-        self.backend.destroy(&row.id).await.map_err(|e| ApiError::internal("cannot delete the workspace", e))?;
+        self.backend
+            .destroy(&row.id)
+            .await
+            .map_err(|e| ApiError::internal("cannot delete the workspace", e))?;
         self.db.delete(&row.id).await?;
         self.locks.lock().unwrap().remove(&row.id);
         tracing::info!(workspace = %row.id, "workspace deleted");
@@ -197,7 +223,11 @@ impl Manager {
 
     /// After a (re)start: records which runners are still running and which are not.
     pub async fn reconcile(&self) -> Result<(), ApiError> {
-        let running = self.backend.list_running().await.map_err(|e| ApiError::internal("cannot list runners", e))?;
+        let running = self
+            .backend
+            .list_running()
+            .await
+            .map_err(|e| ApiError::internal("cannot list runners", e))?;
         for row in self.db.list_all().await? {
             let alive = running.contains(&row.id);
             let state = if alive { "running" } else { "stopped" };

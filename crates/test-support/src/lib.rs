@@ -35,7 +35,10 @@ impl TestServer {
     }
 
     pub async fn start_with(bin: &str, args: &[&str]) -> TestServer {
-        let data_dir = tempfile::Builder::new().prefix("cove-it-").tempdir_in("/tmp").expect("temp dir");
+        let data_dir = tempfile::Builder::new()
+            .prefix("cove-it-")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
         let mut server = TestServer {
             bin: PathBuf::from(bin),
             child: None,
@@ -87,7 +90,10 @@ impl TestServer {
 
     /// The server's pid.
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().and_then(|c| c.id()).expect("server running")
+        self.child
+            .as_ref()
+            .and_then(|c| c.id())
+            .expect("server running")
     }
 
     /// SIGKILLs the server (runners survive), then starts it again on a new port with the same
@@ -109,10 +115,12 @@ impl TestServer {
         let mut pids = Vec::new();
         if let Ok(dir) = std::fs::read_dir(self.data_dir.path().join("run")) {
             for entry in dir.flatten() {
-                if entry.path().extension().is_some_and(|e| e == "pid") {
-                    if let Some(pid) = std::fs::read_to_string(entry.path()).ok().and_then(|s| s.trim().parse().ok()) {
-                        pids.push(pid);
-                    }
+                if entry.path().extension().is_some_and(|e| e == "pid")
+                    && let Some(pid) = std::fs::read_to_string(entry.path())
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok())
+                {
+                    pids.push(pid);
                 }
             }
         }
@@ -132,14 +140,27 @@ impl TestServer {
     /// Sends a JSON request and parses a JSON answer (Null for an empty body).
     pub async fn json(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let body = body.map(|b| b.to_string());
-        let (status, bytes) = self.http(method, path, body.as_deref().map(str::as_bytes)).await;
-        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes))) };
+        let (status, bytes) = self
+            .http(method, path, body.as_deref().map(str::as_bytes))
+            .await;
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes)))
+        };
         (status, value)
     }
 
     /// Creates a workspace and returns its id.
     pub async fn create_workspace(&self, name: &str, template: &str) -> String {
-        let (status, body) = self.json("POST", "/api/workspaces", Some(json!({"name": name, "template": template}))).await;
+        let (status, body) = self
+            .json(
+                "POST",
+                "/api/workspaces",
+                Some(json!({"name": name, "template": template})),
+            )
+            .await;
         assert_eq!(status, 201, "create workspace: {body}");
         body["id"].as_str().expect("id").to_string()
     }
@@ -157,7 +178,11 @@ impl TestServer {
     /// Opens the control socket of a workspace and waits for `welcome`.
     pub async fn control(&self, id: &str) -> Control {
         let ws = self.websocket(&format!("/api/workspaces/{id}/ws")).await;
-        let mut control = Control { ws, pending: VecDeque::new(), next_id: 0 };
+        let mut control = Control {
+            ws,
+            pending: VecDeque::new(),
+            next_id: 0,
+        };
         let welcome = control.wait_for(|m| m["type"] == "welcome").await;
         assert_eq!(welcome["protocol"], 1);
         control
@@ -165,8 +190,16 @@ impl TestServer {
 
     /// Opens a raw terminal socket; returns it with its `attached` message.
     pub async fn raw(&self, id: &str, terminal: &str, query: &str) -> (RawTerminal, Value) {
-        let ws = self.websocket(&format!("/api/workspaces/{id}/terminals/{terminal}/ws{query}")).await;
-        let mut raw = RawTerminal { ws, output: Vec::new(), controls: Vec::new() };
+        let ws = self
+            .websocket(&format!(
+                "/api/workspaces/{id}/terminals/{terminal}/ws{query}"
+            ))
+            .await;
+        let mut raw = RawTerminal {
+            ws,
+            output: Vec::new(),
+            controls: Vec::new(),
+        };
         let attached = raw.next_control().await;
         assert_eq!(attached["type"], "attached", "{attached}");
         (raw, attached)
@@ -199,15 +232,17 @@ impl Drop for TestServer {
         for pid in self.runner_pids() {
             signal(pid, libc::SIGTERM);
         }
-        if let Some(child) = &self.child {
-            if let Some(pid) = child.id() {
-                signal(pid, libc::SIGKILL);
-            }
+        if let Some(child) = &self.child
+            && let Some(pid) = child.id()
+        {
+            signal(pid, libc::SIGKILL);
         }
         // Runners get a moment to stop their programs, then are killed.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         for pid in self.runner_pids() {
-            while Path::new(&format!("/proc/{pid}")).exists() && std::time::Instant::now() < deadline {
+            while Path::new(&format!("/proc/{pid}")).exists()
+                && std::time::Instant::now() < deadline
+            {
                 std::thread::sleep(Duration::from_millis(20));
             }
             signal(pid, libc::SIGKILL);
@@ -235,11 +270,22 @@ pub fn rss_kib(pid: u32) -> u64 {
 }
 
 /// One HTTP/1.1 request with `Connection: close`; understands chunked bodies.
-pub async fn http(port: u16, method: &str, path: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
+pub async fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<u8>) {
     let run = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        let mut stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
         let body = body.unwrap_or_default();
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -248,22 +294,36 @@ pub async fn http(port: u16, method: &str, path: &str, body: Option<&[u8]>, head
         stream.write_all(body).await.expect("write body");
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await.expect("read");
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("HTTP head") + 4;
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("HTTP head")
+            + 4;
         let head = String::from_utf8_lossy(&raw[..split]).to_string();
-        let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status");
         let mut body = raw[split..].to_vec();
-        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
             body = dechunk(&body);
         }
         (status, body)
     };
-    tokio::time::timeout(WAIT, run).await.expect("HTTP answer in time")
+    tokio::time::timeout(WAIT, run)
+        .await
+        .expect("HTTP answer in time")
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..line_end]).trim(), 16).unwrap_or(0);
+        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..line_end]).trim(), 16)
+            .unwrap_or(0);
         if size == 0 {
             break;
         }
@@ -284,18 +344,24 @@ pub struct Control {
 impl Control {
     /// Sends a raw text frame.
     pub async fn send_text(&mut self, text: &str) {
-        self.ws.send(Message::Text(text.into())).await.expect("send");
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send");
     }
 
     /// Sends `{"type", "payload"}` without a request id.
     pub async fn send(&mut self, kind: &str, payload: Value) {
-        self.send_text(&json!({"type": kind, "payload": payload}).to_string()).await;
+        self.send_text(&json!({"type": kind, "payload": payload}).to_string())
+            .await;
     }
 
     async fn read(&mut self) -> Option<Value> {
         loop {
             match self.ws.next().await? {
-                Ok(Message::Text(text)) => return Some(serde_json::from_str(&text).expect("server sends JSON")),
+                Ok(Message::Text(text)) => {
+                    return Some(serde_json::from_str(&text).expect("server sends JSON"));
+                }
                 Ok(Message::Close(_)) | Err(_) => return None,
                 Ok(_) => {}
             }
@@ -328,7 +394,8 @@ impl Control {
     pub async fn request(&mut self, kind: &str, payload: Value) -> Value {
         self.next_id += 1;
         let id = format!("r{}", self.next_id);
-        self.send_text(&json!({"type": kind, "payload": payload, "requestId": id}).to_string()).await;
+        self.send_text(&json!({"type": kind, "payload": payload, "requestId": id}).to_string())
+            .await;
         self.wait_for(|m| m["requestId"] == id.as_str()).await
     }
 
@@ -336,7 +403,9 @@ impl Control {
     pub async fn terminal_until(&mut self, terminal: &str, needle: &str) -> String {
         let mut text = String::new();
         while !text.contains(needle) {
-            let m = self.wait_for(|m| m["type"] == "terminal_output" && m["terminalId"] == terminal).await;
+            let m = self
+                .wait_for(|m| m["type"] == "terminal_output" && m["terminalId"] == terminal)
+                .await;
             text.push_str(m["data"].as_str().expect("data"));
         }
         text
@@ -347,13 +416,20 @@ impl Control {
         let (mut out, mut err) = (String::new(), String::new());
         loop {
             let m = self
-                .wait_for(|m| (m["type"] == "process_output" || m["type"] == "process_exit") && m["processId"] == process)
+                .wait_for(|m| {
+                    (m["type"] == "process_output" || m["type"] == "process_exit")
+                        && m["processId"] == process
+                })
                 .await;
             if m["type"] == "process_exit" {
                 return (out, err, m);
             }
             let data = m["data"].as_str().expect("data");
-            if m["stream"] == "stderr" { err.push_str(data) } else { out.push_str(data) }
+            if m["stream"] == "stderr" {
+                err.push_str(data)
+            } else {
+                out.push_str(data)
+            }
         }
     }
 
@@ -374,19 +450,29 @@ pub struct RawTerminal {
 
 impl RawTerminal {
     pub async fn send(&mut self, bytes: &[u8]) {
-        self.ws.send(Message::Binary(bytes.to_vec().into())).await.expect("send");
+        self.ws
+            .send(Message::Binary(bytes.to_vec().into()))
+            .await
+            .expect("send");
     }
 
     pub async fn resize(&mut self, cols: u16, rows: u16) {
         let text = json!({"type": "resize", "cols": cols, "rows": rows}).to_string();
-        self.ws.send(Message::Text(text.into())).await.expect("send");
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send");
     }
 
     async fn next_control(&mut self) -> Value {
         loop {
-            let message = tokio::time::timeout(WAIT, self.ws.next()).await.expect("message in time");
+            let message = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("message in time");
             match message {
-                Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).expect("JSON control"),
+                Some(Ok(Message::Text(text))) => {
+                    return serde_json::from_str(&text).expect("JSON control");
+                }
                 Some(Ok(Message::Binary(bytes))) => self.output.extend_from_slice(&bytes),
                 Some(Ok(_)) => {}
                 other => panic!("socket ended before a control message: {other:?}"),
@@ -400,7 +486,9 @@ impl RawTerminal {
             while !String::from_utf8_lossy(&self.output).contains(needle) {
                 match self.ws.next().await {
                     Some(Ok(Message::Binary(bytes))) => self.output.extend_from_slice(&bytes),
-                    Some(Ok(Message::Text(text))) => self.controls.push(serde_json::from_str(&text).expect("JSON")),
+                    Some(Ok(Message::Text(text))) => self
+                        .controls
+                        .push(serde_json::from_str(&text).expect("JSON")),
                     Some(Ok(_)) => {}
                     _ => return false,
                 }
@@ -409,7 +497,10 @@ impl RawTerminal {
         })
         .await;
         let text = String::from_utf8_lossy(&self.output).to_string();
-        assert!(matches!(result, Ok(true)), "never saw {needle:?}; got {text:?}");
+        assert!(
+            matches!(result, Ok(true)),
+            "never saw {needle:?}; got {text:?}"
+        );
         text
     }
 
@@ -419,7 +510,9 @@ impl RawTerminal {
             loop {
                 match self.ws.next().await {
                     Some(Ok(Message::Binary(bytes))) => self.output.extend_from_slice(&bytes),
-                    Some(Ok(Message::Text(text))) => self.controls.push(serde_json::from_str(&text).expect("JSON")),
+                    Some(Ok(Message::Text(text))) => self
+                        .controls
+                        .push(serde_json::from_str(&text).expect("JSON")),
                     Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
                     Some(Ok(_)) => {}
                     _ => return None,

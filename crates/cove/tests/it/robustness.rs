@@ -14,39 +14,84 @@ async fn malformed_frames_get_errors_and_the_socket_stays_open() {
     let cases = [
         ("{not json", "not valid JSON"),
         ("[]", "JSON object"),
-        (r#"{"type":"teleport","requestId":"q1"}"#, "unknown message type"),
+        (
+            r#"{"type":"teleport","requestId":"q1"}"#,
+            "unknown message type",
+        ),
         (r#"{"type":"read_file","payload":{}}"#, "missing field"),
-        (r#"{"type":"resize_terminal","payload":{"terminalId":"t","cols":"wide","rows":2}}"#, "invalid type"),
-        (r#"{"type":"create_terminal","payload":{"terminalId":"../../etc"}}"#, "terminalId must be"),
-        (r#"{"type":"create_terminal","payload":{"cols":0,"rows":0}}"#, "between 1 and 1000"),
-        (r#"{"type":"run_command","payload":{"command":""}}"#, "must not be empty"),
-        (r#"{"type":"run_command","payload":{"command":"true","cwd":"/no/such/dir"}}"#, "not a directory"),
-        (r#"{"type":"run_command","payload":{"command":"true","env":{"A=B":"x"}}}"#, "bad environment variable"),
-        (r#"{"type":"write_file","payload":{"path":"x","content":"@@@","encoding":"base64"}}"#, "base64"),
-        (r#"{"type":"stop_process","payload":{"processId":"p","signal":"FOO"}}"#, "unknown signal"),
+        (
+            r#"{"type":"resize_terminal","payload":{"terminalId":"t","cols":"wide","rows":2}}"#,
+            "invalid type",
+        ),
+        (
+            r#"{"type":"create_terminal","payload":{"terminalId":"../../etc"}}"#,
+            "terminalId must be",
+        ),
+        (
+            r#"{"type":"create_terminal","payload":{"cols":0,"rows":0}}"#,
+            "between 1 and 1000",
+        ),
+        (
+            r#"{"type":"run_command","payload":{"command":""}}"#,
+            "must not be empty",
+        ),
+        (
+            r#"{"type":"run_command","payload":{"command":"true","cwd":"/no/such/dir"}}"#,
+            "not a directory",
+        ),
+        (
+            r#"{"type":"run_command","payload":{"command":"true","env":{"A=B":"x"}}}"#,
+            "bad environment variable",
+        ),
+        (
+            r#"{"type":"write_file","payload":{"path":"x","content":"@@@","encoding":"base64"}}"#,
+            "base64",
+        ),
+        (
+            r#"{"type":"stop_process","payload":{"processId":"p","signal":"FOO"}}"#,
+            "unknown signal",
+        ),
     ];
     for (frame, needle) in cases {
         c.send_text(frame).await;
         let error = c.wait_for(|m| m["type"] == "error").await;
-        assert!(error["message"].as_str().unwrap().contains(needle), "{frame}: {error}");
+        assert!(
+            error["message"].as_str().unwrap().contains(needle),
+            "{frame}: {error}"
+        );
         assert!(error["code"].is_string());
     }
     // The requestId of a bad request comes back so the client can match the error.
     let reply = c.request("no_such_type", json!({})).await;
     assert_eq!(reply["code"], "bad_request");
     // A binary frame on the control socket.
-    c.ws.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
+    c.ws.send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
     let error = c.wait_for(|m| m["type"] == "error").await;
-    assert!(error["message"].as_str().unwrap().contains("text frames"), "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("text frames"),
+        "{error}"
+    );
     // A 10 MiB frame: too large for a file, answered, nothing written, socket still open.
     let big = "x".repeat(10 * 1024 * 1024);
-    let reply = c.request("write_file", json!({"path": "big.txt", "content": big})).await;
-    assert_eq!(reply["code"], "too_large", "{}", reply.to_string().chars().take(200).collect::<String>());
+    let reply = c
+        .request("write_file", json!({"path": "big.txt", "content": big}))
+        .await;
+    assert_eq!(
+        reply["code"],
+        "too_large",
+        "{}",
+        reply.to_string().chars().take(200).collect::<String>()
+    );
     assert!(!s.workspace_dir(&id).join("big.txt").exists());
     let reply = c.request("ping", json!({})).await;
     assert_eq!(reply["type"], "pong", "the socket survived every bad frame");
     // Over the message limit (16 MiB): the socket is closed with an explanation.
-    let huge = format!(r#"{{"type":"ping","payload":{{"pad":"{}"}}}}"#, "y".repeat(17 * 1024 * 1024));
+    let huge = format!(
+        r#"{{"type":"ping","payload":{{"pad":"{}"}}}}"#,
+        "y".repeat(17 * 1024 * 1024)
+    );
     // The runner may cut the connection while the frame is still being sent.
     let _ = c.ws.send(Message::Text(huge.into())).await;
     let mut saw_close_or_error = false;
@@ -69,34 +114,87 @@ async fn malformed_frames_get_errors_and_the_socket_stays_open() {
 #[tokio::test]
 async fn rest_errors_are_json_and_change_nothing() {
     let s = server().await;
-    let (status, body) = s.json("POST", "/api/workspaces", Some(json!({"name": "", "template": "blank"}))).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")), "{body}");
-    let (status, body) = s.json("POST", "/api/workspaces", Some(json!({"name": "x", "template": "cobol"}))).await;
+    let (status, body) = s
+        .json(
+            "POST",
+            "/api/workspaces",
+            Some(json!({"name": "", "template": "blank"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_request")),
+        "{body}"
+    );
+    let (status, body) = s
+        .json(
+            "POST",
+            "/api/workspaces",
+            Some(json!({"name": "x", "template": "cobol"})),
+        )
+        .await;
     assert_eq!(status, 400);
-    assert!(body["error"]["message"].as_str().unwrap().contains("python"), "lists the known templates: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("python"),
+        "lists the known templates: {body}"
+    );
     let (status, body) = s.http("POST", "/api/workspaces", Some(b"{oops")).await;
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
-    let (status, body) = s.json("POST", "/api/workspaces", Some(json!({"name": 5}))).await;
+    let (status, body) = s
+        .json("POST", "/api/workspaces", Some(json!({"name": 5})))
+        .await;
     assert_eq!(status, 400, "{body}");
-    let (status, _) = s.json("POST", "/api/workspaces", Some(json!({"name": "twice"}))).await;
+    let (status, _) = s
+        .json("POST", "/api/workspaces", Some(json!({"name": "twice"})))
+        .await;
     assert_eq!(status, 201);
-    let (status, body) = s.json("POST", "/api/workspaces", Some(json!({"name": "twice"}))).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("conflict")));
+    let (status, body) = s
+        .json("POST", "/api/workspaces", Some(json!({"name": "twice"})))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("conflict"))
+    );
     let (status, body) = s.json("GET", "/api/workspaces/unknown", None).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
     let (status, body) = s.json("GET", "/api/nothing-here", None).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
     let (status, list) = s.json("GET", "/api/workspaces", None).await;
-    assert_eq!((status, list.as_array().unwrap().len()), (200, 1), "only the one good create happened: {list}");
+    assert_eq!(
+        (status, list.as_array().unwrap().len()),
+        (200, 1),
+        "only the one good create happened: {list}"
+    );
     let (status, templates) = s.json("GET", "/api/templates", None).await;
     assert_eq!(status, 200);
-    let names: Vec<&str> = templates.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = templates
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["blank", "python", "node", "static-web"]);
     let (status, health) = s.json("GET", "/healthz", None).await;
     assert_eq!((status, health["status"].as_str()), (200, Some("alive")));
     assert!(health["lastHeartbeat"].as_u64().unwrap() > 1_700_000_000_000);
     let (status, health) = s.json("GET", "/health", None).await;
-    assert_eq!((status, health["success"].as_bool(), health["status"].as_str()), (200, Some(true), Some("healthy")));
+    assert_eq!(
+        (
+            status,
+            health["success"].as_bool(),
+            health["status"].as_str()
+        ),
+        (200, Some(true), Some("healthy"))
+    );
     let (status, metrics) = s.http("GET", "/metrics", None).await;
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&metrics).contains("cove_workspaces{state=\"stopped\"} 1"));
@@ -106,13 +204,31 @@ async fn rest_errors_are_json_and_change_nothing() {
 async fn cross_origin_websockets_are_refused() {
     let s = server().await;
     let id = s.create_workspace("origin", "blank").await;
-    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!("ws://127.0.0.1:{}/api/workspaces/{id}/ws", s.port)).unwrap();
-    request.headers_mut().insert("Origin", "https://evil.example".parse().unwrap());
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://127.0.0.1:{}/api/workspaces/{id}/ws",
+            s.port
+        ))
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Origin", "https://evil.example".parse().unwrap());
     let err = tokio_tungstenite::connect_async(request).await.unwrap_err();
     assert!(err.to_string().contains("403"), "{err}");
-    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!("ws://127.0.0.1:{}/api/workspaces/{id}/ws", s.port)).unwrap();
-    request.headers_mut().insert("Origin", format!("http://127.0.0.1:{}", s.port).parse().unwrap());
-    assert!(tokio_tungstenite::connect_async(request).await.is_ok(), "same origin is fine");
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://127.0.0.1:{}/api/workspaces/{id}/ws",
+            s.port
+        ))
+        .unwrap();
+    request.headers_mut().insert(
+        "Origin",
+        format!("http://127.0.0.1:{}", s.port).parse().unwrap(),
+    );
+    assert!(
+        tokio_tungstenite::connect_async(request).await.is_ok(),
+        "same origin is fine"
+    );
 }
 
 /// A client that stops reading while `yes` floods its terminal: the producer is held back
@@ -125,11 +241,16 @@ async fn slow_reader_under_yes_keeps_memory_bounded() {
     raw.send(b"echo ready-\"\"1\n").await;
     raw.until("ready-1").await;
     let runner = s.runner_pids()[0];
-    let (server_before, runner_before) = (cove_test_support::rss_kib(s.pid()), cove_test_support::rss_kib(runner));
+    let (server_before, runner_before) = (
+        cove_test_support::rss_kib(s.pid()),
+        cove_test_support::rss_kib(runner),
+    );
     raw.send(b"yes\n").await;
     // Also a JSON client that never reads.
     let mut json_client = s.control(&id).await;
-    json_client.send("attach_terminal", json!({"terminalId": "flood"})).await;
+    json_client
+        .send("attach_terminal", json!({"terminalId": "flood"}))
+        .await;
     let mut peak = (0, 0);
     for _ in 0..15 {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -137,8 +258,16 @@ async fn slow_reader_under_yes_keeps_memory_bounded() {
         peak.1 = peak.1.max(cove_test_support::rss_kib(runner));
     }
     // Growth bounded by buffers (scrollback 1 MiB, socket and queue buffers), not by output.
-    assert!(peak.0 < server_before + 16 * 1024, "server grew from {server_before} to {} KiB", peak.0);
-    assert!(peak.1 < runner_before + 24 * 1024, "runner grew from {runner_before} to {} KiB", peak.1);
+    assert!(
+        peak.0 < server_before + 16 * 1024,
+        "server grew from {server_before} to {} KiB",
+        peak.0
+    );
+    assert!(
+        peak.1 < runner_before + 24 * 1024,
+        "runner grew from {runner_before} to {} KiB",
+        peak.1
+    );
     // Reading again, the client catches up on a consistent stream and Ctrl+C stops the flood.
     raw.send(b"\x03").await;
     raw.send(b"echo stopped-\"\"1\n").await;

@@ -13,7 +13,8 @@ async fn seed_000_messages_work_verbatim() {
     let id = s.create_workspace("seed0", "blank").await;
     let mut c = s.control(&id).await;
 
-    c.send_text(r#"{ "type": "create_terminal", "payload": { "terminalId": "main-terminal" } }"#).await;
+    c.send_text(r#"{ "type": "create_terminal", "payload": { "terminalId": "main-terminal" } }"#)
+        .await;
     let created = c.wait_for(|m| m["type"] == "terminal_created").await;
     assert_eq!(created["terminalId"], "main-terminal");
     c.send_text(r#"{ "type": "terminal_input", "payload": { "terminalId": "main-terminal", "input": "ls -la\n" } }"#).await;
@@ -32,24 +33,35 @@ async fn seed_000_messages_work_verbatim() {
     assert_eq!(started["args"], json!(["install"]));
     let npm = started["processId"].as_str().unwrap().to_string();
     let (_, _, exit) = c.process_until_exit(&npm).await;
-    assert!(exit["exitCode"].is_number() || exit["signal"].is_number(), "{exit}");
+    assert!(
+        exit["exitCode"].is_number() || exit["signal"].is_number(),
+        "{exit}"
+    );
 
     // stop_process with the seed's id: start a long process under that id first.
     c.send_text(r#"{"type":"run_command","payload":{"command":"sleep","args":["60"],"processId":"proc_123"}}"#).await;
-    c.wait_for(|m| m["type"] == "process_started" && m["processId"] == "proc_123").await;
-    c.send_text(r#"{ "type": "stop_process", "payload": { "processId": "proc_123" } }"#).await;
-    let exit = c.wait_for(|m| m["type"] == "process_exit" && m["processId"] == "proc_123").await;
+    c.wait_for(|m| m["type"] == "process_started" && m["processId"] == "proc_123")
+        .await;
+    c.send_text(r#"{ "type": "stop_process", "payload": { "processId": "proc_123" } }"#)
+        .await;
+    let exit = c
+        .wait_for(|m| m["type"] == "process_exit" && m["processId"] == "proc_123")
+        .await;
     assert_eq!(exit["signal"], 15, "{exit}");
 
     c.send_text(r#"{ "type": "write_file", "payload": { "path": "/src/App.jsx", "content": "console.log('Hello World');" } }"#).await;
     let written = c.wait_for(|m| m["type"] == "file_written").await;
     assert_eq!(written["size"], 27);
-    c.send_text(r#"{ "type": "read_file", "payload": { "path": "/src/App.jsx" } }"#).await;
+    c.send_text(r#"{ "type": "read_file", "payload": { "path": "/src/App.jsx" } }"#)
+        .await;
     let content = c.wait_for(|m| m["type"] == "file_content").await;
     assert_eq!(content["path"], "/src/App.jsx");
     assert_eq!(content["content"], "console.log('Hello World');");
     assert_eq!(content["version"], written["version"]);
-    assert_eq!(std::fs::read_to_string(s.workspace_dir(&id).join("src/App.jsx")).unwrap(), "console.log('Hello World');");
+    assert_eq!(
+        std::fs::read_to_string(s.workspace_dir(&id).join("src/App.jsx")).unwrap(),
+        "console.log('Hello World');"
+    );
 }
 
 /// seeds/004: `ws.send('ls -la\n')` on `/api/terminal/ws/{session_id}`, plain text both ways.
@@ -59,7 +71,9 @@ async fn seed_004_plain_socket_works_verbatim() {
     let session = "user_1_ws_abc123_1234567890_uuid";
     let mut ws = s.websocket(&format!("/api/terminal/ws/{session}")).await;
     ws.send(Message::Text("ls -la\n".into())).await.unwrap();
-    ws.send(Message::Text("echo done-$((6*7))\n".into())).await.unwrap();
+    ws.send(Message::Text("echo done-$((6*7))\n".into()))
+        .await
+        .unwrap();
     let mut text = String::new();
     tokio::time::timeout(cove_test_support::WAIT, async {
         while !text.contains("done-42") {
@@ -73,10 +87,18 @@ async fn seed_004_plain_socket_works_verbatim() {
     })
     .await
     .unwrap_or_else(|_| panic!("no output in time: {text:?}"));
-    assert!(text.contains("README.md"), "the workspace was created from the default template: {text}");
-    assert!(!text.contains("\"type\""), "no JSON control messages on the plain socket: {text}");
+    assert!(
+        text.contains("README.md"),
+        "the workspace was created from the default template: {text}"
+    );
+    assert!(
+        !text.contains("\"type\""),
+        "no JSON control messages on the plain socket: {text}"
+    );
     // The workspace now exists under that name, and a second socket reaches the same terminal.
-    let (status, body) = s.json("GET", &format!("/api/workspaces/{session}"), None).await;
+    let (status, body) = s
+        .json("GET", &format!("/api/workspaces/{session}"), None)
+        .await;
     assert_eq!(status, 200, "{body}");
     let mut again = s.websocket(&format!("/api/terminal/ws/{session}")).await;
     let mut replay = String::new();

@@ -11,8 +11,12 @@ async fn raw_socket_creates_replays_and_resumes_without_loss_or_duplicates() {
     let id = s.create_workspace("raw", "blank").await;
     let (mut a, attached) = s.raw(&id, "r1", "?cols=90&rows=20").await;
     assert_eq!(attached["offset"], 0, "{attached}");
-    assert_eq!((attached["cols"].as_u64(), attached["rows"].as_u64()), (Some(90), Some(20)));
-    a.send(b"stty size; for i in $(seq 1 50); do echo line-$i; done; echo END-\"\"1\n").await;
+    assert_eq!(
+        (attached["cols"].as_u64(), attached["rows"].as_u64()),
+        (Some(90), Some(20))
+    );
+    a.send(b"stty size; for i in $(seq 1 50); do echo line-$i; done; echo END-\"\"1\n")
+        .await;
     let first = a.until("END-1").await;
     assert!(first.contains("20 90"), "{first}");
     let seen = a.output.len() as u64;
@@ -20,7 +24,11 @@ async fn raw_socket_creates_replays_and_resumes_without_loss_or_duplicates() {
 
     // More output while nobody is attached.
     let mut c = s.control(&id).await;
-    c.send("terminal_input", json!({"terminalId": "r1", "input": "echo while-away; echo END-\"\"2\n"})).await;
+    c.send(
+        "terminal_input",
+        json!({"terminalId": "r1", "input": "echo while-away; echo END-\"\"2\n"}),
+    )
+    .await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     // Resume exactly at the byte counted: nothing shown twice, nothing lost.
@@ -29,25 +37,39 @@ async fn raw_socket_creates_replays_and_resumes_without_loss_or_duplicates() {
     assert!(attached.get("gap").is_none(), "{attached}");
     let resumed = b.until("END-2").await;
     assert!(resumed.contains("while-away"), "{resumed}");
-    assert!(!resumed.contains("line-50"), "bytes before the offset are not sent again: {resumed}");
+    assert!(
+        !resumed.contains("line-50"),
+        "bytes before the offset are not sent again: {resumed}"
+    );
 
     // Without an offset, the scrollback is replayed from the start.
     let (mut replay, attached) = s.raw(&id, "r1", "").await;
     assert_eq!(attached["offset"], 0);
     let all = replay.until("END-2").await;
-    assert!(all.contains("line-1\r\n") && all.contains("while-away"), "{all}");
+    assert!(
+        all.contains("line-1\r\n") && all.contains("while-away"),
+        "{all}"
+    );
     let mut whole = first.into_bytes();
     whole.extend_from_slice(&b.output);
-    assert_eq!(&replay.output[..whole.len().min(replay.output.len())], &whole[..whole.len().min(replay.output.len())]);
+    assert_eq!(
+        &replay.output[..whole.len().min(replay.output.len())],
+        &whole[..whole.len().min(replay.output.len())]
+    );
 }
 
 #[tokio::test]
 async fn offset_older_than_the_scrollback_reports_a_gap() {
-    let s = cove_test_support::TestServer::start_with(env!("CARGO_BIN_EXE_cove"), &["--scrollback", "65536"]).await;
+    let s = cove_test_support::TestServer::start_with(
+        env!("CARGO_BIN_EXE_cove"),
+        &["--scrollback", "65536"],
+    )
+    .await;
     let id = s.create_workspace("gap", "blank").await;
     let (mut a, _) = s.raw(&id, "g", "").await;
     // 300 KB of output: far more than the 64 KiB scrollback.
-    a.send(b"head -c 300000 /dev/zero | tr '\\0' x; echo; echo DONE\"\"X\n").await;
+    a.send(b"head -c 300000 /dev/zero | tr '\\0' x; echo; echo DONE\"\"X\n")
+        .await;
     a.until("DONEX").await;
     drop(a);
     let (mut b, attached) = s.raw(&id, "g", "?offset=10").await;
@@ -55,7 +77,11 @@ async fn offset_older_than_the_scrollback_reports_a_gap() {
     let start = attached["offset"].as_u64().unwrap();
     assert!(start > 10, "{attached}");
     b.until("DONEX").await;
-    assert!(b.output.len() <= 65536 + 300_000 / 4, "replay bounded by the scrollback: {}", b.output.len());
+    assert!(
+        b.output.len() <= 65536 + 300_000 / 4,
+        "replay bounded by the scrollback: {}",
+        b.output.len()
+    );
 }
 
 #[tokio::test]
@@ -89,7 +115,12 @@ async fn exit_sends_exit_and_closes_every_socket_with_1000() {
     for sock in [&mut a, &mut b] {
         let code = sock.until_closed().await;
         assert_eq!(code, Some(1000));
-        let exit = sock.controls.iter().find(|c| c["type"] == "exit").cloned().unwrap_or_else(|| panic!("{:?}", sock.controls));
+        let exit = sock
+            .controls
+            .iter()
+            .find(|c| c["type"] == "exit")
+            .cloned()
+            .unwrap_or_else(|| panic!("{:?}", sock.controls));
         assert_eq!(exit["exitCode"], 5, "{exit}");
     }
 }
@@ -110,12 +141,20 @@ async fn closing_the_socket_leaves_the_terminal_running() {
 async fn bad_terminal_requests_are_refused_clearly() {
     let s = server().await;
     let id = s.create_workspace("badraw", "blank").await;
-    let (status, body) = s.json("GET", &format!("/api/workspaces/{id}/terminals/x/ws"), None).await;
+    let (status, body) = s
+        .json("GET", &format!("/api/workspaces/{id}/terminals/x/ws"), None)
+        .await;
     assert_eq!(status, 426, "a plain GET is told to upgrade: {body}");
-    let url = format!("ws://127.0.0.1:{}/api/workspaces/{id}/terminals/bad%20id/ws", s.port);
+    let url = format!(
+        "ws://127.0.0.1:{}/api/workspaces/{id}/terminals/bad%20id/ws",
+        s.port
+    );
     let err = tokio_tungstenite::connect_async(url).await.unwrap_err();
     assert!(err.to_string().contains("400"), "{err}");
-    let url = format!("ws://127.0.0.1:{}/api/workspaces/nope/terminals/t/ws", s.port);
+    let url = format!(
+        "ws://127.0.0.1:{}/api/workspaces/nope/terminals/t/ws",
+        s.port
+    );
     let err = tokio_tungstenite::connect_async(url).await.unwrap_err();
     assert!(err.to_string().contains("404"), "{err}");
 }

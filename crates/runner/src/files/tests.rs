@@ -26,7 +26,12 @@ fn fixture() -> Fixture {
     symlink("loop_a", root.join("loop_b")).unwrap();
     symlink("src/main.py", root.join("inside_link")).unwrap();
     let files = Files::open(&root, 1024 * 1024).unwrap();
-    Fixture { _dir: dir, root, outside, files }
+    Fixture {
+        _dir: dir,
+        root,
+        outside,
+        files,
+    }
 }
 
 const HOSTILE: &[&str] = &[
@@ -60,10 +65,16 @@ fn hostile_reads_are_refused() {
     for path in HOSTILE {
         let err = f.files.read(path).expect_err(path);
         assert!(
-            matches!(err.code, ErrorCode::Forbidden | ErrorCode::BadRequest | ErrorCode::NotFound),
+            matches!(
+                err.code,
+                ErrorCode::Forbidden | ErrorCode::BadRequest | ErrorCode::NotFound
+            ),
             "{path}: {err:?}"
         );
-        assert!(!err.message.contains(f.outside.to_str().unwrap()), "no host path leaks: {err}");
+        assert!(
+            !err.message.contains(f.outside.to_str().unwrap()),
+            "no host path leaks: {err}"
+        );
     }
     for path in HOSTILE {
         if let Ok(entries) = f.files.list(path) {
@@ -79,7 +90,10 @@ fn hostile_writes_deletes_and_renames_touch_nothing_outside() {
     // names a path in the workspace, since workspace paths are rooted at the workspace.
     let lands_inside = |target: &str| {
         let rel = target.trim_start_matches('/');
-        !rel.contains("..") && !rel.contains("link") && !rel.contains('\0') && std::fs::symlink_metadata(f.root.join(rel)).is_ok()
+        !rel.contains("..")
+            && !rel.contains("link")
+            && !rel.contains('\0')
+            && std::fs::symlink_metadata(f.root.join(rel)).is_ok()
     };
     for path in HOSTILE {
         let target = format!("{path}/new");
@@ -95,20 +109,45 @@ fn hostile_writes_deletes_and_renames_touch_nothing_outside() {
         }
         // Renaming a symlink moves the link itself, which is fine; `..` must never resolve.
         if path.contains("..") {
-            assert!(f.files.rename(path, "stolen", true).is_err(), "rename from {path}");
+            assert!(
+                f.files.rename(path, "stolen", true).is_err(),
+                "rename from {path}"
+            );
         }
     }
     assert!(!std::path::Path::new("/proc/self/root/etc/passwd/new").exists());
-    for path in ["../secret/key", "abs_link/key", "rel_link/key", "src/../../secret/key"] {
+    for path in [
+        "../secret/key",
+        "abs_link/key",
+        "rel_link/key",
+        "src/../../secret/key",
+    ] {
         assert!(f.files.delete(path, true).is_err(), "delete {path}");
-        assert!(f.files.write(path, b"pwned", None).is_err(), "overwrite {path}");
+        assert!(
+            f.files.write(path, b"pwned", None).is_err(),
+            "overwrite {path}"
+        );
     }
     // Deleting a symlink removes the link only; writing through one that leads out is refused.
     f.files.delete("abs_link", true).unwrap();
-    assert_eq!(f.files.write("file_link", b"replaced", None).unwrap_err().code, ErrorCode::Forbidden);
-    assert_eq!(std::fs::read_to_string(f.outside.join("key")).unwrap(), "TOP SECRET");
+    assert_eq!(
+        f.files
+            .write("file_link", b"replaced", None)
+            .unwrap_err()
+            .code,
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.outside.join("key")).unwrap(),
+        "TOP SECRET"
+    );
     assert_eq!(std::fs::read_dir(&f.outside).unwrap().count(), 1);
-    assert!(!f.root.join("stolen").exists() || std::fs::symlink_metadata(f.root.join("stolen")).unwrap().is_symlink());
+    assert!(
+        !f.root.join("stolen").exists()
+            || std::fs::symlink_metadata(f.root.join("stolen"))
+                .unwrap()
+                .is_symlink()
+    );
 }
 
 #[test]
@@ -118,35 +157,61 @@ fn is_dir_follows_links_only_inside() {
     assert!(f.files.is_dir("src").unwrap());
     assert!(!f.files.is_dir("src/main.py").unwrap());
     assert!(!f.files.is_dir("inside_link").unwrap());
-    assert_eq!(f.files.is_dir("abs_link").unwrap_err().code, ErrorCode::Forbidden);
-    assert_eq!(f.files.is_dir("../secret").unwrap_err().code, ErrorCode::Forbidden);
+    assert_eq!(
+        f.files.is_dir("abs_link").unwrap_err().code,
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        f.files.is_dir("../secret").unwrap_err().code,
+        ErrorCode::Forbidden
+    );
 }
 
 #[test]
 fn symlinks_inside_the_root_work() {
     let f = fixture();
     assert_eq!(f.files.read("inside_link").unwrap().bytes, b"print('hi')\n");
-    assert_eq!(f.files.read("/src/main.py").unwrap().bytes, b"print('hi')\n");
-    assert_eq!(f.files.read("src//./main.py").unwrap().bytes, b"print('hi')\n");
+    assert_eq!(
+        f.files.read("/src/main.py").unwrap().bytes,
+        b"print('hi')\n"
+    );
+    assert_eq!(
+        f.files.read("src//./main.py").unwrap().bytes,
+        b"print('hi')\n"
+    );
 }
 
 #[test]
 fn write_is_versioned_and_conflicts_are_detected() {
     let f = fixture();
     let first = f.files.read("src/main.py").unwrap();
-    let written = f.files.write("src/main.py", b"print(2)\n", Some(&first.version)).unwrap();
+    let written = f
+        .files
+        .write("src/main.py", b"print(2)\n", Some(&first.version))
+        .unwrap();
     assert!(!written.created);
     assert_ne!(written.version, first.version);
     // Stale base version: refused, file unchanged.
-    let err = f.files.write("src/main.py", b"print(3)\n", Some(&first.version)).unwrap_err();
+    let err = f
+        .files
+        .write("src/main.py", b"print(3)\n", Some(&first.version))
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::Conflict);
-    assert_eq!(std::fs::read(f.root.join("src/main.py")).unwrap(), b"print(2)\n");
+    assert_eq!(
+        std::fs::read(f.root.join("src/main.py")).unwrap(),
+        b"print(2)\n"
+    );
     // A new file in new directories.
     let created = f.files.write("a/b/c.txt", b"deep", None).unwrap();
     assert!(created.created);
     assert_eq!(std::fs::read(f.root.join("a/b/c.txt")).unwrap(), b"deep");
     // No temp files are left behind, and listing hides them anyway.
-    assert!(std::fs::read_dir(f.root.join("src")).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with(TEMP_PREFIX)));
+    assert!(std::fs::read_dir(f.root.join("src")).unwrap().all(|e| {
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(TEMP_PREFIX)
+    }));
 }
 
 #[test]
@@ -154,9 +219,18 @@ fn write_keeps_the_file_mode() {
     use std::os::unix::fs::PermissionsExt;
     let f = fixture();
     std::fs::write(f.root.join("run.sh"), "#!/bin/sh\n").unwrap();
-    std::fs::set_permissions(f.root.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    f.files.write("run.sh", b"#!/bin/sh\necho hi\n", None).unwrap();
-    let mode = std::fs::metadata(f.root.join("run.sh")).unwrap().permissions().mode();
+    std::fs::set_permissions(
+        f.root.join("run.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    f.files
+        .write("run.sh", b"#!/bin/sh\necho hi\n", None)
+        .unwrap();
+    let mode = std::fs::metadata(f.root.join("run.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o755);
 }
 
@@ -166,15 +240,28 @@ fn size_limit_is_enforced_both_ways() {
     std::fs::write(dir.path().join("big"), vec![b'x'; 2000]).unwrap();
     let files = Files::open(dir.path(), 1000).unwrap();
     assert_eq!(files.read("big").unwrap_err().code, ErrorCode::TooLarge);
-    assert_eq!(files.write("new", &[0; 1001], None).unwrap_err().code, ErrorCode::TooLarge);
+    assert_eq!(
+        files.write("new", &[0; 1001], None).unwrap_err().code,
+        ErrorCode::TooLarge
+    );
     assert!(!dir.path().join("new").exists());
 }
 
 #[test]
 fn fifo_is_not_read_and_does_not_hang() {
     let f = fixture();
-    rustix::fs::mknodat(rustix::fs::CWD, &f.root.join("pipe"), FileType::Fifo, Mode::from_raw_mode(0o644), 0).unwrap();
-    assert_eq!(f.files.read("pipe").unwrap_err().code, ErrorCode::BadRequest);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        f.root.join("pipe"),
+        FileType::Fifo,
+        Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    assert_eq!(
+        f.files.read("pipe").unwrap_err().code,
+        ErrorCode::BadRequest
+    );
 }
 
 #[test]
@@ -183,19 +270,45 @@ fn list_make_delete_rename() {
     f.files.make_dir("x/y").unwrap();
     f.files.make_dir("x/y").unwrap();
     f.files.write("x/y/z.txt", b"z", None).unwrap();
-    let names: Vec<_> = f.files.list("/").unwrap().into_iter().map(|e| (e.name, e.kind)).collect();
+    let names: Vec<_> = f
+        .files
+        .list("/")
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.name, e.kind))
+        .collect();
     assert_eq!(names[0], ("src".to_string(), EntryKind::Dir));
     assert!(names.contains(&("abs_link".to_string(), EntryKind::Symlink)));
-    assert_eq!(f.files.delete("x", false).unwrap_err().code, ErrorCode::Conflict);
+    assert_eq!(
+        f.files.delete("x", false).unwrap_err().code,
+        ErrorCode::Conflict
+    );
     f.files.write("other.txt", b"o", None).unwrap();
-    assert_eq!(f.files.rename("other.txt", "x/y/z.txt", false).unwrap_err().code, ErrorCode::Conflict);
-    f.files.rename("other.txt", "moved/here.txt", false).unwrap();
+    assert_eq!(
+        f.files
+            .rename("other.txt", "x/y/z.txt", false)
+            .unwrap_err()
+            .code,
+        ErrorCode::Conflict
+    );
+    f.files
+        .rename("other.txt", "moved/here.txt", false)
+        .unwrap();
     assert_eq!(std::fs::read(f.root.join("moved/here.txt")).unwrap(), b"o");
-    assert_eq!(f.files.rename("x", "x/y/inside", false).unwrap_err().code, ErrorCode::BadRequest);
+    assert_eq!(
+        f.files.rename("x", "x/y/inside", false).unwrap_err().code,
+        ErrorCode::BadRequest
+    );
     f.files.delete("x", true).unwrap();
     assert!(!f.root.join("x").exists());
-    assert_eq!(f.files.delete("/", true).unwrap_err().code, ErrorCode::BadRequest);
-    assert_eq!(f.files.delete("nothing", false).unwrap_err().code, ErrorCode::NotFound);
+    assert_eq!(
+        f.files.delete("/", true).unwrap_err().code,
+        ErrorCode::BadRequest
+    );
+    assert_eq!(
+        f.files.delete("nothing", false).unwrap_err().code,
+        ErrorCode::NotFound
+    );
     assert!(f.files.disk_usage(10_000) > 0);
 }
 
@@ -205,5 +318,8 @@ fn recursive_delete_does_not_follow_symlinks_out() {
     f.files.make_dir("trap").unwrap();
     symlink(&f.outside, f.root.join("trap/out")).unwrap();
     f.files.delete("trap", true).unwrap();
-    assert_eq!(std::fs::read_to_string(f.outside.join("key")).unwrap(), "TOP SECRET");
+    assert_eq!(
+        std::fs::read_to_string(f.outside.join("key")).unwrap(),
+        "TOP SECRET"
+    );
 }
