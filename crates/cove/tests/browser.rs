@@ -24,7 +24,7 @@ fn browser_end_to_end() {
     let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
     assert!(
         web.join("node_modules/playwright-core").exists(),
-        "web/node_modules is installed by the cargo build of cove-server (build.rs runs npm ci)"
+        "web/node_modules is installed by the cargo build of cove-server (build.rs runs npm install)"
     );
     let status = Command::new("node")
         .arg("e2e/run.mjs")
