@@ -74,7 +74,10 @@ fn build_web(web: &Path, dist: &Path) {
         _ => true,
     };
     if stale {
-        npm(web, &["install", "--no-audit", "--no-fund", "--loglevel=error"]);
+        npm(
+            web,
+            &["install", "--no-audit", "--no-fund", "--loglevel=error"],
+        );
     }
     let out = dist.to_str().expect("UTF-8 OUT_DIR");
     npm(

@@ -9,7 +9,9 @@
 
 mod local;
 
-pub use local::{LocalBackend, LocalConfig, RunnerLimits, SharedBackend};
+pub use local::{
+    LocalBackend, LocalConfig, RunnerLimits, SandboxSettings, SharedBackend, workspace_uid,
+};
 
 use std::future::Future;
 use std::path::PathBuf;

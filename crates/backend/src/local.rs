@@ -24,6 +24,8 @@ pub struct RunnerLimits {
     pub max_message_bytes: usize,
     pub max_terminals: usize,
     pub max_processes: usize,
+    /// Storage per workspace for API writes, in bytes (0: none).
+    pub disk_limit_bytes: u64,
 }
 
 impl Default for RunnerLimits {
@@ -34,8 +36,17 @@ impl Default for RunnerLimits {
             max_message_bytes: 16 * 1024 * 1024,
             max_terminals: 64,
             max_processes: 64,
+            disk_limit_bytes: 1024 * 1024 * 1024,
         }
     }
+}
+
+/// How sandboxed runners are confined.
+#[derive(Debug, Clone, Copy)]
+pub struct SandboxSettings {
+    pub limits: cove_sandbox::Limits,
+    /// Size of each workspace's private /tmp.
+    pub tmp_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +55,8 @@ pub struct LocalConfig {
     /// The program to run as `<runner_exe> runner ...` (normally the cove binary itself).
     pub runner_exe: PathBuf,
     pub limits: RunnerLimits,
+    /// `None` runs runners unconfined (development only).
+    pub sandbox: Option<SandboxSettings>,
     /// How long a runner may take to accept connections.
     pub start_timeout: Duration,
     /// How long a runner may take to stop before it is killed.
@@ -97,8 +110,13 @@ impl LocalBackend {
         self.config.data_dir.join("workspaces").join(id)
     }
 
+    /// The runner's own directory: its socket (mounted at /run/cove in a sandbox).
+    fn run_dir(&self, id: &str) -> PathBuf {
+        self.config.data_dir.join("run").join(id)
+    }
+
     fn socket(&self, id: &str) -> PathBuf {
-        self.config.data_dir.join("run").join(format!("{id}.sock"))
+        self.run_dir(id).join("runner.sock")
     }
 
     fn pid_file(&self, id: &str) -> PathBuf {
@@ -162,30 +180,99 @@ impl LocalBackend {
             .append(true)
             .open(self.log_file(id))
             .map_err(BackendError::io("cannot open the runner log"))?;
+        let run_dir = self.run_dir(id);
+        std::fs::create_dir_all(&run_dir)
+            .map_err(BackendError::io("cannot create the runner's directory"))?;
         let limits = &self.config.limits;
+        let mut runner_args: Vec<std::ffi::OsString> =
+            vec!["runner".into(), "--workspace-id".into(), id.into()];
         let mut command = std::process::Command::new(&self.config.runner_exe);
+        match &self.config.sandbox {
+            None => {
+                runner_args.extend([
+                    "--root".into(),
+                    root.clone().into_os_string(),
+                    "--socket".into(),
+                    self.socket(id).into_os_string(),
+                ]);
+                command.current_dir(&root);
+            }
+            Some(sandbox) => {
+                let (uid, gid) = (workspace_uid(id), workspace_uid(id));
+                own(&root, uid, gid).await?;
+                own(&run_dir, uid, gid).await?;
+                let root_dir = self.config.data_dir.join("run").join(format!("{id}.root"));
+                std::fs::create_dir_all(&root_dir)
+                    .map_err(BackendError::io("cannot create the sandbox's root"))?;
+                // A sandbox that crashed may have left its groups behind.
+                cove_sandbox::remove_cgroups(id);
+                runner_args.extend([
+                    "--root".into(),
+                    cove_sandbox::WORKSPACE_PATH.into(),
+                    "--socket".into(),
+                    format!("{}/runner.sock", cove_sandbox::RUN_PATH).into(),
+                ]);
+                command
+                    .arg("sandbox-init")
+                    .arg("--name")
+                    .arg(id)
+                    .arg("--workspace")
+                    .arg(&root)
+                    .arg("--run-dir")
+                    .arg(&run_dir)
+                    .arg("--root-dir")
+                    .arg(&root_dir)
+                    .arg("--uid")
+                    .arg(uid.to_string())
+                    .arg("--gid")
+                    .arg(gid.to_string())
+                    .arg("--memory-bytes")
+                    .arg(sandbox.limits.memory_bytes.to_string())
+                    .arg("--cpu-millis")
+                    .arg(sandbox.limits.cpu_millis.to_string())
+                    .arg("--pids")
+                    .arg(sandbox.limits.pids.to_string())
+                    .arg("--tmp-bytes")
+                    .arg(sandbox.tmp_bytes.to_string())
+                    .arg("--");
+                command.current_dir("/");
+            }
+        }
+        runner_args.extend([
+            "--scrollback-bytes".into(),
+            limits.scrollback_bytes.to_string().into(),
+            "--max-file-bytes".into(),
+            limits.max_file_bytes.to_string().into(),
+            "--max-message-bytes".into(),
+            limits.max_message_bytes.to_string().into(),
+            "--max-terminals".into(),
+            limits.max_terminals.to_string().into(),
+            "--max-processes".into(),
+            limits.max_processes.to_string().into(),
+            "--disk-limit-bytes".into(),
+            limits.disk_limit_bytes.to_string().into(),
+        ]);
         command
-            .arg("runner")
-            .arg("--workspace-id")
-            .arg(id)
-            .arg("--root")
-            .arg(&root)
-            .arg("--socket")
-            .arg(self.socket(id))
-            .arg("--scrollback-bytes")
-            .arg(limits.scrollback_bytes.to_string())
-            .arg("--max-file-bytes")
-            .arg(limits.max_file_bytes.to_string())
-            .arg("--max-message-bytes")
-            .arg(limits.max_message_bytes.to_string())
-            .arg("--max-terminals")
-            .arg(limits.max_terminals.to_string())
-            .arg("--max-processes")
-            .arg(limits.max_processes.to_string())
-            .current_dir(&root)
+            .args(&runner_args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(log);
+        if self.config.sandbox.is_some() {
+            // Inside, the runner sees only what the sandbox shows: a fixed, clean environment.
+            command.env_clear().envs([
+                (
+                    "PATH",
+                    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                ),
+                ("HOME", cove_sandbox::WORKSPACE_PATH),
+                ("SHELL", "/bin/bash"),
+                ("USER", "cove"),
+                ("LANG", "C.UTF-8"),
+            ]);
+            if let Ok(filter) = std::env::var("COVE_LOG") {
+                command.env("COVE_LOG", filter);
+            }
+        }
         // Its own session: a Ctrl+C meant for the server's terminal must not reach runners,
         // and runners outlive the server on purpose.
         // SAFETY: setsid is async-signal-safe.
@@ -319,9 +406,52 @@ impl Backend for LocalBackend {
                     .map_err(BackendError::io("cannot delete the workspace's files"))?;
             }
             let _ = std::fs::remove_file(self.log_file(id));
+            let _ = std::fs::remove_dir_all(self.run_dir(id));
+            let _ =
+                std::fs::remove_dir(self.config.data_dir.join("run").join(format!("{id}.root")));
             Ok(())
         })
     }
+}
+
+/// The host uid (and gid) a sandboxed workspace runs as: stable per workspace, never a
+/// system or login uid (200000-299999).
+pub fn workspace_uid(id: &str) -> u32 {
+    // FNV-1a: stable across builds, unlike std's hasher.
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    200_000 + (hash % 100_000) as u32
+}
+
+/// Gives a tree to the workspace's uid (once: a tree already owned by it is left alone).
+async fn own(path: &Path, uid: u32, gid: u32) -> Result<(), BackendError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)
+        .map_err(BackendError::io(format!("cannot stat {}", path.display())))?;
+    if meta.uid() == uid && meta.gid() == gid {
+        return Ok(());
+    }
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || chown_tree(&path, uid, gid))
+        .await
+        .map_err(|e| BackendError::Io {
+            context: "chown failed".into(),
+            source: std::io::Error::other(e),
+        })?
+        .map_err(BackendError::io(
+            "cannot give the workspace's files to its user",
+        ))
+}
+
+fn chown_tree(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            chown_tree(&entry?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
 }
 
 fn write_seed(root: &Path, files: &[SeedFile]) -> Result<(), BackendError> {

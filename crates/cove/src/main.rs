@@ -29,6 +29,43 @@ enum Command {
     Serve(ServeArgs),
     /// Internal: the agent of one workspace, started by the server. Not for people.
     Runner(RunnerArgs),
+    /// Internal: confines a runner (namespaces, new root, cgroups, its own uid). Not for people.
+    SandboxInit(SandboxInitArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SandboxMode {
+    /// Each workspace in its own namespaces, root filesystem, cgroups and uid (needs root).
+    Namespaces,
+    /// No isolation: workspaces run as the server's user and see the host. Development only.
+    None,
+}
+
+#[derive(Debug, clap::Args)]
+struct SandboxInitArgs {
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    workspace: PathBuf,
+    #[arg(long)]
+    run_dir: PathBuf,
+    #[arg(long)]
+    root_dir: PathBuf,
+    #[arg(long)]
+    uid: u32,
+    #[arg(long)]
+    gid: u32,
+    #[arg(long)]
+    memory_bytes: u64,
+    #[arg(long)]
+    cpu_millis: u64,
+    #[arg(long)]
+    pids: u64,
+    #[arg(long)]
+    tmp_bytes: u64,
+    /// The runner's arguments.
+    #[arg(last = true)]
+    args: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -64,6 +101,24 @@ struct ServeArgs {
     /// Running processes per workspace.
     #[arg(long, default_value_t = 64)]
     max_processes: usize,
+    /// How workspaces are isolated. `none` is for development on a trusted machine only.
+    #[arg(long, value_enum, default_value = "namespaces")]
+    sandbox: SandboxMode,
+    /// Memory limit per workspace, in MiB (a process over it is killed).
+    #[arg(long, default_value_t = 512)]
+    memory_limit_mib: u64,
+    /// CPU limit per workspace, in cores (0.5 = half a core).
+    #[arg(long, default_value_t = 0.5)]
+    cpu_limit: f64,
+    /// Process limit per workspace (stops fork bombs).
+    #[arg(long, default_value_t = 512)]
+    pids_limit: u64,
+    /// Size of each workspace's private /tmp, in MiB.
+    #[arg(long, default_value_t = 256)]
+    tmp_size_mib: u64,
+    /// Storage per workspace, in MiB: API writes beyond it are refused (see docs on processes).
+    #[arg(long, default_value_t = 1024)]
+    disk_limit_mib: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -89,6 +144,9 @@ struct RunnerArgs {
     max_terminals: usize,
     #[arg(long, default_value_t = 64)]
     max_processes: usize,
+    /// Storage limit enforced on API writes, in bytes (0: none).
+    #[arg(long, default_value_t = 0)]
+    disk_limit_bytes: u64,
 }
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {
@@ -109,7 +167,12 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Command::SandboxInit(args) = cli.command {
+        // No async runtime here: the sandbox's setup must run in a single-threaded process.
+        return sandbox_init(args);
+    }
     match cli.command {
+        Command::SandboxInit(_) => unreachable!("handled above"),
         Command::Serve(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
@@ -145,6 +208,38 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
+    let sandbox = match args.sandbox {
+        SandboxMode::Namespaces => {
+            let cgroups = cove_sandbox::check_host().context(
+                "cannot sandbox workspaces on this host (use --sandbox none for development)",
+            )?;
+            anyhow::ensure!(
+                args.cpu_limit > 0.0 && args.memory_limit_mib >= 16 && args.pids_limit >= 16,
+                "limits too small"
+            );
+            tracing::info!(
+                ?cgroups,
+                memory_mib = args.memory_limit_mib,
+                cpu = args.cpu_limit,
+                pids = args.pids_limit,
+                "workspaces are sandboxed"
+            );
+            Some(cove_backend::SandboxSettings {
+                limits: cove_sandbox::Limits {
+                    memory_bytes: args.memory_limit_mib * 1024 * 1024,
+                    cpu_millis: (args.cpu_limit * 1000.0).round() as u64,
+                    pids: args.pids_limit,
+                },
+                tmp_bytes: args.tmp_size_mib * 1024 * 1024,
+            })
+        }
+        SandboxMode::None => {
+            tracing::warn!(
+                "--sandbox none: workspaces are NOT isolated; their programs run as this user and can read and change anything it can. Use only on a trusted, single-user machine."
+            );
+            None
+        }
+    };
     let backend = cove_backend::LocalBackend::new(cove_backend::LocalConfig {
         data_dir: data_dir.clone(),
         runner_exe: std::env::current_exe()
@@ -154,8 +249,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_file_bytes: args.max_file_size,
             max_terminals: args.max_terminals,
             max_processes: args.max_processes,
+            disk_limit_bytes: args.disk_limit_mib * 1024 * 1024,
             ..Default::default()
         },
+        sandbox,
         start_timeout: Duration::from_secs(15),
         stop_timeout: Duration::from_secs(10),
     })?;
@@ -183,6 +280,28 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_file_bytes: args.max_file_size,
     };
     cove_server::serve(config, Arc::new(backend), shutdown).await
+}
+
+fn sandbox_init(args: SandboxInitArgs) -> anyhow::Result<()> {
+    let spec = cove_sandbox::Spec {
+        name: args.name,
+        workspace_dir: args.workspace,
+        run_dir: args.run_dir,
+        root_dir: args.root_dir,
+        program: std::env::current_exe().context("cannot find the cove binary")?,
+        args: args.args,
+        env: std::env::vars_os().collect(),
+        uid: args.uid,
+        gid: args.gid,
+        limits: cove_sandbox::Limits {
+            memory_bytes: args.memory_bytes,
+            cpu_millis: args.cpu_millis,
+            pids: args.pids,
+        },
+        tmp_bytes: args.tmp_bytes,
+    };
+    let code = cove_sandbox::run(&spec)?;
+    std::process::exit(code)
 }
 
 async fn runner(args: RunnerArgs) -> anyhow::Result<()> {
@@ -219,6 +338,7 @@ async fn runner(args: RunnerArgs) -> anyhow::Result<()> {
             max_message_bytes: args.max_message_bytes,
             max_terminals: args.max_terminals,
             max_processes: args.max_processes,
+            disk_limit_bytes: (args.disk_limit_bytes > 0).then_some(args.disk_limit_bytes),
             ..Default::default()
         },
     };

@@ -74,7 +74,14 @@ pub struct Files {
     max_file_bytes: u64,
     /// Serializes API writes so that the `baseVersion` check and the rename are one step.
     write_lock: Mutex<()>,
+    /// Storage limit for API writes, and the last measured usage (walking a tree is not free,
+    /// so a measurement is reused for a few seconds and adjusted by our own writes).
+    disk_limit: Option<u64>,
+    usage: Mutex<Option<(std::time::Instant, u64)>>,
 }
+
+/// How long a disk usage measurement is trusted.
+const USAGE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A file's bytes and version.
 #[derive(Debug)]
@@ -169,6 +176,15 @@ fn kind_of(file_type: FileType) -> EntryKind {
 impl Files {
     /// Opens the workspace root. Every later access is relative to this descriptor.
     pub fn open(root: &Path, max_file_bytes: u64) -> std::io::Result<Files> {
+        Self::open_with_limit(root, max_file_bytes, None)
+    }
+
+    /// Like [`Files::open`], with a storage limit that API writes may not cross.
+    pub fn open_with_limit(
+        root: &Path,
+        max_file_bytes: u64,
+        disk_limit: Option<u64>,
+    ) -> std::io::Result<Files> {
         let root = rustix::fs::open(
             root,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -178,6 +194,8 @@ impl Files {
             root,
             max_file_bytes,
             write_lock: Mutex::new(()),
+            disk_limit,
+            usage: Mutex::new(None),
         })
     }
 
@@ -290,6 +308,19 @@ impl Files {
         if bytes.len() as u64 > self.max_file_bytes {
             return Err(too_large(raw, bytes.len() as u64, self.max_file_bytes));
         }
+        if let Some(limit) = self.disk_limit {
+            let used = self.usage();
+            if used.saturating_add(bytes.len() as u64) > limit {
+                return Err(FileError::new(
+                    ErrorCode::LimitExceeded,
+                    format!(
+                        "{raw}: the workspace's storage limit of {} MiB is reached ({} MiB used)",
+                        limit / (1024 * 1024),
+                        used / (1024 * 1024)
+                    ),
+                ));
+            }
+        }
         let dir = self.ensure_dir(dir_rel, raw)?;
         let _guard = self.write_lock.lock().unwrap();
         let existing = match rustix::fs::openat2(
@@ -359,6 +390,9 @@ impl Files {
         if let Err(e) = result {
             let _ = rustix::fs::unlinkat(&dir, &temp, AtFlags::empty());
             return Err(FileError::from_errno(e, raw));
+        }
+        if let Some((_, used)) = self.usage.lock().unwrap().as_mut() {
+            *used += bytes.len() as u64;
         }
         Ok(Written {
             version: version_of(bytes),
@@ -457,6 +491,24 @@ impl Files {
             },
         )?;
         rustix::fs::fsync(&target_dir).map_err(|e| FileError::from_errno(e, to_raw))
+    }
+
+    /// The storage limit, if any.
+    pub fn disk_limit(&self) -> Option<u64> {
+        self.disk_limit
+    }
+
+    /// Bytes used, from a recent measurement.
+    pub fn usage(&self) -> u64 {
+        let mut cached = self.usage.lock().unwrap();
+        match *cached {
+            Some((at, used)) if at.elapsed() < USAGE_TTL => used,
+            _ => {
+                let used = self.disk_usage(1_000_000);
+                *cached = Some((std::time::Instant::now(), used));
+                used
+            }
+        }
     }
 
     /// Bytes used by the workspace's files (allocated blocks), walking at most `max_entries`.

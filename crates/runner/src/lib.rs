@@ -45,6 +45,8 @@ pub struct Limits {
     pub max_processes: usize,
     /// How long a process gets between TERM and KILL.
     pub stop_grace: Duration,
+    /// Storage the workspace's files may take, enforced on API writes.
+    pub disk_limit_bytes: Option<u64>,
 }
 
 impl Default for Limits {
@@ -56,6 +58,7 @@ impl Default for Limits {
             max_terminals: 64,
             max_processes: 64,
             stop_grace: Duration::from_secs(5),
+            disk_limit_bytes: None,
         }
     }
 }
@@ -102,6 +105,34 @@ impl Exit {
             },
             None => Exit::default(),
         }
+    }
+}
+
+/// When a program died of SIGKILL and the workspace's out-of-memory kill count went up since
+/// it started, tells every socket of the workspace why (the exit itself only says "signal 9").
+pub(crate) fn report_oom(
+    broadcast: &tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
+    what: &str,
+    id: &str,
+    exit: Exit,
+    ooms_before: Option<u64>,
+) {
+    if exit.signal != Some(libc::SIGKILL) {
+        return;
+    }
+    let (Some(before), Some(now)) = (ooms_before, stats::oom_kills()) else {
+        return;
+    };
+    if now > before {
+        let limit = stats::memory_limit()
+            .map(|l| format!(" ({} MiB)", l / (1024 * 1024)))
+            .unwrap_or_default();
+        let message = format!("{what} {id} was killed: the workspace ran out of memory{limit}");
+        tracing::warn!("{message}");
+        let error = cove_protocol::ErrorReply::new(ErrorCode::LimitExceeded, message);
+        let _ = broadcast.send(cove_protocol::ServerMessage::event(
+            cove_protocol::Event::Error(error),
+        ));
     }
 }
 
@@ -306,12 +337,16 @@ impl Workspace {
             workspace_id: config.workspace_id.clone(),
             limits: config.limits.clone(),
         });
-        let files = files::Files::open(&config.root, config.limits.max_file_bytes)?;
+        let files = files::Files::open_with_limit(
+            &config.root,
+            config.limits.max_file_bytes,
+            config.limits.disk_limit_bytes,
+        )?;
         let (broadcast, _) = tokio::sync::broadcast::channel(256);
         Ok(Arc::new(Workspace {
             id: config.workspace_id.clone(),
-            terminals: terminals::Terminals::new(launch.clone(), tasks.clone()),
-            processes: processes::Processes::new(launch.clone(), tasks.clone()),
+            terminals: terminals::Terminals::new(launch.clone(), tasks.clone(), broadcast.clone()),
+            processes: processes::Processes::new(launch.clone(), tasks.clone(), broadcast.clone()),
             files,
             watcher: watch::Watcher::new(config.root.clone(), tasks.clone(), shutdown.clone()),
             ports: ports::PortScanner::new(broadcast.clone(), tasks.clone(), shutdown.clone()),

@@ -98,15 +98,21 @@ pub struct NewProcess {
 #[derive(Debug)]
 pub struct Processes {
     map: Mutex<HashMap<String, Arc<Process>>>,
+    broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
     launch: Arc<Launch>,
     tasks: TaskTracker,
     counter: Mutex<u64>,
 }
 
 impl Processes {
-    pub fn new(launch: Arc<Launch>, tasks: TaskTracker) -> Processes {
+    pub fn new(
+        launch: Arc<Launch>,
+        tasks: TaskTracker,
+        broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
+    ) -> Processes {
         Processes {
             map: Mutex::new(HashMap::new()),
+            broadcast,
             launch,
             tasks,
             counter: Mutex::new(0),
@@ -210,6 +216,8 @@ impl Processes {
         let out = self.tasks.spawn(pipe(process.log.clone(), stdout, STDOUT));
         let err = self.tasks.spawn(pipe(process.log.clone(), stderr, STDERR));
         let watched = process.clone();
+        let broadcast = self.broadcast.clone();
+        let ooms_before = crate::stats::oom_kills();
         self.tasks.spawn(async move {
             let status = child.wait().await;
             // Grandchildren may hold the pipes open; give their output a moment, not forever.
@@ -223,6 +231,7 @@ impl Processes {
             }
             let exit = Exit::from_status(status.ok());
             tracing::info!(process = %watched.id, ?exit, "process exited");
+            crate::report_oom(&broadcast, "process", &watched.id, exit, ooms_before);
             watched.log.close();
             watched.exit.send_replace(Some(exit));
         });

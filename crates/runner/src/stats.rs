@@ -14,13 +14,29 @@ pub struct StatsSampler {
 }
 
 /// Memory limit in force, from the cgroup the runner lives in, if any.
-fn memory_limit() -> Option<u64> {
+pub fn memory_limit() -> Option<u64> {
     let v2 = std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok();
     let v1 = || std::fs::read_to_string("/sys/fs/cgroup/memory/memory.limit_in_bytes").ok();
     let raw = v2.or_else(v1)?;
     let limit = raw.trim().parse::<u64>().ok()?;
     // v1 reports "no limit" as a huge page-aligned number.
     (limit < (1 << 60)).then_some(limit)
+}
+
+/// How many processes the kernel has killed for running out of the workspace's memory, from
+/// its cgroup (v1 `memory.oom_control`, v2 `memory.events`). `None` outside a sandbox.
+pub fn oom_kills() -> Option<u64> {
+    [
+        "/sys/fs/cgroup/memory/memory.oom_control",
+        "/sys/fs/cgroup/memory.events",
+    ]
+    .iter()
+    .find_map(|path| {
+        let text = std::fs::read_to_string(path).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .and_then(|n| n.trim().parse().ok())
+    })
 }
 
 /// (cpu ticks, rss bytes) of one process: utime+stime, plus cutime+cstime when `with_children`.
@@ -78,8 +94,8 @@ impl StatsSampler {
             memory_bytes: rss,
             memory_limit_bytes: memory_limit(),
             pids,
-            disk_bytes: files.disk_usage(200_000),
-            disk_limit_bytes: None,
+            disk_bytes: files.usage(),
+            disk_limit_bytes: files.disk_limit(),
         }
     }
 }

@@ -124,15 +124,21 @@ pub struct NewTerminal {
 #[derive(Debug)]
 pub struct Terminals {
     map: Mutex<HashMap<String, Arc<Terminal>>>,
+    broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
     launch: Arc<Launch>,
     tasks: TaskTracker,
     counter: Mutex<u64>,
 }
 
 impl Terminals {
-    pub fn new(launch: Arc<Launch>, tasks: TaskTracker) -> Terminals {
+    pub fn new(
+        launch: Arc<Launch>,
+        tasks: TaskTracker,
+        broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
+    ) -> Terminals {
         Terminals {
             map: Mutex::new(HashMap::new()),
+            broadcast,
             launch,
             tasks,
             counter: Mutex::new(0),
@@ -236,7 +242,8 @@ impl Terminals {
         map.insert(id.clone(), terminal.clone());
         drop(map);
         tracing::info!(terminal = %id, pid, "terminal started");
-        self.tasks.spawn(pump(terminal.clone(), child));
+        self.tasks
+            .spawn(pump(terminal.clone(), child, self.broadcast.clone()));
         Ok(terminal)
     }
 
@@ -248,7 +255,12 @@ impl Terminals {
 }
 
 /// Moves the PTY's output into the terminal's log until the shell exits, then records how.
-async fn pump(terminal: Arc<Terminal>, mut child: tokio::process::Child) {
+async fn pump(
+    terminal: Arc<Terminal>,
+    mut child: tokio::process::Child,
+    broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
+) {
+    let ooms_before = crate::stats::oom_kills();
     let master = terminal.master.clone();
     let mut buf = vec![0u8; 64 * 1024];
     let status = loop {
@@ -286,6 +298,7 @@ async fn pump(terminal: Arc<Terminal>, mut child: tokio::process::Child) {
     };
     let exit = Exit::from_status(status.ok());
     tracing::info!(terminal = %terminal.id, ?exit, "terminal exited");
+    crate::report_oom(&broadcast, "terminal", &terminal.id, exit, ooms_before);
     terminal.log.close();
     terminal.exit.send_replace(Some(exit));
 }

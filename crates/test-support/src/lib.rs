@@ -127,6 +127,12 @@ impl TestServer {
         pids
     }
 
+    /// The pids of the runner processes themselves: below a sandbox's outer process, or the
+    /// pid-file process itself when there is no sandbox.
+    pub fn runner_process_pids(&self) -> Vec<u32> {
+        self.runner_pids().into_iter().map(find_runner).collect()
+    }
+
     /// A workspace's directory on disk (for checking effects from outside).
     pub fn workspace_dir(&self, id: &str) -> PathBuf {
         self.data_dir.path().join("workspaces").join(id)
@@ -248,6 +254,32 @@ impl Drop for TestServer {
             signal(pid, libc::SIGKILL);
         }
     }
+}
+
+/// The `cove runner` process at or below `pid` (a sandbox puts two processes above it).
+fn find_runner(pid: u32) -> u32 {
+    let is_runner = |pid: u32| {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        args.get(1) == Some(&b"runner".as_slice())
+    };
+    let mut frontier = vec![pid];
+    for _ in 0..4 {
+        if let Some(found) = frontier.iter().copied().find(|p| is_runner(*p)) {
+            return found;
+        }
+        frontier = frontier
+            .iter()
+            .flat_map(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/task/{p}/children"))
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .filter_map(|c| c.parse().ok())
+                    .collect::<Vec<u32>>()
+            })
+            .collect();
+    }
+    panic!("no runner process below pid {pid}")
 }
 
 /// Sends a signal to one process we started.

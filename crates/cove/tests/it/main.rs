@@ -7,6 +7,7 @@ mod files;
 mod preview;
 mod restart;
 mod robustness;
+mod sandbox;
 mod seeds;
 mod terminals;
 

@@ -240,7 +240,7 @@ async fn slow_reader_under_yes_keeps_memory_bounded() {
     let (mut raw, _) = s.raw(&id, "flood", "").await;
     raw.send(b"echo ready-\"\"1\n").await;
     raw.until("ready-1").await;
-    let runner = s.runner_pids()[0];
+    let runner = s.runner_process_pids()[0];
     let (server_before, runner_before) = (
         cove_test_support::rss_kib(s.pid()),
         cove_test_support::rss_kib(runner),

@@ -323,3 +323,16 @@ fn recursive_delete_does_not_follow_symlinks_out() {
         "TOP SECRET"
     );
 }
+
+#[test]
+fn storage_limit_refuses_api_writes_beyond_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = Files::open_with_limit(dir.path(), 1 << 20, Some(256 * 1024)).unwrap();
+    files.write("a.bin", &vec![1u8; 100 * 1024], None).unwrap();
+    files.write("b.bin", &vec![1u8; 100 * 1024], None).unwrap();
+    let err = files
+        .write("c.bin", &vec![1u8; 100 * 1024], None)
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::LimitExceeded, "{err}");
+    assert!(!dir.path().join("c.bin").exists());
+}

@@ -1,0 +1,204 @@
+//! Escapes from a sandboxed workspace, each tried as a real command in a real workspace while
+//! a neighbour workspace serves on a port. All fail; the server and the neighbour keep
+//! answering throughout.
+
+use serde_json::{Value, json};
+
+use cove_test_support::{Control, TestServer};
+
+/// Runs `command` in the workspace as a process; returns (stdout + stderr, exit message).
+async fn run(c: &mut Control, id: &str, command: &str) -> (String, Value) {
+    let started = c
+        .request("run_command", json!({"command": command, "processId": id}))
+        .await;
+    assert_eq!(started["type"], "process_started", "{started}");
+    let (out, err, exit) = c.process_until_exit(id).await;
+    (out + &err, exit)
+}
+
+async fn neighbour_answers(s: &TestServer, id: &str) {
+    let (status, body) =
+        cove_test_support::http(s.port, "GET", &format!("/w/{id}/proxy/3000/"), None, &[]).await;
+    assert_eq!(
+        status,
+        200,
+        "the neighbour's server answers: {}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(
+        String::from_utf8_lossy(&body).contains("neighbour-file"),
+        "and shows its own files"
+    );
+}
+
+#[tokio::test]
+async fn escapes_fail_and_neighbours_keep_answering() {
+    let args = [
+        "--memory-limit-mib",
+        "128",
+        "--pids-limit",
+        "64",
+        "--disk-limit-mib",
+        "4",
+    ];
+    let s = TestServer::start_with(env!("CARGO_BIN_EXE_cove"), &args).await;
+    let attacker = s.create_workspace("attacker", "blank").await;
+    let neighbour = s.create_workspace("neighbour", "blank").await;
+    let mut a = s.control(&attacker).await;
+    let mut n = s.control(&neighbour).await;
+
+    // Both workspaces serve on port 3000: separate network namespaces, no clash.
+    for (c, name) in [(&mut a, "attacker-file"), (&mut n, "neighbour-file")] {
+        c.request("write_file", json!({"path": name, "content": name}))
+            .await;
+        c.request(
+            "run_command",
+            json!({"command": "python3 -m http.server 3000 --bind 127.0.0.1", "processId": "web"}),
+        )
+        .await;
+        c.wait_for(|m| m["type"] == "port_opened" && m["port"] == 3000)
+            .await;
+    }
+    neighbour_answers(&s, &neighbour).await;
+    let (_, body) = cove_test_support::http(
+        s.port,
+        "GET",
+        &format!("/w/{attacker}/proxy/3000/"),
+        None,
+        &[],
+    )
+    .await;
+    assert!(
+        String::from_utf8_lossy(&body).contains("attacker-file")
+            && !String::from_utf8_lossy(&body).contains("neighbour-file")
+    );
+
+    let data_dir = s.data_dir.path().display().to_string();
+    let server_pid = s.pid();
+    let neighbour_files = s.workspace_dir(&neighbour).display().to_string();
+    // (command, what must not appear in its output, must it fail)
+    let attempts: Vec<(String, &str, bool)> = vec![
+        ("cat /etc/shadow".into(), "root:", false),
+        ("cat /etc/gshadow".into(), "root:", false),
+        ("ls /root".into(), "", true),
+        ("ls /home".into(), "", true),
+        (format!("ls {data_dir}"), "cove.db", true),
+        (format!("ls {neighbour_files}"), "neighbour-file", true),
+        (format!("cat {data_dir}/cove.db"), "SQLite", true),
+        ("ls /proc/1/root/".into(), "", true),
+        (format!("ls /proc/{server_pid}/root/"), "", true),
+        (format!("test -e /proc/{server_pid}"), "", true),
+        (
+            "cat /proc/*/cmdline | tr '\\0' ' '".into(),
+            "cove serve",
+            false,
+        ),
+        (format!("kill -9 {server_pid}"), "", true),
+        ("touch /usr/pwned".into(), "", true),
+        ("touch /etc/pwned".into(), "", true),
+        ("touch /pwned".into(), "", true),
+        ("mount -t tmpfs none /tmp".into(), "", true),
+        (format!("exec 3<>/dev/tcp/127.0.0.1/{}", s.port), "", true),
+        (
+            "python3 -c \"import socket; socket.create_connection(('10.0.0.1', 80), 2)\"".into(),
+            "",
+            true,
+        ),
+        (
+            "test \"$(id -u)\" -ne 0 && ! grep -q 'CapEff:.*[1-9a-f]' /proc/self/status".into(),
+            "",
+            false,
+        ),
+    ];
+    for (i, (command, forbidden, must_fail)) in attempts.iter().enumerate() {
+        let (out, exit) = run(&mut a, &format!("try{i}"), command).await;
+        if !forbidden.is_empty() {
+            assert!(
+                !out.contains(forbidden),
+                "{command}: output shows {forbidden:?}: {out}"
+            );
+        }
+        let failed = exit["exitCode"] != 0;
+        assert_eq!(failed, *must_fail, "{command}: exit {exit}, output {out}");
+    }
+    assert!(
+        !std::path::Path::new("/usr/pwned").exists()
+            && !std::path::Path::new("/etc/pwned").exists()
+    );
+    neighbour_answers(&s, &neighbour).await;
+
+    // Memory: the allocation is killed inside the workspace, and the clients are told why.
+    let (_, exit) = run(
+        &mut a,
+        "hog",
+        "python3 -c 'a = bytearray(400 * 1024 * 1024); print(len(a))'",
+    )
+    .await;
+    assert_eq!(exit["signal"], 9, "{exit}");
+    let why = a
+        .wait_for(|m| {
+            m["type"] == "error"
+                && m["message"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("out of memory"))
+        })
+        .await;
+    assert_eq!(why["code"], "limit_exceeded");
+    assert_eq!(
+        a.request("ping", json!({})).await["type"],
+        "pong",
+        "the runner survived"
+    );
+    neighbour_answers(&s, &neighbour).await;
+
+    // A fork bomb stops at the process limit; everyone else keeps answering.
+    a.request(
+        "run_command",
+        json!({"command": "bomb() { bomb | bomb & }; bomb; sleep 30", "processId": "bomb"}),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let stats = a.request("stats", json!({})).await;
+    assert!(stats["pids"].as_u64().unwrap() <= 64, "{stats}");
+    assert_eq!(n.request("ping", json!({})).await["type"], "pong");
+    neighbour_answers(&s, &neighbour).await;
+    let (status, _) = s.json("GET", "/api/workspaces", None).await;
+    assert_eq!(status, 200, "the server answers during the fork bomb");
+    a.request("stop_process", json!({"processId": "bomb"}))
+        .await;
+
+    // Storage: an API write past the limit is refused, nothing written.
+    let big = "x".repeat(5 * 1024 * 1024);
+    let refused = a
+        .request("write_file", json!({"path": "big.txt", "content": big}))
+        .await;
+    assert_eq!(refused["code"], "limit_exceeded", "{}", refused["message"]);
+    assert!(!s.workspace_dir(&attacker).join("big.txt").exists());
+    let stats = a.request("stats", json!({})).await;
+    assert_eq!(stats["diskLimitBytes"], 4 * 1024 * 1024, "{stats}");
+    assert_eq!(stats["memoryLimitBytes"], 128 * 1024 * 1024, "{stats}");
+
+    // Files written in the workspace belong to its own unprivileged user on the host.
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(s.workspace_dir(&attacker).join("attacker-file"))
+        .unwrap()
+        .uid();
+    assert!(
+        owner >= 200_000,
+        "owned by the workspace's uid, not root: {owner}"
+    );
+    neighbour_answers(&s, &neighbour).await;
+}
+
+#[tokio::test]
+async fn unsandboxed_mode_still_works_for_development() {
+    let s = TestServer::start_with(env!("CARGO_BIN_EXE_cove"), &["--sandbox", "none"]).await;
+    let id = s.create_workspace("dev", "blank").await;
+    let mut c = s.control(&id).await;
+    let (out, _) = run(&mut c, "who", "id -u").await;
+    assert_eq!(
+        out.trim(),
+        "0",
+        "without a sandbox the workspace runs as the server's user"
+    );
+}

@@ -1,0 +1,270 @@
+//! The three processes of a sandbox (see the crate docs) and the system calls between them.
+//!
+//! Everything here runs in a process that has no other threads: `unshare` of a mount
+//! namespace and `fork` are only sound that way.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+
+use crate::{PROGRAM_PATH, SandboxError, Spec, WORKSPACE_PATH};
+
+const NAMESPACES: libc::c_int = libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWNET;
+
+/// Signals passed on from the outer process to PID 1, and from PID 1 to the program.
+const FORWARDED: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+
+fn last_error(context: &str) -> SandboxError {
+    SandboxError::Io {
+        context: context.to_string(),
+        source: std::io::Error::last_os_error(),
+    }
+}
+
+/// Forks a throwaway child that tries to unshare every namespace we use.
+pub fn probe_namespaces() -> Result<(), SandboxError> {
+    // SAFETY: the child only calls unshare and _exit, both async-signal-safe.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(last_error("fork"));
+    }
+    if pid == 0 {
+        // SAFETY: see above.
+        unsafe {
+            let ok = libc::unshare(NAMESPACES) == 0;
+            libc::_exit(if ok { 0 } else { 1 });
+        }
+    }
+    let status = wait_for(pid);
+    if status != 0 {
+        return Err(SandboxError::Namespaces(
+            "mount, PID, IPC, UTS and network",
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        ));
+    }
+    Ok(())
+}
+
+/// Blocks the forwarded signals (and SIGCHLD) so they can be taken with `sigtimedwait`.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigset manipulation on a local, zero-initialised set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in FORWARDED {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn unblock_all() {
+    // SAFETY: an empty mask set on the calling thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Waits for one child, returning its status as an exit code (128 + signal if killed).
+fn wait_for(pid: libc::pid_t) -> i32 {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out-pointer.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid {
+            return exit_code(status);
+        }
+        if rc < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return 127;
+        }
+    }
+}
+
+fn exit_code(status: libc::c_int) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        127
+    }
+}
+
+/// Runs `child` in a fork and relays the forwarded signals to it until it exits; with
+/// `reap_all`, also reaps every other child (the job of PID 1). Returns the child's status.
+fn supervise(set: &libc::sigset_t, child: libc::pid_t, reap_all: bool) -> i32 {
+    loop {
+        // Reap whatever has exited; stop when the main child has.
+        loop {
+            let mut status = 0;
+            let target = if reap_all { -1 } else { child };
+            // SAFETY: status is a valid out-pointer.
+            let rc = unsafe { libc::waitpid(target, &mut status, libc::WNOHANG) };
+            if rc == child {
+                return exit_code(status);
+            }
+            if rc <= 0 {
+                break;
+            }
+        }
+        let timeout = libc::timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        };
+        // SAFETY: set and timeout are valid; info may be null.
+        let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &timeout) };
+        if FORWARDED.contains(&sig) {
+            // SAFETY: kill takes plain integers.
+            unsafe {
+                libc::kill(child, sig);
+            }
+        }
+    }
+}
+
+pub fn run(spec: &Spec) -> Result<i32, SandboxError> {
+    crate::cgroups::join(&spec.name, spec.limits)?;
+    let set = block_signals();
+    // SAFETY: this process is single-threaded (the caller guarantees it).
+    if unsafe { libc::unshare(NAMESPACES) } != 0 {
+        let err = SandboxError::Namespaces(
+            "mount, PID, IPC, UTS and network",
+            std::io::Error::last_os_error(),
+        );
+        crate::cgroups::remove(&spec.name);
+        return Err(err);
+    }
+    // SAFETY: single-threaded; the child continues in Rust as PID 1.
+    let init = unsafe { libc::fork() };
+    if init < 0 {
+        return Err(last_error("fork of the sandbox's PID 1"));
+    }
+    if init == 0 {
+        let code = match pid1(spec, &set) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("cove sandbox: {e}");
+                125
+            }
+        };
+        // SAFETY: leaving PID 1 ends the namespace, which kills whatever is left in it.
+        unsafe { libc::_exit(code) }
+    }
+    let code = supervise(&set, init, false);
+    crate::cgroups::remove(&spec.name);
+    Ok(code)
+}
+
+/// PID 1 of the new namespaces: build the root, start the program, reap until it exits.
+fn pid1(spec: &Spec, set: &libc::sigset_t) -> Result<i32, SandboxError> {
+    crate::rootfs::enter(spec)?;
+    rustix::system::sethostname(spec.name.as_bytes()).map_err(|e| SandboxError::Io {
+        context: "sethostname".into(),
+        source: e.into(),
+    })?;
+    loopback_up()?;
+    let argv: Vec<CString> = std::iter::once(CString::new(PROGRAM_PATH).expect("literal"))
+        .chain(
+            spec.args
+                .iter()
+                .map(|a| CString::new(a.as_bytes()).expect("no NUL in args")),
+        )
+        .collect();
+    let envp: Vec<CString> = spec
+        .env
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv).expect("no NUL in env")
+        })
+        .collect();
+    let (uid, gid) = (spec.uid, spec.gid);
+    // SAFETY: still single-threaded.
+    let program = unsafe { libc::fork() };
+    if program < 0 {
+        return Err(last_error("fork of the program"));
+    }
+    if program == 0 {
+        unblock_all();
+        if let Err(e) = become_program(uid, gid, &argv, &envp) {
+            eprintln!("cove sandbox: {e}");
+        }
+        // SAFETY: exec failed; leave without running destructors of the parent's state.
+        unsafe { libc::_exit(126) }
+    }
+    Ok(supervise(set, program, true))
+}
+
+/// Drops to the workspace's user for good and executes the program. Only returns on failure.
+fn become_program(
+    uid: u32,
+    gid: u32,
+    argv: &[CString],
+    envp: &[CString],
+) -> Result<(), SandboxError> {
+    // SAFETY: plain system calls on this process's own credentials and attributes; the
+    // pointer arrays are NUL-terminated and outlive execve.
+    unsafe {
+        // No setuid binary (sudo, su, mount...) can give privileges back.
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err(last_error("no_new_privs"));
+        }
+        if libc::setgroups(0, std::ptr::null()) != 0 {
+            return Err(last_error("setgroups"));
+        }
+        if libc::setresgid(gid, gid, gid) != 0 {
+            return Err(last_error("setresgid"));
+        }
+        // Leaving uid 0 for a non-zero uid clears every capability.
+        if libc::setresuid(uid, uid, uid) != 0 {
+            return Err(last_error("setresuid"));
+        }
+        if libc::setresuid(0, 0, 0) == 0 {
+            return Err(SandboxError::Spec(
+                "could get root back after dropping it".into(),
+            ));
+        }
+        let workspace = CString::new(WORKSPACE_PATH).expect("literal");
+        libc::chdir(workspace.as_ptr());
+        let mut args: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+        args.push(std::ptr::null());
+        let mut env: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+        env.push(std::ptr::null());
+        libc::execve(args[0], args.as_ptr(), env.as_ptr());
+    }
+    Err(last_error("execve"))
+}
+
+/// Brings up `lo` in the new network namespace (it starts down).
+fn loopback_up() -> Result<(), SandboxError> {
+    // SAFETY: a socket used only for the interface ioctl; ifreq is zero-initialised and the
+    // name fits (2 bytes + NUL).
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(last_error("socket for lo"));
+        }
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo".iter().enumerate() {
+            ifr.ifr_name[i] = *b as libc::c_char;
+        }
+        let ok = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr) == 0 && {
+            ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr) == 0
+        };
+        libc::close(fd);
+        if !ok {
+            return Err(last_error("bringing up lo"));
+        }
+    }
+    Ok(())
+}

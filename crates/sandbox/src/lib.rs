@@ -1,0 +1,126 @@
+//! Linux isolation for one workspace: namespaces, a private root filesystem, cgroup limits,
+//! and an unprivileged user; turns a [`Spec`] into a confined program.
+//!
+//! Owns: cgroups (v1 and v2), the mount, PID, IPC, UTS and network namespaces, the new root
+//! (`pivot_root`), dropping to the workspace's uid, the PID 1 that reaps orphans.
+//! Must not know: the wire protocol, the runner, HTTP, users.
+//!
+//! [`run`] is the whole life of a sandbox, called in a fresh single-threaded process (the
+//! `cove sandbox-init` subcommand), which must be root on the host:
+//!
+//! ```text
+//! sandbox-init (host namespaces)   joins the cgroups, unshares the namespaces, forks,
+//!   │                              forwards SIGTERM/SIGINT/SIGHUP, waits, removes the cgroups
+//!   └─ init, PID 1 (new namespaces) builds the new root, pivots into it, brings up `lo`,
+//!        │                          forks, reaps every orphan, ends the namespace when the
+//!        │                          program exits (which kills everything left in it)
+//!        └─ the program (PID 2)     runs as the workspace's uid, no capabilities, no_new_privs
+//! ```
+//!
+//! Inside, the program sees: `/usr` and `/etc` read-only (with `/etc/shadow` and other secrets
+//! masked), `/workspace` read-write, a private `/tmp`, its own `/proc` and `/dev` (with its own
+//! devpts), `/run/cove` (the runner's socket directory), only a loopback network, and nothing
+//! else of the host: no other workspace, no cove data, no home directories.
+
+mod cgroups;
+mod init;
+mod rootfs;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+pub use cgroups::{CgroupVersion, Limits};
+
+/// Everything needed to start one sandboxed program.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Names the cgroups (`cove-<name>`) and the host name; letters, digits and `-` only.
+    pub name: String,
+    /// The workspace's files on the host, mounted read-write at `/workspace`.
+    pub workspace_dir: PathBuf,
+    /// A host directory mounted read-write at `/run/cove` (where the runner's socket lives).
+    pub run_dir: PathBuf,
+    /// An empty host directory used as the mount point of the new root.
+    pub root_dir: PathBuf,
+    /// The program, on the host; it is mounted read-only at `/.cove/bin` and run from there.
+    pub program: PathBuf,
+    /// Arguments after the program name.
+    pub args: Vec<OsString>,
+    /// The program's whole environment.
+    pub env: Vec<(OsString, OsString)>,
+    /// Host uid and gid the program runs as; never 0.
+    pub uid: u32,
+    pub gid: u32,
+    pub limits: Limits,
+    /// Size of the private `/tmp`, in bytes.
+    pub tmp_bytes: u64,
+}
+
+/// Where the program is mounted inside the sandbox.
+pub const PROGRAM_PATH: &str = "/.cove/bin";
+/// Where the workspace is mounted inside the sandbox.
+pub const WORKSPACE_PATH: &str = "/workspace";
+/// Where `run_dir` is mounted inside the sandbox.
+pub const RUN_PATH: &str = "/run/cove";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(
+        "the sandbox needs root on the host (cove serve runs as uid {0}); run as root or use --sandbox none"
+    )]
+    NotRoot(u32),
+    #[error("this kernel cannot create {0} namespaces: {1}")]
+    Namespaces(&'static str, std::io::Error),
+    #[error("no usable cgroup controller for {0} (looked in /sys/fs/cgroup): {1}")]
+    Cgroups(&'static str, String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid sandbox spec: {0}")]
+    Spec(String),
+}
+
+pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
+    let context = context.into();
+    move |source| SandboxError::Io { context, source }
+}
+
+/// Checks that this host can run sandboxes, so that a server refuses to start rather than
+/// fail at the first workspace. Says what is missing.
+pub fn check_host() -> Result<CgroupVersion, SandboxError> {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    if uid != 0 {
+        return Err(SandboxError::NotRoot(uid));
+    }
+    let version = cgroups::detect()?;
+    init::probe_namespaces()?;
+    Ok(version)
+}
+
+/// The whole life of a sandbox: see the crate docs. Returns the program's exit status as
+/// this process's exit code (128 + signal when it was killed).
+pub fn run(spec: &Spec) -> Result<i32, SandboxError> {
+    if spec.uid == 0 || spec.gid == 0 {
+        return Err(SandboxError::Spec(
+            "the workspace must not run as root".into(),
+        ));
+    }
+    if spec.name.is_empty()
+        || !spec
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(SandboxError::Spec(format!("bad name {:?}", spec.name)));
+    }
+    init::run(spec)
+}
+
+/// Removes the cgroups of a sandbox that is gone (after a crash; `run` cleans up after itself).
+pub fn remove_cgroups(name: &str) {
+    cgroups::remove(name);
+}
