@@ -140,6 +140,7 @@ async fn debounce(
                 },
             }
         }
+        batch.expand_new_dirs(&shared.root);
         for change in batch.changes {
             tracing::debug!(?change, "file changed");
             let _ = shared.events.send(change);
@@ -153,7 +154,50 @@ struct Batch {
     changes: Vec<FileChanged>,
 }
 
+/// At most this many entries of a new directory are reported by [`Batch::expand_new_dirs`].
+const NEW_DIR_SCAN: usize = 1000;
+
 impl Batch {
+    /// inotify watches a new directory only once its creation is seen, so files made in it
+    /// right away (`mkdir -p a && touch a/f`, `git clone`, `tar x`) would go unreported. A new
+    /// directory's contents are therefore reported as created too.
+    fn expand_new_dirs(&mut self, root: &Path) {
+        let new_dirs: Vec<String> = self
+            .changes
+            .iter()
+            .filter(|c| c.kind == ChangeKind::Created && root.join(&c.path).is_dir())
+            .map(|c| c.path.clone())
+            .collect();
+        let mut budget = NEW_DIR_SCAN;
+        let mut stack = new_dirs;
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(root.join(&dir)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if budget == 0 {
+                    return;
+                }
+                budget -= 1;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(TEMP_PREFIX) {
+                    continue;
+                }
+                let path = format!("{dir}/{name}");
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(path.clone());
+                }
+                if !self.changes.iter().any(|c| c.path == path) {
+                    self.changes.push(FileChanged {
+                        path,
+                        kind: ChangeKind::Created,
+                        to: None,
+                    });
+                }
+            }
+        }
+    }
+
     fn set(&mut self, path: String, kind: ChangeKind, to: Option<String>, force: bool) {
         if let Some(existing) = self.changes.iter_mut().find(|c| c.path == path) {
             // A file created in this window and then written is still just "created".
