@@ -31,6 +31,18 @@ enum Command {
     Runner(RunnerArgs),
     /// Internal: confines a runner (namespaces, new root, cgroups, its own uid). Not for people.
     SandboxInit(SandboxInitArgs),
+    /// Internal: PID 1 inside a sandbox. Not for people.
+    SandboxReap(SandboxReapArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SandboxReapArgs {
+    #[arg(long)]
+    uid: u32,
+    #[arg(long)]
+    gid: u32,
+    #[arg(last = true)]
+    args: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -167,12 +179,16 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Command::SandboxInit(args) = cli.command {
-        // No async runtime here: the sandbox's setup must run in a single-threaded process.
-        return sandbox_init(args);
+    // No async runtime for these two: the sandbox's setup must run single-threaded.
+    match cli.command {
+        Command::SandboxInit(args) => return sandbox_init(args),
+        Command::SandboxReap(args) => {
+            std::process::exit(cove_sandbox::reap(args.uid, args.gid, &args.args)?)
+        }
+        _ => {}
     }
     match cli.command {
-        Command::SandboxInit(_) => unreachable!("handled above"),
+        Command::SandboxInit(_) | Command::SandboxReap(_) => unreachable!("handled above"),
         Command::Serve(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

@@ -147,7 +147,7 @@ pub fn run(spec: &Spec) -> Result<i32, SandboxError> {
         return Err(last_error("fork of the sandbox's PID 1"));
     }
     if init == 0 {
-        let code = match pid1(spec, &set) {
+        let code = match pid1(spec) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("cove sandbox: {e}");
@@ -163,32 +163,71 @@ pub fn run(spec: &Spec) -> Result<i32, SandboxError> {
 }
 
 /// PID 1 of the new namespaces: build the root, start the program, reap until it exits.
-fn pid1(spec: &Spec, set: &libc::sigset_t) -> Result<i32, SandboxError> {
+fn pid1(spec: &Spec) -> Result<i32, SandboxError> {
     crate::rootfs::enter(spec)?;
     rustix::system::sethostname(spec.name.as_bytes()).map_err(|e| SandboxError::Io {
         context: "sethostname".into(),
         source: e.into(),
     })?;
     loopback_up()?;
-    let argv: Vec<CString> = std::iter::once(CString::new(PROGRAM_PATH).expect("literal"))
-        .chain(
-            spec.args
-                .iter()
-                .map(|a| CString::new(a.as_bytes()).expect("no NUL in args")),
-        )
-        .collect();
-    let envp: Vec<CString> = spec
-        .env
-        .iter()
+    // Become the program mounted inside (`PROGRAM_PATH reap ...`): from here on no process in
+    // the workspace carries a host path in its command line.
+    let mut argv = vec![
+        CString::new(PROGRAM_PATH).expect("literal"),
+        CString::new("sandbox-reap").expect("literal"),
+        CString::new(format!("--uid={}", spec.uid)).expect("digits"),
+        CString::new(format!("--gid={}", spec.gid)).expect("digits"),
+        CString::new("--").expect("literal"),
+    ];
+    argv.extend(
+        spec.args
+            .iter()
+            .map(|a| CString::new(a.as_bytes()).expect("no NUL in args")),
+    );
+    exec(&argv, &env_strings(&spec.env))?;
+    unreachable!("exec returns only on failure")
+}
+
+fn env_strings(env: &[(std::ffi::OsString, std::ffi::OsString)]) -> Vec<CString> {
+    env.iter()
         .map(|(k, v)| {
             let mut kv = k.as_bytes().to_vec();
             kv.push(b'=');
             kv.extend_from_slice(v.as_bytes());
             CString::new(kv).expect("no NUL in env")
         })
+        .collect()
+}
+
+fn exec(argv: &[CString], envp: &[CString]) -> Result<(), SandboxError> {
+    let mut args: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    args.push(std::ptr::null());
+    let mut env: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    env.push(std::ptr::null());
+    // SAFETY: both arrays are NUL-terminated and point at strings that outlive the call.
+    unsafe {
+        libc::execve(args[0], args.as_ptr(), env.as_ptr());
+    }
+    Err(last_error("execve"))
+}
+
+/// PID 1's second half, after it re-executed itself inside: starts the program as the
+/// workspace's user and reaps every orphan until the program exits.
+pub fn reap(uid: u32, gid: u32, args: &[std::ffi::OsString]) -> Result<i32, SandboxError> {
+    if uid == 0 || gid == 0 {
+        return Err(SandboxError::Spec(
+            "the workspace must not run as root".into(),
+        ));
+    }
+    let set = block_signals();
+    let argv: Vec<CString> = std::iter::once(CString::new(PROGRAM_PATH).expect("literal"))
+        .chain(
+            args.iter()
+                .map(|a| CString::new(a.as_bytes()).expect("no NUL in args")),
+        )
         .collect();
-    let (uid, gid) = (spec.uid, spec.gid);
-    // SAFETY: still single-threaded.
+    let envp = env_strings(&std::env::vars_os().collect::<Vec<_>>());
+    // SAFETY: this process is single-threaded (no runtime has been started).
     let program = unsafe { libc::fork() };
     if program < 0 {
         return Err(last_error("fork of the program"));
@@ -201,7 +240,7 @@ fn pid1(spec: &Spec, set: &libc::sigset_t) -> Result<i32, SandboxError> {
         // SAFETY: exec failed; leave without running destructors of the parent's state.
         unsafe { libc::_exit(126) }
     }
-    Ok(supervise(set, program, true))
+    Ok(supervise(&set, program, true))
 }
 
 /// Drops to the workspace's user for good and executes the program. Only returns on failure.
@@ -211,8 +250,7 @@ fn become_program(
     argv: &[CString],
     envp: &[CString],
 ) -> Result<(), SandboxError> {
-    // SAFETY: plain system calls on this process's own credentials and attributes; the
-    // pointer arrays are NUL-terminated and outlive execve.
+    // SAFETY: plain system calls on this process's own credentials and attributes.
     unsafe {
         // No setuid binary (sudo, su, mount...) can give privileges back.
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
@@ -235,13 +273,8 @@ fn become_program(
         }
         let workspace = CString::new(WORKSPACE_PATH).expect("literal");
         libc::chdir(workspace.as_ptr());
-        let mut args: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-        args.push(std::ptr::null());
-        let mut env: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
-        env.push(std::ptr::null());
-        libc::execve(args[0], args.as_ptr(), env.as_ptr());
     }
-    Err(last_error("execve"))
+    exec(argv, envp)
 }
 
 /// Brings up `lo` in the new network namespace (it starts down).

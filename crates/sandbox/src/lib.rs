@@ -12,8 +12,9 @@
 //! sandbox-init (host namespaces)   joins the cgroups, unshares the namespaces, forks,
 //!   │                              forwards SIGTERM/SIGINT/SIGHUP, waits, removes the cgroups
 //!   └─ init, PID 1 (new namespaces) builds the new root, pivots into it, brings up `lo`,
-//!        │                          forks, reaps every orphan, ends the namespace when the
-//!        │                          program exits (which kills everything left in it)
+//!        │                          re-executes itself from inside (`sandbox-reap`, so no
+//!        │                          host path shows), forks, reaps every orphan, ends the
+//!        │                          namespace when the program exits (killing what is left)
 //!        └─ the program (PID 2)     runs as the workspace's uid, no capabilities, no_new_privs
 //! ```
 //!
@@ -118,6 +119,12 @@ pub fn run(spec: &Spec) -> Result<i32, SandboxError> {
         return Err(SandboxError::Spec(format!("bad name {:?}", spec.name)));
     }
     init::run(spec)
+}
+
+/// The second half of PID 1 (`cove sandbox-reap`), after the root is built and PID 1 has
+/// re-executed itself from inside: starts the program as `uid`/`gid` and reaps orphans.
+pub fn reap(uid: u32, gid: u32, args: &[OsString]) -> Result<i32, SandboxError> {
+    init::reap(uid, gid, args)
 }
 
 /// Removes the cgroups of a sandbox that is gone (after a crash; `run` cleans up after itself).

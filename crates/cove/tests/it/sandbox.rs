@@ -93,6 +93,12 @@ async fn escapes_fail_and_neighbours_keep_answering() {
             "cove serve",
             false,
         ),
+        // No process in the workspace shows where cove keeps its data on the host.
+        (
+            "cat /proc/*/cmdline /proc/*/environ | tr '\\0' ' '".into(),
+            &data_dir,
+            false,
+        ),
         (format!("kill -9 {server_pid}"), "", true),
         ("touch /usr/pwned".into(), "", true),
         ("touch /etc/pwned".into(), "", true),
