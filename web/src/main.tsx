@@ -1,7 +1,10 @@
 import { createRoot } from 'react-dom/client';
-import { App } from './app/App';
+import { App, preloadIde } from './app/App';
 import './app/styles.css';
 
 // No StrictMode: terminals and sockets are imperative resources that must
 // not be opened twice.
-createRoot(document.getElementById('root')!).render(<App />);
+// On an IDE URL, fetch the IDE first (index.html shows a loading line meanwhile): cheaper
+// than a Suspense fallback, which React holds for 300 ms once it is on screen.
+const ready = window.location.pathname.startsWith('/w/') ? preloadIde().catch(() => undefined) : Promise.resolve();
+void ready.then(() => createRoot(document.getElementById('root')!).render(<App />));

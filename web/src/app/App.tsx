@@ -6,6 +6,16 @@ import { linkHandler, matchRoute, usePath } from './router';
 
 const Ide = lazy(() => import('./Ide'));
 
+// The IDE module, when main.tsx loaded it before the first render (on /w/ URLs). Rendering
+// it directly skips the Suspense fallback, which React keeps on screen for at least 300 ms
+// once shown, long after the module has arrived.
+let preloadedIde: typeof import('./Ide') | null = null;
+
+/** Loads the IDE module ahead of the first render. */
+export async function preloadIde(): Promise<void> {
+  preloadedIde = await import('./Ide');
+}
+
 export function App() {
   const path = usePath();
   const route = matchRoute(path);
@@ -23,6 +33,11 @@ export function App() {
       page = <Login />;
       break;
     case 'ide':
+      if (preloadedIde) {
+        const Preloaded = preloadedIde.default;
+        page = <Preloaded key={route.id} workspaceId={route.id} />;
+        break;
+      }
       page = (
         <Suspense fallback={<div className="page-loading" role="status">Loading the IDE…</div>}>
           <Ide key={route.id} workspaceId={route.id} />
