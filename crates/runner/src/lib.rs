@@ -18,6 +18,7 @@ pub mod ports;
 pub mod preview;
 pub mod processes;
 pub mod raw;
+pub mod registry;
 pub mod stats;
 pub mod terminals;
 pub mod utf8;

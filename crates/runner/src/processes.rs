@@ -6,15 +6,15 @@
 
 use bytes::Bytes;
 use cove_protocol::{ErrorCode, ErrorReply, ProcessInfo, SignalSpec};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use crate::output::{OutputLog, STDERR, STDOUT, StreamTag};
-use crate::{Exit, Launch, signal_group, validate_id};
+use crate::registry::{Entry, Registry};
+use crate::{Exit, Launch, signal_group};
 
 /// How many exited processes are kept for their logs.
 const KEEP_EXITED: usize = 64;
@@ -97,11 +97,20 @@ pub struct NewProcess {
 
 #[derive(Debug)]
 pub struct Processes {
-    map: Mutex<HashMap<String, Arc<Process>>>,
+    registry: Registry<Process>,
     broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
     launch: Arc<Launch>,
     tasks: TaskTracker,
-    counter: Mutex<u64>,
+}
+
+impl Entry for Process {
+    fn created(&self) -> u64 {
+        self.created
+    }
+
+    fn has_exited(&self) -> bool {
+        self.exit_status().is_some()
+    }
 }
 
 impl Processes {
@@ -111,28 +120,20 @@ impl Processes {
         broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
     ) -> Processes {
         Processes {
-            map: Mutex::new(HashMap::new()),
+            registry: Registry::new("process", "processes", "processId", "proc", KEEP_EXITED),
             broadcast,
             launch,
             tasks,
-            counter: Mutex::new(0),
         }
     }
 
     pub fn get(&self, id: &str) -> Result<Arc<Process>, ErrorReply> {
-        self.map
-            .lock()
-            .unwrap()
-            .get(id)
-            .cloned()
-            .ok_or_else(|| ErrorReply::new(ErrorCode::NotFound, format!("no process {id:?}")))
+        self.registry.get(id)
     }
 
     /// Every known process, oldest first.
     pub fn list(&self) -> Vec<Arc<Process>> {
-        let mut all: Vec<_> = self.map.lock().unwrap().values().cloned().collect();
-        all.sort_by_key(|p| p.created);
-        all
+        self.registry.list()
     }
 
     pub fn start(&self, request: NewProcess) -> Result<Arc<Process>, ErrorReply> {
@@ -142,74 +143,44 @@ impl Processes {
                 "command must not be empty",
             ));
         }
-        let created = {
-            let mut counter = self.counter.lock().unwrap();
-            *counter += 1;
-            *counter
-        };
-        let id = match request.id {
-            Some(id) => validate_id(&id, "processId")?,
-            None => format!("proc_{created}"),
-        };
-        let mut map = self.map.lock().unwrap();
-        if let Some(existing) = map.get(&id)
-            && existing.exit_status().is_none()
-        {
-            return Err(ErrorReply::new(
-                ErrorCode::Conflict,
-                format!("process {id:?} is already running"),
-            ));
-        }
-        map.remove(&id);
-        let running = map.values().filter(|p| p.exit_status().is_none()).count();
-        if running >= self.launch.limits.max_processes {
-            return Err(ErrorReply::new(
-                ErrorCode::LimitExceeded,
-                format!("this workspace already runs {running} processes (the limit)"),
-            ));
-        }
-        let mut exited: Vec<_> = map
-            .values()
-            .filter(|p| p.exit_status().is_some())
-            .map(|p| (p.created, p.id.clone()))
-            .collect();
-        exited.sort();
-        for (_, old) in exited
-            .iter()
-            .take(exited.len().saturating_sub(KEEP_EXITED - 1))
-        {
-            map.remove(old);
-        }
-        let mut command = self.launch.command(
-            &request.command,
-            request.args.as_deref(),
-            request.cwd.as_deref(),
-            &request.env,
-            &id,
+        let mut spawned = None;
+        let process = self.registry.add(
+            request.id.clone(),
+            self.launch.limits.max_processes,
+            |id, created| {
+                let mut command = self.launch.command(
+                    &request.command,
+                    request.args.as_deref(),
+                    request.cwd.as_deref(),
+                    &request.env,
+                    &id,
+                )?;
+                command
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .kill_on_drop(false);
+                let child = command.spawn().map_err(|e| {
+                    ErrorReply::new(
+                        ErrorCode::BadRequest,
+                        format!("cannot start {:?}: {e}", request.command),
+                    )
+                })?;
+                let process = Arc::new(Process {
+                    id,
+                    command: request.command.clone(),
+                    args: request.args.clone().unwrap_or_default(),
+                    pid: child.id().unwrap_or(0),
+                    log: OutputLog::new(self.launch.limits.scrollback_bytes),
+                    exit: watch::channel(None).0,
+                    created,
+                });
+                spawned = Some(child);
+                Ok(process)
+            },
         )?;
-        command
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(false);
-        let mut child = command.spawn().map_err(|e| {
-            ErrorReply::new(
-                ErrorCode::BadRequest,
-                format!("cannot start {:?}: {e}", request.command),
-            )
-        })?;
-        let pid = child.id().unwrap_or(0);
-        let process = Arc::new(Process {
-            id: id.clone(),
-            command: request.command.clone(),
-            args: request.args.clone().unwrap_or_default(),
-            pid,
-            log: OutputLog::new(self.launch.limits.scrollback_bytes),
-            exit: watch::channel(None).0,
-            created,
-        });
-        map.insert(id.clone(), process.clone());
-        drop(map);
+        let mut child = spawned.expect("the registry ran start");
+        let (id, pid) = (process.id.clone(), process.pid);
         tracing::info!(process = %id, pid, command = %request.command, "process started");
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");

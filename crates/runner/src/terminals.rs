@@ -7,14 +7,14 @@
 use bytes::BytesMut;
 use cove_protocol::{ErrorCode, ErrorReply, TerminalInfo};
 use cove_pty::{Master, Size};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use crate::output::{OutputLog, STDOUT};
-use crate::{Exit, Launch, signal_group, validate_id};
+use crate::registry::{Entry, Registry};
+use crate::{Exit, Launch, signal_group};
 
 /// How many exited terminals are kept for their scrollback.
 const KEEP_EXITED: usize = 16;
@@ -123,11 +123,20 @@ pub struct NewTerminal {
 /// All terminals of the workspace.
 #[derive(Debug)]
 pub struct Terminals {
-    map: Mutex<HashMap<String, Arc<Terminal>>>,
+    registry: Registry<Terminal>,
     broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
     launch: Arc<Launch>,
     tasks: TaskTracker,
-    counter: Mutex<u64>,
+}
+
+impl Entry for Terminal {
+    fn created(&self) -> u64 {
+        self.created
+    }
+
+    fn has_exited(&self) -> bool {
+        self.exit_status().is_some()
+    }
 }
 
 impl Terminals {
@@ -137,46 +146,29 @@ impl Terminals {
         broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
     ) -> Terminals {
         Terminals {
-            map: Mutex::new(HashMap::new()),
+            registry: Registry::new("terminal", "terminals", "terminalId", "term", KEEP_EXITED),
             broadcast,
             launch,
             tasks,
-            counter: Mutex::new(0),
         }
     }
 
     pub fn get(&self, id: &str) -> Result<Arc<Terminal>, ErrorReply> {
-        self.map
-            .lock()
-            .unwrap()
-            .get(id)
-            .cloned()
-            .ok_or_else(|| ErrorReply::new(ErrorCode::NotFound, format!("no terminal {id:?}")))
+        self.registry.get(id)
     }
 
     /// Every terminal, oldest first.
     pub fn list(&self) -> Vec<Arc<Terminal>> {
-        let mut all: Vec<_> = self.map.lock().unwrap().values().cloned().collect();
-        all.sort_by_key(|t| t.created);
-        all
+        self.registry.list()
     }
 
     /// Forgets an exited terminal.
     pub fn remove(&self, id: &str) {
-        self.map.lock().unwrap().remove(id);
+        self.registry.remove(id);
     }
 
     /// Starts a terminal. An id in use by a live terminal is a conflict; a dead one is replaced.
     pub fn create(&self, request: NewTerminal) -> Result<Arc<Terminal>, ErrorReply> {
-        let created = {
-            let mut counter = self.counter.lock().unwrap();
-            *counter += 1;
-            *counter
-        };
-        let id = match request.id {
-            Some(id) => validate_id(&id, "terminalId")?,
-            None => format!("term_{created}"),
-        };
         let size = request.size.unwrap_or_default();
         if size.cols == 0 || size.rows == 0 || size.cols > 1000 || size.rows > 1000 {
             return Err(ErrorReply::new(
@@ -184,66 +176,42 @@ impl Terminals {
                 "cols and rows must be between 1 and 1000",
             ));
         }
-        let mut map = self.map.lock().unwrap();
-        if let Some(existing) = map.get(&id)
-            && existing.exit_status().is_none()
-        {
-            return Err(ErrorReply::new(
-                ErrorCode::Conflict,
-                format!("terminal {id:?} already exists"),
-            ));
-        }
-        map.remove(&id);
-        let alive = map.values().filter(|t| t.exit_status().is_none()).count();
-        if alive >= self.launch.limits.max_terminals {
-            return Err(ErrorReply::new(
-                ErrorCode::LimitExceeded,
-                format!("this workspace already has {alive} terminals (the limit)"),
-            ));
-        }
-        let mut exited: Vec<_> = map
-            .values()
-            .filter(|t| t.exit_status().is_some())
-            .map(|t| (t.created, t.id.clone()))
-            .collect();
-        exited.sort();
-        for (_, old) in exited
-            .iter()
-            .take(exited.len().saturating_sub(KEEP_EXITED - 1))
-        {
-            map.remove(old);
-        }
-        let spec = self.launch.pty_spawn(
-            request.command.as_deref(),
-            request.cwd.as_deref(),
-            &request.env,
-            size,
-            &id,
+        let terminal = self.registry.add(
+            request.id.clone(),
+            self.launch.limits.max_terminals,
+            |id, created| {
+                let spec = self.launch.pty_spawn(
+                    request.command.as_deref(),
+                    request.cwd.as_deref(),
+                    &request.env,
+                    size,
+                    &id,
+                )?;
+                let (master, child) = cove_pty::spawn(&spec).map_err(|e| {
+                    tracing::warn!(terminal = %id, error = %e, "cannot start terminal");
+                    ErrorReply::new(ErrorCode::BadRequest, e.to_string())
+                })?;
+                let pid = child.id().unwrap_or(0);
+                let terminal = Arc::new(Terminal {
+                    id,
+                    command: request
+                        .command
+                        .clone()
+                        .unwrap_or_else(|| self.launch.shell.clone()),
+                    pid,
+                    master: Arc::new(master),
+                    input: tokio::sync::Mutex::new(()),
+                    size: Mutex::new(size),
+                    log: OutputLog::new(self.launch.limits.scrollback_bytes),
+                    exit: watch::channel(None).0,
+                    created,
+                });
+                self.tasks
+                    .spawn(pump(terminal.clone(), child, self.broadcast.clone()));
+                Ok(terminal)
+            },
         )?;
-        let (master, child) = cove_pty::spawn(&spec).map_err(|e| {
-            tracing::warn!(terminal = %id, error = %e, "cannot start terminal");
-            ErrorReply::new(ErrorCode::BadRequest, e.to_string())
-        })?;
-        let pid = child.id().unwrap_or(0);
-        let terminal = Arc::new(Terminal {
-            id: id.clone(),
-            command: request
-                .command
-                .clone()
-                .unwrap_or_else(|| self.launch.shell.clone()),
-            pid,
-            master: Arc::new(master),
-            input: tokio::sync::Mutex::new(()),
-            size: Mutex::new(size),
-            log: OutputLog::new(self.launch.limits.scrollback_bytes),
-            exit: watch::channel(None).0,
-            created,
-        });
-        map.insert(id.clone(), terminal.clone());
-        drop(map);
-        tracing::info!(terminal = %id, pid, "terminal started");
-        self.tasks
-            .spawn(pump(terminal.clone(), child, self.broadcast.clone()));
+        tracing::info!(terminal = %terminal.id, pid = terminal.pid, "terminal started");
         Ok(terminal)
     }
 

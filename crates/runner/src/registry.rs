@@ -1,0 +1,183 @@
+//! The table of a workspace's terminals or processes: ids, the running limit, and how many
+//! exited ones are kept for their output.
+
+use cove_protocol::{ErrorCode, ErrorReply};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::validate_id;
+
+/// What the registry needs to know of an entry.
+pub trait Entry {
+    /// Order of creation, for listing oldest first and evicting the oldest exited entry.
+    fn created(&self) -> u64;
+    fn has_exited(&self) -> bool;
+}
+
+/// Terminals or processes by id.
+#[derive(Debug)]
+pub struct Registry<T> {
+    /// `terminal` or `process`, and its plural, for messages.
+    kind: &'static str,
+    plural: &'static str,
+    /// Name of the id field on the wire, for messages.
+    id_field: &'static str,
+    /// Prefix of generated ids (`term`, `proc`).
+    id_prefix: &'static str,
+    /// How many exited entries are kept.
+    keep_exited: usize,
+    state: Mutex<(HashMap<String, Arc<T>>, u64)>,
+}
+
+impl<T: Entry> Registry<T> {
+    pub fn new(
+        kind: &'static str,
+        plural: &'static str,
+        id_field: &'static str,
+        id_prefix: &'static str,
+        keep_exited: usize,
+    ) -> Registry<T> {
+        Registry {
+            kind,
+            plural,
+            id_field,
+            id_prefix,
+            keep_exited,
+            state: Mutex::new((HashMap::new(), 0)),
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Result<Arc<T>, ErrorReply> {
+        let kind = self.kind;
+        self.state
+            .lock()
+            .unwrap()
+            .0
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ErrorReply::new(ErrorCode::NotFound, format!("no {kind} {id:?}")))
+    }
+
+    /// Every entry, oldest first.
+    pub fn list(&self) -> Vec<Arc<T>> {
+        let mut all: Vec<_> = self.state.lock().unwrap().0.values().cloned().collect();
+        all.sort_by_key(|e| e.created());
+        all
+    }
+
+    pub fn remove(&self, id: &str) {
+        self.state.lock().unwrap().0.remove(id);
+    }
+
+    /// Adds an entry made by `start(id, created)`. An id in use by a running entry is a
+    /// conflict (an exited one is replaced); at most `limit` may run; the oldest exited
+    /// entries beyond `keep_exited` are forgotten. The table is locked while `start` runs, so
+    /// two requests for one id cannot both start something.
+    pub fn add(
+        &self,
+        requested: Option<String>,
+        limit: usize,
+        start: impl FnOnce(String, u64) -> Result<Arc<T>, ErrorReply>,
+    ) -> Result<Arc<T>, ErrorReply> {
+        let mut state = self.state.lock().unwrap();
+        let (map, counter) = &mut *state;
+        let id = match requested {
+            Some(id) => validate_id(&id, self.id_field)?,
+            None => format!("{}_{}", self.id_prefix, *counter + 1),
+        };
+        if map.get(&id).is_some_and(|e| !e.has_exited()) {
+            return Err(ErrorReply::new(
+                ErrorCode::Conflict,
+                format!("{} {id:?} is still running", self.kind),
+            ));
+        }
+        map.remove(&id);
+        let running = map.values().filter(|e| !e.has_exited()).count();
+        if running >= limit {
+            return Err(ErrorReply::new(
+                ErrorCode::LimitExceeded,
+                format!(
+                    "this workspace already runs {running} {} (the limit)",
+                    self.plural
+                ),
+            ));
+        }
+        let mut exited: Vec<_> = map
+            .iter()
+            .filter(|(_, e)| e.has_exited())
+            .map(|(id, e)| (e.created(), id.clone()))
+            .collect();
+        exited.sort();
+        for (_, old) in exited.iter().take(
+            exited
+                .len()
+                .saturating_sub(self.keep_exited.saturating_sub(1)),
+        ) {
+            map.remove(old);
+        }
+        *counter += 1;
+        let entry = start(id.clone(), *counter)?;
+        map.insert(id, entry.clone());
+        Ok(entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[derive(Debug)]
+    struct Job {
+        created: u64,
+        exited: AtomicBool,
+    }
+
+    impl Entry for Job {
+        fn created(&self) -> u64 {
+            self.created
+        }
+        fn has_exited(&self) -> bool {
+            self.exited.load(Ordering::SeqCst)
+        }
+    }
+
+    fn job(_: String, created: u64) -> Result<Arc<Job>, ErrorReply> {
+        Ok(Arc::new(Job {
+            created,
+            exited: AtomicBool::new(false),
+        }))
+    }
+
+    #[test]
+    fn ids_conflicts_limits_and_eviction() {
+        let r: Registry<Job> = Registry::new("job", "jobs", "jobId", "job", 2);
+        let a = r.add(None, 2, job).unwrap();
+        assert_eq!(r.list().len(), 1);
+        assert_eq!(r.get("job_1").unwrap().created(), a.created());
+        assert_eq!(
+            r.add(Some("job_1".into()), 5, job).unwrap_err().code,
+            ErrorCode::Conflict
+        );
+        r.add(Some("named".into()), 2, job).unwrap();
+        let full = r.add(None, 2, job).unwrap_err();
+        assert_eq!(full.code, ErrorCode::LimitExceeded);
+        assert!(full.message.contains("2 jobs"), "{}", full.message);
+        assert_eq!(
+            r.add(Some("bad/id".into()), 9, job).unwrap_err().code,
+            ErrorCode::BadRequest
+        );
+        // An exited entry's id can be reused, and old exited entries are forgotten.
+        a.exited.store(true, Ordering::SeqCst);
+        r.add(Some("job_1".into()), 2, job).unwrap();
+        for entry in r.list() {
+            entry.exited.store(true, Ordering::SeqCst);
+        }
+        r.add(None, 2, job).unwrap();
+        assert!(
+            r.list().iter().filter(|e| e.has_exited()).count() <= 1,
+            "keeps at most keep_exited - 1 exited before adding"
+        );
+        assert!(r.get("nope").is_err());
+    }
+}
