@@ -206,6 +206,12 @@ impl LocalBackend {
                     .map_err(BackendError::io("cannot create the sandbox's root"))?;
                 // A sandbox that crashed may have left its groups behind.
                 cove_sandbox::remove_cgroups(id);
+                if cove_sandbox::delegates_cpu() {
+                    runner_args.extend([
+                        "--program-cgroup".into(),
+                        cove_sandbox::CPU_PROCS_INSIDE.into(),
+                    ]);
+                }
                 runner_args.extend([
                     "--root".into(),
                     cove_sandbox::WORKSPACE_PATH.into(),

@@ -159,6 +159,9 @@ struct RunnerArgs {
     /// Storage limit enforced on API writes, in bytes (0: none).
     #[arg(long, default_value_t = 0)]
     disk_limit_bytes: u64,
+    /// A cgroup.procs file every program joins before it runs (the sandbox's CPU limit).
+    #[arg(long)]
+    program_cgroup: Option<PathBuf>,
 }
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {
@@ -345,6 +348,7 @@ async fn runner(args: RunnerArgs) -> anyhow::Result<()> {
     let config = cove_runner::Config {
         workspace_id: args.workspace_id,
         home: root.clone(),
+        program_cgroup: args.program_cgroup,
         root,
         listen,
         shell,

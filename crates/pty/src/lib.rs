@@ -53,6 +53,26 @@ pub struct Spawn {
     /// The complete environment: nothing of the caller's is inherited.
     pub env: Vec<(OsString, OsString)>,
     pub size: Size,
+    /// A `cgroup.procs` file the program moves itself into before it executes.
+    pub cgroup_procs: Option<std::ffi::CString>,
+}
+
+/// Moves the calling process into the cgroup whose `cgroup.procs` is `path` (writes `0`,
+/// "this process"). Async-signal-safe: for use between fork and exec.
+pub fn join_cgroup(path: &std::ffi::CStr) -> io::Result<()> {
+    // SAFETY: open, write and close on a NUL-terminated path and a static buffer.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+        libc::close(fd);
+        if written != 1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// The master side of a PTY whose slave a child process holds as its controlling terminal.
@@ -86,8 +106,12 @@ pub fn spawn(spawn: &Spawn) -> Result<(Master, tokio::process::Child), PtyError>
         .stderr(stdio(&slave)?);
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system
     // calls (setsid, ioctl, prctl) on file descriptors the child already owns.
+    let cgroup = spawn.cgroup_procs.clone();
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
+            if let Some(path) = &cgroup {
+                join_cgroup(path)?;
+            }
             rustix::process::setsid()?;
             // stdin is the slave: make it the controlling terminal of the new session.
             rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?;

@@ -9,6 +9,7 @@ fn sh(script: &str, size: Size) -> Spawn {
         cwd: std::env::temp_dir(),
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
         size,
+        cgroup_procs: None,
     }
 }
 

@@ -86,6 +86,9 @@ pub struct Config {
     pub shell: String,
     /// What `HOME` is for the workspace's programs (the root unless a sandbox maps it).
     pub home: PathBuf,
+    /// A `cgroup.procs` file every program joins before it executes (the sandbox's CPU limit,
+    /// which the runner itself stays out of).
+    pub program_cgroup: Option<PathBuf>,
     pub limits: Limits,
 }
 
@@ -169,6 +172,7 @@ pub(crate) fn validate_id(id: &str, what: &str) -> Result<String, ErrorReply> {
 #[derive(Debug)]
 pub struct Launch {
     pub root: PathBuf,
+    pub program_cgroup: Option<std::ffi::CString>,
     pub home: PathBuf,
     pub shell: String,
     pub workspace_id: String,
@@ -264,6 +268,7 @@ impl Launch {
             cwd: self.cwd(cwd)?,
             env: self.env(env, ("COVE_TERMINAL_ID", terminal_id))?,
             size,
+            cgroup_procs: self.program_cgroup.clone(),
         })
     }
 
@@ -292,9 +297,14 @@ impl Launch {
         cmd.current_dir(self.cwd(cwd)?)
             .env_clear()
             .envs(self.env(env, ("COVE_PROCESS_ID", process_id))?);
-        // SAFETY: setsid and prctl are async-signal-safe and touch only the child's own state.
+        let cgroup = self.program_cgroup.clone();
+        // SAFETY: open/write (join_cgroup), setsid and prctl are async-signal-safe and touch
+        // only the child's own state.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
+                if let Some(path) = &cgroup {
+                    cove_pty::join_cgroup(path)?;
+                }
                 rustix::process::setsid()?;
                 // A runner that dies (even by SIGKILL) takes its processes with it.
                 rustix::process::set_parent_process_death_signal(Some(
@@ -331,7 +341,11 @@ impl Workspace {
         tasks: TaskTracker,
         shutdown: CancellationToken,
     ) -> std::io::Result<Arc<Workspace>> {
+        let program_cgroup = config.program_cgroup.as_ref().map(|p| {
+            std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).expect("no NUL in a path")
+        });
         let launch = Arc::new(Launch {
+            program_cgroup,
             root: config.root.clone(),
             home: config.home.clone(),
             shell: config.shell.clone(),

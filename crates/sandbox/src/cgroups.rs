@@ -75,7 +75,12 @@ fn write(path: &Path, value: &str) -> Result<(), SandboxError> {
 
 /// Creates the groups with their limits and moves the calling process into them, so that
 /// everything it starts is counted.
-pub fn join(name: &str, limits: Limits) -> Result<(), SandboxError> {
+///
+/// Under v1 the CPU group is the exception: the runner stays out of it, so that a workspace
+/// busy with a build cannot slow down its own terminals' echo. The group's `cgroup.procs` is
+/// handed to the workspace's user instead, and every program the runner starts moves itself
+/// in before it executes (see [`CPU_PROCS_INSIDE`]).
+pub fn join(name: &str, limits: Limits, uid: u32, gid: u32) -> Result<(), SandboxError> {
     let version = detect()?;
     let me = std::process::id().to_string();
     let period = 100_000u64;
@@ -117,12 +122,28 @@ pub fn join(name: &str, limits: Limits) -> Result<(), SandboxError> {
             write(&pids.join("pids.max"), &limits.pids.to_string())?;
             write(&cpu.join("cpu.cfs_period_us"), &period.to_string())?;
             write(&cpu.join("cpu.cfs_quota_us"), &quota.to_string())?;
-            for dir in &dirs {
+            for file in ["cgroup.procs", "tasks"] {
+                std::os::unix::fs::chown(cpu.join(file), Some(uid), Some(gid))
+                    .map_err(io_err(format!("cannot delegate {}", cpu.display())))?;
+            }
+            for dir in [memory, pids] {
                 write(&dir.join("cgroup.procs"), &me)?;
             }
         }
     }
     Ok(())
+}
+
+/// Where the delegated CPU group is mounted inside the sandbox (v1 only): a program writes
+/// `0` to this file to move itself under the workspace's CPU limit.
+pub const CPU_PROCS_INSIDE: &str = "/sys/fs/cgroup/cpu/cgroup.procs";
+
+/// The CPU group's directory on the host when it is delegated (v1), else `None`.
+pub fn cpu_dir(name: &str) -> Option<PathBuf> {
+    match detect().ok()? {
+        CgroupVersion::V1 => Some(group_dirs(CgroupVersion::V1, name).remove(2)),
+        CgroupVersion::V2 => None,
+    }
 }
 
 /// The memory group's directory on the host, for the runner to read its usage and limit.

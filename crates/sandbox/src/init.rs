@@ -130,7 +130,7 @@ fn supervise(set: &libc::sigset_t, child: libc::pid_t, reap_all: bool) -> i32 {
 }
 
 pub fn run(spec: &Spec) -> Result<i32, SandboxError> {
-    crate::cgroups::join(&spec.name, spec.limits)?;
+    crate::cgroups::join(&spec.name, spec.limits, spec.uid, spec.gid)?;
     let set = block_signals();
     // SAFETY: this process is single-threaded (the caller guarantees it).
     if unsafe { libc::unshare(NAMESPACES) } != 0 {

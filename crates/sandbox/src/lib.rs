@@ -30,7 +30,7 @@ mod rootfs;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-pub use cgroups::{CgroupVersion, Limits};
+pub use cgroups::{CPU_PROCS_INSIDE, CgroupVersion, Limits};
 
 /// Everything needed to start one sandboxed program.
 #[derive(Debug, Clone)]
@@ -125,6 +125,11 @@ pub fn run(spec: &Spec) -> Result<i32, SandboxError> {
 /// re-executed itself from inside: starts the program as `uid`/`gid` and reaps orphans.
 pub fn reap(uid: u32, gid: u32, args: &[OsString]) -> Result<i32, SandboxError> {
     init::reap(uid, gid, args)
+}
+
+/// Whether programs must join the CPU group themselves (see [`CPU_PROCS_INSIDE`]).
+pub fn delegates_cpu() -> bool {
+    matches!(cgroups::detect(), Ok(CgroupVersion::V1))
 }
 
 /// Removes the cgroups of a sandbox that is gone (after a crash; `run` cleans up after itself).

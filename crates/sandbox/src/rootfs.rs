@@ -174,6 +174,12 @@ pub fn enter(spec: &Spec) -> Result<(), SandboxError> {
         bind(&memory, &at(inside), false)?;
     }
 
+    // The delegated CPU group (v1), writable: programs move themselves into it.
+    if let Some(cpu) = crate::cgroups::cpu_dir(&spec.name) {
+        mkdir(&at("sys/fs/cgroup/cpu"))?;
+        bind(&cpu, &at("sys/fs/cgroup/cpu"), true)?;
+    }
+
     // A private /tmp, and /proc of the new PID namespace.
     mkdir(&at("tmp"))?;
     mount(

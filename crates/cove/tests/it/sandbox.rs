@@ -184,6 +184,34 @@ async fn escapes_fail_and_neighbours_keep_answering() {
     assert_eq!(stats["diskLimitBytes"], 4 * 1024 * 1024, "{stats}");
     assert_eq!(stats["memoryLimitBytes"], 128 * 1024 * 1024, "{stats}");
 
+    // Under cgroup v1 the runner stays out of the CPU limit (so a busy workspace still echoes
+    // keystrokes at once) while every program it starts is under it.
+    if std::path::Path::new("/sys/fs/cgroup/cpu/cgroup.procs").exists() {
+        let group = format!("cove-{attacker}");
+        let (out, _) = run(&mut a, "cgroup", "cat /proc/self/cgroup").await;
+        assert!(
+            out.lines()
+                .any(|l| l.contains(":cpu") && l.contains(&group)),
+            "programs are CPU-limited: {out}"
+        );
+        let runner = s.runner_process_pids().into_iter().find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .unwrap_or_default()
+                .contains(&format!("memory:/{group}"))
+        });
+        let runner_groups = std::fs::read_to_string(format!(
+            "/proc/{}/cgroup",
+            runner.expect("the attacker's runner")
+        ))
+        .unwrap();
+        assert!(
+            runner_groups
+                .lines()
+                .any(|l| l.contains(":cpu") && !l.contains(&group)),
+            "{runner_groups}"
+        );
+    }
+
     // Files written in the workspace belong to its own unprivileged user on the host.
     use std::os::unix::fs::MetadataExt;
     let owner = std::fs::metadata(s.workspace_dir(&attacker).join("attacker-file"))
