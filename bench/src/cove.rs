@@ -3,7 +3,7 @@
 //! and the JSON control socket (section 1). Everything here runs on one
 //! current-thread tokio runtime, so the client uses one core.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -20,10 +20,12 @@ use tokio::time::timeout_at;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::procs::{descendants, read_stat, rss_kib};
 use crate::pty::{
     COLS, ECHO_TIMEOUT, ECHO_WARMUP, MARKER, MarkerScanner, ROWS, SHELL_COMMAND, throughput_command,
 };
 use crate::stats::Latency;
+use crate::term::Net;
 use crate::{PathResult, RUN_TIMEOUT, RunStat, TerminalArgs, progress};
 
 /// How long the server may take to print its listening line.
@@ -35,7 +37,7 @@ const ECHO_COMMAND: &str = "stty raw -echo; exec cat";
 /// Server stdout/stderr lines kept for the report.
 const TAIL_LINES: usize = 40;
 
-type Ws = WebSocketStream<TcpStream>;
+pub(crate) type Ws = WebSocketStream<Net>;
 
 /// Everything measured against one cove server.
 #[derive(Debug)]
@@ -261,7 +263,7 @@ fn check_received(what: &str, r: &RunStat, payload: u64, notes: &mut Vec<String>
 }
 
 /// Adds a note once.
-fn push_note(notes: &mut Vec<String>, note: String) {
+pub(crate) fn push_note(notes: &mut Vec<String>, note: String) {
     if !notes.contains(&note) {
         notes.push(note);
     }
@@ -271,7 +273,7 @@ fn push_note(notes: &mut Vec<String>, note: String) {
 // Server process
 
 /// A directory removed on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl TempDir {
     fn new() -> Result<Self> {
@@ -294,17 +296,17 @@ impl Drop for TempDir {
 
 /// The cove server, started by us. Killed (by pid) on drop if `shutdown` was
 /// not called.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    pid: u32,
-    port: u16,
-    data_dir: TempDir,
+    pub(crate) pid: u32,
+    pub(crate) port: u16,
+    pub(crate) data_dir: TempDir,
     log: Arc<Mutex<VecDeque<String>>>,
     notes: Mutex<Vec<String>>,
 }
 
 impl Server {
-    async fn start(bin: &Path, extra: &[String]) -> Result<Self> {
+    pub(crate) async fn start(bin: &Path, extra: &[String]) -> Result<Self> {
         let data_dir = TempDir::new()?;
         let mut cmd = Command::new(bin);
         cmd.arg("serve")
@@ -380,14 +382,14 @@ impl Server {
         })
     }
 
-    fn log_tail(&self) -> Vec<String> {
+    pub(crate) fn log_tail(&self) -> Vec<String> {
         self.log.lock().unwrap().iter().cloned().collect()
     }
 
     /// SIGTERM by pid, SIGKILL after 10 s; then ends (by pid, after checking
     /// their start time) any process the server started that outlived it,
     /// and removes the data directory.
-    async fn shutdown(mut self) -> Vec<String> {
+    pub(crate) async fn shutdown(mut self) -> Vec<String> {
         let mut notes = Vec::new();
         let below = descendants(self.pid as i32);
         let pid = rustix::process::Pid::from_raw(self.pid as i32);
@@ -420,10 +422,14 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         if !survivors.is_empty() {
-            let list: Vec<String> = survivors
+            let mut list: Vec<String> = survivors
                 .iter()
+                .take(8)
                 .map(|p| format!("{} ({})", p.pid, p.comm))
                 .collect();
+            if survivors.len() > 8 {
+                list.push(format!("and {} more", survivors.len() - 8));
+            }
             notes.push(format!(
                 "{} process(es) started by the server were still running 2 s after it exited \
                  (expected for runners: PROTOCOL.md section 6 keeps them across server \
@@ -438,6 +444,19 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        // Runners record their pids in <data-dir>/run/*.pid: end any that is
+        // still there (a runner that was re-parented away from the server).
+        for pid in runner_pids(&self.data_dir.0) {
+            if let Some(p) = rustix::process::Pid::from_raw(pid)
+                && read_stat(pid).is_some_and(|st| st.state != 'Z')
+                && cmdline_mentions(pid, &self.data_dir.0)
+            {
+                notes.push(format!(
+                    "runner pid {pid} (from run/*.pid) was still running; killed by pid"
+                ));
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            }
+        }
         let dir = self.data_dir.0.clone();
         drop(self.data_dir);
         if dir.exists() {
@@ -445,6 +464,34 @@ impl Server {
         }
         notes
     }
+}
+
+/// The pids in `<data-dir>/run/*.pid`.
+pub(crate) fn runner_pids(data_dir: &Path) -> Vec<i32> {
+    let mut out = Vec::new();
+    if let Ok(dir) = std::fs::read_dir(data_dir.join("run")) {
+        for e in dir.flatten().take(10_000) {
+            let path = e.path();
+            if path.extension().and_then(|x| x.to_str()) == Some("pid")
+                && let Ok(text) = std::fs::read_to_string(&path)
+                && let Ok(pid) = text.trim().parse::<i32>()
+                && pid > 1
+            {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Whether the command line of `pid` mentions `dir` (so that a recycled pid
+/// of an unrelated process is never killed).
+fn cmdline_mentions(pid: i32, dir: &Path) -> bool {
+    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let needle = dir.as_os_str().as_encoded_bytes();
+    memchr::memmem::find(&raw, needle).is_some()
 }
 
 /// Keeps reading lines of the server's output (so it never blocks on a
@@ -498,76 +545,9 @@ fn tail_text(log: &Arc<Mutex<VecDeque<String>>>) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// /proc
+// /proc (helpers in procs.rs)
 
-#[derive(Debug, Clone)]
-pub struct ProcStat {
-    pub pid: i32,
-    pub ppid: i32,
-    pub comm: String,
-    pub state: char,
-    pub starttime: u64,
-}
-
-fn read_stat(pid: i32) -> Option<ProcStat> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let open = s.find('(')?;
-    let close = s.rfind(')')?;
-    let comm = s.get(open + 1..close)?.to_string();
-    let fields: Vec<&str> = s.get(close + 1..)?.split_whitespace().collect();
-    // fields[0] is field 3 (state), so field k is fields[k - 3].
-    Some(ProcStat {
-        pid,
-        ppid: fields.get(1)?.parse().ok()?,
-        comm,
-        state: fields.first()?.chars().next()?,
-        starttime: fields.get(19)?.parse().ok()?,
-    })
-}
-
-/// All processes below `root`, with their depth (1 = direct child).
-fn descendants(root: i32) -> Vec<(ProcStat, usize)> {
-    let mut by_parent: HashMap<i32, Vec<ProcStat>> = HashMap::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            if let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok())
-                && let Some(st) = read_stat(pid)
-            {
-                by_parent.entry(st.ppid).or_default().push(st);
-            }
-        }
-    }
-    // Depth-first, children in pid order, so the list reads like a tree.
-    for v in by_parent.values_mut() {
-        v.sort_by_key(|p| std::cmp::Reverse(p.pid));
-    }
-    let mut out = Vec::new();
-    let mut stack: Vec<(ProcStat, usize)> = by_parent
-        .remove(&root)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|p| (p, 1))
-        .collect();
-    while let Some((p, depth)) = stack.pop() {
-        if depth < 64 {
-            for c in by_parent.remove(&p.pid).unwrap_or_default() {
-                stack.push((c, depth + 1));
-            }
-        }
-        out.push((p, depth));
-    }
-    out
-}
-
-/// VmRSS in KiB.
-fn rss_kib(pid: i32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-}
-
-fn mem_snapshot(server_pid: u32) -> Result<MemSnapshot> {
+pub(crate) fn mem_snapshot(server_pid: u32) -> Result<MemSnapshot> {
     let root = server_pid as i32;
     let server_kib = rss_kib(root).ok_or_else(|| anyhow!("no VmRSS for pid {root}"))?;
     let tree: Vec<TreeEntry> = descendants(root)
@@ -576,11 +556,19 @@ fn mem_snapshot(server_pid: u32) -> Result<MemSnapshot> {
             depth,
             pid: p.pid,
             rss_kib: rss_kib(p.pid).unwrap_or(0),
-            comm: p.comm,
+            comm: crate::procs::label(p.pid, &p.comm),
         })
         .collect();
+    // A child of the server is a runner (or, sandboxed, the sandbox's outer
+    // process): its own memory counts every process below it that is not a
+    // terminal's (the sandbox's init, the runner); shells and what runs in
+    // them are "below".
     let mut children: Vec<ChildMem> = Vec::new();
+    let mut shell_depth: Option<usize> = None;
     for e in &tree {
+        if shell_depth.is_some_and(|d| e.depth <= d) {
+            shell_depth = None;
+        }
         if e.depth == 1 {
             children.push(ChildMem {
                 pid: e.pid,
@@ -590,8 +578,16 @@ fn mem_snapshot(server_pid: u32) -> Result<MemSnapshot> {
                 below_kib: 0,
             });
         } else if let Some(c) = children.last_mut() {
-            c.below_count += 1;
-            c.below_kib += e.rss_kib;
+            let is_shell = crate::procs::TERMINAL_COMMS.contains(&e.comm.as_str());
+            if shell_depth.is_some() || is_shell {
+                c.below_count += 1;
+                c.below_kib += e.rss_kib;
+                if shell_depth.is_none() {
+                    shell_depth = Some(e.depth);
+                }
+            } else {
+                c.rss_kib += e.rss_kib;
+            }
         }
     }
     Ok(MemSnapshot {
@@ -604,13 +600,13 @@ fn mem_snapshot(server_pid: u32) -> Result<MemSnapshot> {
 // ---------------------------------------------------------------------------
 // HTTP
 
-struct HttpResponse {
-    status: u16,
-    body: Vec<u8>,
+pub(crate) struct HttpResponse {
+    pub(crate) status: u16,
+    pub(crate) body: Vec<u8>,
 }
 
 impl HttpResponse {
-    fn json(&self) -> Result<Value> {
+    pub(crate) fn json(&self) -> Result<Value> {
         serde_json::from_slice(&self.body).with_context(|| {
             format!(
                 "HTTP {} body is not JSON: {:?}",
@@ -619,13 +615,29 @@ impl HttpResponse {
             )
         })
     }
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
 /// One HTTP/1.1 request with `Connection: close`.
-async fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Result<HttpResponse> {
+pub(crate) async fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<HttpResponse> {
+    http_with(port, method, path, &[], body).await
+}
+
+/// Like [`http`] with extra request headers.
+pub(crate) async fn http_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<HttpResponse> {
     let fut = async {
         let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
         s.set_nodelay(true)?;
@@ -637,6 +649,9 @@ async fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Result
         );
         if !body.is_empty() {
             req.push_str("Content-Type: application/json\r\n");
+        }
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
         }
         req.push_str("\r\n");
         req.push_str(body);
@@ -702,7 +717,7 @@ fn decode_chunked(mut b: &[u8]) -> Result<Vec<u8>> {
     bail!("too many chunks")
 }
 
-fn json_id(v: &Value) -> Option<String> {
+pub(crate) fn json_id(v: &Value) -> Option<String> {
     match v.get("id")? {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -841,12 +856,12 @@ pub fn urlencode(s: &str) -> String {
     out
 }
 
-async fn ws_connect(port: u16, path: &str) -> Result<Ws> {
+pub(crate) async fn ws_connect(port: u16, path: &str) -> Result<Ws> {
     let fut = async {
         let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
         tcp.set_nodelay(true)?;
         let url = format!("ws://127.0.0.1:{port}{path}");
-        let (ws, _resp) = tokio_tungstenite::client_async(url, tcp).await?;
+        let (ws, _resp) = tokio_tungstenite::client_async(url, Net::new(tcp)).await?;
         anyhow::Ok(ws)
     };
     tokio::time::timeout(REQUEST_TIMEOUT, fut)
@@ -857,7 +872,7 @@ async fn ws_connect(port: u16, path: &str) -> Result<Ws> {
 
 /// The next data message (text or binary) before `deadline`; `None` on
 /// timeout. A close or an error is an error.
-async fn next_msg(ws: &mut Ws, deadline: Instant) -> Result<Option<Message>> {
+pub(crate) async fn next_msg(ws: &mut Ws, deadline: Instant) -> Result<Option<Message>> {
     loop {
         let d = tokio::time::Instant::from_std(deadline);
         match timeout_at(d, ws.next()).await {
@@ -873,32 +888,32 @@ async fn next_msg(ws: &mut Ws, deadline: Instant) -> Result<Option<Message>> {
     }
 }
 
-async fn ws_send(ws: &mut Ws, m: Message) -> Result<()> {
+pub(crate) async fn ws_send(ws: &mut Ws, m: Message) -> Result<()> {
     tokio::time::timeout(REQUEST_TIMEOUT, ws.send(m))
         .await
         .map_err(|_| anyhow!("send timed out"))?
         .context("send")
 }
 
-async fn ws_close(mut ws: Ws) {
+pub(crate) async fn ws_close(mut ws: Ws) {
     let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
 }
 
-fn text_json(m: &Message) -> Option<Value> {
+pub(crate) fn text_json(m: &Message) -> Option<Value> {
     match m {
         Message::Text(t) => serde_json::from_str(t.as_str()).ok(),
         _ => None,
     }
 }
 
-fn msg_type(v: &Value) -> &str {
+pub(crate) fn msg_type(v: &Value) -> &str {
     v.get("type").and_then(|t| t.as_str()).unwrap_or("")
 }
 
 // ---------------------------------------------------------------------------
 // Raw terminal socket (PROTOCOL.md section 2)
 
-fn raw_path(id: &str, tid: &str, command: &str) -> String {
+pub(crate) fn raw_path(id: &str, tid: &str, command: &str) -> String {
     format!(
         "/api/workspaces/{}/terminals/{}/ws?cols={COLS}&rows={ROWS}&command={}",
         urlencode(id),
@@ -910,7 +925,7 @@ fn raw_path(id: &str, tid: &str, command: &str) -> String {
 /// Waits for the first message, which must be the `attached` text frame.
 /// Returns binary bytes that came instead (a protocol departure) so the
 /// caller can still use them.
-async fn expect_attached(ws: &mut Ws, notes: &mut Vec<String>) -> Result<Value> {
+pub(crate) async fn expect_attached(ws: &mut Ws, notes: &mut Vec<String>) -> Result<Value> {
     let deadline = Instant::now() + REQUEST_TIMEOUT;
     let m = next_msg(ws, deadline)
         .await?
@@ -946,7 +961,7 @@ async fn expect_attached(ws: &mut Ws, notes: &mut Vec<String>) -> Result<Value> 
     }
 }
 
-fn describe(m: &Message) -> String {
+pub(crate) fn describe(m: &Message) -> String {
     match m {
         Message::Text(t) => format!("text {:?}", truncate(t.as_str(), 200)),
         Message::Binary(b) => format!("binary {:?}", truncate(&String::from_utf8_lossy(b), 200)),
@@ -954,7 +969,7 @@ fn describe(m: &Message) -> String {
     }
 }
 
-fn truncate(s: &str, n: usize) -> String {
+pub(crate) fn truncate(s: &str, n: usize) -> String {
     if s.len() <= n {
         return s.to_string();
     }
@@ -1166,7 +1181,7 @@ async fn raw_echo(port: u16, id: &str, samples: usize, notes: &mut Vec<String>) 
 // JSON control socket (PROTOCOL.md section 1)
 
 /// Connects and reads the `welcome` message.
-async fn ctl_connect(port: u16, id: &str, notes: &mut Vec<String>) -> Result<Ws> {
+pub(crate) async fn ctl_connect(port: u16, id: &str, notes: &mut Vec<String>) -> Result<Ws> {
     let mut ws = ws_connect(port, &format!("/api/workspaces/{}/ws", urlencode(id))).await?;
     let deadline = Instant::now() + REQUEST_TIMEOUT;
     let m = next_msg(&mut ws, deadline)
@@ -1192,13 +1207,13 @@ async fn ctl_connect(port: u16, id: &str, notes: &mut Vec<String>) -> Result<Ws>
     Ok(ws)
 }
 
-async fn ctl_send(ws: &mut Ws, v: Value) -> Result<()> {
+pub(crate) async fn ctl_send(ws: &mut Ws, v: Value) -> Result<()> {
     ws_send(ws, Message::text(v.to_string())).await
 }
 
 /// Waits for a JSON message accepted by `want`; an `error` message is an
 /// error. Other messages are skipped.
-async fn ctl_wait(
+pub(crate) async fn ctl_wait(
     ws: &mut Ws,
     timeout: Duration,
     what: &str,
@@ -1221,11 +1236,11 @@ async fn ctl_wait(
     }
 }
 
-fn is_for(v: &Value, ty: &str, tid: &str) -> bool {
+pub(crate) fn is_for(v: &Value, ty: &str, tid: &str) -> bool {
     msg_type(v) == ty && v.get("terminalId").and_then(|t| t.as_str()) == Some(tid)
 }
 
-async fn ctl_create_terminal(ws: &mut Ws, tid: &str, command: &str) -> Result<()> {
+pub(crate) async fn ctl_create_terminal(ws: &mut Ws, tid: &str, command: &str) -> Result<()> {
     ctl_send(
         ws,
         json!({"type": "create_terminal", "payload": {
@@ -1270,7 +1285,7 @@ async fn ctl_settle(
     }
 }
 
-async fn ctl_close_terminal(ws: &mut Ws, tid: &str) -> Result<()> {
+pub(crate) async fn ctl_close_terminal(ws: &mut Ws, tid: &str) -> Result<()> {
     ctl_send(
         ws,
         json!({"type": "close_terminal", "payload": {"terminalId": tid}}),

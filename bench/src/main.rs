@@ -1,5 +1,17 @@
 //! `cove-bench`: benchmarks for cove, the self-hosted cloud dev environment.
 //!
+//! Subcommands:
+//! - `terminal`: bare PTY vs cove's raw and JSON sockets (below);
+//! - `peers`: cove against Jupyter Server's terminals, wetty and code-server,
+//!   installed by the bench from PyPI / npm / Debian into `--scratch`
+//!   (`peers.rs`), all driven by one client (`term.rs`, `measure.rs`):
+//!   throughput, keystroke echo, new terminal to prompt;
+//! - `load`: server memory idle and with 100 / 1,000 idle terminals, echo
+//!   while 500 terminals type, memory under a slow reader (`load.rs`,
+//!   `suite.rs`);
+//! - `soak`: N cove sessions for T minutes (`soak.rs`);
+//! - `all`: all of the above and BENCHMARKS.md (`all.rs`, `benchmarks.rs`).
+//!
 //! `cove-bench terminal` measures, in one run, how fast a terminal is over
 //! cove compared with the physical limit of the machine, and writes a
 //! markdown report:
@@ -36,10 +48,21 @@
 //! is given, or it fails, the report still has the bare PTY numbers and says
 //! why cove is missing.
 
+mod all;
+mod benchmarks;
 mod cove;
+mod load;
+mod measure;
+mod peers;
+mod procs;
 mod pty;
 mod report;
+mod sio;
+mod soak;
 mod stats;
+mod suite;
+mod term;
+mod terminado;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -66,6 +89,19 @@ enum Cmd {
     /// Terminal throughput, keystroke echo latency and memory: bare PTY vs
     /// cove's raw and JSON terminal sockets.
     Terminal(TerminalArgs),
+    /// cove against its peers (Jupyter Server terminals, wetty, code-server,
+    /// installed by the bench into --scratch) and the bare PTY: throughput,
+    /// keystroke echo, new terminal to prompt.
+    Peers(all::PeersArgs),
+    /// Server memory idle and with 100 / 1,000 idle terminals, echo while
+    /// 500 terminals type, memory under a slow reader; cove, peers, bare PTY.
+    Load(all::LoadArgs),
+    /// N cove sessions for T minutes of typing, output and file writes:
+    /// errors, memory at start and end, latency per minute.
+    Soak(all::SoakArgs),
+    /// Everything (terminal comparison, peers, load, a short soak), written
+    /// as BENCHMARKS.md with the previous run kept below.
+    All(all::AllArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -146,10 +182,32 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Terminal(args) => terminal(args),
+        Cmd::Peers(args) => all::peers(args),
+        Cmd::Load(args) => all::load(args),
+        Cmd::Soak(args) => all::soak(args),
+        Cmd::All(args) => all::all(args),
     }
 }
 
 fn terminal(args: TerminalArgs) -> Result<()> {
+    let md = terminal_report(&args);
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, &md).with_context(|| format!("write {}", path.display()))?;
+            progress(&format!("report written to {}", path.display()));
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(md.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    progress("done");
+    Ok(())
+}
+
+/// Runs the `terminal` measurements and returns the markdown report.
+pub fn terminal_report(args: &TerminalArgs) -> String {
     let command_line = report::command_line();
     let machine = report::Machine::probe();
     let date = report::utc_now();
@@ -183,31 +241,18 @@ fn terminal(args: TerminalArgs) -> Result<()> {
     // 2-4. cove.
     let cove = match &args.cove {
         None => Err("no cove binary given (--cove PATH)".to_string()),
-        Some(bin) => cove::run(&args, bin),
+        Some(bin) => cove::run(args, bin),
     };
     if let Err(e) = &cove {
         progress(&format!("cove not measured: {e}"));
     }
 
-    let md = report::render(&report::Report {
-        args: &args,
+    report::render(&report::Report {
+        args,
         command_line,
         machine,
         date,
         bare,
         cove,
-    });
-    match &args.out {
-        Some(path) => {
-            std::fs::write(path, &md).with_context(|| format!("write {}", path.display()))?;
-            progress(&format!("report written to {}", path.display()));
-        }
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(md.as_bytes())?;
-            out.flush()?;
-        }
-    }
-    progress("done");
-    Ok(())
+    })
 }

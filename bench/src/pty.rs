@@ -109,13 +109,13 @@ impl MarkerScanner {
 }
 
 /// An open PTY pair.
-struct Pty {
+pub(crate) struct Pty {
     master: OwnedFd,
-    slave: OwnedFd,
+    pub(crate) slave: OwnedFd,
 }
 
 impl Pty {
-    fn open(cols: u16, rows: u16) -> Result<Self> {
+    pub(crate) fn open(cols: u16, rows: u16) -> Result<Self> {
         let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
             .context("openpt")?;
         grantpt(&master).context("grantpt")?;
@@ -143,7 +143,7 @@ impl Pty {
     /// Spawns `cmd` on the slave (stdin/stdout/stderr), as a session leader
     /// with the slave as controlling terminal; closes our copy of the slave
     /// and makes the master non-blocking.
-    fn spawn(self, mut cmd: Command) -> Result<PtyChild> {
+    pub(crate) fn spawn(self, mut cmd: Command) -> Result<PtyChild> {
         cmd.stdin(Stdio::from(self.slave.try_clone()?))
             .stdout(Stdio::from(self.slave.try_clone()?))
             .stderr(Stdio::from(self.slave.try_clone()?));
@@ -169,9 +169,9 @@ impl Pty {
 }
 
 /// A child process running on a PTY, with our end (the master).
-struct PtyChild {
-    master: OwnedFd,
-    child: Child,
+pub(crate) struct PtyChild {
+    pub(crate) master: OwnedFd,
+    pub(crate) child: Child,
 }
 
 impl PtyChild {
@@ -276,7 +276,7 @@ impl PtyChild {
     }
 }
 
-fn shell_command() -> Command {
+pub(crate) fn shell_command() -> Command {
     let mut cmd = Command::new("bash");
     cmd.args(["--norc", "--noprofile", "-i"])
         .env("PS1", "$ ")

@@ -331,14 +331,14 @@ pub fn render(r: &Report) -> String {
                 } else {
                     let _ = writeln!(
                         s,
-                        "| runner(s): children of the server ({}) | after the runs, one idle terminal | {} |",
+                        "| runner(s) (with their sandbox processes): below the server ({}) | after the runs, one idle terminal | {} |",
                         children_names(m),
                         mib(m.children_kib())
                     );
                     let count: usize = m.children.iter().map(|c| c.below_count).sum();
                     let _ = writeln!(
                         s,
-                        "| processes below the runners ({count}: shells, …) | after the runs, one idle terminal | {} |",
+                        "| terminal processes below them ({count}: shells, …) | after the runs, one idle terminal | {} |",
                         mib(m.below_kib())
                     );
                     let _ = writeln!(

@@ -39,10 +39,22 @@ struct Server {
 
 impl Server {
     async fn start(cove: &std::path::Path, sandbox: &str) -> anyhow::Result<Server> {
-        let data_dir = std::path::PathBuf::from(format!("/tmp/cove-start-bench-{}-{sandbox}", std::process::id()));
+        let data_dir = std::path::PathBuf::from(format!(
+            "/tmp/cove-start-bench-{}-{sandbox}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&data_dir)?;
         let mut child = tokio::process::Command::new(cove)
-            .args(["serve", "--bind-addr", "127.0.0.1:0", "--auth", "none", "--sandbox", sandbox, "--data-dir"])
+            .args([
+                "serve",
+                "--bind-addr",
+                "127.0.0.1:0",
+                "--auth",
+                "none",
+                "--sandbox",
+                sandbox,
+                "--data-dir",
+            ])
             .arg(&data_dir)
             .env("COVE_LOG", "warn")
             .stdout(Stdio::piped())
@@ -63,7 +75,11 @@ impl Server {
         .context("cove serve did not start in time")?
         .context("cove serve exited before listening")?;
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Server { child, port, data_dir })
+        Ok(Server {
+            child,
+            port,
+            data_dir,
+        })
     }
 
     async fn http(&self, method: &str, path: &str, body: &str) -> anyhow::Result<(u16, String)> {
@@ -77,21 +93,31 @@ impl Server {
         let mut raw = Vec::new();
         tokio::time::timeout(WAIT, stream.read_to_end(&mut raw)).await??;
         let text = String::from_utf8_lossy(&raw).to_string();
-        let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
         Ok((status, body))
     }
 
     /// Opens the raw terminal socket and waits for the first byte of terminal output.
     async fn first_prompt_byte(&self, id: &str) -> anyhow::Result<()> {
-        let url = format!("ws://127.0.0.1:{}/api/workspaces/{id}/terminals/main/ws?cols=80&rows=24", self.port);
+        let url = format!(
+            "ws://127.0.0.1:{}/api/workspaces/{id}/terminals/main/ws?cols=80&rows=24",
+            self.port
+        );
         let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
         tokio::time::timeout(WAIT, async {
             while let Some(message) = ws.next().await {
-                if let Message::Binary(bytes) = message? {
-                    if !bytes.is_empty() {
-                        return Ok(());
-                    }
+                if let Message::Binary(bytes) = message?
+                    && !bytes.is_empty()
+                {
+                    return Ok(());
                 }
             }
             bail!("the socket closed before any output")
@@ -103,10 +129,13 @@ impl Server {
         // Runners outlive the server on purpose: stop them by pid first.
         if let Ok(dir) = std::fs::read_dir(self.data_dir.join("run")) {
             for entry in dir.flatten() {
-                if entry.path().extension().is_some_and(|e| e == "pid") {
-                    if let Some(pid) = std::fs::read_to_string(entry.path()).ok().and_then(|s| s.trim().parse::<i32>().ok()).and_then(rustix::process::Pid::from_raw) {
-                        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-                    }
+                if entry.path().extension().is_some_and(|e| e == "pid")
+                    && let Some(pid) = std::fs::read_to_string(entry.path())
+                        .ok()
+                        .and_then(|s| s.trim().parse::<i32>().ok())
+                        .and_then(rustix::process::Pid::from_raw)
+                {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
                 }
             }
         }
@@ -123,22 +152,39 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-async fn measure(cove: &std::path::Path, sandbox: &str, runs: usize) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+async fn measure(
+    cove: &std::path::Path,
+    sandbox: &str,
+    runs: usize,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
     let server = Server::start(cove, sandbox).await?;
     let (mut cold, mut warm) = (Vec::new(), Vec::new());
     for i in 0..runs {
         let t0 = Instant::now();
-        let (status, body) = server.http("POST", "/api/workspaces", &format!(r#"{{"name":"start-{i}","template":"blank"}}"#)).await?;
+        let (status, body) = server
+            .http(
+                "POST",
+                "/api/workspaces",
+                &format!(r#"{{"name":"start-{i}","template":"blank"}}"#),
+            )
+            .await?;
         anyhow::ensure!(status == 201, "create answered {status}: {body}");
-        let id: String = serde_json::from_str::<serde_json::Value>(&body)?["id"].as_str().context("id")?.to_string();
+        let id: String = serde_json::from_str::<serde_json::Value>(&body)?["id"]
+            .as_str()
+            .context("id")?
+            .to_string();
         server.first_prompt_byte(&id).await?;
         cold.push(t0.elapsed().as_secs_f64() * 1000.0);
-        let (status, body) = server.http("POST", &format!("/api/workspaces/{id}/stop"), "").await?;
+        let (status, body) = server
+            .http("POST", &format!("/api/workspaces/{id}/stop"), "")
+            .await?;
         anyhow::ensure!(status == 200, "stop answered {status}: {body}");
         let t0 = Instant::now();
         server.first_prompt_byte(&id).await?;
         warm.push(t0.elapsed().as_secs_f64() * 1000.0);
-        let (status, _) = server.http("DELETE", &format!("/api/workspaces/{id}"), "").await?;
+        let (status, _) = server
+            .http("DELETE", &format!("/api/workspaces/{id}"), "")
+            .await?;
         anyhow::ensure!(status == 204, "delete answered {status}");
         eprint!("\r{sandbox}: {}/{runs}", i + 1);
     }
@@ -158,11 +204,16 @@ async fn main() -> anyhow::Result<()> {
         std::env::args().collect::<Vec<_>>().join(" "),
         args.runs
     ));
-    out.push_str("| sandbox | start | p50 ms | p99 ms | min ms | max ms |\n|---|---|---:|---:|---:|---:|\n");
+    out.push_str(
+        "| sandbox | start | p50 ms | p99 ms | min ms | max ms |\n|---|---|---:|---:|---:|---:|\n",
+    );
     for mode in ["namespaces", "none"] {
         match measure(&args.cove, mode, args.runs).await {
             Ok((mut cold, mut warm)) => {
-                for (name, samples) in [("cold (create + start)", &mut cold), ("warm (start a stopped one)", &mut warm)] {
+                for (name, samples) in [
+                    ("cold (create + start)", &mut cold),
+                    ("warm (start a stopped one)", &mut warm),
+                ] {
                     samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
                     out.push_str(&format!(
                         "| {mode} | {name} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
