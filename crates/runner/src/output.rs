@@ -156,16 +156,26 @@ impl OutputLog {
                 data,
             });
             // Never drop what an attached reader has yet to see: the producer's wait keeps
-            // that part under one window, so the log stays bounded all the same.
+            // that part under one window, so the log stays bounded all the same. Chunks can be
+            // large (reads are coalesced), so the front chunk is trimmed, not only dropped.
             let slowest = state.slowest().unwrap_or(u64::MAX);
-            while state.held > self.capacity && state.chunks.len() > 1 {
-                let front = state.chunks.front().expect("more than one chunk");
-                if front.offset + front.data.len() as u64 > slowest {
+            while state.held > self.capacity {
+                let excess = (state.held - self.capacity) as u64;
+                let front = state.chunks.front_mut().expect("held > 0 means a chunk");
+                let len = front.data.len() as u64;
+                let droppable = slowest.saturating_sub(front.offset).min(len);
+                if droppable == 0 {
                     break;
                 }
-                let dropped = state.chunks.pop_front().expect("more than one chunk");
-                state.held -= dropped.data.len();
-                state.start = dropped.offset + dropped.data.len() as u64;
+                let cut = excess.min(droppable);
+                if cut == len {
+                    state.chunks.pop_front();
+                } else {
+                    front.data = front.data.slice(cut as usize..);
+                    front.offset += cut;
+                }
+                state.held -= cut as usize;
+                state.start += cut;
             }
             state.end
         };
@@ -447,6 +457,19 @@ mod tests {
             "the stuck reader is told that output was dropped"
         );
         assert!(log.held() <= 4096 + 1000);
+    }
+
+    #[tokio::test]
+    async fn a_chunk_larger_than_the_scrollback_is_trimmed() {
+        let log = OutputLog::new(4096);
+        let big: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        log.append(STDOUT, Bytes::from(big.clone()));
+        assert_eq!(log.held(), 4096);
+        let mut r = log.reader(Some(0));
+        let batch = r.take(100_000).unwrap();
+        assert!(batch.gap);
+        assert_eq!(batch.offset, 20_000 - 4096);
+        assert_eq!(&batch.data[..], &big[20_000 - 4096..]);
     }
 
     #[tokio::test]
