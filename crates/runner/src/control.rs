@@ -224,7 +224,7 @@ impl Session {
                         });
                         self.reply(request_id, Ok(created)).await;
                         let reader = terminal.log.reader(Some(0));
-                        self.feed_terminal(terminal, reader);
+                        self.feed(terminal, reader);
                         return None;
                     }
                     Err(e) => Err(e),
@@ -240,7 +240,7 @@ impl Session {
                     });
                     self.reply(request_id, Ok(attached)).await;
                     let reader = terminal.log.reader(None);
-                    self.feed_terminal(terminal, reader);
+                    self.feed(terminal, reader);
                     return None;
                 }
                 Err(e) => Err(e),
@@ -307,7 +307,7 @@ impl Session {
                         });
                         self.reply(request_id, Ok(started)).await;
                         let reader = process.log.reader(Some(0));
-                        self.feed_process(process, reader);
+                        self.feed(process, reader);
                         return None;
                     }
                     Err(e) => Err(e),
@@ -347,7 +347,7 @@ impl Session {
             Request::SubscribeProcess(r) => match ws.processes.get(&r.process_id) {
                 Ok(process) => {
                     let reader = process.log.reader(None);
-                    self.feed_process(process, reader);
+                    self.feed(process, reader);
                     Ok(Event::Ok(Empty {}))
                 }
                 Err(e) => Err(e),
@@ -497,60 +497,20 @@ impl Session {
         }
     }
 
-    fn feed_terminal(&self, terminal: Arc<Terminal>, mut reader: Reader) {
+    /// Sends a program's output from `reader` on, then its exit (unless this connection asked
+    /// for the exit itself and gets it as the reply).
+    fn feed<P: Followed>(&self, program: Arc<P>, mut reader: Reader) {
         let out = self.out.clone();
         let quiet = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let quiet_exit = quiet.clone();
         let feeds = self.feeds.clone();
-        let id = terminal.id.clone();
+        let id = program.id().to_string();
         let task = tokio::spawn(async move {
-            let mut utf8 = Utf8Stream::default();
-            let send = |data: String| {
-                out.event(Event::TerminalOutput(TerminalOutput {
-                    terminal_id: terminal.id.clone(),
-                    data,
-                }))
-            };
-            while let Some(batch) = reader.next(MAX_OUTPUT).await {
-                if batch.gap && skipped(&out, "terminal", &terminal.id).await.is_err() {
-                    return;
-                }
-                let data = utf8.decode(&batch.data);
-                if !data.is_empty() && send(data).await.is_err() {
-                    return;
-                }
-            }
-            let tail = utf8.finish();
-            if !tail.is_empty() && send(tail).await.is_err() {
-                return;
-            }
-            let exit = terminal.exited().await;
-            if !quiet.load(std::sync::atomic::Ordering::SeqCst) {
-                let event = Event::TerminalExit(TerminalExit {
-                    terminal_id: terminal.id.clone(),
-                    exit_code: exit.code,
-                    signal: exit.signal,
-                });
-                let _ = out.event(event).await;
-            }
-            feeds
-                .lock()
-                .unwrap()
-                .remove(&(Kind::Terminal, terminal.id.clone()));
-        });
-        self.add_feed(Kind::Terminal, id, quiet_exit, task);
-    }
-
-    fn feed_process(&self, process: Arc<Process>, mut reader: Reader) {
-        let out = self.out.clone();
-        let quiet = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let quiet_exit = quiet.clone();
-        let feeds = self.feeds.clone();
-        let id = process.id.clone();
-        let task = tokio::spawn(async move {
+            // One decoder per stream: a character split across reads of stdout must not be
+            // joined with stderr's bytes.
             let mut decoders = [Utf8Stream::default(), Utf8Stream::default()];
             while let Some(batch) = reader.next(MAX_OUTPUT).await {
-                if batch.gap && skipped(&out, "process", &process.id).await.is_err() {
+                if batch.gap && skipped(&out, P::NAME, program.id()).await.is_err() {
                     return;
                 }
                 let stream = if batch.stream == STDERR {
@@ -559,50 +519,94 @@ impl Session {
                     Stream::Stdout
                 };
                 let data = decoders[(stream == Stream::Stderr) as usize].decode(&batch.data);
-                if data.is_empty() {
-                    continue;
-                }
-                let event = Event::ProcessOutput(ProcessOutput {
-                    process_id: process.id.clone(),
-                    stream,
-                    data,
-                });
-                if out.event(event).await.is_err() {
+                if !data.is_empty() && out.event(program.output(stream, data)).await.is_err() {
                     return;
                 }
             }
-            for (i, decoder) in decoders.iter_mut().enumerate() {
+            for (decoder, stream) in decoders.iter_mut().zip([Stream::Stdout, Stream::Stderr]) {
                 let tail = decoder.finish();
-                if !tail.is_empty() {
-                    let stream = if i == 1 {
-                        Stream::Stderr
-                    } else {
-                        Stream::Stdout
-                    };
-                    let _ = out
-                        .event(Event::ProcessOutput(ProcessOutput {
-                            process_id: process.id.clone(),
-                            stream,
-                            data: tail,
-                        }))
-                        .await;
+                if !tail.is_empty() && out.event(program.output(stream, tail)).await.is_err() {
+                    return;
                 }
             }
-            let exit = process.exited().await;
+            let exit = program.exited().await;
             if !quiet.load(std::sync::atomic::Ordering::SeqCst) {
-                let event = Event::ProcessExit(ProcessExit {
-                    process_id: process.id.clone(),
-                    exit_code: exit.code,
-                    signal: exit.signal,
-                });
-                let _ = out.event(event).await;
+                let _ = out.event(program.exit_event(exit)).await;
             }
             feeds
                 .lock()
                 .unwrap()
-                .remove(&(Kind::Process, process.id.clone()));
+                .remove(&(P::KIND, program.id().to_string()));
         });
-        self.add_feed(Kind::Process, id, quiet_exit, task);
+        self.add_feed(P::KIND, id, quiet_exit, task);
+    }
+}
+
+/// A program a connection follows: a terminal or a process.
+trait Followed: Send + Sync + 'static {
+    const KIND: Kind;
+    /// For messages: `terminal` or `process`.
+    const NAME: &'static str;
+    fn id(&self) -> &str;
+    fn exited(&self) -> impl std::future::Future<Output = crate::Exit> + Send;
+    fn output(&self, stream: Stream, data: String) -> Event;
+    fn exit_event(&self, exit: crate::Exit) -> Event;
+}
+
+impl Followed for Terminal {
+    const KIND: Kind = Kind::Terminal;
+    const NAME: &'static str = "terminal";
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn exited(&self) -> impl std::future::Future<Output = crate::Exit> + Send {
+        Terminal::exited(self)
+    }
+
+    fn output(&self, _stream: Stream, data: String) -> Event {
+        Event::TerminalOutput(TerminalOutput {
+            terminal_id: self.id.clone(),
+            data,
+        })
+    }
+
+    fn exit_event(&self, exit: crate::Exit) -> Event {
+        Event::TerminalExit(TerminalExit {
+            terminal_id: self.id.clone(),
+            exit_code: exit.code,
+            signal: exit.signal,
+        })
+    }
+}
+
+impl Followed for Process {
+    const KIND: Kind = Kind::Process;
+    const NAME: &'static str = "process";
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn exited(&self) -> impl std::future::Future<Output = crate::Exit> + Send {
+        Process::exited(self)
+    }
+
+    fn output(&self, stream: Stream, data: String) -> Event {
+        Event::ProcessOutput(ProcessOutput {
+            process_id: self.id.clone(),
+            stream,
+            data,
+        })
+    }
+
+    fn exit_event(&self, exit: crate::Exit) -> Event {
+        Event::ProcessExit(ProcessExit {
+            process_id: self.id.clone(),
+            exit_code: exit.code,
+            signal: exit.signal,
+        })
     }
 }
 
