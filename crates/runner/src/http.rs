@@ -49,6 +49,12 @@ impl From<ErrorReply> for ApiError {
     }
 }
 
+/// Read buffer of each WebSocket. tungstenite's default (128 KiB) is kept per connection and
+/// zero-filled on every read: with many idle terminals it was most of their memory, and with
+/// many typing ones a third of the runner's CPU. Keystrokes are tiny; large frames still
+/// arrive whole, in several reads.
+const READ_BUFFER: usize = 4096;
+
 /// The router over one workspace.
 pub fn router(ws: Arc<Workspace>) -> Router {
     let body_limit = ws.launch.limits.max_file_bytes as usize + 1;
@@ -139,6 +145,7 @@ async fn control_socket(State(ws): State<Arc<Workspace>>, upgrade: WebSocketUpgr
     upgrade
         .max_message_size(limit)
         .max_frame_size(limit)
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| crate::control::serve(ws, socket))
 }
 
@@ -159,7 +166,8 @@ async fn terminal_socket(
 ) -> Response {
     let upgrade = upgrade
         .max_message_size(1024 * 1024)
-        .max_frame_size(1024 * 1024);
+        .max_frame_size(1024 * 1024)
+        .read_buffer_size(READ_BUFFER);
     let query = match query {
         Ok(Query(q)) => q,
         Err(e) => {

@@ -210,6 +210,11 @@ pub async fn serve(
         let _ = stdout.flush();
     }
     let stop = shutdown.clone();
+    // Nagle's algorithm would hold a small frame that follows another (a prompt right after
+    // `terminal_created`) for up to 40 ms waiting for an ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(app.clone(), config.max_file_bytes))
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await?;
