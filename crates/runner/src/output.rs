@@ -42,6 +42,33 @@ struct Chunk {
 }
 
 impl State {
+    /// Drops the oldest bytes beyond `capacity`, but never what an attached reader has yet
+    /// to see: the producer's wait keeps that part under one window, so the log stays
+    /// bounded all the same. Chunks can be large (reads are coalesced), so the front chunk
+    /// is trimmed, not only dropped. Runs on every append, and whenever the slowest reader
+    /// moves on or leaves (after a burst, that is when the excess becomes droppable).
+    fn evict(&mut self, capacity: usize) {
+        let slowest = self.slowest().unwrap_or(u64::MAX);
+        while self.held > capacity {
+            let excess = (self.held - capacity) as u64;
+            let front = self.chunks.front_mut().expect("held > 0 means a chunk");
+            let len = front.data.len() as u64;
+            let droppable = slowest.saturating_sub(front.offset).min(len);
+            if droppable == 0 {
+                break;
+            }
+            let cut = excess.min(droppable);
+            if cut == len {
+                self.chunks.pop_front();
+            } else {
+                front.data = front.data.slice(cut as usize..);
+                front.offset += cut;
+            }
+            self.held -= cut as usize;
+            self.start += cut;
+        }
+    }
+
     /// The position of the slowest reader that still holds the producer back.
     fn slowest(&self) -> Option<u64> {
         self.readers
@@ -155,28 +182,7 @@ impl OutputLog {
                 stream,
                 data,
             });
-            // Never drop what an attached reader has yet to see: the producer's wait keeps
-            // that part under one window, so the log stays bounded all the same. Chunks can be
-            // large (reads are coalesced), so the front chunk is trimmed, not only dropped.
-            let slowest = state.slowest().unwrap_or(u64::MAX);
-            while state.held > self.capacity {
-                let excess = (state.held - self.capacity) as u64;
-                let front = state.chunks.front_mut().expect("held > 0 means a chunk");
-                let len = front.data.len() as u64;
-                let droppable = slowest.saturating_sub(front.offset).min(len);
-                if droppable == 0 {
-                    break;
-                }
-                let cut = excess.min(droppable);
-                if cut == len {
-                    state.chunks.pop_front();
-                } else {
-                    front.data = front.data.slice(cut as usize..);
-                    front.offset += cut;
-                }
-                state.held -= cut as usize;
-                state.start += cut;
-            }
+            state.evict(self.capacity);
             state.end
         };
         self.end_tx.send_replace(end);
@@ -309,6 +315,7 @@ impl Reader {
                 reader.lagging = false;
             }
         }
+        state.evict(self.log.capacity);
         drop(state);
         self.log.drained.notify_one();
         let data = if parts.len() == 1 {
@@ -331,7 +338,10 @@ impl Reader {
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        self.log.state.lock().unwrap().readers.remove(&self.id);
+        let mut state = self.log.state.lock().unwrap();
+        state.readers.remove(&self.id);
+        state.evict(self.log.capacity);
+        drop(state);
         self.log.drained.notify_one();
     }
 }
@@ -470,6 +480,20 @@ mod tests {
         assert!(batch.gap);
         assert_eq!(batch.offset, 20_000 - 4096);
         assert_eq!(&batch.data[..], &big[20_000 - 4096..]);
+    }
+
+    #[tokio::test]
+    async fn excess_kept_for_a_reader_is_dropped_when_it_leaves() {
+        let log = OutputLog::new(4096);
+        let reader = log.reader(Some(0));
+        log.append(STDOUT, Bytes::from(vec![7u8; 3000]));
+        log.append(STDOUT, Bytes::from(vec![8u8; 3000]));
+        assert_eq!(log.held(), 6000, "kept for the reader that has not read it");
+        drop(reader);
+        assert_eq!(log.held(), 4096, "trimmed once nobody needs it");
+        let mut late = log.reader(None);
+        let batch = late.take(100_000).unwrap();
+        assert_eq!(batch.data.len(), 4096);
     }
 
     #[tokio::test]
