@@ -44,7 +44,12 @@ pub async fn get_workspace(
     State(app): Shared,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let row = app.manager.find(&app.owner, &id).await?;
+    current_view(&app, &id).await
+}
+
+/// The workspace as the API shows it now (state read after whatever the handler did).
+async fn current_view(app: &AppState, id: &str) -> Result<Response, ApiError> {
+    let row = app.manager.find(&app.owner, id).await?;
     Ok(axum::Json(app.manager.view(row).await).into_response())
 }
 
@@ -54,8 +59,7 @@ pub async fn start_workspace(
 ) -> Result<Response, ApiError> {
     let row = app.manager.find(&app.owner, &id).await?;
     app.manager.ensure_running(&row).await?;
-    let row = app.manager.find(&app.owner, &id).await?;
-    Ok(axum::Json(app.manager.view(row).await).into_response())
+    current_view(&app, &id).await
 }
 
 pub async fn stop_workspace(
@@ -64,8 +68,7 @@ pub async fn stop_workspace(
 ) -> Result<Response, ApiError> {
     let row = app.manager.find(&app.owner, &id).await?;
     app.manager.stop(&row).await?;
-    let row = app.manager.find(&app.owner, &id).await?;
-    Ok(axum::Json(app.manager.view(row).await).into_response())
+    current_view(&app, &id).await
 }
 
 pub async fn delete_workspace(
