@@ -2,7 +2,9 @@
 //! detached `cove runner` process listening on a Unix socket beside it.
 //!
 //! Layout under the data dir:
-//! - `workspaces/<id>/`: the workspace's files;
+//! - `workspaces/<id>/`: the workspace's files; when sandboxed with a storage limit, the mount
+//!   point of `workspaces/<id>.img` (an ext4 image of the limit's size, mounted while the
+//!   workspace runs), so a program that fills the disk fills only its own image;
 //! - `run/<id>.sock`, `run/<id>.pid`: the runner's socket and pid (the `run` dir is 0700);
 //! - `logs/<id>.log`: the runner's log.
 //!
@@ -47,6 +49,8 @@ pub struct SandboxSettings {
     pub limits: cove_sandbox::Limits,
     /// Size of each workspace's private /tmp.
     pub tmp_bytes: u64,
+    /// New workspaces get a disk image of `disk_limit_bytes` (a hard limit on every write).
+    pub disk_images: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +112,58 @@ impl LocalBackend {
     /// The directory holding a workspace's files.
     pub fn root(&self, id: &str) -> PathBuf {
         self.config.data_dir.join("workspaces").join(id)
+    }
+
+    /// The disk image holding a workspace's files (when it has one).
+    fn image(&self, id: &str) -> PathBuf {
+        self.config
+            .data_dir
+            .join("workspaces")
+            .join(format!("{id}.img"))
+    }
+
+    /// New workspaces get an image when sandboxed with images on and a limit set.
+    fn new_workspaces_get_images(&self) -> bool {
+        self.config.sandbox.is_some_and(|s| s.disk_images)
+            && self.config.limits.disk_limit_bytes > 0
+    }
+
+    /// Mounts the workspace's image at its directory unless it has none or it is mounted
+    /// (unsandboxed runners only; it stays mounted until the workspace stops).
+    async fn mount_storage(&self, id: &str) -> Result<(), BackendError> {
+        let (image, root) = (self.image(id), self.root(id));
+        if !image.exists() {
+            return Ok(());
+        }
+        tokio::task::spawn_blocking(move || {
+            if !cove_sandbox::disk::is_mounted(&root) {
+                cove_sandbox::disk::mount_image(&image, &root)?;
+                // mke2fs always makes one; it is noise in a project's file tree.
+                let _ = std::fs::remove_dir(root.join("lost+found"));
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| BackendError::Io {
+            context: "mount failed".into(),
+            source: std::io::Error::other(e),
+        })?
+        .map_err(|e: cove_sandbox::SandboxError| BackendError::Io {
+            context: format!("cannot mount the workspace's disk: {e}"),
+            source: std::io::Error::other("mount"),
+        })
+    }
+
+    /// Unmounts the workspace's image after its runner has gone, if whoever mounted it could
+    /// not (an unsandboxed runner, or a sandbox that was SIGKILLed).
+    fn unmount_storage(&self, id: &str) {
+        let root = self.root(id);
+        if self.image(id).exists() && cove_sandbox::disk::is_mounted(&root) {
+            match cove_sandbox::disk::unmount(&root) {
+                Ok(()) => tracing::debug!(workspace = %id, "disk unmounted"),
+                Err(e) => tracing::warn!(workspace = %id, "{e}"),
+            }
+        }
     }
 
     /// The runner's own directory: its socket (mounted at /run/cove in a sandbox).
@@ -175,6 +231,10 @@ impl LocalBackend {
                 .await?;
             return Ok(RunnerAddr::Unix(self.socket(id)));
         }
+        if self.config.sandbox.is_none() {
+            // Sandboxed, `sandbox-init` mounts the image for exactly the sandbox's life.
+            self.mount_storage(id).await?;
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -223,7 +283,12 @@ impl LocalBackend {
                     .arg("--name")
                     .arg(id)
                     .arg("--workspace")
-                    .arg(&root)
+                    .arg(&root);
+                let image = self.image(id);
+                if image.exists() {
+                    command.arg("--workspace-image").arg(image);
+                }
+                command
                     .arg("--run-dir")
                     .arg(&run_dir)
                     .arg("--root-dir")
@@ -308,6 +373,7 @@ impl LocalBackend {
     async fn stop_runner(&self, id: &str) -> Result<(), BackendError> {
         let Some(pid) = self.live_pid(id) else {
             let _ = std::fs::remove_file(self.pid_file(id));
+            self.unmount_storage(id);
             return Ok(());
         };
         signal(pid, libc::SIGTERM);
@@ -321,6 +387,9 @@ impl LocalBackend {
         }
         let _ = std::fs::remove_file(self.pid_file(id));
         let _ = std::fs::remove_file(self.socket(id));
+        // The sandbox's PID 1 is gone only once the outer process is (it waits for it), so
+        // nothing in the workspace holds the disk any more.
+        self.unmount_storage(id);
         tracing::info!(workspace = %id, pid, "runner stopped");
         Ok(())
     }
@@ -338,7 +407,8 @@ impl Backend for LocalBackend {
     ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
             let root = self.root(id);
-            if root.exists() {
+            let image = self.image(id);
+            if root.exists() || image.exists() {
                 return Err(BackendError::AlreadyExists(id.to_string()));
             }
             for file in files {
@@ -352,7 +422,16 @@ impl Backend for LocalBackend {
                 }
             }
             let files = files.to_vec();
-            let result = tokio::task::spawn_blocking(move || write_seed(&root, &files)).await;
+            let result = if self.new_workspaces_get_images() {
+                let limit = self.config.limits.disk_limit_bytes;
+                let uid = workspace_uid(id);
+                tokio::task::spawn_blocking(move || {
+                    provision_image(&root, &image, limit, uid, &files)
+                })
+                .await
+            } else {
+                tokio::task::spawn_blocking(move || write_seed(&root, &files)).await
+            };
             result.map_err(|e| BackendError::Io {
                 context: "provisioning failed".into(),
                 source: std::io::Error::other(e),
@@ -411,6 +490,7 @@ impl Backend for LocalBackend {
                     })?
                     .map_err(BackendError::io("cannot delete the workspace's files"))?;
             }
+            let _ = std::fs::remove_file(self.image(id));
             let _ = std::fs::remove_file(self.log_file(id));
             let _ = std::fs::remove_dir_all(self.run_dir(id));
             let _ =
@@ -458,6 +538,44 @@ fn chown_tree(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Builds a workspace's disk image from its template: the files are staged beside it, given
+/// to the workspace's uid, copied into a new image, and the staging directory removed.
+fn provision_image(
+    root: &Path,
+    image: &Path,
+    limit: u64,
+    uid: u32,
+    files: &[SeedFile],
+) -> Result<(), BackendError> {
+    let staging = image.with_extension("new");
+    let _ = std::fs::remove_dir_all(&staging);
+    let made = write_seed(&staging, files)
+        .and_then(|()| {
+            chown_tree(&staging, uid, uid).map_err(BackendError::io(
+                "cannot give the template's files to the workspace",
+            ))
+        })
+        .and_then(|()| {
+            cove_sandbox::disk::create_image(image, limit, &staging, uid, uid).map_err(|e| {
+                BackendError::Io {
+                    context: format!("cannot create the workspace's disk: {e}"),
+                    source: std::io::Error::other("mke2fs"),
+                }
+            })
+        })
+        .and_then(|()| {
+            std::fs::create_dir(root).map_err(BackendError::io(format!(
+                "cannot create {}",
+                root.display()
+            )))
+        });
+    let _ = std::fs::remove_dir_all(&staging);
+    if made.is_err() {
+        let _ = std::fs::remove_file(image);
+    }
+    made
 }
 
 fn write_seed(root: &Path, files: &[SeedFile]) -> Result<(), BackendError> {

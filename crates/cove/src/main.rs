@@ -59,6 +59,9 @@ struct SandboxInitArgs {
     name: String,
     #[arg(long)]
     workspace: PathBuf,
+    /// A disk image to mount at --workspace while the sandbox lives.
+    #[arg(long)]
+    workspace_image: Option<PathBuf>,
     #[arg(long)]
     run_dir: PathBuf,
     #[arg(long)]
@@ -128,7 +131,8 @@ struct ServeArgs {
     /// Size of each workspace's private /tmp, in MiB.
     #[arg(long, default_value_t = 256)]
     tmp_size_mib: u64,
-    /// Storage per workspace, in MiB: API writes beyond it are refused (see docs on processes).
+    /// Storage per workspace, in MiB. Sandboxed, each new workspace gets an ext4 image of
+    /// this size, so every write is held to it; 0 means no limit.
     #[arg(long, default_value_t = 1024)]
     disk_limit_mib: u64,
 }
@@ -243,6 +247,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 pids = args.pids_limit,
                 "workspaces are sandboxed"
             );
+            let disk_images = args.disk_limit_mib > 0
+                && match cove_sandbox::disk::probe() {
+                    Ok(mke2fs) => {
+                        tracing::info!(
+                            disk_mib = args.disk_limit_mib,
+                            mke2fs = %mke2fs.display(),
+                            "each new workspace gets a disk image of its storage limit"
+                        );
+                        true
+                    }
+                    Err(why) => {
+                        tracing::warn!(
+                            "storage limits hold only for API writes, not for programs: {why}"
+                        );
+                        false
+                    }
+                };
             Some(cove_backend::SandboxSettings {
                 limits: cove_sandbox::Limits {
                     memory_bytes: args.memory_limit_mib * 1024 * 1024,
@@ -250,6 +271,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     pids: args.pids_limit,
                 },
                 tmp_bytes: args.tmp_size_mib * 1024 * 1024,
+                disk_images,
             })
         }
         SandboxMode::None => {
@@ -305,6 +327,7 @@ fn sandbox_init(args: SandboxInitArgs) -> anyhow::Result<()> {
     let spec = cove_sandbox::Spec {
         name: args.name,
         workspace_dir: args.workspace,
+        workspace_image: args.workspace_image,
         run_dir: args.run_dir,
         root_dir: args.root_dir,
         program: std::env::current_exe().context("cannot find the cove binary")?,

@@ -130,6 +130,25 @@ fn supervise(set: &libc::sigset_t, child: libc::pid_t, reap_all: bool) -> i32 {
 }
 
 pub fn run(spec: &Spec) -> Result<i32, SandboxError> {
+    if let Some(image) = &spec.workspace_image {
+        // Mounted on the host, before the namespaces are made, so the new mount namespace
+        // inherits it; unmounted below when the sandbox ends.
+        if !crate::disk::is_mounted(&spec.workspace_dir) {
+            crate::disk::mount_image(image, &spec.workspace_dir)?;
+        }
+        // mke2fs always makes one; it is noise in a project's file tree.
+        let _ = std::fs::remove_dir(spec.workspace_dir.join("lost+found"));
+    }
+    let result = confine(spec);
+    if spec.workspace_image.is_some()
+        && let Err(e) = crate::disk::unmount(&spec.workspace_dir)
+    {
+        eprintln!("cove sandbox: {e}");
+    }
+    result
+}
+
+fn confine(spec: &Spec) -> Result<i32, SandboxError> {
     crate::cgroups::join(&spec.name, spec.limits, spec.uid, spec.gid)?;
     let set = block_signals();
     // SAFETY: this process is single-threaded (the caller guarantees it).

@@ -9,8 +9,9 @@
 //! `cove sandbox-init` subcommand), which must be root on the host:
 //!
 //! ```text
-//! sandbox-init (host namespaces)   joins the cgroups, unshares the namespaces, forks,
-//!   │                              forwards SIGTERM/SIGINT/SIGHUP, waits, removes the cgroups
+//! sandbox-init (host namespaces)   mounts the workspace's disk image, joins the cgroups,
+//!   │                              unshares the namespaces, forks, forwards SIGTERM/SIGINT/
+//!   │                              SIGHUP, waits, removes the cgroups, unmounts the disk
 //!   └─ init, PID 1 (new namespaces) builds the new root, pivots into it, brings up `lo`,
 //!        │                          re-executes itself from inside (`sandbox-reap`, so no
 //!        │                          host path shows), forks, reaps every orphan, ends the
@@ -24,6 +25,7 @@
 //! else of the host: no other workspace, no cove data, no home directories.
 
 mod cgroups;
+pub mod disk;
 mod init;
 mod rootfs;
 
@@ -39,6 +41,9 @@ pub struct Spec {
     pub name: String,
     /// The workspace's files on the host, mounted read-write at `/workspace`.
     pub workspace_dir: PathBuf,
+    /// A disk image holding the workspace's files (see [`disk`]): mounted at `workspace_dir`
+    /// for as long as the sandbox lives, so every write is held to its size.
+    pub workspace_image: Option<PathBuf>,
     /// A host directory mounted read-write at `/run/cove` (where the runner's socket lives).
     pub run_dir: PathBuf,
     /// An empty host directory used as the mount point of the new root.

@@ -253,6 +253,24 @@ impl Drop for TestServer {
             }
             signal(pid, libc::SIGKILL);
         }
+        // A sandbox that had to be killed could not unmount its workspace's disk image.
+        self.unmount_leftovers();
+    }
+}
+
+impl TestServer {
+    fn unmount_leftovers(&self) {
+        let root = self.data_dir.path().to_string_lossy().into_owned();
+        let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for mount_point in table.lines().filter_map(|l| l.split(' ').nth(4)) {
+            if mount_point.starts_with(&root) {
+                let path = std::ffi::CString::new(mount_point).expect("no NUL");
+                // SAFETY: a NUL-terminated path that outlives the call.
+                unsafe {
+                    libc::umount2(path.as_ptr(), libc::MNT_DETACH);
+                }
+            }
+        }
     }
 }
 

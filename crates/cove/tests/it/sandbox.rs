@@ -184,6 +184,40 @@ async fn escapes_fail_and_neighbours_keep_answering() {
     assert_eq!(stats["diskLimitBytes"], 4 * 1024 * 1024, "{stats}");
     assert_eq!(stats["memoryLimitBytes"], 128 * 1024 * 1024, "{stats}");
 
+    // Filling the disk from a program stops at the workspace's own image: the host's disk
+    // does not fill, and the workspace works again once the file is gone.
+    let image = s
+        .data_dir
+        .path()
+        .join("workspaces")
+        .join(format!("{attacker}.img"));
+    assert!(image.exists(), "the workspace has a disk image");
+    let (out, _) = run(
+        &mut a,
+        "fill",
+        "head -c 256M /dev/zero > fill.bin; echo rc=$?; sync",
+    )
+    .await;
+    assert!(out.contains("No space left on device"), "{out}");
+    assert!(!out.contains("rc=0"), "{out}");
+    use std::os::unix::fs::MetadataExt;
+    let on_host = std::fs::metadata(&image).unwrap().blocks() * 512;
+    assert!(
+        on_host < 64 * 1024 * 1024,
+        "the image holds the writes: {on_host} bytes on the host"
+    );
+    assert_eq!(n.request("ping", json!({})).await["type"], "pong");
+    neighbour_answers(&s, &neighbour).await;
+    let (out, exit) = run(&mut a, "unfill", "rm fill.bin && echo ok > after.txt").await;
+    assert_eq!(exit["exitCode"], 0, "{out} {exit}");
+    let written = a
+        .request(
+            "write_file",
+            json!({"path": "small.txt", "content": "fits"}),
+        )
+        .await;
+    assert_eq!(written["type"], "file_written", "{written}");
+
     // Under cgroup v1 the runner stays out of the CPU limit (so a busy workspace still echoes
     // keystrokes at once) while every program it starts is under it.
     if std::path::Path::new("/sys/fs/cgroup/cpu/cgroup.procs").exists() {
@@ -213,7 +247,6 @@ async fn escapes_fail_and_neighbours_keep_answering() {
     }
 
     // Files written in the workspace belong to its own unprivileged user on the host.
-    use std::os::unix::fs::MetadataExt;
     let owner = std::fs::metadata(s.workspace_dir(&attacker).join("attacker-file"))
         .unwrap()
         .uid();
