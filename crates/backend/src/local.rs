@@ -44,13 +44,14 @@ impl Default for RunnerLimits {
 }
 
 /// How sandboxed runners are confined.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SandboxSettings {
     pub limits: cove_sandbox::Limits,
     /// Size of each workspace's private /tmp.
     pub tmp_bytes: u64,
     /// New workspaces get a disk image of `disk_limit_bytes` (a hard limit on every write).
     pub disk_images: bool,
+    pub network: cove_sandbox::network::Network,
 }
 
 #[derive(Debug, Clone)]
@@ -124,7 +125,7 @@ impl LocalBackend {
 
     /// New workspaces get an image when sandboxed with images on and a limit set.
     fn new_workspaces_get_images(&self) -> bool {
-        self.config.sandbox.is_some_and(|s| s.disk_images)
+        self.config.sandbox.as_ref().is_some_and(|s| s.disk_images)
             && self.config.limits.disk_limit_bytes > 0
     }
 
@@ -287,6 +288,9 @@ impl LocalBackend {
                 let image = self.image(id);
                 if image.exists() {
                     command.arg("--workspace-image").arg(image);
+                }
+                if let cove_sandbox::network::Network::Outbound { slirp4netns } = &sandbox.network {
+                    command.arg("--slirp4netns").arg(slirp4netns);
                 }
                 command
                     .arg("--run-dir")

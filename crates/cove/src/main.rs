@@ -46,6 +46,17 @@ struct SandboxReapArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum NetworkMode {
+    /// `outbound` when slirp4netns is installed and cove listens on loopback only; else `none`.
+    Auto,
+    /// Each workspace has only its own loopback: nothing in, nothing out.
+    None,
+    /// Also outbound connections (pip install, git clone) through slirp4netns. The host's
+    /// loopback stays unreachable; its other addresses and the LAN do not.
+    Outbound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum SandboxMode {
     /// Each workspace in its own namespaces, root filesystem, cgroups and uid (needs root).
     Namespaces,
@@ -62,6 +73,9 @@ struct SandboxInitArgs {
     /// A disk image to mount at --workspace while the sandbox lives.
     #[arg(long)]
     workspace_image: Option<PathBuf>,
+    /// Give the sandbox outbound network through this slirp4netns.
+    #[arg(long)]
+    slirp4netns: Option<PathBuf>,
     #[arg(long)]
     run_dir: PathBuf,
     #[arg(long)]
@@ -128,6 +142,10 @@ struct ServeArgs {
     /// Process limit per workspace (stops fork bombs).
     #[arg(long, default_value_t = 512)]
     pids_limit: u64,
+    /// Network of each sandboxed workspace. Never inbound: the IDE reaches a workspace's
+    /// ports through cove's preview proxy.
+    #[arg(long, value_enum, default_value = "auto")]
+    network: NetworkMode,
     /// Size of each workspace's private /tmp, in MiB.
     #[arg(long, default_value_t = 256)]
     tmp_size_mib: u64,
@@ -272,6 +290,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 },
                 tmp_bytes: args.tmp_size_mib * 1024 * 1024,
                 disk_images,
+                network: workspace_network(args.network, args.bind_addr)?,
             })
         }
         SandboxMode::None => {
@@ -323,11 +342,57 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     cove_server::serve(config, Arc::new(backend), shutdown).await
 }
 
+/// Decides the workspaces' network and says why in the log.
+fn workspace_network(
+    mode: NetworkMode,
+    bind: SocketAddr,
+) -> anyhow::Result<cove_sandbox::network::Network> {
+    use cove_sandbox::network::{Network, find_slirp4netns};
+    let slirp = find_slirp4netns();
+    let network = match (mode, slirp) {
+        (NetworkMode::None, _) => Network::Loopback,
+        (NetworkMode::Outbound, None) => anyhow::bail!(
+            "--network outbound needs slirp4netns, which is not installed (apt-get install slirp4netns)"
+        ),
+        (NetworkMode::Outbound, Some(slirp4netns)) => {
+            if !bind.ip().is_loopback() {
+                tracing::warn!(
+                    %bind,
+                    "--network outbound with a non-loopback listen address: workspaces can reach cove's port through the host's own addresses; listen on loopback behind a proxy to prevent it"
+                );
+            }
+            Network::Outbound { slirp4netns }
+        }
+        (NetworkMode::Auto, None) => {
+            tracing::info!(
+                "workspaces have no outbound network: slirp4netns is not installed (apt-get install slirp4netns, or --network none to silence this)"
+            );
+            Network::Loopback
+        }
+        (NetworkMode::Auto, Some(_)) if !bind.ip().is_loopback() => {
+            tracing::info!(
+                %bind,
+                "workspaces have no outbound network: cove listens beyond loopback, where outbound workspaces could reach it (--network outbound to choose otherwise)"
+            );
+            Network::Loopback
+        }
+        (NetworkMode::Auto, Some(slirp4netns)) => Network::Outbound { slirp4netns },
+    };
+    if let Network::Outbound { slirp4netns } = &network {
+        tracing::info!(slirp4netns = %slirp4netns.display(), "workspaces have outbound network; the host's loopback is closed to them");
+    }
+    Ok(network)
+}
+
 fn sandbox_init(args: SandboxInitArgs) -> anyhow::Result<()> {
     let spec = cove_sandbox::Spec {
         name: args.name,
         workspace_dir: args.workspace,
         workspace_image: args.workspace_image,
+        network: match args.slirp4netns {
+            Some(slirp4netns) => cove_sandbox::network::Network::Outbound { slirp4netns },
+            None => cove_sandbox::network::Network::Loopback,
+        },
         run_dir: args.run_dir,
         root_dir: args.root_dir,
         program: std::env::current_exe().context("cannot find the cove binary")?,

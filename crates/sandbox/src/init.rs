@@ -6,6 +6,9 @@
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 
+use std::os::fd::OwnedFd;
+
+use crate::network::Network;
 use crate::{PROGRAM_PATH, SandboxError, Spec, WORKSPACE_PATH};
 
 const NAMESPACES: libc::c_int = libc::CLONE_NEWNS
@@ -151,8 +154,28 @@ pub fn run(spec: &Spec) -> Result<i32, SandboxError> {
 fn confine(spec: &Spec) -> Result<i32, SandboxError> {
     crate::cgroups::join(&spec.name, spec.limits, spec.uid, spec.gid)?;
     let set = block_signals();
-    // SAFETY: this process is single-threaded (the caller guarantees it).
-    if unsafe { libc::unshare(NAMESPACES) } != 0 {
+    // PID 1 waits on this pipe for its network before it starts the program.
+    let (network_read, network_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| SandboxError::Io {
+        context: "pipe".into(),
+        source: e.into(),
+    })?;
+    // clone rather than unshare + fork: only the child enters the new namespaces. This process
+    // stays in the host's, so its pivot_root cannot move this process's root, and what this
+    // process starts later (slirp4netns) runs on the host side, outside the sandbox's PIDs.
+    // SAFETY: single-threaded (the caller guarantees it); without CLONE_VM or a new stack the
+    // child continues on a copy of this stack, exactly like fork.
+    let init = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::c_long::from(NAMESPACES | libc::SIGCHLD),
+            0 as libc::c_long,
+            0 as libc::c_long,
+            0 as libc::c_long,
+            0 as libc::c_long,
+        )
+    } as libc::pid_t;
+    if init < 0 {
         let err = SandboxError::Namespaces(
             "mount, PID, IPC, UTS and network",
             std::io::Error::last_os_error(),
@@ -160,13 +183,9 @@ fn confine(spec: &Spec) -> Result<i32, SandboxError> {
         crate::cgroups::remove(&spec.name);
         return Err(err);
     }
-    // SAFETY: single-threaded; the child continues in Rust as PID 1.
-    let init = unsafe { libc::fork() };
-    if init < 0 {
-        return Err(last_error("fork of the sandbox's PID 1"));
-    }
     if init == 0 {
-        let code = match pid1(spec) {
+        drop(network_write);
+        let code = match pid1(spec, network_read) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("cove sandbox: {e}");
@@ -176,19 +195,49 @@ fn confine(spec: &Spec) -> Result<i32, SandboxError> {
         // SAFETY: leaving PID 1 ends the namespace, which kills whatever is left in it.
         unsafe { libc::_exit(code) }
     }
+    drop(network_read);
+    // Held until the sandbox ends: slirp4netns exits when it is dropped.
+    let _outbound = match &spec.network {
+        Network::Loopback => None,
+        Network::Outbound { slirp4netns } => match crate::network::connect(slirp4netns, init) {
+            Ok(outbound) => Some(outbound),
+            Err(e) => {
+                // The workspace still works, offline; the log says why.
+                eprintln!("cove sandbox: no outbound network: {e}");
+                None
+            }
+        },
+    };
+    let _ = rustix::io::write(&network_write, b"1");
+    drop(network_write);
     let code = supervise(&set, init, false);
     crate::cgroups::remove(&spec.name);
     Ok(code)
 }
 
 /// PID 1 of the new namespaces: build the root, start the program, reap until it exits.
-fn pid1(spec: &Spec) -> Result<i32, SandboxError> {
+fn pid1(spec: &Spec, network_ready: OwnedFd) -> Result<i32, SandboxError> {
     crate::rootfs::enter(spec)?;
     rustix::system::sethostname(spec.name.as_bytes()).map_err(|e| SandboxError::Io {
         context: "sethostname".into(),
         source: e.into(),
     })?;
     loopback_up()?;
+    // The outer process writes one byte once outbound network is up (or has failed); EOF
+    // means it died, and then so should the sandbox.
+    let mut byte = [0u8; 1];
+    loop {
+        match rustix::io::read(&network_ready, &mut byte) {
+            Ok(1) => break,
+            Err(rustix::io::Errno::INTR) => continue,
+            _ => {
+                return Err(SandboxError::Spec(
+                    "the sandbox's outer process went away".into(),
+                ));
+            }
+        }
+    }
+    drop(network_ready);
     // Become the program mounted inside (`PROGRAM_PATH reap ...`): from here on no process in
     // the workspace carries a host path in its command line.
     let mut argv = vec![

@@ -21,12 +21,14 @@
 //!
 //! Inside, the program sees: `/usr` and `/etc` read-only (with `/etc/shadow` and other secrets
 //! masked), `/workspace` read-write, a private `/tmp`, its own `/proc` and `/dev` (with its own
-//! devpts), `/run/cove` (the runner's socket directory), only a loopback network, and nothing
-//! else of the host: no other workspace, no cove data, no home directories.
+//! devpts), `/run/cove` (the runner's socket directory), its own loopback (and, if the server
+//! allows it, outbound connections through slirp4netns, see [`network`]), and nothing else
+//! of the host: no other workspace, no cove data, no home directories.
 
 mod cgroups;
 pub mod disk;
 mod init;
+pub mod network;
 mod rootfs;
 
 use std::ffi::OsString;
@@ -60,6 +62,7 @@ pub struct Spec {
     pub limits: Limits,
     /// Size of the private `/tmp`, in bytes.
     pub tmp_bytes: u64,
+    pub network: network::Network,
 }
 
 /// Where the program is mounted inside the sandbox.

@@ -132,6 +132,17 @@ pub fn enter(spec: &Spec) -> Result<(), SandboxError> {
             Err(_) => {}
         }
     }
+    // With outbound network, DNS goes to slirp4netns's forwarder: the host's resolver address
+    // may be on its own loopback, which a workspace cannot reach.
+    if matches!(spec.network, crate::network::Network::Outbound { .. }) {
+        let resolv = at(".resolv.conf");
+        std::fs::write(&resolv, crate::network::RESOLV_CONF)
+            .map_err(crate::io_err("cannot write resolv.conf"))?;
+        // A symlink (systemd-resolved) would be followed out of the new root: left alone.
+        if std::fs::symlink_metadata(at("etc/resolv.conf")).is_ok_and(|m| m.is_file()) {
+            bind(&resolv, &at("etc/resolv.conf"), false)?;
+        }
+    }
     // Secrets in /etc: an empty file is mounted over each.
     let empty = at(".empty");
     touch(&empty)?;

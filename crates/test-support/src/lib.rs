@@ -258,6 +258,32 @@ impl Drop for TestServer {
     }
 }
 
+/// This host's first IPv4 address that is not loopback (traffic to it stays on the machine).
+pub fn host_ipv4() -> Option<std::net::Ipv4Addr> {
+    let mut found = None;
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a list we free below; every node is read while it lives.
+    unsafe {
+        if libc::getifaddrs(&mut list) != 0 {
+            return None;
+        }
+        let mut node = list;
+        while !node.is_null() && found.is_none() {
+            let addr = (*node).ifa_addr;
+            if !addr.is_null() && i32::from((*addr).sa_family) == libc::AF_INET {
+                let sin = &*(addr as *const libc::sockaddr_in);
+                let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                if !ip.is_loopback() {
+                    found = Some(ip);
+                }
+            }
+            node = (*node).ifa_next;
+        }
+        libc::freeifaddrs(list);
+    }
+    found
+}
+
 impl TestServer {
     fn unmount_leftovers(&self) {
         let root = self.data_dir.path().to_string_lossy().into_owned();

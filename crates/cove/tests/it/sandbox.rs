@@ -40,6 +40,9 @@ async fn escapes_fail_and_neighbours_keep_answering() {
         "64",
         "--disk-limit-mib",
         "4",
+        // The attacker has the most a workspace can have: outbound network too.
+        "--network",
+        "outbound",
     ];
     let s = TestServer::start_with(env!("CARGO_BIN_EXE_cove"), &args).await;
     let attacker = s.create_workspace("attacker", "blank").await;
@@ -73,6 +76,30 @@ async fn escapes_fail_and_neighbours_keep_answering() {
             && !String::from_utf8_lossy(&body).contains("neighbour-file")
     );
 
+    // Outbound connections leave the workspace (to this host's own address here: nothing may
+    // leave the machine in a test), while the host's loopback stays closed.
+    let host_ip = cove_test_support::host_ipv4().expect("a non-loopback IPv4 address");
+    let listener = std::net::TcpListener::bind((host_ip, 0)).unwrap();
+    let outside_port = listener.local_addr().unwrap().port();
+    let accepted = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut got = String::new();
+        std::io::Read::read_to_string(&mut conn, &mut got).unwrap();
+        got
+    });
+    let (out, exit) = run(
+        &mut a,
+        "out",
+        &format!("echo hello-from-the-workspace > /dev/tcp/{host_ip}/{outside_port}"),
+    )
+    .await;
+    assert_eq!(exit["exitCode"], 0, "outbound works: {out}");
+    assert_eq!(accepted.join().unwrap().trim(), "hello-from-the-workspace");
+    let (out, _) = run(&mut a, "dns", "cat /etc/resolv.conf").await;
+    assert!(out.contains("10.0.2.3"), "DNS goes to slirp4netns: {out}");
+
     let data_dir = s.data_dir.path().display().to_string();
     let server_pid = s.pid();
     let neighbour_files = s.workspace_dir(&neighbour).display().to_string();
@@ -105,11 +132,9 @@ async fn escapes_fail_and_neighbours_keep_answering() {
         ("touch /pwned".into(), "", true),
         ("mount -t tmpfs none /tmp".into(), "", true),
         (format!("exec 3<>/dev/tcp/127.0.0.1/{}", s.port), "", true),
-        (
-            "python3 -c \"import socket; socket.create_connection(('10.0.0.1', 80), 2)\"".into(),
-            "",
-            true,
-        ),
+        // The host's loopback through slirp4netns's gateway, and the host's own address.
+        (format!("exec 3<>/dev/tcp/10.0.2.2/{}", s.port), "", true),
+        (format!("exec 3<>/dev/tcp/{host_ip}/{}", s.port), "", true),
         (
             "test \"$(id -u)\" -ne 0 && ! grep -q 'CapEff:.*[1-9a-f]' /proc/self/status".into(),
             "",
@@ -268,4 +293,29 @@ async fn unsandboxed_mode_still_works_for_development() {
         "0",
         "without a sandbox the workspace runs as the server's user"
     );
+}
+
+#[tokio::test]
+async fn network_none_leaves_only_loopback() {
+    let s = TestServer::start_with(env!("CARGO_BIN_EXE_cove"), &["--network", "none"]).await;
+    let id = s.create_workspace("offline", "blank").await;
+    let mut c = s.control(&id).await;
+    let host_ip = cove_test_support::host_ipv4().expect("a non-loopback IPv4 address");
+    let listener = std::net::TcpListener::bind((host_ip, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (out, exit) = run(
+        &mut c,
+        "out",
+        &format!("timeout 5 bash -c 'echo hi > /dev/tcp/{host_ip}/{port}'"),
+    )
+    .await;
+    assert_ne!(exit["exitCode"], 0, "nothing leaves: {out}");
+    let (out, exit) = run(
+        &mut c,
+        "links",
+        "python3 -c 'import socket; print(sorted(n for _, n in socket.if_nameindex()))'",
+    )
+    .await;
+    assert_eq!(exit["exitCode"], 0, "{out}");
+    assert_eq!(out.trim(), "['lo']");
 }

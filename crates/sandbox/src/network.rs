@@ -1,0 +1,141 @@
+//! A sandbox's network: always its own namespace with `lo`; optionally outbound connections
+//! through slirp4netns, a user-mode TCP/IP stack that runs on the host side and makes the
+//! sandbox's connections as ordinary sockets of its own.
+//!
+//! With outbound on, the sandbox gets `tap0` (10.0.2.100/24, gateway 10.0.2.2, DNS at
+//! 10.0.2.3, which forwards to the host's resolver). The host's loopback is NOT reachable
+//! (`--disable-host-loopback`), so cove's own ports on 127.0.0.1 stay closed to workspaces.
+//! Nothing reaches into a sandbox: slirp4netns forwards no inbound ports here.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::SandboxError;
+
+/// How a sandbox reaches the outside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Network {
+    /// Only its own loopback.
+    Loopback,
+    /// Loopback, plus outbound connections through this `slirp4netns` program.
+    Outbound { slirp4netns: PathBuf },
+}
+
+/// The resolver a sandbox with outbound network uses (slirp4netns's built-in DNS forwarder).
+pub const RESOLV_CONF: &str = "nameserver 10.0.2.3\n";
+
+/// How long slirp4netns may take to configure the sandbox's interface.
+const READY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The fd numbers slirp4netns is given for `--ready-fd` and `--exit-fd`.
+const READY_FD: i32 = 3;
+const EXIT_FD: i32 = 4;
+
+/// `slirp4netns` on the PATH (or in /usr/bin), if installed.
+pub fn find_slirp4netns() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|dir| dir.join("slirp4netns"))
+        .find(|p| p.is_file())
+}
+
+/// A running slirp4netns; it exits when this is dropped (its exit pipe closes), or when the
+/// process holding it ends.
+pub struct Outbound {
+    _exit: OwnedFd,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| SandboxError::Io {
+        context: "pipe".into(),
+        source: e.into(),
+    })
+}
+
+/// Connects the network namespace of `pid` to the outside through slirp4netns and waits
+/// until its interface is configured.
+pub fn connect(slirp4netns: &Path, pid: libc::pid_t) -> Result<Outbound, SandboxError> {
+    let (ready_read, ready_write) = pipe()?;
+    let (exit_read, exit_write) = pipe()?;
+    let mut command = Command::new(slirp4netns);
+    command
+        .args([
+            "--configure",
+            "--mtu=65520",
+            "--disable-host-loopback",
+            "--enable-sandbox",
+            "--enable-seccomp",
+        ])
+        .arg(format!("--ready-fd={READY_FD}"))
+        .arg(format!("--exit-fd={EXIT_FD}"))
+        .arg(pid.to_string())
+        .arg("tap0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let (ready_raw, exit_raw) = (ready_write.as_raw_fd(), exit_read.as_raw_fd());
+    // SAFETY: only fcntl and dup2 (async-signal-safe) between fork and exec. dup2 clears
+    // CLOEXEC on the copies, so exactly these two pipe ends reach slirp4netns; the exit end is
+    // first moved above both targets so the first dup2 cannot overwrite it.
+    unsafe {
+        command.pre_exec(move || {
+            let exit_high = libc::fcntl(exit_raw, libc::F_DUPFD_CLOEXEC, 10);
+            if exit_high < 0
+                || libc::dup2(ready_raw, READY_FD) < 0
+                || libc::dup2(exit_high, EXIT_FD) < 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(|e| SandboxError::Io {
+        context: format!("cannot run {}", slirp4netns.display()),
+        source: e,
+    })?;
+    drop((ready_write, exit_read));
+    // slirp4netns writes "1" once tap0 is up and configured; EOF means it gave up.
+    let mut ready = std::fs::File::from(ready_read);
+    let mut byte = [0u8; 1];
+    let became_ready =
+        wait_readable(&ready, READY_TIMEOUT) && matches!(ready.read(&mut byte), Ok(1));
+    if !became_ready {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(SandboxError::Io {
+            context: "slirp4netns did not set up the workspace's network (see the log above)"
+                .into(),
+            source: std::io::Error::from(std::io::ErrorKind::TimedOut),
+        });
+    }
+    // Reaped by whoever outlives it (PID 1 of the host, once this process exits).
+    drop(child);
+    Ok(Outbound { _exit: exit_write })
+}
+
+fn wait_readable(file: &std::fs::File, timeout: Duration) -> bool {
+    let mut poll = libc::pollfd {
+        fd: file.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        // SAFETY: one valid pollfd.
+        let rc = unsafe { libc::poll(&mut poll, 1, left.as_millis() as libc::c_int) };
+        if rc > 0 {
+            return true;
+        }
+        if rc == 0
+            || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR)
+            || left.is_zero()
+        {
+            return false;
+        }
+    }
+}
