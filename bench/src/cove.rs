@@ -290,6 +290,14 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // Sandboxed workspaces' disk images stay mounted when their sandbox was killed.
+        let root = self.0.to_string_lossy().into_owned();
+        let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for mount_point in table.lines().filter_map(|l| l.split(' ').nth(4)) {
+            if mount_point.starts_with(&root) {
+                let _ = rustix::mount::unmount(mount_point, rustix::mount::UnmountFlags::DETACH);
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }

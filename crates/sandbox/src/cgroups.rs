@@ -152,6 +152,18 @@ pub fn memory_dir(name: &str) -> Option<PathBuf> {
     Some(group_dirs(version, name).remove(0))
 }
 
+/// Moves the calling process back to the top of each hierarchy (where `join` found it), so
+/// that its own groups can be removed.
+pub fn leave(name: &str) {
+    let Ok(version) = detect() else { return };
+    let me = std::process::id().to_string();
+    for dir in group_dirs(version, name) {
+        if let Some(top) = dir.parent() {
+            let _ = std::fs::write(top.join("cgroup.procs"), &me);
+        }
+    }
+}
+
 /// Removes the groups; they must be empty (the sandbox's namespace is gone), so retry briefly.
 pub fn remove(name: &str) {
     let Ok(version) = detect() else { return };

@@ -180,6 +180,7 @@ fn confine(spec: &Spec) -> Result<i32, SandboxError> {
             "mount, PID, IPC, UTS and network",
             std::io::Error::last_os_error(),
         );
+        crate::cgroups::leave(&spec.name);
         crate::cgroups::remove(&spec.name);
         return Err(err);
     }
@@ -197,7 +198,7 @@ fn confine(spec: &Spec) -> Result<i32, SandboxError> {
     }
     drop(network_read);
     // Held until the sandbox ends: slirp4netns exits when it is dropped.
-    let _outbound = match &spec.network {
+    let outbound = match &spec.network {
         Network::Loopback => None,
         Network::Outbound { slirp4netns } => match crate::network::connect(slirp4netns, init) {
             Ok(outbound) => Some(outbound),
@@ -211,6 +212,8 @@ fn confine(spec: &Spec) -> Result<i32, SandboxError> {
     let _ = rustix::io::write(&network_write, b"1");
     drop(network_write);
     let code = supervise(&set, init, false);
+    drop(outbound);
+    crate::cgroups::leave(&spec.name);
     crate::cgroups::remove(&spec.name);
     Ok(code)
 }
@@ -323,6 +326,13 @@ fn become_program(
         // No setuid binary (sudo, su, mount...) can give privileges back.
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             return Err(last_error("no_new_privs"));
+        }
+        if crate::landlock::restrict(crate::landlock::RULES)?
+            == crate::landlock::Enforced::Unsupported
+        {
+            eprintln!(
+                "cove sandbox: this kernel has no Landlock; the mount namespace is the only wall"
+            );
         }
         if libc::setgroups(0, std::ptr::null()) != 0 {
             return Err(last_error("setgroups"));

@@ -28,6 +28,7 @@
 mod cgroups;
 pub mod disk;
 mod init;
+pub mod landlock;
 pub mod network;
 mod rootfs;
 

@@ -44,10 +44,29 @@ pub fn find_slirp4netns() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// A running slirp4netns; it exits when this is dropped (its exit pipe closes), or when the
-/// process holding it ends.
+/// A running slirp4netns. Dropping this closes its exit pipe and waits for it to go, so the
+/// sandbox's cgroups are empty when they are removed.
 pub struct Outbound {
-    _exit: OwnedFd,
+    exit: Option<OwnedFd>,
+    child: std::process::Child,
+}
+
+/// How long slirp4netns may take to leave once told to.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Drop for Outbound {
+    fn drop(&mut self) {
+        drop(self.exit.take());
+        let deadline = std::time::Instant::now() + EXIT_TIMEOUT;
+        while matches!(self.child.try_wait(), Ok(None)) {
+            if std::time::Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
@@ -112,9 +131,10 @@ pub fn connect(slirp4netns: &Path, pid: libc::pid_t) -> Result<Outbound, Sandbox
             source: std::io::Error::from(std::io::ErrorKind::TimedOut),
         });
     }
-    // Reaped by whoever outlives it (PID 1 of the host, once this process exits).
-    drop(child);
-    Ok(Outbound { _exit: exit_write })
+    Ok(Outbound {
+        exit: Some(exit_write),
+        child,
+    })
 }
 
 fn wait_readable(file: &std::fs::File, timeout: Duration) -> bool {

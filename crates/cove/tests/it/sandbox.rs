@@ -130,6 +130,9 @@ async fn escapes_fail_and_neighbours_keep_answering() {
         ("touch /usr/pwned".into(), "", true),
         ("touch /etc/pwned".into(), "", true),
         ("touch /pwned".into(), "", true),
+        // Landlock, the second wall: the sandbox's own root holds files (the mask behind
+        // /etc/shadow) that no rule grants.
+        ("cat /.empty".into(), "", true),
         ("mount -t tmpfs none /tmp".into(), "", true),
         (format!("exec 3<>/dev/tcp/127.0.0.1/{}", s.port), "", true),
         // The host's loopback through slirp4netns's gateway, and the host's own address.
@@ -318,4 +321,19 @@ async fn network_none_leaves_only_loopback() {
     .await;
     assert_eq!(exit["exitCode"], 0, "{out}");
     assert_eq!(out.trim(), "['lo']");
+
+    // A stopped sandbox leaves nothing behind on the host: no cgroups, no mounted disk.
+    drop(c);
+    let (status, _) = s
+        .json("POST", &format!("/api/workspaces/{id}/stop"), None)
+        .await;
+    assert_eq!(status, 200);
+    for controller in ["memory", "pids", "cpu", ""] {
+        let group = std::path::Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(format!("cove-{id}"));
+        assert!(!group.exists(), "{} is left", group.display());
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&id), "the disk is unmounted: {mounts}");
 }
