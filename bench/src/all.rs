@@ -472,7 +472,7 @@ pub fn all(args: AllArgs) -> Result<()> {
     }
     let md = render(
         &ctx,
-        "cove benchmarks",
+        "Peers and load: `cove-bench all`",
         &conf,
         &res,
         soak.as_ref(),

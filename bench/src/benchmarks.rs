@@ -1,7 +1,7 @@
-//! The comparison report (`cove-bench peers|load|all`) and the
-//! regeneration of BENCHMARKS.md: the new run on top, the previous run's
-//! main section below it under "Previous run (date)", and any `## Browser…`
-//! section of the old file kept as it was.
+//! The comparison report (`cove-bench peers|load|all`) and the regeneration of
+//! BENCHMARKS.md: the new run replaces the old one between the run markers, the old run's
+//! main part moves below under "Previous `cove-bench all` run (date)", and everything
+//! written by hand around them is kept verbatim.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -901,91 +901,79 @@ pub fn soak_section(s: &mut String, r: &SoakReport) {
 }
 
 // ---------------------------------------------------------------------------
-// BENCHMARKS.md: previous run and browser sections
+// BENCHMARKS.md: the generated run between markers, everything else kept
 
-/// A markdown file split into what the regeneration keeps.
+/// The generated run in BENCHMARKS.md sits between these; text before and after them is
+/// written by hand and kept verbatim.
+pub const RUN_BEGIN: &str = "<!-- cove-bench:run -->";
+pub const RUN_END: &str = "<!-- /cove-bench:run -->";
+/// The previous run's main part, kept below so that a regression shows.
+pub const PREVIOUS_BEGIN: &str = "<!-- cove-bench:previous -->";
+pub const PREVIOUS_END: &str = "<!-- /cove-bench:previous -->";
+
+/// An existing BENCHMARKS.md, split into what the regeneration keeps.
 #[derive(Debug, Default, PartialEq)]
 pub struct OldDoc {
-    /// The old run's main part (between the markers, or everything that is
-    /// neither a browser section nor a previous run).
+    /// Hand-written text before the generated run.
+    pub head: String,
+    /// Hand-written text after the generated run (the previous run left out).
+    pub tail: String,
+    /// The old run's main part (between the main markers).
     pub main: String,
     /// The date of the old run (`- date: …`), if found.
     pub date: Option<String>,
-    /// `## Browser…` sections, verbatim, in order.
-    pub browser: Vec<String>,
 }
 
-/// Splits a markdown text into level-2 sections (`## ` headings). The part
-/// before the first `## ` is returned as the first element with an empty
-/// heading.
-fn sections(text: &str) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = vec![(String::new(), String::new())];
-    let mut in_code = false;
-    for line in text.split_inclusive('\n') {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
-        }
-        if !in_code && line.starts_with("## ") {
-            out.push((line.trim_end().to_string(), String::new()));
-        }
-        if let Some(last) = out.last_mut() {
-            last.1.push_str(line);
-        }
+/// `text` without the block from `begin` to `end` (markers included), if present.
+fn cut(text: &str, begin: &str, end: &str) -> String {
+    match (text.find(begin), text.find(end)) {
+        (Some(a), Some(b)) if b > a => format!("{}{}", &text[..a], &text[b + end.len()..]),
+        _ => text.to_string(),
     }
-    out
 }
 
 pub fn parse_old(text: &str) -> OldDoc {
-    let mut doc = OldDoc::default();
-    let mut rest = String::new();
-    for (head, body) in sections(text) {
-        if head.starts_with("## Browser") {
-            doc.browser.push(body);
-        } else if head.starts_with("## Previous run") {
-            // Only one previous run is kept.
-        } else {
-            rest.push_str(&body);
-        }
-    }
-    doc.date = rest
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("- date:"))
-        .map(|d| d.trim().to_string());
-    doc.main = match (rest.find(MAIN_BEGIN), rest.find(MAIN_END)) {
-        (Some(a), Some(b)) if b > a => rest[a + MAIN_BEGIN.len()..b].trim().to_string(),
-        _ => {
-            // An older report: everything but its title line.
-            rest.lines()
-                .skip_while(|l| l.trim().is_empty() || l.starts_with("# "))
-                .collect::<Vec<_>>()
-                .join("\n")
-                .trim()
-                .to_string()
-        }
+    let (head, run, tail) = match (text.find(RUN_BEGIN), text.find(RUN_END)) {
+        (Some(a), Some(b)) if b > a => (
+            &text[..a],
+            &text[a + RUN_BEGIN.len()..b],
+            cut(&text[b + RUN_END.len()..], PREVIOUS_BEGIN, PREVIOUS_END),
+        ),
+        // Before the run markers: the run started at the main marker and ran to the end.
+        _ => match text.find(MAIN_BEGIN) {
+            Some(a) => (&text[..a], &text[a..], String::new()),
+            None => (text, "", String::new()),
+        },
     };
-    doc
+    let main = match (run.find(MAIN_BEGIN), run.find(MAIN_END)) {
+        (Some(a), Some(b)) if b > a => run[a + MAIN_BEGIN.len()..b].trim().to_string(),
+        _ => run.trim().to_string(),
+    };
+    OldDoc {
+        head: head.trim_end().to_string(),
+        tail: tail.trim().to_string(),
+        date: main
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("- date:"))
+            .map(|d| d.trim().to_string()),
+        main,
+    }
 }
 
-/// Pushes every heading of `text` down so that it fits under a level-2
-/// heading (`#` and `##` become `###`, `###` becomes `####`, …).
-pub fn demote(text: &str) -> String {
-    let mut out = String::new();
+/// The level of the biggest heading in `text` (outside code blocks).
+fn top_heading(text: &str) -> Option<usize> {
     let mut in_code = false;
+    let mut top = None;
     for line in text.lines() {
         if line.trim_start().starts_with("```") {
             in_code = !in_code;
         }
         let hashes = line.bytes().take_while(|&b| b == b'#').count();
         if !in_code && hashes > 0 && line[hashes..].starts_with(' ') {
-            let level = (hashes.max(2) + 1).min(6);
-            out.push_str(&"#".repeat(level));
-            out.push_str(&line[hashes..]);
-        } else {
-            out.push_str(line);
+            top = Some(top.map_or(hashes, |t: usize| t.min(hashes)));
         }
-        out.push('\n');
     }
-    out
+    top
 }
 
 /// Pushes every heading of `text` down by `n` levels (at most `######`).
@@ -1008,25 +996,34 @@ pub fn demote_by(text: &str, n: usize) -> String {
     out
 }
 
-/// The new BENCHMARKS.md: the new run, the kept browser sections, then the
-/// previous run's main section.
+/// Demotes `text` so that its biggest heading has `level`.
+fn headings_from(text: &str, level: usize) -> String {
+    let n = top_heading(text).map_or(0, |top| level.saturating_sub(top));
+    demote_by(text, n)
+}
+
+/// The new BENCHMARKS.md: the hand-written head, the new run (its headings under level 2),
+/// the hand-written tail, then the previous run's main part.
 pub fn assemble(new_run: &str, old: Option<&OldDoc>) -> String {
-    let mut s = new_run.trim_end().to_string();
-    s.push('\n');
+    let head = old
+        .map(|o| o.head.as_str())
+        .filter(|h| !h.trim().is_empty())
+        .unwrap_or("# cove benchmarks");
+    let mut s = format!("{head}\n\n{RUN_BEGIN}\n\n");
+    s.push_str(headings_from(new_run, 2).trim());
+    let _ = write!(s, "\n\n{RUN_END}\n");
     if let Some(old) = old {
-        for b in &old.browser {
-            s.push('\n');
-            s.push_str(b.trim_end());
-            s.push('\n');
+        if !old.tail.is_empty() {
+            let _ = write!(s, "\n{}\n", old.tail);
         }
-        if !old.main.trim().is_empty() {
+        if !old.main.is_empty() {
             let _ = writeln!(
                 s,
-                "\n## Previous run ({})\n",
+                "\n{PREVIOUS_BEGIN}\n\n## Previous `cove-bench all` run ({})\n",
                 old.date.as_deref().unwrap_or("date unknown")
             );
-            s.push_str(demote(&old.main).trim_end());
-            s.push('\n');
+            s.push_str(headings_from(&old.main, 3).trim());
+            let _ = writeln!(s, "\n\n{PREVIOUS_END}");
         }
     }
     s
@@ -1044,68 +1041,78 @@ pub fn write_benchmarks(path: &Path, new_run: &str) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    const OLD_FORMAT: &str = "# cove-bench terminal\n\n- date: 2026-11-22 19:01:07 UTC\n- machine: x\n\n## Terminal throughput and keystroke echo\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n### Throughput runs\n\nrows\n\n## Browser (Chromium)\n\nbrowser text\n\n```\n## not a heading\n```\n\n## Memory (VmRSS)\n\nmem\n";
+    const HAND_HEAD: &str =
+        "# cove benchmarks\n\nWritten by hand.\n\n## Browser\n\nbrowser figures\n";
+
+    fn run(date: &str, figure: &str) -> String {
+        format!(
+            "# Peers and load\n\n{MAIN_BEGIN}\n\n- date: {date}\n\n## Goals\n\n{figure}\n\n{MAIN_END}\n\n## Details\n\ndetails of {date}\n"
+        )
+    }
 
     #[test]
-    fn old_format_is_kept_whole_except_browser() {
-        let d = parse_old(OLD_FORMAT);
-        assert_eq!(d.date.as_deref(), Some("2026-11-22 19:01:07 UTC"));
-        assert_eq!(d.browser.len(), 1);
-        assert!(d.browser[0].starts_with("## Browser (Chromium)"));
+    fn regenerating_keeps_the_hand_written_parts_and_one_previous_run() {
+        let first = assemble(&run("D1", "g1"), Some(&parse_old(HAND_HEAD)));
+        assert!(first.starts_with(HAND_HEAD.trim_end()));
+        assert!(first.contains("## Peers and load\n"), "{first}");
+        assert!(first.contains("### Goals\n"), "{first}");
+        let with_tail = first.replace(
+            &format!("{RUN_END}\n"),
+            &format!("{RUN_END}\n\n## Notes by hand\n\nkept\n"),
+        );
+        let second = assemble(&run("D2", "g2"), Some(&parse_old(&with_tail)));
+        let third = assemble(&run("D3", "g3"), Some(&parse_old(&second)));
+        for doc in [&second, &third] {
+            assert_eq!(doc.matches("Written by hand.").count(), 1, "{doc}");
+            assert_eq!(doc.matches("browser figures").count(), 1, "{doc}");
+            assert_eq!(doc.matches("## Notes by hand").count(), 1, "{doc}");
+            assert_eq!(doc.matches(RUN_BEGIN).count(), 1, "{doc}");
+            assert_eq!(
+                doc.matches("## Previous `cove-bench all` run").count(),
+                1,
+                "{doc}"
+            );
+        }
+        assert!(third.contains("g3") && third.contains("g2") && !third.contains("g1"));
+        assert!(third.contains("run (D2)"));
+        let previous = &third[third.find("## Previous").unwrap()..];
         assert!(
-            d.browser[0].contains("## not a heading"),
-            "code fences stay in the section"
+            previous.contains("\n### Goals\n"),
+            "under the previous run's heading"
         );
-        assert!(d.main.starts_with("- date:"));
-        assert!(d.main.contains("## Terminal throughput"));
-        assert!(d.main.contains("## Memory (VmRSS)"));
-        assert!(!d.main.contains("browser text"));
+        assert!(
+            !third.contains("details of D2"),
+            "only the main part is kept"
+        );
     }
 
     #[test]
-    fn new_format_keeps_only_the_main_section() {
-        let text = format!(
-            "# cove benchmarks\n\n{MAIN_BEGIN}\n\n- date: D2\n\n## Goals\n\ng\n\n{MAIN_END}\n\n## Details\n\ndetails\n\n## Browser\n\nb\n\n## Previous run (D1)\n\nold\n"
+    fn a_file_from_before_the_run_markers_is_migrated() {
+        let old_run = run("D0", "g0").replace("# Peers and load\n\n", "");
+        let old = format!("{HAND_HEAD}\n{old_run}");
+        let doc = parse_old(&old);
+        assert_eq!(doc.head, HAND_HEAD.trim_end());
+        assert_eq!(doc.date.as_deref(), Some("D0"));
+        assert!(doc.main.contains("g0") && !doc.main.contains("details"));
+        let new = assemble(&run("D1", "g1"), Some(&doc));
+        assert_eq!(new.matches("Written by hand.").count(), 1);
+        assert!(new.contains("run (D0)"));
+        assert_eq!(
+            assemble("x\n", None),
+            format!("# cove benchmarks\n\n{RUN_BEGIN}\n\nx\n\n{RUN_END}\n")
         );
-        let d = parse_old(&text);
-        assert_eq!(d.date.as_deref(), Some("D2"));
-        assert!(d.main.contains("## Goals"));
-        assert!(!d.main.contains("details"));
-        assert!(!d.main.contains("old"));
-        assert_eq!(d.browser, vec!["## Browser\n\nb\n\n".to_string()]);
-    }
-
-    #[test]
-    fn assemble_orders_sections() {
-        let d = parse_old(OLD_FORMAT);
-        let out = assemble("# new\n\nnew main\n", Some(&d));
-        let new_at = out.find("new main").unwrap();
-        let browser_at = out.find("## Browser (Chromium)").unwrap();
-        let prev_at = out
-            .find("## Previous run (2026-11-22 19:01:07 UTC)")
-            .unwrap();
-        assert!(new_at < browser_at && browser_at < prev_at);
-        // The old headings are demoted under the previous-run heading.
-        assert!(out.contains("\n### Terminal throughput and keystroke echo\n"));
-        assert!(out.contains("\n#### Throughput runs\n"));
-        // Regenerating again keeps one previous run only.
-        let again = parse_old(&out);
-        assert!(!again.main.contains("Previous run"));
-        assert_eq!(again.browser.len(), 1);
-        assert_eq!(assemble("x\n", None), "x\n");
     }
 
     #[test]
     fn demote_levels() {
         assert_eq!(
-            demote("# a\n## b\n### c\n#nope\n"),
-            "### a\n### b\n#### c\n#nope\n"
+            demote_by("```\n# in code\n```\n", 2),
+            "```\n# in code\n```\n"
         );
-        assert_eq!(demote("```\n# in code\n```\n"), "```\n# in code\n```\n");
-        assert_eq!(demote("###### six\n"), "###### six\n");
         assert_eq!(
-            demote_by("# a\n## b\n#### c\n", 2),
-            "### a\n#### b\n###### c\n"
+            demote_by("# a\n## b\n#### c\n#nope\n", 2),
+            "### a\n#### b\n###### c\n#nope\n"
         );
+        assert_eq!(headings_from("## a\n### b\n", 3), "### a\n#### b\n");
     }
 }

@@ -13,6 +13,12 @@ pub use local::{
     LocalBackend, LocalConfig, RunnerLimits, SandboxSettings, SharedBackend, workspace_uid,
 };
 
+/// Smallest limits a workspace may ask for: below these a shell does not start.
+pub const MIN_MEMORY_BYTES: u64 = 16 * 1024 * 1024;
+pub const MIN_CPU_MILLIS: u64 = 10;
+pub const MIN_PIDS: u64 = 16;
+pub const MIN_DISK_BYTES: u64 = 16 * 1024 * 1024;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -45,6 +51,17 @@ pub struct SeedFile {
     pub executable: bool,
 }
 
+/// Limits one workspace asked for when it was created; `None` takes the server's default.
+/// The server's own limits are ceilings: a workspace may ask for less, never more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkspaceLimits {
+    pub memory_bytes: Option<u64>,
+    /// Thousandths of a core.
+    pub cpu_millis: Option<u64>,
+    pub pids: Option<u64>,
+    pub disk_bytes: Option<u64>,
+}
+
 /// Why a backend operation failed. Messages are for operators and logs.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -56,6 +73,9 @@ pub enum BackendError {
     StartFailed { id: String, reason: String },
     #[error("invalid template file path {0:?}")]
     BadSeedPath(String),
+    /// A workspace asked for limits this backend cannot give; the message is for the client.
+    #[error("{0}")]
+    BadLimits(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -77,15 +97,24 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// A short name for logs and `--help`: `local`, `kubernetes`.
     fn name(&self) -> &'static str;
 
-    /// Creates the workspace's storage with the given files.
+    /// Refuses limits outside what this backend can give ([`BackendError::BadLimits`]).
+    fn check_limits(&self, limits: &WorkspaceLimits) -> Result<(), BackendError>;
+
+    /// Creates the workspace's storage with the given files (sized by `limits`).
     fn provision<'a>(
         &'a self,
         id: &'a str,
         files: &'a [SeedFile],
+        limits: &'a WorkspaceLimits,
     ) -> BoxFuture<'a, Result<(), BackendError>>;
 
-    /// Starts the runner (if it is not running) and returns once it accepts connections.
-    fn start<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<RunnerAddr, BackendError>>;
+    /// Starts the runner (if it is not running) under `limits` and returns once it accepts
+    /// connections.
+    fn start<'a>(
+        &'a self,
+        id: &'a str,
+        limits: &'a WorkspaceLimits,
+    ) -> BoxFuture<'a, Result<RunnerAddr, BackendError>>;
 
     /// Stops the runner, giving its programs a grace period.
     fn stop<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), BackendError>>;

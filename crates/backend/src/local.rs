@@ -16,7 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::task::TaskTracker;
 
-use crate::{Backend, BackendError, BoxFuture, RunnerAddr, RunnerState, SeedFile};
+use crate::{
+    Backend, BackendError, BoxFuture, MIN_CPU_MILLIS, MIN_DISK_BYTES, MIN_MEMORY_BYTES, MIN_PIDS,
+    RunnerAddr, RunnerState, SeedFile, WorkspaceLimits,
+};
 
 /// Limits handed to every runner this backend starts.
 #[derive(Debug, Clone)]
@@ -123,10 +126,9 @@ impl LocalBackend {
             .join(format!("{id}.img"))
     }
 
-    /// New workspaces get an image when sandboxed with images on and a limit set.
+    /// New workspaces get an image (when they have a storage limit) if sandboxed with images.
     fn new_workspaces_get_images(&self) -> bool {
         self.config.sandbox.as_ref().is_some_and(|s| s.disk_images)
-            && self.config.limits.disk_limit_bytes > 0
     }
 
     /// Mounts the workspace's image at its directory unless it has none or it is mounted
@@ -222,7 +224,18 @@ impl LocalBackend {
         }
     }
 
-    async fn start_runner(&self, id: &str) -> Result<RunnerAddr, BackendError> {
+    /// The storage limit of a workspace: its own, else the server's (0: none).
+    fn disk_limit(&self, limits: &WorkspaceLimits) -> u64 {
+        limits
+            .disk_bytes
+            .unwrap_or(self.config.limits.disk_limit_bytes)
+    }
+
+    async fn start_runner(
+        &self,
+        id: &str,
+        workspace_limits: &WorkspaceLimits,
+    ) -> Result<RunnerAddr, BackendError> {
         let root = self.root(id);
         if !root.is_dir() {
             return Err(BackendError::NoStorage(id.to_string()));
@@ -302,11 +315,26 @@ impl LocalBackend {
                     .arg("--gid")
                     .arg(gid.to_string())
                     .arg("--memory-bytes")
-                    .arg(sandbox.limits.memory_bytes.to_string())
+                    .arg(
+                        workspace_limits
+                            .memory_bytes
+                            .unwrap_or(sandbox.limits.memory_bytes)
+                            .to_string(),
+                    )
                     .arg("--cpu-millis")
-                    .arg(sandbox.limits.cpu_millis.to_string())
+                    .arg(
+                        workspace_limits
+                            .cpu_millis
+                            .unwrap_or(sandbox.limits.cpu_millis)
+                            .to_string(),
+                    )
                     .arg("--pids")
-                    .arg(sandbox.limits.pids.to_string())
+                    .arg(
+                        workspace_limits
+                            .pids
+                            .unwrap_or(sandbox.limits.pids)
+                            .to_string(),
+                    )
                     .arg("--tmp-bytes")
                     .arg(sandbox.tmp_bytes.to_string())
                     .arg("--");
@@ -325,7 +353,7 @@ impl LocalBackend {
             "--max-processes".into(),
             limits.max_processes.to_string().into(),
             "--disk-limit-bytes".into(),
-            limits.disk_limit_bytes.to_string().into(),
+            self.disk_limit(workspace_limits).to_string().into(),
         ]);
         command
             .args(&runner_args)
@@ -404,10 +432,60 @@ impl Backend for LocalBackend {
         "local"
     }
 
+    fn check_limits(&self, limits: &WorkspaceLimits) -> Result<(), BackendError> {
+        const MIB: u64 = 1024 * 1024;
+        let sandbox = self.config.sandbox.as_ref();
+        let confined = |what: &str| {
+            BackendError::BadLimits(format!(
+                "this server runs workspaces without a sandbox, so it cannot limit {what}"
+            ))
+        };
+        let range = |what: &str, value: u64, (min, max): (u64, u64), unit: u64, name: &str| {
+            if value < min || value > max {
+                return Err(BackendError::BadLimits(format!(
+                    "{what} must be between {} and {} {name} on this server",
+                    min / unit,
+                    max / unit
+                )));
+            }
+            Ok(())
+        };
+        if let Some(memory) = limits.memory_bytes {
+            let max = sandbox
+                .ok_or_else(|| confined("memory"))?
+                .limits
+                .memory_bytes;
+            range("memoryMib", memory, (MIN_MEMORY_BYTES, max), MIB, "MiB")?;
+        }
+        if let Some(cpu) = limits.cpu_millis {
+            let max = sandbox.ok_or_else(|| confined("CPU"))?.limits.cpu_millis;
+            if !(MIN_CPU_MILLIS..=max).contains(&cpu) {
+                return Err(BackendError::BadLimits(format!(
+                    "cpu must be between {} and {} cores on this server",
+                    MIN_CPU_MILLIS as f64 / 1000.0,
+                    max as f64 / 1000.0
+                )));
+            }
+        }
+        if let Some(pids) = limits.pids {
+            let max = sandbox.ok_or_else(|| confined("processes"))?.limits.pids;
+            range("pids", pids, (MIN_PIDS, max), 1, "processes")?;
+        }
+        if let Some(disk) = limits.disk_bytes {
+            let max = match self.config.limits.disk_limit_bytes {
+                0 => u64::MAX / 2,
+                max => max,
+            };
+            range("diskMib", disk, (MIN_DISK_BYTES, max), MIB, "MiB")?;
+        }
+        Ok(())
+    }
+
     fn provision<'a>(
         &'a self,
         id: &'a str,
         files: &'a [SeedFile],
+        limits: &'a WorkspaceLimits,
     ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
             let root = self.root(id);
@@ -426,8 +504,8 @@ impl Backend for LocalBackend {
                 }
             }
             let files = files.to_vec();
-            let result = if self.new_workspaces_get_images() {
-                let limit = self.config.limits.disk_limit_bytes;
+            let limit = self.disk_limit(limits);
+            let result = if self.new_workspaces_get_images() && limit > 0 {
                 let uid = workspace_uid(id);
                 tokio::task::spawn_blocking(move || {
                     provision_image(&root, &image, limit, uid, &files)
@@ -443,8 +521,12 @@ impl Backend for LocalBackend {
         })
     }
 
-    fn start<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<RunnerAddr, BackendError>> {
-        Box::pin(self.start_runner(id))
+    fn start<'a>(
+        &'a self,
+        id: &'a str,
+        limits: &'a WorkspaceLimits,
+    ) -> BoxFuture<'a, Result<RunnerAddr, BackendError>> {
+        Box::pin(self.start_runner(id, limits))
     }
 
     fn stop<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {

@@ -265,23 +265,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 pids = args.pids_limit,
                 "workspaces are sandboxed"
             );
-            let disk_images = args.disk_limit_mib > 0
-                && match cove_sandbox::disk::probe() {
-                    Ok(mke2fs) => {
-                        tracing::info!(
-                            disk_mib = args.disk_limit_mib,
-                            mke2fs = %mke2fs.display(),
-                            "each new workspace gets a disk image of its storage limit"
-                        );
-                        true
-                    }
-                    Err(why) => {
-                        tracing::warn!(
-                            "storage limits hold only for API writes, not for programs: {why}"
-                        );
-                        false
-                    }
-                };
+            let disk_images = match cove_sandbox::disk::probe() {
+                Ok(mke2fs) => {
+                    tracing::info!(
+                        disk_mib = args.disk_limit_mib,
+                        mke2fs = %mke2fs.display(),
+                        "each new workspace gets a disk image of its storage limit"
+                    );
+                    true
+                }
+                Err(why) => {
+                    tracing::warn!(
+                        "storage limits hold only for API writes, not for programs: {why}"
+                    );
+                    false
+                }
+            };
             Some(cove_backend::SandboxSettings {
                 limits: cove_sandbox::Limits {
                     memory_bytes: args.memory_limit_mib * 1024 * 1024,

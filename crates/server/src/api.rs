@@ -25,13 +25,20 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiErro
 struct CreateWorkspace {
     name: String,
     template: Option<String>,
+    #[serde(default)]
+    limits: crate::workspaces::LimitsRequest,
 }
 
 pub async fn create_workspace(State(app): Shared, body: Bytes) -> Result<Response, ApiError> {
     let request: CreateWorkspace = parse_json(&body)?;
     let view = app
         .manager
-        .create(&app.owner, &request.name, request.template.as_deref())
+        .create(
+            &app.owner,
+            &request.name,
+            request.template.as_deref(),
+            request.limits,
+        )
         .await?;
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }
@@ -343,7 +350,7 @@ async fn connect_plain(
             let _ = relay::send_text(client, &format!("Creating workspace {session}...\r\n")).await;
             let view = app
                 .manager
-                .create(&app.owner, session, None)
+                .create(&app.owner, session, None, Default::default())
                 .await
                 .map_err(|e| e.reply.message)?;
             app.manager

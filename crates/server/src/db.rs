@@ -15,6 +15,8 @@ pub struct WorkspaceRow {
     pub template: String,
     pub state: String,
     pub created_at: String,
+    /// The limits it asked for, as JSON (`{}`: the server's defaults).
+    pub limits: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,12 +62,13 @@ impl Db {
             template: row.get("template"),
             state: row.get("state"),
             created_at: row.get("created_at"),
+            limits: row.get("limits"),
         }
     }
 
     pub async fn insert(&self, w: &WorkspaceRow) -> Result<(), DbError> {
         let result = sqlx::query(
-            "INSERT INTO workspaces (id, name, owner, template, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO workspaces (id, name, owner, template, state, created_at, updated_at, limits) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&w.id)
         .bind(&w.name)
@@ -74,6 +77,7 @@ impl Db {
         .bind(&w.state)
         .bind(&w.created_at)
         .bind(&w.created_at)
+        .bind(&w.limits)
         .execute(&self.pool)
         .await;
         match result {
@@ -155,6 +159,7 @@ mod tests {
             template: "blank".into(),
             state: "stopped".into(),
             created_at: "2026-01-01T00:00:00Z".into(),
+            limits: r#"{"memoryMib":64}"#.into(),
         };
         db.insert(&w).await.unwrap();
         assert!(matches!(
@@ -174,6 +179,11 @@ mod tests {
         .unwrap();
         assert_eq!(db.find("admin", "demo").await.unwrap().unwrap().id, "a1");
         assert_eq!(db.find("admin", "a1").await.unwrap().unwrap().name, "demo");
+        assert_eq!(
+            db.find("admin", "a1").await.unwrap().unwrap().limits,
+            r#"{"memoryMib":64}"#,
+            "limits are stored with the workspace"
+        );
         assert!(
             db.find("admin", "b1").await.unwrap().is_none(),
             "other owners' workspaces are invisible"

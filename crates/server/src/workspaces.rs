@@ -5,14 +5,66 @@
 //! and `error` when a start fails (a later start may succeed). Starts and stops of one
 //! workspace are serialized, so two clients connecting at once start one runner.
 
-use cove_backend::{BackendError, RunnerAddr, RunnerState, SharedBackend};
-use serde::Serialize;
+use cove_backend::{BackendError, RunnerAddr, RunnerState, SharedBackend, WorkspaceLimits};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::db::{Db, WorkspaceRow};
 use crate::error::ApiError;
 use crate::templates;
+
+/// Limits a workspace asks for when it is created (`limits` in `POST /api/workspaces`); each
+/// may be left out for the server's default, and none may exceed the server's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LimitsRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+    /// Cores (0.25 = a quarter of one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_mib: Option<u64>,
+}
+
+impl LimitsRequest {
+    fn is_empty(&self) -> bool {
+        *self == LimitsRequest::default()
+    }
+
+    fn to_backend(self) -> Result<WorkspaceLimits, ApiError> {
+        const MIB: u64 = 1024 * 1024;
+        let mib = |v: u64| {
+            v.checked_mul(MIB)
+                .ok_or_else(|| ApiError::bad_request("limit too large"))
+        };
+        let cpu_millis = match self.cpu {
+            Some(cpu) if !cpu.is_finite() || cpu <= 0.0 || cpu > 1e6 => {
+                return Err(ApiError::bad_request(
+                    "cpu must be a positive number of cores",
+                ));
+            }
+            cpu => cpu.map(|c| (c * 1000.0).round() as u64),
+        };
+        Ok(WorkspaceLimits {
+            memory_bytes: self.memory_mib.map(mib).transpose()?,
+            cpu_millis,
+            pids: self.pids,
+            disk_bytes: self.disk_mib.map(mib).transpose()?,
+        })
+    }
+
+    /// The limits stored with a workspace (`{}` for rows from before limits existed).
+    fn from_row(row: &WorkspaceRow) -> LimitsRequest {
+        serde_json::from_str(&row.limits).unwrap_or_else(|e| {
+            tracing::warn!(workspace = %row.id, "unreadable stored limits, using defaults: {e}");
+            LimitsRequest::default()
+        })
+    }
+}
 
 /// A workspace as the API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -28,12 +80,17 @@ pub struct WorkspaceView {
     pub run_command: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preview_port: Option<u16>,
+    /// The limits it asked for at creation (absent: the server's defaults).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsRequest>,
 }
 
 impl WorkspaceView {
     fn from_row(row: WorkspaceRow) -> WorkspaceView {
         let template = templates::find(&row.template);
+        let limits = Some(LimitsRequest::from_row(&row)).filter(|l| !l.is_empty());
         WorkspaceView {
+            limits,
             run_command: template.and_then(|t| t.run_command),
             preview_port: template.and_then(|t| t.preview_port),
             id: row.id,
@@ -100,8 +157,13 @@ impl Manager {
         owner: &str,
         name: &str,
         template: Option<&str>,
+        limits: LimitsRequest,
     ) -> Result<WorkspaceView, ApiError> {
         let name = validate_name(name)?;
+        let backend_limits = limits.to_backend()?;
+        self.backend
+            .check_limits(&backend_limits)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let template_name = template.unwrap_or(templates::TEMPLATES[0].name);
         let template = templates::find(template_name).ok_or_else(|| {
             let known: Vec<_> = templates::TEMPLATES.iter().map(|t| t.name).collect();
@@ -117,10 +179,15 @@ impl Manager {
             template: template.name.to_string(),
             state: "stopped".into(),
             created_at: crate::now_rfc3339(),
+            limits: serde_json::to_string(&limits).expect("limits serialize"),
         };
         // The row reserves the name first; files follow, and a failure undoes the row.
         self.db.insert(&row).await?;
-        if let Err(e) = self.backend.provision(&row.id, &template.seed()).await {
+        if let Err(e) = self
+            .backend
+            .provision(&row.id, &template.seed(), &backend_limits)
+            .await
+        {
             let _ = self.db.delete(&row.id).await;
             return Err(ApiError::internal("cannot create the workspace's files", e));
         }
@@ -170,7 +237,10 @@ impl Manager {
         }
         self.db.set_state(&row.id, "starting").await?;
         let started = std::time::Instant::now();
-        match self.backend.start(&row.id).await {
+        let limits = LimitsRequest::from_row(row)
+            .to_backend()
+            .unwrap_or_default();
+        match self.backend.start(&row.id, &limits).await {
             Ok(addr) => {
                 self.db.set_state(&row.id, "running").await?;
                 tracing::info!(workspace = %row.id, elapsed_ms = started.elapsed().as_millis() as u64, "workspace running");
