@@ -138,8 +138,8 @@ pub struct AllArgs {
     pub figures: FigureArgs,
     #[command(flatten)]
     pub load: LoadOpts,
-    /// Minutes of the soak.
-    #[arg(long, default_value_t = 2.0)]
+    /// Minutes of the soak; memory must stay flat over its second half.
+    #[arg(long, default_value_t = 4.0)]
     pub soak_minutes: f64,
     /// Sessions of the soak.
     #[arg(long, default_value_t = 20)]

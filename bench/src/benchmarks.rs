@@ -827,15 +827,19 @@ pub fn soak_section(s: &mut String, r: &SoakReport) {
         s,
         "- server + runners: {} MiB when the sessions had opened, {} MiB after the first \
          minute, {} MiB at the end (sessions open), {} MiB once they closed; the end against \
-         the {}: {}",
+         {} (the first half is warm-up): {}",
         opt_mib(r.mem_start.as_ref().map(|m| m.kib)),
         opt_mib(r.rows.first().and_then(|m| m.mem_kib)),
         opt_mib(r.mem_end.as_ref().map(|m| m.kib)),
         opt_mib(r.mem_closed.as_ref().map(|m| m.kib)),
         if r.rows.len() >= 2 {
-            "first minute"
+            format!(
+                "the end of minute {} ({} MiB)",
+                r.rows.len() / 2,
+                opt_mib(r.baseline_kib())
+            )
         } else {
-            "opening"
+            "the opening".to_string()
         },
         match r.flat() {
             Some(true) => "flat (within max(2 MiB, 5%))",
