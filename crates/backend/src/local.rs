@@ -140,7 +140,7 @@ impl LocalBackend {
         }
         tokio::task::spawn_blocking(move || {
             if !cove_sandbox::disk::is_mounted(&root) {
-                cove_sandbox::disk::mount_image(&image, &root)?;
+                cove_sandbox::disk::mount_image(&image, &root, 0)?;
                 // mke2fs always makes one; it is noise in a project's file tree.
                 let _ = std::fs::remove_dir(root.join("lost+found"));
             }
@@ -300,7 +300,11 @@ impl LocalBackend {
                     .arg(&root);
                 let image = self.image(id);
                 if image.exists() {
-                    command.arg("--workspace-image").arg(image);
+                    command
+                        .arg("--workspace-image")
+                        .arg(image)
+                        .arg("--disk-limit-bytes")
+                        .arg(self.disk_limit(workspace_limits).to_string());
                 }
                 if let cove_sandbox::network::Network::Outbound { slirp4netns } = &sandbox.network {
                     command.arg("--slirp4netns").arg(slirp4netns);

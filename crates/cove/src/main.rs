@@ -73,6 +73,9 @@ struct SandboxInitArgs {
     /// A disk image to mount at --workspace while the sandbox lives.
     #[arg(long)]
     workspace_image: Option<PathBuf>,
+    /// Grow the image to hold this many bytes if it is smaller (0: keep its size).
+    #[arg(long, default_value_t = 0)]
+    disk_limit_bytes: u64,
     /// Give the sandbox outbound network through this slirp4netns.
     #[arg(long)]
     slirp4netns: Option<PathBuf>,
@@ -388,6 +391,7 @@ fn sandbox_init(args: SandboxInitArgs) -> anyhow::Result<()> {
         name: args.name,
         workspace_dir: args.workspace,
         workspace_image: args.workspace_image,
+        disk_limit_bytes: args.disk_limit_bytes,
         network: match args.slirp4netns {
             Some(slirp4netns) => cove_sandbox::network::Network::Outbound { slirp4netns },
             None => cove_sandbox::network::Network::Loopback,

@@ -166,13 +166,24 @@ fn escape_mount_path(path: &[u8]) -> Vec<u8> {
 }
 
 /// Attaches `image` to a free loop device and mounts it at `dir` (nosuid, nodev). The
-/// device clears itself once unmounted everywhere.
-pub fn mount_image(image: &Path, dir: &Path) -> Result<(), SandboxError> {
+/// device clears itself once unmounted everywhere. An image smaller than `limit` needs (the
+/// limit was raised since it was made) is grown first; images never shrink.
+pub fn mount_image(image: &Path, dir: &Path, limit: u64) -> Result<(), SandboxError> {
     let backing = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(image)
         .map_err(io_err(format!("cannot open {}", image.display())))?;
+    let size = backing
+        .metadata()
+        .map_err(io_err("cannot stat the disk image"))?
+        .len();
+    if limit > 0 && image_size(limit) > size {
+        backing
+            .set_len(image_size(limit))
+            .map_err(io_err("cannot grow the disk image"))?;
+        grow_filesystem(image);
+    }
     let (device, path) = attach(&backing)?;
     let source = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("no NUL");
     let target = std::ffi::CString::new(dir.as_os_str().as_bytes())
@@ -199,6 +210,34 @@ pub fn mount_image(image: &Path, dir: &Path) -> Result<(), SandboxError> {
     // the filesystem is unmounted (or at once, if the mount failed).
     drop(device);
     result
+}
+
+/// Grows the (unmounted) filesystem of `image` to the image's new size: `e2fsck -f -p`, which
+/// resize2fs insists on, then `resize2fs`. Offline, because online growth needs a capability
+/// some hosts withhold even from root. A failure leaves the filesystem at its old size, which
+/// still works, so it is only reported.
+fn grow_filesystem(image: &Path) {
+    let Some(dir) = find_mke2fs().and_then(|m| m.parent().map(Path::to_path_buf)) else {
+        eprintln!("cove sandbox: e2fsprogs not found, the disk keeps its old size");
+        return;
+    };
+    for (tool, args) in [("e2fsck", &["-f", "-p"][..]), ("resize2fs", &[][..])] {
+        match Command::new(dir.join(tool)).args(args).arg(image).output() {
+            // e2fsck: 0 clean, 1 errors corrected.
+            Ok(out) if out.status.code().is_some_and(|c| c <= 1) => {}
+            Ok(out) => {
+                eprintln!(
+                    "cove sandbox: {tool} failed, the disk keeps its old size: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                return;
+            }
+            Err(e) => {
+                eprintln!("cove sandbox: cannot run {tool}, the disk keeps its old size: {e}");
+                return;
+            }
+        }
+    }
 }
 
 /// Unmounts `dir`; lazily if something still uses it, so a stop never hangs.
@@ -312,7 +351,18 @@ mod tests {
         create_image(&image, 16 << 20, &seed, 200_001, 200_001).unwrap();
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).unwrap();
-        mount_image(&image, &mnt).unwrap();
+        // Mounting with a larger limit grows the image and its filesystem, online.
+        mount_image(&image, &mnt, 16 << 20).unwrap();
+        let small = rustix::fs::statvfs(&mnt).unwrap();
+        unmount(&mnt).unwrap();
+        mount_image(&image, &mnt, 32 << 20).unwrap();
+        let grown = rustix::fs::statvfs(&mnt).unwrap();
+        assert!(
+            grown.f_blocks * grown.f_frsize >= small.f_blocks * small.f_frsize + (14 << 20),
+            "grown from {} to {} bytes",
+            small.f_blocks * small.f_frsize,
+            grown.f_blocks * grown.f_frsize
+        );
         assert!(is_mounted(&mnt));
         use std::os::unix::fs::MetadataExt;
         assert_eq!(std::fs::metadata(&mnt).unwrap().uid(), 200_001);
@@ -330,6 +380,10 @@ mod tests {
                 Err(e) => break e,
             }
             assert!(written < 256 << 20, "the image never filled up");
+            assert!(
+                written <= image_size(32 << 20),
+                "more than the image went in"
+            );
         };
         assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
         drop(big);
@@ -337,7 +391,7 @@ mod tests {
         assert!(!is_mounted(&mnt));
         let on_host = std::fs::metadata(&image).unwrap().blocks() * 512;
         assert!(
-            on_host <= image_size(16 << 20),
+            on_host <= image_size(32 << 20),
             "{on_host} bytes on the host"
         );
     }

@@ -137,7 +137,7 @@ pub fn run(spec: &Spec) -> Result<i32, SandboxError> {
         // Mounted on the host, before the namespaces are made, so the new mount namespace
         // inherits it; unmounted below when the sandbox ends.
         if !crate::disk::is_mounted(&spec.workspace_dir) {
-            crate::disk::mount_image(image, &spec.workspace_dir)?;
+            crate::disk::mount_image(image, &spec.workspace_dir, spec.disk_limit_bytes)?;
         }
         // mke2fs always makes one; it is noise in a project's file tree.
         let _ = std::fs::remove_dir(spec.workspace_dir.join("lost+found"));

@@ -47,6 +47,8 @@ pub struct Spec {
     /// A disk image holding the workspace's files (see [`disk`]): mounted at `workspace_dir`
     /// for as long as the sandbox lives, so every write is held to its size.
     pub workspace_image: Option<PathBuf>,
+    /// The workspace's storage limit: an image made for a smaller one is grown (0: keep).
+    pub disk_limit_bytes: u64,
     /// A host directory mounted read-write at `/run/cove` (where the runner's socket lives).
     pub run_dir: PathBuf,
     /// An empty host directory used as the mount point of the new root.

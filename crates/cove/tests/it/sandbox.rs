@@ -399,3 +399,22 @@ async fn a_workspace_may_ask_for_less_than_the_servers_limits_never_more() {
     let (_, list) = s.json("GET", "/api/workspaces", None).await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
 }
+
+#[tokio::test]
+async fn without_a_storage_limit_workspaces_are_plain_directories() {
+    let s = TestServer::start_with(
+        env!("CARGO_BIN_EXE_cove"),
+        &["--network", "none", "--disk-limit-mib", "0"],
+    )
+    .await;
+    let id = s.create_workspace("plain", "python").await;
+    let workspaces = s.data_dir.path().join("workspaces");
+    assert!(!workspaces.join(format!("{id}.img")).exists());
+    let mut c = s.control(&id).await;
+    let (out, exit) = run(&mut c, "ls", "ls && touch made-inside").await;
+    assert_eq!(exit["exitCode"], 0, "{out}");
+    assert!(out.contains("main.py"), "{out}");
+    assert!(workspaces.join(&id).join("made-inside").exists());
+    let stats = c.request("stats", json!({})).await;
+    assert!(stats["diskLimitBytes"].is_null(), "{stats}");
+}
