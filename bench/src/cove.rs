@@ -298,6 +298,20 @@ impl Drop for TempDir {
                 let _ = rustix::mount::unmount(mount_point, rustix::mount::UnmountFlags::DETACH);
             }
         }
+        // A sandbox killed by pid could not remove its (now empty) cgroups either.
+        if let Ok(entries) = std::fs::read_dir(self.0.join("run")) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if let Some(id) = name.strip_suffix(".pid") {
+                    for controller in ["memory", "pids", "cpu", ""] {
+                        let group = Path::new("/sys/fs/cgroup")
+                            .join(controller)
+                            .join(format!("cove-{id}"));
+                        let _ = std::fs::remove_dir(group);
+                    }
+                }
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }

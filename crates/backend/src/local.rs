@@ -581,6 +581,8 @@ impl Backend for LocalBackend {
                     .map_err(BackendError::io("cannot delete the workspace's files"))?;
             }
             let _ = std::fs::remove_file(self.image(id));
+            // A sandbox that was killed could not remove its cgroups.
+            cove_sandbox::remove_cgroups(id);
             let _ = std::fs::remove_file(self.log_file(id));
             let _ = std::fs::remove_dir_all(self.run_dir(id));
             let _ =

@@ -335,6 +335,17 @@ mod tests {
         assert!(image_size(64 << 20) >= 64 << 20);
     }
 
+    /// Unmounts on drop, so a failing assertion leaves no mount (or loop device) behind.
+    struct Mounted<'a>(&'a Path);
+
+    impl Drop for Mounted<'_> {
+        fn drop(&mut self) {
+            if is_mounted(self.0) {
+                let _ = unmount(self.0);
+            }
+        }
+    }
+
     /// Root only: a real image, mounted, filled to the brim, refused past its size.
     #[test]
     fn a_full_image_refuses_writes_and_the_host_keeps_its_space() {
@@ -352,6 +363,7 @@ mod tests {
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).unwrap();
         // Mounting with a larger limit grows the image and its filesystem, online.
+        let _guard = Mounted(&mnt);
         mount_image(&image, &mnt, 16 << 20).unwrap();
         let small = rustix::fs::statvfs(&mnt).unwrap();
         unmount(&mnt).unwrap();

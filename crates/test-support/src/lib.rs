@@ -253,8 +253,9 @@ impl Drop for TestServer {
             }
             signal(pid, libc::SIGKILL);
         }
-        // A sandbox that had to be killed could not unmount its workspace's disk image.
-        self.unmount_leftovers();
+        // A sandbox that had to be killed could not unmount its workspace's disk image or
+        // remove its cgroups.
+        self.clean_up_after_killed_sandboxes();
     }
 }
 
@@ -285,7 +286,20 @@ pub fn host_ipv4() -> Option<std::net::Ipv4Addr> {
 }
 
 impl TestServer {
-    fn unmount_leftovers(&self) {
+    fn clean_up_after_killed_sandboxes(&self) {
+        if let Ok(entries) = std::fs::read_dir(self.data_dir.path().join("run")) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if let Some(id) = name.strip_suffix(".pid") {
+                    for controller in ["memory", "pids", "cpu", ""] {
+                        let group = Path::new("/sys/fs/cgroup")
+                            .join(controller)
+                            .join(format!("cove-{id}"));
+                        let _ = std::fs::remove_dir(group);
+                    }
+                }
+            }
+        }
         let root = self.data_dir.path().to_string_lossy().into_owned();
         let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         for mount_point in table.lines().filter_map(|l| l.split(' ').nth(4)) {
