@@ -136,7 +136,8 @@ struct ServeArgs {
     /// How workspaces are isolated. `none` is for development on a trusted machine only.
     #[arg(long, value_enum, default_value = "namespaces")]
     sandbox: SandboxMode,
-    /// Memory limit per workspace, in MiB (a process over it is killed).
+    /// Memory limit per workspace, in MiB (a process over it is killed). This and the other
+    /// limits are defaults and ceilings: a workspace may ask for less when it is created.
     #[arg(long, default_value_t = 512)]
     memory_limit_mib: u64,
     /// CPU limit per workspace, in cores (0.5 = half a core).
@@ -349,8 +350,15 @@ fn workspace_network(
     mode: NetworkMode,
     bind: SocketAddr,
 ) -> anyhow::Result<cove_sandbox::network::Network> {
-    use cove_sandbox::network::{Network, find_slirp4netns};
-    let slirp = find_slirp4netns();
+    choose_network(mode, bind, cove_sandbox::network::find_slirp4netns())
+}
+
+fn choose_network(
+    mode: NetworkMode,
+    bind: SocketAddr,
+    slirp: Option<PathBuf>,
+) -> anyhow::Result<cove_sandbox::network::Network> {
+    use cove_sandbox::network::Network;
     let network = match (mode, slirp) {
         (NetworkMode::None, _) => Network::Loopback,
         (NetworkMode::Outbound, None) => anyhow::bail!(
@@ -455,4 +463,39 @@ async fn runner(args: RunnerArgs) -> anyhow::Result<()> {
     };
     tracing::info!(workspace = %config.workspace_id, root = %config.root.display(), "runner starting");
     cove_runner::run(config, CancellationToken::new()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cove_sandbox::network::Network;
+
+    #[test]
+    fn auto_gives_outbound_network_only_on_loopback_with_slirp4netns() {
+        let slirp = Some(PathBuf::from("/usr/bin/slirp4netns"));
+        let (lo, any): (SocketAddr, SocketAddr) = (
+            "127.0.0.1:8080".parse().unwrap(),
+            "0.0.0.0:8080".parse().unwrap(),
+        );
+        let outbound = Network::Outbound {
+            slirp4netns: PathBuf::from("/usr/bin/slirp4netns"),
+        };
+        let pick = |mode, bind, slirp: &Option<PathBuf>| choose_network(mode, bind, slirp.clone());
+        assert_eq!(pick(NetworkMode::Auto, lo, &slirp).unwrap(), outbound);
+        assert_eq!(
+            pick(NetworkMode::Auto, any, &slirp).unwrap(),
+            Network::Loopback
+        );
+        assert_eq!(
+            pick(NetworkMode::Auto, lo, &None).unwrap(),
+            Network::Loopback
+        );
+        assert_eq!(
+            pick(NetworkMode::None, lo, &slirp).unwrap(),
+            Network::Loopback
+        );
+        assert_eq!(pick(NetworkMode::Outbound, any, &slirp).unwrap(), outbound);
+        let missing = pick(NetworkMode::Outbound, lo, &None).unwrap_err();
+        assert!(missing.to_string().contains("apt-get install slirp4netns"));
+    }
 }

@@ -138,6 +138,9 @@ async fn escapes_fail_and_neighbours_keep_answering() {
         // The host's loopback through slirp4netns's gateway, and the host's own address.
         (format!("exec 3<>/dev/tcp/10.0.2.2/{}", s.port), "", true),
         (format!("exec 3<>/dev/tcp/{host_ip}/{}", s.port), "", true),
+        // The neighbour's port 3000 has no address outside its own namespace.
+        ("exec 3<>/dev/tcp/10.0.2.2/3000".into(), "", true),
+        (format!("exec 3<>/dev/tcp/{host_ip}/3000"), "", true),
         (
             "test \"$(id -u)\" -ne 0 && ! grep -q 'CapEff:.*[1-9a-f]' /proc/self/status".into(),
             "",
