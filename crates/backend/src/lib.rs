@@ -18,6 +18,8 @@ pub const MIN_MEMORY_BYTES: u64 = 16 * 1024 * 1024;
 pub const MIN_CPU_MILLIS: u64 = 10;
 pub const MIN_PIDS: u64 = 16;
 pub const MIN_DISK_BYTES: u64 = 16 * 1024 * 1024;
+/// Largest storage limit: 16 TiB, what ext4 holds with 4 KiB blocks and 32-bit block numbers.
+pub const MAX_DISK_BYTES: u64 = 16 << 40;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use tokio_util::task::TaskTracker;
 
 use crate::{
-    Backend, BackendError, BoxFuture, MIN_CPU_MILLIS, MIN_DISK_BYTES, MIN_MEMORY_BYTES, MIN_PIDS,
-    RunnerAddr, RunnerState, SeedFile, WorkspaceLimits,
+    Backend, BackendError, BoxFuture, MAX_DISK_BYTES, MIN_CPU_MILLIS, MIN_DISK_BYTES,
+    MIN_MEMORY_BYTES, MIN_PIDS, RunnerAddr, RunnerState, SeedFile, WorkspaceLimits,
 };
 
 /// Limits handed to every runner this backend starts.
@@ -158,15 +158,19 @@ impl LocalBackend {
     }
 
     /// Unmounts the workspace's image after its runner has gone, if whoever mounted it could
-    /// not (an unsandboxed runner, or a sandbox that was SIGKILLed).
-    fn unmount_storage(&self, id: &str) {
-        let root = self.root(id);
-        if self.image(id).exists() && cove_sandbox::disk::is_mounted(&root) {
-            match cove_sandbox::disk::unmount(&root) {
-                Ok(()) => tracing::debug!(workspace = %id, "disk unmounted"),
-                Err(e) => tracing::warn!(workspace = %id, "{e}"),
+    /// not (an unsandboxed runner, or a sandbox that was SIGKILLed). Off the async threads:
+    /// an unmount flushes the filesystem.
+    async fn unmount_storage(&self, id: &str) {
+        let (root, image, id) = (self.root(id), self.image(id), id.to_string());
+        let _ = tokio::task::spawn_blocking(move || {
+            if image.exists() && cove_sandbox::disk::is_mounted(&root) {
+                match cove_sandbox::disk::unmount(&root) {
+                    Ok(()) => tracing::debug!(workspace = %id, "disk unmounted"),
+                    Err(e) => tracing::warn!(workspace = %id, "{e}"),
+                }
             }
-        }
+        })
+        .await;
     }
 
     /// The runner's own directory: its socket (mounted at /run/cove in a sandbox).
@@ -224,11 +228,16 @@ impl LocalBackend {
         }
     }
 
-    /// The storage limit of a workspace: its own, else the server's (0: none).
+    /// The storage limit of a workspace: its own (held to the server's, which may have been
+    /// lowered since), else the server's (0: none). An image never shrinks, so a lowered
+    /// limit binds API writes only.
     fn disk_limit(&self, limits: &WorkspaceLimits) -> u64 {
-        limits
-            .disk_bytes
-            .unwrap_or(self.config.limits.disk_limit_bytes)
+        let server = self.config.limits.disk_limit_bytes;
+        match limits.disk_bytes {
+            Some(own) if server > 0 => own.min(server),
+            Some(own) => own,
+            None => server,
+        }
     }
 
     async fn start_runner(
@@ -279,7 +288,9 @@ impl LocalBackend {
                 std::fs::create_dir_all(&root_dir)
                     .map_err(BackendError::io("cannot create the sandbox's root"))?;
                 // A sandbox that crashed may have left its groups behind.
-                cove_sandbox::remove_cgroups(id);
+                let name = id.to_string();
+                let _ =
+                    tokio::task::spawn_blocking(move || cove_sandbox::remove_cgroups(&name)).await;
                 if cove_sandbox::delegates_cpu() {
                     runner_args.extend([
                         "--program-cgroup".into(),
@@ -320,23 +331,29 @@ impl LocalBackend {
                     .arg(gid.to_string())
                     .arg("--memory-bytes")
                     .arg(
+                        // Stored limits are held to today's ceilings: the flags may have
+                        // been lowered since the workspace was made.
                         workspace_limits
                             .memory_bytes
-                            .unwrap_or(sandbox.limits.memory_bytes)
+                            .map_or(sandbox.limits.memory_bytes, |m| {
+                                m.min(sandbox.limits.memory_bytes)
+                            })
                             .to_string(),
                     )
                     .arg("--cpu-millis")
                     .arg(
                         workspace_limits
                             .cpu_millis
-                            .unwrap_or(sandbox.limits.cpu_millis)
+                            .map_or(sandbox.limits.cpu_millis, |c| {
+                                c.min(sandbox.limits.cpu_millis)
+                            })
                             .to_string(),
                     )
                     .arg("--pids")
                     .arg(
                         workspace_limits
                             .pids
-                            .unwrap_or(sandbox.limits.pids)
+                            .map_or(sandbox.limits.pids, |p| p.min(sandbox.limits.pids))
                             .to_string(),
                     )
                     .arg("--tmp-bytes")
@@ -409,7 +426,7 @@ impl LocalBackend {
     async fn stop_runner(&self, id: &str) -> Result<(), BackendError> {
         let Some(pid) = self.live_pid(id) else {
             let _ = std::fs::remove_file(self.pid_file(id));
-            self.unmount_storage(id);
+            self.unmount_storage(id).await;
             return Ok(());
         };
         signal(pid, libc::SIGTERM);
@@ -425,7 +442,7 @@ impl LocalBackend {
         let _ = std::fs::remove_file(self.socket(id));
         // The sandbox's PID 1 is gone only once the outer process is (it waits for it), so
         // nothing in the workspace holds the disk any more.
-        self.unmount_storage(id);
+        self.unmount_storage(id).await;
         tracing::info!(workspace = %id, pid, "runner stopped");
         Ok(())
     }
@@ -477,7 +494,7 @@ impl Backend for LocalBackend {
         }
         if let Some(disk) = limits.disk_bytes {
             let max = match self.config.limits.disk_limit_bytes {
-                0 => u64::MAX / 2,
+                0 => MAX_DISK_BYTES,
                 max => max,
             };
             range("diskMib", disk, (MIN_DISK_BYTES, max), MIB, "MiB")?;
@@ -582,7 +599,8 @@ impl Backend for LocalBackend {
             }
             let _ = std::fs::remove_file(self.image(id));
             // A sandbox that was killed could not remove its cgroups.
-            cove_sandbox::remove_cgroups(id);
+            let name = id.to_string();
+            let _ = tokio::task::spawn_blocking(move || cove_sandbox::remove_cgroups(&name)).await;
             let _ = std::fs::remove_file(self.log_file(id));
             let _ = std::fs::remove_dir_all(self.run_dir(id));
             let _ =
@@ -734,3 +752,84 @@ fn tail(path: &Path, max: usize) -> String {
 
 /// Shared handle, as the server holds it.
 pub type SharedBackend = Arc<dyn Backend>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+
+    fn backend(dir: &Path, sandboxed: bool, disk_mib: u64) -> LocalBackend {
+        LocalBackend::new(LocalConfig {
+            data_dir: dir.to_path_buf(),
+            runner_exe: PathBuf::from("/bin/false"),
+            limits: RunnerLimits {
+                disk_limit_bytes: disk_mib * MIB,
+                ..RunnerLimits::default()
+            },
+            sandbox: sandboxed.then(|| SandboxSettings {
+                limits: cove_sandbox::Limits::default(),
+                tmp_bytes: 64 * MIB,
+                disk_images: false,
+                network: cove_sandbox::network::Network::Loopback,
+            }),
+            start_timeout: Duration::from_secs(1),
+            stop_timeout: Duration::from_secs(1),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn limits_are_checked_against_the_servers_and_held_to_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = backend(dir.path(), true, 1024);
+        let ask = |memory, cpu, pids, disk| WorkspaceLimits {
+            memory_bytes: memory,
+            cpu_millis: cpu,
+            pids,
+            disk_bytes: disk,
+        };
+        assert!(
+            b.check_limits(&ask(Some(64 * MIB), Some(250), Some(32), Some(64 * MIB)))
+                .is_ok()
+        );
+        for bad in [
+            ask(Some(1024 * MIB), None, None, None),
+            ask(Some(MIB), None, None, None),
+            ask(None, Some(501), None, None),
+            ask(None, Some(1), None, None),
+            ask(None, None, Some(513), None),
+            ask(None, None, None, Some(2048 * MIB)),
+        ] {
+            assert!(
+                matches!(b.check_limits(&bad), Err(BackendError::BadLimits(_))),
+                "{bad:?}"
+            );
+        }
+        // A workspace that asked for more than today's flag gets today's flag.
+        assert_eq!(
+            b.disk_limit(&ask(None, None, None, Some(4096 * MIB))),
+            1024 * MIB
+        );
+        assert_eq!(
+            b.disk_limit(&ask(None, None, None, Some(64 * MIB))),
+            64 * MIB
+        );
+        assert_eq!(b.disk_limit(&WorkspaceLimits::default()), 1024 * MIB);
+
+        // No server limit: any size up to what ext4 holds; unsandboxed: no cgroup limits.
+        let open = backend(dir.path(), false, 0);
+        assert!(
+            open.check_limits(&ask(None, None, None, Some(MAX_DISK_BYTES)))
+                .is_ok()
+        );
+        assert!(
+            open.check_limits(&ask(None, None, None, Some(MAX_DISK_BYTES + 1)))
+                .is_err()
+        );
+        let refused = open.check_limits(&ask(Some(64 * MIB), None, None, None));
+        assert!(
+            matches!(refused, Err(BackendError::BadLimits(m)) if m.contains("without a sandbox"))
+        );
+    }
+}

@@ -259,8 +259,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 "cannot sandbox workspaces on this host (use --sandbox none for development)",
             )?;
             anyhow::ensure!(
-                args.cpu_limit > 0.0 && args.memory_limit_mib >= 16 && args.pids_limit >= 16,
-                "limits too small"
+                args.cpu_limit.is_finite()
+                    && args.cpu_limit > 0.0
+                    && args.memory_limit_mib >= 16
+                    && args.pids_limit >= 16,
+                "limits must be at least 16 MiB of memory, 16 processes and a positive CPU share"
             );
             tracing::info!(
                 ?cgroups,
@@ -287,11 +290,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             };
             Some(cove_backend::SandboxSettings {
                 limits: cove_sandbox::Limits {
-                    memory_bytes: args.memory_limit_mib * 1024 * 1024,
+                    memory_bytes: mib(args.memory_limit_mib, "--memory-limit-mib")?,
                     cpu_millis: (args.cpu_limit * 1000.0).round() as u64,
                     pids: args.pids_limit,
                 },
-                tmp_bytes: args.tmp_size_mib * 1024 * 1024,
+                tmp_bytes: mib(args.tmp_size_mib, "--tmp-size-mib")?,
                 disk_images,
                 network: workspace_network(args.network, args.bind_addr)?,
             })
@@ -312,7 +315,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_file_bytes: args.max_file_size,
             max_terminals: args.max_terminals,
             max_processes: args.max_processes,
-            disk_limit_bytes: args.disk_limit_mib * 1024 * 1024,
+            disk_limit_bytes: mib(args.disk_limit_mib, "--disk-limit-mib")?,
             ..Default::default()
         },
         sandbox,
@@ -343,6 +346,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_file_bytes: args.max_file_size,
     };
     cove_server::serve(config, Arc::new(backend), shutdown).await
+}
+
+/// MiB from a flag in bytes, refusing values no filesystem or cgroup could hold.
+fn mib(value: u64, flag: &str) -> anyhow::Result<u64> {
+    value
+        .checked_mul(1024 * 1024)
+        .filter(|bytes| *bytes <= cove_backend::MAX_DISK_BYTES)
+        .with_context(|| format!("{flag} {value} is too large (at most 16 TiB)"))
 }
 
 /// Decides the workspaces' network and says why in the log.

@@ -152,8 +152,8 @@ pub fn memory_dir(name: &str) -> Option<PathBuf> {
     Some(group_dirs(version, name).remove(0))
 }
 
-/// Moves the calling process back to the top of each hierarchy (where `join` found it), so
-/// that its own groups can be removed.
+/// Moves the calling process to the top of each hierarchy, so that its own groups can be
+/// removed (it is about to exit; where it was before `join` does not matter any more).
 pub fn leave(name: &str) {
     let Ok(version) = detect() else { return };
     let me = std::process::id().to_string();

@@ -141,6 +141,41 @@ pub fn create_image(
     made
 }
 
+/// How long a start waits for an earlier sandbox's loop device to let go of the image.
+const DETACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits until no loop device has `image` attached (an earlier sandbox of the workspace that
+/// was killed lets go of it once its namespace is gone); mounting it twice would corrupt it.
+pub fn wait_until_detached(image: &Path) -> Result<(), SandboxError> {
+    let deadline = std::time::Instant::now() + DETACH_TIMEOUT;
+    while attached(image) {
+        if std::time::Instant::now() >= deadline {
+            return Err(SandboxError::Io {
+                context: format!(
+                    "{} is still in use by an earlier sandbox of this workspace",
+                    image.display()
+                ),
+                source: std::io::Error::from(std::io::ErrorKind::ResourceBusy),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// Whether a loop device is backed by `image` (from sysfs).
+fn attached(image: &Path) -> bool {
+    let Ok(devices) = std::fs::read_dir("/sys/block") else {
+        return false;
+    };
+    devices.flatten().any(|device| {
+        std::fs::read(device.path().join("loop/backing_file")).is_ok_and(|backing| {
+            let backing = backing.strip_suffix(b"\n").unwrap_or(&backing);
+            backing == image.as_os_str().as_bytes()
+        })
+    })
+}
+
 /// Whether something is mounted exactly at `dir` (per this process's mount table).
 pub fn is_mounted(dir: &Path) -> bool {
     let Ok(table) = std::fs::read("/proc/self/mountinfo") else {
@@ -221,10 +256,10 @@ fn grow_filesystem(image: &Path) {
         eprintln!("cove sandbox: e2fsprogs not found, the disk keeps its old size");
         return;
     };
-    for (tool, args) in [("e2fsck", &["-f", "-p"][..]), ("resize2fs", &[][..])] {
+    // e2fsck exits 1 when it corrected errors, which is fine; resize2fs only 0 is success.
+    for (tool, args, worst_ok) in [("e2fsck", &["-f", "-p"][..], 1), ("resize2fs", &[][..], 0)] {
         match Command::new(dir.join(tool)).args(args).arg(image).output() {
-            // e2fsck: 0 clean, 1 errors corrected.
-            Ok(out) if out.status.code().is_some_and(|c| c <= 1) => {}
+            Ok(out) if out.status.code().is_some_and(|c| c <= worst_ok) => {}
             Ok(out) => {
                 eprintln!(
                     "cove sandbox: {tool} failed, the disk keeps its old size: {}",
@@ -362,7 +397,7 @@ mod tests {
         create_image(&image, 16 << 20, &seed, 200_001, 200_001).unwrap();
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).unwrap();
-        // Mounting with a larger limit grows the image and its filesystem, online.
+        // Mounting with a larger limit grows the image and its filesystem (offline, first).
         let _guard = Mounted(&mnt);
         mount_image(&image, &mnt, 16 << 20).unwrap();
         let small = rustix::fs::statvfs(&mnt).unwrap();
@@ -399,8 +434,13 @@ mod tests {
         };
         assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
         drop(big);
+        assert!(
+            attached(&image),
+            "sysfs names the image behind its loop device"
+        );
         unmount(&mnt).unwrap();
         assert!(!is_mounted(&mnt));
+        wait_until_detached(&image).unwrap();
         let on_host = std::fs::metadata(&image).unwrap().blocks() * 512;
         assert!(
             on_host <= image_size(32 << 20),

@@ -133,16 +133,22 @@ fn supervise(set: &libc::sigset_t, child: libc::pid_t, reap_all: bool) -> i32 {
 }
 
 pub fn run(spec: &Spec) -> Result<i32, SandboxError> {
+    // Blocked from the start: a stop that arrives while the disk is checked or grown waits
+    // until the sandbox is up and is then forwarded like any other.
+    let set = block_signals();
     if let Some(image) = &spec.workspace_image {
         // Mounted on the host, before the namespaces are made, so the new mount namespace
         // inherits it; unmounted below when the sandbox ends.
         if !crate::disk::is_mounted(&spec.workspace_dir) {
+            // A previous sandbox of this workspace that was killed may still be tearing
+            // down with its own copy of the mount: never attach the image twice.
+            crate::disk::wait_until_detached(image)?;
             crate::disk::mount_image(image, &spec.workspace_dir, spec.disk_limit_bytes)?;
         }
         // mke2fs always makes one; it is noise in a project's file tree.
         let _ = std::fs::remove_dir(spec.workspace_dir.join("lost+found"));
     }
-    let result = confine(spec);
+    let result = confine(spec, &set);
     if spec.workspace_image.is_some()
         && let Err(e) = crate::disk::unmount(&spec.workspace_dir)
     {
@@ -151,15 +157,14 @@ pub fn run(spec: &Spec) -> Result<i32, SandboxError> {
     result
 }
 
-fn confine(spec: &Spec) -> Result<i32, SandboxError> {
-    crate::cgroups::join(&spec.name, spec.limits, spec.uid, spec.gid)?;
-    let set = block_signals();
+fn confine(spec: &Spec, set: &libc::sigset_t) -> Result<i32, SandboxError> {
     // PID 1 waits on this pipe for its network before it starts the program.
     let (network_read, network_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| SandboxError::Io {
         context: "pipe".into(),
         source: e.into(),
     })?;
+    crate::cgroups::join(&spec.name, spec.limits, spec.uid, spec.gid)?;
     // clone rather than unshare + fork: only the child enters the new namespaces. This process
     // stays in the host's, so its pivot_root cannot move this process's root, and what this
     // process starts later (slirp4netns) runs on the host side, outside the sandbox's PIDs.
@@ -186,6 +191,13 @@ fn confine(spec: &Spec) -> Result<i32, SandboxError> {
     }
     if init == 0 {
         drop(network_write);
+        // If this process is killed (SIGKILL cannot be forwarded), the whole sandbox goes
+        // with it instead of living on with its own copy of the disk's mount. Kept across
+        // PID 1's re-exec. Dying before this line is caught by the network pipe's EOF.
+        // SAFETY: a plain prctl on this process.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        }
         let code = match pid1(spec, network_read) {
             Ok(code) => code,
             Err(e) => {
@@ -211,7 +223,7 @@ fn confine(spec: &Spec) -> Result<i32, SandboxError> {
     };
     let _ = rustix::io::write(&network_write, b"1");
     drop(network_write);
-    let code = supervise(&set, init, false);
+    let code = supervise(set, init, false);
     drop(outbound);
     crate::cgroups::leave(&spec.name);
     crate::cgroups::remove(&spec.name);
@@ -331,7 +343,7 @@ fn become_program(
             == crate::landlock::Enforced::Unsupported
         {
             eprintln!(
-                "cove sandbox: this kernel has no Landlock; the mount namespace is the only wall"
+                "cove sandbox: this kernel has no usable Landlock (ABI 2+); the mount namespace is the only wall"
             );
         }
         if libc::setgroups(0, std::ptr::null()) != 0 {

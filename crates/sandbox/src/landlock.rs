@@ -58,6 +58,13 @@ const DEVICES: u64 = READ_FILE | WRITE_FILE | READ_DIR | TRUNCATE | IOCTL_DEV;
 pub const RULES: &[(&str, u64)] = &[
     ("/", READ_DIR),
     ("/usr", READ_EXEC),
+    // Real directories on hosts without merged /usr (symlinks into /usr elsewhere).
+    ("/bin", READ_EXEC),
+    ("/sbin", READ_EXEC),
+    ("/lib", READ_EXEC),
+    ("/lib32", READ_EXEC),
+    ("/lib64", READ_EXEC),
+    ("/libx32", READ_EXEC),
     ("/etc", READ_EXEC),
     ("/opt", READ_EXEC),
     ("/.cove", READ_EXEC),
@@ -91,7 +98,7 @@ struct PathBeneathAttr {
 pub enum Enforced {
     /// Restricted under this ABI version.
     Abi(i32),
-    /// The kernel has no Landlock (or it is disabled).
+    /// The kernel has no Landlock, has it disabled, or has only ABI 1.
     Unsupported,
 }
 
@@ -129,7 +136,9 @@ pub fn restrict(rules: &[(&str, u64)]) -> Result<Enforced, crate::SandboxError> 
             CREATE_RULESET_VERSION,
         )
     } as i32;
-    if abi < 1 {
+    // ABI 1 cannot grant REFER: every rename or link into another directory (git mv,
+    // editors' safe saves) would fail with EXDEV. Better no second wall than a broken one.
+    if abi < 2 {
         return Ok(Enforced::Unsupported);
     }
     let attr = RulesetAttr {

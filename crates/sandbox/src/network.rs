@@ -97,14 +97,17 @@ pub fn connect(slirp4netns: &Path, pid: libc::pid_t) -> Result<Outbound, Sandbox
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     let (ready_raw, exit_raw) = (ready_write.as_raw_fd(), exit_read.as_raw_fd());
-    // SAFETY: only fcntl and dup2 (async-signal-safe) between fork and exec. dup2 clears
-    // CLOEXEC on the copies, so exactly these two pipe ends reach slirp4netns; the exit end is
-    // first moved above both targets so the first dup2 cannot overwrite it.
+    // SAFETY: only fcntl and dup2 (async-signal-safe) between fork and exec. Both ends are
+    // first copied above the targets (so no dup2 overwrites the other end, and none is a
+    // no-op that would keep CLOEXEC); dup2 then clears CLOEXEC on the copies, so exactly
+    // these two pipe ends reach slirp4netns.
     unsafe {
         command.pre_exec(move || {
+            let ready_high = libc::fcntl(ready_raw, libc::F_DUPFD_CLOEXEC, 10);
             let exit_high = libc::fcntl(exit_raw, libc::F_DUPFD_CLOEXEC, 10);
-            if exit_high < 0
-                || libc::dup2(ready_raw, READY_FD) < 0
+            if ready_high < 0
+                || exit_high < 0
+                || libc::dup2(ready_high, READY_FD) < 0
                 || libc::dup2(exit_high, EXIT_FD) < 0
             {
                 return Err(std::io::Error::last_os_error());

@@ -88,6 +88,30 @@ const MASKED: &[&str] = &[
     "etc/security/opasswd",
 ];
 
+/// Where `link` (an absolute path) leads after following symlinks lexically, up to a few
+/// hops; the path itself when it is not a link.
+fn resolv_conf_target(link: &Path) -> PathBuf {
+    let mut path = link.to_path_buf();
+    for _ in 0..8 {
+        let Ok(target) = std::fs::read_link(&path) else {
+            break;
+        };
+        let joined = path.parent().unwrap_or(Path::new("/")).join(target);
+        let mut normal = PathBuf::from("/");
+        for part in joined.components() {
+            match part {
+                std::path::Component::ParentDir => {
+                    normal.pop();
+                }
+                std::path::Component::Normal(name) => normal.push(name),
+                _ => {}
+            }
+        }
+        path = normal;
+    }
+    path
+}
+
 /// Devices a development shell needs; bound from the host's /dev.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
@@ -138,9 +162,16 @@ pub fn enter(spec: &Spec) -> Result<(), SandboxError> {
         let resolv = at(".resolv.conf");
         std::fs::write(&resolv, crate::network::RESOLV_CONF)
             .map_err(crate::io_err("cannot write resolv.conf"))?;
-        // A symlink (systemd-resolved) would be followed out of the new root: left alone.
-        if std::fs::symlink_metadata(at("etc/resolv.conf")).is_ok_and(|m| m.is_file()) {
-            bind(&resolv, &at("etc/resolv.conf"), false)?;
+        // systemd-resolved makes it a link into /run, which the new root does not have: the
+        // file goes where the link points, inside the new root.
+        let inside = resolv_conf_target(Path::new("/etc/resolv.conf"));
+        let target = at(&inside.to_string_lossy());
+        if target.is_file() {
+            bind(&resolv, &target, false)?;
+        } else if let Some(parent) = target.parent() {
+            mkdir(parent)?;
+            std::fs::write(&target, crate::network::RESOLV_CONF)
+                .map_err(crate::io_err(format!("cannot write {}", inside.display())))?;
         }
     }
     // Secrets in /etc: an empty file is mounted over each.
@@ -281,4 +312,30 @@ pub fn enter(spec: &Spec) -> Result<(), SandboxError> {
         None,
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_links_are_followed_lexically() {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc");
+        std::fs::create_dir(&etc).unwrap();
+        std::os::unix::fs::symlink(
+            "../run/systemd/resolve/stub-resolv.conf",
+            etc.join("resolv.conf"),
+        )
+        .unwrap();
+        assert_eq!(
+            resolv_conf_target(&etc.join("resolv.conf")),
+            dir.path().join("run/systemd/resolve/stub-resolv.conf")
+        );
+        std::fs::write(etc.join("plain.conf"), "x").unwrap();
+        assert_eq!(
+            resolv_conf_target(&etc.join("plain.conf")),
+            etc.join("plain.conf")
+        );
+    }
 }

@@ -430,3 +430,46 @@ async fn without_a_storage_limit_workspaces_are_plain_directories() {
     let stats = c.request("stats", json!({})).await;
     assert!(stats["diskLimitBytes"].is_null(), "{stats}");
 }
+
+/// A sandbox whose outer process is SIGKILLed (what a stop does to a runner that ignores
+/// SIGTERM) takes its whole namespace with it, and the next start mounts the disk once.
+#[tokio::test]
+async fn a_killed_sandbox_takes_its_workspace_with_it() {
+    let s = TestServer::start_with(env!("CARGO_BIN_EXE_cove"), &["--network", "none"]).await;
+    let id = s.create_workspace("killed", "blank").await;
+    let mut c = s.control(&id).await;
+    let written = c
+        .request("write_file", json!({"path": "kept.txt", "content": "kept"}))
+        .await;
+    assert_eq!(written["type"], "file_written", "{written}");
+    let (outer, runner) = (s.runner_pids()[0], s.runner_process_pids()[0]);
+    assert_ne!(outer, runner);
+    cove_test_support::signal(outer, libc::SIGKILL);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{runner}")).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runner outlived its sandbox"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(c);
+    // The next connection starts the workspace again, with its files.
+    let mut c = s.control(&id).await;
+    let read = c.request("read_file", json!({"path": "kept.txt"})).await;
+    assert_eq!(read["content"], "kept", "{read}");
+    let image = s
+        .data_dir
+        .path()
+        .join("workspaces")
+        .join(format!("{id}.img"));
+    let loops = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .filter(|d| {
+            std::fs::read_to_string(d.path().join("loop/backing_file"))
+                .is_ok_and(|b| b.trim() == image.to_str().unwrap())
+        })
+        .count();
+    assert_eq!(loops, 1, "the image is attached exactly once");
+}
