@@ -330,32 +330,14 @@ impl LocalBackend {
                     .arg("--gid")
                     .arg(gid.to_string())
                     .arg("--memory-bytes")
-                    .arg(
-                        // Stored limits are held to today's ceilings: the flags may have
-                        // been lowered since the workspace was made.
-                        workspace_limits
-                            .memory_bytes
-                            .map_or(sandbox.limits.memory_bytes, |m| {
-                                m.min(sandbox.limits.memory_bytes)
-                            })
-                            .to_string(),
-                    )
+                    .arg(held(
+                        workspace_limits.memory_bytes,
+                        sandbox.limits.memory_bytes,
+                    ))
                     .arg("--cpu-millis")
-                    .arg(
-                        workspace_limits
-                            .cpu_millis
-                            .map_or(sandbox.limits.cpu_millis, |c| {
-                                c.min(sandbox.limits.cpu_millis)
-                            })
-                            .to_string(),
-                    )
+                    .arg(held(workspace_limits.cpu_millis, sandbox.limits.cpu_millis))
                     .arg("--pids")
-                    .arg(
-                        workspace_limits
-                            .pids
-                            .map_or(sandbox.limits.pids, |p| p.min(sandbox.limits.pids))
-                            .to_string(),
-                    )
+                    .arg(held(workspace_limits.pids, sandbox.limits.pids))
                     .arg("--tmp-bytes")
                     .arg(sandbox.tmp_bytes.to_string())
                     .arg("--");
@@ -610,6 +592,12 @@ impl Backend for LocalBackend {
     }
 }
 
+/// A workspace's own limit held to the server's (the flag may have been lowered since the
+/// workspace asked), or the server's when it asked for none; as a command-line argument.
+fn held(own: Option<u64>, ceiling: u64) -> String {
+    own.map_or(ceiling, |own| own.min(ceiling)).to_string()
+}
+
 /// The host uid (and gid) a sandboxed workspace runs as: stable per workspace, never a
 /// system or login uid (200000-299999).
 pub fn workspace_uid(id: &str) -> u32 {
@@ -807,6 +795,9 @@ mod tests {
             );
         }
         // A workspace that asked for more than today's flag gets today's flag.
+        assert_eq!(held(Some(1024 * MIB), 512 * MIB), (512 * MIB).to_string());
+        assert_eq!(held(Some(64 * MIB), 512 * MIB), (64 * MIB).to_string());
+        assert_eq!(held(None, 512), "512");
         assert_eq!(
             b.disk_limit(&ask(None, None, None, Some(4096 * MIB))),
             1024 * MIB
