@@ -232,10 +232,16 @@ async function main() {
     await page.getByTestId('new-project-dialog').waitFor({ state: 'visible' });
     await page.getByTestId('template-python').click();
     await page.getByTestId('project-name').fill(name);
+    // A project asks for less memory than the server's default; the workspace records it.
+    await page.getByTestId('project-limits').locator('summary').click();
+    await page.getByTestId('limit-memory').fill('384');
     await page.screenshot({ path: path.join(shotsDir, 'new-project.png') });
     await page.getByTestId('create-project').click();
     await page.waitForURL(/\/w\/[^/]+$/, { timeout: 60_000 });
     workspacePath = new URL(page.url()).pathname;
+    const id = workspacePath.split('/').pop();
+    const view = await (await fetch(`${base}/api/workspaces/${id}`)).json();
+    if (view.limits?.memoryMib !== 384) throw new Error(`limits not recorded: ${JSON.stringify(view)}`);
   }, 75_000);
 
   await step('IDE connects and the file tree shows main.py', async () => {
@@ -482,6 +488,13 @@ async function main() {
     const text = (await err.textContent()) ?? '';
     if (!text.trim() || /^\d{3}\b/.test(text.trim())) throw new Error(`unhelpful error: "${text}"`);
     log(`       (the dialog says: ${text.trim()})`);
+    // Asking for more than the server allows: its message, in the dialog; nothing created.
+    await page.getByTestId('project-name').fill(`${name}-greedy`);
+    await page.getByTestId('project-limits').locator('summary').click();
+    await page.getByTestId('limit-memory').fill('999999');
+    await page.getByTestId('create-project').click();
+    await waitFor(async () => /memoryMib must be between/.test((await err.textContent()) ?? ''), 15_000, 'the limit error');
+    log(`       (the dialog says: ${((await err.textContent()) ?? '').trim()})`);
     await page.keyboard.press('Escape');
     await page.getByTestId('new-project-dialog').waitFor({ state: 'detached' });
   });

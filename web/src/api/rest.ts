@@ -1,5 +1,5 @@
 // REST client for PROTOCOL.md section 0.
-import { ApiError, type Template, type Workspace } from './types';
+import { ApiError, type Template, type Workspace, type WorkspaceLimits } from './types';
 
 const DEFAULT_TIMEOUT_MS = 20_000;
 
@@ -55,8 +55,13 @@ const enc = encodeURIComponent;
 export const api = {
   listWorkspaces: () => request<Workspace[]>('GET', '/api/workspaces'),
   getWorkspace: (id: string) => request<Workspace>('GET', `/api/workspaces/${enc(id)}`),
-  createWorkspace: (name: string, template: string) =>
-    request<Workspace>('POST', '/api/workspaces', { name, template }, 120_000),
+  createWorkspace: (name: string, template: string, limits?: WorkspaceLimits) =>
+    request<Workspace>(
+      'POST',
+      '/api/workspaces',
+      limits && Object.keys(limits).length > 0 ? { name, template, limits } : { name, template },
+      120_000,
+    ),
   startWorkspace: (id: string) => request<Workspace>('POST', `/api/workspaces/${enc(id)}/start`, undefined, 120_000),
   stopWorkspace: (id: string) => request<Workspace>('POST', `/api/workspaces/${enc(id)}/stop`, undefined, 60_000),
   deleteWorkspace: (id: string) => request<void>('DELETE', `/api/workspaces/${enc(id)}`, undefined, 60_000),

@@ -11,6 +11,16 @@ export interface Workspace {
   createdAt: string;
   runCommand?: string;
   previewPort?: number;
+  /** What the workspace asked for at creation; absent: the server's defaults. */
+  limits?: WorkspaceLimits;
+}
+
+/** Resource limits a workspace may ask for (each at most the server's own). */
+export interface WorkspaceLimits {
+  memoryMib?: number;
+  cpu?: number;
+  pids?: number;
+  diskMib?: number;
 }
 
 export interface Template {

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
 import { api } from '../api/rest';
-import type { Template, Workspace } from '../api/types';
+import type { Template, Workspace, WorkspaceLimits } from '../api/types';
 import { Dialog } from '../app/feedback';
 
 const TEMPLATE_GLYPH: Record<string, string> = {
@@ -22,6 +22,10 @@ export function NewProjectDialog({ onClose, onCreated }: { onClose: () => void; 
   const [name, setName] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  // Optional resource limits, as typed; empty means the server's default.
+  const [memoryMib, setMemoryMib] = useState('');
+  const [cpu, setCpu] = useState('');
+  const [diskMib, setDiskMib] = useState('');
 
   useEffect(() => {
     api
@@ -40,10 +44,24 @@ export function NewProjectDialog({ onClose, onCreated }: { onClose: () => void; 
       setError('Give the project a name.');
       return;
     }
+    const limits: WorkspaceLimits = {};
+    for (const [key, text, label] of [
+      ['memoryMib', memoryMib, 'Memory'],
+      ['cpu', cpu, 'CPU'],
+      ['diskMib', diskMib, 'Disk'],
+    ] as const) {
+      if (!text.trim()) continue;
+      const value = Number(text);
+      if (!Number.isFinite(value) || value <= 0 || (key !== 'cpu' && !Number.isInteger(value))) {
+        setError(`${label} must be a positive ${key === 'cpu' ? 'number of cores' : 'whole number of MiB'}.`);
+        return;
+      }
+      limits[key] = value;
+    }
     setBusy(true);
     setError(null);
     try {
-      const w = await api.createWorkspace(n, template || 'blank');
+      const w = await api.createWorkspace(n, template || 'blank', limits);
       onCreated(w);
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e));
@@ -104,6 +122,24 @@ export function NewProjectDialog({ onClose, onCreated }: { onClose: () => void; 
           ))}
         </div>
       </fieldset>
+      <details className="field" data-testid="project-limits">
+        <summary className="field-label">Resources (optional)</summary>
+        <div className="limits-grid">
+          <label className="field">
+            <span className="field-label">Memory (MiB)</span>
+            <input className="input" inputMode="numeric" value={memoryMib} onChange={(e) => setMemoryMib(e.target.value)} placeholder="server default" data-testid="limit-memory" />
+          </label>
+          <label className="field">
+            <span className="field-label">CPU (cores)</span>
+            <input className="input" inputMode="decimal" value={cpu} onChange={(e) => setCpu(e.target.value)} placeholder="server default" data-testid="limit-cpu" />
+          </label>
+          <label className="field">
+            <span className="field-label">Disk (MiB)</span>
+            <input className="input" inputMode="numeric" value={diskMib} onChange={(e) => setDiskMib(e.target.value)} placeholder="server default" data-testid="limit-disk" />
+          </label>
+        </div>
+        <span className="field-hint">Empty fields take the server's defaults. A project may ask for less than the server allows, never more.</span>
+      </details>
       {error && (
         <div className="form-error" role="alert" data-testid="form-error">
           {error}
