@@ -78,6 +78,9 @@ pub struct Files {
     /// so a measurement is reused for a few seconds and adjusted by our own writes).
     disk_limit: Option<u64>,
     usage: Mutex<Option<(std::time::Instant, u64)>>,
+    /// The root is a filesystem of its own (the sandbox's disk image): its usage is read
+    /// from `statvfs` at once instead of walking the tree, and counts what programs wrote.
+    own_filesystem: bool,
 }
 
 /// How long a disk usage measurement is trusted.
@@ -190,12 +193,21 @@ impl Files {
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
+        let own_filesystem = rustix::fs::openat(
+            &root,
+            "..",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .and_then(|parent| Ok((rustix::fs::fstat(&root)?, rustix::fs::fstat(&parent)?)))
+        .is_ok_and(|(here, above)| here.st_dev != above.st_dev);
         Ok(Files {
             root,
             max_file_bytes,
             write_lock: Mutex::new(()),
             disk_limit,
             usage: Mutex::new(None),
+            own_filesystem,
         })
     }
 
@@ -498,8 +510,14 @@ impl Files {
         self.disk_limit
     }
 
-    /// Bytes used, from a recent measurement.
+    /// Bytes used: exact and current on a filesystem of its own (one cheap `statvfs`), else
+    /// from a walk of the tree at most `USAGE_TTL` old.
     pub fn usage(&self) -> u64 {
+        if self.own_filesystem
+            && let Ok(v) = rustix::fs::fstatvfs(&self.root)
+        {
+            return v.f_blocks.saturating_sub(v.f_bfree) * v.f_frsize;
+        }
         let mut cached = self.usage.lock().unwrap();
         match *cached {
             Some((at, used)) if at.elapsed() < USAGE_TTL => used,

@@ -240,6 +240,11 @@ async fn escapes_fail_and_neighbours_keep_answering() {
     .await;
     assert!(out.contains("No space left on device"), "{out}");
     assert!(!out.contains("rc=0"), "{out}");
+    let stats = a.request("stats", json!({})).await;
+    assert!(
+        stats["diskBytes"].as_u64().unwrap() >= 4 * 1024 * 1024,
+        "stats count what programs wrote: {stats}"
+    );
     use std::os::unix::fs::MetadataExt;
     let on_host = std::fs::metadata(&image).unwrap().blocks() * 512;
     assert!(
