@@ -158,7 +158,7 @@ pub fn wait_until_detached(image: &Path) -> Result<(), SandboxError> {
                 source: std::io::Error::from(std::io::ErrorKind::ResourceBusy),
             });
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
     Ok(())
 }
