@@ -1,8 +1,11 @@
 //! Linux isolation for one workspace: namespaces, a private root filesystem, cgroup limits,
-//! and an unprivileged user; turns a [`Spec`] into a confined program.
+//! a disk image, user-mode networking, Landlock and an unprivileged user; turns a [`Spec`]
+//! into a confined program.
 //!
 //! Owns: cgroups (v1 and v2), the mount, PID, IPC, UTS and network namespaces, the new root
-//! (`pivot_root`), dropping to the workspace's uid, the PID 1 that reaps orphans.
+//! (`pivot_root`), the workspace's disk image and loop device ([`disk`]), slirp4netns for
+//! outbound network ([`network`]), Landlock rules ([`landlock`]), dropping to the workspace's
+//! uid, the PID 1 that reaps orphans.
 //! Must not know: the wire protocol, the runner, HTTP, users.
 //!
 //! [`run`] is the whole life of a sandbox, called in a fresh single-threaded process (the
