@@ -67,11 +67,7 @@ pub fn probe() -> Result<PathBuf, String> {
 }
 
 fn find_mke2fs() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|dir| dir.join("mke2fs"))
-        .find(|p| p.is_file())
+    crate::find_program("mke2fs")
 }
 
 /// Creates `image`: an ext4 filesystem holding `limit` bytes of files, filled with a copy of
@@ -252,13 +248,13 @@ pub fn mount_image(image: &Path, dir: &Path, limit: u64) -> Result<(), SandboxEr
 /// some hosts withhold even from root. A failure leaves the filesystem at its old size, which
 /// still works, so it is only reported.
 fn grow_filesystem(image: &Path) {
-    let Some(dir) = find_mke2fs().and_then(|m| m.parent().map(Path::to_path_buf)) else {
-        eprintln!("cove sandbox: e2fsprogs not found, the disk keeps its old size");
-        return;
-    };
     // e2fsck exits 1 when it corrected errors, which is fine; resize2fs only 0 is success.
     for (tool, args, worst_ok) in [("e2fsck", &["-f", "-p"][..], 1), ("resize2fs", &[][..], 0)] {
-        match Command::new(dir.join(tool)).args(args).arg(image).output() {
+        let Some(program) = crate::find_program(tool) else {
+            eprintln!("cove sandbox: {tool} not found, the disk keeps its old size");
+            return;
+        };
+        match Command::new(program).args(args).arg(image).output() {
             Ok(out) if out.status.code().is_some_and(|c| c <= worst_ok) => {}
             Ok(out) => {
                 eprintln!(

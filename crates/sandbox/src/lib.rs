@@ -103,6 +103,16 @@ pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) 
     move |source| SandboxError::Io { context, source }
 }
 
+/// A helper program on the PATH, or in the system directories a root PATH may lack (a
+/// server started by a service manager often has no `/usr/sbin`).
+pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
 /// Checks that this host can run sandboxes, so that a server refuses to start rather than
 /// fail at the first workspace. Says what is missing.
 pub fn check_host() -> Result<CgroupVersion, SandboxError> {

@@ -37,11 +37,7 @@ const EXIT_FD: i32 = 4;
 
 /// `slirp4netns` on the PATH (or in /usr/bin), if installed.
 pub fn find_slirp4netns() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|dir| dir.join("slirp4netns"))
-        .find(|p| p.is_file())
+    crate::find_program("slirp4netns")
 }
 
 /// A running slirp4netns. Dropping this closes its exit pipe and waits for it to go, so the
