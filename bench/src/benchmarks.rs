@@ -966,38 +966,39 @@ pub fn parse_old(text: &str) -> OldDoc {
 
 /// The level of the biggest heading in `text` (outside code blocks).
 fn top_heading(text: &str) -> Option<usize> {
-    let mut in_code = false;
-    let mut top = None;
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
-        }
-        let hashes = line.bytes().take_while(|&b| b == b'#').count();
-        if !in_code && hashes > 0 && line[hashes..].starts_with(' ') {
-            top = Some(top.map_or(hashes, |t: usize| t.min(hashes)));
-        }
-    }
-    top
+    lines_with_headings(text)
+        .filter_map(|(_, level)| level)
+        .min()
 }
 
 /// Pushes every heading of `text` down by `n` levels (at most `######`).
 pub fn demote_by(text: &str, n: usize) -> String {
     let mut out = String::new();
-    let mut in_code = false;
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
-        }
-        let hashes = line.bytes().take_while(|&b| b == b'#').count();
-        if !in_code && hashes > 0 && line[hashes..].starts_with(' ') {
-            out.push_str(&"#".repeat((hashes + n).min(6)));
-            out.push_str(&line[hashes..]);
-        } else {
-            out.push_str(line);
+    for (line, level) in lines_with_headings(text) {
+        match level {
+            Some(hashes) => {
+                out.push_str(&"#".repeat((hashes + n).min(6)));
+                out.push_str(&line[hashes..]);
+            }
+            None => out.push_str(line),
         }
         out.push('\n');
     }
     out
+}
+
+/// Each line of `text` with its heading level (`## x` is 2), `None` for other lines and
+/// for anything inside a code fence.
+fn lines_with_headings(text: &str) -> impl Iterator<Item = (&str, Option<usize>)> {
+    let mut in_code = false;
+    text.lines().map(move |line| {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        }
+        let hashes = line.bytes().take_while(|&b| b == b'#').count();
+        let heading = !in_code && hashes > 0 && line[hashes..].starts_with(' ');
+        (line, heading.then_some(hashes))
+    })
 }
 
 /// Demotes `text` so that its biggest heading has `level`.
