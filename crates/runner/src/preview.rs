@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cove_protocol::{ErrorCode, ErrorReply, RestError};
 use hyper_util::rt::TokioIo;
@@ -74,11 +74,16 @@ pub async fn proxy(
         Err(_) => match tokio::net::TcpStream::connect(("::1", port)).await {
             Ok(s) => s,
             Err(_) => {
-                return error(
+                let mut response = error(
                     StatusCode::BAD_GATEWAY,
                     ErrorCode::Unavailable,
                     format!("nothing in the workspace listens on port {port}"),
                 );
+                // Tells the server this is the port, not the runner, so it can say so.
+                response
+                    .headers_mut()
+                    .insert("x-cove-port-closed", HeaderValue::from_static("1"));
+                return response;
             }
         },
     };
@@ -91,6 +96,11 @@ pub async fn proxy(
         })
         .flatten();
     let (mut parts, body) = request.into_parts();
+    // The app sees the name the browser used (dev servers such as Vite check it); the server
+    // passes it on, since its own request to the runner names the runner.
+    if let Some(host) = parts.headers.remove("x-forwarded-host") {
+        parts.headers.insert(header::HOST, host);
+    }
     parts.uri = match target.parse() {
         Ok(uri) => uri,
         Err(_) => {

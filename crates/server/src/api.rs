@@ -15,8 +15,28 @@ use crate::{AppState, link, templates};
 
 type Shared = State<Arc<AppState>>;
 
-/// Answers `{ ... }` bodies with JSON errors instead of axum's plain-text rejections.
-fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+/// Parses a JSON request body. A body must say it is JSON: a form or `text/plain` body is
+/// what another site can make a browser send without asking, so it is refused (415).
+fn parse_json<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::bad_request(format!(
+            "the body must be JSON with Content-Type: application/json (got {:?})",
+            if content_type.is_empty() {
+                "none"
+            } else {
+                content_type
+            }
+        ))
+        .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+    }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
@@ -29,8 +49,12 @@ struct CreateWorkspace {
     limits: crate::workspaces::LimitsRequest,
 }
 
-pub async fn create_workspace(State(app): Shared, body: Bytes) -> Result<Response, ApiError> {
-    let request: CreateWorkspace = parse_json(&body)?;
+pub async fn create_workspace(
+    State(app): Shared,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: CreateWorkspace = parse_json(&headers, &body)?;
     let view = app
         .manager
         .create(
@@ -91,31 +115,17 @@ pub async fn list_templates() -> Response {
     axum::Json(templates::TEMPLATES).into_response()
 }
 
-/// Refuses cross-site WebSockets: a page on another origin must not drive a workspace with
-/// the user's cookies (cross-site WebSocket hijacking). Clients without `Origin` (scripts)
-/// are not browsers and pass; they authenticate on their own.
-pub fn check_origin(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return Ok(());
-    };
-    let origin = origin.to_str().unwrap_or("");
-    let authority = origin
-        .split_once("://")
-        .map(|(_, rest)| rest.trim_end_matches('/'))
-        .unwrap_or("");
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    if !authority.is_empty() && authority.eq_ignore_ascii_case(host) {
-        Ok(())
-    } else {
-        tracing::warn!(%origin, %host, "refused a cross-origin WebSocket");
-        Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "cross-origin WebSocket refused",
-        ))
-    }
+/// `GET /api/info`: what the IDE needs to know about this server: its version and where
+/// the previews of workspaces' ports live, as seen from the name the client used.
+pub async fn info(State(app): Shared, request: Request) -> Response {
+    let host = crate::perimeter::request_host(&request).unwrap_or_default();
+    let scheme = if app.tls { "https" } else { "http" };
+    let template = app.hosts.preview_template(scheme, &host);
+    axum::Json(serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "previewUrlTemplate": template,
+    }))
+    .into_response()
 }
 
 fn take_upgrade(request: &mut Request) -> Result<hyper::upgrade::OnUpgrade, ApiError> {
@@ -140,7 +150,7 @@ pub async fn control_socket(
     Path(id): Path<String>,
     mut request: Request,
 ) -> Result<Response, ApiError> {
-    check_origin(request.headers())?;
+    crate::perimeter::check_websocket_origin(&request)?;
     let accept = relay::accept_key(request.headers())?;
     let row = app.manager.find(&app.owner, &id).await?;
     let on_upgrade = take_upgrade(&mut request)?;
@@ -224,7 +234,7 @@ pub async fn terminal_socket(
     Path((id, terminal)): Path<(String, String)>,
     mut request: Request,
 ) -> Result<Response, ApiError> {
-    check_origin(request.headers())?;
+    crate::perimeter::check_websocket_origin(&request)?;
     let accept = relay::accept_key(request.headers())?;
     if !valid_terminal_id(&terminal) {
         return Err(ApiError::bad_request(
@@ -271,7 +281,23 @@ pub async fn files(
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
     let row = app.manager.find(&app.owner, &id).await?;
-    let addr = app.manager.ensure_running(&row).await?;
+    // Reading never starts a workspace (any page can make a browser send a GET); writing
+    // does, having passed the same-origin check that guards every change.
+    let addr = if request.method() == axum::http::Method::GET
+        || request.method() == axum::http::Method::HEAD
+    {
+        app.manager.running_addr(&row).await.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "workspace {:?} is stopped; start it first (POST /api/workspaces/{}/start)",
+                    row.name, row.id
+                ),
+            )
+        })?
+    } else {
+        app.manager.ensure_running(&row).await?
+    };
     // Keep the path exactly as the client encoded it, from `/files` on.
     let path_and_query = request
         .uri()
@@ -315,7 +341,7 @@ pub async fn plain_terminal_socket(
     Path(session): Path<String>,
     mut request: Request,
 ) -> Result<Response, ApiError> {
-    check_origin(request.headers())?;
+    crate::perimeter::check_websocket_origin(&request)?;
     let accept = relay::accept_key(request.headers())?;
     let on_upgrade = take_upgrade(&mut request)?;
     let task_app = app.clone();

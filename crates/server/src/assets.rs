@@ -1,6 +1,8 @@
 //! The web UI, embedded at build time (see `build.rs`): hashed assets with long-lived
-//! caching and precompressed gzip; every other page path answers `index.html` so that the
-//! browser app routes `/` and `/w/{id}` itself.
+//! caching and precompressed gzip; the app's own page routes (`/`, `/login`, `/w/{id}`)
+//! answer `index.html` so that the browser app routes them itself. Every other path is a
+//! 404: an app in a preview that asks cove for `/style.css` must not get the IDE's HTML
+//! with status 200.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -66,18 +68,46 @@ pub async fn serve(uri: Uri, headers: HeaderMap) -> Response {
         // Files under /assets/ carry a content hash in their names.
         return respond(asset, &headers, path.starts_with("/assets/"));
     }
-    if path.starts_with("/api/") || path.starts_with("/assets/") {
-        return crate::ApiError::not_found("no such route").into_response();
+    if !is_page(path) {
+        return crate::ApiError::not_found(format!("no such page or route: {}", shorten(path)))
+            .into_response();
     }
     match find("/index.html") {
-        Some(index) => {
-            let mut response = respond(index, &headers, false);
-            // The app is only ever framed by itself.
-            response
-                .headers_mut()
-                .insert("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
-            response
-        }
+        Some(index) => respond(index, &headers, false),
         None => (StatusCode::NOT_FOUND, "the web UI is not built").into_response(),
+    }
+}
+
+/// The browser app's own routes (web/src/app/router.ts).
+fn is_page(path: &str) -> bool {
+    if matches!(path, "/" | "/login") {
+        return true;
+    }
+    path.strip_prefix("/w/")
+        .map(|rest| rest.trim_end_matches('/'))
+        .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+}
+
+fn shorten(path: &str) -> String {
+    path.chars().take(120).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_apps_routes_are_pages() {
+        for page in ["/", "/login", "/w/demo", "/w/demo/", "/w/my%20app"] {
+            assert!(super::is_page(page), "{page}");
+        }
+        for other in [
+            "/style.css",
+            "/api/x",
+            "/w/",
+            "/w/a/b",
+            "/data.json",
+            "/favicon.ico",
+        ] {
+            assert!(!super::is_page(other), "{other}");
+        }
     }
 }

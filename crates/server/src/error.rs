@@ -42,6 +42,12 @@ impl ApiError {
         }
     }
 
+    /// The same error answered with another HTTP status than its code's.
+    pub fn with_status(mut self, status: StatusCode) -> ApiError {
+        self.status = Some(status);
+        self
+    }
+
     /// An internal failure: logged in full, answered without details.
     pub fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
         tracing::error!(%error, "{context}");

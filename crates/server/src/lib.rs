@@ -12,6 +12,8 @@ mod db;
 mod error;
 mod health;
 mod link;
+mod listener;
+mod perimeter;
 mod preview;
 mod relay;
 mod templates;
@@ -45,6 +47,14 @@ pub struct Config {
     pub auth: Auth,
     /// Largest file body accepted by `PUT .../files/...`.
     pub max_file_bytes: u64,
+    /// Host names cove answers to besides loopback names and IP addresses (`--allowed-host`).
+    pub allowed_hosts: Vec<String>,
+    /// Previews at `{port}-{id}.{domain}` besides `{port}-{id}.localhost` (`--preview-domain`).
+    pub preview_domain: Option<String>,
+    /// Longest time a client may take to send a request head.
+    pub header_timeout: std::time::Duration,
+    /// Most HTTP connections open at once.
+    pub max_connections: usize,
 }
 
 /// What every handler shares.
@@ -56,6 +66,10 @@ pub struct AppState {
     tasks: TaskTracker,
     shutdown: CancellationToken,
     metrics: health::Metrics,
+    /// Which names cove answers to, and where previews live.
+    hosts: perimeter::Hosts,
+    /// Whether cove serves TLS itself (origins are `https://`).
+    tls: bool,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -125,14 +139,18 @@ fn router(app: Arc<AppState>, max_file_bytes: u64) -> Router {
             files.layer(DefaultBodyLimit::max(max_file_bytes as usize + 1)),
         )
         .route("/api/templates", get(api::list_templates))
+        .route("/api/info", get(api::info))
         .route(
             "/w/{id}/proxy/{port}",
             axum::routing::any(preview::add_slash),
         )
-        .route("/w/{id}/proxy/{port}/", axum::routing::any(preview::proxy))
+        .route(
+            "/w/{id}/proxy/{port}/",
+            axum::routing::any(preview::path_preview),
+        )
         .route(
             "/w/{id}/proxy/{port}/{*rest}",
-            axum::routing::any(preview::proxy),
+            axum::routing::any(preview::path_preview),
         )
         .route(
             "/w/{id}/absproxy/{port}",
@@ -140,11 +158,11 @@ fn router(app: Arc<AppState>, max_file_bytes: u64) -> Router {
         )
         .route(
             "/w/{id}/absproxy/{port}/",
-            axum::routing::any(preview::absproxy),
+            axum::routing::any(preview::path_preview),
         )
         .route(
             "/w/{id}/absproxy/{port}/{*rest}",
-            axum::routing::any(preview::absproxy),
+            axum::routing::any(preview::path_preview),
         )
         .route(
             "/api/terminal/ws/{session}",
@@ -158,6 +176,10 @@ fn router(app: Arc<AppState>, max_file_bytes: u64) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             track_activity,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            perimeter::front_door,
         ))
         .with_state(app)
 }
@@ -187,6 +209,8 @@ pub async fn serve(
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
         metrics: health::Metrics::default(),
+        hosts: perimeter::Hosts::new(&config.allowed_hosts, config.preview_domain.as_deref()),
+        tls: false,
     });
     app.manager
         .reconcile()
@@ -209,15 +233,24 @@ pub async fn serve(
         let _ = writeln!(stdout, "cove listening on http://{local}");
         let _ = stdout.flush();
     }
-    let stop = shutdown.clone();
-    // Nagle's algorithm would hold a small frame that follows another (a prompt right after
-    // `terminal_created`) for up to 40 ms waiting for an ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router(app.clone(), config.max_file_bytes))
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await?;
+    let fd_limit = listener::raise_fd_limit();
+    let limits = listener::Limits {
+        header_timeout: config.header_timeout,
+        // Leave descriptors for relays, runners and the database.
+        max_connections: config
+            .max_connections
+            .min(usize::try_from(fd_limit / 2).unwrap_or(usize::MAX))
+            .max(16),
+    };
+    tracing::debug!(?limits, fd_limit, "accepting connections");
+    listener::serve(
+        listener,
+        router(app.clone(), config.max_file_bytes),
+        limits,
+        shutdown.clone(),
+        app.tasks.clone(),
+    )
+    .await;
     app.tasks.close();
     if tokio::time::timeout(std::time::Duration::from_secs(5), app.tasks.wait())
         .await

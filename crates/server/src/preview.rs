@@ -1,22 +1,37 @@
-//! Port preview for people: `/w/{id}/proxy/{port}/...` (prefix stripped, like code-server's
-//! `/proxy/`) and `/w/{id}/absproxy/{port}/...` (prefix kept, for apps that know their base
-//! path), relayed through the runner's `/ports/{port}/...`, HTTP and WebSocket alike.
+//! Port preview: a workspace's own web server, shown to people.
 //!
-//! A dev server is code the workspace runs, so it is treated as untrusted: cove's own session
-//! cookie and `Authorization` header never reach it, and it cannot set cove's cookie.
+//! - Host-based, the default: `{port}-{workspaceId}.localhost` (every browser resolves
+//!   `*.localhost` to loopback) or `{port}-{workspaceId}.{--preview-domain}`. Each preview is
+//!   its own origin, so root-absolute URLs (`/style.css`, `fetch('/api/x')`) reach the app,
+//!   and nothing the page does runs with cove's origin.
+//! - Path-based, for apps that know their base path and for a cove reached by a public name
+//!   without a preview domain: `/w/{id}/proxy/{port}/...` (prefix stripped, like
+//!   code-server's `/proxy/`) and `/w/{id}/absproxy/{port}/...` (prefix kept). These share
+//!   cove's origin in the address bar, so every answer carries a CSP `sandbox` without
+//!   `allow-same-origin`: the page runs with an opaque origin and cannot read cove's answers,
+//!   open its sockets as same-origin, or register a service worker over cove's pages.
+//!
+//! Both relay through the runner's `/ports/{port}/...`, HTTP and WebSocket alike. A dev
+//! server is code the workspace runs, so it is treated as untrusted: cove's session cookie
+//! and `Authorization` header never reach it, and it cannot set cove's cookie. A preview
+//! never starts a stopped workspace (a request from any page could otherwise start one).
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 
 use crate::error::ApiError;
-use crate::{AppState, api, link};
+use crate::perimeter::{FromWorkspace, parse_port};
+use crate::{AppState, link};
 
 /// The session cookie's name (PROTOCOL.md section 0).
 pub const SESSION_COOKIE: &str = "cove_session";
+
+/// The sandbox of path-based previews: scripts, forms and popups work; the origin is opaque.
+const PATH_PREVIEW_POLICY: &str = "sandbox allow-scripts allow-forms allow-popups allow-popups-to-escape-sandbox allow-modals allow-downloads";
 
 fn wants_upgrade(headers: &HeaderMap) -> bool {
     headers
@@ -72,74 +87,196 @@ fn strip_session_cookies(headers: &mut HeaderMap) {
     }
 }
 
-/// `/w/{id}/proxy/{port}` without a slash: relative links need one.
+/// Which kind of preview a request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Its own origin: the workspace's answers pass as they are.
+    Host,
+    /// Under cove's origin: sandboxed, no service workers.
+    Path,
+}
+
+/// A readable page for a person (or the JSON error shape for a script).
+fn problem(headers: &HeaderMap, status: StatusCode, title: &str, detail: &str) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let mut response = if wants_html {
+        let page = format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"color-scheme\" content=\"light dark\"><title>{title}</title>\
+             <style>body{{font:15px/1.5 system-ui,sans-serif;max-width:36rem;margin:12vh auto;padding:0 1.5rem}}h1{{font-size:1.3rem}}p{{color:#666}}</style></head>\
+             <body><h1>{title}</h1><p>{detail}</p></body></html>",
+            title = html_escape(title),
+            detail = html_escape(detail),
+        );
+        let mut r = (status, page).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        r
+    } else {
+        let code = match status {
+            StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE => {
+                cove_protocol::ErrorCode::Unavailable
+            }
+            other => cove_protocol::ErrorCode::from_http_status(other.as_u16()),
+        };
+        ApiError::new(code, format!("{title}. {detail}"))
+            .with_status(status)
+            .into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; sandbox"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.extensions_mut().insert(FromWorkspace);
+    response
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The preview host `{port}-{workspace}.…`: everything on it goes to the workspace's port.
+pub async fn serve_host(
+    app: Arc<AppState>,
+    workspace: String,
+    port: u16,
+    request: Request,
+) -> Response {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    relay(app, &workspace, port, target, request, Kind::Host).await
+}
+
+/// `/w/{id}/proxy/{port}` or `/absproxy/` without a slash: relative links need one.
 pub async fn add_slash(request: Request) -> Response {
     let uri = request.uri();
     let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
     Redirect::permanent(&format!("{}/{query}", uri.path())).into_response()
 }
 
-pub async fn proxy(
-    State(app): State<Arc<AppState>>,
-    Path(params): Path<Vec<(String, String)>>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    relay(app, params, request, false).await
-}
-
-pub async fn absproxy(
-    State(app): State<Arc<AppState>>,
-    Path(params): Path<Vec<(String, String)>>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    relay(app, params, request, true).await
-}
-
-async fn relay(
-    app: Arc<AppState>,
-    params: Vec<(String, String)>,
-    mut request: Request,
-    keep_prefix: bool,
-) -> Result<Response, ApiError> {
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
+/// The raw (still percent-encoded) segments `/w/{id}/{kind}/{port}` of a path-based preview
+/// and everything after them: taken from the URI as sent, so that `%38000` is not a port
+/// and the forwarded path is exactly what the client asked for.
+fn split_path_preview(path_and_query: &str) -> Option<(&str, &str, &str, &str)> {
+    let rest = path_and_query.strip_prefix("/w/")?;
+    let (id, rest) = rest.split_once('/')?;
+    let (kind, rest) = rest.split_once('/')?;
+    let (port, tail) = match rest.find(['/', '?']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
     };
-    let (id, port) = (param("id"), param("port"));
-    let port: u16 = port
-        .parse()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| ApiError::bad_request(format!("{port:?} is not a port number")))?;
-    let upgrade = wants_upgrade(request.headers());
-    if upgrade {
-        api::check_origin(request.headers())?;
-    }
-    let row = app.manager.find(&app.owner, &id).await?;
-    let addr = app.manager.ensure_running(&row).await?;
-    // The path as the client encoded it, after `/w/{id}/(abs)proxy/{port}` (or all of it).
+    Some((id, kind, port, tail))
+}
+
+/// `/w/{id}/proxy/{port}/...` and `/w/{id}/absproxy/{port}/...`.
+pub async fn path_preview(State(app): State<Arc<AppState>>, request: Request) -> Response {
     let original = request
         .uri()
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
-    let kind = if keep_prefix { "absproxy" } else { "proxy" };
-    let prefix = format!(
-        "/w/{}/{kind}/{port}",
-        request.uri().path().split('/').nth(2).unwrap_or("")
-    );
-    let rest = if keep_prefix {
-        original.clone()
-    } else {
-        original.strip_prefix(&prefix).unwrap_or("/").to_string()
+    let Some((id, kind, port_text, tail)) = split_path_preview(&original) else {
+        return ApiError::not_found("no such route").into_response();
     };
-    let target = format!(
-        "/ports/{port}{}{rest}",
-        if rest.starts_with('/') { "" } else { "/" }
-    );
+    let Some(port) = parse_port(port_text) else {
+        return ApiError::bad_request(format!(
+            "{port_text:?} is not a port number (1-65535, decimal digits only)"
+        ))
+        .into_response();
+    };
+    let id = match percent_decode(id) {
+        Some(id) => id,
+        None => return ApiError::bad_request("bad workspace name in the path").into_response(),
+    };
+    let target = if kind == "absproxy" {
+        original.clone()
+    } else if tail.starts_with('/') {
+        tail.to_string()
+    } else {
+        format!("/{tail}")
+    };
+    relay(app, &id, port, target, request, Kind::Path).await
+}
+
+/// `%XX` escapes of a path segment, as UTF-8.
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = segment.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+async fn relay(
+    app: Arc<AppState>,
+    workspace: &str,
+    port: u16,
+    target: String,
+    mut request: Request,
+    kind: Kind,
+) -> Response {
+    let headers = request.headers().clone();
+    // A page under cove's origin must never install a service worker: it would go on
+    // answering for cove's own pages after the workspace is gone.
+    if kind == Kind::Path && headers.contains_key("service-worker") {
+        return problem(
+            &headers,
+            StatusCode::FORBIDDEN,
+            "Service workers are not allowed here",
+            "A path-based preview shares cove's address, so it may not install a service worker. Open the preview on its own host instead.",
+        );
+    }
+    let upgrade = wants_upgrade(&headers);
+    if upgrade
+        && kind == Kind::Path
+        && let Err(e) = crate::perimeter::check_websocket_origin(&request)
+    {
+        return e.into_response();
+    }
+    let row = match app.manager.find(&app.owner, workspace).await {
+        Ok(row) => row,
+        Err(_) => {
+            return problem(
+                &headers,
+                StatusCode::NOT_FOUND,
+                "No such workspace",
+                "This preview belongs to a workspace that does not exist (or that you may not see).",
+            );
+        }
+    };
+    let Some(addr) = app.manager.running_addr(&row).await else {
+        return problem(
+            &headers,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This workspace is stopped",
+            &format!(
+                "Open the workspace \u{201c}{}\u{201d} in cove to start it, then reload this page.",
+                row.name
+            ),
+        );
+    };
+    let forwarded_host = crate::perimeter::request_host(&request);
     let client_upgrade = if upgrade {
         request
             .extensions_mut()
@@ -149,13 +286,44 @@ async fn relay(
     };
     let (mut parts, body) = request.into_parts();
     strip_credentials(&mut parts.headers);
-    parts.uri = target
-        .parse()
-        .map_err(|_| ApiError::bad_request("bad preview path"))?;
+    // The app sees the name the browser used (dev servers check it), not the runner's.
+    if let Some(host) = forwarded_host.and_then(|h| HeaderValue::from_str(&h).ok()) {
+        parts.headers.insert("x-forwarded-host", host);
+    }
+    let proto = if app.tls { "https" } else { "http" };
+    parts
+        .headers
+        .insert("x-forwarded-proto", HeaderValue::from_static(proto));
+    parts.uri = match format!("/ports/{port}{target}").parse() {
+        Ok(uri) => uri,
+        Err(_) => return ApiError::bad_request("bad preview path").into_response(),
+    };
     let forwarded = hyper::Request::from_parts(parts, body);
-    let mut response = link::forward(&addr, forwarded, &app.tasks)
-        .await
-        .map_err(|e| ApiError::internal("cannot reach the workspace", e))?;
+    let mut response = match link::forward(&addr, forwarded, &app.tasks).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::warn!(workspace = %row.id, error = %e, "preview: cannot reach the runner");
+            return problem(
+                &headers,
+                StatusCode::BAD_GATEWAY,
+                "Cannot reach the workspace",
+                "The workspace did not answer. Try again in a moment.",
+            );
+        }
+    };
+    if response.status() == StatusCode::BAD_GATEWAY
+        && response.headers().get("x-cove-port-closed").is_some()
+    {
+        return problem(
+            &headers,
+            StatusCode::BAD_GATEWAY,
+            &format!("Nothing is listening on port {port}"),
+            &format!(
+                "Start a server on port {port} in the workspace \u{201c}{}\u{201d} (bound to 127.0.0.1 or 0.0.0.0), then reload this page.",
+                row.name
+            ),
+        );
+    }
     if response.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_upgrade) = client_upgrade
     {
@@ -173,7 +341,15 @@ async fn relay(
     }
     let (mut parts, body) = response.into_parts();
     strip_session_cookies(&mut parts.headers);
-    Ok(Response::from_parts(parts, Body::new(body)))
+    if kind == Kind::Path {
+        parts.headers.remove("service-worker-allowed");
+        parts.headers.append(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(PATH_PREVIEW_POLICY),
+        );
+    }
+    parts.extensions.insert(FromWorkspace);
+    Response::from_parts(parts, Body::new(body))
 }
 
 #[cfg(test)]
@@ -209,5 +385,23 @@ mod tests {
         headers.append(header::SET_COOKIE, HeaderValue::from_static("app=1"));
         strip_session_cookies(&mut headers);
         assert_eq!(headers.get_all(header::SET_COOKIE).iter().count(), 1);
+    }
+
+    #[test]
+    fn path_previews_split_on_the_raw_path() {
+        assert_eq!(
+            split_path_preview("/w/demo/proxy/8000/a/b?q=1"),
+            Some(("demo", "proxy", "8000", "/a/b?q=1"))
+        );
+        assert_eq!(
+            split_path_preview("/w/demo/proxy/8000?q=1"),
+            Some(("demo", "proxy", "8000", "?q=1"))
+        );
+        assert_eq!(
+            split_path_preview("/w/my%20app/absproxy/%38000/"),
+            Some(("my%20app", "absproxy", "%38000", "/"))
+        );
+        assert_eq!(percent_decode("my%20app").as_deref(), Some("my app"));
+        assert_eq!(percent_decode("bad%2"), None);
     }
 }
