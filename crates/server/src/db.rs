@@ -95,7 +95,7 @@ impl Db {
         owner: &str,
         id_or_name: &str,
     ) -> Result<Option<WorkspaceRow>, DbError> {
-        let row = sqlx::query("SELECT * FROM workspaces WHERE owner = ? AND (id = ? OR name = ?) ORDER BY id = ? DESC LIMIT 1")
+        let row = sqlx::query("SELECT * FROM workspaces WHERE owner = ? AND (id = ? OR name = ? COLLATE NOCASE) ORDER BY id = ? DESC LIMIT 1")
             .bind(owner)
             .bind(id_or_name)
             .bind(id_or_name)
@@ -187,6 +187,19 @@ mod tests {
         assert!(
             db.find("admin", "b1").await.unwrap().is_none(),
             "other owners' workspaces are invisible"
+        );
+        assert_eq!(db.find("admin", "DEMO").await.unwrap().unwrap().id, "a1");
+        assert!(
+            matches!(
+                db.insert(&WorkspaceRow {
+                    id: "a3".into(),
+                    name: "Demo".into(),
+                    ..w.clone()
+                })
+                .await,
+                Err(DbError::NameTaken(_))
+            ),
+            "names are unique whatever their case"
         );
         db.set_state("a1", "running").await.unwrap();
         assert_eq!(db.list("admin").await.unwrap()[0].state, "running");

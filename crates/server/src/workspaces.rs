@@ -110,20 +110,29 @@ pub struct Manager {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// Checks a workspace name: what people type as a project title, but nothing that breaks a
-/// URL path segment or a terminal.
+/// Longest workspace name.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// Checks a workspace name. Names are what people read in lists and type in URLs, so they
+/// are plain: ASCII letters, digits, spaces and `-_.`, starting and ending with a letter or a
+/// digit, at most [`MAX_NAME_CHARS`]. That leaves out look-alikes (`a` and `a` + a zero-width
+/// space, right-to-left overrides), `.` and `..`, and anything that needs escaping in a path.
+/// Names are unique per owner whatever their case: `Demo` and `demo` are one name.
 pub fn validate_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::bad_request("name must be 1 to 100 characters"));
-    }
-    if name
-        .chars()
-        .any(|c| c.is_control() || matches!(c, '/' | '\\' | '?' | '#' | '%'))
+    let rule = "names are 1 to 64 characters: letters, digits, spaces and - _ . (ASCII), starting and ending with a letter or a digit";
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if name.is_empty()
+        || name.len() > MAX_NAME_CHARS
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.'))
+        || !edge_ok(name.chars().next())
+        || !edge_ok(name.chars().last())
     {
-        return Err(ApiError::bad_request(
-            "name must not contain control characters or / \\ ? # %",
-        ));
+        return Err(ApiError::bad_request(format!(
+            "invalid name {name:?}: {rule}"
+        )));
     }
     if name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::bad_request(
@@ -309,5 +318,42 @@ impl Manager {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_name;
+
+    #[test]
+    fn names_are_plain_and_readable() {
+        for good in [
+            "demo",
+            "My project 2",
+            "py-demo",
+            "a.b_c",
+            "x",
+            &"n".repeat(64),
+        ] {
+            assert_eq!(validate_name(good).unwrap(), good.trim(), "{good:?}");
+        }
+        assert_eq!(validate_name("  padded  ").unwrap(), "padded");
+        for bad in [
+            "",
+            ".",
+            "..",
+            "-lead",
+            "trail.",
+            "a\u{200b}",
+            "\u{202e}evil",
+            "caf\u{e9}",
+            "a/b",
+            "a%2f",
+            "tab\there",
+            &"n".repeat(65),
+            "0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad:?} must be refused");
+        }
     }
 }
