@@ -31,10 +31,97 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// How to reach a running runner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunnerAddr {
-    /// A Unix socket only the server's user can open.
-    Unix(PathBuf),
+    /// A Unix socket in a directory only the server's user can write, answered by `peer`
+    /// (see [`connect_unix`]).
+    Unix { path: PathBuf, peer: RunnerPeer },
     /// `host:port` plus the bearer token the runner requires.
     Tcp { authority: String, token: String },
+}
+
+/// Who must be at the other end of a runner's Unix socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerPeer {
+    /// The uid the runner runs as (the workspace's own, when sandboxed).
+    pub uid: u32,
+    /// The process the server started for it: the runner itself, or the sandbox around it
+    /// (then the runner is two generations below: `sandbox-init` → PID 1 → runner).
+    pub started_by: u32,
+}
+
+/// Generations between the process the server starts and the runner, at most.
+const RUNNER_DEPTH: usize = 2;
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+impl RunnerPeer {
+    /// Checks the credentials the kernel reports for the other end of `stream`.
+    fn check(&self, stream: &tokio::net::UnixStream) -> Result<(), String> {
+        let cred = rustix::net::sockopt::socket_peercred(stream)
+            .map_err(|e| format!("cannot read the peer's credentials: {e}"))?;
+        let (uid, pid) = (cred.uid.as_raw(), cred.pid.as_raw_nonzero().get() as u32);
+        if uid != self.uid {
+            return Err(format!(
+                "the socket is answered by uid {uid}, not the runner's uid {}",
+                self.uid
+            ));
+        }
+        let mut at = pid;
+        for _ in 0..=RUNNER_DEPTH {
+            if at == self.started_by {
+                return Ok(());
+            }
+            match parent_of(at) {
+                Some(parent) => at = parent,
+                None => break,
+            }
+        }
+        Err(format!(
+            "the socket is answered by process {pid}, which is not the runner started as {}",
+            self.started_by
+        ))
+    }
+}
+
+/// Connects to a runner's Unix socket. Refuses (with `PermissionDenied` and the reason) a
+/// path that is not a socket owned by this process's user and closed to everyone else (a
+/// link, say), and a socket answered by anyone but the runner: the server runs as root and
+/// must never be talked into connecting to something a workspace planted.
+pub async fn connect_unix(
+    path: &std::path::Path,
+    peer: &RunnerPeer,
+) -> std::io::Result<tokio::net::UnixStream> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let refuse = |why: String| {
+        std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("refusing the runner socket {}: {why}", path.display()),
+        )
+    };
+    let meta = std::fs::symlink_metadata(path)?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if !meta.file_type().is_socket() {
+        return Err(refuse(
+            "it is not a socket (a link or a file was put in its place)".into(),
+        ));
+    }
+    if meta.uid() != me || meta.mode() & 0o077 != 0 {
+        return Err(refuse(format!(
+            "it belongs to uid {} with mode {:o}, not to this server alone",
+            meta.uid(),
+            meta.mode() & 0o777
+        )));
+    }
+    let stream = tokio::net::UnixStream::connect(path).await?;
+    peer.check(&stream).map_err(refuse)?;
+    Ok(stream)
 }
 
 /// What a backend knows about one workspace's runner.

@@ -5,7 +5,9 @@
 //! - `workspaces/<id>/`: the workspace's files; when sandboxed with a storage limit, the mount
 //!   point of `workspaces/<id>.img` (an ext4 image of the limit's size, mounted while the
 //!   workspace runs), so a program that fills the disk fills only its own image;
-//! - `run/<id>.sock`, `run/<id>.pid`: the runner's socket and pid (the `run` dir is 0700);
+//! - `run/<id>.sock`, `run/<id>.pid`: the runner's socket and pid. The `run` dir is 0700 and
+//!   the server binds each socket itself, so no workspace can put anything in its place;
+//!   the runner inherits the bound socket and listens on it;
 //! - `logs/<id>.log`: the runner's log.
 //!
 //! Runners are started in their own session and are not killed with the server: a restarted
@@ -173,13 +175,53 @@ impl LocalBackend {
         .await;
     }
 
-    /// The runner's own directory: its socket (mounted at /run/cove in a sandbox).
-    fn run_dir(&self, id: &str) -> PathBuf {
-        self.config.data_dir.join("run").join(id)
+    /// The runner's socket: in `run/`, which only the server's user may enter.
+    fn socket(&self, id: &str) -> PathBuf {
+        self.config.data_dir.join("run").join(format!("{id}.sock"))
     }
 
-    fn socket(&self, id: &str) -> PathBuf {
-        self.run_dir(id).join("runner.sock")
+    /// Who answers a workspace's socket when its runner is the process `started_by`.
+    fn peer(&self, id: &str, started_by: u32) -> crate::RunnerPeer {
+        let uid = match self.config.sandbox {
+            Some(_) => workspace_uid(id),
+            // SAFETY: geteuid has no preconditions.
+            None => unsafe { libc::geteuid() },
+        };
+        crate::RunnerPeer { uid, started_by }
+    }
+
+    fn addr(&self, id: &str, started_by: u32) -> RunnerAddr {
+        RunnerAddr::Unix {
+            path: self.socket(id),
+            peer: self.peer(id, started_by),
+        }
+    }
+
+    /// Binds the runner's socket without listening: the runner inherits it and listens, so
+    /// the kernel reports the runner as the socket's owner (`SO_PEERCRED`).
+    fn bind_socket(&self, id: &str) -> Result<std::os::fd::OwnedFd, BackendError> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.socket(id);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(BackendError::io("cannot remove an old runner socket")(e)),
+        }
+        let rustix_err =
+            |context: &'static str| move |e: rustix::io::Errno| BackendError::io(context)(e.into());
+        let socket = rustix::net::socket_with(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(rustix_err("cannot create the runner's socket"))?;
+        let addr = rustix::net::SocketAddrUnix::new(&path)
+            .map_err(rustix_err("bad runner socket path"))?;
+        rustix::net::bind(&socket, &addr).map_err(rustix_err("cannot bind the runner's socket"))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(BackendError::io("cannot restrict the runner's socket"))?;
+        Ok(socket)
     }
 
     fn pid_file(&self, id: &str) -> PathBuf {
@@ -208,9 +250,17 @@ impl LocalBackend {
         deadline: Instant,
     ) -> Result<(), BackendError> {
         let socket = self.socket(id);
+        let peer = self.peer(id, pid);
         loop {
-            if tokio::net::UnixStream::connect(&socket).await.is_ok() {
-                return Ok(());
+            match crate::connect_unix(&socket, &peer).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    return Err(BackendError::StartFailed {
+                        id: id.to_string(),
+                        reason: e.to_string(),
+                    });
+                }
+                Err(_) => {}
             }
             if !is_alive(pid) {
                 return Err(BackendError::StartFailed {
@@ -252,7 +302,7 @@ impl LocalBackend {
         if let Some(pid) = self.live_pid(id) {
             self.wait_until_accepting(id, pid, Instant::now() + self.config.start_timeout)
                 .await?;
-            return Ok(RunnerAddr::Unix(self.socket(id)));
+            return Ok(self.addr(id, pid));
         }
         if self.config.sandbox.is_none() {
             // Sandboxed, `sandbox-init` mounts the image for exactly the sandbox's life.
@@ -263,27 +313,25 @@ impl LocalBackend {
             .append(true)
             .open(self.log_file(id))
             .map_err(BackendError::io("cannot open the runner log"))?;
-        let run_dir = self.run_dir(id);
-        std::fs::create_dir_all(&run_dir)
-            .map_err(BackendError::io("cannot create the runner's directory"))?;
+        let socket = self.bind_socket(id)?;
+        let socket_fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
         let limits = &self.config.limits;
-        let mut runner_args: Vec<std::ffi::OsString> =
-            vec!["runner".into(), "--workspace-id".into(), id.into()];
+        let mut runner_args: Vec<std::ffi::OsString> = vec![
+            "runner".into(),
+            "--workspace-id".into(),
+            id.into(),
+            "--listen-fd".into(),
+            socket_fd.to_string().into(),
+        ];
         let mut command = std::process::Command::new(&self.config.runner_exe);
         match &self.config.sandbox {
             None => {
-                runner_args.extend([
-                    "--root".into(),
-                    root.clone().into_os_string(),
-                    "--socket".into(),
-                    self.socket(id).into_os_string(),
-                ]);
+                runner_args.extend(["--root".into(), root.clone().into_os_string()]);
                 command.current_dir(&root);
             }
             Some(sandbox) => {
                 let (uid, gid) = (workspace_uid(id), workspace_uid(id));
                 own(&root, uid, gid).await?;
-                own(&run_dir, uid, gid).await?;
                 let root_dir = self.config.data_dir.join("run").join(format!("{id}.root"));
                 std::fs::create_dir_all(&root_dir)
                     .map_err(BackendError::io("cannot create the sandbox's root"))?;
@@ -297,12 +345,7 @@ impl LocalBackend {
                         cove_sandbox::CPU_PROCS_INSIDE.into(),
                     ]);
                 }
-                runner_args.extend([
-                    "--root".into(),
-                    cove_sandbox::WORKSPACE_PATH.into(),
-                    "--socket".into(),
-                    format!("{}/runner.sock", cove_sandbox::RUN_PATH).into(),
-                ]);
+                runner_args.extend(["--root".into(), cove_sandbox::WORKSPACE_PATH.into()]);
                 command
                     .arg("sandbox-init")
                     .arg("--name")
@@ -321,8 +364,10 @@ impl LocalBackend {
                     command.arg("--slirp4netns").arg(slirp4netns);
                 }
                 command
-                    .arg("--run-dir")
-                    .arg(&run_dir)
+                    .arg("--log-file")
+                    .arg(self.log_file(id))
+                    .arg("--keep-fd")
+                    .arg(socket_fd.to_string())
                     .arg("--root-dir")
                     .arg(&root_dir)
                     .arg("--uid")
@@ -381,10 +426,18 @@ impl LocalBackend {
         }
         // Its own session: a Ctrl+C meant for the server's terminal must not reach runners,
         // and runners outlive the server on purpose.
-        // SAFETY: setsid is async-signal-safe.
+        // SAFETY: setsid and fcntl are async-signal-safe; clearing close-on-exec on the
+        // child's copy of the socket hands exactly that descriptor on (the parent's copy, and
+        // those of other children spawned meanwhile, keep it).
         unsafe {
             use std::os::unix::process::CommandExt;
-            command.pre_exec(|| rustix::process::setsid().map(drop).map_err(Into::into));
+            command.pre_exec(move || {
+                rustix::process::setsid()?;
+                if libc::fcntl(socket_fd, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
         }
         let mut child = tokio::process::Command::from(command)
             .kill_on_drop(false)
@@ -393,6 +446,8 @@ impl LocalBackend {
                 "cannot run {}",
                 self.config.runner_exe.display()
             )))?;
+        // The runner has its copy; the server keeps none (it connects by path).
+        drop(socket);
         let pid = child.id().unwrap_or(0);
         std::fs::write(self.pid_file(id), pid.to_string())
             .map_err(BackendError::io("cannot write the pid file"))?;
@@ -402,7 +457,7 @@ impl LocalBackend {
         tracing::info!(workspace = %id, pid, "runner started");
         self.wait_until_accepting(id, pid, Instant::now() + self.config.start_timeout)
             .await?;
-        Ok(RunnerAddr::Unix(self.socket(id)))
+        Ok(self.addr(id, pid))
     }
 
     async fn stop_runner(&self, id: &str) -> Result<(), BackendError> {
@@ -540,7 +595,7 @@ impl Backend for LocalBackend {
         Box::pin(async move {
             Ok(match self.live_pid(id) {
                 Some(pid) if self.socket(id).exists() => RunnerState::Running {
-                    addr: RunnerAddr::Unix(self.socket(id)),
+                    addr: self.addr(id, pid),
                     pid: Some(pid),
                 },
                 _ => RunnerState::Stopped,
@@ -584,7 +639,11 @@ impl Backend for LocalBackend {
             let name = id.to_string();
             let _ = tokio::task::spawn_blocking(move || cove_sandbox::remove_cgroups(&name)).await;
             let _ = std::fs::remove_file(self.log_file(id));
-            let _ = std::fs::remove_dir_all(self.run_dir(id));
+            let mut rotated = self.log_file(id).into_os_string();
+            rotated.push(".1");
+            let _ = std::fs::remove_file(rotated);
+            // Left by runners from before sockets moved out of the workspace's reach.
+            let _ = std::fs::remove_dir_all(self.config.data_dir.join("run").join(id));
             let _ =
                 std::fs::remove_dir(self.config.data_dir.join("run").join(format!("{id}.root")));
             Ok(())

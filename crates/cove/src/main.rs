@@ -79,8 +79,12 @@ struct SandboxInitArgs {
     /// Give the sandbox outbound network through this slirp4netns.
     #[arg(long)]
     slirp4netns: Option<PathBuf>,
+    /// Where the program's output goes (capped and rotated).
     #[arg(long)]
-    run_dir: PathBuf,
+    log_file: PathBuf,
+    /// A descriptor the program inherits (the runner's socket); all others above 2 are closed.
+    #[arg(long)]
+    keep_fd: Vec<i32>,
     #[arg(long)]
     root_dir: PathBuf,
     #[arg(long)]
@@ -157,6 +161,28 @@ struct ServeArgs {
     /// this size, so every write is held to it; 0 means no limit.
     #[arg(long, default_value_t = 1024)]
     disk_limit_mib: u64,
+    /// A host name cove is reached by (repeatable; also COVE_ALLOWED_HOSTS, comma-separated),
+    /// e.g. `cove.example.com`. Loopback names and IP addresses always work; any other name
+    /// in a request's Host is refused, which stops DNS-rebinding attacks from web pages.
+    #[arg(
+        long = "allowed-host",
+        env = "COVE_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    allowed_hosts: Vec<String>,
+    /// Serve workspace previews at `{port}-{workspace id}.DOMAIN` (needs a wildcard DNS
+    /// record, and a wildcard certificate behind TLS). Without it, previews of a cove reached
+    /// on loopback live at `{port}-{id}.localhost`, and otherwise under
+    /// `/w/{id}/proxy/{port}/` in a sandboxed page.
+    #[arg(long, env = "COVE_PREVIEW_DOMAIN")]
+    preview_domain: Option<String>,
+    /// Most HTTP connections open at once (WebSockets leave the count once upgraded).
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
+    /// Seconds a client may take to send a request's head before it is disconnected (also
+    /// the idle time of keep-alive connections).
+    #[arg(long, default_value_t = 15)]
+    header_timeout_secs: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -167,8 +193,12 @@ struct RunnerArgs {
     #[arg(long)]
     root: PathBuf,
     /// Unix socket to listen on (mode 0600).
-    #[arg(long, conflicts_with = "listen_tcp")]
+    #[arg(long, conflicts_with_all = ["listen_tcp", "listen_fd"])]
     socket: Option<PathBuf>,
+    /// A Unix socket the server has bound for this runner, inherited as this descriptor: the
+    /// runner listens on it (so the peer credentials the server checks are the runner's).
+    #[arg(long, conflicts_with = "listen_tcp")]
+    listen_fd: Option<i32>,
     /// TCP address to listen on instead; requires the token in $COVE_RUNNER_TOKEN.
     #[arg(long)]
     listen_tcp: Option<SocketAddr>,
@@ -344,6 +374,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         data_dir,
         auth,
         max_file_bytes: args.max_file_size,
+        allowed_hosts: args.allowed_hosts,
+        preview_domain: args.preview_domain,
+        header_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
+        max_connections: args.max_connections,
     };
     cove_server::serve(config, Arc::new(backend), shutdown).await
 }
@@ -415,7 +449,8 @@ fn sandbox_init(args: SandboxInitArgs) -> anyhow::Result<()> {
             Some(slirp4netns) => cove_sandbox::network::Network::Outbound { slirp4netns },
             None => cove_sandbox::network::Network::Loopback,
         },
-        run_dir: args.run_dir,
+        log_file: args.log_file,
+        inherited_fds: args.keep_fd,
         root_dir: args.root_dir,
         program: std::env::current_exe().context("cannot find the cove binary")?,
         args: args.args,
@@ -434,9 +469,13 @@ fn sandbox_init(args: SandboxInitArgs) -> anyhow::Result<()> {
 }
 
 async fn runner(args: RunnerArgs) -> anyhow::Result<()> {
-    let listen = match (args.socket, args.listen_tcp) {
-        (Some(path), None) => cove_runner::Listen::Unix(path),
-        (None, Some(addr)) => {
+    let listen = match (args.socket, args.listen_tcp, args.listen_fd) {
+        (None, None, Some(fd)) => cove_runner::Listen::Inherited(
+            cove_runner::take_listen_fd(fd)
+                .with_context(|| format!("--listen-fd {fd} is not a socket this runner can use"))?,
+        ),
+        (Some(path), None, None) => cove_runner::Listen::Unix(path),
+        (None, Some(addr), None) => {
             let token = std::env::var("COVE_RUNNER_TOKEN")
                 .context("--listen-tcp needs $COVE_RUNNER_TOKEN")?;
             anyhow::ensure!(
@@ -445,7 +484,7 @@ async fn runner(args: RunnerArgs) -> anyhow::Result<()> {
             );
             cove_runner::Listen::Tcp { addr, token }
         }
-        _ => anyhow::bail!("give --socket or --listen-tcp"),
+        _ => anyhow::bail!("give one of --listen-fd, --socket or --listen-tcp"),
     };
     let root = args
         .root

@@ -88,6 +88,13 @@ pub async fn serve(
     let app = router(ws);
     let stop = shutdown.clone();
     match listen {
+        Listen::Inherited(listener) => {
+            let listener = tokio::net::UnixListener::from_std(listener)?;
+            tracing::info!("runner listening on the socket the server made for it");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await?;
+        }
         Listen::Unix(path) => {
             if path.exists() {
                 if tokio::net::UnixStream::connect(&path).await.is_ok() {

@@ -65,8 +65,11 @@ impl Default for Limits {
 }
 
 /// Where the runner listens.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Listen {
+    /// A Unix socket the server bound in a directory only it can write, inherited by this
+    /// process; the runner listens on it (see [`take_listen_fd`]).
+    Inherited(std::os::unix::net::UnixListener),
     /// A Unix socket created with mode 0600 (only the server's user can connect).
     Unix(PathBuf),
     /// TCP, for runners in Kubernetes pods; every request needs the bearer token.
@@ -77,7 +80,7 @@ pub enum Listen {
 }
 
 /// Everything a runner needs to serve one workspace.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Config {
     pub workspace_id: String,
     pub root: PathBuf,
@@ -90,6 +93,32 @@ pub struct Config {
     /// which the runner itself stays out of).
     pub program_cgroup: Option<PathBuf>,
     pub limits: Limits,
+}
+
+/// Takes the bound Unix socket inherited as descriptor `fd`: checks that it is one, keeps it
+/// from the programs this runner starts (close-on-exec), and listens on it. Listening here,
+/// not in the server, makes the socket's peer credentials (`SO_PEERCRED`) this process's,
+/// which the server checks before it talks to a runner.
+pub fn take_listen_fd(fd: i32) -> std::io::Result<std::os::unix::net::UnixListener> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    if fd < 3 {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    }
+    // Checked before ownership is taken: fstat on a number that is not ours is harmless.
+    // SAFETY: a descriptor number is only borrowed for the duration of the check.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let stat = rustix::fs::fstat(borrowed)?;
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Socket {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: the server passed this descriptor for this purpose, nothing else in this
+    // process refers to it, and it is a socket (checked above).
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)?;
+    rustix::net::listen(&owned, 1024)?;
+    let listener = std::os::unix::net::UnixListener::from(owned);
+    listener.set_nonblocking(true)?;
+    Ok(listener)
 }
 
 /// How a program ended.
@@ -415,7 +444,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let workspace = Workspace::new(&config, tasks.clone(), shutdown.clone()).map_err(|e| {
         anyhow::anyhow!("cannot open workspace root {}: {e}", config.root.display())
     })?;
-    let server = http::serve(workspace.clone(), config.listen.clone(), shutdown.clone());
+    let socket_path = match &config.listen {
+        Listen::Unix(path) => Some(path.clone()),
+        _ => None,
+    };
+    let server = http::serve(workspace.clone(), config.listen, shutdown.clone());
     let signals = {
         let shutdown = shutdown.clone();
         async move {
@@ -442,7 +475,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     {
         tracing::warn!("some tasks did not finish within 5 s of shutdown");
     }
-    if let Listen::Unix(path) = &config.listen {
+    if let Some(path) = socket_path {
         let _ = std::fs::remove_file(path);
     }
     served

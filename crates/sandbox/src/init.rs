@@ -6,7 +6,7 @@
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use crate::network::Network;
 use crate::{PROGRAM_PATH, SandboxError, Spec, WORKSPACE_PATH};
@@ -136,25 +136,39 @@ pub fn run(spec: &Spec) -> Result<i32, SandboxError> {
     // Blocked from the start: a stop that arrives while the disk is checked or grown waits
     // until the sandbox is up and is then forwarded like any other.
     let set = block_signals();
+    // Nothing `cove serve` inherited from whoever started it may reach the workspace.
+    close_inherited_fds(&spec.inherited_fds);
     if let Some(image) = &spec.workspace_image {
-        // Mounted on the host, before the namespaces are made, so the new mount namespace
-        // inherits it; unmounted below when the sandbox ends.
-        if !crate::disk::is_mounted(&spec.workspace_dir) {
-            // A previous sandbox of this workspace that was killed may still be tearing
-            // down with its own copy of the mount: never attach the image twice.
-            crate::disk::wait_until_detached(image)?;
-            crate::disk::mount_image(image, &spec.workspace_dir, spec.disk_limit_bytes)?;
+        // A previous sandbox of this workspace that was killed may still be tearing down
+        // with its own copy of the mount: never attach the image twice. (The image is
+        // mounted by PID 1, inside the sandbox's mount namespace only.)
+        crate::disk::wait_until_detached(image)?;
+    }
+    confine(spec, &set)
+}
+
+/// Closes every descriptor above stderr except `keep`.
+fn close_inherited_fds(keep: &[i32]) {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|fd| u32::try_from(*fd).ok())
+        .collect();
+    keep.sort_unstable();
+    let mut first = 3u32;
+    for fd in keep.into_iter().filter(|fd| *fd >= 3) {
+        if fd > first {
+            // SAFETY: close_range only closes descriptors; none of the closed ones is owned
+            // by a Rust object in this process (it has only just started).
+            unsafe {
+                libc::syscall(libc::SYS_close_range, first, fd - 1, 0);
+            }
         }
-        // mke2fs always makes one; it is noise in a project's file tree.
-        let _ = std::fs::remove_dir(spec.workspace_dir.join("lost+found"));
+        first = fd + 1;
     }
-    let result = confine(spec, &set);
-    if spec.workspace_image.is_some()
-        && let Err(e) = crate::disk::unmount(&spec.workspace_dir)
-    {
-        eprintln!("cove sandbox: {e}");
+    // SAFETY: as above.
+    unsafe {
+        libc::syscall(libc::SYS_close_range, first, u32::MAX, 0);
     }
-    result
 }
 
 fn confine(spec: &Spec, set: &libc::sigset_t) -> Result<i32, SandboxError> {
@@ -164,6 +178,15 @@ fn confine(spec: &Spec, set: &libc::sigset_t) -> Result<i32, SandboxError> {
         context: "pipe".into(),
         source: e.into(),
     })?;
+    // What the program writes to stdout and stderr goes through this pipe to the capped log
+    // on the host: the program never holds a descriptor of a host file.
+    let (log_read, log_write) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| {
+            SandboxError::Io {
+                context: "pipe".into(),
+                source: e.into(),
+            }
+        })?;
     crate::cgroups::join(&spec.name, spec.limits, spec.uid, spec.gid)?;
     // clone rather than unshare + fork: only the child enters the new namespaces. This process
     // stays in the host's, so its pivot_root cannot move this process's root, and what this
@@ -191,6 +214,14 @@ fn confine(spec: &Spec, set: &libc::sigset_t) -> Result<i32, SandboxError> {
     }
     if init == 0 {
         drop(network_write);
+        drop(log_read);
+        // SAFETY: dup2 onto stdout and stderr of this (single-threaded) child; the pipe's
+        // own descriptor stays CLOEXEC and goes at exec.
+        unsafe {
+            libc::dup2(log_write.as_raw_fd(), 1);
+            libc::dup2(log_write.as_raw_fd(), 2);
+        }
+        drop(log_write);
         // If this process is killed (SIGKILL cannot be forwarded), the whole sandbox goes
         // with it instead of living on with its own copy of the disk's mount. Kept across
         // PID 1's re-exec. Dying before this line is caught by the network pipe's EOF.
@@ -209,10 +240,16 @@ fn confine(spec: &Spec, set: &libc::sigset_t) -> Result<i32, SandboxError> {
         unsafe { libc::_exit(code) }
     }
     drop(network_read);
+    let log = crate::log::pump(spec.log_file.clone(), log_read);
     // Held until the sandbox ends: slirp4netns exits when it is dropped.
     let outbound = match &spec.network {
         Network::Loopback => None,
-        Network::Outbound { slirp4netns } => match crate::network::connect(slirp4netns, init) {
+        Network::Outbound { slirp4netns } => match crate::network::connect(
+            slirp4netns,
+            init,
+            &log_write,
+            crate::cgroups::cpu_dir(&spec.name).map(|d| d.join("cgroup.procs")),
+        ) {
             Ok(outbound) => Some(outbound),
             Err(e) => {
                 // The workspace still works, offline; the log says why.
@@ -221,12 +258,17 @@ fn confine(spec: &Spec, set: &libc::sigset_t) -> Result<i32, SandboxError> {
             }
         },
     };
+    drop(log_write);
     let _ = rustix::io::write(&network_write, b"1");
     drop(network_write);
     let code = supervise(set, init, false);
     drop(outbound);
     crate::cgroups::leave(&spec.name);
     crate::cgroups::remove(&spec.name);
+    // Every writer is gone (the program, PID 1, slirp4netns): the pump reaches the end.
+    if let Some(log) = log {
+        let _ = log.join();
+    }
     Ok(code)
 }
 

@@ -71,7 +71,6 @@ pub const RULES: &[(&str, u64)] = &[
     ("/workspace", READ_WRITE),
     ("/tmp", READ_WRITE),
     ("/dev/shm", READ_WRITE),
-    ("/run/cove", READ_WRITE),
     ("/dev", DEVICES),
     // Programs read their own /proc, write /proc/self/* (oom_score_adj, comm) and some
     // re-execute /proc/self/exe.

@@ -24,7 +24,7 @@
 //!
 //! Inside, the program sees: `/usr` and `/etc` read-only (with `/etc/shadow` and other secrets
 //! masked), `/workspace` read-write, a private `/tmp`, its own `/proc` and `/dev` (with its own
-//! devpts), `/run/cove` (the runner's socket directory), its own loopback (and, if the server
+//! devpts), its own loopback (and, if the server
 //! allows it, outbound connections through slirp4netns, see [`network`]), and nothing else
 //! of the host: no other workspace, no cove data, no home directories.
 
@@ -32,6 +32,7 @@ mod cgroups;
 pub mod disk;
 mod init;
 pub mod landlock;
+pub mod log;
 pub mod network;
 mod rootfs;
 
@@ -52,8 +53,12 @@ pub struct Spec {
     pub workspace_image: Option<PathBuf>,
     /// The workspace's storage limit: an image made for a smaller one is grown (0: keep).
     pub disk_limit_bytes: u64,
-    /// A host directory mounted read-write at `/run/cove` (where the runner's socket lives).
-    pub run_dir: PathBuf,
+    /// The host file that receives the program's stdout and stderr (capped and rotated,
+    /// see [`log`]).
+    pub log_file: PathBuf,
+    /// Descriptors the program inherits besides stdin, stdout and stderr (the runner's
+    /// listening socket); every other inherited descriptor is closed first.
+    pub inherited_fds: Vec<i32>,
     /// An empty host directory used as the mount point of the new root.
     pub root_dir: PathBuf,
     /// The program, on the host; it is mounted read-only at `/.cove/bin` and run from there.
@@ -75,8 +80,6 @@ pub struct Spec {
 pub const PROGRAM_PATH: &str = "/.cove/bin";
 /// Where the workspace is mounted inside the sandbox.
 pub const WORKSPACE_PATH: &str = "/workspace";
-/// Where `run_dir` is mounted inside the sandbox.
-pub const RUN_PATH: &str = "/run/cove";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {

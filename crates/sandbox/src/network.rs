@@ -73,8 +73,15 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
 }
 
 /// Connects the network namespace of `pid` to the outside through slirp4netns and waits
-/// until its interface is configured.
-pub fn connect(slirp4netns: &Path, pid: libc::pid_t) -> Result<Outbound, SandboxError> {
+/// until its interface is configured. slirp4netns writes its messages to `log` and, when
+/// `cpu_procs` is given (cgroup v1, where the CPU group is not the sandbox's own), joins that
+/// CPU group: the traffic it carries for the workspace is held to the workspace's CPU limit.
+pub fn connect(
+    slirp4netns: &Path,
+    pid: libc::pid_t,
+    log: &OwnedFd,
+    cpu_procs: Option<PathBuf>,
+) -> Result<Outbound, SandboxError> {
     let (ready_read, ready_write) = pipe()?;
     let (exit_read, exit_write) = pipe()?;
     let mut command = Command::new(slirp4netns);
@@ -91,14 +98,30 @@ pub fn connect(slirp4netns: &Path, pid: libc::pid_t) -> Result<Outbound, Sandbox
         .arg(pid.to_string())
         .arg("tap0")
         .stdin(Stdio::null())
-        .stdout(Stdio::null());
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            log.try_clone()
+                .map_err(crate::io_err("dup of the log pipe"))?,
+        ));
+    let cpu_procs = cpu_procs
+        .map(|p| std::ffi::CString::new(p.into_os_string().into_encoded_bytes()))
+        .transpose()
+        .map_err(|_| SandboxError::Spec("a NUL in the cgroup path".into()))?;
     let (ready_raw, exit_raw) = (ready_write.as_raw_fd(), exit_read.as_raw_fd());
-    // SAFETY: only fcntl and dup2 (async-signal-safe) between fork and exec. Both ends are
+    // SAFETY: only open, write, close, fcntl and dup2 (async-signal-safe) between fork and
+    // exec; writing "0" to cgroup.procs moves the child itself. Both ends are
     // first copied above the targets (so no dup2 overwrites the other end, and none is a
     // no-op that would keep CLOEXEC); dup2 then clears CLOEXEC on the copies, so exactly
     // these two pipe ends reach slirp4netns.
     unsafe {
         command.pre_exec(move || {
+            if let Some(procs) = &cpu_procs {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(fd);
+            }
             let ready_high = libc::fcntl(ready_raw, libc::F_DUPFD_CLOEXEC, 10);
             let exit_high = libc::fcntl(exit_raw, libc::F_DUPFD_CLOEXEC, 10);
             if ready_high < 0

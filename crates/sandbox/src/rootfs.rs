@@ -5,7 +5,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::{PROGRAM_PATH, RUN_PATH, SandboxError, Spec, WORKSPACE_PATH};
+use crate::{PROGRAM_PATH, SandboxError, Spec, WORKSPACE_PATH};
 
 fn cstr(path: &Path) -> CString {
     CString::new(path.as_os_str().as_bytes()).expect("paths have no NUL")
@@ -183,11 +183,18 @@ pub fn enter(spec: &Spec) -> Result<(), SandboxError> {
         }
     }
 
-    // The workspace, the runner's socket directory and the program itself.
+    // The workspace's disk image is mounted here, in the sandbox's own mount namespace: no
+    // host process ever sees (or pins) the mount, and it ends with the namespace.
+    if let Some(image) = &spec.workspace_image {
+        crate::disk::mount_image(image, &spec.workspace_dir, spec.disk_limit_bytes)?;
+        // mke2fs always makes one; it is noise in a project's file tree.
+        let _ = std::fs::remove_dir(spec.workspace_dir.join("lost+found"));
+    }
+    // The workspace and the program itself. (The runner's socket lives on the host, in a
+    // directory only cove can write; nothing of it is mounted here.)
     mkdir(&at(WORKSPACE_PATH))?;
     bind(&spec.workspace_dir, &at(WORKSPACE_PATH), true)?;
-    mkdir(&at(RUN_PATH))?;
-    bind(&spec.run_dir, &at(RUN_PATH), true)?;
+    mkdir(&at("run"))?;
     mkdir(&at("/.cove"))?;
     touch(&at(PROGRAM_PATH))?;
     mount(

@@ -28,10 +28,14 @@ pub enum LinkError {
 /// Opens a byte stream to the runner.
 pub async fn connect(addr: &RunnerAddr) -> Result<RunnerStream, LinkError> {
     match addr {
-        RunnerAddr::Unix(path) => {
-            let stream = tokio::net::UnixStream::connect(path)
-                .await
-                .map_err(LinkError::Connect)?;
+        RunnerAddr::Unix { path, peer } => {
+            let stream = cove_backend::connect_unix(path, peer).await.map_err(|e| {
+                if e.kind() == io::ErrorKind::PermissionDenied {
+                    // Someone else answers (or a link sits) where the runner should be.
+                    tracing::error!(error = %e, "a runner socket failed its check");
+                }
+                LinkError::Connect(e)
+            })?;
             Ok(Box::pin(stream))
         }
         RunnerAddr::Tcp { authority, .. } => {
@@ -47,7 +51,7 @@ pub async fn connect(addr: &RunnerAddr) -> Result<RunnerStream, LinkError> {
 fn authorization(addr: &RunnerAddr) -> Option<String> {
     match addr {
         RunnerAddr::Tcp { token, .. } => Some(format!("Bearer {token}")),
-        RunnerAddr::Unix(_) => None,
+        RunnerAddr::Unix { .. } => None,
     }
 }
 
