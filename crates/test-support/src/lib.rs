@@ -146,9 +146,19 @@ impl TestServer {
     /// Sends a JSON request and parses a JSON answer (Null for an empty body).
     pub async fn json(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let body = body.map(|b| b.to_string());
-        let (status, bytes) = self
-            .http(method, path, body.as_deref().map(str::as_bytes))
-            .await;
+        let headers: &[(&str, &str)] = if body.is_some() {
+            &[("Content-Type", "application/json")]
+        } else {
+            &[]
+        };
+        let (status, bytes) = http(
+            self.port,
+            method,
+            path,
+            body.as_deref().map(str::as_bytes),
+            headers,
+        )
+        .await;
         let value = if bytes.is_empty() {
             Value::Null
         } else {
@@ -315,6 +325,29 @@ impl TestServer {
 }
 
 /// The `cove runner` process at or below `pid` (a sandbox puts two processes above it).
+/// Every process below `pid` (children first), from `/proc/<pid>/task/<pid>/children`.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    for _ in 0..16 {
+        frontier = frontier
+            .iter()
+            .flat_map(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/task/{p}/children"))
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .filter_map(|c| c.parse().ok())
+                    .collect::<Vec<u32>>()
+            })
+            .collect();
+        if frontier.is_empty() {
+            break;
+        }
+        out.extend(&frontier);
+    }
+    out
+}
+
 fn find_runner(pid: u32) -> u32 {
     let is_runner = |pid: u32| {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
@@ -367,15 +400,32 @@ pub async fn http(
     body: Option<&[u8]>,
     headers: &[(&str, &str)],
 ) -> (u16, Vec<u8>) {
+    let (status, _, body) = http_with_head(port, method, path, body, headers).await;
+    (status, body)
+}
+
+/// Like [`http`], also returning the response's head (status line and headers, as text).
+/// A `Host` among `headers` replaces the default `127.0.0.1:{port}`.
+pub async fn http_with_head(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    headers: &[(&str, &str)],
+) -> (u16, String, Vec<u8>) {
     let run = async {
         let mut stream = TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("connect");
         let body = body.unwrap_or_default();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        let mut head = format!("{method} {path} HTTP/1.1\r\n");
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            head.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
+        }
+        head.push_str(&format!(
+            "Connection: close\r\nContent-Length: {}\r\n",
             body.len()
-        );
+        ));
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -402,7 +452,7 @@ pub async fn http(
         {
             body = dechunk(&body);
         }
-        (status, body)
+        (status, head, body)
     };
     tokio::time::timeout(WAIT, run)
         .await
@@ -523,6 +573,21 @@ impl Control {
         }
     }
 
+    /// Runs a shell command line in the workspace and returns its stdout (stderr appended)
+    /// and exit code: how tests look at a workspace's files from inside, through a path that
+    /// does not share code with the file API. (A sandboxed workspace's disk is mounted only
+    /// inside its sandbox, so the host cannot look.)
+    pub async fn sh(&mut self, command: &str) -> (String, i64) {
+        self.next_id += 1;
+        let id = format!("sh-{}", self.next_id);
+        let started = self
+            .request("run_command", json!({"command": command, "processId": id}))
+            .await;
+        assert_eq!(started["type"], "process_started", "{command}: {started}");
+        let (out, err, exit) = self.process_until_exit(&id).await;
+        (out + &err, exit["exitCode"].as_i64().unwrap_or(-1))
+    }
+
     /// Messages received but not yet matched.
     pub fn pending(&self) -> &VecDeque<Value> {
         &self.pending
@@ -542,6 +607,14 @@ impl RawTerminal {
     pub async fn send(&mut self, bytes: &[u8]) {
         self.ws
             .send(Message::Binary(bytes.to_vec().into()))
+            .await
+            .expect("send");
+    }
+
+    /// Sends a text frame (a control message, or anything a test wants the runner to see).
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws
+            .send(Message::Text(text.to_string().into()))
             .await
             .expect("send");
     }

@@ -235,10 +235,7 @@ async fn files_read_write_list_move_delete() {
         )
         .await;
     assert_eq!(stale["code"], "conflict", "{stale}");
-    assert_eq!(
-        std::fs::read_to_string(s.workspace_dir(&id).join("main.py")).unwrap(),
-        "print('v2')\n"
-    );
+    assert_eq!(c.sh("cat main.py").await.0, "print('v2')\n");
 
     // Binary content through base64.
     let bytes: Vec<u8> = (0..=255).collect();
@@ -249,8 +246,9 @@ async fn files_read_write_list_move_delete() {
     )
     .await;
     assert_eq!(
-        std::fs::read(s.workspace_dir(&id).join("bin/all.bin")).unwrap(),
-        bytes
+        c.sh("base64 -w0 bin/all.bin").await.0,
+        b64,
+        "the bytes on disk are the bytes sent"
     );
     let read = c
         .request(
@@ -296,7 +294,7 @@ async fn files_read_write_list_move_delete() {
         )
         .await;
     assert_eq!(moved["type"], "ok", "{moved}");
-    assert!(s.workspace_dir(&id).join("a/b/app.py").exists());
+    assert_eq!(c.sh("test -f a/b/app.py").await.1, 0, "moved on disk");
     c.request("write_file", json!({"path": "other.py", "content": "x"}))
         .await;
     let clash = c
@@ -320,7 +318,7 @@ async fn files_read_write_list_move_delete() {
         .request("delete_path", json!({"path": "a", "recursive": true}))
         .await;
     assert_eq!(deleted["type"], "ok");
-    assert!(!s.workspace_dir(&id).join("a").exists());
+    assert_ne!(c.sh("test -e a").await.1, 0, "deleted on disk");
     let missing = c.request("read_file", json!({"path": "a/b/app.py"})).await;
     assert_eq!(missing["code"], "not_found");
 

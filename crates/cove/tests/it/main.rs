@@ -4,6 +4,7 @@
 
 mod control;
 mod files;
+mod perimeter;
 mod preview;
 mod restart;
 mod robustness;

@@ -84,7 +84,7 @@ async fn malformed_frames_get_errors_and_the_socket_stays_open() {
         "{}",
         reply.to_string().chars().take(200).collect::<String>()
     );
-    assert!(!s.workspace_dir(&id).join("big.txt").exists());
+    assert_ne!(c.sh("test -e big.txt").await.1, 0, "nothing written");
     let reply = c.request("ping", json!({})).await;
     assert_eq!(reply["type"], "pong", "the socket survived every bad frame");
     // Over the message limit (16 MiB): the socket is closed with an explanation.
@@ -141,8 +141,20 @@ async fn rest_errors_are_json_and_change_nothing() {
             .contains("python"),
         "lists the known templates: {body}"
     );
-    let (status, body) = s.http("POST", "/api/workspaces", Some(b"{oops")).await;
+    let (status, body) = cove_test_support::http(
+        s.port,
+        "POST",
+        "/api/workspaces",
+        Some(b"{oops"),
+        &[("Content-Type", "application/json")],
+    )
+    .await;
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    // A body that does not say it is JSON (what a cross-site form sends) is refused.
+    let (status, body) = s
+        .http("POST", "/api/workspaces", Some(br#"{"name":"plain"}"#))
+        .await;
+    assert_eq!(status, 415, "{}", String::from_utf8_lossy(&body));
     let (status, body) = s
         .json("POST", "/api/workspaces", Some(json!({"name": 5})))
         .await;

@@ -59,7 +59,7 @@ async fn seed_000_messages_work_verbatim() {
     assert_eq!(content["content"], "console.log('Hello World');");
     assert_eq!(content["version"], written["version"]);
     assert_eq!(
-        std::fs::read_to_string(s.workspace_dir(&id).join("src/App.jsx")).unwrap(),
+        c.sh("cat src/App.jsx").await.0,
         "console.log('Hello World');"
     );
 }
