@@ -66,6 +66,7 @@ export const api = {
   stopWorkspace: (id: string) => request<Workspace>('POST', `/api/workspaces/${enc(id)}/stop`, undefined, 60_000),
   deleteWorkspace: (id: string) => request<void>('DELETE', `/api/workspaces/${enc(id)}`, undefined, 60_000),
   listTemplates: () => request<Template[]>('GET', '/api/templates'),
+  info: () => request<ServerInfo>('GET', '/api/info'),
   login: (password: string, username?: string) =>
     request<unknown>('POST', '/login', username ? { username, password } : { password }),
 };
@@ -76,6 +77,29 @@ export function wsUrl(path: string): string {
   return `${proto}//${location.host}${path}`;
 }
 
-export function previewUrl(workspaceId: string, port: number): string {
+/** What the server says about itself (`GET /api/info`). */
+export interface ServerInfo {
+  version?: string;
+  /** `http://{port}-{id}.localhost:8080/`: previews on their own origin; null: path-based only. */
+  previewUrlTemplate: string | null;
+}
+
+let info: Promise<ServerInfo> | null = null;
+
+/** The server's info, asked once per page. */
+export function serverInfo(): Promise<ServerInfo> {
+  info ??= api.info().catch(() => ({ previewUrlTemplate: null }));
+  return info;
+}
+
+/**
+ * Where the preview of `port` lives. On its own origin when the server offers one (root-absolute
+ * URLs of the app work there, and the page cannot touch cove), else under cove's path, where
+ * the server sandboxes it. `workspaceId` must be the id (not the name) for the former.
+ */
+export function previewUrl(template: string | null | undefined, workspaceId: string, port: number): string {
+  if (template && /^[0-9a-f]{32}$/.test(workspaceId)) {
+    return template.replace('{port}', String(port)).replace('{id}', workspaceId);
+  }
   return `/w/${enc(workspaceId)}/proxy/${port}/`;
 }

@@ -1,7 +1,7 @@
 // The IDE of one workspace: explorer, editor tabs, bottom panel (terminals,
 // processes, ports) and status bar, all driven by one control socket.
 import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from 'react';
-import { api, previewUrl } from '../api/rest';
+import { api, previewUrl, serverInfo } from '../api/rest';
 import type { ConnectionState } from '../api/control';
 import { ApiError, type FileChangedMessage, type ServerMessage, type StatusMessage, type Workspace } from '../api/types';
 import { WorkspaceClient } from '../api/workspace';
@@ -49,6 +49,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
   const [editor] = useState(() => new EditorModel(client, { ask, notify }));
   const [tree] = useState(() => new FileTreeModel(client));
   const [workspace, setWorkspace] = useState<Workspace | null>(null);
+  const [previewTemplate, setPreviewTemplate] = useState<string | null>(null);
   const [loadError, setLoadError] = useState<ApiError | null>(null);
   const [conn, setConn] = useState<ConnectionState>(client.socket.state);
   const [wsStatus, setWsStatus] = useState<string | null>(null);
@@ -62,6 +63,14 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
   const termRef = useRef<TerminalPanelHandle>(null);
   const ports = usePorts(client);
   const { active: activePath } = useSyncExternalStore(editor.subscribe, editor.getTabs);
+
+  useEffect(() => {
+    let live = true;
+    void serverInfo().then((i) => live && setPreviewTemplate(i.previewUrlTemplate));
+    return () => {
+      live = false;
+    };
+  }, []);
 
   // Workspace metadata (name, run command, preview port).
   useEffect(() => {
@@ -250,7 +259,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
             <kbd>{/Mac/.test(navigator.platform) ? '⌘P' : 'Ctrl+P'}</kbd>
           </button>
           {firstPort !== undefined && (
-            <a className="button secondary small" href={previewUrl(workspaceId, firstPort)} target="_blank" rel="noopener" data-testid="open-preview">
+            <a className="button secondary small" href={previewUrl(previewTemplate, workspace?.id ?? workspaceId, firstPort)} target="_blank" rel="noopener" data-testid="open-preview">
               <Icon name="external" size={14} /> Preview :{firstPort}
             </a>
           )}
@@ -322,7 +331,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
                 <ProcessesPanel client={client} runCommand={workspace?.runCommand} onCountChange={setRunning} />
               </div>
               <div id="panel-view-ports" role="tabpanel" aria-labelledby="panel-tab-ports" className="panel-view" hidden={panel !== 'ports'}>
-                <PortsPanel workspaceId={workspaceId} ports={ports} previewPort={previewPort} />
+                <PortsPanel workspaceId={workspace?.id ?? workspaceId} previewTemplate={previewTemplate} ports={ports} previewPort={previewPort} />
               </div>
             </div>
           </section>

@@ -39,7 +39,17 @@ export function usePorts(client: WorkspaceClient): PortInfo[] {
   return ports;
 }
 
-export function PortsPanel({ workspaceId, ports, previewPort }: { workspaceId: string; ports: PortInfo[]; previewPort?: number }) {
+export function PortsPanel({
+  workspaceId,
+  previewTemplate,
+  ports,
+  previewPort,
+}: {
+  workspaceId: string;
+  previewTemplate: string | null;
+  ports: PortInfo[];
+  previewPort?: number;
+}) {
   return (
     <div className="ports-panel">
       <table className="ports-table" data-testid="ports-list">
@@ -60,7 +70,7 @@ export function PortsPanel({ workspaceId, ports, previewPort }: { workspaceId: s
             </tr>
           )}
           {ports.map((p) => {
-            const url = previewUrl(workspaceId, p.port);
+            const url = previewUrl(previewTemplate, workspaceId, p.port);
             return (
               <tr key={p.port} data-testid={`port-${p.port}`}>
                 <td className="mono">
