@@ -364,6 +364,7 @@ fn become_program(
         let workspace = CString::new(WORKSPACE_PATH).expect("literal");
         libc::chdir(workspace.as_ptr());
     }
+    crate::seccomp::install()?;
     exec(argv, envp)
 }
 

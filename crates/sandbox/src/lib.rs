@@ -4,8 +4,8 @@
 //!
 //! Owns: cgroups (v1 and v2), the mount, PID, IPC, UTS and network namespaces, the new root
 //! (`pivot_root`), the workspace's disk image and loop device ([`disk`]), slirp4netns for
-//! outbound network ([`network`]), Landlock rules ([`landlock`]), dropping to the workspace's
-//! uid, the PID 1 that reaps orphans.
+//! outbound network ([`network`]), Landlock rules ([`landlock`]), the seccomp filter
+//! ([`seccomp`]), dropping to the workspace's uid, the PID 1 that reaps orphans.
 //! Must not know: the wire protocol, the runner, HTTP, users.
 //!
 //! [`run`] is the whole life of a sandbox, called in a fresh single-threaded process (the
@@ -19,7 +19,8 @@
 //!        │                          re-executes itself from inside (`sandbox-reap`, so no
 //!        │                          host path shows), forks, reaps every orphan, ends the
 //!        │                          namespace when the program exits (killing what is left)
-//!        └─ the program (PID 2)     runs as the workspace's uid, no capabilities, no_new_privs
+//!        └─ the program (PID 2)     runs as the workspace's uid, no capabilities, no_new_privs,
+//!                                   under Landlock and a seccomp filter
 //! ```
 //!
 //! Inside, the program sees: `/usr` and `/etc` read-only (with `/etc/shadow` and other secrets
@@ -30,10 +31,13 @@
 
 mod cgroups;
 pub mod disk;
+#[cfg(test)]
+mod forked;
 mod init;
 pub mod landlock;
 pub mod network;
 mod rootfs;
+pub mod seccomp;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -96,6 +100,8 @@ pub enum SandboxError {
     },
     #[error("invalid sandbox spec: {0}")]
     Spec(String),
+    #[error("seccomp filter: {0}")]
+    Seccomp(String),
 }
 
 pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
@@ -123,6 +129,7 @@ pub fn check_host() -> Result<CgroupVersion, SandboxError> {
     }
     let version = cgroups::detect()?;
     init::probe_namespaces()?;
+    seccomp::probe()?;
     Ok(version)
 }
 
