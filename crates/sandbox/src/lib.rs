@@ -31,6 +31,7 @@
 
 mod cgroups;
 pub mod disk;
+pub mod egress;
 #[cfg(test)]
 mod forked;
 mod init;
