@@ -4,8 +4,9 @@
 //!
 //! Owns: cgroups (v1 and v2), the mount, PID, IPC, UTS and network namespaces, the new root
 //! (`pivot_root`), the workspace's disk image and loop device ([`disk`]), slirp4netns for
-//! outbound network ([`network`]), Landlock rules ([`landlock`]), the seccomp filter
-//! ([`seccomp`]), dropping to the workspace's uid, the PID 1 that reaps orphans.
+//! outbound network ([`network`]) and where it may lead ([`egress`]), Landlock rules
+//! ([`landlock`]), the seccomp filter ([`seccomp`]), dropping to the workspace's uid, the
+//! PID 1 that reaps orphans.
 //! Must not know: the wire protocol, the runner, HTTP, users.
 //!
 //! [`run`] is the whole life of a sandbox, called in a fresh single-threaded process (the
@@ -26,8 +27,9 @@
 //! Inside, the program sees: `/usr` and `/etc` read-only (with `/etc/shadow` and other secrets
 //! masked), `/workspace` read-write, a private `/tmp`, its own `/proc` and `/dev` (with its own
 //! devpts), `/run/cove` (the runner's socket directory), its own loopback (and, if the server
-//! allows it, outbound connections through slirp4netns, see [`network`]), and nothing else
-//! of the host: no other workspace, no cove data, no home directories.
+//! allows it, outbound connections through slirp4netns, see [`network`]: to public addresses,
+//! but not to the host's addresses or private ranges unless allowed, see [`egress`]), and
+//! nothing else of the host: no other workspace, no cove data, no home directories.
 
 mod cgroups;
 pub mod disk;
@@ -74,6 +76,9 @@ pub struct Spec {
     /// Size of the private `/tmp`, in bytes.
     pub tmp_bytes: u64,
     pub network: network::Network,
+    /// Private ranges and host addresses that outbound connections may reach all the same
+    /// (with [`network::Network::Outbound`] only; see [`egress`]).
+    pub egress: egress::Egress,
 }
 
 /// Where the program is mounted inside the sandbox.

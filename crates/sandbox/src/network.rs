@@ -5,7 +5,10 @@
 //! With outbound on, the sandbox gets `tap0` (10.0.2.100/24, gateway 10.0.2.2, DNS at
 //! 10.0.2.3, which forwards to the host's resolver). The host's loopback is NOT reachable
 //! (`--disable-host-loopback`), so cove's own ports on 127.0.0.1 stay closed to workspaces.
-//! Nothing reaches into a sandbox: slirp4netns forwards no inbound ports here.
+//! Nor are, unless the server allows them, the private ranges (the LAN, cloud metadata) and
+//! the host's other addresses: PID 1 prohibits them with routes before the program starts
+//! (see [`crate::egress`]). Nothing reaches into a sandbox: slirp4netns forwards no inbound
+//! ports here.
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -27,6 +30,10 @@ pub enum Network {
 
 /// The resolver a sandbox with outbound network uses (slirp4netns's built-in DNS forwarder).
 pub const RESOLV_CONF: &str = "nameserver 10.0.2.3\n";
+
+/// The interface slirp4netns makes in the sandbox, and its gateway there.
+pub const DEVICE: &str = "tap0";
+pub const GATEWAY: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 0, 2, 2);
 
 /// How long slirp4netns may take to configure the sandbox's interface.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -89,7 +96,7 @@ pub fn connect(slirp4netns: &Path, pid: libc::pid_t) -> Result<Outbound, Sandbox
         .arg(format!("--ready-fd={READY_FD}"))
         .arg(format!("--exit-fd={EXIT_FD}"))
         .arg(pid.to_string())
-        .arg("tap0")
+        .arg(DEVICE)
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     let (ready_raw, exit_raw) = (ready_write.as_raw_fd(), exit_read.as_raw_fd());
