@@ -57,6 +57,8 @@ pub struct SandboxSettings {
     /// New workspaces get a disk image of `disk_limit_bytes` (a hard limit on every write).
     pub disk_images: bool,
     pub network: cove_sandbox::network::Network,
+    /// What outbound network may reach beyond public addresses.
+    pub egress: cove_sandbox::egress::Egress,
 }
 
 #[derive(Debug, Clone)]
@@ -362,6 +364,9 @@ impl LocalBackend {
                 }
                 if let cove_sandbox::network::Network::Outbound { slirp4netns } = &sandbox.network {
                     command.arg("--slirp4netns").arg(slirp4netns);
+                    for range in &sandbox.egress.allow {
+                        command.arg("--allow-egress").arg(range.to_string());
+                    }
                 }
                 command
                     .arg("--log-file")
@@ -819,6 +824,7 @@ mod tests {
                 tmp_bytes: 64 * MIB,
                 disk_images: false,
                 network: cove_sandbox::network::Network::Loopback,
+                egress: Default::default(),
             }),
             start_timeout: Duration::from_secs(1),
             stop_timeout: Duration::from_secs(1),

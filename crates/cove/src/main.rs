@@ -51,8 +51,10 @@ enum NetworkMode {
     Auto,
     /// Each workspace has only its own loopback: nothing in, nothing out.
     None,
-    /// Also outbound connections (pip install, git clone) through slirp4netns. The host's
-    /// loopback stays unreachable; its other addresses and the LAN do not.
+    /// Also outbound connections (pip install, git clone) through slirp4netns, to public
+    /// addresses: the host's own addresses, private ranges (10/8, 172.16/12, 192.168/16),
+    /// link-local (cloud metadata) and carrier-grade NAT stay unreachable unless allowed with
+    /// --allow-egress.
     Outbound,
 }
 
@@ -79,6 +81,9 @@ struct SandboxInitArgs {
     /// Give the sandbox outbound network through this slirp4netns.
     #[arg(long)]
     slirp4netns: Option<PathBuf>,
+    /// A range the sandbox may reach although it is blocked by default (repeatable).
+    #[arg(long = "allow-egress")]
+    allow_egress: Vec<cove_sandbox::egress::Ipv4Net>,
     /// Where the program's output goes (capped and rotated).
     #[arg(long)]
     log_file: PathBuf,
@@ -154,6 +159,16 @@ struct ServeArgs {
     /// ports through cove's preview proxy.
     #[arg(long, value_enum, default_value = "auto")]
     network: NetworkMode,
+    /// With outbound network, a range workspaces may reach although it is blocked by default
+    /// (the host's own addresses, private, link-local and carrier-grade NAT ranges), e.g.
+    /// `10.20.0.0/16` for a company registry, or `0.0.0.0/0` for everything. Repeatable;
+    /// also COVE_ALLOW_EGRESS, comma-separated.
+    #[arg(
+        long = "allow-egress",
+        env = "COVE_ALLOW_EGRESS",
+        value_delimiter = ','
+    )]
+    allow_egress: Vec<cove_sandbox::egress::Ipv4Net>,
     /// Size of each workspace's private /tmp, in MiB.
     #[arg(long, default_value_t = 256)]
     tmp_size_mib: u64,
@@ -327,6 +342,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 tmp_bytes: mib(args.tmp_size_mib, "--tmp-size-mib")?,
                 disk_images,
                 network: workspace_network(args.network, args.bind_addr)?,
+                egress: cove_sandbox::egress::Egress {
+                    allow: args.allow_egress,
+                },
             })
         }
         SandboxMode::None => {
@@ -451,6 +469,9 @@ fn sandbox_init(args: SandboxInitArgs) -> anyhow::Result<()> {
         },
         log_file: args.log_file,
         inherited_fds: args.keep_fd,
+        egress: cove_sandbox::egress::Egress {
+            allow: args.allow_egress,
+        },
         root_dir: args.root_dir,
         program: std::env::current_exe().context("cannot find the cove binary")?,
         args: args.args,

@@ -187,6 +187,11 @@ fn confine(spec: &Spec, set: &libc::sigset_t) -> Result<i32, SandboxError> {
                 source: e.into(),
             }
         })?;
+    // Planned here, in the host's network namespace, where the host's addresses show.
+    let egress = match &spec.network {
+        Network::Loopback => Vec::new(),
+        Network::Outbound { .. } => crate::egress::plan(&spec.egress)?,
+    };
     crate::cgroups::join(&spec.name, spec.limits, spec.uid, spec.gid)?;
     // clone rather than unshare + fork: only the child enters the new namespaces. This process
     // stays in the host's, so its pivot_root cannot move this process's root, and what this
@@ -229,7 +234,7 @@ fn confine(spec: &Spec, set: &libc::sigset_t) -> Result<i32, SandboxError> {
         unsafe {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         }
-        let code = match pid1(spec, network_read) {
+        let code = match pid1(spec, network_read, &egress) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("cove sandbox: {e}");
@@ -259,7 +264,9 @@ fn confine(spec: &Spec, set: &libc::sigset_t) -> Result<i32, SandboxError> {
         },
     };
     drop(log_write);
-    let _ = rustix::io::write(&network_write, b"1");
+    // "1": tap0 is up and PID 1 must restrict it; "0": no outbound network.
+    let ready = if outbound.is_some() { b"1" } else { b"0" };
+    let _ = rustix::io::write(&network_write, ready);
     drop(network_write);
     let code = supervise(set, init, false);
     drop(outbound);
@@ -273,7 +280,11 @@ fn confine(spec: &Spec, set: &libc::sigset_t) -> Result<i32, SandboxError> {
 }
 
 /// PID 1 of the new namespaces: build the root, start the program, reap until it exits.
-fn pid1(spec: &Spec, network_ready: OwnedFd) -> Result<i32, SandboxError> {
+fn pid1(
+    spec: &Spec,
+    network_ready: OwnedFd,
+    egress: &[crate::egress::Route],
+) -> Result<i32, SandboxError> {
     crate::rootfs::enter(spec)?;
     rustix::system::sethostname(spec.name.as_bytes()).map_err(|e| SandboxError::Io {
         context: "sethostname".into(),
@@ -295,6 +306,10 @@ fn pid1(spec: &Spec, network_ready: OwnedFd) -> Result<i32, SandboxError> {
         }
     }
     drop(network_ready);
+    // Before any program runs: a workspace whose egress policy is not in force must not.
+    if byte == *b"1" {
+        crate::egress::apply(egress, crate::network::GATEWAY, crate::network::DEVICE)?;
+    }
     // Become the program mounted inside (`PROGRAM_PATH reap ...`): from here on no process in
     // the workspace carries a host path in its command line.
     let mut argv = vec![
@@ -406,6 +421,7 @@ fn become_program(
         let workspace = CString::new(WORKSPACE_PATH).expect("literal");
         libc::chdir(workspace.as_ptr());
     }
+    crate::seccomp::install()?;
     exec(argv, envp)
 }
 

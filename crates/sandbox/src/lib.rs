@@ -4,8 +4,9 @@
 //!
 //! Owns: cgroups (v1 and v2), the mount, PID, IPC, UTS and network namespaces, the new root
 //! (`pivot_root`), the workspace's disk image and loop device ([`disk`]), slirp4netns for
-//! outbound network ([`network`]), Landlock rules ([`landlock`]), dropping to the workspace's
-//! uid, the PID 1 that reaps orphans.
+//! outbound network ([`network`]) and where it may lead ([`egress`]), Landlock rules
+//! ([`landlock`]), the seccomp filter ([`seccomp`]), dropping to the workspace's uid, the
+//! PID 1 that reaps orphans.
 //! Must not know: the wire protocol, the runner, HTTP, users.
 //!
 //! [`run`] is the whole life of a sandbox, called in a fresh single-threaded process (the
@@ -19,22 +20,28 @@
 //!        │                          re-executes itself from inside (`sandbox-reap`, so no
 //!        │                          host path shows), forks, reaps every orphan, ends the
 //!        │                          namespace when the program exits (killing what is left)
-//!        └─ the program (PID 2)     runs as the workspace's uid, no capabilities, no_new_privs
+//!        └─ the program (PID 2)     runs as the workspace's uid, no capabilities, no_new_privs,
+//!                                   under Landlock and a seccomp filter
 //! ```
 //!
 //! Inside, the program sees: `/usr` and `/etc` read-only (with `/etc/shadow` and other secrets
 //! masked), `/workspace` read-write, a private `/tmp`, its own `/proc` and `/dev` (with its own
-//! devpts), its own loopback (and, if the server
-//! allows it, outbound connections through slirp4netns, see [`network`]), and nothing else
-//! of the host: no other workspace, no cove data, no home directories.
+//! devpts), its own loopback (and, if the server allows it, outbound connections through
+//! slirp4netns, see [`network`]: to public addresses, but not to the host's addresses or
+//! private ranges unless allowed, see [`egress`]), and nothing else of the host: no other
+//! workspace, no cove data, no home directories.
 
 mod cgroups;
 pub mod disk;
+pub mod egress;
+#[cfg(test)]
+mod forked;
 mod init;
 pub mod landlock;
 pub mod log;
 pub mod network;
 mod rootfs;
+pub mod seccomp;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -74,6 +81,9 @@ pub struct Spec {
     /// Size of the private `/tmp`, in bytes.
     pub tmp_bytes: u64,
     pub network: network::Network,
+    /// Private ranges and host addresses that outbound connections may reach all the same
+    /// (with [`network::Network::Outbound`] only; see [`egress`]).
+    pub egress: egress::Egress,
 }
 
 /// Where the program is mounted inside the sandbox.
@@ -99,6 +109,8 @@ pub enum SandboxError {
     },
     #[error("invalid sandbox spec: {0}")]
     Spec(String),
+    #[error("seccomp filter: {0}")]
+    Seccomp(String),
 }
 
 pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
@@ -126,6 +138,7 @@ pub fn check_host() -> Result<CgroupVersion, SandboxError> {
     }
     let version = cgroups::detect()?;
     init::probe_namespaces()?;
+    seccomp::probe()?;
     Ok(version)
 }
 

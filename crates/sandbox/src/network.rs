@@ -5,7 +5,10 @@
 //! With outbound on, the sandbox gets `tap0` (10.0.2.100/24, gateway 10.0.2.2, DNS at
 //! 10.0.2.3, which forwards to the host's resolver). The host's loopback is NOT reachable
 //! (`--disable-host-loopback`), so cove's own ports on 127.0.0.1 stay closed to workspaces.
-//! Nothing reaches into a sandbox: slirp4netns forwards no inbound ports here.
+//! Nor are, unless the server allows them, the private ranges (the LAN, cloud metadata) and
+//! the host's other addresses: PID 1 prohibits them with routes before the program starts
+//! (see [`crate::egress`]). Nothing reaches into a sandbox: slirp4netns forwards no inbound
+//! ports here.
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -27,6 +30,10 @@ pub enum Network {
 
 /// The resolver a sandbox with outbound network uses (slirp4netns's built-in DNS forwarder).
 pub const RESOLV_CONF: &str = "nameserver 10.0.2.3\n";
+
+/// The interface slirp4netns makes in the sandbox, and its gateway there.
+pub const DEVICE: &str = "tap0";
+pub const GATEWAY: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 0, 2, 2);
 
 /// How long slirp4netns may take to configure the sandbox's interface.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -96,7 +103,7 @@ pub fn connect(
         .arg(format!("--ready-fd={READY_FD}"))
         .arg(format!("--exit-fd={EXIT_FD}"))
         .arg(pid.to_string())
-        .arg("tap0")
+        .arg(DEVICE)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(
@@ -108,13 +115,28 @@ pub fn connect(
         .transpose()
         .map_err(|_| SandboxError::Spec("a NUL in the cgroup path".into()))?;
     let (ready_raw, exit_raw) = (ready_write.as_raw_fd(), exit_read.as_raw_fd());
-    // SAFETY: only open, write, close, fcntl and dup2 (async-signal-safe) between fork and
-    // exec; writing "0" to cgroup.procs moves the child itself. Both ends are
+    // SAFETY: only unshare, mount, open, write, close, fcntl and dup2 (async-signal-safe
+    // system calls) between fork and exec, on the child's own state; writing "0" to
+    // cgroup.procs moves the child itself. Both ends are
     // first copied above the targets (so no dup2 overwrites the other end, and none is a
     // no-op that would keep CLOEXEC); dup2 then clears CLOEXEC on the copies, so exactly
     // these two pipe ends reach slirp4netns.
     unsafe {
         command.pre_exec(move || {
+            // slirp4netns's own sandbox pivots and detaches the old root; mounts under a
+            // shared host mount (`ip netns add` makes /run/netns shared) would be unmounted on
+            // the host too. A private mount namespace of its own keeps every such change in.
+            if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
             if let Some(procs) = &cpu_procs {
                 let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
                 if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {

@@ -686,3 +686,97 @@ impl RawTerminal {
         .expect("socket closes in time")
     }
 }
+
+/// A network namespace of the test's own, joined to the host by a veth pair, standing in for
+/// a machine out there (nothing in a test may leave this host). Removed on drop.
+pub struct TestNet {
+    name: String,
+    /// The address inside the namespace.
+    pub addr: std::net::Ipv4Addr,
+}
+
+impl TestNet {
+    /// `tag` keeps names apart (at most 6 characters); `subnet` is a /24 like `198.51.100`:
+    /// the host side gets `.1`, the namespace `.2`. `None` (with the reason printed) when
+    /// `ip` from iproute2 is missing or this process may not make namespaces.
+    pub fn new(tag: &str, subnet: &str) -> Option<TestNet> {
+        let name = format!("cove-{tag}-{}", std::process::id() % 100_000);
+        let host_if = format!("cv{tag}h{}", std::process::id() % 10_000);
+        let ns_if = format!("cv{tag}n{}", std::process::id() % 10_000);
+        let ip = |args: &[&str]| {
+            std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        };
+        let net = TestNet {
+            name: name.clone(),
+            addr: format!("{subnet}.2")
+                .parse()
+                .expect("a /24 prefix like 198.51.100"),
+        };
+        let ok = ip(&["netns", "add", &name])
+            && ip(&[
+                "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if,
+            ])
+            && ip(&["link", "set", &ns_if, "netns", &name])
+            && ip(&["addr", "add", &format!("{subnet}.1/24"), "dev", &host_if])
+            && ip(&["link", "set", &host_if, "up"])
+            && ip(&[
+                "-n",
+                &name,
+                "addr",
+                "add",
+                &format!("{subnet}.2/24"),
+                "dev",
+                &ns_if,
+            ])
+            && ip(&["-n", &name, "link", "set", &ns_if, "up"])
+            && ip(&["-n", &name, "link", "set", "lo", "up"]);
+        if !ok {
+            eprintln!(
+                "SKIPPED a network check: cannot make network namespaces here (ip netns, veth: needs root and iproute2)"
+            );
+            return None;
+        }
+        Some(net)
+    }
+
+    /// Starts a one-shot TCP listener inside the namespace; returns its port and a handle
+    /// whose result is what the first client sent (or `None` if nobody came within `wait`).
+    pub fn listen_once(&self, wait: Duration) -> (u16, std::thread::JoinHandle<Option<String>>) {
+        let script = format!(
+            "import socket,sys\ns=socket.socket()\ns.bind(('{}',0))\ns.listen(1)\nprint(s.getsockname()[1],flush=True)\ns.settimeout({})\ntry:\n c,_=s.accept(); c.settimeout(5); print(c.recv(4096).decode(errors='replace'),flush=True)\nexcept Exception: print('NOBODY',flush=True)\n",
+            self.addr,
+            wait.as_secs().max(1)
+        );
+        let mut child = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.name, "python3", "-c", &script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("ip netns exec python3");
+        let mut lines =
+            std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().expect("piped")));
+        let port = lines
+            .next()
+            .and_then(|l| l.ok())
+            .and_then(|l| l.trim().parse().ok())
+            .expect("the listener's port");
+        let handle = std::thread::spawn(move || {
+            let got = lines.next().and_then(|l| l.ok());
+            let _ = child.wait();
+            got.filter(|g| g != "NOBODY")
+        });
+        (port, handle)
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes its end of the veth pair, and with it the host's.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "delete", &self.name])
+            .output();
+    }
+}

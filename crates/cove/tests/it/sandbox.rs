@@ -76,27 +76,24 @@ async fn escapes_fail_and_neighbours_keep_answering() {
             && !String::from_utf8_lossy(&body).contains("neighbour-file")
     );
 
-    // Outbound connections leave the workspace (to this host's own address here: nothing may
-    // leave the machine in a test), while the host's loopback stays closed.
+    // Outbound connections go to public addresses only: the host's own address is refused
+    // (a listener there hears nothing), like its loopback.
     let host_ip = cove_test_support::host_ipv4().expect("a non-loopback IPv4 address");
     let listener = std::net::TcpListener::bind((host_ip, 0)).unwrap();
+    listener.set_nonblocking(true).unwrap();
     let outside_port = listener.local_addr().unwrap().port();
-    let accepted = std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
-        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
-        let mut got = String::new();
-        std::io::Read::read_to_string(&mut conn, &mut got).unwrap();
-        got
-    });
     let (out, exit) = run(
         &mut a,
         "out",
         &format!("echo hello-from-the-workspace > /dev/tcp/{host_ip}/{outside_port}"),
     )
     .await;
-    assert_eq!(exit["exitCode"], 0, "outbound works: {out}");
-    assert_eq!(accepted.join().unwrap().trim(), "hello-from-the-workspace");
+    assert_ne!(
+        exit["exitCode"], 0,
+        "the host's own address is refused: {out}"
+    );
+    assert!(out.contains("Permission denied"), "{out}");
+    assert!(listener.accept().is_err(), "nothing reached the host");
     let (out, _) = run(&mut a, "dns", "cat /etc/resolv.conf").await;
     assert!(out.contains("10.0.2.3"), "DNS goes to slirp4netns: {out}");
 
@@ -482,4 +479,110 @@ async fn a_killed_sandbox_takes_its_workspace_with_it() {
         })
         .count();
     assert_eq!(loops, 1, "the image is attached exactly once");
+}
+
+/// Outbound network reaches public addresses, not private ranges (unless allowed); shown
+/// with stand-in machines in network namespaces this test makes (198.51.100.0/24 is a
+/// documentation range, routed like a public one; 10.213.0.0/24 is private).
+#[tokio::test]
+async fn outbound_reaches_public_addresses_and_private_ones_only_when_allowed() {
+    let Some(public) = cove_test_support::TestNet::new("pub", "198.51.100") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to make network namespaces"
+        );
+        return;
+    };
+    let Some(private) = cove_test_support::TestNet::new("prv", "10.213.0") else {
+        return;
+    };
+    let wait = std::time::Duration::from_secs(5);
+    for allowed in [false, true] {
+        let mut args = vec!["--network", "outbound"];
+        if allowed {
+            args.extend(["--allow-egress", "10.213.0.0/24"]);
+        }
+        let s = TestServer::start_with(env!("CARGO_BIN_EXE_cove"), &args).await;
+        let id = s.create_workspace("egress", "blank").await;
+        let mut c = s.control(&id).await;
+        for (net, should_reach) in [(&public, true), (&private, allowed)] {
+            let (port, heard) = net.listen_once(wait);
+            let (out, exit) = run(
+                &mut c,
+                &format!("to-{}-{allowed}", net.addr),
+                &format!("echo hello-{allowed} > /dev/tcp/{}/{port}", net.addr),
+            )
+            .await;
+            let heard = heard.join().unwrap();
+            if should_reach {
+                assert_eq!(exit["exitCode"], 0, "{}: {out}", net.addr);
+                assert_eq!(
+                    heard.as_deref().map(str::trim),
+                    Some(format!("hello-{allowed}").as_str())
+                );
+            } else {
+                assert_ne!(exit["exitCode"], 0, "{} must be refused: {out}", net.addr);
+                assert!(out.contains("Permission denied"), "{out}");
+                assert_eq!(heard, None, "nothing reached {}", net.addr);
+            }
+        }
+        // Cloud metadata is never reachable by default, whatever answers there.
+        let (out, exit) = run(&mut c, "meta", "exec 3<>/dev/tcp/169.254.169.254/80").await;
+        assert_ne!(exit["exitCode"], 0, "{out}");
+    }
+}
+
+/// The kernel's riskiest doors are shut inside a workspace (seccomp): no new user namespace
+/// (which would hand out CAP_NET_ADMIN over netfilter and netlink), no io_uring, no kernel
+/// keyrings, no BPF. Each is tried as a real system call from a real program.
+#[tokio::test]
+async fn seccomp_shuts_new_namespaces_and_kernel_attack_surface() {
+    if std::env::consts::ARCH != "x86_64" {
+        eprintln!("SKIPPED: the probe below uses x86_64 system call numbers");
+        return;
+    }
+    let s = crate::server().await;
+    let id = s.create_workspace("syscalls", "blank").await;
+    let mut c = s.control(&id).await;
+    let (out, code) = c.sh("unshare -Ur id 2>&1").await;
+    assert_ne!(code, 0, "unshare -U must fail: {out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    let probe = r#"
+import ctypes, errno
+libc = ctypes.CDLL(None, use_errno=True)
+calls = {"io_uring_setup": (425, 1, 0), "keyctl": (250, 0, 0), "add_key": (248, 0, 0),
+         "bpf": (321, 0, 0), "unshare(CLONE_NEWUSER)": (272, 0x10000000, 0),
+         "setns": (308, 0, 0x40000000)}
+for name, (nr, a, b) in calls.items():
+    ctypes.set_errno(0)
+    rc = libc.syscall(nr, a, b, 0, 0)
+    print(name, rc, errno.errorcode.get(ctypes.get_errno(), ctypes.get_errno()))
+"#;
+    let (out, code) = c
+        .sh(&format!("python3 -c '{}'", probe.replace('\'', "'\\''")))
+        .await;
+    assert_eq!(code, 0, "{out}");
+    for name in [
+        "io_uring_setup",
+        "keyctl",
+        "add_key",
+        "bpf",
+        "unshare(CLONE_NEWUSER)",
+        "setns",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing: {out}"));
+        assert!(line.ends_with(" -1 EPERM"), "{line}");
+    }
+    // Ordinary work goes on: threads, processes, a compiler's worth of forks.
+    let (out, code) = c
+        .sh("python3 -c 'import threading; t=threading.Thread(target=print, args=(\"thread-ok\",)); t.start(); t.join()' && sh -c 'echo fork-ok'")
+        .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("thread-ok") && out.contains("fork-ok"),
+        "{out}"
+    );
 }
