@@ -338,25 +338,98 @@ async function main() {
 
   const port = 8123;
   let previewHref = '';
-  await step('ports: a server started from the processes panel appears with its preview link', async () => {
+  let workspaceId = '';
+  await step('ports: a server started from the processes panel appears with its preview link (its own origin)', async () => {
     await page.getByTestId('panel-tab-processes').click();
     await page.getByTestId('process-command').fill(`python3 -m http.server ${port} --bind 127.0.0.1`);
     await page.getByTestId('process-run').click();
     await page.getByTestId('panel-tab-ports').click();
     const row = page.getByTestId(`port-${port}`);
     await row.waitFor({ timeout: 20_000 });
-    previewHref = (await row.locator('a').getAttribute('href')) ?? '';
-    const want = `${workspacePath}/proxy/${port}/`;
+    workspaceId = (await (await fetch(`${base}/api/workspaces/${workspacePath.split('/').pop()}`)).json()).id;
+    const want = `http://${port}-${workspaceId}.localhost:${new URL(base).port}/`;
+    await waitFor(async () => ((await row.locator('a').getAttribute('href')) ?? '') === want, 10_000, `the preview link ${want}`);
+    previewHref = want;
     await page.screenshot({ path: path.join(shotsDir, 'ports.png') });
-    if (previewHref !== want) throw new Error(`preview link is ${previewHref}, expected ${want}`);
   }, 40_000);
 
-  await step('preview: GET /w/<id>/proxy/<port>/ answers the workspace server', async () => {
+  await step('preview: the link opens the workspace server on its own origin', async () => {
     if (!previewHref) throw new Error('no preview link');
-    const r = await withTimeout(fetch(base + previewHref), 10_000, 'the preview');
-    const body = await r.text();
-    if (r.status !== 200 || !/Directory listing/i.test(body)) throw new Error(`GET ${previewHref} answered ${r.status}: ${body.slice(0, 160)}`);
+    const preview = await context.newPage();
+    try {
+      const r = await preview.goto(previewHref, { waitUntil: 'domcontentloaded' });
+      const body = await preview.content();
+      if (r.status() !== 200 || !/Directory listing/i.test(body)) throw new Error(`${previewHref} answered ${r.status()}: ${body.slice(0, 160)}`);
+    } finally {
+      await preview.close();
+    }
   });
+
+  await step('preview: a page a workspace serves cannot read cove, drive another workspace, or take over cove with a service worker', async () => {
+    // A second workspace, running: the target.
+    const other = await (await fetch(`${base}/api/workspaces`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: `${name}-victim`, template: 'blank' }) })).json();
+    createdNames.add(`${name}-victim`);
+    await fetch(`${base}/api/workspaces/${other.id}/start`, { method: 'POST' });
+    const attack = `<!doctype html><title>attack</title><pre id="out"></pre><script src="attack.js"></script>`;
+    const script = `
+      const cove = ${JSON.stringify(base)};
+      const out = [];
+      (async () => {
+        try { const r = await fetch(cove + '/api/workspaces', { credentials: 'include' }); out.push('api-read:' + r.status); } catch { out.push('api-blocked'); }
+        try { const r = await fetch('/api/workspaces'); out.push('same-origin-api:' + r.status); } catch { out.push('same-origin-api-blocked'); }
+        await new Promise((done) => {
+          const ws = new WebSocket(cove.replace('http', 'ws') + '/api/workspaces/${other.id}/ws');
+          let heard = false;
+          ws.onmessage = () => { heard = true; out.push('ws-open'); ws.close(); done(); };
+          ws.onclose = () => { if (!heard) out.push('ws-refused'); done(); };
+          setTimeout(done, 5000);
+        });
+        try { await fetch(cove + '/api/workspaces/${other.id}/stop', { method: 'POST', mode: 'no-cors', credentials: 'include' }); } catch {}
+        try { const reg = await navigator.serviceWorker.register('sw.js', { scope: '/' }); out.push('sw:' + new URL(reg.scope).origin); } catch (e) { out.push('sw-refused'); }
+        document.getElementById('out').textContent = JSON.stringify(out);
+        document.title = 'done';
+      })();`;
+    for (const [file, content] of [['attack.html', attack], ['attack.js', script], ['sw.js', "self.addEventListener('fetch', (e) => e.respondWith(new Response('<h1>owned</h1>', { headers: { 'Content-Type': 'text/html' } })));"]]) {
+      const r = await fetch(`${base}/api/workspaces/${workspaceId}/files/${file}`, { method: 'PUT', body: content });
+      if (!r.ok) throw new Error(`PUT ${file}: ${r.status}`);
+    }
+    const results = {};
+    const pathPreview = `${base}/w/${workspaceId}/proxy/${port}/attack.html`;
+    for (const [kind, url] of [['host', `${previewHref}attack.html`], ['path', pathPreview]]) {
+      const p = await context.newPage();
+      try {
+        await p.goto(url, { waitUntil: 'domcontentloaded' });
+        await waitFor(async () => (await p.title()) === 'done', 20_000, `the ${kind} preview's attack to finish`);
+        results[kind] = JSON.parse((await p.locator('#out').textContent()) ?? '[]');
+        await p.screenshot({ path: path.join(shotsDir, `preview-attack-${kind}.png`) });
+      } finally {
+        await p.close();
+      }
+    }
+    log(`       (host preview: ${results.host.join(', ')}; path preview: ${results.path.join(', ')})`);
+    const problems = [];
+    for (const kind of ['host', 'path']) {
+      const r = results[kind];
+      if (!r.includes('api-blocked')) problems.push(`${kind}: cove's API was readable (${r})`);
+      if (!r.includes('ws-refused')) problems.push(`${kind}: the other workspace's socket opened (${r})`);
+    }
+    if (!results.host.includes('same-origin-api:404')) problems.push(`host: /api/ should be the app's own (404), got ${results.host}`);
+    if (!results.host.includes(`sw:${new URL(previewHref).origin}`)) problems.push(`host: a service worker stays in its preview origin, got ${results.host}`);
+    if (!results.path.includes('sw-refused')) problems.push(`path: a service worker was registered under cove's origin (${results.path})`);
+    if (!results.path.includes('same-origin-api-blocked')) problems.push(`path: a sandboxed page read cove's API (${results.path})`);
+    const state = (await (await fetch(`${base}/api/workspaces/${other.id}`)).json()).state;
+    if (state !== 'running') problems.push(`the other workspace was stopped (state ${state})`);
+    // cove's own pages are untouched by whatever the previews registered.
+    const home = await context.newPage();
+    try {
+      await home.goto(base + '/', { waitUntil: 'domcontentloaded' });
+      await home.getByTestId('new-project').first().waitFor({ timeout: 15_000 });
+    } finally {
+      await home.close();
+    }
+    await fetch(`${base}/api/workspaces/${other.id}`, { method: 'DELETE' });
+    if (problems.length) throw new Error(problems.join('\n'));
+  }, 90_000);
 
   await step('ports: stopping the server removes the port (port_closed)', async () => {
     await page.getByTestId('panel-tab-processes').click();
@@ -523,6 +596,10 @@ async function main() {
   if (workspacePath) log(`  info workspace URL: ${workspacePath}`);
   const relevant = consoleErrors.filter((e) => !/favicon/.test(e));
   if (relevant.length) log(`  info browser console errors:\n    ${relevant.slice(0, 10).join('\n    ')}`);
+  await step("cove's own pages run under their Content-Security-Policy without violations", async () => {
+    const violations = consoleErrors.filter((e) => /Content Security Policy/i.test(e));
+    if (violations.length) throw new Error(violations.slice(0, 5).join('\n'));
+  });
 }
 
 try {
