@@ -98,7 +98,7 @@ pub async fn stop_workspace(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let row = app.manager.find(&app.owner, &id).await?;
-    app.manager.stop(&row).await?;
+    app.manager.stop(&row, &app.owner).await?;
     current_view(&app, &id).await
 }
 

@@ -15,8 +15,14 @@ pub struct WorkspaceRow {
     pub template: String,
     pub state: String,
     pub created_at: String,
+    /// When the state last changed.
+    pub updated_at: String,
     /// The limits it asked for, as JSON (`{}`: the server's defaults).
     pub limits: String,
+    /// Why it is in its state, for people (empty when there is nothing to say).
+    pub state_reason: String,
+    /// Who stopped it, when a person did.
+    pub stopped_by: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +68,10 @@ impl Db {
             template: row.get("template"),
             state: row.get("state"),
             created_at: row.get("created_at"),
+            updated_at: row.get("updated_at"),
             limits: row.get("limits"),
+            state_reason: row.get("state_reason"),
+            stopped_by: row.get("stopped_by"),
         }
     }
 
@@ -121,14 +130,34 @@ impl Db {
         Ok(rows.iter().map(Self::row).collect())
     }
 
-    pub async fn set_state(&self, id: &str, state: &str) -> Result<(), DbError> {
-        sqlx::query("UPDATE workspaces SET state = ?, updated_at = ? WHERE id = ?")
-            .bind(state)
-            .bind(crate::now_rfc3339())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    /// Records a state, why, and (for a stop a person asked for) who.
+    pub async fn set_state(
+        &self,
+        id: &str,
+        state: &str,
+        reason: &str,
+        stopped_by: Option<&str>,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE workspaces SET state = ?, updated_at = ?, state_reason = ?, stopped_by = ? WHERE id = ?",
+        )
+        .bind(state)
+        .bind(crate::now_rfc3339())
+        .bind(reason)
+        .bind(stopped_by)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
+    }
+
+    /// A workspace by id, whoever owns it.
+    pub async fn get(&self, id: &str) -> Result<Option<WorkspaceRow>, DbError> {
+        let row = sqlx::query("SELECT * FROM workspaces WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(Self::row))
     }
 
     pub async fn delete(&self, id: &str) -> Result<(), DbError> {
@@ -159,7 +188,10 @@ mod tests {
             template: "blank".into(),
             state: "stopped".into(),
             created_at: "2026-01-01T00:00:00Z".into(),
+            updated_at: "2026-01-01T00:00:00Z".into(),
             limits: r#"{"memoryMib":64}"#.into(),
+            state_reason: String::new(),
+            stopped_by: None,
         };
         db.insert(&w).await.unwrap();
         assert!(matches!(
@@ -201,7 +233,15 @@ mod tests {
             ),
             "names are unique whatever their case"
         );
-        db.set_state("a1", "running").await.unwrap();
+        db.set_state("a1", "stopped", "stopped by admin", Some("admin"))
+            .await
+            .unwrap();
+        let stopped = db.get("a1").await.unwrap().unwrap();
+        assert_eq!(
+            (stopped.state.as_str(), stopped.state_reason.as_str(), stopped.stopped_by.as_deref()),
+            ("stopped", "stopped by admin", Some("admin"))
+        );
+        db.set_state("a1", "running", "", None).await.unwrap();
         assert_eq!(db.list("admin").await.unwrap()[0].state, "running");
         db.delete("a1").await.unwrap();
         assert!(db.list("admin").await.unwrap().is_empty());

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub control: Arc<AtomicI64>,
     pub terminal: Arc<AtomicI64>,
     pub plain: Arc<AtomicI64>,
+    /// Live feeds of `GET /api/events`.
+    pub events: Arc<AtomicI64>,
     pub requests: AtomicU64,
     /// Milliseconds since the epoch of the last request.
     pub last_activity: AtomicU64,
@@ -29,11 +31,12 @@ impl Metrics {
         self.last_activity.store(crate::now_ms(), Ordering::Relaxed);
     }
 
-    fn open(&self) -> [(&'static str, i64); 3] {
+    fn open(&self) -> [(&'static str, i64); 4] {
         [
             ("control", self.control.load(Ordering::Relaxed)),
             ("terminal", self.terminal.load(Ordering::Relaxed)),
             ("plain", self.plain.load(Ordering::Relaxed)),
+            ("events", self.events.load(Ordering::Relaxed)),
         ]
     }
 }

@@ -10,6 +10,7 @@ mod api;
 mod assets;
 mod db;
 mod error;
+mod events;
 mod health;
 mod link;
 mod listener;
@@ -140,6 +141,7 @@ fn router(app: Arc<AppState>, max_file_bytes: u64) -> Router {
         )
         .route("/api/templates", get(api::list_templates))
         .route("/api/info", get(api::info))
+        .route("/api/events", get(events::events))
         .route(
             "/w/{id}/proxy/{port}",
             axum::routing::any(preview::add_slash),

@@ -76,6 +76,14 @@ pub struct WorkspaceView {
     pub state: String,
     pub owner: String,
     pub created_at: String,
+    /// When `state` last changed.
+    pub state_changed_at: String,
+    /// Why it is in its state, for people ("stopped by admin", "its runner exited").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<String>,
+    /// Who stopped it, when a person did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_command: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -99,8 +107,20 @@ impl WorkspaceView {
             state: row.state,
             owner: row.owner,
             created_at: row.created_at,
+            state_changed_at: row.updated_at,
+            state_reason: Some(row.state_reason).filter(|r| !r.is_empty()),
+            stopped_by: row.stopped_by,
         }
     }
+}
+
+/// What changed about a workspace, for live views (`GET /api/events`).
+#[derive(Debug, Clone)]
+pub enum WorkspaceEvent {
+    /// Created, or its state changed: the workspace as it is now.
+    Changed(WorkspaceView),
+    /// Deleted: its id and owner.
+    Deleted { id: String, owner: String },
 }
 
 #[derive(Debug)]
@@ -108,6 +128,7 @@ pub struct Manager {
     db: Db,
     backend: SharedBackend,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    events: tokio::sync::broadcast::Sender<WorkspaceEvent>,
 }
 
 /// Longest workspace name.
@@ -148,7 +169,30 @@ impl Manager {
             db,
             backend,
             locks: Mutex::new(HashMap::new()),
+            events: tokio::sync::broadcast::channel(256).0,
         }
+    }
+
+    /// Workspace changes from now on.
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<WorkspaceEvent> {
+        self.events.subscribe()
+    }
+
+    /// Records a state (and why) and tells the live views.
+    async fn transition(
+        &self,
+        id: &str,
+        state: &str,
+        reason: &str,
+        stopped_by: Option<&str>,
+    ) -> Result<(), ApiError> {
+        self.db.set_state(id, state, reason, stopped_by).await?;
+        if let Some(row) = self.db.get(id).await? {
+            let _ = self
+                .events
+                .send(WorkspaceEvent::Changed(WorkspaceView::from_row(row)));
+        }
+        Ok(())
     }
 
     fn lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -188,7 +232,10 @@ impl Manager {
             template: template.name.to_string(),
             state: "stopped".into(),
             created_at: crate::now_rfc3339(),
+            updated_at: crate::now_rfc3339(),
             limits: serde_json::to_string(&limits).expect("limits serialize"),
+            state_reason: String::new(),
+            stopped_by: None,
         };
         // The row reserves the name first; files follow, and a failure undoes the row.
         self.db.insert(&row).await?;
@@ -201,7 +248,9 @@ impl Manager {
             return Err(ApiError::internal("cannot create the workspace's files", e));
         }
         tracing::info!(workspace = %row.id, name = %row.name, template = %row.template, "workspace created");
-        Ok(WorkspaceView::from_row(row))
+        let view = WorkspaceView::from_row(row);
+        let _ = self.events.send(WorkspaceEvent::Changed(view.clone()));
+        Ok(view)
     }
 
     /// The workspace `id_or_name` of `owner`, or 404.
@@ -219,8 +268,13 @@ impl Manager {
         if row.state == "running"
             && let Ok(RunnerState::Stopped) = self.backend.status(&row.id).await
         {
-            row.state = "stopped".into();
-            let _ = self.db.set_state(&row.id, "stopped").await;
+            let reason = "the workspace stopped on its own (its runner exited)";
+            tracing::warn!(workspace = %row.id, "{reason}");
+            if self.transition(&row.id, "stopped", reason, None).await.is_ok()
+                && let Ok(Some(now)) = self.db.get(&row.id).await
+            {
+                row = now;
+            }
         }
         WorkspaceView::from_row(row)
     }
@@ -244,24 +298,24 @@ impl Manager {
         if let Ok(RunnerState::Running { addr, .. }) = self.backend.status(&row.id).await {
             return Ok(addr);
         }
-        self.db.set_state(&row.id, "starting").await?;
+        self.transition(&row.id, "starting", "", None).await?;
         let started = std::time::Instant::now();
         let limits = LimitsRequest::from_row(row)
             .to_backend()
             .unwrap_or_default();
         match self.backend.start(&row.id, &limits).await {
             Ok(addr) => {
-                self.db.set_state(&row.id, "running").await?;
+                self.transition(&row.id, "running", "", None).await?;
                 tracing::info!(workspace = %row.id, elapsed_ms = started.elapsed().as_millis() as u64, "workspace running");
                 Ok(addr)
             }
             Err(e) => {
-                self.db.set_state(&row.id, "error").await?;
                 tracing::error!(workspace = %row.id, error = %e, "workspace failed to start");
                 let message = match e {
                     BackendError::NoStorage(_) => "the workspace's files are missing".to_string(),
                     _ => "the workspace could not start; see the server log".to_string(),
                 };
+                self.transition(&row.id, "error", &message, None).await?;
                 Err(ApiError::unavailable(message))
             }
         }
@@ -275,15 +329,20 @@ impl Manager {
         }
     }
 
-    pub async fn stop(&self, row: &WorkspaceRow) -> Result<(), ApiError> {
+    /// Stops the workspace on behalf of `by` (a user's name): a decision, recorded and shown.
+    pub async fn stop(&self, row: &WorkspaceRow, by: &str) -> Result<(), ApiError> {
         let lock = self.lock(&row.id);
         let _turn = lock.lock().await;
-        self.db.set_state(&row.id, "stopping").await?;
-        self.backend
-            .stop(&row.id)
-            .await
-            .map_err(|e| ApiError::internal("cannot stop the workspace", e))?;
-        self.db.set_state(&row.id, "stopped").await?;
+        let reason = format!("stopped by {by}");
+        self.transition(&row.id, "stopping", &reason, Some(by))
+            .await?;
+        if let Err(e) = self.backend.stop(&row.id).await {
+            let message = "the workspace could not be stopped; see the server log";
+            self.transition(&row.id, "error", message, None).await?;
+            return Err(ApiError::internal(message, e));
+        }
+        self.transition(&row.id, "stopped", &reason, Some(by))
+            .await?;
         Ok(())
     }
 
@@ -297,6 +356,10 @@ impl Manager {
         self.db.delete(&row.id).await?;
         self.locks.lock().unwrap().remove(&row.id);
         tracing::info!(workspace = %row.id, "workspace deleted");
+        let _ = self.events.send(WorkspaceEvent::Deleted {
+            id: row.id.clone(),
+            owner: row.owner.clone(),
+        });
         Ok(())
     }
 
@@ -311,7 +374,16 @@ impl Manager {
             let alive = running.contains(&row.id);
             let state = if alive { "running" } else { "stopped" };
             if row.state != state {
-                self.db.set_state(&row.id, state).await?;
+                let reason = match (alive, row.state.as_str()) {
+                    (true, _) => String::new(),
+                    // Stopped for good while the server was away: keep what was said.
+                    (false, "stopped" | "error") => row.state_reason.clone(),
+                    (false, _) => "the workspace stopped while the server was down".to_string(),
+                };
+                tracing::info!(workspace = %row.id, from = %row.state, to = state, "reconciled");
+                self.db
+                    .set_state(&row.id, state, &reason, row.stopped_by.as_deref())
+                    .await?;
             }
             if alive {
                 tracing::info!(workspace = %row.id, "found its runner still running");
