@@ -21,7 +21,7 @@ use crate::processes::{NewProcess, Process, parse_signal};
 use crate::terminals::{NewTerminal, Terminal};
 use crate::utf8::Utf8Stream;
 use crate::watch::{Subscription, is_under};
-use crate::{Workspace, files::FileError};
+use crate::{Workspace, clip, files::FileError};
 
 /// Outgoing messages queued per connection before forwarders have to wait.
 const QUEUE: usize = 32;
@@ -127,7 +127,7 @@ pub async fn serve(ws: Arc<Workspace>, socket: WebSocket) {
                     if text.contains("too long") || text.contains("Space limit") || text.contains("size") {
                         session.error(None, ErrorCode::TooLarge, &format!("message too large: {text}")).await;
                     }
-                    tracing::debug!(error = %text, "control socket read failed");
+                    tracing::debug!(error = %clip(&text), "control socket read failed");
                     break;
                 }
             },

@@ -56,7 +56,7 @@ impl FileError {
             _ => (ErrorCode::Internal, "file operation failed"),
         };
         if code == ErrorCode::Internal {
-            tracing::warn!(%path, %errno, "file operation failed");
+            tracing::warn!(path = %crate::clip(path), %errno, "file operation failed");
         }
         FileError::new(code, format!("{path}: {what}"))
     }

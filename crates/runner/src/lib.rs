@@ -132,7 +132,7 @@ pub(crate) fn report_oom(
             .map(|l| format!(" ({} MiB)", l / (1024 * 1024)))
             .unwrap_or_default();
         let message = format!("{what} {id} was killed: the workspace ran out of memory{limit}");
-        tracing::warn!("{message}");
+        tracing::warn!("{}", clip(&message));
         let error = cove_protocol::ErrorReply::new(ErrorCode::LimitExceeded, message);
         let _ = broadcast.send(cove_protocol::ServerMessage::event(
             cove_protocol::Event::Error(error),
@@ -148,6 +148,50 @@ pub(crate) fn signal_group(pgid: u32, signal: i32) {
     // SAFETY: kill(2) takes plain integers and touches no memory of ours.
     unsafe {
         libc::kill(-(pgid as i32), signal);
+    }
+}
+
+/// How many characters of a client-controlled string a log line shows.
+const LOG_CHARS: usize = 200;
+
+/// A client-controlled string as a log line may show it: at most [`LOG_CHARS`] characters,
+/// control characters escaped (so no forged lines), and how much was cut. Clients choose
+/// command lines, paths and ids, and a program in the workspace can send them to its own
+/// runner in a loop: logged whole, they would fill the host's disk.
+#[derive(Clone, Copy)]
+pub struct Clip<'a>(&'a str);
+
+/// See [`Clip`]; every log line that shows a client's string goes through this.
+pub fn clip(text: &str) -> Clip<'_> {
+    Clip(text)
+}
+
+impl std::fmt::Display for Clip<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        let mut end = 0;
+        for (shown, (at, c)) in self.0.char_indices().enumerate() {
+            if shown == LOG_CHARS {
+                break;
+            }
+            end = at + c.len_utf8();
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        if end < self.0.len() {
+            write!(f, "…[{} more bytes]", self.0.len() - end)?;
+        }
+        Ok(())
+    }
+}
+
+/// Quoted, and cut like [`Display`](std::fmt::Display): a `?clip(..)` is as short as `%clip(..)`.
+impl std::fmt::Debug for Clip<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\"{self}\"")
     }
 }
 
@@ -446,4 +490,40 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         let _ = std::fs::remove_file(path);
     }
     served
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_keeps_short_strings_and_cuts_long_ones_with_a_marker() {
+        assert_eq!(clip("ls -la").to_string(), "ls -la");
+        assert_eq!(clip("").to_string(), "");
+        let exact = "x".repeat(LOG_CHARS);
+        assert_eq!(clip(&exact).to_string(), exact);
+        let long = "y".repeat(15 * 1024 * 1024);
+        let shown = clip(&long).to_string();
+        assert_eq!(
+            shown,
+            format!(
+                "{}…[{} more bytes]",
+                "y".repeat(LOG_CHARS),
+                long.len() - LOG_CHARS
+            )
+        );
+    }
+
+    #[test]
+    fn clip_counts_characters_and_escapes_control_characters() {
+        let wide = "é".repeat(LOG_CHARS + 1);
+        assert_eq!(
+            clip(&wide).to_string(),
+            format!("{}…[2 more bytes]", "é".repeat(LOG_CHARS))
+        );
+        assert_eq!(
+            clip("a\nINFO forged line\u{1b}[2J").to_string(),
+            "a\\nINFO forged line\\u{1b}[2J"
+        );
+    }
 }

@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::output::{OutputLog, STDERR, STDOUT, StreamTag};
 use crate::registry::{Entry, Registry};
-use crate::{Exit, Launch, signal_group};
+use crate::{Exit, Launch, clip, signal_group};
 
 /// How many exited processes are kept for their logs.
 const KEEP_EXITED: usize = 64;
@@ -181,7 +181,7 @@ impl Processes {
         )?;
         let mut child = spawned.expect("the registry ran start");
         let (id, pid) = (process.id.clone(), process.pid);
-        tracing::info!(process = %id, pid, command = %request.command, "process started");
+        tracing::info!(process = %clip(&id), pid, command = %clip(&request.command), "process started");
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
         let out = self.tasks.spawn(pipe(process.log.clone(), stdout, STDOUT));
@@ -198,10 +198,10 @@ impl Processes {
             })
             .await;
             if drained.is_err() {
-                tracing::debug!(process = %watched.id, "pipes still open after exit; no longer read");
+                tracing::debug!(process = %clip(&watched.id), "pipes still open after exit; no longer read");
             }
             let exit = Exit::from_status(status.ok());
-            tracing::info!(process = %watched.id, ?exit, "process exited");
+            tracing::info!(process = %clip(&watched.id), ?exit, "process exited");
             crate::report_oom(&broadcast, "process", &watched.id, exit, ooms_before);
             watched.log.close();
             watched.exit.send_replace(Some(exit));

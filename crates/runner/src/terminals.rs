@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::output::{OutputLog, STDOUT};
 use crate::registry::{Entry, Registry};
-use crate::{Exit, Launch, signal_group};
+use crate::{Exit, Launch, clip, signal_group};
 
 /// How many exited terminals are kept for their scrollback.
 const KEEP_EXITED: usize = 16;
@@ -188,7 +188,7 @@ impl Terminals {
                     &id,
                 )?;
                 let (master, child) = cove_pty::spawn(&spec).map_err(|e| {
-                    tracing::warn!(terminal = %id, error = %e, "cannot start terminal");
+                    tracing::warn!(terminal = %clip(&id), error = %clip(&e.to_string()), "cannot start terminal");
                     ErrorReply::new(ErrorCode::BadRequest, e.to_string())
                 })?;
                 let pid = child.id().unwrap_or(0);
@@ -211,7 +211,7 @@ impl Terminals {
                 Ok(terminal)
             },
         )?;
-        tracing::info!(terminal = %terminal.id, pid = terminal.pid, "terminal started");
+        tracing::info!(terminal = %clip(&terminal.id), pid = terminal.pid, "terminal started");
         Ok(terminal)
     }
 
@@ -283,7 +283,7 @@ async fn pump(
         }
     };
     let exit = Exit::from_status(status.ok());
-    tracing::info!(terminal = %terminal.id, ?exit, "terminal exited");
+    tracing::info!(terminal = %clip(&terminal.id), ?exit, "terminal exited");
     crate::report_oom(&broadcast, "terminal", &terminal.id, exit, ooms_before);
     terminal.log.close();
     terminal.exit.send_replace(Some(exit));
