@@ -8,6 +8,7 @@ mod preview;
 mod restart;
 mod robustness;
 mod sandbox;
+mod security;
 mod seeds;
 mod terminals;
 

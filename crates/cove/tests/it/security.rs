@@ -1,0 +1,94 @@
+//! Findings of a security review, each reproduced against the real binary.
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use cove_test_support::{TestServer, WAIT};
+
+/// One GET, returning the status line and headers (lowercased names) and the body.
+async fn get(port: u16, path: &str) -> (String, Vec<(String, String)>, Vec<u8>) {
+    let run = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let head =
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.expect("write");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.expect("read");
+        raw
+    };
+    let raw = tokio::time::timeout(WAIT, run)
+        .await
+        .expect("answer in time");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap_or_default().to_string();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, raw[split + 4..].to_vec())
+}
+
+/// Bytes downloaded from a workspace are served as an attachment that never runs as a page
+/// on cove's origin, whatever the file holds; directory listings stay JSON.
+#[tokio::test]
+async fn file_downloads_are_attachments_that_never_render() {
+    let s = TestServer::start_with(env!("CARGO_BIN_EXE_cove"), &["--network", "none"]).await;
+    let id = s.create_workspace("dl", "blank").await;
+    // Start the workspace first: a GET on a stopped workspace's files does not start it.
+    let mut c = s.control(&id).await;
+    let page = "<html><script>alert(document.cookie)</script></html>";
+    for path in ["page.html", "dir/ünï \"q\".html"] {
+        let written = c
+            .request("write_file", json!({"path": path, "content": page}))
+            .await;
+        assert_eq!(written["type"], "file_written", "{written}");
+    }
+    let (status, headers, body) =
+        get(s.port, &format!("/api/workspaces/{id}/files/page.html")).await;
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(String::from_utf8_lossy(&body).contains(page), "{body:?}");
+    let header = |headers: &[(String, String)], name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {name} in {headers:?}"))
+    };
+    assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
+    assert_eq!(header(&headers, "content-security-policy"), "sandbox");
+    assert_eq!(
+        header(&headers, "content-disposition"),
+        "attachment; filename=\"page.html\"; filename*=UTF-8''page.html"
+    );
+    let (status, headers, _) = get(
+        s.port,
+        &format!("/api/workspaces/{id}/files/dir/%C3%BCn%C3%AF%20%22q%22.html"),
+    )
+    .await;
+    assert!(status.contains(" 200 "), "{status}");
+    assert_eq!(
+        header(&headers, "content-disposition"),
+        "attachment; filename=\"_n_ _q_.html\"; filename*=UTF-8''%C3%BCn%C3%AF%20%22q%22.html"
+    );
+    let (status, headers, _) = get(s.port, &format!("/api/workspaces/{id}/files/dir")).await;
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(
+        !headers.iter().any(|(k, _)| k == "content-disposition"),
+        "{headers:?}"
+    );
+    let (_, listing) = s
+        .json("GET", &format!("/api/workspaces/{id}/files/dir"), None)
+        .await;
+    assert_eq!(
+        listing["entries"].as_array().map(Vec::len),
+        Some(1),
+        "{listing}"
+    );
+}
