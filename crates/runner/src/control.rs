@@ -29,6 +29,12 @@ const QUEUE: usize = 32;
 const MAX_OUTPUT: usize = 64 * 1024;
 /// Keeps proxies with a 60 s idle timeout from closing the socket.
 pub const PING_EVERY: Duration = Duration::from_secs(25);
+/// Close code for a message larger than the socket takes (RFC 6455 "message too big").
+pub const TOO_BIG: u16 = 1009;
+/// How long a socket closed for a too large message stays open, unread. The client is still
+/// sending the rest of that message: a socket closed at once would answer it with a reset,
+/// which makes the client's system drop the error and the close frame before they are read.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
@@ -89,7 +95,8 @@ pub async fn serve(ws: Arc<Workspace>, socket: WebSocket) {
                     break;
                 }
             };
-            if sink.send(message).await.is_err() {
+            let closing = matches!(message, Message::Close(_));
+            if sink.send(message).await.is_err() || closing {
                 break;
             }
         }
@@ -104,6 +111,7 @@ pub async fn serve(ws: Arc<Workspace>, socket: WebSocket) {
         ws: ws.clone(),
     };
     let mut broadcast = ws.broadcast.subscribe();
+    let mut refused = false;
     let welcome = Event::Welcome(Welcome {
         protocol: PROTOCOL_VERSION,
         workspace_id: ws.id.clone(),
@@ -124,10 +132,15 @@ pub async fn serve(ws: Arc<Workspace>, socket: WebSocket) {
                 Some(Ok(_)) => {} // Ping and pong are answered by the WebSocket layer.
                 Some(Err(e)) => {
                     let text = e.to_string();
-                    if text.contains("too long") || text.contains("Space limit") || text.contains("size") {
-                        session.error(None, ErrorCode::TooLarge, &format!("message too large: {text}")).await;
-                    }
                     tracing::debug!(error = %clip(&text), "control socket read failed");
+                    if is_too_large(e) {
+                        // Say why, then close the way RFC 6455 says. Reading on is no option:
+                        // the rest of the frame would be taken in after all.
+                        session.error(None, ErrorCode::TooLarge, &format!("message too large: {text}")).await;
+                        let close = Message::Close(Some(CloseFrame { code: TOO_BIG, reason: "message too large".into() }));
+                        let _ = session.out.0.send(close).await;
+                        refused = true;
+                    }
                     break;
                 }
             },
@@ -162,6 +175,13 @@ pub async fn serve(ws: Arc<Workspace>, socket: WebSocket) {
     }
     drop(session.out);
     let _ = writer.await;
+    if refused {
+        tokio::select! {
+            _ = tokio::time::sleep(CLOSE_LINGER) => {}
+            _ = ws.shutdown.cancelled() => {}
+        }
+    }
+    drop(stream);
 }
 
 impl Session {
@@ -608,6 +628,15 @@ impl Followed for Process {
             signal: exit.signal,
         })
     }
+}
+
+/// Whether a read failed because the message is larger than the socket takes.
+fn is_too_large(error: axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error;
+    error
+        .into_inner()
+        .downcast::<Error>()
+        .is_ok_and(|e| matches!(*e, Error::Capacity(_)))
 }
 
 /// Tells a client that output it had not read was dropped (it fell behind the kept log).

@@ -1,9 +1,52 @@
 //! Findings of a security review, each reproduced against the real binary.
 
-use serde_json::json;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
 
 use cove_test_support::{TestServer, WAIT};
+
+/// A control message over the runner's limit (16 MiB) is answered with `too_large` and a
+/// close frame with code 1009, not a dropped connection.
+#[tokio::test]
+async fn an_oversized_control_message_is_refused_with_close_1009() {
+    let s = TestServer::start_with(env!("CARGO_BIN_EXE_cove"), &["--network", "none"]).await;
+    let id = s.create_workspace("big", "blank").await;
+    let c = s.control(&id).await;
+    let (mut sink, mut stream) = c.ws.split();
+    let big = "x".repeat(17 * 1024 * 1024);
+    // The runner stops reading at the frame's header, so the send may never complete.
+    let sending = tokio::spawn(async move {
+        let _ = sink.send(Message::Text(big.into())).await;
+    });
+    let (mut refused, mut close) = (None, None);
+    let _ = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(message)) = stream.next().await {
+            match message {
+                Message::Text(text) => {
+                    let m: Value = serde_json::from_str(&text).expect("JSON");
+                    if m["type"] == "error" {
+                        refused = Some(m);
+                    }
+                }
+                Message::Close(frame) => {
+                    close = Some(frame.map(|f| u16::from(f.code)));
+                    return;
+                }
+                _ => {}
+            }
+        }
+    })
+    .await;
+    sending.abort();
+    let refused = refused.expect("an error message");
+    assert_eq!(refused["code"], "too_large", "{refused}");
+    assert_eq!(close, Some(Some(1009)), "a close frame with code 1009");
+    // The workspace keeps serving new sockets.
+    let mut c = s.control(&id).await;
+    assert_eq!(c.request("ping", json!({})).await["type"], "pong");
+}
 
 /// One GET, returning the status line and headers (lowercased names) and the body.
 async fn get(port: u16, path: &str) -> (String, Vec<(String, String)>, Vec<u8>) {
