@@ -455,6 +455,12 @@ async fn release_memory(shutdown: CancellationToken) {
 /// Serves the workspace until `shutdown` is cancelled (or SIGTERM/SIGINT arrives), then stops
 /// its terminals and processes and returns.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // The runner runs as the workspace's user but outside its CPU limit and holds what the
+    // programs must not reach (its sockets, the server's connection): a program of the same
+    // user must not ptrace it or read its memory, environment or descriptors in /proc. What
+    // it starts is dumpable again from `execve` on, as the workspace's own programs should be.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(|e| anyhow::anyhow!("cannot make the runner undumpable: {e}"))?;
     let tasks = TaskTracker::new();
     let workspace = Workspace::new(&config, tasks.clone(), shutdown.clone()).map_err(|e| {
         anyhow::anyhow!("cannot open workspace root {}: {e}", config.root.display())

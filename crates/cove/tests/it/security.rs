@@ -5,7 +5,88 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use cove_test_support::{TestServer, WAIT};
+use cove_test_support::{Control, TestServer, WAIT};
+
+/// Runs `command` as a process and returns (stdout, stderr, exit), or `None` when it cannot
+/// start (a workspace at its process limit refuses new programs).
+async fn try_run(c: &mut Control, id: &str, command: &str) -> Option<(String, String, Value)> {
+    let started = c
+        .request("run_command", json!({"command": command, "processId": id}))
+        .await;
+    if started["type"] != "process_started" {
+        return None;
+    }
+    Some(c.process_until_exit(id).await)
+}
+
+/// The runner runs as the workspace's user; its programs must not be able to take it over
+/// (and so run programs outside the CPU limit, or read what it holds).
+#[tokio::test]
+async fn the_workspace_cannot_ptrace_or_read_its_runner() {
+    let s = TestServer::start_with(env!("CARGO_BIN_EXE_cove"), &["--network", "none"]).await;
+    let id = s.create_workspace("ptrace", "blank").await;
+    let mut c = s.control(&id).await;
+    let script = r#"
+import ctypes, os
+runner = None
+for d in os.listdir('/proc'):
+    if d.isdigit():
+        try:
+            args = open('/proc/%s/cmdline' % d, 'rb').read().split(b'\0')
+        except OSError:
+            continue
+        if len(args) > 1 and args[1] == b'runner':
+            runner = int(d)
+print('runner', runner)
+libc = ctypes.CDLL(None, use_errno=True)
+L, P = ctypes.c_long, ctypes.c_void_p
+if libc.ptrace(L(16), L(runner), P(0), P(0)) == 0:
+    os.waitpid(runner, 0x40000000)
+    libc.ptrace(L(17), L(runner), P(0), P(0))
+    print('attach ok')
+else:
+    print('attach errno', ctypes.get_errno())
+for name in ['mem', 'environ', 'fd']:
+    try:
+        if name == 'fd':
+            os.listdir('/proc/%d/fd' % runner)
+        else:
+            open('/proc/%d/%s' % (runner, name), 'rb').read(1)
+        print(name, 'ok')
+    except OSError as e:
+        print(name, 'errno', e.errno)
+"#;
+    let written = c
+        .request("write_file", json!({"path": "probe.py", "content": script}))
+        .await;
+    assert_eq!(written["type"], "file_written", "{written}");
+    let (out, err, exit) = try_run(&mut c, "ptrace", "python3 probe.py")
+        .await
+        .expect("python starts");
+    let out = out + &err;
+    assert_eq!(exit["exitCode"], 0, "{out}");
+    assert!(!out.contains("runner None"), "{out}");
+    for line in [
+        "attach errno 1",
+        "mem errno 13",
+        "environ errno 13",
+        "fd errno 13",
+    ] {
+        assert!(out.contains(line), "{line:?} in {out}");
+    }
+    assert_eq!(c.request("ping", json!({})).await["type"], "pong");
+    // The workspace's own programs stay debuggable by the workspace.
+    let (out, _, _) = try_run(
+        &mut c,
+        "own",
+        "sleep 30 & python3 -c \"import ctypes,os,sys; l=ctypes.CDLL(None,use_errno=True); \
+         L=ctypes.c_long; p=int(sys.argv[1]); r=l.ptrace(L(16),L(p),ctypes.c_void_p(0),ctypes.c_void_p(0)); \
+         print('own', r, ctypes.get_errno())\" $!; kill -9 $!",
+    )
+    .await
+    .expect("starts");
+    assert!(out.contains("own 0 0"), "{out}");
+}
 
 /// A control message over the runner's limit (16 MiB) is answered with `too_large` and a
 /// close frame with code 1009, not a dropped connection.
