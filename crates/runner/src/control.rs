@@ -2,9 +2,10 @@
 //!
 //! A session owns: a writer task that drains its outgoing queue into the socket, one
 //! forwarder task per terminal or process it hears, and the request tasks that wait for a
-//! program to exit. All of them end when the socket closes. The outgoing queue is bounded, so
-//! a client that reads slowly holds its forwarders back, which holds the programs back (see
-//! `output.rs`), and memory stays flat.
+//! program to exit. All of them end when the socket closes. A stop or close that a request
+//! started is not among them: it belongs to the runner and completes without the socket.
+//! The outgoing queue is bounded, so a client that reads slowly holds its forwarders back,
+//! which holds the programs back (see `output.rs`), and memory stays flat.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use base64::Engine as _;
@@ -289,12 +290,22 @@ impl Session {
                     let out = self.out.clone();
                     let request_id = request_id.clone();
                     let grace = ws.launch.limits.stop_grace;
+                    // The close, and forgetting the terminal after it, belong to the runner:
+                    // this session only waits for the outcome to reply.
+                    let closing = terminal.close(grace);
+                    let closed = {
+                        let (owner, terminal) = (ws.clone(), terminal.clone());
+                        ws.tasks.spawn(async move {
+                            let exit = closing.await;
+                            owner.terminals.remove(&terminal);
+                            exit
+                        })
+                    };
                     self.waits.spawn(async move {
-                        let exit = terminal.close(grace).await;
+                        let exit = closed.await.unwrap_or_default();
                         if let Some(task) = feed {
                             let _ = task.await;
                         }
-                        ws.terminals.remove(&terminal.id);
                         let event = Event::TerminalExit(TerminalExit {
                             terminal_id: terminal.id.clone(),
                             exit_code: exit.code,
@@ -344,8 +355,11 @@ impl Session {
                         let out = self.out.clone();
                         let request_id = request_id.clone();
                         let grace = ws.launch.limits.stop_grace;
+                        // The stop belongs to the runner: this session only waits for the
+                        // outcome to reply.
+                        let stopped = process.stop(signal, grace);
                         self.waits.spawn(async move {
-                            let exit = process.stop(signal, grace).await;
+                            let exit = stopped.await;
                             if let Some(task) = feed {
                                 let _ = task.await;
                             }

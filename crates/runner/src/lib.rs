@@ -20,6 +20,7 @@ pub mod processes;
 pub mod raw;
 pub mod registry;
 pub mod stats;
+pub mod stopping;
 pub mod terminals;
 pub mod utf8;
 pub mod watch;
@@ -246,11 +247,13 @@ impl Launch {
         Ok(path)
     }
 
-    /// The complete environment of a new program: a clean base plus the client's variables.
+    /// The complete environment of a new program: a clean base plus the client's variables,
+    /// and last the program's marker (see `stopping`), which a client cannot replace.
     fn env(
         &self,
         extra: &[(String, String)],
         id_var: (&str, &str),
+        marker: &str,
     ) -> Result<Vec<(OsString, OsString)>, ErrorReply> {
         let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
         let lang = std::env::var("LANG").unwrap_or_else(|_| "C.UTF-8".into());
@@ -278,6 +281,8 @@ impl Launch {
             env.retain(|(k, _)| k != key);
             env.push((key.clone(), value.clone()));
         }
+        env.retain(|(k, _)| k != stopping::MARKER_VAR);
+        env.push((stopping::MARKER_VAR.into(), marker.into()));
         Ok(env.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     }
 
@@ -288,6 +293,7 @@ impl Launch {
         env: &[(String, String)],
         size: cove_pty::Size,
         terminal_id: &str,
+        marker: &str,
     ) -> Result<cove_pty::Spawn, ErrorReply> {
         let (program, args, arg0) = match command {
             None => {
@@ -310,7 +316,7 @@ impl Launch {
             args,
             arg0,
             cwd: self.cwd(cwd)?,
-            env: self.env(env, ("COVE_TERMINAL_ID", terminal_id))?,
+            env: self.env(env, ("COVE_TERMINAL_ID", terminal_id), marker)?,
             size,
             cgroup_procs: self.program_cgroup.clone(),
         })
@@ -325,6 +331,7 @@ impl Launch {
         cwd: Option<&str>,
         env: &[(String, String)],
         process_id: &str,
+        marker: &str,
     ) -> Result<tokio::process::Command, ErrorReply> {
         let mut cmd = match args {
             Some(args) => {
@@ -338,9 +345,8 @@ impl Launch {
                 cmd
             }
         };
-        cmd.current_dir(self.cwd(cwd)?)
-            .env_clear()
-            .envs(self.env(env, ("COVE_PROCESS_ID", process_id))?);
+        let env = self.env(env, ("COVE_PROCESS_ID", process_id), marker)?;
+        cmd.current_dir(self.cwd(cwd)?).env_clear().envs(env);
         let cgroup = self.program_cgroup.clone();
         // SAFETY: open/write (join_cgroup), setsid and prctl are async-signal-safe and touch
         // only the child's own state.
@@ -402,10 +408,21 @@ impl Workspace {
             config.limits.disk_limit_bytes,
         )?;
         let (broadcast, _) = tokio::sync::broadcast::channel(256);
+        let sweeper = stopping::Sweeper::start()?;
         Ok(Arc::new(Workspace {
             id: config.workspace_id.clone(),
-            terminals: terminals::Terminals::new(launch.clone(), tasks.clone(), broadcast.clone()),
-            processes: processes::Processes::new(launch.clone(), tasks.clone(), broadcast.clone()),
+            terminals: terminals::Terminals::new(
+                launch.clone(),
+                tasks.clone(),
+                sweeper.clone(),
+                broadcast.clone(),
+            ),
+            processes: processes::Processes::new(
+                launch.clone(),
+                tasks.clone(),
+                sweeper,
+                broadcast.clone(),
+            ),
             files,
             watcher: watch::Watcher::new(config.root.clone(), tasks.clone(), shutdown.clone()),
             ports: ports::PortScanner::new(broadcast.clone(), tasks.clone(), shutdown.clone()),

@@ -1,7 +1,10 @@
-//! Findings of a security review, each reproduced against the real binary.
+//! Findings of a security review, each reproduced against the real binary: a stop nobody
+//! waits for, a runner that its own workspace can ptrace, an oversized control frame, and
+//! file downloads a browser could render.
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -17,6 +20,150 @@ async fn try_run(c: &mut Control, id: &str, command: &str) -> Option<(String, St
         return None;
     }
     Some(c.process_until_exit(id).await)
+}
+
+/// How many processes carry `<var>=<id>` in their environment, counted from inside the
+/// workspace (the counting command carries its own id, not that one).
+async fn marked(c: &mut Control, check: &str, var: &str, id: &str) -> Option<usize> {
+    let command = format!("grep -lszxF {var}={id} /proc/[0-9]*/environ | wc -l");
+    let (out, _, exit) = try_run(c, check, &command).await?;
+    (exit["exitCode"] == 0).then(|| out.trim().parse().ok())?
+}
+
+async fn pids(c: &mut Control) -> u64 {
+    let stats = c.request("stats", json!({})).await;
+    stats["pids"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("stats: {stats}"))
+}
+
+/// Processes (not threads) in the workspace's pids group, as the host sees it.
+fn workspace_processes(id: &str) -> usize {
+    ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"]
+        .iter()
+        .find_map(|root| std::fs::read_to_string(format!("{root}/cove-{id}/cgroup.procs")).ok())
+        .expect("the workspace's pids group")
+        .lines()
+        .count()
+}
+
+/// A stop (or a terminal's close) the client does not wait for still ends the program and
+/// everything it started, even what left its process group or was orphaned, and `stats`
+/// counts what the workspace's cgroup counts.
+#[tokio::test]
+async fn a_stop_nobody_waits_for_still_ends_the_whole_tree() {
+    let args = ["--pids-limit", "64", "--network", "none"];
+    let s = TestServer::start_with(env!("CARGO_BIN_EXE_cove"), &args).await;
+    let id = s.create_workspace("bomb", "blank").await;
+    let mut c = s.control(&id).await;
+    // Nothing runs yet: the sandbox's processes, the runner and its threads.
+    let mut baseline = u64::MAX;
+    for _ in 0..3 {
+        baseline = baseline.min(pids(&mut c).await);
+    }
+    let processes = workspace_processes(&id);
+    drop(c);
+
+    let escape = "for i in 1 2 3; do setsid sleep 300 & done; sleep 300";
+    let trees = [
+        // Orphans of a program that already exited belong to PID 1, not to the runner.
+        (
+            "process",
+            "orphans",
+            "for i in 1 2 3 4 5; do setsid sleep 300 & done",
+        ),
+        (
+            "process",
+            "bomb",
+            "bomb() { bomb | bomb & }; bomb; sleep 30",
+        ),
+        ("process", "escape", escape),
+        ("terminal", "term", escape),
+    ];
+    for (kind, program, command) in trees {
+        let mut c = s.control(&id).await;
+        let (start, stop, var, list, key) = match kind {
+            "process" => (
+                json!({"type": "run_command", "payload": {"command": command, "processId": program}}),
+                json!({"type": "stop_process", "payload": {"processId": program}}),
+                "COVE_PROCESS_ID",
+                "processes",
+                "processId",
+            ),
+            _ => (
+                json!({"type": "create_terminal", "payload": {"command": command, "terminalId": program}}),
+                json!({"type": "close_terminal", "payload": {"terminalId": program}}),
+                "COVE_TERMINAL_ID",
+                "terminals",
+                "terminalId",
+            ),
+        };
+        let started = c
+            .request(start["type"].as_str().unwrap(), start["payload"].clone())
+            .await;
+        assert!(
+            matches!(
+                started["type"].as_str(),
+                Some("process_started" | "terminal_created")
+            ),
+            "{started}"
+        );
+        let deadline = Instant::now() + WAIT;
+        while workspace_processes(&id) < processes + 4 {
+            assert!(Instant::now() < deadline, "{program} never got going");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if program != "bomb" {
+            // Four or five more processes, none of them going away: stats counts them all
+            // (and the runner's threads besides).
+            let counted = workspace_processes(&id) as u64;
+            let now = pids(&mut c).await;
+            assert!(
+                now >= counted,
+                "{program}: stats says {now} pids, the cgroup holds {counted} processes"
+            );
+        }
+        // Stop, and leave at once, as a script or a closing browser tab does.
+        c.send_text(&stop.to_string()).await;
+        let _ = c.ws.close(None).await;
+        drop(c);
+
+        let mut c = s.control(&id).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = workspace_processes(&id);
+            let now = pids(&mut c).await;
+            let echoed = try_run(&mut c, "echo", "echo ok").await;
+            let marked = marked(&mut c, "check", var, program).await;
+            // A stopped process is listed as not running; a closed terminal is forgotten.
+            let listed = c.request(&format!("list_{list}"), json!({})).await;
+            let entry = listed[list]
+                .as_array()
+                .and_then(|all| all.iter().find(|p| p[key] == program))
+                .cloned();
+            let done = match kind {
+                "process" => entry.as_ref().is_some_and(|p| p["running"] == false),
+                _ => entry.is_none(),
+            };
+            // The runner's blocking threads come and go: they are not what is looked for.
+            if left == processes
+                && now <= baseline + 2
+                && echoed
+                    .as_ref()
+                    .is_some_and(|(out, _, _)| out.trim() == "ok")
+                && marked == Some(0)
+                && done
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{program}: {left} processes (baseline {processes}), {now} pids (baseline \
+                 {baseline}), echo {echoed:?}, {marked:?} marked, listed {entry:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }
 
 /// The runner runs as the workspace's user; its programs must not be able to take it over
