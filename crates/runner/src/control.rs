@@ -2,9 +2,10 @@
 //!
 //! A session owns: a writer task that drains its outgoing queue into the socket, one
 //! forwarder task per terminal or process it hears, and the request tasks that wait for a
-//! program to exit. All of them end when the socket closes. The outgoing queue is bounded, so
-//! a client that reads slowly holds its forwarders back, which holds the programs back (see
-//! `output.rs`), and memory stays flat.
+//! program to exit. All of them end when the socket closes. A stop or close that a request
+//! started is not among them: it belongs to the runner and completes without the socket.
+//! The outgoing queue is bounded, so a client that reads slowly holds its forwarders back,
+//! which holds the programs back (see `output.rs`), and memory stays flat.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use base64::Engine as _;
@@ -21,7 +22,7 @@ use crate::processes::{NewProcess, Process, parse_signal};
 use crate::terminals::{NewTerminal, Terminal};
 use crate::utf8::Utf8Stream;
 use crate::watch::{Subscription, is_under};
-use crate::{Workspace, files::FileError};
+use crate::{Workspace, clip, files::FileError};
 
 /// Outgoing messages queued per connection before forwarders have to wait.
 const QUEUE: usize = 32;
@@ -29,6 +30,12 @@ const QUEUE: usize = 32;
 const MAX_OUTPUT: usize = 64 * 1024;
 /// Keeps proxies with a 60 s idle timeout from closing the socket.
 pub const PING_EVERY: Duration = Duration::from_secs(25);
+/// Close code for a message larger than the socket takes (RFC 6455 "message too big").
+pub const TOO_BIG: u16 = 1009;
+/// How long a socket closed for a too large message stays open, unread. The client is still
+/// sending the rest of that message: a socket closed at once would answer it with a reset,
+/// which makes the client's system drop the error and the close frame before they are read.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
@@ -89,7 +96,8 @@ pub async fn serve(ws: Arc<Workspace>, socket: WebSocket) {
                     break;
                 }
             };
-            if sink.send(message).await.is_err() {
+            let closing = matches!(message, Message::Close(_));
+            if sink.send(message).await.is_err() || closing {
                 break;
             }
         }
@@ -104,6 +112,7 @@ pub async fn serve(ws: Arc<Workspace>, socket: WebSocket) {
         ws: ws.clone(),
     };
     let mut broadcast = ws.broadcast.subscribe();
+    let mut refused = false;
     let welcome = Event::Welcome(Welcome {
         protocol: PROTOCOL_VERSION,
         workspace_id: ws.id.clone(),
@@ -124,10 +133,15 @@ pub async fn serve(ws: Arc<Workspace>, socket: WebSocket) {
                 Some(Ok(_)) => {} // Ping and pong are answered by the WebSocket layer.
                 Some(Err(e)) => {
                     let text = e.to_string();
-                    if text.contains("too long") || text.contains("Space limit") || text.contains("size") {
+                    tracing::debug!(error = %clip(&text), "control socket read failed");
+                    if is_too_large(e) {
+                        // Say why, then close the way RFC 6455 says. Reading on is no option:
+                        // the rest of the frame would be taken in after all.
                         session.error(None, ErrorCode::TooLarge, &format!("message too large: {text}")).await;
+                        let close = Message::Close(Some(CloseFrame { code: TOO_BIG, reason: "message too large".into() }));
+                        let _ = session.out.0.send(close).await;
+                        refused = true;
                     }
-                    tracing::debug!(error = %text, "control socket read failed");
                     break;
                 }
             },
@@ -162,6 +176,13 @@ pub async fn serve(ws: Arc<Workspace>, socket: WebSocket) {
     }
     drop(session.out);
     let _ = writer.await;
+    if refused {
+        tokio::select! {
+            _ = tokio::time::sleep(CLOSE_LINGER) => {}
+            _ = ws.shutdown.cancelled() => {}
+        }
+    }
+    drop(stream);
 }
 
 impl Session {
@@ -269,12 +290,22 @@ impl Session {
                     let out = self.out.clone();
                     let request_id = request_id.clone();
                     let grace = ws.launch.limits.stop_grace;
+                    // The close, and forgetting the terminal after it, belong to the runner:
+                    // this session only waits for the outcome to reply.
+                    let closing = terminal.close(grace);
+                    let closed = {
+                        let (owner, terminal) = (ws.clone(), terminal.clone());
+                        ws.tasks.spawn(async move {
+                            let exit = closing.await;
+                            owner.terminals.remove(&terminal);
+                            exit
+                        })
+                    };
                     self.waits.spawn(async move {
-                        let exit = terminal.close(grace).await;
+                        let exit = closed.await.unwrap_or_default();
                         if let Some(task) = feed {
                             let _ = task.await;
                         }
-                        ws.terminals.remove(&terminal.id);
                         let event = Event::TerminalExit(TerminalExit {
                             terminal_id: terminal.id.clone(),
                             exit_code: exit.code,
@@ -324,8 +355,11 @@ impl Session {
                         let out = self.out.clone();
                         let request_id = request_id.clone();
                         let grace = ws.launch.limits.stop_grace;
+                        // The stop belongs to the runner: this session only waits for the
+                        // outcome to reply.
+                        let stopped = process.stop(signal, grace);
                         self.waits.spawn(async move {
-                            let exit = process.stop(signal, grace).await;
+                            let exit = stopped.await;
                             if let Some(task) = feed {
                                 let _ = task.await;
                             }
@@ -608,6 +642,15 @@ impl Followed for Process {
             signal: exit.signal,
         })
     }
+}
+
+/// Whether a read failed because the message is larger than the socket takes.
+fn is_too_large(error: axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error;
+    error
+        .into_inner()
+        .downcast::<Error>()
+        .is_ok_and(|e| matches!(*e, Error::Capacity(_)))
 }
 
 /// Tells a client that output it had not read was dropped (it fell behind the kept log).

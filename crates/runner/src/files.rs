@@ -56,7 +56,7 @@ impl FileError {
             _ => (ErrorCode::Internal, "file operation failed"),
         };
         if code == ErrorCode::Internal {
-            tracing::warn!(%path, %errno, "file operation failed");
+            tracing::warn!(path = %crate::clip(path), %errno, "file operation failed");
         }
         FileError::new(code, format!("{path}: {what}"))
     }
@@ -458,7 +458,10 @@ impl Files {
             .map_err(|e| FileError::from_errno(e, raw))?;
         if FileType::from_raw_mode(stat.st_mode as _) == FileType::Directory {
             if recursive {
-                remove_tree_contents(&dir, name, raw, 0)?;
+                let name = std::ffi::CString::new(name).map_err(|_| {
+                    FileError::new(ErrorCode::BadRequest, "a path must not contain NUL bytes")
+                })?;
+                remove_tree_contents(&dir, &name, raw, 0)?;
             }
             rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR).map_err(|e| match e {
                 Errno::NOTEMPTY => FileError::new(
@@ -574,8 +577,14 @@ impl Files {
     }
 }
 
-/// Empties the directory `name` inside `parent`, never following symlinks.
-fn remove_tree_contents(parent: &impl AsFd, name: &str, raw: &str, depth: usize) -> Result<()> {
+/// Empties the directory `name` inside `parent`, never following symlinks. Names are kept as
+/// the bytes the kernel gave: a name that is not UTF-8 is as deletable as any other.
+fn remove_tree_contents(
+    parent: &impl AsFd,
+    name: &std::ffi::CStr,
+    raw: &str,
+    depth: usize,
+) -> Result<()> {
     if depth > 256 {
         return Err(FileError::new(
             ErrorCode::BadRequest,
@@ -589,12 +598,12 @@ fn remove_tree_contents(parent: &impl AsFd, name: &str, raw: &str, depth: usize)
         Mode::empty(),
     )
     .map_err(|e| FileError::from_errno(e, raw))?;
-    let names: Vec<(String, bool)> = rustix::fs::Dir::read_from(&dir)
+    let names: Vec<(std::ffi::CString, bool)> = rustix::fs::Dir::read_from(&dir)
         .map_err(|e| FileError::from_errno(e, raw))?
         .flatten()
         .filter(|e| e.file_name().to_bytes() != b"." && e.file_name().to_bytes() != b"..")
         .map(|e| {
-            let name = String::from_utf8_lossy(e.file_name().to_bytes()).into_owned();
+            let name = e.file_name().to_owned();
             let is_dir = rustix::fs::statat(&dir, e.file_name(), AtFlags::SYMLINK_NOFOLLOW)
                 .map(|s| FileType::from_raw_mode(s.st_mode as _) == FileType::Directory)
                 .unwrap_or(false);
@@ -604,9 +613,9 @@ fn remove_tree_contents(parent: &impl AsFd, name: &str, raw: &str, depth: usize)
     for (child, is_dir) in names {
         if is_dir {
             remove_tree_contents(&dir, &child, raw, depth + 1)?;
-            rustix::fs::unlinkat(&dir, child.as_str(), AtFlags::REMOVEDIR)
+            rustix::fs::unlinkat(&dir, child.as_c_str(), AtFlags::REMOVEDIR)
         } else {
-            rustix::fs::unlinkat(&dir, child.as_str(), AtFlags::empty())
+            rustix::fs::unlinkat(&dir, child.as_c_str(), AtFlags::empty())
         }
         .or_else(|e| if e == Errno::NOENT { Ok(()) } else { Err(e) })
         .map_err(|e| FileError::from_errno(e, raw))?;

@@ -270,16 +270,53 @@ async fn get_file(
         })
         .into_response());
     }
+    let name = path.rsplit('/').find(|c| !c.is_empty()).unwrap_or("file");
+    let disposition = HeaderValue::from_str(&content_disposition(name));
     let data = run_files(move || ws.files.read(&path)).await?;
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
+    // Bytes from a workspace are served on cove's own origin: a browser must never sniff
+    // them into a page, show them inline or run them, whatever they hold.
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
+    if let Ok(disposition) = disposition {
+        headers.insert(header::CONTENT_DISPOSITION, disposition);
+    }
     if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", data.version)) {
         headers.insert(header::ETAG, etag);
     }
     Ok((headers, data.bytes).into_response())
+}
+
+/// `attachment` with the file's name twice (RFC 6266): a plain ASCII `filename` for old
+/// clients, with anything else replaced, and the exact name as UTF-8 in `filename*`.
+fn content_disposition(name: &str) -> String {
+    let plain: String = name
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '_',
+        })
+        .collect();
+    let mut exact = String::with_capacity(name.len());
+    for byte in name.bytes() {
+        // RFC 5987 attr-char: everything else is percent-encoded.
+        if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
+            exact.push(byte as char);
+        } else {
+            exact.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{exact}")
 }
 
 async fn put_file(
@@ -349,4 +386,22 @@ async fn shutdown(State(ws): State<Arc<Workspace>>) -> StatusCode {
     tracing::info!("shutdown requested by the server");
     ws.shutdown.cancel();
     StatusCode::ACCEPTED
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_disposition_quotes_nothing_a_header_could_break_on() {
+        assert_eq!(
+            content_disposition("report.pdf"),
+            "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf"
+        );
+        assert_eq!(
+            content_disposition("ä \"b\"\\c\r\n.txt"),
+            "attachment; filename=\"_ _b__c__.txt\"; filename*=UTF-8''%C3%A4%20%22b%22%5Cc%0D%0A.txt"
+        );
+        assert!(HeaderValue::from_str(&content_disposition("x\r\ny")).is_ok());
+    }
 }

@@ -20,6 +20,7 @@ pub mod processes;
 pub mod raw;
 pub mod registry;
 pub mod stats;
+pub mod stopping;
 pub mod terminals;
 pub mod utf8;
 pub mod watch;
@@ -161,7 +162,7 @@ pub(crate) fn report_oom(
             .map(|l| format!(" ({} MiB)", l / (1024 * 1024)))
             .unwrap_or_default();
         let message = format!("{what} {id} was killed: the workspace ran out of memory{limit}");
-        tracing::warn!("{message}");
+        tracing::warn!("{}", clip(&message));
         let error = cove_protocol::ErrorReply::new(ErrorCode::LimitExceeded, message);
         let _ = broadcast.send(cove_protocol::ServerMessage::event(
             cove_protocol::Event::Error(error),
@@ -177,6 +178,50 @@ pub(crate) fn signal_group(pgid: u32, signal: i32) {
     // SAFETY: kill(2) takes plain integers and touches no memory of ours.
     unsafe {
         libc::kill(-(pgid as i32), signal);
+    }
+}
+
+/// How many characters of a client-controlled string a log line shows.
+const LOG_CHARS: usize = 200;
+
+/// A client-controlled string as a log line may show it: at most [`LOG_CHARS`] characters,
+/// control characters escaped (so no forged lines), and how much was cut. Clients choose
+/// command lines, paths and ids, and a program in the workspace can send them to its own
+/// runner in a loop: logged whole, they would fill the host's disk.
+#[derive(Clone, Copy)]
+pub struct Clip<'a>(&'a str);
+
+/// See [`Clip`]; every log line that shows a client's string goes through this.
+pub fn clip(text: &str) -> Clip<'_> {
+    Clip(text)
+}
+
+impl std::fmt::Display for Clip<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        let mut end = 0;
+        for (shown, (at, c)) in self.0.char_indices().enumerate() {
+            if shown == LOG_CHARS {
+                break;
+            }
+            end = at + c.len_utf8();
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        if end < self.0.len() {
+            write!(f, "…[{} more bytes]", self.0.len() - end)?;
+        }
+        Ok(())
+    }
+}
+
+/// Quoted, and cut like [`Display`](std::fmt::Display): a `?clip(..)` is as short as `%clip(..)`.
+impl std::fmt::Debug for Clip<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\"{self}\"")
     }
 }
 
@@ -231,11 +276,13 @@ impl Launch {
         Ok(path)
     }
 
-    /// The complete environment of a new program: a clean base plus the client's variables.
+    /// The complete environment of a new program: a clean base plus the client's variables,
+    /// and last the program's marker (see `stopping`), which a client cannot replace.
     fn env(
         &self,
         extra: &[(String, String)],
         id_var: (&str, &str),
+        marker: &str,
     ) -> Result<Vec<(OsString, OsString)>, ErrorReply> {
         let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
         let lang = std::env::var("LANG").unwrap_or_else(|_| "C.UTF-8".into());
@@ -263,6 +310,8 @@ impl Launch {
             env.retain(|(k, _)| k != key);
             env.push((key.clone(), value.clone()));
         }
+        env.retain(|(k, _)| k != stopping::MARKER_VAR);
+        env.push((stopping::MARKER_VAR.into(), marker.into()));
         Ok(env.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     }
 
@@ -273,6 +322,7 @@ impl Launch {
         env: &[(String, String)],
         size: cove_pty::Size,
         terminal_id: &str,
+        marker: &str,
     ) -> Result<cove_pty::Spawn, ErrorReply> {
         let (program, args, arg0) = match command {
             None => {
@@ -295,7 +345,7 @@ impl Launch {
             args,
             arg0,
             cwd: self.cwd(cwd)?,
-            env: self.env(env, ("COVE_TERMINAL_ID", terminal_id))?,
+            env: self.env(env, ("COVE_TERMINAL_ID", terminal_id), marker)?,
             size,
             cgroup_procs: self.program_cgroup.clone(),
         })
@@ -310,6 +360,7 @@ impl Launch {
         cwd: Option<&str>,
         env: &[(String, String)],
         process_id: &str,
+        marker: &str,
     ) -> Result<tokio::process::Command, ErrorReply> {
         let mut cmd = match args {
             Some(args) => {
@@ -323,9 +374,8 @@ impl Launch {
                 cmd
             }
         };
-        cmd.current_dir(self.cwd(cwd)?)
-            .env_clear()
-            .envs(self.env(env, ("COVE_PROCESS_ID", process_id))?);
+        let env = self.env(env, ("COVE_PROCESS_ID", process_id), marker)?;
+        cmd.current_dir(self.cwd(cwd)?).env_clear().envs(env);
         let cgroup = self.program_cgroup.clone();
         // SAFETY: open/write (join_cgroup), setsid and prctl are async-signal-safe and touch
         // only the child's own state.
@@ -387,10 +437,21 @@ impl Workspace {
             config.limits.disk_limit_bytes,
         )?;
         let (broadcast, _) = tokio::sync::broadcast::channel(256);
+        let sweeper = stopping::Sweeper::start()?;
         Ok(Arc::new(Workspace {
             id: config.workspace_id.clone(),
-            terminals: terminals::Terminals::new(launch.clone(), tasks.clone(), broadcast.clone()),
-            processes: processes::Processes::new(launch.clone(), tasks.clone(), broadcast.clone()),
+            terminals: terminals::Terminals::new(
+                launch.clone(),
+                tasks.clone(),
+                sweeper.clone(),
+                broadcast.clone(),
+            ),
+            processes: processes::Processes::new(
+                launch.clone(),
+                tasks.clone(),
+                sweeper,
+                broadcast.clone(),
+            ),
             files,
             watcher: watch::Watcher::new(config.root.clone(), tasks.clone(), shutdown.clone()),
             ports: ports::PortScanner::new(broadcast.clone(), tasks.clone(), shutdown.clone()),
@@ -440,6 +501,12 @@ async fn release_memory(shutdown: CancellationToken) {
 /// Serves the workspace until `shutdown` is cancelled (or SIGTERM/SIGINT arrives), then stops
 /// its terminals and processes and returns.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // The runner runs as the workspace's user but outside its CPU limit and holds what the
+    // programs must not reach (its sockets, the server's connection): a program of the same
+    // user must not ptrace it or read its memory, environment or descriptors in /proc. What
+    // it starts is dumpable again from `execve` on, as the workspace's own programs should be.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(|e| anyhow::anyhow!("cannot make the runner undumpable: {e}"))?;
     let tasks = TaskTracker::new();
     let workspace = Workspace::new(&config, tasks.clone(), shutdown.clone()).map_err(|e| {
         anyhow::anyhow!("cannot open workspace root {}: {e}", config.root.display())
@@ -479,4 +546,40 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         let _ = std::fs::remove_file(path);
     }
     served
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_keeps_short_strings_and_cuts_long_ones_with_a_marker() {
+        assert_eq!(clip("ls -la").to_string(), "ls -la");
+        assert_eq!(clip("").to_string(), "");
+        let exact = "x".repeat(LOG_CHARS);
+        assert_eq!(clip(&exact).to_string(), exact);
+        let long = "y".repeat(15 * 1024 * 1024);
+        let shown = clip(&long).to_string();
+        assert_eq!(
+            shown,
+            format!(
+                "{}…[{} more bytes]",
+                "y".repeat(LOG_CHARS),
+                long.len() - LOG_CHARS
+            )
+        );
+    }
+
+    #[test]
+    fn clip_counts_characters_and_escapes_control_characters() {
+        let wide = "é".repeat(LOG_CHARS + 1);
+        assert_eq!(
+            clip(&wide).to_string(),
+            format!("{}…[2 more bytes]", "é".repeat(LOG_CHARS))
+        );
+        assert_eq!(
+            clip("a\nINFO forged line\u{1b}[2J").to_string(),
+            "a\\nINFO forged line\\u{1b}[2J"
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! Processes started with `run_command`: stdout and stderr kept apart, a kept log for late
 //! subscribers, exit code and signal, and stopping the whole process group.
 //!
-//! Lifecycle: `Running` until the main process exits, then `Exited` for good. Each process
+//! Lifecycle: `Running` until the main process exits and its output is in, then `Exited` for
+//! good; a stop also waits until nothing it started is left (see `stopping`). Each process
 //! leads its own session (and so its own process group), which is what `stop_process` signals.
 
 use bytes::Bytes;
@@ -9,12 +10,12 @@ use cove_protocol::{ErrorCode, ErrorReply, ProcessInfo, SignalSpec};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use crate::output::{OutputLog, STDERR, STDOUT, StreamTag};
 use crate::registry::{Entry, Registry};
-use crate::{Exit, Launch, signal_group};
+use crate::stopping::{Lifecycle, Sweeper, new_marker};
+use crate::{Exit, Launch, clip, signal_group};
 
 /// How many exited processes are kept for their logs.
 const KEEP_EXITED: usize = 64;
@@ -28,22 +29,19 @@ pub struct Process {
     pub args: Vec<String>,
     pub pid: u32,
     pub log: Arc<OutputLog>,
-    exit: watch::Sender<Option<Exit>>,
+    life: Arc<Lifecycle>,
     created: u64,
 }
 
 impl Process {
     pub fn exit_status(&self) -> Option<Exit> {
-        *self.exit.borrow()
+        self.life.status()
     }
 
-    /// Waits until the process has exited and its output is in the log.
+    /// Waits until the process has exited and its output is in the log (and, when it is
+    /// being stopped, until nothing it started is left).
     pub async fn exited(&self) -> Exit {
-        let mut rx = self.exit.subscribe();
-        match rx.wait_for(|e| e.is_some()).await {
-            Ok(status) => status.expect("waited for Some"),
-            Err(_) => Exit::default(),
-        }
+        self.life.exited().await
     }
 
     pub fn info(&self) -> ProcessInfo {
@@ -60,28 +58,42 @@ impl Process {
     }
 
     /// With a signal, sends it to the process group. Without, TERM, then KILL after `grace`.
-    /// Either way, once the main process is gone, whatever is left of its group is killed.
-    pub async fn stop(&self, signal: Option<i32>, grace: Duration) -> Exit {
-        if self.exit_status().is_none() {
-            match signal {
-                Some(sig) => {
+    /// Either way, once the main process is gone, whatever is left of its group and whatever
+    /// it started elsewhere is killed. The stop belongs to the runner and starts before this
+    /// returns; the future only tells how it ended.
+    pub fn stop(
+        &self,
+        signal: Option<i32>,
+        grace: Duration,
+    ) -> impl Future<Output = Exit> + Send + 'static {
+        let running = self.exit_status().is_none();
+        let stop = match signal {
+            // Not a stop in the lifecycle sense: nothing to wait for.
+            Some(sig) if sig == libc::SIGSTOP || sig == libc::SIGTSTP => {
+                if running {
                     signal_group(self.pid, sig);
-                    if sig == libc::SIGSTOP || sig == libc::SIGTSTP {
-                        // Not a stop in the lifecycle sense: nothing to wait for.
-                        return Exit::default();
-                    }
                 }
-                None => {
+                None
+            }
+            Some(sig) => {
+                if running {
+                    signal_group(self.pid, sig);
+                }
+                Some(self.life.stop(None))
+            }
+            None => {
+                if running {
                     signal_group(self.pid, libc::SIGTERM);
-                    if tokio::time::timeout(grace, self.exited()).await.is_err() {
-                        signal_group(self.pid, libc::SIGKILL);
-                    }
                 }
+                Some(self.life.stop(Some(grace)))
+            }
+        };
+        async move {
+            match stop {
+                Some(stop) => stop.await,
+                None => Exit::default(),
             }
         }
-        let exit = self.exited().await;
-        signal_group(self.pid, libc::SIGKILL);
-        exit
     }
 }
 
@@ -101,6 +113,7 @@ pub struct Processes {
     broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
     launch: Arc<Launch>,
     tasks: TaskTracker,
+    sweeper: Sweeper,
 }
 
 impl Entry for Process {
@@ -117,6 +130,7 @@ impl Processes {
     pub fn new(
         launch: Arc<Launch>,
         tasks: TaskTracker,
+        sweeper: Sweeper,
         broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
     ) -> Processes {
         Processes {
@@ -124,6 +138,7 @@ impl Processes {
             broadcast,
             launch,
             tasks,
+            sweeper,
         }
     }
 
@@ -148,12 +163,14 @@ impl Processes {
             request.id.clone(),
             self.launch.limits.max_processes,
             |id, created| {
+                let marker = new_marker();
                 let mut command = self.launch.command(
                     &request.command,
                     request.args.as_deref(),
                     request.cwd.as_deref(),
                     &request.env,
                     &id,
+                    &marker,
                 )?;
                 command
                     .stdin(std::process::Stdio::null())
@@ -166,13 +183,19 @@ impl Processes {
                         format!("cannot start {:?}: {e}", request.command),
                     )
                 })?;
+                let pid = child.id().unwrap_or(0);
                 let process = Arc::new(Process {
                     id,
                     command: request.command.clone(),
                     args: request.args.clone().unwrap_or_default(),
-                    pid: child.id().unwrap_or(0),
+                    pid,
                     log: OutputLog::new(self.launch.limits.scrollback_bytes),
-                    exit: watch::channel(None).0,
+                    life: Arc::new(Lifecycle::new(
+                        pid,
+                        marker,
+                        self.tasks.clone(),
+                        self.sweeper.clone(),
+                    )),
                     created,
                 });
                 spawned = Some(child);
@@ -181,7 +204,7 @@ impl Processes {
         )?;
         let mut child = spawned.expect("the registry ran start");
         let (id, pid) = (process.id.clone(), process.pid);
-        tracing::info!(process = %id, pid, command = %request.command, "process started");
+        tracing::info!(process = %clip(&id), pid, command = %clip(&request.command), "process started");
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
         let out = self.tasks.spawn(pipe(process.log.clone(), stdout, STDOUT));
@@ -191,6 +214,8 @@ impl Processes {
         let ooms_before = crate::stats::oom_kills();
         self.tasks.spawn(async move {
             let status = child.wait().await;
+            let exit = Exit::from_status(status.ok());
+            watched.life.main_exited(exit);
             // Grandchildren may hold the pipes open; give their output a moment, not forever.
             let drained = tokio::time::timeout(PIPE_LINGER, async {
                 let _ = out.await;
@@ -198,13 +223,12 @@ impl Processes {
             })
             .await;
             if drained.is_err() {
-                tracing::debug!(process = %watched.id, "pipes still open after exit; no longer read");
+                tracing::debug!(process = %clip(&watched.id), "pipes still open after exit; no longer read");
             }
-            let exit = Exit::from_status(status.ok());
-            tracing::info!(process = %watched.id, ?exit, "process exited");
+            tracing::info!(process = %clip(&watched.id), ?exit, "process exited");
             crate::report_oom(&broadcast, "process", &watched.id, exit, ooms_before);
             watched.log.close();
-            watched.exit.send_replace(Some(exit));
+            watched.life.output_done(exit);
         });
         Ok(process)
     }

@@ -140,7 +140,7 @@ pub async fn serve(
                             let _ = terminal.resize(cove_pty::Size { cols, rows });
                         }
                         _ => {
-                            tracing::debug!(terminal = %terminal.id, "ignored control frame: {}", text.chars().take(200).collect::<String>())
+                            tracing::debug!(terminal = %crate::clip(&terminal.id), frame = %crate::clip(&text), "ignored control frame")
                         }
                     }
                 }

@@ -65,8 +65,12 @@ impl<T: Entry> Registry<T> {
         all
     }
 
-    pub fn remove(&self, id: &str) {
-        self.state.lock().unwrap().0.remove(id);
+    /// Forgets `entry`, unless a newer entry has taken its id meanwhile.
+    pub fn remove_entry(&self, id: &str, entry: &Arc<T>) {
+        let mut state = self.state.lock().unwrap();
+        if state.0.get(id).is_some_and(|e| Arc::ptr_eq(e, entry)) {
+            state.0.remove(id);
+        }
     }
 
     /// Adds an entry made by `start(id, created)`. An id in use by a running entry is a

@@ -1,5 +1,9 @@
-//! Resource use of the workspace: CPU, memory and process count of the runner and its
-//! descendants, and the disk its files take.
+//! Resource use of the workspace: CPU, memory and process count, and the disk its files take.
+//!
+//! In a sandbox, processes and memory are what the workspace's cgroup counts: everything in
+//! it, including what left the runner's tree (an orphan belongs to the sandbox's PID 1), and
+//! what its limits are measured against. Outside one, and for CPU, the runner and its
+//! descendants from `/proc`.
 
 use cove_protocol::Stats;
 use std::sync::Mutex;
@@ -37,6 +41,33 @@ pub fn oom_kills() -> Option<u64> {
             .find_map(|l| l.strip_prefix("oom_kill "))
             .and_then(|n| n.trim().parse().ok())
     })
+}
+
+/// Tasks in the workspace's pids group (v1 at `pids/`, v2 the unified group). A hierarchy's
+/// root has no `pids.current`, so outside a sandbox (where `/sys/fs/cgroup` is the host's)
+/// this is `None`.
+fn cgroup_pids() -> Option<u64> {
+    [
+        "/sys/fs/cgroup/pids/pids.current",
+        "/sys/fs/cgroup/pids.current",
+    ]
+    .iter()
+    .find_map(|path| read_number(path))
+}
+
+/// Memory the workspace's cgroup is charged (v1 `memory.usage_in_bytes`, v2 `memory.current`).
+/// Only asked for in a sandbox: a v1 hierarchy's root has this file too, for the whole host.
+fn cgroup_memory() -> Option<u64> {
+    [
+        "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        "/sys/fs/cgroup/memory.current",
+    ]
+    .iter()
+    .find_map(|path| read_number(path))
+}
+
+fn read_number(path: &str) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// (cpu ticks, rss bytes) of one process: utime+stime, plus cutime+cstime when `with_children`.
@@ -89,9 +120,13 @@ impl StatsSampler {
             *last = Some((now, ticks));
             (percent * 10.0).round() / 10.0
         };
+        let (memory_bytes, pids) = match cgroup_pids() {
+            Some(counted) => (cgroup_memory().unwrap_or(rss), counted),
+            None => (rss, pids),
+        };
         Stats {
             cpu_percent,
-            memory_bytes: rss,
+            memory_bytes,
             memory_limit_bytes: memory_limit(),
             pids,
             disk_bytes: files.usage(),

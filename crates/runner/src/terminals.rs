@@ -1,7 +1,8 @@
 //! Terminals: a shell on a PTY, its scrollback, and its lifecycle.
 //!
 //! Lifecycle: `Running` until the shell exits (or is closed), then `Exited` with its status;
-//! it never goes back. An exited terminal stays listed (`alive: false`) so a client can still
+//! it never goes back. A close ends what the terminal started too (see `stopping`), and the
+//! terminal is `Exited` only once that is done. An exited terminal stays listed (`alive: false`) so a client can still
 //! read its last output, until `close_terminal` removes it or newer ones push it out.
 
 use bytes::{Bytes, BytesMut};
@@ -9,12 +10,12 @@ use cove_protocol::{ErrorCode, ErrorReply, TerminalInfo};
 use cove_pty::{Master, Size};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use crate::output::{OutputLog, STDOUT};
 use crate::registry::{Entry, Registry};
-use crate::{Exit, Launch, signal_group};
+use crate::stopping::{Lifecycle, Sweeper, new_marker};
+use crate::{Exit, Launch, clip, signal_group};
 
 /// How many exited terminals are kept for their scrollback.
 const KEEP_EXITED: usize = 16;
@@ -33,7 +34,7 @@ pub struct Terminal {
     size: Mutex<Size>,
     /// Everything the terminal printed, bounded by the scrollback size.
     pub log: Arc<OutputLog>,
-    exit: watch::Sender<Option<Exit>>,
+    life: Arc<Lifecycle>,
     created: u64,
 }
 
@@ -43,17 +44,13 @@ impl Terminal {
     }
 
     pub fn exit_status(&self) -> Option<Exit> {
-        *self.exit.borrow()
+        self.life.status()
     }
 
-    /// Waits until the terminal's program has exited.
+    /// Waits until the terminal's program has exited (and, when it is being closed, until
+    /// nothing it started is left).
     pub async fn exited(&self) -> Exit {
-        let mut rx = self.exit.subscribe();
-        let status = rx.wait_for(|e| e.is_some()).await;
-        match status {
-            Ok(status) => status.expect("waited for Some"),
-            Err(_) => Exit::default(),
-        }
+        self.life.exited().await
     }
 
     pub fn info(&self) -> TerminalInfo {
@@ -97,16 +94,15 @@ impl Terminal {
         Ok(())
     }
 
-    /// Hangs up the terminal's session (SIGHUP), then kills it after `grace`.
-    pub async fn close(&self, grace: Duration) -> Exit {
+    /// Hangs up the terminal's session (SIGHUP), kills it after `grace`, then whatever it
+    /// started. The close belongs to the runner and starts before this returns; the future
+    /// only tells how it ended.
+    pub fn close(&self, grace: Duration) -> impl Future<Output = Exit> + Send + 'static {
         if self.exit_status().is_none() {
             signal_group(self.pid, libc::SIGHUP);
             signal_group(self.pid, libc::SIGCONT);
-            if tokio::time::timeout(grace, self.exited()).await.is_err() {
-                signal_group(self.pid, libc::SIGKILL);
-            }
         }
-        self.exited().await
+        self.life.stop(Some(grace))
     }
 }
 
@@ -127,6 +123,7 @@ pub struct Terminals {
     broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
     launch: Arc<Launch>,
     tasks: TaskTracker,
+    sweeper: Sweeper,
 }
 
 impl Entry for Terminal {
@@ -143,6 +140,7 @@ impl Terminals {
     pub fn new(
         launch: Arc<Launch>,
         tasks: TaskTracker,
+        sweeper: Sweeper,
         broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
     ) -> Terminals {
         Terminals {
@@ -150,6 +148,7 @@ impl Terminals {
             broadcast,
             launch,
             tasks,
+            sweeper,
         }
     }
 
@@ -162,9 +161,9 @@ impl Terminals {
         self.registry.list()
     }
 
-    /// Forgets an exited terminal.
-    pub fn remove(&self, id: &str) {
-        self.registry.remove(id);
+    /// Forgets an exited terminal (not a newer one that took its id meanwhile).
+    pub fn remove(&self, terminal: &Arc<Terminal>) {
+        self.registry.remove_entry(&terminal.id, terminal);
     }
 
     /// Starts a terminal. An id in use by a live terminal is a conflict; a dead one is replaced.
@@ -180,15 +179,17 @@ impl Terminals {
             request.id.clone(),
             self.launch.limits.max_terminals,
             |id, created| {
+                let marker = new_marker();
                 let spec = self.launch.pty_spawn(
                     request.command.as_deref(),
                     request.cwd.as_deref(),
                     &request.env,
                     size,
                     &id,
+                    &marker,
                 )?;
                 let (master, child) = cove_pty::spawn(&spec).map_err(|e| {
-                    tracing::warn!(terminal = %id, error = %e, "cannot start terminal");
+                    tracing::warn!(terminal = %clip(&id), error = %clip(&e.to_string()), "cannot start terminal");
                     ErrorReply::new(ErrorCode::BadRequest, e.to_string())
                 })?;
                 let pid = child.id().unwrap_or(0);
@@ -203,7 +204,12 @@ impl Terminals {
                     input: tokio::sync::Mutex::new(()),
                     size: Mutex::new(size),
                     log: OutputLog::new(self.launch.limits.scrollback_bytes),
-                    exit: watch::channel(None).0,
+                    life: Arc::new(Lifecycle::new(
+                        pid,
+                        marker,
+                        self.tasks.clone(),
+                        self.sweeper.clone(),
+                    )),
                     created,
                 });
                 self.tasks
@@ -211,7 +217,7 @@ impl Terminals {
                 Ok(terminal)
             },
         )?;
-        tracing::info!(terminal = %terminal.id, pid = terminal.pid, "terminal started");
+        tracing::info!(terminal = %clip(&terminal.id), pid = terminal.pid, "terminal started");
         Ok(terminal)
     }
 
@@ -283,8 +289,9 @@ async fn pump(
         }
     };
     let exit = Exit::from_status(status.ok());
-    tracing::info!(terminal = %terminal.id, ?exit, "terminal exited");
+    terminal.life.main_exited(exit);
+    tracing::info!(terminal = %clip(&terminal.id), ?exit, "terminal exited");
     crate::report_oom(&broadcast, "terminal", &terminal.id, exit, ooms_before);
     terminal.log.close();
-    terminal.exit.send_replace(Some(exit));
+    terminal.life.output_done(exit);
 }

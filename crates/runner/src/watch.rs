@@ -142,7 +142,12 @@ async fn debounce(
         }
         batch.expand_new_dirs(&shared.root);
         for change in batch.changes {
-            tracing::debug!(?change, "file changed");
+            tracing::debug!(
+                path = %crate::clip(&change.path),
+                kind = ?change.kind,
+                to = %crate::clip(change.to.as_deref().unwrap_or("")),
+                "file changed"
+            );
             let _ = shared.events.send(change);
         }
     }

@@ -152,6 +152,15 @@ pub fn memory_dir(name: &str) -> Option<PathBuf> {
     Some(group_dirs(version, name).remove(0))
 }
 
+/// The pids group's directory on the host when it is a hierarchy of its own (v1), for the
+/// runner to count the workspace's processes; under v2 it is the memory group's directory.
+pub fn pids_dir(name: &str) -> Option<PathBuf> {
+    match detect().ok()? {
+        CgroupVersion::V1 => Some(group_dirs(CgroupVersion::V1, name).remove(1)),
+        CgroupVersion::V2 => None,
+    }
+}
+
 /// Moves the calling process to the top of each hierarchy, so that its own groups can be
 /// removed (it is about to exit; where it was before `join` does not matter any more).
 pub fn leave(name: &str) {

@@ -222,6 +222,10 @@ pub fn enter(spec: &Spec) -> Result<(), SandboxError> {
         mkdir(&at(inside))?;
         bind(&memory, &at(inside), false)?;
     }
+    if let Some(pids) = crate::cgroups::pids_dir(&spec.name) {
+        mkdir(&at("sys/fs/cgroup/pids"))?;
+        bind(&pids, &at("sys/fs/cgroup/pids"), false)?;
+    }
 
     // The delegated CPU group (v1), writable: programs move themselves into it.
     if let Some(cpu) = crate::cgroups::cpu_dir(&spec.name) {

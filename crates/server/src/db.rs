@@ -238,7 +238,11 @@ mod tests {
             .unwrap();
         let stopped = db.get("a1").await.unwrap().unwrap();
         assert_eq!(
-            (stopped.state.as_str(), stopped.state_reason.as_str(), stopped.stopped_by.as_deref()),
+            (
+                stopped.state.as_str(),
+                stopped.state_reason.as_str(),
+                stopped.stopped_by.as_deref()
+            ),
             ("stopped", "stopped by admin", Some("admin"))
         );
         db.set_state("a1", "running", "", None).await.unwrap();

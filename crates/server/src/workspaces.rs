@@ -270,7 +270,10 @@ impl Manager {
         {
             let reason = "the workspace stopped on its own (its runner exited)";
             tracing::warn!(workspace = %row.id, "{reason}");
-            if self.transition(&row.id, "stopped", reason, None).await.is_ok()
+            if self
+                .transition(&row.id, "stopped", reason, None)
+                .await
+                .is_ok()
                 && let Ok(Some(now)) = self.db.get(&row.id).await
             {
                 row = now;

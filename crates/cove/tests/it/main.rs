@@ -9,6 +9,7 @@ mod preview;
 mod restart;
 mod robustness;
 mod sandbox;
+mod security;
 mod seeds;
 mod terminals;
 

@@ -336,3 +336,21 @@ fn storage_limit_refuses_api_writes_beyond_it() {
     assert_eq!(err.code, ErrorCode::LimitExceeded, "{err}");
     assert!(!dir.path().join("c.bin").exists());
 }
+
+#[test]
+fn recursive_delete_removes_names_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let f = fixture();
+    let odd = std::ffi::OsStr::from_bytes(b"caf\xe9-\xff.txt");
+    std::fs::create_dir_all(f.root.join("mixed/deeper")).unwrap();
+    std::fs::write(f.root.join("mixed").join(odd), "latin-1 name").unwrap();
+    std::fs::create_dir(
+        f.root
+            .join("mixed")
+            .join(std::ffi::OsStr::from_bytes(b"d\xfe")),
+    )
+    .unwrap();
+    std::fs::write(f.root.join("mixed/deeper").join(odd), "deeper").unwrap();
+    f.files.delete("mixed", true).unwrap();
+    assert!(!f.root.join("mixed").exists());
+}
