@@ -118,7 +118,7 @@ impl WorkspaceView {
 #[derive(Debug, Clone)]
 pub enum WorkspaceEvent {
     /// Created, or its state changed: the workspace as it is now.
-    Changed(WorkspaceView),
+    Changed(Box<WorkspaceView>),
     /// Deleted: its id and owner.
     Deleted { id: String, owner: String },
 }
@@ -190,7 +190,9 @@ impl Manager {
         if let Some(row) = self.db.get(id).await? {
             let _ = self
                 .events
-                .send(WorkspaceEvent::Changed(WorkspaceView::from_row(row)));
+                .send(WorkspaceEvent::Changed(Box::new(WorkspaceView::from_row(
+                    row,
+                ))));
         }
         Ok(())
     }
@@ -249,7 +251,9 @@ impl Manager {
         }
         tracing::info!(workspace = %row.id, name = %row.name, template = %row.template, "workspace created");
         let view = WorkspaceView::from_row(row);
-        let _ = self.events.send(WorkspaceEvent::Changed(view.clone()));
+        let _ = self
+            .events
+            .send(WorkspaceEvent::Changed(Box::new(view.clone())));
         Ok(view)
     }
 
