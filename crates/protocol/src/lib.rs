@@ -413,6 +413,9 @@ pub struct TerminalInfo {
     pub cols: u16,
     pub rows: u16,
     pub alive: bool,
+    /// The name of the program in the terminal's foreground now (`vim`, `bash`), while alive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreground: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -542,6 +545,15 @@ pub struct FileChanged {
 pub struct PortEvent {
     pub port: u16,
     pub address: String,
+    /// The name of the program listening.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+    /// The `run_command` process it belongs to (it or one of its descendants listens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_id: Option<String>,
+    /// The terminal it belongs to, when started from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -551,6 +563,12 @@ pub struct PortInfo {
     pub address: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<String>,
+    /// The `run_command` process it belongs to (it or one of its descendants listens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_id: Option<String>,
+    /// The terminal it belongs to, when started from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -211,6 +211,13 @@ impl Master {
         Ok(())
     }
 
+    /// The terminal's foreground process group (the program a person is using now: `vim`
+    /// while vim runs, the shell otherwise).
+    pub fn foreground_group(&self) -> io::Result<u32> {
+        let pid = rustix::termios::tcgetpgrp(self.fd.get_ref().as_fd())?;
+        Ok(pid.as_raw_nonzero().get() as u32)
+    }
+
     /// Sets the window size; the kernel sends SIGWINCH to the foreground process group.
     pub fn resize(&self, size: Size) -> io::Result<()> {
         tcsetwinsize(self.fd.get_ref().as_fd(), winsize(size))?;

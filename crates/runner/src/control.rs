@@ -19,6 +19,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::output::{Reader, STDERR};
 use crate::processes::{NewProcess, Process, parse_signal};
+use crate::replay::{AnswerFilter, QueryScanner};
 use crate::terminals::{NewTerminal, Terminal};
 use crate::utf8::Utf8Stream;
 use crate::watch::{Subscription, is_under};
@@ -77,7 +78,13 @@ struct Session {
     waits: JoinSet<()>,
     watches: Vec<String>,
     watching: Option<Subscription>,
+    /// Per terminal this socket attached to with a replay: answers to replayed queries to
+    /// drop from its input (see `replay.rs`).
+    answers: HashMap<String, Arc<Mutex<AnswerFilter>>>,
 }
+
+/// Where a replay ends, and the filter that learns the queries it held.
+type Replay = (u64, Arc<Mutex<AnswerFilter>>);
 
 /// Serves one control socket until the client leaves or the runner shuts down.
 pub async fn serve(ws: Arc<Workspace>, socket: WebSocket) {
@@ -109,6 +116,7 @@ pub async fn serve(ws: Arc<Workspace>, socket: WebSocket) {
         waits: JoinSet::new(),
         watches: Vec::new(),
         watching: None,
+        answers: HashMap::new(),
         ws: ws.clone(),
     };
     let mut broadcast = ws.broadcast.subscribe();
@@ -245,7 +253,7 @@ impl Session {
                         });
                         self.reply(request_id, Ok(created)).await;
                         let reader = terminal.log.reader(Some(0));
-                        self.feed(terminal, reader);
+                        self.feed(terminal, reader, None);
                         return None;
                     }
                     Err(e) => Err(e),
@@ -261,16 +269,31 @@ impl Session {
                     });
                     self.reply(request_id, Ok(attached)).await;
                     let reader = terminal.log.reader(None);
-                    self.feed(terminal, reader);
+                    let filter = self.answers.entry(terminal.id.clone()).or_default().clone();
+                    let replay = (terminal.log.end(), filter);
+                    self.feed(terminal, reader, Some(replay));
                     return None;
                 }
                 Err(e) => Err(e),
             },
             Request::TerminalInput(r) => match ws.terminals.get(&r.terminal_id) {
-                Ok(terminal) => match terminal.write(r.input.as_bytes()).await {
-                    Ok(()) => return None,
-                    Err(e) => Err(e),
-                },
+                Ok(terminal) => {
+                    let input = match self.answers.get(&terminal.id) {
+                        Some(filter) => filter
+                            .lock()
+                            .unwrap()
+                            .filter(r.input.as_bytes())
+                            .into_owned(),
+                        None => r.input.into_bytes(),
+                    };
+                    if input.is_empty() {
+                        return None;
+                    }
+                    match terminal.write(&input).await {
+                        Ok(()) => return None,
+                        Err(e) => Err(e),
+                    }
+                }
                 Err(e) => Err(e),
             },
             Request::ResizeTerminal(r) => {
@@ -338,7 +361,7 @@ impl Session {
                         });
                         self.reply(request_id, Ok(started)).await;
                         let reader = process.log.reader(Some(0));
-                        self.feed(process, reader);
+                        self.feed(process, reader, None);
                         return None;
                     }
                     Err(e) => Err(e),
@@ -381,7 +404,7 @@ impl Session {
             Request::SubscribeProcess(r) => match ws.processes.get(&r.process_id) {
                 Ok(process) => {
                     let reader = process.log.reader(None);
-                    self.feed(process, reader);
+                    self.feed(process, reader, None);
                     Ok(Event::Ok(Empty {}))
                 }
                 Err(e) => Err(e),
@@ -469,10 +492,9 @@ impl Session {
                 }
                 Ok(Event::Ok(Empty {}))
             }
-            Request::ListPorts(_) => match tokio::task::spawn_blocking(crate::ports::scan).await {
-                Ok(ports) => Ok(Event::Ports(Ports { ports })),
-                Err(_) => Err(ErrorReply::new(ErrorCode::Internal, "port scan failed")),
-            },
+            Request::ListPorts(_) => Ok(Event::Ports(Ports {
+                ports: ws.ports.scan_now().await,
+            })),
             Request::Stats(_) => {
                 match tokio::task::spawn_blocking(move || ws.stats.sample(&ws.files)).await {
                     Ok(stats) => Ok(Event::Stats(stats)),
@@ -533,7 +555,7 @@ impl Session {
 
     /// Sends a program's output from `reader` on, then its exit (unless this connection asked
     /// for the exit itself and gets it as the reply).
-    fn feed<P: Followed>(&self, program: Arc<P>, mut reader: Reader) {
+    fn feed<P: Followed>(&self, program: Arc<P>, mut reader: Reader, replay: Option<Replay>) {
         let out = self.out.clone();
         let quiet = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let quiet_exit = quiet.clone();
@@ -543,10 +565,24 @@ impl Session {
             // One decoder per stream: a character split across reads of stdout must not be
             // joined with stderr's bytes.
             let mut decoders = [Utf8Stream::default(), Utf8Stream::default()];
+            let mut queries = QueryScanner::default();
+            let mut position = reader.position();
             while let Some(batch) = reader.next(MAX_OUTPUT).await {
                 if batch.gap && skipped(&out, P::NAME, program.id()).await.is_err() {
                     return;
                 }
+                if let Some((replay_end, filter)) = &replay
+                    && position < *replay_end
+                {
+                    let replayed = (replay_end - position).min(batch.data.len() as u64) as usize;
+                    let before = queries.counts();
+                    queries.feed(&batch.data[..replayed]);
+                    filter
+                        .lock()
+                        .unwrap()
+                        .expect(queries.counts().since(before));
+                }
+                position += batch.data.len() as u64;
                 let stream = if batch.stream == STDERR {
                     Stream::Stderr
                 } else {

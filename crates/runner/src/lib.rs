@@ -19,6 +19,7 @@ pub mod preview;
 pub mod processes;
 pub mod raw;
 pub mod registry;
+pub mod replay;
 pub mod stats;
 pub mod stopping;
 pub mod terminals;
@@ -401,8 +402,8 @@ impl Launch {
 pub struct Workspace {
     pub id: String,
     pub launch: Arc<Launch>,
-    pub terminals: terminals::Terminals,
-    pub processes: processes::Processes,
+    pub terminals: Arc<terminals::Terminals>,
+    pub processes: Arc<processes::Processes>,
     pub files: files::Files,
     pub watcher: watch::Watcher,
     pub ports: ports::PortScanner,
@@ -438,23 +439,52 @@ impl Workspace {
         )?;
         let (broadcast, _) = tokio::sync::broadcast::channel(256);
         let sweeper = stopping::Sweeper::start()?;
+        let terminals = Arc::new(terminals::Terminals::new(
+            launch.clone(),
+            tasks.clone(),
+            sweeper.clone(),
+            broadcast.clone(),
+        ));
+        let processes = Arc::new(processes::Processes::new(
+            launch.clone(),
+            tasks.clone(),
+            sweeper,
+            broadcast.clone(),
+        ));
+        // Which terminal or process a listening port belongs to: by the pids they lead.
+        let owners: ports::Owners = {
+            let (terminals, processes) = (terminals.clone(), processes.clone());
+            Arc::new(move || {
+                let mut owners = std::collections::HashMap::new();
+                for t in terminals
+                    .list()
+                    .iter()
+                    .filter(|t| t.exit_status().is_none())
+                {
+                    owners.insert(t.pid, ports::Owner::Terminal(t.id.clone()));
+                }
+                for p in processes
+                    .list()
+                    .iter()
+                    .filter(|p| p.exit_status().is_none())
+                {
+                    owners.insert(p.pid, ports::Owner::Process(p.id.clone()));
+                }
+                owners
+            })
+        };
         Ok(Arc::new(Workspace {
             id: config.workspace_id.clone(),
-            terminals: terminals::Terminals::new(
-                launch.clone(),
-                tasks.clone(),
-                sweeper.clone(),
-                broadcast.clone(),
-            ),
-            processes: processes::Processes::new(
-                launch.clone(),
-                tasks.clone(),
-                sweeper,
-                broadcast.clone(),
-            ),
+            terminals,
+            processes,
             files,
             watcher: watch::Watcher::new(config.root.clone(), tasks.clone(), shutdown.clone()),
-            ports: ports::PortScanner::new(broadcast.clone(), tasks.clone(), shutdown.clone()),
+            ports: ports::PortScanner::new(
+                broadcast.clone(),
+                tasks.clone(),
+                shutdown.clone(),
+                owners,
+            ),
             stats: stats::StatsSampler::default(),
             launch,
             broadcast,

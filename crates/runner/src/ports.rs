@@ -15,13 +15,11 @@ use tokio_util::task::TaskTracker;
 
 const POLL: Duration = Duration::from_secs(1);
 
-/// The pids of this process's descendants, with their command names.
-pub fn descendants() -> Vec<(u32, String)> {
-    let me = std::process::id();
-    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    let mut names: HashMap<u32, String> = HashMap::new();
+/// Every process this one can see: pid -> (parent pid, command name).
+fn process_table() -> HashMap<u32, (u32, String)> {
+    let mut table = HashMap::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return vec![];
+        return table;
     };
     for entry in dir.flatten() {
         let Some(pid) = entry
@@ -43,19 +41,62 @@ pub fn descendants() -> Vec<(u32, String)> {
             .nth(1)
             .and_then(|s| s.parse::<u32>().ok());
         if let Some(ppid) = ppid {
-            children.entry(ppid).or_default().push(pid);
-            names.insert(pid, stat[open + 1..close].to_string());
+            table.insert(pid, (ppid, stat[open + 1..close].to_string()));
         }
+    }
+    table
+}
+
+/// The pids of this process's descendants, with their command names.
+pub fn descendants() -> Vec<(u32, String)> {
+    descendants_in(&process_table())
+}
+
+fn descendants_in(table: &HashMap<u32, (u32, String)>) -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for (pid, (ppid, _)) in table {
+        children.entry(*ppid).or_default().push(*pid);
     }
     let mut out = Vec::new();
     let mut stack = vec![me];
     while let Some(pid) = stack.pop() {
         for &child in children.get(&pid).map(Vec::as_slice).unwrap_or(&[]) {
-            out.push((child, names.get(&child).cloned().unwrap_or_default()));
+            let name = table
+                .get(&child)
+                .map(|(_, n)| n.clone())
+                .unwrap_or_default();
+            out.push((child, name));
             stack.push(child);
         }
     }
     out
+}
+
+/// What a listening port belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    Terminal(String),
+    Process(String),
+}
+
+/// The workspace's running terminals and processes by the pid each leads.
+pub type Owners = Arc<dyn Fn() -> HashMap<u32, Owner> + Send + Sync>;
+
+/// The terminal or process whose tree holds `pid`, walking up its parents.
+fn owner_of(
+    pid: u32,
+    table: &HashMap<u32, (u32, String)>,
+    owners: &HashMap<u32, Owner>,
+) -> Option<Owner> {
+    let mut at = pid;
+    for _ in 0..64 {
+        if let Some(owner) = owners.get(&at) {
+            return Some(owner.clone());
+        }
+        at = table.get(&at)?.0;
+    }
+    None
 }
 
 fn parse_address(hex: &str) -> Option<(String, u16)> {
@@ -96,8 +137,9 @@ fn listening(table: &str) -> HashMap<u64, (String, u16)> {
     out
 }
 
-/// The workspace's listening ports right now, lowest first.
-pub fn scan() -> Vec<PortInfo> {
+/// The workspace's listening ports right now, lowest first, each with the program that
+/// listens and the terminal or process it belongs to.
+pub fn scan(owners: &HashMap<u32, Owner>) -> Vec<PortInfo> {
     let mut sockets = HashMap::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         if let Ok(text) = std::fs::read_to_string(table) {
@@ -107,8 +149,9 @@ pub fn scan() -> Vec<PortInfo> {
     if sockets.is_empty() {
         return vec![];
     }
-    let mut found: BTreeMap<(u16, String), String> = BTreeMap::new();
-    for (pid, name) in descendants() {
+    let table = process_table();
+    let mut found: BTreeMap<(u16, String), (String, u32)> = BTreeMap::new();
+    for (pid, name) in descendants_in(&table) {
         let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
             continue;
         };
@@ -126,16 +169,27 @@ pub fn scan() -> Vec<PortInfo> {
             if let Some((address, port)) = inode.parse::<u64>().ok().and_then(|i| sockets.get(&i)) {
                 found
                     .entry((*port, address.clone()))
-                    .or_insert_with(|| name.clone());
+                    .or_insert_with(|| (name.clone(), pid));
             }
         }
     }
     found
         .into_iter()
-        .map(|((port, address), process)| PortInfo {
-            port,
-            address,
-            process: Some(process),
+        .map(|((port, address), (process, pid))| {
+            let owner = owner_of(pid, &table, owners);
+            PortInfo {
+                port,
+                address,
+                process: Some(process),
+                process_id: match &owner {
+                    Some(Owner::Process(id)) => Some(id.clone()),
+                    _ => None,
+                },
+                terminal_id: match owner {
+                    Some(Owner::Terminal(id)) => Some(id),
+                    _ => None,
+                },
+            }
         })
         .collect()
 }
@@ -147,12 +201,20 @@ struct State {
 }
 
 /// Polls ports while someone listens and broadcasts `port_opened` / `port_closed`.
-#[derive(Debug)]
 pub struct PortScanner {
     state: Arc<Mutex<State>>,
     broadcast: broadcast::Sender<ServerMessage>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
+    owners: Owners,
+}
+
+impl std::fmt::Debug for PortScanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortScanner")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Keeps the poller running while held.
@@ -178,13 +240,23 @@ impl PortScanner {
         broadcast: broadcast::Sender<ServerMessage>,
         tasks: TaskTracker,
         shutdown: CancellationToken,
+        owners: Owners,
     ) -> PortScanner {
         PortScanner {
             state: Arc::default(),
             broadcast,
             tasks,
             shutdown,
+            owners,
         }
+    }
+
+    /// The listening ports now (for `list_ports`).
+    pub async fn scan_now(&self) -> Vec<PortInfo> {
+        let owners = (self.owners)();
+        tokio::task::spawn_blocking(move || scan(&owners))
+            .await
+            .unwrap_or_default()
     }
 
     /// Registers a connected client; the first one starts the poller.
@@ -194,7 +266,8 @@ impl PortScanner {
         if state.stop.is_none() {
             let stop = self.shutdown.child_token();
             state.stop = Some(stop.clone());
-            self.tasks.spawn(poll(self.broadcast.clone(), stop));
+            self.tasks
+                .spawn(poll(self.broadcast.clone(), self.owners.clone(), stop));
         }
         Interest {
             state: self.state.clone(),
@@ -202,29 +275,43 @@ impl PortScanner {
     }
 }
 
-async fn poll(broadcast: broadcast::Sender<ServerMessage>, stop: CancellationToken) {
-    let mut known: Vec<(u16, String)> = Vec::new();
+fn event(port: &PortInfo) -> PortEvent {
+    PortEvent {
+        port: port.port,
+        address: port.address.clone(),
+        process: port.process.clone(),
+        process_id: port.process_id.clone(),
+        terminal_id: port.terminal_id.clone(),
+    }
+}
+
+async fn poll(
+    broadcast: broadcast::Sender<ServerMessage>,
+    owners: Owners,
+    stop: CancellationToken,
+) {
+    let mut known: Vec<PortInfo> = Vec::new();
     let mut first = true;
+    let key = |p: &PortInfo| (p.port, p.address.clone());
     loop {
-        let now: Vec<(u16, String)> = match tokio::task::spawn_blocking(scan).await {
-            Ok(ports) => ports.into_iter().map(|p| (p.port, p.address)).collect(),
+        let owned = owners();
+        let now: Vec<PortInfo> = match tokio::task::spawn_blocking(move || scan(&owned)).await {
+            Ok(ports) => ports,
             Err(_) => return,
         };
         // The first scan sets the baseline: clients learn existing ports from list_ports.
         if !first {
-            for (port, address) in now.iter().filter(|p| !known.contains(p)) {
-                let event = Event::PortOpened(PortEvent {
-                    port: *port,
-                    address: address.clone(),
-                });
-                let _ = broadcast.send(ServerMessage::event(event));
+            for port in now
+                .iter()
+                .filter(|p| !known.iter().any(|k| key(k) == key(p)))
+            {
+                let _ = broadcast.send(ServerMessage::event(Event::PortOpened(event(port))));
             }
-            for (port, address) in known.iter().filter(|p| !now.contains(p)) {
-                let event = Event::PortClosed(PortEvent {
-                    port: *port,
-                    address: address.clone(),
-                });
-                let _ = broadcast.send(ServerMessage::event(event));
+            for port in known
+                .iter()
+                .filter(|k| !now.iter().any(|p| key(p) == key(k)))
+            {
+                let _ = broadcast.send(ServerMessage::event(Event::PortClosed(event(port))));
             }
         }
         first = false;
@@ -274,13 +361,14 @@ mod tests {
         )
         .unwrap();
         let port: u16 = line.trim().parse().unwrap();
-        let found = scan();
+        let found = scan(&HashMap::from([(child.id(), Owner::Process("py".into()))]));
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(
-            found
-                .iter()
-                .any(|p| p.port == port && p.address == "127.0.0.1"),
+            found.iter().any(|p| p.port == port
+                && p.address == "127.0.0.1"
+                && p.process.as_deref() == Some("python3")
+                && p.process_id.as_deref() == Some("py")),
             "{found:?}"
         );
     }

@@ -13,6 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 
 use crate::control::PING_EVERY;
+use crate::replay::{AnswerFilter, QueryScanner};
 use crate::terminals::Terminal;
 use crate::utf8::Utf8Stream;
 
@@ -49,6 +50,13 @@ pub async fn serve(
     let (mut sink, mut stream) = socket.split();
     let mut reader = terminal.log.reader(offset);
     let announced_gap = reader.starts_with_gap();
+    // Without an offset the scrollback is replayed: queries in it must not get answers
+    // typed into what runs now (see `replay.rs`). A resume by offset is not a replay.
+    let replay_end = match offset {
+        None => terminal.log.end(),
+        Some(_) => reader.position(),
+    };
+    let answers = std::sync::Arc::new(std::sync::Mutex::new(AnswerFilter::default()));
     if format == Format::Raw {
         let size = terminal.size();
         let attached = RawControl::Attached {
@@ -64,8 +72,11 @@ pub async fn serve(
     let output = {
         let terminal = terminal.clone();
         let shutdown = shutdown.clone();
+        let answers = answers.clone();
         async move {
             let mut utf8 = Utf8Stream::default();
+            let mut queries = QueryScanner::default();
+            let mut position = reader.position();
             let mut ping =
                 tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
             let mut first = true;
@@ -79,14 +90,23 @@ pub async fn serve(
                             let _ = sink.send(Message::Close(Some(CloseFrame { code: FELL_BEHIND, reason: "fell behind; reconnect with ?offset=".into() }))).await;
                             return;
                         }
-                        Some(batch) => match format {
+                        Some(batch) => {
+                            if position < replay_end {
+                                let replayed = (replay_end - position).min(batch.data.len() as u64) as usize;
+                                let before = queries.counts();
+                                queries.feed(&batch.data[..replayed]);
+                                answers.lock().unwrap().expect(queries.counts().since(before));
+                            }
+                            position += batch.data.len() as u64;
+                            match format {
                             Format::Raw => Message::Binary(batch.data),
                             Format::Text => {
                                 let text = utf8.decode(&batch.data);
                                 if text.is_empty() { continue; }
                                 Message::Text(text.into())
                             }
-                        },
+                            }
+                        }
                         None => break,
                     },
                     _ = ping.tick() => Message::Ping(Default::default()),
@@ -126,13 +146,17 @@ pub async fn serve(
     let input = async {
         while let Some(Ok(message)) = stream.next().await {
             match (message, format) {
-                (Message::Binary(bytes), _) if terminal.write(&bytes).await.is_err() => {
-                    break;
+                (Message::Binary(bytes), _) => {
+                    let bytes = answers.lock().unwrap().filter(&bytes).into_owned();
+                    if !bytes.is_empty() && terminal.write(&bytes).await.is_err() {
+                        break;
+                    }
                 }
-                (Message::Text(text), Format::Text)
-                    if terminal.write(text.as_bytes()).await.is_err() =>
-                {
-                    break;
+                (Message::Text(text), Format::Text) => {
+                    let bytes = answers.lock().unwrap().filter(text.as_bytes()).into_owned();
+                    if !bytes.is_empty() && terminal.write(&bytes).await.is_err() {
+                        break;
+                    }
                 }
                 (Message::Text(text), Format::Raw) => {
                     match serde_json::from_str::<RawControl>(&text) {

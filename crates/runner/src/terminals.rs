@@ -55,13 +55,22 @@ impl Terminal {
 
     pub fn info(&self) -> TerminalInfo {
         let size = self.size();
+        let alive = self.exit_status().is_none();
         TerminalInfo {
             terminal_id: self.id.clone(),
             command: self.command.clone(),
             cols: size.cols,
             rows: size.rows,
-            alive: self.exit_status().is_none(),
+            alive,
+            foreground: alive.then(|| self.foreground()).flatten(),
         }
+    }
+
+    /// The name of the program in the foreground (`vim` while vim runs), from the PTY.
+    fn foreground(&self) -> Option<String> {
+        let group = self.master.foreground_group().ok()?;
+        let name = std::fs::read_to_string(format!("/proc/{group}/comm")).ok()?;
+        Some(name.trim().to_string()).filter(|n| !n.is_empty())
     }
 
     /// Types `data` into the terminal. Writes from several clients never interleave.

@@ -158,3 +158,57 @@ async fn bad_terminal_requests_are_refused_clearly() {
     let err = tokio_tungstenite::connect_async(url).await.unwrap_err();
     assert!(err.to_string().contains("404"), "{err}");
 }
+
+/// A page reload replays the scrollback, and the client's emulator answers every query in
+/// it (vim's "what terminal are you", a prompt's "where is the cursor", "what is your
+/// background"). Those answers must never reach what runs now; live typing must.
+#[tokio::test]
+async fn answers_to_replayed_queries_never_reach_the_program() {
+    let s = server().await;
+    let id = s.create_workspace("replay", "blank").await;
+    let (mut live, _) = s.raw(&id, "q", "").await;
+    // Queries in the output (the live client does not answer them), then a program that
+    // records every byte of input it gets, raw.
+    live.send(b"printf '\\033[>c\\033[6n\\033]11;?\\007'; stty raw -echo; head -c 9 > got.txt; stty sane; echo DONE-\"\"1\n")
+        .await;
+    live.until("\x1b]11;?").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    drop(live);
+
+    // A reload: attach without an offset, read the replay, answer as xterm.js does.
+    let (mut reload, _) = s.raw(&id, "q", "").await;
+    reload.until("\x1b]11;?").await;
+    for answer in [
+        &b"\x1b[>0;276;0c"[..],
+        b"\x1b[24;80R",
+        b"\x1b]11;rgb:1f1f/2323/2828\x1b\\",
+    ] {
+        reload.send(answer).await;
+    }
+    reload.send(b"typed-ok\n").await;
+    reload.until("DONE-1").await;
+
+    // The same through the control socket's attach_terminal.
+    let mut c = s.control(&id).await;
+    c.request("attach_terminal", json!({"terminalId": "q"}))
+        .await;
+    c.send(
+        "terminal_input",
+        json!({"terminalId": "q", "input": "printf '\\033[6n'; stty raw -echo; head -c 6 > got2.txt; stty sane; echo DONE-\"\"2\n"}),
+    )
+    .await;
+    c.terminal_until("q", "\u{1b}[6n").await;
+    drop(c);
+    let mut c = s.control(&id).await;
+    let attached = c
+        .request("attach_terminal", json!({"terminalId": "q"}))
+        .await;
+    assert_eq!(attached["type"], "terminal_attached", "{attached}");
+    for input in ["\u{1b}[3;1R", "again\n"] {
+        c.send("terminal_input", json!({"terminalId": "q", "input": input}))
+            .await;
+    }
+    c.terminal_until("q", "DONE-2").await;
+    let (got, _) = c.sh("cat got.txt; echo '|'; cat got2.txt").await;
+    assert_eq!(got, "typed-ok\n|\nagain\n", "only what was typed arrived");
+}
