@@ -1,6 +1,10 @@
 import { createRoot } from 'react-dom/client';
 import { App, preloadIde } from './app/App';
 import './app/styles.css';
+import { applyTheme } from './app/theme';
+
+// The person's theme before the first paint (no flash of the other one).
+applyTheme();
 
 // No StrictMode: terminals and sockets are imperative resources that must
 // not be opened twice.

@@ -53,7 +53,11 @@ export class ControlSocket {
   /** False while the server says the workspace is starting. */
   private ready = false;
 
-  constructor(private readonly path: string) {
+  constructor(
+    private readonly path: string,
+    /** Asked before each reconnect; false leaves the socket closed (see WorkspaceClient). */
+    private readonly mayReconnect: () => Promise<boolean> = () => Promise.resolve(true),
+  ) {
     window.addEventListener('online', this.onOnline);
     window.addEventListener('offline', this.onOffline);
   }
@@ -218,7 +222,11 @@ export class ControlSocket {
         this.setState({ kind: 'closed' });
         return;
       }
-      this.scheduleReconnect();
+      void this.mayReconnect().then((ok) => {
+        if (this.closedByUser || this.ws) return;
+        if (ok) this.scheduleReconnect();
+        else this.setState({ kind: 'closed' });
+      });
     };
     ws.onerror = () => {
       /* onclose follows */

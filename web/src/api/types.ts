@@ -9,6 +9,12 @@ export interface Workspace {
   state: WorkspaceState;
   owner: string;
   createdAt: string;
+  /** When `state` last changed. */
+  stateChangedAt?: string;
+  /** Why it is in its state, for people ("stopped by admin"). */
+  stateReason?: string;
+  /** Who stopped it, when a person did. */
+  stoppedBy?: string;
   runCommand?: string;
   previewPort?: number;
   /** What the workspace asked for at creation; absent: the server's defaults. */
@@ -50,6 +56,8 @@ export interface TerminalInfo {
   cols?: number;
   rows?: number;
   alive?: boolean;
+  /** The program in the terminal's foreground now (vim while vim runs). */
+  foreground?: string;
 }
 
 export interface ProcessInfo {
@@ -71,7 +79,11 @@ export interface DirEntry {
 export interface PortInfo {
   port: number;
   address?: string;
-  process?: string | number | null;
+  /** The program that listens. */
+  process?: string | null;
+  /** The run_command process (or terminal) it belongs to. */
+  processId?: string;
+  terminalId?: string;
 }
 
 export type FileChangeKind = 'created' | 'modified' | 'deleted' | 'renamed';
@@ -147,6 +159,9 @@ export interface PortEvent {
   type: 'port_opened' | 'port_closed';
   port: number;
   address?: string;
+  process?: string;
+  processId?: string;
+  terminalId?: string;
 }
 
 /** Error with the stable `code` of PROTOCOL.md. */

@@ -1,6 +1,9 @@
 // Typed helpers over the control socket of one workspace.
 import { ControlSocket } from './control';
+import { api } from './rest';
+import { ApiError } from './types';
 import type {
+  Workspace,
   DirListing,
   FileContent,
   FileWritten,
@@ -37,11 +40,62 @@ export function joinPath(dir: string, name: string): string {
   return d ? `${d}/${name}` : name;
 }
 
+/** Why the IDE stopped talking to its workspace: someone stopped it, or deleted it. */
+export type Halt = { kind: 'stopped'; workspace: Workspace } | { kind: 'deleted' };
+
 export class WorkspaceClient {
   readonly socket: ControlSocket;
+  private halt: Halt | null = null;
+  private readonly haltListeners = new Set<(h: Halt | null) => void>();
+  private checking: Promise<boolean> | null = null;
 
   constructor(readonly workspaceId: string) {
-    this.socket = new ControlSocket(`/api/workspaces/${encodeURIComponent(workspaceId)}/ws`);
+    this.socket = new ControlSocket(`/api/workspaces/${encodeURIComponent(workspaceId)}/ws`, () => this.mayReconnect());
+  }
+
+  get halted(): Halt | null {
+    return this.halt;
+  }
+
+  onHalt(fn: (h: Halt | null) => void): () => void {
+    this.haltListeners.add(fn);
+    return () => this.haltListeners.delete(fn);
+  }
+
+  /** Stops every socket of this workspace from reconnecting, and says why. */
+  setHalt(h: Halt | null): void {
+    this.halt = h;
+    for (const fn of this.haltListeners) fn(h);
+  }
+
+  /**
+   * Asked before any socket of this workspace reconnects. Opening a socket starts a stopped
+   * workspace, so a reconnect after someone stopped (or deleted) it would undo their
+   * decision: it is only allowed while the workspace is meant to run. A network failure of
+   * the check itself allows it (the socket's own retry handles the outage).
+   */
+  mayReconnect(): Promise<boolean> {
+    if (this.halt) return Promise.resolve(false);
+    this.checking ??= api
+      .getWorkspace(this.workspaceId)
+      .then((w) => {
+        if (w.state === 'stopped' || w.state === 'stopping' || w.state === 'error') {
+          this.setHalt({ kind: 'stopped', workspace: w });
+          return false;
+        }
+        return true;
+      })
+      .catch((e) => {
+        if (e instanceof ApiError && e.status === 404) {
+          this.setHalt({ kind: 'deleted' });
+          return false;
+        }
+        return true;
+      })
+      .finally(() => {
+        this.checking = null;
+      });
+    return this.checking;
   }
 
   listDir(path: string): Promise<DirListing> {
@@ -50,6 +104,10 @@ export class WorkspaceClient {
 
   readFile(path: string): Promise<FileContent> {
     return this.socket.request<FileContent & ServerMessage>('read_file', { path: wirePath(path) }, { expect: ['file_content'], timeoutMs: 30_000 });
+  }
+
+  readFileBase64(path: string): Promise<FileContent> {
+    return this.socket.request<FileContent & ServerMessage>('read_file', { path: wirePath(path), encoding: 'base64' }, { expect: ['file_content'], timeoutMs: 30_000 });
   }
 
   writeFile(path: string, content: string, baseVersion?: string): Promise<FileWritten> {

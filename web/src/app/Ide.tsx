@@ -4,7 +4,8 @@ import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from '
 import { api, previewUrl, serverInfo } from '../api/rest';
 import type { ConnectionState } from '../api/control';
 import { ApiError, type FileChangedMessage, type ServerMessage, type StatusMessage, type Workspace } from '../api/types';
-import { WorkspaceClient } from '../api/workspace';
+import { WorkspaceClient, type Halt } from '../api/workspace';
+import { watchWorkspaces } from '../api/events';
 import { EditorPane } from '../editor/EditorPane';
 import { EditorModel } from '../editor/model';
 import { FileTree } from '../files/FileTree';
@@ -13,9 +14,10 @@ import { QuickOpen } from '../files/QuickOpen';
 import { TerminalPanel, type TerminalPanelHandle } from '../terminal/TerminalPanel';
 import { PortsPanel, usePorts } from '../workspaces/PortsPanel';
 import { ProcessesPanel } from '../workspaces/ProcessesPanel';
-import { StateBadge } from '../workspaces/Home';
-import { Icon, ask, notify } from './feedback';
-import { linkHandler } from './router';
+import { PreviewPane } from '../workspaces/PreviewPane';
+import { StateBadge, relativeTime } from '../workspaces/Home';
+import { Icon, ThemeToggle, ask, notify } from './feedback';
+import { linkHandler, setNavigationGuard } from './router';
 import { Sash } from './Sash';
 import { StatusBar } from './StatusBar';
 
@@ -44,12 +46,25 @@ function isMod(e: KeyboardEvent): boolean {
   return /Mac|iPhone|iPad/.test(navigator.platform) ? e.metaKey : e.ctrlKey;
 }
 
+/** "Stopped by you 2 min ago" and the like. */
+function stoppedText(w: Workspace): string {
+  const by = w.stoppedBy ? ` by ${w.stoppedBy === 'admin' ? 'you' : w.stoppedBy}` : '';
+  const when = w.stateChangedAt ? ` ${relativeTime(w.stateChangedAt)}` : '';
+  if (w.state === 'error') return `The workspace failed${w.stateReason ? `: ${w.stateReason}` : ''}.`;
+  if (w.stoppedBy) return `This workspace was stopped${by}${when}.`;
+  return `This workspace stopped${when}${w.stateReason ? ` (${w.stateReason})` : ''}.`;
+}
+
 export default function Ide({ workspaceId }: { workspaceId: string }) {
   const [client] = useState(() => new WorkspaceClient(workspaceId));
   const [editor] = useState(() => new EditorModel(client, { ask, notify }));
   const [tree] = useState(() => new FileTreeModel(client));
   const [workspace, setWorkspace] = useState<Workspace | null>(null);
   const [previewTemplate, setPreviewTemplate] = useState<string | null>(null);
+  const [halt, setHalt] = useState<Halt | null>(client.halted);
+  /** The workspace's id once known (the route may name it by its name). */
+  const idRef = useRef<string | null>(null);
+  const [starting, setStarting] = useState(false);
   const [loadError, setLoadError] = useState<ApiError | null>(null);
   const [conn, setConn] = useState<ConnectionState>(client.socket.state);
   const [wsStatus, setWsStatus] = useState<string | null>(null);
@@ -59,6 +74,9 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
   const [sidebarWidth, setSidebarWidth] = useStoredNumber('cove.sidebarWidth', 240);
   const [panelHeight, setPanelHeight] = useStoredNumber('cove.panelHeight', 280);
   const [quickOpen, setQuickOpen] = useState(false);
+  /** The port shown in the preview pane beside the editor, if open. */
+  const [previewPort2, setPreviewPort2] = useState<number | null>(null);
+  const [previewWidth, setPreviewWidth] = useStoredNumber('cove.previewWidth', 480);
   const [running, setRunning] = useState(0);
   const termRef = useRef<TerminalPanelHandle>(null);
   const ports = usePorts(client);
@@ -72,6 +90,38 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
     };
   }, []);
 
+  // A stop or a deletion, by anyone, is a decision: the IDE says so at once and does not
+  // start the workspace again on its own (its sockets ask before reconnecting).
+  useEffect(() => client.onHalt(setHalt), [client]);
+  useEffect(() => {
+    const mine = (w: { id: string; name: string }) => w.id === workspaceId || w.name === workspaceId;
+    return watchWorkspaces({
+      changed: (w) => {
+        if (!mine(w)) return;
+        setWorkspace(w);
+        if (w.state === 'stopping' || w.state === 'stopped' || w.state === 'error') client.setHalt({ kind: 'stopped', workspace: w });
+      },
+      deleted: (id) => {
+        if (id === workspaceId || id === idRef.current) client.setHalt({ kind: 'deleted' });
+      },
+      resync: () => void client.mayReconnect(),
+    });
+  }, [client, workspaceId]);
+
+  const startAgain = useCallback(async () => {
+    setStarting(true);
+    try {
+      const w = await api.startWorkspace(workspace?.id ?? workspaceId);
+      setWorkspace(w);
+      client.setHalt(null);
+      client.socket.connect();
+    } catch (e) {
+      notify(e instanceof Error ? e.message : String(e), 'error');
+    } finally {
+      setStarting(false);
+    }
+  }, [client, workspace, workspaceId]);
+
   // Workspace metadata (name, run command, preview port).
   useEffect(() => {
     let live = true;
@@ -80,6 +130,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
         .getWorkspace(workspaceId)
         .then((w) => {
           if (!live) return;
+          idRef.current = w.id;
           setWorkspace(w);
           document.title = `${w.name} · cove`;
         })
@@ -148,16 +199,45 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
     };
   }, [client, editor, tree]);
 
-  // Never lose unsaved text by closing the tab by accident.
+  // Never lose unsaved text: ask before the page goes (closing the tab, reloading) or
+  // before an in-app link leaves the IDE; and keep it in this browser meanwhile, so that even
+  // a crash or a "leave anyway" brings it back next time.
   useEffect(() => {
+    void editor.restore().then((n) => {
+      if (n > 0) notify(n === 1 ? 'Restored unsaved changes in 1 file.' : `Restored unsaved changes in ${n} files.`);
+    });
     const onBefore = (e: BeforeUnloadEvent) => {
+      editor.persist();
       if (editor.dirtyCount() > 0) {
         e.preventDefault();
         e.returnValue = '';
       }
     };
+    const onHide = () => editor.persist();
     window.addEventListener('beforeunload', onBefore);
-    return () => window.removeEventListener('beforeunload', onBefore);
+    window.addEventListener('pagehide', onHide);
+    setNavigationGuard(async () => {
+      const n = editor.dirtyCount();
+      if (n === 0) return true;
+      const choice = await ask(
+        'Unsaved changes',
+        `${n === 1 ? '1 file has' : `${n} files have`} unsaved changes. They stay in this browser and come back when you open this workspace again, but they are not saved in the workspace.`,
+        [
+          { id: 'save', label: 'Save all and leave', kind: 'primary' },
+          { id: 'leave', label: 'Leave without saving', kind: 'danger' },
+          { id: 'stay', label: 'Stay', kind: 'secondary' },
+        ],
+      );
+      if (choice === 'save') return editor.saveAll();
+      if (choice === 'leave') editor.persist();
+      return choice === 'leave';
+    });
+    return () => {
+      window.removeEventListener('beforeunload', onBefore);
+      window.removeEventListener('pagehide', onHide);
+      setNavigationGuard(null);
+      editor.persist();
+    };
   }, [editor]);
 
   const showPanel = useCallback((p: PanelTab) => {
@@ -228,6 +308,23 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
     );
   }
 
+  if (halt?.kind === 'deleted') {
+    return (
+      <main className="notfound" data-testid="workspace-deleted">
+        <h1>This workspace was deleted</h1>
+        <p className="muted">
+          {workspace ? `“${workspace.name}”` : 'It'} no longer exists: its files, terminals and processes are gone.
+          {editor.dirtyCount() > 0 ? ' Your unsaved editor text stays in this browser.' : ''}
+        </p>
+        <p>
+          <a href="/" onClick={linkHandler('/')} className="button primary">
+            Back to your workspaces
+          </a>
+        </p>
+      </main>
+    );
+  }
+
   const name = workspace?.name ?? workspaceId;
   const previewPort = workspace?.previewPort;
   const previewOpen = previewPort ? ports.some((p) => p.port === previewPort) : false;
@@ -259,10 +356,18 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
             <kbd>{/Mac/.test(navigator.platform) ? '⌘P' : 'Ctrl+P'}</kbd>
           </button>
           {firstPort !== undefined && (
-            <a className="button secondary small" href={previewUrl(previewTemplate, workspace?.id ?? workspaceId, firstPort)} target="_blank" rel="noopener" data-testid="open-preview">
-              <Icon name="external" size={14} /> Preview :{firstPort}
-            </a>
+            <button
+              type="button"
+              className={`button secondary small${previewPort2 !== null ? ' on' : ''}`}
+              aria-pressed={previewPort2 !== null}
+              onClick={() => setPreviewPort2((p) => (p === null ? firstPort : null))}
+              data-testid="open-preview"
+              title="Show the preview beside the editor"
+            >
+              <Icon name="split" size={14} /> <span className="button-text">Preview :{firstPort}</span>
+            </button>
           )}
+          <ThemeToggle />
           <button type="button" className={`icon-button${sidebarOpen ? ' on' : ''}`} aria-pressed={sidebarOpen} aria-label="Toggle sidebar" title="Toggle sidebar (Ctrl+B)" onClick={() => setSidebarOpen((o) => !o)}>
             <Icon name="sidebar" />
           </button>
@@ -272,6 +377,18 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
         </div>
       </header>
 
+      {halt?.kind === 'stopped' && (
+        <div className="halt-banner" role="status" data-testid="workspace-stopped">
+          <Icon name="info" />
+          <span>
+            <strong>{stoppedText(halt.workspace)}</strong>{' '}
+            <span className="muted">Its programs are not running. Files and unsaved editor text are kept.</span>
+          </span>
+          <button type="button" className="button primary small" onClick={() => void startAgain()} disabled={starting} data-testid="start-workspace">
+            {starting ? 'Starting…' : 'Start workspace'}
+          </button>
+        </div>
+      )}
       <div className={`workbench${sidebarOpen ? '' : ' no-sidebar'}`}>
         {sidebarOpen && (
           <>
@@ -282,7 +399,23 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
           </>
         )}
         <div className={`main-column${panelOpen ? '' : ' no-panel'}`}>
-          <EditorPane editor={editor} workspaceId={workspaceId} onQuickOpen={() => setQuickOpen(true)} />
+          <div className="editor-split">
+            <EditorPane editor={editor} workspaceId={workspaceId} onQuickOpen={() => setQuickOpen(true)} />
+            {previewPort2 !== null && (
+              <>
+                <Sash orientation="vertical" value={previewWidth} min={240} max={Math.max(300, window.innerWidth - 400)} direction={-1} onChange={setPreviewWidth} label="Resize preview" />
+                <div className="preview-column" style={{ width: previewWidth }}>
+                  <PreviewPane
+                    ports={ports}
+                    port={previewPort2}
+                    onPort={setPreviewPort2}
+                    urlOf={(port) => previewUrl(previewTemplate, workspace?.id ?? workspaceId, port)}
+                    onClose={() => setPreviewPort2(null)}
+                  />
+                </div>
+              </>
+            )}
+          </div>
           {panelOpen && (
             <Sash orientation="horizontal" value={panelHeight} min={120} max={Math.max(160, window.innerHeight - 200)} direction={-1} onChange={setPanelHeight} label="Resize panel" />
           )}
@@ -328,7 +461,13 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
                 <TerminalPanel ref={termRef} client={client} visible={panelOpen && panel === 'terminal'} />
               </div>
               <div id="panel-view-processes" role="tabpanel" aria-labelledby="panel-tab-processes" className="panel-view" hidden={panel !== 'processes'}>
-                <ProcessesPanel client={client} runCommand={workspace?.runCommand} onCountChange={setRunning} />
+                <ProcessesPanel
+                  client={client}
+                  runCommand={workspace?.runCommand}
+                  onCountChange={setRunning}
+                  ports={ports}
+                  portUrl={(port) => previewUrl(previewTemplate, workspace?.id ?? workspaceId, port)}
+                />
               </div>
               <div id="panel-view-ports" role="tabpanel" aria-labelledby="panel-tab-ports" className="panel-view" hidden={panel !== 'ports'}>
                 <PortsPanel workspaceId={workspace?.id ?? workspaceId} previewTemplate={previewTemplate} ports={ports} previewPort={previewPort} />
@@ -340,6 +479,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
 
       <StatusBar
         conn={conn}
+        stopped={halt?.kind === 'stopped'}
         workspaceStatus={wsStatus}
         editor={editor}
         runningProcesses={running}

@@ -32,6 +32,8 @@ export function connectionText(conn: ConnectionState, now: number): string {
 
 export function StatusBar(props: {
   conn: ConnectionState;
+  /** The workspace was stopped (or failed) and the IDE waits for a person to start it. */
+  stopped: boolean;
   workspaceStatus: string | null;
   editor: EditorModel;
   runningProcesses: number;
@@ -44,17 +46,20 @@ export function StatusBar(props: {
   const cursor = useSyncExternalStore(editor.subscribe, editor.getCursor);
   const { tabs } = useSyncExternalStore(editor.subscribe, editor.getTabs);
   const dirty = tabs.filter((t) => t.dirty).length;
-  const text = connectionText(conn, now);
-  const bad = conn.kind !== 'connected';
+  const text = props.stopped ? 'Workspace stopped' : connectionText(conn, now);
+  // Red only when something is wrong: a connection that is being made, or a workspace a
+  // person stopped, is a state, not an error.
+  const bad = !props.stopped && (conn.kind === 'reconnecting' || conn.kind === 'offline' || conn.kind === 'closed');
+  const neutral = props.stopped || conn.kind === 'connecting';
 
   return (
-    <footer className={`statusbar${bad ? ' degraded' : ''}`} data-testid="status-bar" aria-label="Status bar">
+    <footer className={`statusbar${bad ? ' degraded' : neutral ? ' neutral' : ''}`} data-testid="status-bar" aria-label="Status bar">
       <div className="status-left">
         <button
           type="button"
           className={`status-item conn ${conn.kind}`}
           data-testid="connection-status"
-          data-state={conn.kind}
+          data-state={props.stopped ? 'stopped' : conn.kind}
           onClick={props.onRetry}
           title={bad ? 'Click to reconnect now' : 'The workspace connection is live'}
           aria-live="polite"

@@ -1,5 +1,6 @@
 // Modal dialogs, questions with buttons, and toasts.
-import { useEffect, useRef, useSyncExternalStore } from 'react';
+import { useEffect, useRef, useState, useSyncExternalStore } from 'react';
+import { setTheme, themeChoice, type ThemeChoice } from './theme';
 import type { AskAction } from '../editor/model';
 
 // ---------- Dialog ----------
@@ -221,7 +222,36 @@ const PATHS: Record<string, string> = {
   sidebar: 'M2 3h12v10H2zM6 3v10',
   panel: 'M2 3h12v10H2zM2 9.5h12',
   logo: 'M12.5 5A5 5 0 1 0 12.5 11',
+  sun: 'M8 5a3 3 0 1 0 0 6a3 3 0 1 0 0-6zM8 1v1.5M8 13.5V15M1 8h1.5M13.5 8H15M3 3l1 1M12 12l1 1M3 13l1-1M12 4l1-1',
+  moon: 'M13 10A5.5 5.5 0 0 1 6 3a5.5 5.5 0 1 0 7 7z',
+  monitor: 'M2 3h12v8H2zM6 14h4M8 11v3',
+  reload: 'M13 3v3.5H9.5M13 6.5A5.5 5.5 0 1 0 13.5 10',
+  download: 'M8 2v8.5M4.5 7L8 10.5 11.5 7M2.5 13.5h11',
 };
+
+/** A button that cycles the theme: the OS setting, light, dark. */
+export function ThemeToggle() {
+  const [choice, setChoice] = useState<ThemeChoice>(themeChoice());
+  const next: Record<ThemeChoice, ThemeChoice> = { system: 'light', light: 'dark', dark: 'system' };
+  const label: Record<ThemeChoice, string> = { system: 'Theme: as the system', light: 'Theme: light', dark: 'Theme: dark' };
+  const icon: Record<ThemeChoice, string> = { system: 'monitor', light: 'sun', dark: 'moon' };
+  return (
+    <button
+      type="button"
+      className="icon-button"
+      data-testid="theme-toggle"
+      data-theme-choice={choice}
+      aria-label={`${label[choice]} (click for ${next[choice]})`}
+      title={`${label[choice]} (click for ${next[choice]})`}
+      onClick={() => {
+        setTheme(next[choice]);
+        setChoice(next[choice]);
+      }}
+    >
+      <Icon name={icon[choice]} />
+    </button>
+  );
+}
 
 export function Icon({ name, size = 16, className }: { name: string; size?: number; className?: string }) {
   return (

@@ -17,11 +17,29 @@ export function usePath(): string {
   return useSyncExternalStore(subscribe, () => location.pathname);
 }
 
+/** Asked before an in-app navigation; resolves false to stay. */
+type Guard = () => Promise<boolean> | boolean;
+let guard: Guard | null = null;
+
+/** Sets (or clears, with null) the question asked before leaving the current page in-app. */
+export function setNavigationGuard(g: Guard | null): void {
+  guard = g;
+}
+
 export function navigate(to: string, replace = false): void {
   if (to === location.pathname + location.search) return;
-  if (replace) history.replaceState(null, '', to);
-  else history.pushState(null, '', to);
-  window.dispatchEvent(new Event(EVENT));
+  const go = () => {
+    if (replace) history.replaceState(null, '', to);
+    else history.pushState(null, '', to);
+    window.dispatchEvent(new Event(EVENT));
+  };
+  if (!guard) {
+    go();
+    return;
+  }
+  void Promise.resolve(guard()).then((ok) => {
+    if (ok) go();
+  });
 }
 
 /** onClick for <a href>: navigate in-app unless a modifier asks for a new tab. */

@@ -1,4 +1,4 @@
-import { useEffect, useRef, useSyncExternalStore } from 'react';
+import { useEffect, useRef, useState, useSyncExternalStore } from 'react';
 import { Icon } from '../app/feedback';
 import type { EditorModel, TabInfo } from './model';
 
@@ -6,8 +6,84 @@ function isMac(): boolean {
   return /Mac|iPhone|iPad/.test(navigator.platform);
 }
 
+/** The REST URL of a workspace file (downloads as an attachment). */
+function fileUrl(workspaceId: string, path: string): string {
+  return `/api/workspaces/${encodeURIComponent(workspaceId)}/files/${path.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+/** Tabs of files with the same name also show their folder ("index.ts — src/api"). */
+function tabTitles(tabs: TabInfo[]): Map<string, string> {
+  const count = new Map<string, number>();
+  for (const t of tabs) count.set(t.title, (count.get(t.title) ?? 0) + 1);
+  return new Map(
+    tabs.map((t) => {
+      if ((count.get(t.title) ?? 0) < 2) return [t.path, ''];
+      const dir = t.path.slice(0, t.path.length - t.title.length).replace(/\/$/, '');
+      return [t.path, dir || '/'];
+    }),
+  );
+}
+
+/** The first bytes of a binary file as a hex dump: offset, 16 bytes, their ASCII. */
+function HexView({ editor, path }: { editor: EditorModel; path: string }) {
+  const [dump, setDump] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    let live = true;
+    editor
+      .readBytes(path)
+      .then((bytes) => {
+        if (!live) return;
+        const lines: string[] = [];
+        for (let off = 0; off < bytes.length; off += 16) {
+          const row = bytes.subarray(off, off + 16);
+          const hex = Array.from(row, (b) => b.toString(16).padStart(2, '0')).join(' ');
+          const ascii = Array.from(row, (b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '.')).join('');
+          lines.push(`${off.toString(16).padStart(8, '0')}  ${hex.padEnd(47)}  ${ascii}`);
+        }
+        setDump(lines.join('\n'));
+      })
+      .catch((e) => live && setError(e instanceof Error ? e.message : String(e)));
+    return () => {
+      live = false;
+    };
+  }, [editor, path]);
+  if (error) return <p className="error">Could not read it: {error}</p>;
+  return (
+    <pre className="hex-view" data-testid="hex-view" tabIndex={0} aria-label={`Bytes of ${path}`}>
+      {dump ?? 'Reading…'}
+    </pre>
+  );
+}
+
+/** What the editor shows for a file it does not open as text, with a way forward. */
+function NotText({ editor, workspaceId, tab }: { editor: EditorModel; workspaceId: string; tab: TabInfo }) {
+  const [hex, setHex] = useState(false);
+  const large = tab.kind === 'large';
+  return (
+    <div className="editor-placeholder not-text" data-testid="not-text">
+      <p>
+        <strong>{tab.title}</strong>{' '}
+        {large ? 'is too large to open in the editor.' : 'is a binary file (not UTF-8 text), so the editor does not open it.'}
+      </p>
+      <p className="not-text-actions">
+        <a className="button secondary small" href={fileUrl(workspaceId, tab.path)} download={tab.title} data-testid="download-file">
+          <Icon name="download" /> Download
+        </a>
+        {!large && !hex && (
+          <button type="button" className="button secondary small" onClick={() => setHex(true)} data-testid="show-hex">
+            Show bytes (hex)
+          </button>
+        )}
+      </p>
+      {hex && <HexView editor={editor} path={tab.path} />}
+    </div>
+  );
+}
+
 export function EditorPane({ editor, workspaceId, onQuickOpen }: { editor: EditorModel; workspaceId: string; onQuickOpen: () => void }) {
   const { tabs, active } = useSyncExternalStore(editor.subscribe, editor.getTabs);
+  const folders = tabTitles(tabs);
   const hostRef = useRef<HTMLDivElement>(null);
   const tabRefs = useRef(new Map<string, HTMLDivElement>());
   const activeTab = tabs.find((t) => t.path === active);
@@ -76,6 +152,7 @@ export function EditorPane({ editor, workspaceId, onQuickOpen }: { editor: Edito
                 onKeyDown={(e) => onTabKey(e, t)}
               >
                 <span className="tab-label">{t.title}</span>
+                {folders.get(t.path) && <span className="tab-folder">{folders.get(t.path)}</span>}
                 {t.saving && <span className="tab-saving" aria-label="saving" />}
                 <button
                   type="button"
@@ -134,13 +211,10 @@ export function EditorPane({ editor, workspaceId, onQuickOpen }: { editor: Edito
         )}
         {activeTab?.kind === 'image' && (
           <div className="editor-placeholder image">
-            <img
-              src={`/api/workspaces/${encodeURIComponent(workspaceId)}/files/${activeTab.path.split('/').map(encodeURIComponent).join('/')}`}
-              alt={activeTab.path}
-            />
+            <img src={fileUrl(workspaceId, activeTab.path)} alt={activeTab.path} />
           </div>
         )}
-        {activeTab?.kind === 'binary' && <div className="editor-placeholder">This file is binary or not UTF-8 text; it is not shown in the editor.</div>}
+        {(activeTab?.kind === 'binary' || activeTab?.kind === 'large') && <NotText key={activeTab.path} editor={editor} workspaceId={workspaceId} tab={activeTab} />}
         {!activeTab && (
           <div className="editor-welcome">
             <div className="welcome-mark" aria-hidden="true">

@@ -23,10 +23,13 @@ import { ApiError, type FileChangedMessage } from '../api/types';
 import { editorHighlighting, editorTheme } from './theme';
 import { fileKind, languageLabel, loadLanguage } from './languages';
 
+/** How a tab shows its file: in the editor, as an image, or as a file the editor does not open. */
+export type TabKind = 'text' | 'image' | 'binary' | 'large';
+
 export interface TabInfo {
   path: string;
   title: string;
-  kind: 'text' | 'image' | 'binary';
+  kind: TabKind;
   dirty: boolean;
   loading: boolean;
   saving: boolean;
@@ -56,7 +59,7 @@ export interface EditorHooks {
 
 interface Tab {
   path: string;
-  kind: 'text' | 'image' | 'binary';
+  kind: TabKind;
   state: EditorState | null;
   savedDoc: Text | null;
   version?: string;
@@ -145,8 +148,22 @@ function decodeContent(content: string, encoding: string): string {
   return new TextDecoder().decode(bytes);
 }
 
+/** What survives a reload or a crash of the page: open tabs and unsaved text. */
+interface SavedEditor {
+  tabs: string[];
+  active: string | null;
+  /** Unsaved text by path, with the version of the file it was based on. */
+  unsaved: Record<string, { text: string; version?: string }>;
+}
+
+/** Larger unsaved buffers are not kept in the browser's storage (a few MB per site). */
+const MAX_KEPT_CHARS = 2_000_000;
+
 export class EditorModel {
   private tabs: Tab[] = [];
+  private persistTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Unsaved text to put back into tabs as they load (from the last page). */
+  private pendingRestore = new Map<string, { text: string; version?: string }>();
   private activePath: string | null = null;
   private view: EditorView | null = null;
   private readonly base: Extension[];
@@ -172,6 +189,83 @@ export class EditorModel {
   private emit(): void {
     this.tabsSnap = { tabs: this.tabs.map(tabInfo), active: this.activePath };
     for (const l of this.listeners) l();
+    this.schedulePersist();
+  }
+
+  // ---- keeping tabs and unsaved text across reloads (per workspace, in this browser) ----
+  private get storageKey(): string {
+    return `cove.editor.${this.client.workspaceId}`;
+  }
+
+  private schedulePersist(): void {
+    if (this.persistTimer) return;
+    this.persistTimer = setTimeout(() => {
+      this.persistTimer = null;
+      this.persist();
+    }, 300);
+  }
+
+  /** Writes open tabs and unsaved text to the browser's storage now. */
+  persist(): void {
+    const cur = this.active();
+    if (cur && this.view && cur.state) cur.state = this.view.state;
+    const saved: SavedEditor = { tabs: this.tabs.map((t) => t.path), active: this.activePath, unsaved: {} };
+    for (const t of this.tabs) {
+      if (!t.dirty || !t.state || t.kind !== 'text') continue;
+      const text = t.state.doc.sliceString(0, t.state.doc.length, t.state.lineBreak);
+      if (text.length <= MAX_KEPT_CHARS) saved.unsaved[t.path] = { text, version: t.version };
+    }
+    // Restores still waiting for their tab to load are kept too.
+    for (const [path, kept] of this.pendingRestore) if (!(path in saved.unsaved)) saved.unsaved[path] = kept;
+    try {
+      if (saved.tabs.length === 0 && Object.keys(saved.unsaved).length === 0) localStorage.removeItem(this.storageKey);
+      else localStorage.setItem(this.storageKey, JSON.stringify(saved));
+    } catch {
+      // Storage full or disabled: the beforeunload question still protects the text.
+    }
+  }
+
+  /** Reopens the tabs of the last page of this workspace and puts back its unsaved text. */
+  async restore(): Promise<number> {
+    let saved: SavedEditor | null = null;
+    try {
+      saved = JSON.parse(localStorage.getItem(this.storageKey) ?? 'null');
+    } catch {
+      saved = null;
+    }
+    if (!saved || !Array.isArray(saved.tabs)) return 0;
+    for (const [path, kept] of Object.entries(saved.unsaved ?? {})) this.pendingRestore.set(path, kept);
+    const paths = [...new Set([...saved.tabs, ...this.pendingRestore.keys()])];
+    const restored = this.pendingRestore.size;
+    await Promise.all(paths.map((p) => this.open(p, false)));
+    if (saved.active && this.find(saved.active)) this.activate(saved.active);
+    return restored;
+  }
+
+  /** Puts unsaved text kept from an earlier page into a loaded tab. */
+  private applyRestore(tab: Tab, diskMissing: boolean): void {
+    const kept = this.pendingRestore.get(tab.path);
+    if (!kept) return;
+    this.pendingRestore.delete(tab.path);
+    if (!tab.state) {
+      // The file is gone (or unreadable): start from empty so the text can be saved again.
+      tab.kind = 'text';
+      tab.error = undefined;
+      tab.state = this.createState('', tab.language);
+      tab.savedDoc = null;
+      this.loadLanguageFor(tab);
+    }
+    const current = tab.state.doc.sliceString(0, tab.state.doc.length, tab.state.lineBreak);
+    const change = minimalChange(current, kept.text);
+    if (change) tab.state = tab.state.update({ changes: change }).state;
+    tab.dirty = !(tab.savedDoc && tab.state.doc.eq(tab.savedDoc));
+    tab.deleted = diskMissing;
+    // Saving over a file that changed since then asks first (the version no longer matches).
+    if (!diskMissing && kept.version !== undefined) {
+      tab.diskChanged = kept.version !== tab.version && tab.dirty;
+      tab.version = kept.version;
+    }
+    if (tab === this.active()) this.showActive();
   }
 
   private emitCursor(): void {
@@ -280,11 +374,11 @@ export class EditorModel {
   }
 
   // ---- tabs ----
-  async open(rawPath: string): Promise<void> {
+  async open(rawPath: string, activate = true): Promise<void> {
     const path = normPath(rawPath);
     const existing = this.find(path);
     if (existing) {
-      this.activate(path);
+      if (activate) this.activate(path);
       return;
     }
     const tab: Tab = {
@@ -302,10 +396,11 @@ export class EditorModel {
       language: new Compartment(),
       scrollTop: 0,
     };
-    // Insert after the active tab, like most editors.
-    const idx = this.tabs.findIndex((t) => t.path === this.activePath);
+    // Insert after the active tab, like most editors (restored tabs keep their order).
+    const idx = activate ? this.tabs.findIndex((t) => t.path === this.activePath) : -1;
     this.tabs.splice(idx < 0 ? this.tabs.length : idx + 1, 0, tab);
-    this.activate(path);
+    if (activate || this.activePath === null) this.activate(path);
+    else this.emit();
     if (tab.kind !== 'text') {
       tab.loading = false;
       this.emit();
@@ -323,6 +418,7 @@ export class EditorModel {
       tab.version = r.version;
       tab.loading = false;
       tab.error = undefined;
+      this.applyRestore(tab, false);
       if (tab === this.active()) this.showActive();
       this.loadLanguageFor(tab);
     } catch (e) {
@@ -330,9 +426,12 @@ export class EditorModel {
       if (e instanceof ApiError && e.code === 'bad_request' && /utf-?8/i.test(e.message)) {
         // Not text: show the binary placeholder rather than an error.
         tab.kind = 'binary';
+      } else if (e instanceof ApiError && e.code === 'too_large') {
+        tab.kind = 'large';
       } else {
         tab.error = e instanceof Error ? e.message : String(e);
       }
+      if (e instanceof ApiError && e.code === 'not_found') this.applyRestore(tab, true);
     }
     this.emit();
   }
@@ -384,6 +483,13 @@ export class EditorModel {
 
   dirtyCount(): number {
     return this.tabs.filter((t) => t.dirty).length;
+  }
+
+  /** Saves every tab with unsaved text; resolves true when all of them are on disk. */
+  async saveAll(): Promise<boolean> {
+    const dirty = this.tabs.filter((t) => t.dirty).map((t) => t.path);
+    const results = await Promise.all(dirty.map((p) => this.save(p)));
+    return results.every(Boolean);
   }
 
   /** Save a tab (default: the active one). Resolves true when it is on disk. */
@@ -498,6 +604,16 @@ export class EditorModel {
     tab.deleted = false;
     tab.error = undefined;
     this.emit();
+  }
+
+  /** The first bytes of a file (at most 64 KiB), for a hex view. */
+  async readBytes(path: string): Promise<Uint8Array> {
+    const r = await this.client.readFileBase64(path);
+    const bin = atob(r.content);
+    const n = Math.min(bin.length, 64 * 1024);
+    const bytes = new Uint8Array(n);
+    for (let i = 0; i < n; i++) bytes[i] = bin.charCodeAt(i);
+    return bytes;
   }
 
   reloadTab(path: string): void {

@@ -4,6 +4,7 @@ import type { TerminalInfo, WelcomeMessage } from '../api/types';
 import type { WorkspaceClient } from '../api/workspace';
 import { Icon } from '../app/feedback';
 import { TermSession, type TermStatus } from './session';
+import { THEME_EVENT } from '../app/theme';
 
 interface TermTab {
   id: string;
@@ -54,8 +55,15 @@ export const TerminalPanel = forwardRef<TerminalPanelHandle, { client: Workspace
         client
           .listTerminals()
           .then((list) => {
-            const prog = new Map(list.map((t) => [t.terminalId, programName(t.command)]));
-            setTabs((ts) => ts.map((t) => (prog.get(t.id) ? { ...t, label: `${t.n}: ${prog.get(t.id)}` } : t)));
+            // The program in the foreground now (vim while vim runs), else what it started with.
+            const prog = new Map(list.map((t) => [t.terminalId, t.foreground || programName(t.command)]));
+            setTabs((ts) =>
+              ts.map((t) => {
+                const name = prog.get(t.id);
+                const label = name ? `${t.n}: ${name}` : t.label;
+                return label === t.label ? t : { ...t, label };
+              }),
+            );
           })
           .catch(() => {
             /* keep the numbers */
@@ -70,6 +78,7 @@ export const TerminalPanel = forwardRef<TerminalPanelHandle, { client: Workspace
         const n = counter.current;
         const label = `${n}: ${programName(command) || 'shell'}`;
         const s = new TermSession(client.workspaceId, id, {
+          mayReconnect: () => client.mayReconnect(),
           onStatus: (status, detail) => {
             update(id, { status, detail });
             if (status === 'attached' && !command) refreshNames();
@@ -101,6 +110,17 @@ export const TerminalPanel = forwardRef<TerminalPanelHandle, { client: Workspace
       },
     }));
 
+    // The active terminal comes back after a reload (per workspace, in this browser).
+    const activeKey = `cove.terminal.${client.workspaceId}`;
+    useEffect(() => {
+      if (!active) return;
+      try {
+        localStorage.setItem(activeKey, active);
+      } catch {
+        /* storage disabled */
+      }
+    }, [active, activeKey]);
+
     // Find the workspace's terminals again on every (re)connection.
     useEffect(() => {
       const sync = (w: WelcomeMessage) => {
@@ -109,13 +129,20 @@ export const TerminalPanel = forwardRef<TerminalPanelHandle, { client: Workspace
         for (const s of sessions.current.values()) s.nudge();
         if (!initialized.current) {
           initialized.current = true;
+          let kept: string | null = null;
+          try {
+            kept = localStorage.getItem(activeKey);
+          } catch {
+            kept = null;
+          }
+          if (kept && list.some((t) => t.terminalId === kept)) setActive(kept);
           if (list.length === 0 && sessions.current.size === 0) newTerminal();
         }
       };
       const off = client.socket.onWelcome(sync);
       if (client.socket.welcome) sync(client.socket.welcome);
       return off;
-    }, [client, addSession, newTerminal]);
+    }, [client, addSession, newTerminal, activeKey]);
 
     useEffect(() => {
       const map = sessions.current;
@@ -129,6 +156,14 @@ export const TerminalPanel = forwardRef<TerminalPanelHandle, { client: Workspace
       onTabsChange?.(tabs.length);
     }, [tabs.length, onTabsChange]);
 
+    // Keep the names current while the terminals are on screen (a program starts or ends
+    // without any event): one small request every two seconds.
+    useEffect(() => {
+      if (!visible || tabs.length === 0) return;
+      const t = setInterval(refreshNames, 2000);
+      return () => clearInterval(t);
+    }, [visible, tabs.length, refreshNames]);
+
     // Fit when shown or when the active tab changes.
     useEffect(() => {
       if (visible && active) sessions.current.get(active)?.scheduleFit();
@@ -140,7 +175,13 @@ export const TerminalPanel = forwardRef<TerminalPanelHandle, { client: Workspace
         for (const s of sessions.current.values()) s.setTheme();
       };
       mq.addEventListener('change', on);
-      return () => mq.removeEventListener('change', on);
+      // A theme chosen in cove: the CSS variables change at once; read them after.
+      const onChoice = () => requestAnimationFrame(on);
+      window.addEventListener(THEME_EVENT, onChoice);
+      return () => {
+        mq.removeEventListener('change', on);
+        window.removeEventListener(THEME_EVENT, onChoice);
+      };
     }, []);
 
     const close = (id: string) => {

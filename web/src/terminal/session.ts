@@ -5,11 +5,13 @@ import { WebLinksAddon } from '@xterm/addon-web-links';
 import { Backoff } from '../api/backoff';
 import { wsUrl } from '../api/rest';
 
-export type TermStatus = 'connecting' | 'attached' | 'reconnecting' | 'exited';
+export type TermStatus = 'connecting' | 'attached' | 'reconnecting' | 'paused' | 'exited';
 
 export interface TermSessionEvents {
   onStatus?: (s: TermStatus, detail?: string) => void;
   onTitle?: (title: string) => void;
+  /** Asked before each reconnect: a reconnect would start a workspace someone stopped. */
+  mayReconnect?: () => Promise<boolean>;
 }
 
 const encoder = new TextEncoder();
@@ -272,12 +274,21 @@ export class TermSession {
   private scheduleReconnect(): void {
     if (this.disposed || this.exited) return;
     this.setStatus('reconnecting');
-    const delay = this.backoff.next();
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      this.connect();
-    }, delay);
+    const check = this.events.mayReconnect?.() ?? Promise.resolve(true);
+    void check.then((ok) => {
+      if (this.disposed || this.exited || this.ws) return;
+      if (!ok) {
+        // Waits for nudge() once the workspace runs again.
+        this.setStatus('paused');
+        return;
+      }
+      const delay = this.backoff.next();
+      if (this.retryTimer) clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        this.connect();
+      }, delay);
+    });
   }
 
   /** Reconnect immediately (after the control socket came back). */

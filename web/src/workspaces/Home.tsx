@@ -1,11 +1,12 @@
 import { useCallback, useEffect, useState } from 'react';
 import { api } from '../api/rest';
+import { watchWorkspaces } from '../api/events';
 import type { Workspace } from '../api/types';
-import { Icon, confirmDanger, notify } from '../app/feedback';
+import { Icon, ThemeToggle, confirmDanger, notify } from '../app/feedback';
 import { linkHandler, navigate } from '../app/router';
 import { NewProjectDialog } from './NewProjectDialog';
 
-function relativeTime(iso: string): string {
+export function relativeTime(iso: string): string {
   const t = Date.parse(iso);
   if (!Number.isFinite(t)) return iso;
   const s = Math.round((Date.now() - t) / 1000);
@@ -37,7 +38,10 @@ export function TopBar({ children }: { children?: React.ReactNode }) {
         </span>
         cove
       </a>
-      <div className="topbar-rest">{children}</div>
+      <div className="topbar-rest">
+        {children}
+        <ThemeToggle />
+      </div>
     </header>
   );
 }
@@ -59,12 +63,30 @@ export function Home() {
     }
   }, []);
 
+  // Live: every change (a stop from an IDE tab, a deletion in another window) arrives as an
+  // event; a slow poll covers a feed that could not be opened.
   useEffect(() => {
     void load();
+    const stop = watchWorkspaces({
+      changed: (w) =>
+        setItems((list) => {
+          if (!list) return list;
+          const i = list.findIndex((x) => x.id === w.id);
+          if (i < 0) return [w, ...list];
+          const next = [...list];
+          next[i] = w;
+          return next;
+        }),
+      deleted: (id) => setItems((list) => list && list.filter((x) => x.id !== id)),
+      resync: () => void load(),
+    });
     const t = setInterval(() => {
       if (document.visibilityState === 'visible') void load();
-    }, 5000);
-    return () => clearInterval(t);
+    }, 30_000);
+    return () => {
+      stop();
+      clearInterval(t);
+    };
   }, [load]);
 
   const act = async (w: Workspace, what: 'stop' | 'start' | 'delete') => {
@@ -153,7 +175,7 @@ export function Home() {
                   <tr key={w.id} data-testid={`workspace-${w.name}`}>
                     <td>
                       <a className="ws-name" href={href} onClick={linkHandler(href)}>
-                        <Icon name="folder" /> {w.name}
+                        <Icon name="folder" /> <span className="ws-name-text" title={w.name}>{w.name}</span>
                       </a>
                     </td>
                     <td className="muted">{w.template}</td>

@@ -23,7 +23,8 @@ export function usePorts(client: WorkspaceClient): PortInfo[] {
       s.onWelcome(load),
       s.on('port_opened', (m: ServerMessage) => {
         const e = m as unknown as PortEvent;
-        setPorts((ps) => (ps.some((p) => p.port === e.port) ? ps : [...ps, { port: e.port, address: e.address }].sort((a, b) => a.port - b.port)));
+        const port: PortInfo = { port: e.port, address: e.address, process: e.process, processId: e.processId, terminalId: e.terminalId };
+        setPorts((ps) => (ps.some((p) => p.port === e.port) ? ps : [...ps, port].sort((a, b) => a.port - b.port)));
       }),
       s.on('port_closed', (m: ServerMessage) => {
         const e = m as unknown as PortEvent;

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
-import type { ProcessExit, ProcessInfo, ProcessOutput, ProcessStarted, ServerMessage, WelcomeMessage } from '../api/types';
+import type { PortInfo, ProcessExit, ProcessInfo, ProcessOutput, ProcessStarted, ServerMessage, WelcomeMessage } from '../api/types';
 import type { WorkspaceClient } from '../api/workspace';
 import { Icon, notify } from '../app/feedback';
 
@@ -42,7 +42,20 @@ function appendChunk(p: Proc, stream: string, data: string): Proc {
   return { ...p, chunks, size };
 }
 
-export function ProcessesPanel({ client, runCommand, onCountChange }: { client: WorkspaceClient; runCommand?: string; onCountChange?: (running: number) => void }) {
+export function ProcessesPanel({
+  client,
+  runCommand,
+  onCountChange,
+  ports = [],
+  portUrl,
+}: {
+  client: WorkspaceClient;
+  runCommand?: string;
+  onCountChange?: (running: number) => void;
+  /** The workspace's listening ports: each process shows the ones it opened. */
+  ports?: PortInfo[];
+  portUrl?: (port: number) => string;
+}) {
   const [procs, setProcs] = useState<Proc[]>([]);
   const [selected, setSelected] = useState<string | null>(null);
   const [command, setCommand] = useState(runCommand ?? '');
@@ -239,6 +252,22 @@ export function ProcessesPanel({ client, runCommand, onCountChange }: { client: 
                 {sel.pid ? `pid ${sel.pid} · ` : ''}
                 {sel.running ? 'running' : sel.signal ? `stopped by ${signalName(sel.signal)}` : `exited with code ${sel.exitCode ?? '?'}`}
               </span>
+              {sel.running &&
+                ports
+                  .filter((p) => p.processId === sel.processId)
+                  .map((p) => (
+                    <a
+                      key={p.port}
+                      className="port-chip"
+                      href={portUrl?.(p.port)}
+                      target="_blank"
+                      rel="noopener"
+                      data-testid={`process-port-${p.port}`}
+                      title={`Open the preview of port ${p.port}`}
+                    >
+                      <span className="port-dot" aria-hidden="true" />:{p.port} <Icon name="external" size={12} />
+                    </a>
+                  ))}
             </div>
             <pre
               ref={outRef}
@@ -251,6 +280,14 @@ export function ProcessesPanel({ client, runCommand, onCountChange }: { client: 
                 stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 24;
               }}
             >
+              {sel.running && sel.chunks.length === 0 && (
+                <span className="muted" data-testid="process-no-output">
+                  Running, no output yet.
+                  {ports.some((p) => p.processId === sel.processId)
+                    ? ' It is listening (see above).'
+                    : ' Some programs hold their output until much later (Python prints at once with python3 -u).'}
+                </span>
+              )}
               {sel.chunks.map((c, i) => (
                 <span key={i} className={c.stream === 'stderr' ? 'stderr' : undefined}>
                   {c.data.replace(ANSI, '')}
