@@ -523,6 +523,252 @@ async function main() {
     await waitFor(async () => ((await page.locator('[data-testid="editor"] .cm-content').textContent()) ?? '').includes(marker), 10_000, 'the saved edit in the reopened file');
   });
 
+  // ---- What a new user trips over (issue 10) ----
+  const api = (p, init) => fetch(base + p, init);
+  const putFile = async (file, body) => {
+    const r = await api(`/api/workspaces/${workspaceId}/files/${file}`, { method: 'PUT', body });
+    if (!r.ok) throw new Error(`PUT ${file}: ${r.status} ${await r.text()}`);
+  };
+  page.on('dialog', (d) => (d.type() === 'beforeunload' ? d.accept() : d.dismiss()).catch(() => {}));
+
+  await step('a reload after vim types nothing into the shell (replayed queries get no answers)', async () => {
+    await page.getByTestId('panel-tab-terminal').click();
+    await page.getByTestId(`terminal-tab-${termId}`).click();
+    await typeInTerminal(page, 'vim -u NONE -N\n');
+    await waitFor(async () => {
+      const t = await page.evaluate((id) => window.__coveTerminals?.get(id)?.buffer.active.type, termId);
+      return t === 'alternate';
+    }, 15_000, 'vim on the alternate screen');
+    await page.waitForTimeout(500);
+    await typeInTerminal(page, ':q\n');
+    await waitFor(async () => (await page.evaluate((id) => window.__coveTerminals?.get(id)?.buffer.active.type, termId)) === 'normal', 10_000, 'vim to exit');
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor({ timeout: 30_000 });
+    await page.getByTestId('panel-tab-terminal').click();
+    await waitFor(async () => (await terminalText(page, termId)).includes('vim -u NONE'), 20_000, 'the replayed scrollback');
+    await page.waitForTimeout(1500);
+    await typeInTerminal(page, 'echo clean-$((6*7)); history 2 | head -1\n');
+    await waitFor(async () => /\nclean-42\s*\n/.test(await terminalText(page, termId)), 15_000, 'clean-42 on a line of its own');
+    const text = await terminalText(page, termId);
+    const after = text.slice(text.lastIndexOf('vim -u NONE'));
+    if (/rgb:|command not found|\d;\d+R|0c/.test(after.replace(/vim -u NONE -N/, ''))) throw new Error(`the shell received answers:\n${after.slice(-600)}`);
+    await page.screenshot({ path: path.join(shotsDir, 'terminal-after-vim-reload.png') });
+  }, 90_000);
+
+  await step('unsaved edits: in-app links ask first, and a reload brings them back with the open tabs and the active terminal', async () => {
+    const second = [...(await page.evaluate(() => [...(window.__coveTerminals?.keys() ?? [])]))].find((id) => id !== termId);
+    if (second) await page.getByTestId(`terminal-tab-${second}`).click();
+    const activeBefore = await activeTerminalId(page);
+    await page.getByTestId('tree-item-main.py').click();
+    const tab = page.getByTestId('editor-tab-main.py');
+    await tab.waitFor();
+    await page.locator('[data-testid="editor"] .cm-content').click();
+    await page.keyboard.press('Control+End');
+    await page.keyboard.type('\n# unsaved-survives');
+    await waitFor(async () => (await tab.getAttribute('data-dirty')) === 'true', 5000, 'a dirty tab');
+    await page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Workspaces' }).click();
+    await page.getByTestId('ask-dialog').waitFor();
+    await page.screenshot({ path: path.join(shotsDir, 'unsaved-leave.png') });
+    await page.getByTestId('ask-stay').click();
+    if (!/\/w\//.test(page.url())) throw new Error('"Stay" left the IDE');
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    await page.getByTestId('editor-tab-main.py').waitFor({ timeout: 20_000 });
+    await waitFor(async () => (await page.getByTestId('editor-tab-main.py').getAttribute('data-dirty')) === 'true', 15_000, 'the restored tab to be dirty');
+    await waitFor(async () => ((await editorText()) ?? '').includes('unsaved-survives'), 15_000, 'the unsaved text after a reload');
+    await page.getByTestId('panel-tab-terminal').click();
+    await waitFor(async () => (await activeTerminalId(page)) === activeBefore, 10_000, `the active terminal ${activeBefore} after the reload`);
+    await page.screenshot({ path: path.join(shotsDir, 'unsaved-restored.png') });
+    // Leaving anyway keeps them too; coming back shows them again.
+    await page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Workspaces' }).click();
+    await page.getByTestId('ask-leave').click();
+    await page.getByTestId('new-project').first().waitFor();
+    await page.goto(base + workspacePath, { waitUntil: 'domcontentloaded' });
+    await waitFor(async () => ((await editorText()) ?? '').includes('unsaved-survives'), 20_000, 'the unsaved text after leaving');
+    await page.locator('[data-testid="editor"] .cm-content').click();
+    await page.keyboard.press('Control+S');
+    await waitFor(async () => (await page.getByTestId('editor-tab-main.py').getAttribute('data-dirty')) === 'false', 15_000, 'saved');
+  }, 90_000);
+
+  await step('preview pane: an app with root-absolute URLs renders styled and fetches its own data', async () => {
+    await putFile('site/index.html', '<!doctype html><html><head><link rel="stylesheet" href="/style.css"></head><body><h1 id="h">Styled</h1><p id="d">loading</p><script src="/app.js"></script></body></html>');
+    await putFile('site/style.css', 'h1 { color: rgb(200, 30, 90); }');
+    await putFile('site/app.js', "fetch('/data.json').then((r) => r.json()).then((d) => { document.getElementById('d').textContent = d.msg; });");
+    await putFile('site/data.json', '{"msg": "own-data-ok"}');
+    await page.getByTestId('panel-tab-processes').click();
+    await page.getByTestId('process-command').fill('python3 -m http.server 8000 --bind 127.0.0.1 --directory site');
+    await page.getByTestId('process-run').click();
+    // Buffered output: the panel says it runs, and which port it opened.
+    await page.getByTestId('process-no-output').waitFor({ timeout: 10_000 });
+    await page.getByTestId('process-port-8000').waitFor({ timeout: 20_000 });
+    await page.screenshot({ path: path.join(shotsDir, 'process-no-output.png') });
+    await page.getByTestId('panel-tab-ports').click();
+    const row = page.getByTestId('port-8000');
+    await row.waitFor();
+    if (!/python3/.test((await row.textContent()) ?? '')) throw new Error(`the Process column is empty: ${await row.textContent()}`);
+    await page.getByTestId('open-preview').click();
+    await page.getByTestId('preview-pane').waitFor();
+    const frame = page.frameLocator('[data-testid="preview-frame"]');
+    await waitFor(async () => (await frame.locator('#d').textContent({ timeout: 2000 })) === 'own-data-ok', 20_000, 'the app to fetch /data.json');
+    const color = await frame.locator('#h').evaluate((el) => getComputedStyle(el).color);
+    if (color !== 'rgb(200, 30, 90)') throw new Error(`/style.css did not apply: color ${color}`);
+    await page.screenshot({ path: path.join(shotsDir, 'preview-pane.png') });
+    await page.getByTestId('preview-reload').click();
+    await waitFor(async () => (await frame.locator('#d').textContent({ timeout: 2000 })) === 'own-data-ok', 20_000, 'the reloaded preview');
+    await page.getByTestId('open-preview').click();
+    await page.getByTestId('preview-pane').waitFor({ state: 'detached' });
+    // A port nobody listens on: a page a person can read, not raw JSON.
+    const p2 = await context.newPage();
+    try {
+      const url = `http://8999-${workspaceId}.localhost:${new URL(base).port}/`;
+      const r = await p2.goto(url, { waitUntil: 'domcontentloaded' });
+      const body = (await p2.locator('body').textContent()) ?? '';
+      if (r.status() !== 502 || !/Nothing is listening on port 8999/.test(body)) throw new Error(`${url}: ${r.status()} ${body.slice(0, 200)}`);
+      await p2.screenshot({ path: path.join(shotsDir, 'preview-port-closed.png') });
+    } finally {
+      await p2.close();
+    }
+  }, 90_000);
+
+  await step('binary files offer a download and a hex view; same-named tabs show their folder', async () => {
+    const bytes = new Uint8Array(300);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7) & 0xff;
+    await putFile('data/blob.bin', bytes);
+    await putFile('a/index.js', 'export const a = 1;\n');
+    await putFile('b/index.js', 'export const b = 2;\n');
+    const openInTree = async (dir, file) => {
+      await page.getByTestId(`tree-item-${dir}`).waitFor({ timeout: 10_000 });
+      if (!(await page.getByTestId(`tree-item-${dir}/${file}`).isVisible())) await page.getByTestId(`tree-item-${dir}`).click();
+      await page.getByTestId(`tree-item-${dir}/${file}`).click();
+      await page.getByTestId(`editor-tab-${dir}/${file}`).waitFor();
+    };
+    await openInTree('data', 'blob.bin');
+    await page.getByTestId('not-text').waitFor();
+    const href = await page.getByTestId('download-file').getAttribute('href');
+    const got = new Uint8Array(await (await api(href)).arrayBuffer());
+    if (got.length !== 300 || got[1] !== 7) throw new Error(`the download is not the file (${got.length} bytes)`);
+    await page.getByTestId('show-hex').click();
+    await waitFor(async () => /00000000\s+00 07 0e 15/.test((await page.getByTestId('hex-view').textContent()) ?? ''), 10_000, 'the hex view');
+    await page.screenshot({ path: path.join(shotsDir, 'binary-file.png') });
+    await openInTree('a', 'index.js');
+    await openInTree('b', 'index.js');
+    for (const [f, dir] of [['a/index.js', 'a'], ['b/index.js', 'b']]) {
+      const text = (await page.getByTestId(`editor-tab-${f}`).textContent()) ?? '';
+      if (!text.includes(dir)) throw new Error(`the tab of ${f} does not show its folder: "${text}"`);
+    }
+    for (const f of ['data/blob.bin', 'a/index.js', 'b/index.js']) {
+      await page.getByTestId(`editor-tab-${f}`).hover();
+      await page.getByTestId(`editor-tab-${f}`).locator('.tab-close').click();
+    }
+  }, 60_000);
+
+  await step('terminal tabs name the program in the foreground (vim while vim runs)', async () => {
+    await page.getByTestId('panel-tab-terminal').click();
+    await page.getByTestId(`terminal-tab-${termId}`).click();
+    await typeInTerminal(page, 'vim -u NONE -N\n');
+    await waitFor(async () => /vim/.test((await page.getByTestId(`terminal-tab-${termId}`).textContent()) ?? ''), 15_000, 'the tab to read vim');
+    await page.screenshot({ path: path.join(shotsDir, 'terminal-tab-vim.png') });
+    await typeInTerminal(page, ':q\n');
+    await waitFor(async () => /bash/.test((await page.getByTestId(`terminal-tab-${termId}`).textContent()) ?? ''), 15_000, 'the tab to read bash again');
+  }, 45_000);
+
+  await step('a stop from elsewhere is shown at once and not undone; the home page follows live', async () => {
+    const home = await context.newPage();
+    try {
+      await home.goto(base + '/', { waitUntil: 'domcontentloaded' });
+      const row = home.getByTestId(`workspace-${name}`);
+      await row.waitFor();
+      // Stopped by a script (no click on this page): both pages learn it from the server.
+      const r = await api(`/api/workspaces/${workspaceId}/stop`, { method: 'POST' });
+      if (!r.ok) throw new Error(`stop: ${r.status}`);
+      await page.getByTestId('workspace-stopped').waitFor({ timeout: 10_000 });
+      const banner = (await page.getByTestId('workspace-stopped').textContent()) ?? '';
+      if (!/stopped by you/i.test(banner)) throw new Error(`the banner says: ${banner}`);
+      await waitFor(async () => (await row.getByTestId('workspace-state').textContent())?.trim() === 'stopped', 10_000, 'the home page to show stopped');
+      await page.waitForTimeout(3000);
+      const state = (await (await api(`/api/workspaces/${workspaceId}`)).json()).state;
+      if (state !== 'stopped') throw new Error(`the open IDE started it again (state ${state})`);
+      if ((await page.getByTestId('status-bar').getAttribute('class'))?.includes('degraded')) throw new Error('a stopped workspace shows a red status bar');
+      await page.screenshot({ path: path.join(shotsDir, 'ide-stopped.png') });
+      await home.screenshot({ path: path.join(shotsDir, 'home-live-stopped.png') });
+      await page.getByTestId('start-workspace').click();
+      await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor({ timeout: 60_000 });
+      await page.getByTestId('workspace-stopped').waitFor({ state: 'detached' });
+      await waitFor(async () => (await row.getByTestId('workspace-state').textContent())?.trim() === 'running', 10_000, 'the home page to show running');
+    } finally {
+      await home.close();
+    }
+  }, 120_000);
+
+  await step('a deleted workspace\'s open IDE says so at once', async () => {
+    const doomed = await (await api('/api/workspaces', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: `${name}-doomed`, template: 'blank' }) })).json();
+    createdNames.add(`${name}-doomed`);
+    const p2 = await context.newPage();
+    try {
+      await p2.goto(`${base}/w/${doomed.id}`, { waitUntil: 'domcontentloaded' });
+      await p2.locator('[data-testid="connection-status"][data-state="connected"]').waitFor({ timeout: 60_000 });
+      const t0 = Date.now();
+      await api(`/api/workspaces/${doomed.id}`, { method: 'DELETE' });
+      await p2.getByTestId('workspace-deleted').waitFor({ timeout: 10_000 });
+      log(`       (the IDE showed the deletion after ${Date.now() - t0} ms)`);
+      await p2.screenshot({ path: path.join(shotsDir, 'ide-deleted.png') });
+    } finally {
+      await p2.close();
+    }
+  }, 90_000);
+
+  await step('the theme follows a choice beside the OS setting', async () => {
+    const toggle = page.getByTestId('theme-toggle');
+    await toggle.click();
+    if ((await page.evaluate(() => document.documentElement.dataset.theme)) !== 'light') throw new Error('no light theme');
+    await toggle.click();
+    if ((await page.evaluate(() => document.documentElement.dataset.theme)) !== 'dark') throw new Error('no dark theme');
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    await page.screenshot({ path: path.join(shotsDir, 'ide-dark-chosen.png') });
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    if ((await page.evaluate(() => document.documentElement.dataset.theme)) !== 'dark') throw new Error('the choice did not last');
+    await page.getByTestId('theme-toggle').click();
+    if ((await page.evaluate(() => document.documentElement.dataset.theme)) !== undefined) throw new Error('back to the system setting failed');
+    log(`       (dark background: ${bg})`);
+  });
+
+  await step('long names and a phone-width screen keep every control on screen', async () => {
+    const long = `a-very-long-project-name-${'x'.repeat(30)}`.slice(0, 64);
+    const w = await (await api('/api/workspaces', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: long }) })).json();
+    createdNames.add(long);
+    await page.goto(base + '/', { waitUntil: 'domcontentloaded' });
+    const check = async (width, labels) => {
+      const row = page.getByTestId(`workspace-${long}`);
+      await row.waitFor();
+      for (const label of labels) {
+        const box = await row.getByRole('button', { name: label }).boundingBox();
+        if (!box || box.x + box.width > width + 1) throw new Error(`"${label}" is off-screen at ${width}px (${JSON.stringify(box)})`);
+      }
+      const icon = await row.getByRole('button', { name: `Delete ${long}` }).locator('svg').boundingBox();
+      if (!icon || icon.width < 10) throw new Error(`the delete button is cut at ${width}px`);
+    };
+    await check(VIEWPORT.width, [`Open ${long}`, `Start ${long}`, `Delete ${long}`]);
+    await page.screenshot({ path: path.join(shotsDir, 'home-long-name.png') });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForTimeout(200);
+    await check(390, [`Start ${long}`, `Delete ${long}`]);
+    await page.screenshot({ path: path.join(shotsDir, 'home-phone.png') });
+    await page.getByTestId(`workspace-${long}`).getByRole('button', { name: `Delete ${long}` }).click();
+    await page.getByTestId('ask-dialog').waitFor();
+    const dialog = await page.getByTestId('ask-dialog').boundingBox();
+    if (!dialog || dialog.x < 0 || dialog.x + dialog.width > 391) throw new Error(`the delete dialog overflows: ${JSON.stringify(dialog)}`);
+    await page.screenshot({ path: path.join(shotsDir, 'delete-dialog-phone.png') });
+    await page.getByTestId('ask-cancel').click().catch(() => page.keyboard.press('Escape'));
+    await page.goto(base + workspacePath, { waitUntil: 'domcontentloaded' });
+    await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor({ timeout: 30_000 });
+    for (const id of ['editor', 'status-bar']) {
+      const box = await page.getByTestId(id).first().boundingBox();
+      if (!box || box.width < 200 || box.x + box.width > 391) throw new Error(`${id} does not fit a phone: ${JSON.stringify(box)}`);
+    }
+    await page.screenshot({ path: path.join(shotsDir, 'ide-phone.png') });
+    await page.setViewportSize(VIEWPORT);
+    await api(`/api/workspaces/${w.id}`, { method: 'DELETE' });
+  }, 60_000);
+
   await step('screenshot of the IDE', async () => {
     await page.getByTestId('panel-tab-terminal').click();
     await page.waitForTimeout(300);

@@ -70,7 +70,9 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
   const [wsStatus, setWsStatus] = useState<string | null>(null);
   const [panel, setPanel] = useState<PanelTab>('terminal');
   const [panelOpen, setPanelOpen] = useState(true);
-  const [sidebarOpen, setSidebarOpen] = useState(true);
+  // On a phone the editor gets the width; the file tree opens over it when asked for.
+  const narrow = () => window.innerWidth <= 600;
+  const [sidebarOpen, setSidebarOpen] = useState(() => !narrow());
   const [sidebarWidth, setSidebarWidth] = useStoredNumber('cove.sidebarWidth', 240);
   const [panelHeight, setPanelHeight] = useStoredNumber('cove.panelHeight', 280);
   const [quickOpen, setQuickOpen] = useState(false);
@@ -79,8 +81,17 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
   const [previewWidth, setPreviewWidth] = useStoredNumber('cove.previewWidth', 480);
   const [running, setRunning] = useState(0);
   const termRef = useRef<TerminalPanelHandle>(null);
-  const ports = usePorts(client);
+  const knownPorts = usePorts(client);
   const { active: activePath } = useSyncExternalStore(editor.subscribe, editor.getTabs);
+  useEffect(() => {
+    if (activePath && narrow()) setSidebarOpen(false);
+  }, [activePath]);
+  useEffect(() => {
+    const mq = window.matchMedia('(max-width: 600px)');
+    const on = () => setSidebarOpen(!mq.matches);
+    mq.addEventListener('change', on);
+    return () => mq.removeEventListener('change', on);
+  }, []);
 
   useEffect(() => {
     let live = true;
@@ -327,6 +338,9 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
 
   const name = workspace?.name ?? workspaceId;
   const previewPort = workspace?.previewPort;
+  // A stopped workspace listens on nothing and runs nothing, whatever was last heard.
+  const ports = halt ? [] : knownPorts;
+  const runningNow = halt ? 0 : running;
   const previewOpen = previewPort ? ports.some((p) => p.port === previewPort) : false;
   const firstPort = previewOpen ? previewPort : ports[0]?.port;
 
@@ -435,7 +449,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
                     onClick={() => setPanel(p)}
                   >
                     {p === 'terminal' ? 'Terminal' : p === 'processes' ? 'Processes' : 'Ports'}
-                    {p === 'processes' && running > 0 && <span className="count-badge">{running}</span>}
+                    {p === 'processes' && runningNow > 0 && <span className="count-badge">{runningNow}</span>}
                     {p === 'ports' && ports.length > 0 && <span className="count-badge">{ports.length}</span>}
                   </button>
                 ))}
@@ -482,7 +496,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
         stopped={halt?.kind === 'stopped'}
         workspaceStatus={wsStatus}
         editor={editor}
-        runningProcesses={running}
+        runningProcesses={runningNow}
         ports={ports.length}
         onRetry={() => client.socket.retryNow()}
         onShowPanel={showPanel}

@@ -187,7 +187,7 @@ export function Home() {
                       {relativeTime(w.createdAt)}
                     </td>
                     <td className="ws-actions">
-                      <button type="button" className="button secondary small" onClick={() => navigate(href)} aria-label={`Open ${w.name}`}>
+                      <button type="button" className="button secondary small open-button" onClick={() => navigate(href)} aria-label={`Open ${w.name}`}>
                         Open
                       </button>
                       {running ? (
