@@ -1,4 +1,5 @@
-//! Wire types of cove's protocol (`PROTOCOL.md`), shared by the server, the runner and clients.
+//! Wire types of cove's protocol (`docs/PROTOCOL.md`), shared by the server, the runner and
+//! clients.
 //!
 //! Owns: the JSON shapes of the control socket (requests, replies, events), the raw terminal
 //! socket's control messages, the REST error body and the stable error codes.
@@ -27,7 +28,7 @@ pub struct ClientMessage {
     pub request_id: Option<String>,
 }
 
-/// Every request of PROTOCOL.md section 1, with its payload.
+/// Every request of docs/PROTOCOL.md section 1, with its payload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "payload", rename_all = "snake_case")]
 pub enum Request {
@@ -54,7 +55,7 @@ pub enum Request {
     Ping(Empty),
 }
 
-/// The request types this protocol version knows, in the order of PROTOCOL.md.
+/// The request types this protocol version knows, in the order of docs/PROTOCOL.md.
 pub const REQUEST_TYPES: &[&str] = &[
     "create_terminal",
     "attach_terminal",
@@ -322,7 +323,7 @@ impl ServerMessage {
     }
 }
 
-/// Replies and events of PROTOCOL.md section 1.
+/// Replies and events of docs/PROTOCOL.md section 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
@@ -588,7 +589,7 @@ pub struct Stats {
     pub disk_limit_bytes: Option<u64>,
 }
 
-/// Control messages on the raw terminal socket (PROTOCOL.md section 2), both directions.
+/// Control messages on the raw terminal socket (docs/PROTOCOL.md section 2), both directions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RawControl {

@@ -1,4 +1,4 @@
-//! The control socket (PROTOCOL.md section 1): one JSON message per text frame.
+//! The control socket (docs/PROTOCOL.md section 1): one JSON message per text frame.
 //!
 //! A session owns: a writer task that drains its outgoing queue into the socket, one
 //! forwarder task per terminal or process it hears, and the request tasks that wait for a

@@ -2,7 +2,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /ws` | control socket (PROTOCOL.md section 1) |
+//! | `GET /ws` | control socket (docs/PROTOCOL.md section 1) |
 //! | `GET /terminals/{id}/ws` | raw terminal socket (section 2); `format=text` for section 3 |
 //! | `GET/PUT/DELETE /files/{path}` | file bytes, as the REST routes of section 0 |
 //! | `/ports/{port}/...` | port preview: HTTP and WebSocket to `127.0.0.1:{port}` |

@@ -2,7 +2,7 @@
 //!
 //! Owns: PTY sessions and their scrollback, child processes and their logs, confined file
 //! access, the file watcher, the listening-port scanner, resource statistics, and the
-//! sockets of PROTOCOL.md sections 1, 2 and 6 that serve them.
+//! sockets of docs/PROTOCOL.md sections 1, 2 and 6 that serve them.
 //! Must not know: HTTP users or roles, other workspaces, which backend started this process,
 //! or the sandbox around it.
 //!

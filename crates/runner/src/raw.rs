@@ -1,4 +1,4 @@
-//! The raw terminal socket (PROTOCOL.md section 2) and its plain-text variant (section 3).
+//! The raw terminal socket (docs/PROTOCOL.md section 2) and its plain-text variant (section 3).
 //!
 //! Raw: binary frames carry the PTY's bytes exactly, both ways; text frames carry JSON
 //! control messages, the first being `attached` with the offset the bytes start at.

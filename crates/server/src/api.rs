@@ -1,4 +1,4 @@
-//! REST routes of PROTOCOL.md section 0 and the socket routes of sections 1 and 2.
+//! REST routes of docs/PROTOCOL.md section 0 and the socket routes of sections 1, 2 and 3.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};

@@ -1,4 +1,4 @@
-//! Health and metrics (PROTOCOL.md section 5).
+//! Health and metrics (docs/PROTOCOL.md section 5).
 
 use axum::extract::State;
 use axum::http::header;

@@ -27,7 +27,7 @@ use crate::error::ApiError;
 use crate::perimeter::{FromWorkspace, parse_port};
 use crate::{AppState, link};
 
-/// The session cookie's name (PROTOCOL.md section 0).
+/// The session cookie's name (docs/PROTOCOL.md section 7).
 pub const SESSION_COOKIE: &str = "cove_session";
 
 /// The sandbox of path-based previews: scripts, forms and popups work; the origin is opaque.

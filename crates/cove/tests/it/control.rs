@@ -1,4 +1,4 @@
-//! Every message of PROTOCOL.md section 1 over a real control socket.
+//! Every message of docs/PROTOCOL.md section 1 over a real control socket.
 
 use base64::Engine as _;
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! The raw terminal socket (PROTOCOL.md section 2): attach, replay, resume by offset, shared
+//! The raw terminal socket (docs/PROTOCOL.md section 2): attach, replay, resume by offset, shared
 //! terminals, resize, exit.
 
 use serde_json::json;
