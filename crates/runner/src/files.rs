@@ -304,6 +304,25 @@ impl Files {
         Ok(FileData { bytes, version })
     }
 
+    /// Opens a regular file to stream it whole, whatever its size (downloads): the file and
+    /// its length.
+    pub fn open_for_download(&self, raw: &str) -> Result<(std::fs::File, u64)> {
+        let path = WsPath::parse(raw)?;
+        let fd = self.open_beneath(
+            path.as_arg(),
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+            raw,
+        )?;
+        let stat = rustix::fs::fstat(&fd).map_err(|e| FileError::from_errno(e, raw))?;
+        if FileType::from_raw_mode(stat.st_mode as _) != FileType::RegularFile {
+            return Err(FileError::new(
+                ErrorCode::BadRequest,
+                format!("{raw}: not a regular file"),
+            ));
+        }
+        Ok((std::fs::File::from(fd), stat.st_size as u64))
+    }
+
     /// Whether the path is a directory (symlinks beneath the root are followed).
     pub fn is_dir(&self, raw: &str) -> Result<bool> {
         let path = WsPath::parse(raw)?;
@@ -626,8 +645,34 @@ fn remove_tree_contents(
 fn too_large(raw: &str, size: u64, limit: u64) -> FileError {
     FileError::new(
         ErrorCode::TooLarge,
-        format!("{raw} is {size} bytes; the limit is {limit} bytes"),
+        format!(
+            "{raw} is {}; files up to {} are read and written whole (download it instead)",
+            human_size(size),
+            human_size(limit)
+        ),
     )
+}
+
+/// `512 bytes`, `12.5 KiB`, `8 MiB`.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64;
+    let mut unit = "bytes";
+    for u in UNITS {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = u;
+    }
+    if value.fract() < 0.05 {
+        format!("{value:.0} {unit}")
+    } else {
+        format!("{value:.1} {unit}")
+    }
 }
 
 /// A name unlikely to collide, for temp files.

@@ -272,7 +272,11 @@ async fn get_file(
     }
     let name = path.rsplit('/').find(|c| !c.is_empty()).unwrap_or("file");
     let disposition = HeaderValue::from_str(&content_disposition(name));
-    let data = run_files(move || ws.files.read(&path)).await?;
+    let opened = {
+        let ws = ws.clone();
+        let path = path.clone();
+        run_files(move || ws.files.open_for_download(&path)).await?
+    };
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
@@ -291,6 +295,15 @@ async fn get_file(
     if let Ok(disposition) = disposition {
         headers.insert(header::CONTENT_DISPOSITION, disposition);
     }
+    let (file, size) = opened;
+    if size > ws.files.max_file_bytes() {
+        // Larger than the editor reads whole: streamed, never held in memory, no version.
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+        let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+        return Ok((headers, axum::body::Body::from_stream(stream)).into_response());
+    }
+    drop(file);
+    let data = run_files(move || ws.files.read(&path)).await?;
     if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", data.version)) {
         headers.insert(header::ETAG, etag);
     }
