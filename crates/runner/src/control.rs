@@ -99,6 +99,12 @@ pub async fn serve(ws: Arc<Workspace>, socket: WebSocket) {
                 m = rx.recv() => match m { Some(m) => m, None => break },
                 _ = ping.tick() => Message::Ping(Default::default()),
                 _ = shutdown.cancelled() => {
+                    // Said before the close, so that clients know it is a stop, not an outage.
+                    let stopping = ServerMessage::event(Event::Status(Status {
+                        state: StatusState::Stopping,
+                        message: "the workspace is stopping".into(),
+                    }));
+                    let _ = sink.send(Message::Text(stopping.encode().into())).await;
                     let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "the workspace is stopping".into() }))).await;
                     break;
                 }
@@ -681,7 +687,7 @@ impl Followed for Process {
 }
 
 /// Whether a read failed because the message is larger than the socket takes.
-fn is_too_large(error: axum::Error) -> bool {
+pub(crate) fn is_too_large(error: axum::Error) -> bool {
     use tokio_tungstenite::tungstenite::Error;
     error
         .into_inner()

@@ -57,6 +57,9 @@ pub async fn serve(
         Some(_) => reader.position(),
     };
     let answers = std::sync::Arc::new(std::sync::Mutex::new(AnswerFilter::default()));
+    // Set by the input half when a client message is too large: the output half, which
+    // owns the sending side, says so and closes with 1009.
+    let (too_large, mut refuse) = tokio::sync::oneshot::channel::<String>();
     if format == Format::Raw {
         let size = terminal.size();
         let attached = RawControl::Attached {
@@ -110,6 +113,14 @@ pub async fn serve(
                         None => break,
                     },
                     _ = ping.tick() => Message::Ping(Default::default()),
+                    Ok(why) = &mut refuse => {
+                        let _ = sink.send(refusal(ErrorCode::TooLarge, why)).await;
+                        let _ = sink.send(Message::Close(Some(CloseFrame { code: crate::control::TOO_BIG, reason: "message too large".into() }))).await;
+                        // Closing at once would reset the connection while the client still
+                        // sends the rest of its message, and it would never read why.
+                        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                        return;
+                    }
                     _ = shutdown.cancelled() => {
                         let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "the workspace is stopping".into() }))).await;
                         return;
@@ -144,7 +155,21 @@ pub async fn serve(
         }
     };
     let input = async {
-        while let Some(Ok(message)) = stream.next().await {
+        let mut too_large = Some(too_large);
+        while let Some(message) = stream.next().await {
+            let message = match message {
+                Ok(message) => message,
+                Err(e) => {
+                    if crate::control::is_too_large(e)
+                        && let Some(tell) = too_large.take()
+                    {
+                        let _ = tell.send("a message to a terminal is at most 1 MiB".into());
+                        // Wait for the output half to close the socket.
+                        std::future::pending::<()>().await;
+                    }
+                    break;
+                }
+            };
             match (message, format) {
                 (Message::Binary(bytes), _) => {
                     let bytes = answers.lock().unwrap().filter(&bytes).into_owned();

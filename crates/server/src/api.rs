@@ -314,6 +314,22 @@ pub async fn files(
         .unwrap_or("/files")
         .to_string();
     let (parts, body) = request.into_parts();
+    // Refused here, before a byte reaches the runner: a body the runner would refuse
+    // mid-upload ends as a reset connection the client cannot read.
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(length) = declared.filter(|l| *l > app.max_file_bytes) {
+        return Err(ApiError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "the file is {length} bytes; files up to {} bytes are written whole",
+                app.max_file_bytes
+            ),
+        ));
+    }
     let mut forwarded = hyper::Request::builder().method(parts.method).uri(tail);
     for name in [
         header::CONTENT_TYPE,

@@ -71,6 +71,8 @@ pub struct AppState {
     hosts: perimeter::Hosts,
     /// Whether cove serves TLS itself (origins are `https://`).
     tls: bool,
+    /// Largest file body accepted through the API.
+    max_file_bytes: u64,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -213,6 +215,7 @@ pub async fn serve(
         metrics: health::Metrics::default(),
         hosts: perimeter::Hosts::new(&config.allowed_hosts, config.preview_domain.as_deref()),
         tls: false,
+        max_file_bytes: config.max_file_bytes,
     });
     app.manager
         .reconcile()

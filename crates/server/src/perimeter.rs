@@ -302,11 +302,12 @@ fn harden(headers: &mut HeaderMap, frame_sources: &str) {
 /// Errors written by libraries (axum's rejections: 413, 415, a bad path) are plain text;
 /// clients of cove's API always get `{"error": {code, message}}`.
 async fn json_errors(response: Response) -> Response {
+    // Plain text, or nothing at all (axum's 405 has no body).
     let plain = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("text/plain"));
+        .is_none_or(|t| t.starts_with("text/plain"));
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) || !plain {
         return response;

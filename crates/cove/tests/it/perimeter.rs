@@ -324,6 +324,20 @@ async fn errors_are_json_and_names_are_plain() {
     .await;
     assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
     assert_eq!(error_code(&body), "too_large");
+    // Refused from its declared length, before the body is sent (curl's Expect: 100-continue).
+    let (status, body) = http(
+        s.port,
+        "PUT",
+        &format!("/api/workspaces/{id}/files/big2.bin"),
+        Some(&[7u8; 4096]),
+        &[("Expect", "100-continue")],
+    )
+    .await;
+    assert_eq!((status, error_code(&body).as_str()), (413, "too_large"));
+    // A method a route does not take: the JSON shape too (axum answers 405 with no body).
+    let (status, body) = http(s.port, "DELETE", "/api/templates", None, &[]).await;
+    assert_eq!(status, 405);
+    assert_eq!(error_code(&body), "bad_request");
     for bad in [
         ".",
         "..",
