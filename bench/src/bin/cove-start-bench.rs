@@ -85,8 +85,13 @@ impl Server {
     async fn http(&self, method: &str, path: &str, body: &str) -> anyhow::Result<(u16, String)> {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
         stream.set_nodelay(true)?;
+        let content_type = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/json\r\n"
+        };
         let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
             body.len()
         );
         stream.write_all(request.as_bytes()).await?;
