@@ -1,17 +1,23 @@
-//! Where workspaces run: the [`Backend`] trait and its local implementation.
+//! Where workspaces run: the [`Backend`] trait and the types it speaks in. Implementations
+//! live in their own crates (`backend-local` on this machine; Kubernetes later).
 //!
-//! Owns: a workspace's storage (a directory locally, a volume on Kubernetes), starting its
-//! runner, stopping it, finding it again after the server restarts.
-//! Must not know: users, HTTP routes, the wire protocol, what happens inside a workspace.
+//! Owns: the contract between the server and whatever runs workspaces: provisioning storage,
+//! starting, stopping and finding runners, and how to reach one ([`RunnerAddr`]).
+//! Must not know: any implementation (sandbox, processes, pods), users, HTTP routes, the
+//! wire protocol, what happens inside a workspace.
 //!
 //! The server reaches a runner only through the [`RunnerAddr`] a backend hands out; that is
-//! what lets a local process and a Kubernetes pod be one code path.
+//! what lets a local process and a Kubernetes pod be one code path. `FakeBackend` (feature
+//! `fake`) stands in for a real one in tests of the server.
 
-mod local;
+#[cfg(feature = "fake")]
+mod fake;
 
-pub use local::{
-    LocalBackend, LocalConfig, RunnerLimits, SandboxSettings, SharedBackend, workspace_uid,
-};
+#[cfg(feature = "fake")]
+pub use fake::FakeBackend;
+
+/// Shared handle, as the server holds it.
+pub type SharedBackend = std::sync::Arc<dyn Backend>;
 
 /// Smallest limits a workspace may ask for: below these a shell does not start.
 pub const MIN_MEMORY_BYTES: u64 = 16 * 1024 * 1024;
@@ -160,6 +166,14 @@ pub enum BackendError {
     AlreadyExists(String),
     #[error("the runner of workspace {id} did not start: {reason}")]
     StartFailed { id: String, reason: String },
+    #[error("the runner of workspace {id} did not stop: {reason}")]
+    StopFailed { id: String, reason: String },
+    /// The workspace's storage (its disk image, its mount) could not be made or used.
+    #[error("{0}")]
+    Storage(String),
+    /// Work handed to a blocking thread did not finish (the thread panicked).
+    #[error("{0} did not finish")]
+    Interrupted(&'static str),
     #[error("invalid template file path {0:?}")]
     BadSeedPath(String),
     /// A workspace asked for limits this backend cannot give; the message is for the client.
@@ -173,19 +187,9 @@ pub enum BackendError {
     },
 }
 
-impl BackendError {
-    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackendError {
-        let context = context.into();
-        move |source| BackendError::Io { context, source }
-    }
-}
-
 /// Starts, stops and finds the runners of workspaces. Every method is idempotent: starting a
 /// running workspace returns its address, stopping a stopped one succeeds.
 pub trait Backend: Send + Sync + std::fmt::Debug {
-    /// A short name for logs and `--help`: `local`, `kubernetes`.
-    fn name(&self) -> &'static str;
-
     /// Refuses limits outside what this backend can give ([`BackendError::BadLimits`]).
     fn check_limits(&self, limits: &WorkspaceLimits) -> Result<(), BackendError>;
 

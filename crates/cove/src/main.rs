@@ -333,7 +333,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     false
                 }
             };
-            Some(cove_backend::SandboxSettings {
+            Some(cove_backend_local::SandboxSettings {
                 limits: cove_sandbox::Limits {
                     memory_bytes: mib(args.memory_limit_mib, "--memory-limit-mib")?,
                     cpu_millis: (args.cpu_limit * 1000.0).round() as u64,
@@ -354,11 +354,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None
         }
     };
-    let backend = cove_backend::LocalBackend::new(cove_backend::LocalConfig {
+    let backend = cove_backend_local::LocalBackend::new(cove_backend_local::LocalConfig {
         data_dir: data_dir.clone(),
         runner_exe: std::env::current_exe()
             .context("cannot find the cove binary to start runners")?,
-        limits: cove_backend::RunnerLimits {
+        limits: cove_backend_local::RunnerLimits {
             scrollback_bytes: args.scrollback,
             max_file_bytes: args.max_file_size,
             max_terminals: args.max_terminals,

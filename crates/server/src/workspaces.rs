@@ -401,38 +401,4 @@ impl Manager {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::validate_name;
-
-    #[test]
-    fn names_are_plain_and_readable() {
-        for good in [
-            "demo",
-            "My project 2",
-            "py-demo",
-            "a.b_c",
-            "x",
-            &"n".repeat(64),
-        ] {
-            assert_eq!(validate_name(good).unwrap(), good.trim(), "{good:?}");
-        }
-        assert_eq!(validate_name("  padded  ").unwrap(), "padded");
-        for bad in [
-            "",
-            ".",
-            "..",
-            "-lead",
-            "trail.",
-            "a\u{200b}",
-            "\u{202e}evil",
-            "caf\u{e9}",
-            "a/b",
-            "a%2f",
-            "tab\there",
-            &"n".repeat(65),
-            "0123456789abcdef0123456789abcdef",
-        ] {
-            assert!(validate_name(bad).is_err(), "{bad:?} must be refused");
-        }
-    }
-}
+mod tests;

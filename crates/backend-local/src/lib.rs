@@ -1,5 +1,11 @@
-//! The local backend: each workspace is a directory under the data dir, and its runner is a
-//! detached `cove runner` process listening on a Unix socket beside it.
+//! The local backend: each workspace is a directory (or a disk image) under the data dir,
+//! and its runner is a detached `cove runner` process, sandboxed, listening on a Unix socket
+//! the server binds for it.
+//!
+//! Owns: a workspace's storage on this machine (directory or ext4 image, made from its
+//! template at provision), starting its runner through `cove sandbox-init` (or unconfined),
+//! stopping it, finding it again after the server restarts, the runner's log file.
+//! Must not know: HTTP, users, the wire protocol, what happens inside a workspace.
 //!
 //! Layout under the data dir:
 //! - `workspaces/<id>/`: the workspace's files; when sandboxed with a storage limit, the mount
@@ -14,14 +20,19 @@
 //! server finds them through their pid files and sockets.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::task::TaskTracker;
 
-use crate::{
+use cove_backend::{
     Backend, BackendError, BoxFuture, MAX_DISK_BYTES, MIN_CPU_MILLIS, MIN_DISK_BYTES,
-    MIN_MEMORY_BYTES, MIN_PIDS, RunnerAddr, RunnerState, SeedFile, WorkspaceLimits,
+    MIN_MEMORY_BYTES, MIN_PIDS, RunnerAddr, RunnerPeer, RunnerState, SeedFile, WorkspaceLimits,
 };
+
+/// `BackendError::Io` with a context, for `map_err`.
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackendError {
+    let context = context.into();
+    move |source| BackendError::Io { context, source }
+}
 
 /// Limits handed to every runner this backend starts.
 #[derive(Debug, Clone)]
@@ -91,15 +102,12 @@ impl LocalBackend {
         use std::os::unix::fs::PermissionsExt;
         for dir in ["workspaces", "run", "logs"] {
             let path = config.data_dir.join(dir);
-            std::fs::create_dir_all(&path).map_err(BackendError::io(format!(
-                "cannot create {}",
-                path.display()
-            )))?;
+            std::fs::create_dir_all(&path)
+                .map_err(io(format!("cannot create {}", path.display())))?;
         }
         let run = config.data_dir.join("run");
-        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).map_err(
-            BackendError::io(format!("cannot restrict {}", run.display())),
-        )?;
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700))
+            .map_err(io(format!("cannot restrict {}", run.display())))?;
         let probe = run.join(format!("{}.sock", "0".repeat(32)));
         if probe.as_os_str().len() > MAX_SOCKET_PATH {
             return Err(BackendError::Io {
@@ -151,13 +159,9 @@ impl LocalBackend {
             Ok(())
         })
         .await
-        .map_err(|e| BackendError::Io {
-            context: "mount failed".into(),
-            source: std::io::Error::other(e),
-        })?
-        .map_err(|e: cove_sandbox::SandboxError| BackendError::Io {
-            context: format!("cannot mount the workspace's disk: {e}"),
-            source: std::io::Error::other("mount"),
+        .map_err(|_| BackendError::Interrupted("mounting the workspace's disk"))?
+        .map_err(|e: cove_sandbox::SandboxError| {
+            BackendError::Storage(format!("cannot mount the workspace's disk: {e}"))
         })
     }
 
@@ -183,13 +187,13 @@ impl LocalBackend {
     }
 
     /// Who answers a workspace's socket when its runner is the process `started_by`.
-    fn peer(&self, id: &str, started_by: u32) -> crate::RunnerPeer {
+    fn peer(&self, id: &str, started_by: u32) -> RunnerPeer {
         let uid = match self.config.sandbox {
             Some(_) => workspace_uid(id),
             // SAFETY: geteuid has no preconditions.
             None => unsafe { libc::geteuid() },
         };
-        crate::RunnerPeer { uid, started_by }
+        RunnerPeer { uid, started_by }
     }
 
     fn addr(&self, id: &str, started_by: u32) -> RunnerAddr {
@@ -207,10 +211,9 @@ impl LocalBackend {
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(BackendError::io("cannot remove an old runner socket")(e)),
+            Err(e) => return Err(io("cannot remove an old runner socket")(e)),
         }
-        let rustix_err =
-            |context: &'static str| move |e: rustix::io::Errno| BackendError::io(context)(e.into());
+        let rustix_err = |context: &'static str| move |e: rustix::io::Errno| io(context)(e.into());
         let socket = rustix::net::socket_with(
             rustix::net::AddressFamily::UNIX,
             rustix::net::SocketType::STREAM,
@@ -222,7 +225,7 @@ impl LocalBackend {
             .map_err(rustix_err("bad runner socket path"))?;
         rustix::net::bind(&socket, &addr).map_err(rustix_err("cannot bind the runner's socket"))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .map_err(BackendError::io("cannot restrict the runner's socket"))?;
+            .map_err(io("cannot restrict the runner's socket"))?;
         Ok(socket)
     }
 
@@ -254,7 +257,7 @@ impl LocalBackend {
         let socket = self.socket(id);
         let peer = self.peer(id, pid);
         loop {
-            match crate::connect_unix(&socket, &peer).await {
+            match cove_backend::connect_unix(&socket, &peer).await {
                 Ok(_) => return Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                     return Err(BackendError::StartFailed {
@@ -314,7 +317,7 @@ impl LocalBackend {
             .create(true)
             .append(true)
             .open(self.log_file(id))
-            .map_err(BackendError::io("cannot open the runner log"))?;
+            .map_err(io("cannot open the runner log"))?;
         let socket = self.bind_socket(id)?;
         let socket_fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
         let limits = &self.config.limits;
@@ -336,7 +339,7 @@ impl LocalBackend {
                 own(&root, uid, gid).await?;
                 let root_dir = self.config.data_dir.join("run").join(format!("{id}.root"));
                 std::fs::create_dir_all(&root_dir)
-                    .map_err(BackendError::io("cannot create the sandbox's root"))?;
+                    .map_err(io("cannot create the sandbox's root"))?;
                 // A sandbox that crashed may have left its groups behind.
                 let name = id.to_string();
                 let _ =
@@ -447,7 +450,7 @@ impl LocalBackend {
         let mut child = tokio::process::Command::from(command)
             .kill_on_drop(false)
             .spawn()
-            .map_err(BackendError::io(format!(
+            .map_err(io(format!(
                 "cannot run {}",
                 self.config.runner_exe.display()
             )))?;
@@ -455,7 +458,7 @@ impl LocalBackend {
         drop(socket);
         let pid = child.id().unwrap_or(0);
         std::fs::write(self.pid_file(id), pid.to_string())
-            .map_err(BackendError::io("cannot write the pid file"))?;
+            .map_err(io("cannot write the pid file"))?;
         self.reapers.spawn(async move {
             let _ = child.wait().await;
         });
@@ -491,10 +494,6 @@ impl LocalBackend {
 }
 
 impl Backend for LocalBackend {
-    fn name(&self) -> &'static str {
-        "local"
-    }
-
     fn check_limits(&self, limits: &WorkspaceLimits) -> Result<(), BackendError> {
         const MIB: u64 = 1024 * 1024;
         let sandbox = self.config.sandbox.as_ref();
@@ -577,10 +576,7 @@ impl Backend for LocalBackend {
             } else {
                 tokio::task::spawn_blocking(move || write_seed(&root, &files)).await
             };
-            result.map_err(|e| BackendError::Io {
-                context: "provisioning failed".into(),
-                source: std::io::Error::other(e),
-            })?
+            result.map_err(|_| BackendError::Interrupted("making the workspace's files"))?
         })
     }
 
@@ -612,8 +608,8 @@ impl Backend for LocalBackend {
         Box::pin(async move {
             let run = self.config.data_dir.join("run");
             let mut ids = Vec::new();
-            let entries = std::fs::read_dir(&run)
-                .map_err(BackendError::io(format!("cannot list {}", run.display())))?;
+            let entries =
+                std::fs::read_dir(&run).map_err(io(format!("cannot list {}", run.display())))?;
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if let Some(id) = name.strip_suffix(".pid")
@@ -633,11 +629,8 @@ impl Backend for LocalBackend {
             if root.exists() {
                 tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&root))
                     .await
-                    .map_err(|e| BackendError::Io {
-                        context: "delete failed".into(),
-                        source: std::io::Error::other(e),
-                    })?
-                    .map_err(BackendError::io("cannot delete the workspace's files"))?;
+                    .map_err(|_| BackendError::Interrupted("deleting the workspace's files"))?
+                    .map_err(io("cannot delete the workspace's files"))?;
             }
             let _ = std::fs::remove_file(self.image(id));
             // A sandbox that was killed could not remove its cgroups.
@@ -675,21 +668,15 @@ pub fn workspace_uid(id: &str) -> u32 {
 /// Gives a tree to the workspace's uid (once: a tree already owned by it is left alone).
 async fn own(path: &Path, uid: u32, gid: u32) -> Result<(), BackendError> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path)
-        .map_err(BackendError::io(format!("cannot stat {}", path.display())))?;
+    let meta = std::fs::metadata(path).map_err(io(format!("cannot stat {}", path.display())))?;
     if meta.uid() == uid && meta.gid() == gid {
         return Ok(());
     }
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || chown_tree(&path, uid, gid))
         .await
-        .map_err(|e| BackendError::Io {
-            context: "chown failed".into(),
-            source: std::io::Error::other(e),
-        })?
-        .map_err(BackendError::io(
-            "cannot give the workspace's files to its user",
-        ))
+        .map_err(|_| BackendError::Interrupted("giving the files to the workspace's user"))?
+        .map_err(io("cannot give the workspace's files to its user"))
 }
 
 fn chown_tree(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
@@ -715,23 +702,16 @@ fn provision_image(
     let _ = std::fs::remove_dir_all(&staging);
     let made = write_seed(&staging, files)
         .and_then(|()| {
-            chown_tree(&staging, uid, uid).map_err(BackendError::io(
-                "cannot give the template's files to the workspace",
-            ))
+            chown_tree(&staging, uid, uid)
+                .map_err(io("cannot give the template's files to the workspace"))
         })
         .and_then(|()| {
             cove_sandbox::disk::create_image(image, limit, &staging, uid, uid).map_err(|e| {
-                BackendError::Io {
-                    context: format!("cannot create the workspace's disk: {e}"),
-                    source: std::io::Error::other("mke2fs"),
-                }
+                BackendError::Storage(format!("cannot create the workspace's disk: {e}"))
             })
         })
         .and_then(|()| {
-            std::fs::create_dir(root).map_err(BackendError::io(format!(
-                "cannot create {}",
-                root.display()
-            )))
+            std::fs::create_dir(root).map_err(io(format!("cannot create {}", root.display())))
         });
     let _ = std::fs::remove_dir_all(&staging);
     if made.is_err() {
@@ -742,21 +722,16 @@ fn provision_image(
 
 fn write_seed(root: &Path, files: &[SeedFile]) -> Result<(), BackendError> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(root).map_err(BackendError::io(format!(
-        "cannot create {}",
-        root.display()
-    )))?;
+    std::fs::create_dir_all(root).map_err(io(format!("cannot create {}", root.display())))?;
     for file in files {
         let path = root.join(&file.path);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(BackendError::io("cannot create a template directory"))?;
+            std::fs::create_dir_all(parent).map_err(io("cannot create a template directory"))?;
         }
-        std::fs::write(&path, &file.contents)
-            .map_err(BackendError::io("cannot write a template file"))?;
+        std::fs::write(&path, &file.contents).map_err(io("cannot write a template file"))?;
         if file.executable {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-                .map_err(BackendError::io("cannot mark a template file executable"))?;
+                .map_err(io("cannot mark a template file executable"))?;
         }
     }
     Ok(())
@@ -801,9 +776,6 @@ fn tail(path: &Path, max: usize) -> String {
     let start = text.len().saturating_sub(max);
     String::from_utf8_lossy(&text[start..]).trim().to_string()
 }
-
-/// Shared handle, as the server holds it.
-pub type SharedBackend = Arc<dyn Backend>;
 
 #[cfg(test)]
 mod tests {

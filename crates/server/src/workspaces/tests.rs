@@ -1,0 +1,160 @@
+//! The workspace lifecycle over a fake backend: no root, no sandbox, no runner.
+
+use super::*;
+use cove_backend::FakeBackend;
+
+async fn manager() -> (Manager, Arc<FakeBackend>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).await.unwrap();
+    let backend = Arc::new(FakeBackend::new());
+    (Manager::new(db, backend.clone()), backend, dir)
+}
+
+async fn state(m: &Manager, id: &str) -> (String, Option<String>) {
+    let view = m.view(m.find("admin", id).await.unwrap()).await;
+    (view.state, view.state_reason)
+}
+
+#[tokio::test]
+async fn create_start_stop_delete() {
+    let (m, backend, _dir) = manager().await;
+    let mut events = m.events();
+    let view = m
+        .create("admin", "demo", Some("python"), LimitsRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(view.state, "stopped");
+    assert!(backend.has_storage(&view.id), "files are made at creation");
+    assert!(matches!(events.try_recv(), Ok(WorkspaceEvent::Changed(v)) if v.id == view.id));
+    // Names are unique whatever their case; an unknown template is refused, nothing made.
+    assert!(
+        m.create("admin", "DEMO", None, LimitsRequest::default())
+            .await
+            .is_err()
+    );
+    assert!(
+        m.create("admin", "x", Some("cobol"), LimitsRequest::default())
+            .await
+            .is_err()
+    );
+    assert_eq!(backend.calls().len(), 1, "{:?}", backend.calls());
+
+    let row = m.find("admin", "demo").await.unwrap();
+    m.ensure_running(&row).await.unwrap();
+    assert_eq!(state(&m, "demo").await.0, "running");
+    // A second start finds it running and starts nothing.
+    m.ensure_running(&row).await.unwrap();
+    assert_eq!(
+        backend
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("start"))
+            .count(),
+        1
+    );
+    m.stop(&row, "alice").await.unwrap();
+    let view = m.view(m.find("admin", "demo").await.unwrap()).await;
+    assert_eq!(view.state, "stopped");
+    assert_eq!(view.stopped_by.as_deref(), Some("alice"));
+    assert_eq!(view.state_reason.as_deref(), Some("stopped by alice"));
+
+    m.delete(&row).await.unwrap();
+    assert!(m.find("admin", "demo").await.is_err());
+    assert!(!backend.has_storage(&view.id));
+    let mut deleted = false;
+    while let Ok(event) = events.try_recv() {
+        deleted |= matches!(event, WorkspaceEvent::Deleted { ref id, .. } if *id == view.id);
+    }
+    assert!(deleted, "a deletion is announced");
+}
+
+#[tokio::test]
+async fn a_failed_start_or_stop_is_an_error_with_its_reason() {
+    let (m, backend, _dir) = manager().await;
+    m.create("admin", "w", None, LimitsRequest::default())
+        .await
+        .unwrap();
+    let row = m.find("admin", "w").await.unwrap();
+    backend.fail_starts(true);
+    let refused = m.ensure_running(&row).await.unwrap_err();
+    assert_eq!(refused.reply.code, cove_protocol::ErrorCode::Unavailable);
+    let (st, reason) = state(&m, "w").await;
+    assert_eq!(st, "error");
+    assert!(reason.unwrap().contains("could not start"));
+    // A later start may succeed.
+    backend.fail_starts(false);
+    m.ensure_running(&row).await.unwrap();
+    assert_eq!(state(&m, "w").await.0, "running");
+    // A stop that fails does not leave the workspace "stopping" for good.
+    backend.fail_stops(true);
+    assert!(m.stop(&row, "admin").await.is_err());
+    let (st, reason) = state(&m, "w").await;
+    assert_eq!(st, "error");
+    assert!(reason.unwrap().contains("could not be stopped"));
+    backend.fail_stops(false);
+    m.stop(&row, "admin").await.unwrap();
+    assert_eq!(state(&m, "w").await.0, "stopped");
+}
+
+#[tokio::test]
+async fn a_runner_that_died_is_noticed_and_a_restart_reconciles() {
+    let (m, backend, _dir) = manager().await;
+    for name in ["a", "b", "c"] {
+        m.create("admin", name, None, LimitsRequest::default())
+            .await
+            .unwrap();
+    }
+    let a = m.find("admin", "a").await.unwrap();
+    let b = m.find("admin", "b").await.unwrap();
+    m.ensure_running(&a).await.unwrap();
+    m.ensure_running(&b).await.unwrap();
+    // a's runner dies (OOM, killed): the next look says so, with why.
+    backend.set_running(&a.id, false);
+    let (st, reason) = state(&m, "a").await;
+    assert_eq!(st, "stopped");
+    assert!(reason.unwrap().contains("runner exited"));
+    // The server restarts: b's runner survived, c's was found running (started by an
+    // earlier server), a's is gone.
+    backend.set_running(&m.find("admin", "c").await.unwrap().id, true);
+    m.reconcile().await.unwrap();
+    assert_eq!(state(&m, "a").await.0, "stopped");
+    assert_eq!(state(&m, "b").await.0, "running");
+    assert_eq!(state(&m, "c").await.0, "running");
+    backend.set_running(&b.id, false);
+    m.reconcile().await.unwrap();
+    let (st, reason) = state(&m, "b").await;
+    assert_eq!(st, "stopped");
+    assert!(reason.unwrap().contains("while the server was down"));
+}
+
+#[test]
+fn names_are_plain_and_readable() {
+    for good in [
+        "demo",
+        "My project 2",
+        "py-demo",
+        "a.b_c",
+        "x",
+        &"n".repeat(64),
+    ] {
+        assert_eq!(validate_name(good).unwrap(), good.trim(), "{good:?}");
+    }
+    assert_eq!(validate_name("  padded  ").unwrap(), "padded");
+    for bad in [
+        "",
+        ".",
+        "..",
+        "-lead",
+        "trail.",
+        "a\u{200b}",
+        "\u{202e}evil",
+        "caf\u{e9}",
+        "a/b",
+        "a%2f",
+        "tab\there",
+        &"n".repeat(65),
+        "0123456789abcdef0123456789abcdef",
+    ] {
+        assert!(validate_name(bad).is_err(), "{bad:?} must be refused");
+    }
+}
