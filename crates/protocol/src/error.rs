@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Stable, snake_case error codes. Clients branch on these; the message is for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     BadRequest,
@@ -51,6 +52,7 @@ impl ErrorCode {
 
 /// The `error` event of the control socket: `{"type":"error","code":..,"message":..}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ErrorReply {
     pub code: ErrorCode,
     pub message: String,
@@ -67,6 +69,7 @@ impl ErrorReply {
 
 /// The REST error body: `{"error": {"code": C, "message": M}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct RestError {
     pub error: ErrorReply,
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 mod error;
+pub mod rest;
 pub use error::{ErrorCode, ErrorReply, RestError};
 
 /// Version of the control protocol, sent in `welcome`.
@@ -30,6 +31,7 @@ pub struct ClientMessage {
 
 /// Every request of docs/PROTOCOL.md section 1, with its payload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "type", content = "payload", rename_all = "snake_case")]
 pub enum Request {
     CreateTerminal(CreateTerminal),
@@ -82,9 +84,11 @@ pub const REQUEST_TYPES: &[&str] = &[
 
 /// A payload with no fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Empty {}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct CreateTerminal {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,12 +107,14 @@ pub struct CreateTerminal {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct TerminalRef {
     pub terminal_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct TerminalInput {
     pub terminal_id: String,
@@ -116,6 +122,7 @@ pub struct TerminalInput {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ResizeTerminal {
     pub terminal_id: String,
@@ -124,6 +131,7 @@ pub struct ResizeTerminal {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct RunCommand {
     /// With `args`, the program to execute; without, a shell command line.
@@ -139,6 +147,7 @@ pub struct RunCommand {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct StopProcess {
     pub process_id: String,
@@ -149,6 +158,7 @@ pub struct StopProcess {
 
 /// A signal given by name or by number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(untagged)]
 pub enum SignalSpec {
     Number(i32),
@@ -156,6 +166,7 @@ pub enum SignalSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ProcessRef {
     pub process_id: String,
@@ -163,6 +174,7 @@ pub struct ProcessRef {
 
 /// How file content travels in JSON.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     #[default]
@@ -178,6 +190,7 @@ impl Encoding {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ReadFile {
     pub path: String,
@@ -186,6 +199,7 @@ pub struct ReadFile {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct WriteFile {
     pub path: String,
@@ -197,12 +211,14 @@ pub struct WriteFile {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct PathRef {
     pub path: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct OptionalPath {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -210,6 +226,7 @@ pub struct OptionalPath {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct DeletePath {
     pub path: String,
@@ -218,6 +235,7 @@ pub struct DeletePath {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct RenamePath {
     pub from: String,
@@ -296,6 +314,7 @@ impl ClientMessage {
 
 /// One message from server to client: an event or reply, and the request it answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ServerMessage {
     #[serde(flatten)]
     pub event: Event,
@@ -325,6 +344,7 @@ impl ServerMessage {
 
 /// Replies and events of docs/PROTOCOL.md section 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     Welcome(Welcome),
@@ -352,6 +372,7 @@ pub enum Event {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Welcome {
     pub protocol: u32,
@@ -362,6 +383,7 @@ pub struct Welcome {
 
 /// Lifecycle of a workspace as seen by a client while it connects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum StatusState {
     Starting,
@@ -372,18 +394,21 @@ pub enum StatusState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Status {
     pub state: StatusState,
     pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct TerminalCreated {
     pub terminal_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct TerminalAttached {
     pub terminal_id: String,
@@ -392,6 +417,7 @@ pub struct TerminalAttached {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct TerminalOutput {
     pub terminal_id: String,
@@ -399,6 +425,7 @@ pub struct TerminalOutput {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct TerminalExit {
     pub terminal_id: String,
@@ -407,6 +434,7 @@ pub struct TerminalExit {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct TerminalInfo {
     pub terminal_id: String,
@@ -420,11 +448,13 @@ pub struct TerminalInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Terminals {
     pub terminals: Vec<TerminalInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ProcessStarted {
     pub process_id: String,
@@ -436,6 +466,7 @@ pub struct ProcessStarted {
 
 /// Which output stream of a process a chunk came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
     Stdout,
@@ -443,6 +474,7 @@ pub enum Stream {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ProcessOutput {
     pub process_id: String,
@@ -451,6 +483,7 @@ pub struct ProcessOutput {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ProcessExit {
     pub process_id: String,
@@ -459,6 +492,7 @@ pub struct ProcessExit {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ProcessInfo {
     pub process_id: String,
@@ -473,11 +507,13 @@ pub struct ProcessInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Processes {
     pub processes: Vec<ProcessInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct FileContent {
     pub path: String,
@@ -487,6 +523,7 @@ pub struct FileContent {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct FileWritten {
     pub path: String,
@@ -496,6 +533,7 @@ pub struct FileWritten {
 
 /// What a directory entry is (symlinks are not followed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
     File,
@@ -505,6 +543,7 @@ pub enum EntryKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct DirEntry {
     pub name: String,
@@ -515,6 +554,7 @@ pub struct DirEntry {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct DirListing {
     pub path: String,
@@ -522,6 +562,7 @@ pub struct DirListing {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
     Created,
@@ -533,6 +574,7 @@ pub enum ChangeKind {
 /// A change under a watched path. Paths are relative to the workspace root, without a
 /// leading slash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct FileChanged {
     pub path: String,
@@ -542,6 +584,7 @@ pub struct FileChanged {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct PortEvent {
     pub port: u16,
@@ -558,6 +601,7 @@ pub struct PortEvent {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct PortInfo {
     pub port: u16,
@@ -573,12 +617,14 @@ pub struct PortInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Ports {
     pub ports: Vec<PortInfo>,
 }
 
 /// Resource use of a workspace. A limit is `null` when none applies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
     pub cpu_percent: f64,
@@ -591,6 +637,7 @@ pub struct Stats {
 
 /// Control messages on the raw terminal socket (docs/PROTOCOL.md section 2), both directions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RawControl {
     /// First message from the server: the binary bytes that follow start at `offset`.

@@ -252,3 +252,99 @@ fn error_codes_map_to_http() {
         assert_eq!(ErrorCode::from_http_status(code.http_status()), code);
     }
 }
+
+/// The browser's types are generated from these: `web/src/api/generated.ts` must be what
+/// the Rust types say today (`npm run typecheck` then fails on a field renamed here).
+#[test]
+fn typescript_bindings_are_current() {
+    use crate::rest::*;
+    use ts_rs::{Config, TS};
+    let cfg = Config::new().with_large_int("number");
+    let mut out = String::from(
+        "// Generated from crates/protocol by `COVE_UPDATE_GENERATED=1 cargo test -p cove-protocol \
+         typescript`; do not edit.\n// CI fails when this file and the Rust types differ.\n\n",
+    );
+    macro_rules! declare {
+        ($($t:ty),* $(,)?) => {
+            $(
+                out.push_str("export ");
+                out.push_str(&<$t as TS>::decl(&cfg));
+                out.push_str("\n\n");
+            )*
+        };
+    }
+    declare!(
+        ErrorCode,
+        ErrorReply,
+        RestError,
+        WorkspaceState,
+        Limits,
+        CreateWorkspace,
+        WorkspaceView,
+        Template,
+        ServerInfo,
+        Healthz,
+        Health,
+        TerminalQuery,
+        DeleteQuery,
+        Request,
+        Empty,
+        CreateTerminal,
+        TerminalRef,
+        TerminalInput,
+        ResizeTerminal,
+        RunCommand,
+        StopProcess,
+        SignalSpec,
+        ProcessRef,
+        Encoding,
+        ReadFile,
+        WriteFile,
+        PathRef,
+        OptionalPath,
+        DeletePath,
+        RenamePath,
+        ServerMessage,
+        Event,
+        Welcome,
+        StatusState,
+        Status,
+        TerminalCreated,
+        TerminalAttached,
+        TerminalOutput,
+        TerminalExit,
+        TerminalInfo,
+        Terminals,
+        ProcessStarted,
+        Stream,
+        ProcessOutput,
+        ProcessExit,
+        ProcessInfo,
+        Processes,
+        FileContent,
+        FileWritten,
+        EntryKind,
+        DirEntry,
+        DirListing,
+        ChangeKind,
+        FileChanged,
+        PortEvent,
+        PortInfo,
+        Ports,
+        Stats,
+        RawControl,
+    );
+    let out = out.trim_end().to_string() + "\n";
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/src/api/generated.ts");
+    if std::env::var_os("COVE_UPDATE_GENERATED").is_some() {
+        std::fs::write(&path, &out).expect("write generated.ts");
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == out,
+        "web/src/api/generated.ts is not what the Rust wire types say: run \
+         `COVE_UPDATE_GENERATED=1 cargo test -p cove-protocol typescript` and commit it"
+    );
+}

@@ -4,9 +4,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use cove_protocol::rest::{CreateWorkspace, ServerInfo};
 use cove_protocol::{ErrorCode, ErrorReply, Event, ServerMessage, Status, StatusState};
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
 use std::sync::Arc;
 
 use crate::error::ApiError;
@@ -41,27 +41,20 @@ fn parse_json<T: serde::de::DeserializeOwned>(
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
-#[derive(Debug, Deserialize)]
-struct CreateWorkspace {
-    name: String,
-    template: Option<String>,
-    #[serde(default)]
-    limits: crate::workspaces::LimitsRequest,
-}
-
 pub async fn create_workspace(
     State(app): Shared,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request: CreateWorkspace = parse_json(&headers, &body)?;
+    let limits = request.limits.unwrap_or_default();
     let view = app
         .manager
         .create(
             &app.owner,
             &request.name,
             request.template.as_deref(),
-            request.limits,
+            limits,
         )
         .await?;
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
@@ -112,7 +105,8 @@ pub async fn delete_workspace(
 }
 
 pub async fn list_templates() -> Response {
-    axum::Json(templates::TEMPLATES).into_response()
+    let list: Vec<_> = templates::TEMPLATES.iter().map(|t| t.view()).collect();
+    axum::Json(list).into_response()
 }
 
 /// `GET /api/info`: what the IDE needs to know about this server: its version and where
@@ -121,10 +115,10 @@ pub async fn info(State(app): Shared, request: Request) -> Response {
     let host = crate::perimeter::request_host(&request).unwrap_or_default();
     let scheme = if app.tls { "https" } else { "http" };
     let template = app.hosts.preview_template(scheme, &host);
-    axum::Json(serde_json::json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "previewUrlTemplate": template,
-    }))
+    axum::Json(ServerInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        preview_url_template: template,
+    })
     .into_response()
 }
 

@@ -1,24 +1,25 @@
 //! The metadata store: workspaces and their owners, in SQLite through sqlx, with migrations
 //! embedded in the binary.
 
+use cove_protocol::rest::{Limits, WorkspaceState};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
 
 /// A workspace as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WorkspaceRow {
     pub id: String,
     pub name: String,
     pub owner: String,
     pub template: String,
-    pub state: String,
+    pub state: WorkspaceState,
     pub created_at: String,
     /// When the state last changed.
     pub updated_at: String,
-    /// The limits it asked for, as JSON (`{}`: the server's defaults).
-    pub limits: String,
+    /// The limits it asked for (empty: the server's defaults); a JSON column.
+    pub limits: Limits,
     /// Why it is in its state, for people (empty when there is nothing to say).
     pub state_reason: String,
     /// Who stopped it, when a person did.
@@ -33,6 +34,13 @@ pub enum DbError {
     Sql(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value that does not parse: never silently replaced by a default.
+    #[error("workspace {id} has an unreadable {column}: {problem}")]
+    Unreadable {
+        id: String,
+        column: &'static str,
+        problem: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -60,19 +68,29 @@ impl Db {
         Ok(Db { pool })
     }
 
-    fn row(row: &sqlx::sqlite::SqliteRow) -> WorkspaceRow {
-        WorkspaceRow {
-            id: row.get("id"),
+    fn row(row: &sqlx::sqlite::SqliteRow) -> Result<WorkspaceRow, DbError> {
+        let id: String = row.get("id");
+        let state: String = row.get("state");
+        let limits: String = row.get("limits");
+        let unreadable = |column, problem: String| DbError::Unreadable {
+            id: id.clone(),
+            column,
+            problem,
+        };
+        Ok(WorkspaceRow {
+            state: WorkspaceState::parse(&state)
+                .ok_or_else(|| unreadable("state", format!("{state:?} is not a state")))?,
+            limits: serde_json::from_str(&limits)
+                .map_err(|e| unreadable("limits", e.to_string()))?,
             name: row.get("name"),
             owner: row.get("owner"),
             template: row.get("template"),
-            state: row.get("state"),
             created_at: row.get("created_at"),
             updated_at: row.get("updated_at"),
-            limits: row.get("limits"),
             state_reason: row.get("state_reason"),
             stopped_by: row.get("stopped_by"),
-        }
+            id,
+        })
     }
 
     pub async fn insert(&self, w: &WorkspaceRow) -> Result<(), DbError> {
@@ -83,10 +101,10 @@ impl Db {
         .bind(&w.name)
         .bind(&w.owner)
         .bind(&w.template)
-        .bind(&w.state)
+        .bind(w.state.as_str())
         .bind(&w.created_at)
         .bind(&w.created_at)
-        .bind(&w.limits)
+        .bind(serde_json::to_string(&w.limits).expect("limits serialize"))
         .execute(&self.pool)
         .await;
         match result {
@@ -111,7 +129,7 @@ impl Db {
             .bind(id_or_name)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(Self::row))
+        row.as_ref().map(Self::row).transpose()
     }
 
     pub async fn list(&self, owner: &str) -> Result<Vec<WorkspaceRow>, DbError> {
@@ -120,28 +138,28 @@ impl Db {
                 .bind(owner)
                 .fetch_all(&self.pool)
                 .await?;
-        Ok(rows.iter().map(Self::row).collect())
+        rows.iter().map(Self::row).collect()
     }
 
     pub async fn list_all(&self) -> Result<Vec<WorkspaceRow>, DbError> {
         let rows = sqlx::query("SELECT * FROM workspaces ORDER BY created_at")
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(Self::row).collect())
+        rows.iter().map(Self::row).collect()
     }
 
     /// Records a state, why, and (for a stop a person asked for) who.
     pub async fn set_state(
         &self,
         id: &str,
-        state: &str,
+        state: WorkspaceState,
         reason: &str,
         stopped_by: Option<&str>,
     ) -> Result<(), DbError> {
         sqlx::query(
             "UPDATE workspaces SET state = ?, updated_at = ?, state_reason = ?, stopped_by = ? WHERE id = ?",
         )
-        .bind(state)
+        .bind(state.as_str())
         .bind(crate::now_rfc3339())
         .bind(reason)
         .bind(stopped_by)
@@ -157,7 +175,7 @@ impl Db {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(Self::row))
+        row.as_ref().map(Self::row).transpose()
     }
 
     pub async fn delete(&self, id: &str) -> Result<(), DbError> {
@@ -186,10 +204,13 @@ mod tests {
             name: "demo".into(),
             owner: "admin".into(),
             template: "blank".into(),
-            state: "stopped".into(),
+            state: WorkspaceState::Stopped,
             created_at: "2026-01-01T00:00:00Z".into(),
             updated_at: "2026-01-01T00:00:00Z".into(),
-            limits: r#"{"memoryMib":64}"#.into(),
+            limits: Limits {
+                memory_mib: Some(64),
+                ..Limits::default()
+            },
             state_reason: String::new(),
             stopped_by: None,
         };
@@ -212,8 +233,13 @@ mod tests {
         assert_eq!(db.find("admin", "demo").await.unwrap().unwrap().id, "a1");
         assert_eq!(db.find("admin", "a1").await.unwrap().unwrap().name, "demo");
         assert_eq!(
-            db.find("admin", "a1").await.unwrap().unwrap().limits,
-            r#"{"memoryMib":64}"#,
+            db.find("admin", "a1")
+                .await
+                .unwrap()
+                .unwrap()
+                .limits
+                .memory_mib,
+            Some(64),
             "limits are stored with the workspace"
         );
         assert!(
@@ -233,9 +259,14 @@ mod tests {
             ),
             "names are unique whatever their case"
         );
-        db.set_state("a1", "stopped", "stopped by admin", Some("admin"))
-            .await
-            .unwrap();
+        db.set_state(
+            "a1",
+            WorkspaceState::Stopped,
+            "stopped by admin",
+            Some("admin"),
+        )
+        .await
+        .unwrap();
         let stopped = db.get("a1").await.unwrap().unwrap();
         assert_eq!(
             (
@@ -245,8 +276,13 @@ mod tests {
             ),
             ("stopped", "stopped by admin", Some("admin"))
         );
-        db.set_state("a1", "running", "", None).await.unwrap();
-        assert_eq!(db.list("admin").await.unwrap()[0].state, "running");
+        db.set_state("a1", WorkspaceState::Running, "", None)
+            .await
+            .unwrap();
+        assert_eq!(
+            db.list("admin").await.unwrap()[0].state,
+            WorkspaceState::Running
+        );
         db.delete("a1").await.unwrap();
         assert!(db.list("admin").await.unwrap().is_empty());
         // Reopening runs no migration twice.

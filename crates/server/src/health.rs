@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::AppState;
+use cove_protocol::rest::{Health, Healthz};
 
 /// How long after the last activity the server still reports itself `alive` (code-server's
 /// heartbeat semantics: tools use it to shut idle machines down).
@@ -47,26 +48,22 @@ pub async fn healthz(State(app): State<Arc<AppState>>) -> Response {
     let busy = app.metrics.open().iter().any(|(_, n)| *n > 0);
     let alive = busy || crate::now_ms().saturating_sub(last) < ALIVE_FOR_MS;
     let heartbeat = if busy { crate::now_ms() } else { last };
-    axum::Json(serde_json::json!({
-        "status": if alive { "alive" } else { "expired" },
-        "lastHeartbeat": heartbeat,
-    }))
+    axum::Json(Healthz {
+        status: if alive { "alive" } else { "expired" }.to_string(),
+        last_heartbeat: heartbeat,
+    })
     .into_response()
 }
 
 /// `GET /health`, seed 001's shape.
 pub async fn health(State(app): State<Arc<AppState>>) -> Response {
     let open = app.metrics.open();
-    let connections: serde_json::Map<String, serde_json::Value> = open
-        .iter()
-        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
-        .collect();
-    axum::Json(serde_json::json!({
-        "success": true,
-        "status": "healthy",
-        "connections": connections,
-        "activeStreams": open.iter().map(|(_, n)| n).sum::<i64>(),
-    }))
+    axum::Json(Health {
+        success: true,
+        status: "healthy".to_string(),
+        connections: open.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        active_streams: open.iter().map(|(_, n)| n).sum(),
+    })
     .into_response()
 }
 
@@ -84,7 +81,7 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
     ));
     if let Ok(rows) = app.manager.list(&app.owner).await {
         out.push_str("# HELP cove_workspaces Workspaces by state.\n# TYPE cove_workspaces gauge\n");
-        for state in ["stopped", "starting", "running", "stopping", "error"] {
+        for state in cove_protocol::rest::WorkspaceState::ALL {
             let n = rows.iter().filter(|w| w.state == state).count();
             out.push_str(&format!("cove_workspaces{{state=\"{state}\"}} {n}\n"));
         }

@@ -1,21 +1,16 @@
 //! Built-in project templates, embedded in the binary.
 
 use cove_backend::SeedFile;
-use serde::Serialize;
 
 /// A template: what a new workspace starts with.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct Template {
     pub name: &'static str,
     pub description: &'static str,
     /// What the Processes panel offers to run.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub run_command: Option<&'static str>,
     /// The port the run command serves, for the preview.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub preview_port: Option<u16>,
-    #[serde(skip)]
     pub files: &'static [(&'static str, &'static str)],
 }
 
@@ -78,6 +73,16 @@ pub fn find(name: &str) -> Option<&'static Template> {
 }
 
 impl Template {
+    /// As `GET /api/templates` lists it.
+    pub fn view(&self) -> cove_protocol::rest::Template {
+        cove_protocol::rest::Template {
+            name: self.name.to_string(),
+            description: self.description.to_string(),
+            run_command: self.run_command.map(str::to_string),
+            preview_port: self.preview_port,
+        }
+    }
+
     /// The files a workspace made from this template starts with.
     pub fn seed(&self) -> Vec<SeedFile> {
         self.files

@@ -6,7 +6,7 @@
 //! workspace are serialized, so two clients connecting at once start one runner.
 
 use cove_backend::{BackendError, RunnerAddr, RunnerState, SharedBackend, WorkspaceLimits};
-use serde::{Deserialize, Serialize};
+use cove_protocol::rest::{Limits, WorkspaceState, WorkspaceView};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -14,103 +14,45 @@ use crate::db::{Db, WorkspaceRow};
 use crate::error::ApiError;
 use crate::templates;
 
-/// Limits a workspace asks for when it is created (`limits` in `POST /api/workspaces`); each
-/// may be left out for the server's default, and none may exceed the server's own.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LimitsRequest {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub memory_mib: Option<u64>,
-    /// Cores (0.25 = a quarter of one).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cpu: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pids: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub disk_mib: Option<u64>,
-}
-
-impl LimitsRequest {
-    fn is_empty(&self) -> bool {
-        *self == LimitsRequest::default()
-    }
-
-    fn to_backend(self) -> Result<WorkspaceLimits, ApiError> {
-        const MIB: u64 = 1024 * 1024;
-        let mib = |v: u64| {
-            v.checked_mul(MIB)
-                .ok_or_else(|| ApiError::bad_request("limit too large"))
-        };
-        let cpu_millis = match self.cpu {
-            Some(cpu) if !cpu.is_finite() || cpu <= 0.0 || cpu > 1e6 => {
-                return Err(ApiError::bad_request(
-                    "cpu must be a positive number of cores",
-                ));
-            }
-            cpu => cpu.map(|c| (c * 1000.0).round() as u64),
-        };
-        Ok(WorkspaceLimits {
-            memory_bytes: self.memory_mib.map(mib).transpose()?,
-            cpu_millis,
-            pids: self.pids,
-            disk_bytes: self.disk_mib.map(mib).transpose()?,
-        })
-    }
-
-    /// The limits stored with a workspace (`{}` for rows from before limits existed).
-    fn from_row(row: &WorkspaceRow) -> LimitsRequest {
-        serde_json::from_str(&row.limits).unwrap_or_else(|e| {
-            tracing::warn!(workspace = %row.id, "unreadable stored limits, using defaults: {e}");
-            LimitsRequest::default()
-        })
-    }
+/// The limits a workspace asks for, in the backend's units (bytes, thousandths of a core).
+fn backend_limits(limits: &Limits) -> Result<WorkspaceLimits, ApiError> {
+    const MIB: u64 = 1024 * 1024;
+    let mib = |v: u64| {
+        v.checked_mul(MIB)
+            .ok_or_else(|| ApiError::bad_request("limit too large"))
+    };
+    let cpu_millis = match limits.cpu {
+        Some(cpu) if !cpu.is_finite() || cpu <= 0.0 || cpu > 1e6 => {
+            return Err(ApiError::bad_request(
+                "cpu must be a positive number of cores",
+            ));
+        }
+        cpu => cpu.map(|c| (c * 1000.0).round() as u64),
+    };
+    Ok(WorkspaceLimits {
+        memory_bytes: limits.memory_mib.map(mib).transpose()?,
+        cpu_millis,
+        pids: limits.pids,
+        disk_bytes: limits.disk_mib.map(mib).transpose()?,
+    })
 }
 
 /// A workspace as the API shows it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkspaceView {
-    pub id: String,
-    pub name: String,
-    pub template: String,
-    pub state: String,
-    pub owner: String,
-    pub created_at: String,
-    /// When `state` last changed.
-    pub state_changed_at: String,
-    /// Why it is in its state, for people ("stopped by admin", "its runner exited").
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state_reason: Option<String>,
-    /// Who stopped it, when a person did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stopped_by: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub run_command: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub preview_port: Option<u16>,
-    /// The limits it asked for at creation (absent: the server's defaults).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limits: Option<LimitsRequest>,
-}
-
-impl WorkspaceView {
-    fn from_row(row: WorkspaceRow) -> WorkspaceView {
-        let template = templates::find(&row.template);
-        let limits = Some(LimitsRequest::from_row(&row)).filter(|l| !l.is_empty());
-        WorkspaceView {
-            limits,
-            run_command: template.and_then(|t| t.run_command),
-            preview_port: template.and_then(|t| t.preview_port),
-            id: row.id,
-            name: row.name,
-            template: row.template,
-            state: row.state,
-            owner: row.owner,
-            created_at: row.created_at,
-            state_changed_at: row.updated_at,
-            state_reason: Some(row.state_reason).filter(|r| !r.is_empty()),
-            stopped_by: row.stopped_by,
-        }
+fn view_of(row: WorkspaceRow) -> WorkspaceView {
+    let template = templates::find(&row.template);
+    WorkspaceView {
+        limits: Some(row.limits).filter(|l| !l.is_empty()),
+        run_command: template.and_then(|t| t.run_command).map(str::to_string),
+        preview_port: template.and_then(|t| t.preview_port),
+        id: row.id,
+        name: row.name,
+        template: row.template,
+        state: row.state,
+        owner: row.owner,
+        created_at: row.created_at,
+        state_changed_at: row.updated_at,
+        state_reason: Some(row.state_reason).filter(|r| !r.is_empty()),
+        stopped_by: row.stopped_by,
     }
 }
 
@@ -130,6 +72,9 @@ pub struct Manager {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     events: tokio::sync::broadcast::Sender<WorkspaceEvent>,
 }
+
+/// Why a workspace whose runner went away without being asked is stopped.
+const RUNNER_EXITED: &str = "the workspace stopped on its own (its runner exited)";
 
 /// Longest workspace name.
 pub const MAX_NAME_CHARS: usize = 64;
@@ -178,21 +123,30 @@ impl Manager {
         self.events.subscribe()
     }
 
-    /// Records a state (and why) and tells the live views.
+    /// Records a state (and why) and tells the live views. Only the transitions
+    /// [`WorkspaceState::can_become`] allows are taken; a refused one is a bug, logged and
+    /// answered as an internal error.
     async fn transition(
         &self,
         id: &str,
-        state: &str,
+        state: WorkspaceState,
         reason: &str,
         stopped_by: Option<&str>,
     ) -> Result<(), ApiError> {
+        if let Some(row) = self.db.get(id).await?
+            && row.state != state
+            && !row.state.can_become(state)
+        {
+            return Err(ApiError::internal(
+                "refused a workspace state change",
+                format!("{id}: {} cannot become {state}", row.state),
+            ));
+        }
         self.db.set_state(id, state, reason, stopped_by).await?;
         if let Some(row) = self.db.get(id).await? {
             let _ = self
                 .events
-                .send(WorkspaceEvent::Changed(Box::new(WorkspaceView::from_row(
-                    row,
-                ))));
+                .send(WorkspaceEvent::Changed(Box::new(view_of(row))));
         }
         Ok(())
     }
@@ -212,10 +166,10 @@ impl Manager {
         owner: &str,
         name: &str,
         template: Option<&str>,
-        limits: LimitsRequest,
+        limits: Limits,
     ) -> Result<WorkspaceView, ApiError> {
         let name = validate_name(name)?;
-        let backend_limits = limits.to_backend()?;
+        let backend_limits = backend_limits(&limits)?;
         self.backend
             .check_limits(&backend_limits)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -232,10 +186,10 @@ impl Manager {
             name,
             owner: owner.to_string(),
             template: template.name.to_string(),
-            state: "stopped".into(),
+            state: WorkspaceState::Stopped,
             created_at: crate::now_rfc3339(),
             updated_at: crate::now_rfc3339(),
-            limits: serde_json::to_string(&limits).expect("limits serialize"),
+            limits,
             state_reason: String::new(),
             stopped_by: None,
         };
@@ -250,7 +204,7 @@ impl Manager {
             return Err(ApiError::internal("cannot create the workspace's files", e));
         }
         tracing::info!(workspace = %row.id, name = %row.name, template = %row.template, "workspace created");
-        let view = WorkspaceView::from_row(row);
+        let view = view_of(row);
         let _ = self
             .events
             .send(WorkspaceEvent::Changed(Box::new(view.clone())));
@@ -269,13 +223,13 @@ impl Manager {
     /// died without telling anyone).
     pub async fn view(&self, row: WorkspaceRow) -> WorkspaceView {
         let mut row = row;
-        if row.state == "running"
+        if row.state == WorkspaceState::Running
             && let Ok(RunnerState::Stopped) = self.backend.status(&row.id).await
         {
-            let reason = "the workspace stopped on its own (its runner exited)";
+            let reason = RUNNER_EXITED;
             tracing::warn!(workspace = %row.id, "{reason}");
             if self
-                .transition(&row.id, "stopped", reason, None)
+                .transition(&row.id, WorkspaceState::Stopped, reason, None)
                 .await
                 .is_ok()
                 && let Ok(Some(now)) = self.db.get(&row.id).await
@@ -283,7 +237,7 @@ impl Manager {
                 row = now;
             }
         }
-        WorkspaceView::from_row(row)
+        view_of(row)
     }
 
     pub async fn list(&self, owner: &str) -> Result<Vec<WorkspaceView>, ApiError> {
@@ -305,14 +259,21 @@ impl Manager {
         if let Ok(RunnerState::Running { addr, .. }) = self.backend.status(&row.id).await {
             return Ok(addr);
         }
-        self.transition(&row.id, "starting", "", None).await?;
+        // It was running, but its runner is gone (the status above): say so first.
+        if let Some(current) = self.db.get(&row.id).await?
+            && current.state == WorkspaceState::Running
+        {
+            self.transition(&row.id, WorkspaceState::Stopped, RUNNER_EXITED, None)
+                .await?;
+        }
+        self.transition(&row.id, WorkspaceState::Starting, "", None)
+            .await?;
         let started = std::time::Instant::now();
-        let limits = LimitsRequest::from_row(row)
-            .to_backend()
-            .unwrap_or_default();
+        let limits = backend_limits(&row.limits)?;
         match self.backend.start(&row.id, &limits).await {
             Ok(addr) => {
-                self.transition(&row.id, "running", "", None).await?;
+                self.transition(&row.id, WorkspaceState::Running, "", None)
+                    .await?;
                 tracing::info!(workspace = %row.id, elapsed_ms = started.elapsed().as_millis() as u64, "workspace running");
                 Ok(addr)
             }
@@ -322,7 +283,8 @@ impl Manager {
                     BackendError::NoStorage(_) => "the workspace's files are missing".to_string(),
                     _ => "the workspace could not start; see the server log".to_string(),
                 };
-                self.transition(&row.id, "error", &message, None).await?;
+                self.transition(&row.id, WorkspaceState::Error, &message, None)
+                    .await?;
                 Err(ApiError::unavailable(message))
             }
         }
@@ -341,14 +303,15 @@ impl Manager {
         let lock = self.lock(&row.id);
         let _turn = lock.lock().await;
         let reason = format!("stopped by {by}");
-        self.transition(&row.id, "stopping", &reason, Some(by))
+        self.transition(&row.id, WorkspaceState::Stopping, &reason, Some(by))
             .await?;
         if let Err(e) = self.backend.stop(&row.id).await {
             let message = "the workspace could not be stopped; see the server log";
-            self.transition(&row.id, "error", message, None).await?;
+            self.transition(&row.id, WorkspaceState::Error, message, None)
+                .await?;
             return Err(ApiError::internal(message, e));
         }
-        self.transition(&row.id, "stopped", &reason, Some(by))
+        self.transition(&row.id, WorkspaceState::Stopped, &reason, Some(by))
             .await?;
         Ok(())
     }
@@ -379,15 +342,21 @@ impl Manager {
             .map_err(|e| ApiError::internal("cannot list runners", e))?;
         for row in self.db.list_all().await? {
             let alive = running.contains(&row.id);
-            let state = if alive { "running" } else { "stopped" };
+            let state = if alive {
+                WorkspaceState::Running
+            } else {
+                WorkspaceState::Stopped
+            };
             if row.state != state {
-                let reason = match (alive, row.state.as_str()) {
+                let reason = match (alive, row.state) {
                     (true, _) => String::new(),
                     // Stopped for good while the server was away: keep what was said.
-                    (false, "stopped" | "error") => row.state_reason.clone(),
+                    (false, WorkspaceState::Stopped | WorkspaceState::Error) => {
+                        row.state_reason.clone()
+                    }
                     (false, _) => "the workspace stopped while the server was down".to_string(),
                 };
-                tracing::info!(workspace = %row.id, from = %row.state, to = state, "reconciled");
+                tracing::info!(workspace = %row.id, from = %row.state, to = %state, "reconciled");
                 self.db
                     .set_state(&row.id, state, &reason, row.stopped_by.as_deref())
                     .await?;

@@ -12,7 +12,7 @@ async fn manager() -> (Manager, Arc<FakeBackend>, tempfile::TempDir) {
 
 async fn state(m: &Manager, id: &str) -> (String, Option<String>) {
     let view = m.view(m.find("admin", id).await.unwrap()).await;
-    (view.state, view.state_reason)
+    (view.state.to_string(), view.state_reason)
 }
 
 #[tokio::test]
@@ -20,20 +20,20 @@ async fn create_start_stop_delete() {
     let (m, backend, _dir) = manager().await;
     let mut events = m.events();
     let view = m
-        .create("admin", "demo", Some("python"), LimitsRequest::default())
+        .create("admin", "demo", Some("python"), Limits::default())
         .await
         .unwrap();
-    assert_eq!(view.state, "stopped");
+    assert_eq!(view.state, WorkspaceState::Stopped);
     assert!(backend.has_storage(&view.id), "files are made at creation");
     assert!(matches!(events.try_recv(), Ok(WorkspaceEvent::Changed(v)) if v.id == view.id));
     // Names are unique whatever their case; an unknown template is refused, nothing made.
     assert!(
-        m.create("admin", "DEMO", None, LimitsRequest::default())
+        m.create("admin", "DEMO", None, Limits::default())
             .await
             .is_err()
     );
     assert!(
-        m.create("admin", "x", Some("cobol"), LimitsRequest::default())
+        m.create("admin", "x", Some("cobol"), Limits::default())
             .await
             .is_err()
     );
@@ -54,7 +54,7 @@ async fn create_start_stop_delete() {
     );
     m.stop(&row, "alice").await.unwrap();
     let view = m.view(m.find("admin", "demo").await.unwrap()).await;
-    assert_eq!(view.state, "stopped");
+    assert_eq!(view.state, WorkspaceState::Stopped);
     assert_eq!(view.stopped_by.as_deref(), Some("alice"));
     assert_eq!(view.state_reason.as_deref(), Some("stopped by alice"));
 
@@ -71,7 +71,7 @@ async fn create_start_stop_delete() {
 #[tokio::test]
 async fn a_failed_start_or_stop_is_an_error_with_its_reason() {
     let (m, backend, _dir) = manager().await;
-    m.create("admin", "w", None, LimitsRequest::default())
+    m.create("admin", "w", None, Limits::default())
         .await
         .unwrap();
     let row = m.find("admin", "w").await.unwrap();
@@ -100,7 +100,7 @@ async fn a_failed_start_or_stop_is_an_error_with_its_reason() {
 async fn a_runner_that_died_is_noticed_and_a_restart_reconciles() {
     let (m, backend, _dir) = manager().await;
     for name in ["a", "b", "c"] {
-        m.create("admin", name, None, LimitsRequest::default())
+        m.create("admin", name, None, Limits::default())
             .await
             .unwrap();
     }
@@ -156,5 +156,38 @@ fn names_are_plain_and_readable() {
         "0123456789abcdef0123456789abcdef",
     ] {
         assert!(validate_name(bad).is_err(), "{bad:?} must be refused");
+    }
+}
+
+#[test]
+fn states_only_move_forward() {
+    use WorkspaceState::*;
+    let allowed = [
+        (Stopped, Starting),
+        (Starting, Running),
+        (Running, Stopping),
+        (Stopping, Stopped),
+        (Starting, Error),
+        (Stopping, Error),
+        (Error, Starting),
+        (Running, Stopped),
+    ];
+    for (from, to) in allowed {
+        assert!(from.can_become(to), "{from} -> {to}");
+    }
+    for (from, to) in [
+        (Running, Starting),
+        (Stopped, Running),
+        (Stopping, Running),
+        (Stopped, Error),
+    ] {
+        assert!(!from.can_become(to), "{from} -> {to} must be refused");
+    }
+    // Every state is left somehow: none is a trap.
+    for from in WorkspaceState::ALL {
+        assert!(
+            WorkspaceState::ALL.iter().any(|to| from.can_become(*to)),
+            "{from}"
+        );
     }
 }

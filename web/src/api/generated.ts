@@ -1,0 +1,221 @@
+// Generated from crates/protocol by `COVE_UPDATE_GENERATED=1 cargo test -p cove-protocol typescript`; do not edit.
+// CI fails when this file and the Rust types differ.
+
+export type ErrorCode = "bad_request" | "unauthorized" | "not_found" | "conflict" | "forbidden" | "too_large" | "limit_exceeded" | "unavailable" | "internal";
+
+export type ErrorReply = { code: ErrorCode, message: string, };
+
+export type RestError = { error: ErrorReply, };
+
+export type WorkspaceState = "stopped" | "starting" | "running" | "stopping" | "error";
+
+export type Limits = { memoryMib?: number, 
+/**
+ * Cores (0.25 = a quarter of one).
+ */
+cpu?: number, pids?: number, diskMib?: number, };
+
+export type CreateWorkspace = { name: string, 
+/**
+ * Default: `blank`.
+ */
+template?: string, limits?: Limits, };
+
+export type WorkspaceView = { id: string, name: string, template: string, state: WorkspaceState, owner: string, createdAt: string, 
+/**
+ * When `state` last changed.
+ */
+stateChangedAt: string, 
+/**
+ * Why it is in its state, for people ("stopped by admin", "its runner exited").
+ */
+stateReason?: string, 
+/**
+ * Who stopped it, when a person did.
+ */
+stoppedBy?: string, 
+/**
+ * What the Processes panel offers to run (from its template).
+ */
+runCommand?: string, 
+/**
+ * The port its run command serves, for the preview.
+ */
+previewPort?: number, 
+/**
+ * The limits it asked for at creation (absent: the server's defaults).
+ */
+limits?: Limits, };
+
+export type Template = { name: string, description: string, runCommand?: string, previewPort?: number, };
+
+export type ServerInfo = { version: string, 
+/**
+ * `http://{port}-{id}.localhost:8080/`: where previews live, from the name the client
+ * used; `null` when they are only path-based from there.
+ */
+previewUrlTemplate: string | null, };
+
+export type Healthz = { 
+/**
+ * `alive` or `expired`.
+ */
+status: string, 
+/**
+ * Milliseconds since the epoch of the last activity.
+ */
+lastHeartbeat: number, };
+
+export type Health = { success: boolean, status: string, 
+/**
+ * Open sockets by kind (`control`, `terminal`, `plain`, `events`).
+ */
+connections: { [key in string]: number }, activeStreams: number, };
+
+export type TerminalQuery = { cols?: number, rows?: number, 
+/**
+ * Used only when the terminal does not exist yet.
+ */
+command?: string, 
+/**
+ * Resume at this byte of the terminal's output.
+ */
+offset?: number, 
+/**
+ * `raw` (default) or `text` (the plain-text socket of seed 004).
+ */
+format?: string, };
+
+export type DeleteQuery = { recursive: boolean, };
+
+export type Request = { "type": "create_terminal", "payload": CreateTerminal } | { "type": "attach_terminal", "payload": TerminalRef } | { "type": "terminal_input", "payload": TerminalInput } | { "type": "resize_terminal", "payload": ResizeTerminal } | { "type": "close_terminal", "payload": TerminalRef } | { "type": "list_terminals", "payload": Empty } | { "type": "run_command", "payload": RunCommand } | { "type": "stop_process", "payload": StopProcess } | { "type": "list_processes", "payload": Empty } | { "type": "subscribe_process", "payload": ProcessRef } | { "type": "read_file", "payload": ReadFile } | { "type": "write_file", "payload": WriteFile } | { "type": "list_dir", "payload": PathRef } | { "type": "make_dir", "payload": PathRef } | { "type": "delete_path", "payload": DeletePath } | { "type": "rename_path", "payload": RenamePath } | { "type": "watch", "payload": OptionalPath } | { "type": "unwatch", "payload": OptionalPath } | { "type": "list_ports", "payload": Empty } | { "type": "stats", "payload": Empty } | { "type": "ping", "payload": Empty };
+
+export type Empty = Record<symbol, never>;
+
+export type CreateTerminal = { terminalId?: string | null, cols?: number | null, rows?: number | null, cwd?: string | null, env?: { [key in string]: string } | null, 
+/**
+ * A shell command line; the default is the login shell.
+ */
+command?: string | null, };
+
+export type TerminalRef = { terminalId: string, };
+
+export type TerminalInput = { terminalId: string, input: string, };
+
+export type ResizeTerminal = { terminalId: string, cols: number, rows: number, };
+
+export type RunCommand = { 
+/**
+ * With `args`, the program to execute; without, a shell command line.
+ */
+command: string, args?: Array<string> | null, cwd?: string | null, env?: { [key in string]: string } | null, processId?: string | null, };
+
+export type StopProcess = { processId: string, 
+/**
+ * A signal name (`TERM`, `SIGINT`, `KILL`...) or number. Default: TERM, then KILL.
+ */
+signal?: SignalSpec | null, };
+
+export type SignalSpec = number | string;
+
+export type ProcessRef = { processId: string, };
+
+export type Encoding = "utf8" | "base64";
+
+export type ReadFile = { path: string, encoding?: Encoding, };
+
+export type WriteFile = { path: string, content: string, encoding?: Encoding, baseVersion?: string | null, };
+
+export type PathRef = { path: string, };
+
+export type OptionalPath = { path?: string | null, };
+
+export type DeletePath = { path: string, recursive: boolean, };
+
+export type RenamePath = { from: string, to: string, overwrite: boolean, };
+
+export type ServerMessage = { requestId?: string | null, } & ({ "type": "welcome" } & Welcome | { "type": "status" } & Status | { "type": "terminal_created" } & TerminalCreated | { "type": "terminal_attached" } & TerminalAttached | { "type": "terminal_output" } & TerminalOutput | { "type": "terminal_exit" } & TerminalExit | { "type": "terminals" } & Terminals | { "type": "process_started" } & ProcessStarted | { "type": "process_output" } & ProcessOutput | { "type": "process_exit" } & ProcessExit | { "type": "processes" } & Processes | { "type": "file_content" } & FileContent | { "type": "file_written" } & FileWritten | { "type": "dir_listing" } & DirListing | { "type": "file_changed" } & FileChanged | { "type": "port_opened" } & PortEvent | { "type": "port_closed" } & PortEvent | { "type": "ports" } & Ports | { "type": "stats" } & Stats | { "type": "ok" } & Empty | { "type": "pong" } & Empty | { "type": "error" } & ErrorReply);
+
+export type Event = { "type": "welcome" } & Welcome | { "type": "status" } & Status | { "type": "terminal_created" } & TerminalCreated | { "type": "terminal_attached" } & TerminalAttached | { "type": "terminal_output" } & TerminalOutput | { "type": "terminal_exit" } & TerminalExit | { "type": "terminals" } & Terminals | { "type": "process_started" } & ProcessStarted | { "type": "process_output" } & ProcessOutput | { "type": "process_exit" } & ProcessExit | { "type": "processes" } & Processes | { "type": "file_content" } & FileContent | { "type": "file_written" } & FileWritten | { "type": "dir_listing" } & DirListing | { "type": "file_changed" } & FileChanged | { "type": "port_opened" } & PortEvent | { "type": "port_closed" } & PortEvent | { "type": "ports" } & Ports | { "type": "stats" } & Stats | { "type": "ok" } & Empty | { "type": "pong" } & Empty | { "type": "error" } & ErrorReply;
+
+export type Welcome = { protocol: number, workspaceId: string, terminals: Array<TerminalInfo>, processes: Array<ProcessInfo>, };
+
+export type StatusState = "starting" | "ready" | "stopping" | "stopped" | "error";
+
+export type Status = { state: StatusState, message: string, };
+
+export type TerminalCreated = { terminalId: string, };
+
+export type TerminalAttached = { terminalId: string, cols: number, rows: number, };
+
+export type TerminalOutput = { terminalId: string, data: string, };
+
+export type TerminalExit = { terminalId: string, exitCode: number | null, signal: number | null, };
+
+export type TerminalInfo = { terminalId: string, command: string, cols: number, rows: number, alive: boolean, 
+/**
+ * The name of the program in the terminal's foreground now (`vim`, `bash`), while alive.
+ */
+foreground?: string | null, };
+
+export type Terminals = { terminals: Array<TerminalInfo>, };
+
+export type ProcessStarted = { processId: string, command: string, args: Array<string>, pid?: number | null, };
+
+export type Stream = "stdout" | "stderr";
+
+export type ProcessOutput = { processId: string, stream: Stream, data: string, };
+
+export type ProcessExit = { processId: string, exitCode: number | null, signal: number | null, };
+
+export type ProcessInfo = { processId: string, command: string, args: Array<string>, running: boolean, exitCode: number | null, signal?: number | null, pid?: number | null, };
+
+export type Processes = { processes: Array<ProcessInfo>, };
+
+export type FileContent = { path: string, content: string, encoding: Encoding, version: string, };
+
+export type FileWritten = { path: string, version: string, size: number, };
+
+export type EntryKind = "file" | "dir" | "symlink" | "other";
+
+export type DirEntry = { name: string, kind: EntryKind, size: number, 
+/**
+ * Milliseconds since the Unix epoch.
+ */
+mtime: number, };
+
+export type DirListing = { path: string, entries: Array<DirEntry>, };
+
+export type ChangeKind = "created" | "modified" | "deleted" | "renamed";
+
+export type FileChanged = { path: string, kind: ChangeKind, to?: string | null, };
+
+export type PortEvent = { port: number, address: string, 
+/**
+ * The name of the program listening.
+ */
+process?: string | null, 
+/**
+ * The `run_command` process it belongs to (it or one of its descendants listens).
+ */
+processId?: string | null, 
+/**
+ * The terminal it belongs to, when started from one.
+ */
+terminalId?: string | null, };
+
+export type PortInfo = { port: number, address: string, process?: string | null, 
+/**
+ * The `run_command` process it belongs to (it or one of its descendants listens).
+ */
+processId?: string | null, 
+/**
+ * The terminal it belongs to, when started from one.
+ */
+terminalId?: string | null, };
+
+export type Ports = { ports: Array<PortInfo>, };
+
+export type Stats = { cpuPercent: number, memoryBytes: number, memoryLimitBytes: number | null, pids: number, diskBytes: number, diskLimitBytes: number | null, };
+
+export type RawControl = { "type": "attached", offset: number, cols: number, rows: number, gap?: boolean, } | { "type": "resize", cols: number, rows: number, } | { "type": "exit", exitCode: number | null, signal: number | null, } | { "type": "error", code: ErrorCode, message: string, };
