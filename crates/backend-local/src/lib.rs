@@ -27,6 +27,7 @@ use cove_backend::{
     Backend, BackendError, BoxFuture, MAX_DISK_BYTES, MIN_CPU_MILLIS, MIN_DISK_BYTES,
     MIN_MEMORY_BYTES, MIN_PIDS, RunnerAddr, RunnerPeer, RunnerState, SeedFile, WorkspaceLimits,
 };
+use cove_protocol::launch::{NetworkSpec, RunnerLimits, RunnerSpec, SandboxLimits, SandboxSpec};
 
 /// `BackendError::Io` with a context, for `map_err`.
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackendError {
@@ -34,42 +35,134 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackendError
     move |source| BackendError::Io { context, source }
 }
 
-/// Limits handed to every runner this backend starts.
-#[derive(Debug, Clone)]
-pub struct RunnerLimits {
-    pub scrollback_bytes: usize,
-    pub max_file_bytes: u64,
-    pub max_message_bytes: usize,
-    pub max_terminals: usize,
-    pub max_processes: usize,
-    /// Storage per workspace for API writes, in bytes (0: none).
-    pub disk_limit_bytes: u64,
-}
-
-impl Default for RunnerLimits {
-    fn default() -> RunnerLimits {
-        RunnerLimits {
-            scrollback_bytes: 1024 * 1024,
-            max_file_bytes: 8 * 1024 * 1024,
-            max_message_bytes: 16 * 1024 * 1024,
-            max_terminals: 64,
-            max_processes: 64,
-            disk_limit_bytes: 1024 * 1024 * 1024,
-        }
-    }
-}
-
 /// How sandboxed runners are confined.
 #[derive(Debug, Clone)]
 pub struct SandboxSettings {
-    pub limits: cove_sandbox::Limits,
+    /// The server's cgroup limits: every workspace's defaults and ceilings.
+    pub limits: SandboxLimits,
     /// Size of each workspace's private /tmp.
     pub tmp_bytes: u64,
-    /// New workspaces get a disk image of `disk_limit_bytes` (a hard limit on every write).
+    /// New workspaces get a disk image of their storage limit (a hard limit on every write).
     pub disk_images: bool,
-    pub network: cove_sandbox::network::Network,
-    /// What outbound network may reach beyond public addresses.
-    pub egress: cove_sandbox::egress::Egress,
+    pub network: NetworkSpec,
+}
+
+impl SandboxSettings {
+    /// Checks that this host can run sandboxes and that the server's limits are ones a
+    /// shell can live within, finds out whether workspaces can have disk images, and says
+    /// what it decided in the log.
+    pub fn for_this_host(
+        limits: SandboxLimits,
+        tmp_bytes: u64,
+        disk_limit_bytes: u64,
+        network: NetworkSpec,
+    ) -> Result<SandboxSettings, BackendError> {
+        let cgroups =
+            cove_sandbox::check_host().map_err(|e| BackendError::Storage(e.to_string()))?;
+        if limits.memory_bytes < MIN_MEMORY_BYTES
+            || limits.cpu_millis < MIN_CPU_MILLIS
+            || limits.pids < MIN_PIDS
+        {
+            return Err(BackendError::BadLimits(format!(
+                "the server's limits must be at least {} MiB of memory, {} processes and {} of a core",
+                MIN_MEMORY_BYTES >> 20,
+                MIN_PIDS,
+                MIN_CPU_MILLIS as f64 / 1000.0
+            )));
+        }
+        tracing::info!(
+            ?cgroups,
+            memory_mib = limits.memory_bytes >> 20,
+            cpu = limits.cpu_millis as f64 / 1000.0,
+            pids = limits.pids,
+            "workspaces are sandboxed"
+        );
+        let disk_images = match cove_sandbox::disk::probe() {
+            Ok(mke2fs) => {
+                tracing::info!(
+                    disk_mib = disk_limit_bytes >> 20,
+                    mke2fs = %mke2fs.display(),
+                    "each new workspace gets a disk image of its storage limit"
+                );
+                true
+            }
+            Err(why) => {
+                tracing::warn!("storage limits hold only for API writes, not for programs: {why}");
+                false
+            }
+        };
+        Ok(SandboxSettings {
+            limits,
+            tmp_bytes,
+            disk_images,
+            network,
+        })
+    }
+}
+
+/// What the server lets workspaces reach, as a person chose it (`--network`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkChoice {
+    /// Outbound when slirp4netns is installed and cove listens on loopback only.
+    Auto,
+    /// Only each workspace's own loopback.
+    None,
+    /// Outbound to public addresses (and `--allow-egress` ranges) through slirp4netns.
+    Outbound,
+}
+
+/// Decides the workspaces' network from the choice, where cove listens and whether
+/// slirp4netns is installed; says why in the log. Allowed ranges must parse as CIDR.
+pub fn choose_network(
+    choice: NetworkChoice,
+    bind: std::net::SocketAddr,
+    slirp4netns: Option<PathBuf>,
+    allow: &[String],
+) -> Result<NetworkSpec, BackendError> {
+    for range in allow {
+        range
+            .parse::<cove_sandbox::egress::Ipv4Net>()
+            .map_err(|e| BackendError::BadLimits(format!("--allow-egress {range}: {e}")))?;
+    }
+    let outbound = |slirp4netns: PathBuf| NetworkSpec::Outbound {
+        slirp4netns: slirp4netns.to_string_lossy().into_owned(),
+        allow: allow.to_vec(),
+    };
+    let network = match (choice, slirp4netns) {
+        (NetworkChoice::None, _) => NetworkSpec::Loopback,
+        (NetworkChoice::Outbound, None) => {
+            return Err(BackendError::BadLimits(
+                "--network outbound needs slirp4netns, which is not installed (apt-get install slirp4netns)".into(),
+            ));
+        }
+        (NetworkChoice::Outbound, Some(slirp4netns)) => {
+            if !bind.ip().is_loopback() {
+                tracing::warn!(
+                    %bind,
+                    "--network outbound with a non-loopback listen address: workspaces cannot reach the host's addresses (prohibited routes), but mind what else listens on this network"
+                );
+            }
+            outbound(slirp4netns)
+        }
+        (NetworkChoice::Auto, None) => {
+            tracing::info!(
+                "workspaces have no outbound network: slirp4netns is not installed (apt-get install slirp4netns, or --network none to silence this)"
+            );
+            NetworkSpec::Loopback
+        }
+        (NetworkChoice::Auto, Some(_)) if !bind.ip().is_loopback() => {
+            tracing::info!(
+                %bind,
+                "workspaces have no outbound network: cove listens beyond loopback (--network outbound to choose otherwise)"
+            );
+            NetworkSpec::Loopback
+        }
+        (NetworkChoice::Auto, Some(slirp4netns)) => outbound(slirp4netns),
+    };
+    if let NetworkSpec::Outbound { slirp4netns, allow } = &network {
+        tracing::info!(%slirp4netns, ?allow, "workspaces have outbound network to public addresses; the host's addresses and private ranges are closed to them");
+    }
+    Ok(network)
 }
 
 #[derive(Debug, Clone)]
@@ -77,7 +170,10 @@ pub struct LocalConfig {
     pub data_dir: PathBuf,
     /// The program to run as `<runner_exe> runner ...` (normally the cove binary itself).
     pub runner_exe: PathBuf,
-    pub limits: RunnerLimits,
+    /// What every runner's clients may ask for (its `disk_limit_bytes` is set per workspace).
+    pub runner_limits: RunnerLimits,
+    /// Storage per workspace, the default and ceiling (0: none).
+    pub disk_limit_bytes: u64,
     /// `None` runs runners unconfined (development only).
     pub sandbox: Option<SandboxSettings>,
     /// How long a runner may take to accept connections.
@@ -287,7 +383,7 @@ impl LocalBackend {
     /// lowered since), else the server's (0: none). An image never shrinks, so a lowered
     /// limit binds API writes only.
     fn disk_limit(&self, limits: &WorkspaceLimits) -> u64 {
-        let server = self.config.limits.disk_limit_bytes;
+        let server = self.config.disk_limit_bytes;
         match limits.disk_bytes {
             Some(own) if server > 0 => own.min(server),
             Some(own) => own,
@@ -320,19 +416,25 @@ impl LocalBackend {
             .map_err(io("cannot open the runner log"))?;
         let socket = self.bind_socket(id)?;
         let socket_fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
-        let limits = &self.config.limits;
-        let mut runner_args: Vec<std::ffi::OsString> = vec![
-            "runner".into(),
-            "--workspace-id".into(),
-            id.into(),
-            "--listen-fd".into(),
-            socket_fd.to_string().into(),
-        ];
+        let disk_limit = self.disk_limit(workspace_limits);
+        let mut runner = RunnerSpec {
+            workspace_id: id.to_string(),
+            root: root.to_string_lossy().into_owned(),
+            listen_fd: socket_fd,
+            limits: RunnerLimits {
+                disk_limit_bytes: Some(disk_limit).filter(|l| *l > 0),
+                ..self.config.runner_limits
+            },
+            program_cgroup: None,
+        };
         let mut command = std::process::Command::new(&self.config.runner_exe);
         match &self.config.sandbox {
             None => {
-                runner_args.extend(["--root".into(), root.clone().into_os_string()]);
-                command.current_dir(&root);
+                command
+                    .arg("runner")
+                    .arg("--spec")
+                    .arg(to_json(&runner))
+                    .current_dir(&root);
             }
             Some(sandbox) => {
                 let (uid, gid) = (workspace_uid(id), workspace_uid(id));
@@ -344,75 +446,39 @@ impl LocalBackend {
                 let name = id.to_string();
                 let _ =
                     tokio::task::spawn_blocking(move || cove_sandbox::remove_cgroups(&name)).await;
-                if cove_sandbox::delegates_cpu() {
-                    runner_args.extend([
-                        "--program-cgroup".into(),
-                        cove_sandbox::CPU_PROCS_INSIDE.into(),
-                    ]);
-                }
-                runner_args.extend(["--root".into(), cove_sandbox::WORKSPACE_PATH.into()]);
+                runner.root = cove_sandbox::WORKSPACE_PATH.to_string();
+                runner.program_cgroup = cove_sandbox::delegates_cpu()
+                    .then(|| cove_sandbox::CPU_PROCS_INSIDE.to_string());
+                let image = self.image(id);
+                let spec = SandboxSpec {
+                    name: id.to_string(),
+                    workspace_dir: root.to_string_lossy().into_owned(),
+                    workspace_image: image.exists().then(|| image.to_string_lossy().into_owned()),
+                    disk_limit_bytes: disk_limit,
+                    log_file: self.log_file(id).to_string_lossy().into_owned(),
+                    root_dir: root_dir.to_string_lossy().into_owned(),
+                    uid,
+                    gid,
+                    limits: SandboxLimits {
+                        memory_bytes: held(
+                            workspace_limits.memory_bytes,
+                            sandbox.limits.memory_bytes,
+                        ),
+                        cpu_millis: held(workspace_limits.cpu_millis, sandbox.limits.cpu_millis),
+                        pids: held(workspace_limits.pids, sandbox.limits.pids),
+                    },
+                    tmp_bytes: sandbox.tmp_bytes,
+                    network: sandbox.network.clone(),
+                    runner,
+                };
                 command
                     .arg("sandbox-init")
-                    .arg("--name")
-                    .arg(id)
-                    .arg("--workspace")
-                    .arg(&root);
-                let image = self.image(id);
-                if image.exists() {
-                    command
-                        .arg("--workspace-image")
-                        .arg(image)
-                        .arg("--disk-limit-bytes")
-                        .arg(self.disk_limit(workspace_limits).to_string());
-                }
-                if let cove_sandbox::network::Network::Outbound { slirp4netns } = &sandbox.network {
-                    command.arg("--slirp4netns").arg(slirp4netns);
-                    for range in &sandbox.egress.allow {
-                        command.arg("--allow-egress").arg(range.to_string());
-                    }
-                }
-                command
-                    .arg("--log-file")
-                    .arg(self.log_file(id))
-                    .arg("--keep-fd")
-                    .arg(socket_fd.to_string())
-                    .arg("--root-dir")
-                    .arg(&root_dir)
-                    .arg("--uid")
-                    .arg(uid.to_string())
-                    .arg("--gid")
-                    .arg(gid.to_string())
-                    .arg("--memory-bytes")
-                    .arg(held(
-                        workspace_limits.memory_bytes,
-                        sandbox.limits.memory_bytes,
-                    ))
-                    .arg("--cpu-millis")
-                    .arg(held(workspace_limits.cpu_millis, sandbox.limits.cpu_millis))
-                    .arg("--pids")
-                    .arg(held(workspace_limits.pids, sandbox.limits.pids))
-                    .arg("--tmp-bytes")
-                    .arg(sandbox.tmp_bytes.to_string())
-                    .arg("--");
-                command.current_dir("/");
+                    .arg("--spec")
+                    .arg(to_json(&spec))
+                    .current_dir("/");
             }
         }
-        runner_args.extend([
-            "--scrollback-bytes".into(),
-            limits.scrollback_bytes.to_string().into(),
-            "--max-file-bytes".into(),
-            limits.max_file_bytes.to_string().into(),
-            "--max-message-bytes".into(),
-            limits.max_message_bytes.to_string().into(),
-            "--max-terminals".into(),
-            limits.max_terminals.to_string().into(),
-            "--max-processes".into(),
-            limits.max_processes.to_string().into(),
-            "--disk-limit-bytes".into(),
-            self.disk_limit(workspace_limits).to_string().into(),
-        ]);
         command
-            .args(&runner_args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(log);
@@ -534,7 +600,7 @@ impl Backend for LocalBackend {
             range("pids", pids, (MIN_PIDS, max), 1, "processes")?;
         }
         if let Some(disk) = limits.disk_bytes {
-            let max = match self.config.limits.disk_limit_bytes {
+            let max = match self.config.disk_limit_bytes {
                 0 => MAX_DISK_BYTES,
                 max => max,
             };
@@ -650,9 +716,13 @@ impl Backend for LocalBackend {
 }
 
 /// A workspace's own limit held to the server's (the flag may have been lowered since the
-/// workspace asked), or the server's when it asked for none; as a command-line argument.
-fn held(own: Option<u64>, ceiling: u64) -> String {
-    own.map_or(ceiling, |own| own.min(ceiling)).to_string()
+/// workspace asked), or the server's when it asked for none.
+fn held(own: Option<u64>, ceiling: u64) -> u64 {
+    own.map_or(ceiling, |own| own.min(ceiling))
+}
+
+fn to_json<T: serde::Serialize>(spec: &T) -> String {
+    serde_json::to_string(spec).expect("launch specs always serialize")
 }
 
 /// The host uid (and gid) a sandboxed workspace runs as: stable per workspace, never a
@@ -764,10 +834,22 @@ fn is_runner_of(pid: u32, id: &str) -> bool {
         return false;
     };
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    args.contains(&b"runner".as_slice())
-        && args
+    // `cove runner --spec {...}` or `cove sandbox-init --spec {...}`, whose spec names the
+    // workspace; runners started before specs existed carry `--workspace-id <id>`.
+    let spec = args
+        .windows(2)
+        .find(|w| w[0] == b"--spec")
+        .and_then(|w| serde_json::from_slice::<serde_json::Value>(w[1]).ok());
+    let named = match &spec {
+        Some(spec) => {
+            let runner = spec.get("runner").unwrap_or(spec);
+            runner.get("workspaceId").and_then(|v| v.as_str()) == Some(id)
+        }
+        None => args
             .windows(2)
-            .any(|w| w[0] == b"--workspace-id" && w[1] == id.as_bytes())
+            .any(|w| w[0] == b"--workspace-id" && w[1] == id.as_bytes()),
+    };
+    named && (args.contains(&b"runner".as_slice()) || args.contains(&b"sandbox-init".as_slice()))
 }
 
 /// The last `max` bytes of a log file, for error messages.
@@ -787,16 +869,13 @@ mod tests {
         LocalBackend::new(LocalConfig {
             data_dir: dir.to_path_buf(),
             runner_exe: PathBuf::from("/bin/false"),
-            limits: RunnerLimits {
-                disk_limit_bytes: disk_mib * MIB,
-                ..RunnerLimits::default()
-            },
-            sandbox: sandboxed.then(|| SandboxSettings {
-                limits: cove_sandbox::Limits::default(),
+            runner_limits: RunnerLimits::DEFAULT,
+            disk_limit_bytes: disk_mib * MIB,
+            sandbox: sandboxed.then_some(SandboxSettings {
+                limits: SandboxLimits::DEFAULT,
                 tmp_bytes: 64 * MIB,
                 disk_images: false,
-                network: cove_sandbox::network::Network::Loopback,
-                egress: Default::default(),
+                network: NetworkSpec::Loopback,
             }),
             start_timeout: Duration::from_secs(1),
             stop_timeout: Duration::from_secs(1),
@@ -832,9 +911,9 @@ mod tests {
             );
         }
         // A workspace that asked for more than today's flag gets today's flag.
-        assert_eq!(held(Some(1024 * MIB), 512 * MIB), (512 * MIB).to_string());
-        assert_eq!(held(Some(64 * MIB), 512 * MIB), (64 * MIB).to_string());
-        assert_eq!(held(None, 512), "512");
+        assert_eq!(held(Some(1024 * MIB), 512 * MIB), 512 * MIB);
+        assert_eq!(held(Some(64 * MIB), 512 * MIB), 64 * MIB);
+        assert_eq!(held(None, 512), 512);
         assert_eq!(
             b.disk_limit(&ask(None, None, None, Some(4096 * MIB))),
             1024 * MIB
@@ -858,6 +937,52 @@ mod tests {
         let refused = open.check_limits(&ask(Some(64 * MIB), None, None, None));
         assert!(
             matches!(refused, Err(BackendError::BadLimits(m)) if m.contains("without a sandbox"))
+        );
+    }
+}
+
+#[cfg(test)]
+mod network_tests {
+    use super::*;
+
+    #[test]
+    fn auto_gives_outbound_network_only_on_loopback_with_slirp4netns() {
+        let slirp = Some(PathBuf::from("/usr/bin/slirp4netns"));
+        let (lo, any): (std::net::SocketAddr, std::net::SocketAddr) = (
+            "127.0.0.1:8080".parse().unwrap(),
+            "0.0.0.0:8080".parse().unwrap(),
+        );
+        let outbound = NetworkSpec::Outbound {
+            slirp4netns: "/usr/bin/slirp4netns".into(),
+            allow: vec![],
+        };
+        let pick = |choice, bind, slirp: &Option<PathBuf>| {
+            choose_network(choice, bind, slirp.clone(), &[])
+        };
+        assert_eq!(pick(NetworkChoice::Auto, lo, &slirp).unwrap(), outbound);
+        assert_eq!(
+            pick(NetworkChoice::Auto, any, &slirp).unwrap(),
+            NetworkSpec::Loopback
+        );
+        assert_eq!(
+            pick(NetworkChoice::Auto, lo, &None).unwrap(),
+            NetworkSpec::Loopback
+        );
+        assert_eq!(
+            pick(NetworkChoice::None, lo, &slirp).unwrap(),
+            NetworkSpec::Loopback
+        );
+        assert_eq!(
+            pick(NetworkChoice::Outbound, any, &slirp).unwrap(),
+            outbound
+        );
+        let missing = pick(NetworkChoice::Outbound, lo, &None).unwrap_err();
+        assert!(missing.to_string().contains("apt-get install slirp4netns"));
+        let bad = choose_network(NetworkChoice::Auto, lo, slirp, &["10.0.0.0/33".into()]);
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("--allow-egress 10.0.0.0/33")
         );
     }
 }

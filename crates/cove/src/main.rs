@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use cove_protocol::launch::{RunnerLimits, SandboxLimits};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,6 +59,16 @@ enum NetworkMode {
     Outbound,
 }
 
+impl From<NetworkMode> for cove_backend_local::NetworkChoice {
+    fn from(mode: NetworkMode) -> Self {
+        match mode {
+            NetworkMode::Auto => cove_backend_local::NetworkChoice::Auto,
+            NetworkMode::None => cove_backend_local::NetworkChoice::None,
+            NetworkMode::Outbound => cove_backend_local::NetworkChoice::Outbound,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum SandboxMode {
     /// Each workspace in its own namespaces, root filesystem, cgroups and uid (needs root).
@@ -68,45 +79,9 @@ enum SandboxMode {
 
 #[derive(Debug, clap::Args)]
 struct SandboxInitArgs {
+    /// What to confine and how (JSON; see `cove_protocol::launch::SandboxSpec`).
     #[arg(long)]
-    name: String,
-    #[arg(long)]
-    workspace: PathBuf,
-    /// A disk image to mount at --workspace while the sandbox lives.
-    #[arg(long)]
-    workspace_image: Option<PathBuf>,
-    /// Grow the image to hold this many bytes if it is smaller (0: keep its size).
-    #[arg(long, default_value_t = 0)]
-    disk_limit_bytes: u64,
-    /// Give the sandbox outbound network through this slirp4netns.
-    #[arg(long)]
-    slirp4netns: Option<PathBuf>,
-    /// A range the sandbox may reach although it is blocked by default (repeatable).
-    #[arg(long = "allow-egress")]
-    allow_egress: Vec<cove_sandbox::egress::Ipv4Net>,
-    /// Where the program's output goes (capped and rotated).
-    #[arg(long)]
-    log_file: PathBuf,
-    /// A descriptor the program inherits (the runner's socket); all others above 2 are closed.
-    #[arg(long)]
-    keep_fd: Vec<i32>,
-    #[arg(long)]
-    root_dir: PathBuf,
-    #[arg(long)]
-    uid: u32,
-    #[arg(long)]
-    gid: u32,
-    #[arg(long)]
-    memory_bytes: u64,
-    #[arg(long)]
-    cpu_millis: u64,
-    #[arg(long)]
-    pids: u64,
-    #[arg(long)]
-    tmp_bytes: u64,
-    /// The runner's arguments.
-    #[arg(last = true)]
-    args: Vec<std::ffi::OsString>,
+    spec: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -131,29 +106,29 @@ struct ServeArgs {
     #[arg(long)]
     cert_key: Option<PathBuf>,
     /// Largest file read or written through the API, in bytes.
-    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    #[arg(long, default_value_t = RunnerLimits::DEFAULT.max_file_bytes)]
     max_file_size: u64,
     /// Scrollback kept per terminal (and output kept per process), in bytes.
-    #[arg(long, default_value_t = 1024 * 1024)]
-    scrollback: usize,
+    #[arg(long, default_value_t = RunnerLimits::DEFAULT.scrollback_bytes)]
+    scrollback: u64,
     /// Terminals per workspace.
-    #[arg(long, default_value_t = 64)]
-    max_terminals: usize,
+    #[arg(long, default_value_t = RunnerLimits::DEFAULT.max_terminals)]
+    max_terminals: u32,
     /// Running processes per workspace.
-    #[arg(long, default_value_t = 64)]
-    max_processes: usize,
+    #[arg(long, default_value_t = RunnerLimits::DEFAULT.max_processes)]
+    max_processes: u32,
     /// How workspaces are isolated. `none` is for development on a trusted machine only.
     #[arg(long, value_enum, default_value = "namespaces")]
     sandbox: SandboxMode,
     /// Memory limit per workspace, in MiB (a process over it is killed). This and the other
     /// limits are defaults and ceilings: a workspace may ask for less when it is created.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = SandboxLimits::DEFAULT.memory_bytes >> 20)]
     memory_limit_mib: u64,
     /// CPU limit per workspace, in cores (0.5 = half a core).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = SandboxLimits::DEFAULT.cpu_millis as f64 / 1000.0)]
     cpu_limit: f64,
     /// Process limit per workspace (stops fork bombs).
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = SandboxLimits::DEFAULT.pids)]
     pids_limit: u64,
     /// Network of each sandboxed workspace. Never inbound: the IDE reaches a workspace's
     /// ports through cove's preview proxy.
@@ -168,7 +143,7 @@ struct ServeArgs {
         env = "COVE_ALLOW_EGRESS",
         value_delimiter = ','
     )]
-    allow_egress: Vec<cove_sandbox::egress::Ipv4Net>,
+    allow_egress: Vec<String>,
     /// Size of each workspace's private /tmp, in MiB.
     #[arg(long, default_value_t = 256)]
     tmp_size_mib: u64,
@@ -202,37 +177,23 @@ struct ServeArgs {
 
 #[derive(Debug, clap::Args)]
 struct RunnerArgs {
-    #[arg(long)]
-    workspace_id: String,
+    /// What to serve and within which limits (JSON; see `cove_protocol::launch::RunnerSpec`):
+    /// how the server starts runners.
+    #[arg(long, conflicts_with_all = ["workspace_id", "root", "socket", "listen_tcp"])]
+    spec: Option<String>,
+    /// By hand (profiling, experiments): the workspace's id, with --root and --socket or
+    /// --listen-tcp; every limit takes its default.
+    #[arg(long, requires = "root")]
+    workspace_id: Option<String>,
     /// The workspace's files.
     #[arg(long)]
-    root: PathBuf,
+    root: Option<PathBuf>,
     /// Unix socket to listen on (mode 0600).
-    #[arg(long, conflicts_with_all = ["listen_tcp", "listen_fd"])]
-    socket: Option<PathBuf>,
-    /// A Unix socket the server has bound for this runner, inherited as this descriptor: the
-    /// runner listens on it (so the peer credentials the server checks are the runner's).
     #[arg(long, conflicts_with = "listen_tcp")]
-    listen_fd: Option<i32>,
+    socket: Option<PathBuf>,
     /// TCP address to listen on instead; requires the token in $COVE_RUNNER_TOKEN.
     #[arg(long)]
     listen_tcp: Option<SocketAddr>,
-    #[arg(long, default_value_t = 1024 * 1024)]
-    scrollback_bytes: usize,
-    #[arg(long, default_value_t = 8 * 1024 * 1024)]
-    max_file_bytes: u64,
-    #[arg(long, default_value_t = 16 * 1024 * 1024)]
-    max_message_bytes: usize,
-    #[arg(long, default_value_t = 64)]
-    max_terminals: usize,
-    #[arg(long, default_value_t = 64)]
-    max_processes: usize,
-    /// Storage limit enforced on API writes, in bytes (0: none).
-    #[arg(long, default_value_t = 0)]
-    disk_limit_bytes: u64,
-    /// A cgroup.procs file every program joins before it runs (the sandbox's CPU limit).
-    #[arg(long)]
-    program_cgroup: Option<PathBuf>,
 }
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {
@@ -298,54 +259,35 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
+    let disk_limit_bytes = mib(args.disk_limit_mib, "--disk-limit-mib")?;
     let sandbox = match args.sandbox {
         SandboxMode::Namespaces => {
-            let cgroups = cove_sandbox::check_host().context(
-                "cannot sandbox workspaces on this host (use --sandbox none for development)",
+            let network = cove_backend_local::choose_network(
+                args.network.into(),
+                args.bind_addr,
+                cove_sandbox::network::find_slirp4netns(),
+                &args.allow_egress,
             )?;
-            anyhow::ensure!(
-                args.cpu_limit.is_finite()
-                    && args.cpu_limit > 0.0
-                    && args.memory_limit_mib >= 16
-                    && args.pids_limit >= 16,
-                "limits must be at least 16 MiB of memory, 16 processes and a positive CPU share"
-            );
-            tracing::info!(
-                ?cgroups,
-                memory_mib = args.memory_limit_mib,
-                cpu = args.cpu_limit,
-                pids = args.pids_limit,
-                "workspaces are sandboxed"
-            );
-            let disk_images = match cove_sandbox::disk::probe() {
-                Ok(mke2fs) => {
-                    tracing::info!(
-                        disk_mib = args.disk_limit_mib,
-                        mke2fs = %mke2fs.display(),
-                        "each new workspace gets a disk image of its storage limit"
-                    );
-                    true
-                }
-                Err(why) => {
-                    tracing::warn!(
-                        "storage limits hold only for API writes, not for programs: {why}"
-                    );
-                    false
-                }
+            let limits = SandboxLimits {
+                memory_bytes: mib(args.memory_limit_mib, "--memory-limit-mib")?,
+                cpu_millis: if args.cpu_limit.is_finite() && args.cpu_limit > 0.0 {
+                    (args.cpu_limit * 1000.0).round() as u64
+                } else {
+                    0
+                },
+                pids: args.pids_limit,
             };
-            Some(cove_backend_local::SandboxSettings {
-                limits: cove_sandbox::Limits {
-                    memory_bytes: mib(args.memory_limit_mib, "--memory-limit-mib")?,
-                    cpu_millis: (args.cpu_limit * 1000.0).round() as u64,
-                    pids: args.pids_limit,
-                },
-                tmp_bytes: mib(args.tmp_size_mib, "--tmp-size-mib")?,
-                disk_images,
-                network: workspace_network(args.network, args.bind_addr)?,
-                egress: cove_sandbox::egress::Egress {
-                    allow: args.allow_egress,
-                },
-            })
+            Some(
+                cove_backend_local::SandboxSettings::for_this_host(
+                    limits,
+                    mib(args.tmp_size_mib, "--tmp-size-mib")?,
+                    disk_limit_bytes,
+                    network,
+                )
+                .context(
+                    "cannot sandbox workspaces on this host (use --sandbox none for development)",
+                )?,
+            )
         }
         SandboxMode::None => {
             tracing::warn!(
@@ -358,14 +300,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: data_dir.clone(),
         runner_exe: std::env::current_exe()
             .context("cannot find the cove binary to start runners")?,
-        limits: cove_backend_local::RunnerLimits {
+        runner_limits: RunnerLimits {
             scrollback_bytes: args.scrollback,
             max_file_bytes: args.max_file_size,
             max_terminals: args.max_terminals,
             max_processes: args.max_processes,
-            disk_limit_bytes: mib(args.disk_limit_mib, "--disk-limit-mib")?,
-            ..Default::default()
+            ..RunnerLimits::DEFAULT
         },
+        disk_limit_bytes,
         sandbox,
         start_timeout: Duration::from_secs(15),
         stop_timeout: Duration::from_secs(10),
@@ -408,165 +350,119 @@ fn mib(value: u64, flag: &str) -> anyhow::Result<u64> {
         .with_context(|| format!("{flag} {value} is too large (at most 16 TiB)"))
 }
 
-/// Decides the workspaces' network and says why in the log.
-fn workspace_network(
-    mode: NetworkMode,
-    bind: SocketAddr,
-) -> anyhow::Result<cove_sandbox::network::Network> {
-    choose_network(mode, bind, cove_sandbox::network::find_slirp4netns())
-}
-
-fn choose_network(
-    mode: NetworkMode,
-    bind: SocketAddr,
-    slirp: Option<PathBuf>,
-) -> anyhow::Result<cove_sandbox::network::Network> {
-    use cove_sandbox::network::Network;
-    let network = match (mode, slirp) {
-        (NetworkMode::None, _) => Network::Loopback,
-        (NetworkMode::Outbound, None) => anyhow::bail!(
-            "--network outbound needs slirp4netns, which is not installed (apt-get install slirp4netns)"
-        ),
-        (NetworkMode::Outbound, Some(slirp4netns)) => {
-            if !bind.ip().is_loopback() {
-                tracing::warn!(
-                    %bind,
-                    "--network outbound with a non-loopback listen address: workspaces can reach cove's port through the host's own addresses; listen on loopback behind a proxy to prevent it"
-                );
-            }
-            Network::Outbound { slirp4netns }
-        }
-        (NetworkMode::Auto, None) => {
-            tracing::info!(
-                "workspaces have no outbound network: slirp4netns is not installed (apt-get install slirp4netns, or --network none to silence this)"
-            );
-            Network::Loopback
-        }
-        (NetworkMode::Auto, Some(_)) if !bind.ip().is_loopback() => {
-            tracing::info!(
-                %bind,
-                "workspaces have no outbound network: cove listens beyond loopback, where outbound workspaces could reach it (--network outbound to choose otherwise)"
-            );
-            Network::Loopback
-        }
-        (NetworkMode::Auto, Some(slirp4netns)) => Network::Outbound { slirp4netns },
-    };
-    if let Network::Outbound { slirp4netns } = &network {
-        tracing::info!(slirp4netns = %slirp4netns.display(), "workspaces have outbound network; the host's loopback is closed to them");
-    }
-    Ok(network)
-}
-
+/// `cove sandbox-init --spec`: the launch spec, converted into the sandbox's own terms.
 fn sandbox_init(args: SandboxInitArgs) -> anyhow::Result<()> {
+    use cove_protocol::launch::{NetworkSpec, SandboxSpec};
+    let spec: SandboxSpec =
+        serde_json::from_str(&args.spec).context("--spec is not a sandbox spec")?;
+    let (network, allow) = match spec.network {
+        NetworkSpec::Loopback => (cove_sandbox::network::Network::Loopback, Vec::new()),
+        NetworkSpec::Outbound { slirp4netns, allow } => (
+            cove_sandbox::network::Network::Outbound {
+                slirp4netns: slirp4netns.into(),
+            },
+            allow,
+        ),
+    };
+    let allow = allow
+        .iter()
+        .map(|range| range.parse())
+        .collect::<Result<Vec<cove_sandbox::egress::Ipv4Net>, _>>()
+        .context("an egress range of the spec")?;
+    let runner = serde_json::to_string(&spec.runner)?;
     let spec = cove_sandbox::Spec {
-        name: args.name,
-        workspace_dir: args.workspace,
-        workspace_image: args.workspace_image,
-        disk_limit_bytes: args.disk_limit_bytes,
-        network: match args.slirp4netns {
-            Some(slirp4netns) => cove_sandbox::network::Network::Outbound { slirp4netns },
-            None => cove_sandbox::network::Network::Loopback,
-        },
-        log_file: args.log_file,
-        inherited_fds: args.keep_fd,
-        egress: cove_sandbox::egress::Egress {
-            allow: args.allow_egress,
-        },
-        root_dir: args.root_dir,
+        name: spec.name,
+        workspace_dir: spec.workspace_dir.into(),
+        workspace_image: spec.workspace_image.map(Into::into),
+        disk_limit_bytes: spec.disk_limit_bytes,
+        network,
+        egress: cove_sandbox::egress::Egress { allow },
+        log_file: spec.log_file.into(),
+        inherited_fds: vec![spec.runner.listen_fd],
+        root_dir: spec.root_dir.into(),
         program: std::env::current_exe().context("cannot find the cove binary")?,
-        args: args.args,
+        args: vec!["runner".into(), "--spec".into(), runner.into()],
         env: std::env::vars_os().collect(),
-        uid: args.uid,
-        gid: args.gid,
+        uid: spec.uid,
+        gid: spec.gid,
         limits: cove_sandbox::Limits {
-            memory_bytes: args.memory_bytes,
-            cpu_millis: args.cpu_millis,
-            pids: args.pids,
+            memory_bytes: spec.limits.memory_bytes,
+            cpu_millis: spec.limits.cpu_millis,
+            pids: spec.limits.pids,
         },
-        tmp_bytes: args.tmp_bytes,
+        tmp_bytes: spec.tmp_bytes,
     };
     let code = cove_sandbox::run(&spec)?;
     std::process::exit(code)
 }
 
+/// `cove runner`: from the launch spec the backend wrote, or by hand.
 async fn runner(args: RunnerArgs) -> anyhow::Result<()> {
-    let listen = match (args.socket, args.listen_tcp, args.listen_fd) {
-        (None, None, Some(fd)) => cove_runner::Listen::Inherited(
-            cove_runner::take_listen_fd(fd)
-                .with_context(|| format!("--listen-fd {fd} is not a socket this runner can use"))?,
-        ),
-        (Some(path), None, None) => cove_runner::Listen::Unix(path),
-        (None, Some(addr), None) => {
-            let token = std::env::var("COVE_RUNNER_TOKEN")
-                .context("--listen-tcp needs $COVE_RUNNER_TOKEN")?;
-            anyhow::ensure!(
-                token.len() >= 16,
-                "$COVE_RUNNER_TOKEN must be at least 16 characters"
-            );
-            cove_runner::Listen::Tcp { addr, token }
+    use cove_protocol::launch::RunnerSpec;
+    let (workspace_id, root, listen, limits, program_cgroup) = match args.spec {
+        Some(spec) => {
+            let spec: RunnerSpec =
+                serde_json::from_str(&spec).context("--spec is not a runner spec")?;
+            let listener = cove_runner::take_listen_fd(spec.listen_fd).with_context(|| {
+                format!(
+                    "descriptor {} is not a socket this runner can use",
+                    spec.listen_fd
+                )
+            })?;
+            (
+                spec.workspace_id,
+                PathBuf::from(spec.root),
+                cove_runner::Listen::Inherited(listener),
+                spec.limits,
+                spec.program_cgroup.map(PathBuf::from),
+            )
         }
-        _ => anyhow::bail!("give one of --listen-fd, --socket or --listen-tcp"),
+        None => {
+            let (Some(workspace_id), Some(root)) = (args.workspace_id, args.root) else {
+                anyhow::bail!(
+                    "give --spec, or --workspace-id with --root and --socket or --listen-tcp"
+                );
+            };
+            let listen = match (args.socket, args.listen_tcp) {
+                (Some(path), None) => cove_runner::Listen::Unix(path),
+                (None, Some(addr)) => {
+                    let token = std::env::var("COVE_RUNNER_TOKEN")
+                        .context("--listen-tcp needs $COVE_RUNNER_TOKEN")?;
+                    anyhow::ensure!(
+                        token.len() >= 16,
+                        "$COVE_RUNNER_TOKEN must be at least 16 characters"
+                    );
+                    cove_runner::Listen::Tcp { addr, token }
+                }
+                _ => anyhow::bail!("give --socket or --listen-tcp"),
+            };
+            (workspace_id, root, listen, RunnerLimits::DEFAULT, None)
+        }
     };
-    let root = args
-        .root
+    let root = root
         .canonicalize()
-        .with_context(|| format!("workspace root {}", args.root.display()))?;
+        .with_context(|| format!("workspace root {}", root.display()))?;
     let shell = std::env::var("SHELL")
         .ok()
         .filter(|s| std::path::Path::new(s).is_file())
         .unwrap_or_else(|| "/bin/bash".into());
     let config = cove_runner::Config {
-        workspace_id: args.workspace_id,
+        workspace_id,
         home: root.clone(),
-        program_cgroup: args.program_cgroup,
+        program_cgroup,
         root,
         listen,
         shell,
         limits: cove_runner::Limits {
-            scrollback_bytes: args.scrollback_bytes,
-            max_file_bytes: args.max_file_bytes,
-            max_message_bytes: args.max_message_bytes,
-            max_terminals: args.max_terminals,
-            max_processes: args.max_processes,
-            disk_limit_bytes: (args.disk_limit_bytes > 0).then_some(args.disk_limit_bytes),
+            scrollback_bytes: usize::try_from(limits.scrollback_bytes)?,
+            max_file_bytes: limits.max_file_bytes,
+            max_message_bytes: usize::try_from(limits.max_message_bytes)?,
+            max_terminals: limits.max_terminals as usize,
+            max_processes: limits.max_processes as usize,
+            disk_limit_bytes: limits.disk_limit_bytes,
             ..Default::default()
         },
     };
     tracing::info!(workspace = %config.workspace_id, root = %config.root.display(), "runner starting");
     cove_runner::run(config, CancellationToken::new()).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use cove_sandbox::network::Network;
-
-    #[test]
-    fn auto_gives_outbound_network_only_on_loopback_with_slirp4netns() {
-        let slirp = Some(PathBuf::from("/usr/bin/slirp4netns"));
-        let (lo, any): (SocketAddr, SocketAddr) = (
-            "127.0.0.1:8080".parse().unwrap(),
-            "0.0.0.0:8080".parse().unwrap(),
-        );
-        let outbound = Network::Outbound {
-            slirp4netns: PathBuf::from("/usr/bin/slirp4netns"),
-        };
-        let pick = |mode, bind, slirp: &Option<PathBuf>| choose_network(mode, bind, slirp.clone());
-        assert_eq!(pick(NetworkMode::Auto, lo, &slirp).unwrap(), outbound);
-        assert_eq!(
-            pick(NetworkMode::Auto, any, &slirp).unwrap(),
-            Network::Loopback
-        );
-        assert_eq!(
-            pick(NetworkMode::Auto, lo, &None).unwrap(),
-            Network::Loopback
-        );
-        assert_eq!(
-            pick(NetworkMode::None, lo, &slirp).unwrap(),
-            Network::Loopback
-        );
-        assert_eq!(pick(NetworkMode::Outbound, any, &slirp).unwrap(), outbound);
-        let missing = pick(NetworkMode::Outbound, lo, &None).unwrap_err();
-        assert!(missing.to_string().contains("apt-get install slirp4netns"));
-    }
 }

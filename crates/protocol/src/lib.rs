@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 mod error;
+pub mod launch;
 pub mod rest;
 pub use error::{ErrorCode, ErrorReply, RestError};
 

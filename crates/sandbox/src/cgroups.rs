@@ -9,23 +9,13 @@ use crate::{SandboxError, io_err};
 
 const ROOT: &str = "/sys/fs/cgroup";
 
-/// Resource limits of one sandbox.
+/// Resource limits of one sandbox (their defaults are the server's, in `protocol::launch`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub memory_bytes: u64,
     /// CPU in thousandths of a core (500 = half a core).
     pub cpu_millis: u64,
     pub pids: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            memory_bytes: 512 * 1024 * 1024,
-            cpu_millis: 500,
-            pids: 512,
-        }
-    }
 }
 
 /// Which cgroup interface the host offers for memory, cpu and pids.
