@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::error::ApiError;
 use crate::relay::{self, Gauge};
-use crate::{AppState, link, templates};
+use crate::{AppState, templates};
 
 type Shared = State<Arc<AppState>>;
 
@@ -156,43 +156,36 @@ pub async fn control_socket(
         };
         let mut client = TokioIo::new(upgraded);
         let _gauge = Gauge::enter(&app.metrics.control);
-        let addr = match app.manager.running_addr(&row).await {
-            Some(addr) => addr,
-            None => {
-                let _ = relay::send_text(
-                    &mut client,
-                    &status_frame(StatusState::Starting, "starting the workspace"),
-                )
-                .await;
-                match app.manager.ensure_running(&row).await {
-                    Ok(addr) => {
-                        let _ = relay::send_text(
-                            &mut client,
-                            &status_frame(StatusState::Ready, "the workspace is ready"),
-                        )
-                        .await;
-                        addr
-                    }
-                    Err(e) => {
-                        let _ = relay::send_text(
-                            &mut client,
-                            &status_frame(StatusState::Error, &e.reply.message),
-                        )
-                        .await;
-                        let error = ServerMessage::event(Event::Error(e.reply.clone())).encode();
-                        let _ = relay::send_text(&mut client, &error).await;
-                        let _ =
-                            relay::send_close(&mut client, 1011, "the workspace could not start")
-                                .await;
-                        return;
-                    }
+        if !app.manager.is_running(&row).await {
+            let _ = relay::send_text(
+                &mut client,
+                &status_frame(StatusState::Starting, "starting the workspace"),
+            )
+            .await;
+            match app.manager.ensure_running(&row).await {
+                Ok(()) => {
+                    let _ = relay::send_text(
+                        &mut client,
+                        &status_frame(StatusState::Ready, "the workspace is ready"),
+                    )
+                    .await;
+                }
+                Err(e) => {
+                    let _ = relay::send_text(
+                        &mut client,
+                        &status_frame(StatusState::Error, &e.reply.message),
+                    )
+                    .await;
+                    let error = ServerMessage::event(Event::Error(e.reply.clone())).encode();
+                    let _ = relay::send_text(&mut client, &error).await;
+                    let _ =
+                        relay::send_close(&mut client, 1011, "the workspace could not start").await;
+                    return;
                 }
             }
-        };
-        match link::websocket(&addr, "/ws").await {
-            Ok((runner, leftover)) => {
-                relay::pipe(client, runner, leftover, app.shutdown.clone()).await
-            }
+        }
+        match app.manager.link().websocket(&row.id, "/ws").await {
+            Ok(runner) => relay::pipe(client, runner, app.shutdown.clone()).await,
             Err(e) => {
                 tracing::warn!(workspace = %row.id, error = %e, "cannot reach the runner");
                 let error = ErrorReply::new(
@@ -236,13 +229,16 @@ pub async fn terminal_socket(
         ));
     }
     let row = app.manager.find(&app.owner, &id).await?;
-    let addr = app.manager.ensure_running(&row).await?;
+    app.manager.ensure_running(&row).await?;
     let query = request
         .uri()
         .query()
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
-    let (runner, leftover) = link::websocket(&addr, &format!("/terminals/{terminal}/ws{query}"))
+    let runner = app
+        .manager
+        .link()
+        .websocket(&row.id, &format!("/terminals/{terminal}/ws{query}"))
         .await
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?;
     let on_upgrade = take_upgrade(&mut request)?;
@@ -252,61 +248,75 @@ pub async fn terminal_socket(
             return;
         };
         let _gauge = Gauge::enter(&task_app.metrics.terminal);
-        relay::pipe(
-            TokioIo::new(upgraded),
-            runner,
-            leftover,
-            task_app.shutdown.clone(),
-        )
-        .await;
+        relay::pipe(TokioIo::new(upgraded), runner, task_app.shutdown.clone()).await;
     });
     Ok(relay::switching_protocols(&accept))
+}
+
+/// `/api/workspaces/{id}/files` and `/files/`: the workspace's root (a listing).
+pub async fn files_root(
+    State(app): Shared,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    forward_file(app, &id, "", request).await
 }
 
 /// `/api/workspaces/{id}/files/{path}`: forwarded to the runner, bodies streamed.
 pub async fn files(
     State(app): Shared,
-    Path(params): Path<Vec<(String, String)>>,
+    Path((id, path)): Path<(String, String)>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let id = params
-        .iter()
-        .find(|(k, _)| k == "id")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
-    let row = app.manager.find(&app.owner, &id).await?;
+    forward_file(app, &id, &path, request).await
+}
+
+/// A path for a URI: each segment percent-encoded but for unreserved characters.
+fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        for b in segment.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+async fn forward_file(
+    app: Arc<AppState>,
+    id: &str,
+    path: &str,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let row = app.manager.find(&app.owner, id).await?;
     // Reading never starts a workspace (any page can make a browser send a GET); writing
     // does, having passed the same-origin check that guards every change.
-    let addr = if request.method() == axum::http::Method::GET
-        || request.method() == axum::http::Method::HEAD
-    {
-        app.manager.running_addr(&row).await.ok_or_else(|| {
-            ApiError::new(
+    if request.method() == axum::http::Method::GET || request.method() == axum::http::Method::HEAD {
+        if !app.manager.is_running(&row).await {
+            return Err(ApiError::new(
                 ErrorCode::Conflict,
                 format!(
                     "workspace {:?} is stopped; start it first (POST /api/workspaces/{}/start)",
                     row.name, row.id
                 ),
-            )
-        })?
+            ));
+        }
     } else {
-        app.manager.ensure_running(&row).await?
-    };
-    // Keep the path exactly as the client encoded it, from `/files` on.
-    let path_and_query = request
+        app.manager.ensure_running(&row).await?;
+    }
+    let query = request
         .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
+        .query()
+        .map(|q| format!("?{q}"))
         .unwrap_or_default();
-    // The `/files` after the workspace id (a workspace named "files" comes before it).
-    let prefix = format!(
-        "/api/workspaces/{}",
-        request.uri().path().split('/').nth(3).unwrap_or("")
-    );
-    let tail = path_and_query
-        .strip_prefix(&prefix)
-        .unwrap_or("/files")
-        .to_string();
+    let target = format!("/files/{}{query}", encode_path(path));
     let (parts, body) = request.into_parts();
     // Refused here, before a byte reaches the runner: a body the runner would refuse
     // mid-upload ends as a reset connection the client cannot read.
@@ -324,7 +334,7 @@ pub async fn files(
             ),
         ));
     }
-    let mut forwarded = hyper::Request::builder().method(parts.method).uri(tail);
+    let mut forwarded = hyper::Request::builder().method(parts.method).uri(target);
     for name in [
         header::CONTENT_TYPE,
         header::CONTENT_LENGTH,
@@ -337,7 +347,10 @@ pub async fn files(
     let forwarded = forwarded
         .body(body)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let response = link::forward(&addr, forwarded, &app.tasks)
+    let response = app
+        .manager
+        .link()
+        .request(&row.id, forwarded)
         .await
         .map_err(|e| ApiError::internal("cannot reach the workspace", e))?;
     let (parts, body) = response.into_parts();
@@ -363,9 +376,7 @@ pub async fn plain_terminal_socket(
         let mut client = TokioIo::new(upgraded);
         let _gauge = Gauge::enter(&app.metrics.plain);
         match connect_plain(&app, &session, &mut client).await {
-            Ok((runner, leftover)) => {
-                relay::pipe(client, runner, leftover, app.shutdown.clone()).await
-            }
+            Ok(runner) => relay::pipe(client, runner, app.shutdown.clone()).await,
             Err(message) => {
                 let _ = relay::send_text(&mut client, &format!("Error: {message}\r\n")).await;
                 let _ = relay::send_close(&mut client, 1011, "cannot open the terminal").await;
@@ -379,7 +390,7 @@ async fn connect_plain(
     app: &AppState,
     session: &str,
     client: &mut relay::ClientIo,
-) -> Result<(link::RunnerStream, Vec<u8>), String> {
+) -> Result<TokioIo<hyper::upgrade::Upgraded>, String> {
     let row = match app.manager.find(&app.owner, session).await {
         Ok(row) => row,
         Err(e) if e.reply.code == ErrorCode::NotFound => {
@@ -396,20 +407,17 @@ async fn connect_plain(
         }
         Err(e) => return Err(e.reply.message),
     };
-    let addr = match app.manager.running_addr(&row).await {
-        Some(addr) => addr,
-        None => {
-            let _ = relay::send_text(client, "Starting workspace...\r\n").await;
-            let addr = app
-                .manager
-                .ensure_running(&row)
-                .await
-                .map_err(|e| e.reply.message)?;
-            let _ = relay::send_text(client, "Workspace ready.\r\n").await;
-            addr
-        }
-    };
-    link::websocket(&addr, "/terminals/main/ws?format=text")
+    if !app.manager.is_running(&row).await {
+        let _ = relay::send_text(client, "Starting workspace...\r\n").await;
+        app.manager
+            .ensure_running(&row)
+            .await
+            .map_err(|e| e.reply.message)?;
+        let _ = relay::send_text(client, "Workspace ready.\r\n").await;
+    }
+    app.manager
+        .link()
+        .websocket(&row.id, "/terminals/main/ws?format=text")
         .await
         .map_err(|e| e.to_string())
 }

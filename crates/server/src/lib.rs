@@ -116,6 +116,9 @@ async fn track_activity(
 }
 
 fn router(app: Arc<AppState>, max_file_bytes: u64) -> Router {
+    let files_root = axum::routing::get(api::files_root)
+        .put(api::files_root)
+        .delete(api::files_root);
     let files = axum::routing::get(api::files)
         .put(api::files)
         .delete(api::files);
@@ -135,8 +138,8 @@ fn router(app: Arc<AppState>, max_file_bytes: u64) -> Router {
             "/api/workspaces/{id}/terminals/{terminal}/ws",
             get(api::terminal_socket),
         )
-        .route("/api/workspaces/{id}/files", files.clone())
-        .route("/api/workspaces/{id}/files/", files.clone())
+        .route("/api/workspaces/{id}/files", files_root.clone())
+        .route("/api/workspaces/{id}/files/", files_root)
         .route(
             "/api/workspaces/{id}/files/{*path}",
             files.layer(DefaultBodyLimit::max(max_file_bytes as usize + 1)),

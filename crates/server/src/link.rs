@@ -1,142 +1,272 @@
-//! The link from the server to a runner: a byte stream over a Unix socket (local) or TCP
-//! with a bearer token (Kubernetes), used for WebSocket relays and HTTP forwarding.
+//! The one link from the server to runners: a pooled HTTP/1 client, over the runner's Unix
+//! socket (local) or TCP with a bearer token (Kubernetes), with upgrades for WebSockets.
+//!
+//! Every way the server talks to a runner goes through [`RunnerLink`]: file requests and
+//! previews ([`RunnerLink::request`]) and socket relays ([`RunnerLink::websocket`]).
+//! Connections are kept and reused per runner, so a file read costs no new handshake. The
+//! link only talks to runners the manager has seen running (it tells the link their
+//! addresses, see `Manager::is_running`); a connection that fails makes the link forget
+//! the address until the manager looks again.
+//!
+//! A Unix socket is only used after the checks of [`connect_unix`]: the path is the
+//! server's own socket (not a link), and the peer is the runner.
 
 use axum::body::Body;
-use cove_backend::RunnerAddr;
+use cove_backend::{RunnerAddr, RunnerPeer};
 use hyper::Request;
-use hyper_util::rt::TokioIo;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// A connected byte stream to a runner.
-pub trait RunnerIo: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> RunnerIo for T {}
-
-pub type RunnerStream = Pin<Box<dyn RunnerIo>>;
-
+/// Why the server could not talk to a runner.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
+    #[error("the workspace's runner is not known to be running")]
+    Unknown,
     #[error("cannot reach the workspace's runner: {0}")]
-    Connect(#[source] io::Error),
-    #[error("the runner refused the connection: {0}")]
-    Handshake(String),
-    #[error("the runner did not answer: {0}")]
-    Http(#[from] hyper::Error),
+    Connect(String),
+    #[error("the runner refused: {0}")]
+    Refused(String),
 }
 
-/// Opens a byte stream to the runner.
-pub async fn connect(addr: &RunnerAddr) -> Result<RunnerStream, LinkError> {
-    match addr {
-        RunnerAddr::Unix { path, peer } => {
-            let stream = cove_backend::connect_unix(path, peer).await.map_err(|e| {
-                if e.kind() == io::ErrorKind::PermissionDenied {
-                    // Someone else answers (or a link sits) where the runner should be.
-                    tracing::error!(error = %e, "a runner socket failed its check");
-                }
-                LinkError::Connect(e)
-            })?;
-            Ok(Box::pin(stream))
+/// How long an unused connection to a runner is kept.
+const IDLE: Duration = Duration::from_secs(30);
+/// Unused connections kept per runner.
+const IDLE_PER_RUNNER: usize = 8;
+
+type Addresses = Arc<Mutex<HashMap<String, RunnerAddr>>>;
+
+/// See the module docs.
+#[derive(Clone)]
+pub struct RunnerLink {
+    client: Client<Connector, Body>,
+    addrs: Addresses,
+}
+
+impl std::fmt::Debug for RunnerLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunnerLink").finish_non_exhaustive()
+    }
+}
+
+impl Default for RunnerLink {
+    fn default() -> RunnerLink {
+        RunnerLink::new()
+    }
+}
+
+impl RunnerLink {
+    pub fn new() -> RunnerLink {
+        let addrs: Addresses = Arc::default();
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(IDLE)
+            .pool_max_idle_per_host(IDLE_PER_RUNNER)
+            .build(Connector {
+                addrs: addrs.clone(),
+            });
+        RunnerLink { client, addrs }
+    }
+
+    /// Remembers where the runner of workspace `id` listens (it was just started or seen).
+    pub fn remember(&self, id: &str, addr: &RunnerAddr) {
+        self.addrs
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), addr.clone());
+    }
+
+    /// Forgets it (stopped, deleted, or unreachable).
+    pub fn forget(&self, id: &str) {
+        self.addrs.lock().unwrap().remove(id);
+    }
+
+    /// Where the runner of workspace `id` listens, if it is known to run.
+    pub fn known(&self, id: &str) -> Option<RunnerAddr> {
+        self.addrs.lock().unwrap().get(id).cloned()
+    }
+
+    /// Sends `request` (its URI a path and query on the runner) to the runner of workspace
+    /// `id`; bodies stream both ways.
+    pub async fn request(
+        &self,
+        id: &str,
+        mut request: Request<Body>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, LinkError> {
+        let addr = self.known(id).ok_or(LinkError::Unknown)?;
+        let path = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        *request.uri_mut() = format!("http://{}{path}", host_of(id))
+            .parse()
+            .map_err(|_| LinkError::Refused(format!("bad path {path:?}")))?;
+        let headers = request.headers_mut();
+        headers.insert(
+            hyper::header::HOST,
+            hyper::header::HeaderValue::from_static("runner"),
+        );
+        if let RunnerAddr::Tcp { token, .. } = &addr
+            && let Ok(value) = hyper::header::HeaderValue::from_str(&format!("Bearer {token}"))
+        {
+            headers.insert(hyper::header::AUTHORIZATION, value);
         }
-        RunnerAddr::Tcp { authority, .. } => {
-            let stream = tokio::net::TcpStream::connect(authority)
+        self.client.request(request).await.map_err(|e| {
+            // A runner that went away: the next request asks the backend where it is.
+            self.forget(id);
+            let cause = std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| e.to_string());
+            LinkError::Connect(cause)
+        })
+    }
+
+    /// Opens a WebSocket to `path_and_query` on the runner of workspace `id` and returns the
+    /// upgraded stream, or the runner's refusal (its status and JSON error) as an error.
+    pub async fn websocket(
+        &self,
+        id: &str,
+        path_and_query: &str,
+    ) -> Result<TokioIo<hyper::upgrade::Upgraded>, LinkError> {
+        let request = Request::builder()
+            .method("GET")
+            .uri(path_and_query)
+            .header(hyper::header::CONNECTION, "Upgrade")
+            .header(hyper::header::UPGRADE, "websocket")
+            .header(hyper::header::SEC_WEBSOCKET_VERSION, "13")
+            .header(hyper::header::SEC_WEBSOCKET_KEY, websocket_key())
+            .body(Body::empty())
+            .map_err(|e| LinkError::Refused(e.to_string()))?;
+        let mut response = self.request(id, request).await?;
+        if response.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
+            use http_body_util::BodyExt;
+            let status = response.status();
+            let body = http_body_util::Limited::new(response.into_body(), 16 * 1024)
+                .collect()
                 .await
-                .map_err(LinkError::Connect)?;
-            stream.set_nodelay(true).map_err(LinkError::Connect)?;
-            Ok(Box::pin(stream))
+                .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+                .unwrap_or_default();
+            return Err(LinkError::Refused(format!("{status} {body}").trim().into()));
         }
+        let upgraded = hyper::upgrade::on(&mut response)
+            .await
+            .map_err(|e| LinkError::Connect(e.to_string()))?;
+        Ok(TokioIo::new(upgraded))
     }
 }
 
-fn authorization(addr: &RunnerAddr) -> Option<String> {
-    match addr {
-        RunnerAddr::Tcp { token, .. } => Some(format!("Bearer {token}")),
-        RunnerAddr::Unix { .. } => None,
-    }
+/// The URI host that names workspace `id`'s runner to the pool.
+fn host_of(id: &str) -> String {
+    format!("w-{id}.runner")
 }
 
-/// Opens a WebSocket to `path_and_query` on the runner. Returns the stream right after the
-/// handshake, plus any bytes the runner sent past its 101 head (the first frames may arrive
-/// in the same packet): the caller must pass those on before relaying.
-pub async fn websocket(
-    addr: &RunnerAddr,
-    path_and_query: &str,
-) -> Result<(RunnerStream, Vec<u8>), LinkError> {
-    let mut stream = connect(addr).await?;
-    let key = base64_key();
-    let mut head = format!(
-        "GET {path_and_query} HTTP/1.1\r\nHost: runner\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-    );
-    if let Some(auth) = authorization(addr) {
-        head.push_str(&format!("Authorization: {auth}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream
-        .write_all(head.as_bytes())
-        .await
-        .map_err(LinkError::Connect)?;
-    let mut buf = Vec::with_capacity(1024);
-    let end = loop {
-        let mut chunk = [0u8; 1024];
-        let n = stream.read(&mut chunk).await.map_err(LinkError::Connect)?;
-        if n == 0 {
-            return Err(LinkError::Handshake(
-                "the runner closed the connection".into(),
-            ));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break pos + 4;
-        }
-        if buf.len() > 16 * 1024 {
-            return Err(LinkError::Handshake(
-                "the runner's answer is too long".into(),
-            ));
-        }
-    };
-    let status_line =
-        String::from_utf8_lossy(&buf[..buf.iter().position(|b| *b == b'\r').unwrap_or(0)])
-            .into_owned();
-    if !status_line.starts_with("HTTP/1.1 101") {
-        // The runner answers refusals (bad query, unknown format) as JSON errors.
-        let body = String::from_utf8_lossy(&buf[end..]).into_owned();
-        return Err(LinkError::Handshake(
-            format!("{status_line} {body}").trim().to_string(),
-        ));
-    }
-    Ok((stream, buf[end..].to_vec()))
-}
-
-/// Sends an HTTP request to the runner and returns its response, bodies streamed both ways.
-pub async fn forward(
-    addr: &RunnerAddr,
-    mut request: Request<Body>,
-    tasks: &tokio_util::task::TaskTracker,
-) -> Result<hyper::Response<hyper::body::Incoming>, LinkError> {
-    let stream = connect(addr).await?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    // The connection task ends when the response body has been read (or dropped).
-    tasks.spawn(async move {
-        if let Err(e) = connection.with_upgrades().await {
-            tracing::debug!(error = %e, "runner connection ended");
-        }
-    });
-    request.headers_mut().insert(
-        hyper::header::HOST,
-        hyper::header::HeaderValue::from_static("runner"),
-    );
-    if let Some(auth) = authorization(addr)
-        && let Ok(value) = hyper::header::HeaderValue::from_str(&auth)
-    {
-        request
-            .headers_mut()
-            .insert(hyper::header::AUTHORIZATION, value);
-    }
-    Ok(sender.send_request(request).await?)
-}
-
-fn base64_key() -> String {
+fn websocket_key() -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_bytes())
+}
+
+/// Opens connections for the pool: the runner's address, looked up by the URI's host.
+#[derive(Clone)]
+struct Connector {
+    addrs: Addresses,
+}
+
+impl tower_service::Service<hyper::Uri> for Connector {
+    type Response = TokioIo<RunnerIo>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<TokioIo<RunnerIo>>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: hyper::Uri) -> Self::Future {
+        let id = uri
+            .host()
+            .and_then(|h| h.strip_prefix("w-"))
+            .and_then(|h| h.strip_suffix(".runner"))
+            .unwrap_or_default()
+            .to_string();
+        let addr = self.addrs.lock().unwrap().get(&id).cloned();
+        Box::pin(async move {
+            let addr = addr.ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, "the runner is not known")
+            })?;
+            let io: Box<dyn Stream> = match &addr {
+                RunnerAddr::Unix { path, peer } => Box::new(connect_unix(path, peer).await?),
+                RunnerAddr::Tcp { authority, .. } => {
+                    let stream = tokio::net::TcpStream::connect(authority).await?;
+                    stream.set_nodelay(true)?;
+                    Box::new(stream)
+                }
+            };
+            Ok(TokioIo::new(RunnerIo(io)))
+        })
+    }
+}
+
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+/// A connection to a runner, whatever carries it.
+struct RunnerIo(Box<dyn Stream>);
+
+impl Connection for RunnerIo {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl AsyncRead for RunnerIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for RunnerIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// Connects to a runner's Unix socket. Refuses (with `PermissionDenied` and the reason) a
+/// path that is not a socket owned by this process's user and closed to everyone else (a
+/// link, say), and a socket answered by anyone but the runner: the server runs as root and
+/// must never be talked into connecting to something a workspace planted.
+pub async fn connect_unix(
+    path: &std::path::Path,
+    peer: &RunnerPeer,
+) -> io::Result<tokio::net::UnixStream> {
+    let stream = cove_backend::connect_unix(path, peer).await;
+    if let Err(e) = &stream
+        && e.kind() == io::ErrorKind::PermissionDenied
+    {
+        // Someone else answers (or a link sits) where the runner should be.
+        tracing::error!(error = %e, "a runner socket failed its check");
+    }
+    stream
 }

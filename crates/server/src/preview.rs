@@ -23,9 +23,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 
+use crate::AppState;
 use crate::error::ApiError;
 use crate::perimeter::{FromWorkspace, parse_port};
-use crate::{AppState, link};
 
 /// The session cookie's name (docs/PROTOCOL.md section 7).
 pub const SESSION_COOKIE: &str = "cove_session";
@@ -265,7 +265,7 @@ async fn relay(
             );
         }
     };
-    let Some(addr) = app.manager.running_addr(&row).await else {
+    if !app.manager.is_running(&row).await {
         return problem(
             &headers,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -275,7 +275,7 @@ async fn relay(
                 row.name
             ),
         );
-    };
+    }
     let forwarded_host = crate::perimeter::request_host(&request);
     let client_upgrade = if upgrade {
         request
@@ -299,7 +299,7 @@ async fn relay(
         Err(_) => return ApiError::bad_request("bad preview path").into_response(),
     };
     let forwarded = hyper::Request::from_parts(parts, body);
-    let mut response = match link::forward(&addr, forwarded, &app.tasks).await {
+    let mut response = match app.manager.link().request(&row.id, forwarded).await {
         Ok(response) => response,
         Err(e) => {
             tracing::warn!(workspace = %row.id, error = %e, "preview: cannot reach the runner");

@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::error::ApiError;
-use crate::link::RunnerStream;
 
 /// Buffer size of each copy direction.
 const COPY_BUFFER: usize = 64 * 1024;
@@ -124,13 +123,9 @@ impl Drop for Gauge {
 /// client sees the connection drop; the runner keeps everything running).
 pub async fn pipe(
     mut client: ClientIo,
-    mut runner: RunnerStream,
-    leftover: Vec<u8>,
+    mut runner: impl tokio::io::AsyncRead + AsyncWrite + Unpin,
     stop: tokio_util::sync::CancellationToken,
 ) {
-    if !leftover.is_empty() && client.write_all(&leftover).await.is_err() {
-        return;
-    }
     tokio::select! {
         result = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut runner, COPY_BUFFER, COPY_BUFFER) => {
             if let Err(e) = result {

@@ -5,13 +5,14 @@
 //! and `error` when a start fails (a later start may succeed). Starts and stops of one
 //! workspace are serialized, so two clients connecting at once start one runner.
 
-use cove_backend::{BackendError, RunnerAddr, RunnerState, SharedBackend, WorkspaceLimits};
+use cove_backend::{BackendError, RunnerState, SharedBackend, WorkspaceLimits};
 use cove_protocol::rest::{Limits, WorkspaceState, WorkspaceView};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::db::{Db, WorkspaceRow};
 use crate::error::ApiError;
+use crate::link::RunnerLink;
 use crate::templates;
 
 /// The limits a workspace asks for, in the backend's units (bytes, thousandths of a core).
@@ -71,6 +72,7 @@ pub struct Manager {
     backend: SharedBackend,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     events: tokio::sync::broadcast::Sender<WorkspaceEvent>,
+    link: RunnerLink,
 }
 
 /// Why a workspace whose runner went away without being asked is stopped.
@@ -115,6 +117,7 @@ impl Manager {
             backend,
             locks: Mutex::new(HashMap::new()),
             events: tokio::sync::broadcast::channel(256).0,
+            link: RunnerLink::new(),
         }
     }
 
@@ -226,6 +229,7 @@ impl Manager {
         if row.state == WorkspaceState::Running
             && let Ok(RunnerState::Stopped) = self.backend.status(&row.id).await
         {
+            self.link.forget(&row.id);
             let reason = RUNNER_EXITED;
             tracing::warn!(workspace = %row.id, "{reason}");
             if self
@@ -249,15 +253,20 @@ impl Manager {
         Ok(views)
     }
 
-    /// Starts the workspace's runner if needed and returns its address.
-    pub async fn ensure_running(&self, row: &WorkspaceRow) -> Result<RunnerAddr, ApiError> {
-        if let Ok(RunnerState::Running { addr, .. }) = self.backend.status(&row.id).await {
-            return Ok(addr);
+    /// The link to the workspaces' runners.
+    pub fn link(&self) -> &RunnerLink {
+        &self.link
+    }
+
+    /// Starts the workspace's runner if needed; afterwards the link knows where it listens.
+    pub async fn ensure_running(&self, row: &WorkspaceRow) -> Result<(), ApiError> {
+        if self.is_running(row).await {
+            return Ok(());
         }
         let lock = self.lock(&row.id);
         let _turn = lock.lock().await;
-        if let Ok(RunnerState::Running { addr, .. }) = self.backend.status(&row.id).await {
-            return Ok(addr);
+        if self.is_running(row).await {
+            return Ok(());
         }
         // It was running, but its runner is gone (the status above): say so first.
         if let Some(current) = self.db.get(&row.id).await?
@@ -272,10 +281,11 @@ impl Manager {
         let limits = backend_limits(&row.limits)?;
         match self.backend.start(&row.id, &limits).await {
             Ok(addr) => {
+                self.link.remember(&row.id, &addr);
                 self.transition(&row.id, WorkspaceState::Running, "", None)
                     .await?;
                 tracing::info!(workspace = %row.id, elapsed_ms = started.elapsed().as_millis() as u64, "workspace running");
-                Ok(addr)
+                Ok(())
             }
             Err(e) => {
                 tracing::error!(workspace = %row.id, error = %e, "workspace failed to start");
@@ -290,11 +300,19 @@ impl Manager {
         }
     }
 
-    /// The runner's address when it is running, without starting it.
-    pub async fn running_addr(&self, row: &WorkspaceRow) -> Option<RunnerAddr> {
+    /// Whether the workspace's runner is running (without starting it). The backend is the
+    /// truth (a runner can die at any moment), and cheap to ask: the local backend looks at
+    /// a process, a cluster backend answers from its watch. The link learns the answer.
+    pub async fn is_running(&self, row: &WorkspaceRow) -> bool {
         match self.backend.status(&row.id).await {
-            Ok(RunnerState::Running { addr, .. }) => Some(addr),
-            _ => None,
+            Ok(RunnerState::Running { addr, .. }) => {
+                self.link.remember(&row.id, &addr);
+                true
+            }
+            _ => {
+                self.link.forget(&row.id);
+                false
+            }
         }
     }
 
@@ -302,6 +320,7 @@ impl Manager {
     pub async fn stop(&self, row: &WorkspaceRow, by: &str) -> Result<(), ApiError> {
         let lock = self.lock(&row.id);
         let _turn = lock.lock().await;
+        self.link.forget(&row.id);
         let reason = format!("stopped by {by}");
         self.transition(&row.id, WorkspaceState::Stopping, &reason, Some(by))
             .await?;
@@ -319,6 +338,7 @@ impl Manager {
     pub async fn delete(&self, row: &WorkspaceRow) -> Result<(), ApiError> {
         let lock = self.lock(&row.id);
         let _turn = lock.lock().await;
+        self.link.forget(&row.id);
         self.backend
             .destroy(&row.id)
             .await

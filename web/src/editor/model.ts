@@ -644,7 +644,7 @@ export class EditorModel {
         return;
       }
       case 'renamed': {
-        if (ev.to !== undefined) this.pathRenamed(path, normPath(ev.to));
+        if (ev.to != null) this.pathRenamed(path, normPath(ev.to));
         else this.onFileChanged({ ...ev, kind: 'deleted' });
         return;
       }

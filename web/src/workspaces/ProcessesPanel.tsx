@@ -88,7 +88,7 @@ export function ProcessesPanel({
       label: labelOf(info.command, info.args),
       running: info.running,
       exitCode: info.exitCode,
-      pid: info.pid,
+      pid: info.pid ?? undefined,
       chunks: [],
       size: 0,
     });
