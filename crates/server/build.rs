@@ -64,9 +64,9 @@ fn npm(web: &Path, args: &[&str]) {
 }
 
 fn build_web(web: &Path, dist: &Path) {
-    // Install only when the lock file changed since the last install. `npm install` (not
-    // `npm ci`): it installs exactly what the lock file pins, but, unlike `npm ci`, accepts a
-    // lock that leaves out other platforms' optional packages, as npm 11 writes them.
+    // Install only when the lock file changed since the last install. `npm ci` installs
+    // exactly what the lock pins and never rewrites it (the committed lock is complete,
+    // every platform's optional packages included), so a build leaves the clone clean.
     let lock = web.join("package-lock.json");
     let installed = web.join("node_modules/.package-lock.json");
     let stale = match (std::fs::metadata(&lock), std::fs::metadata(&installed)) {
@@ -76,7 +76,7 @@ fn build_web(web: &Path, dist: &Path) {
     if stale {
         npm(
             web,
-            &["install", "--no-audit", "--no-fund", "--loglevel=error"],
+            &["ci", "--no-audit", "--no-fund", "--loglevel=error"],
         );
     }
     let out = dist.to_str().expect("UTF-8 OUT_DIR");
