@@ -1,5 +1,5 @@
 //! The web UI, embedded at build time (see `build.rs`): hashed assets with long-lived
-//! caching and precompressed gzip; the app's own page routes (`/`, `/login`, `/w/{id}`)
+//! caching and precompressed gzip; the app's own page routes (`/`, `/w/{id}`)
 //! answer `index.html` so that the browser app routes them itself. Every other path is a
 //! 404: an app in a preview that asks cove for `/style.css` must not get the IDE's HTML
 //! with status 200.
@@ -80,7 +80,7 @@ pub async fn serve(uri: Uri, headers: HeaderMap) -> Response {
 
 /// The browser app's own routes (web/src/app/router.ts).
 fn is_page(path: &str) -> bool {
-    if matches!(path, "/" | "/login") {
+    if path == "/" {
         return true;
     }
     path.strip_prefix("/w/")
@@ -96,7 +96,7 @@ fn shorten(path: &str) -> String {
 mod tests {
     #[test]
     fn only_the_apps_routes_are_pages() {
-        for page in ["/", "/login", "/w/demo", "/w/demo/", "/w/my%20app"] {
+        for page in ["/", "/w/demo", "/w/demo/", "/w/my%20app"] {
             assert!(super::is_page(page), "{page}");
         }
         for other in [

@@ -21,10 +21,6 @@ async function request<T>(method: string, url: string, body?: unknown, timeoutMs
   } finally {
     clearTimeout(timer);
   }
-  if (res.status === 401) {
-    redirectToLogin();
-    throw new ApiError('unauthorized', 'Please sign in.', 401);
-  }
   if (!res.ok) {
     let code = 'internal';
     let message = `${res.status} ${res.statusText}`;
@@ -44,12 +40,6 @@ async function request<T>(method: string, url: string, body?: unknown, timeoutMs
   return (text ? JSON.parse(text) : undefined) as T;
 }
 
-export function redirectToLogin(): void {
-  if (location.pathname === '/login') return;
-  const next = location.pathname + location.search;
-  location.assign(`/login?next=${encodeURIComponent(next)}`);
-}
-
 const enc = encodeURIComponent;
 
 export const api = {
@@ -67,8 +57,6 @@ export const api = {
   deleteWorkspace: (id: string) => request<void>('DELETE', `/api/workspaces/${enc(id)}`, undefined, 60_000),
   listTemplates: () => request<Template[]>('GET', '/api/templates'),
   info: () => request<ServerInfo>('GET', '/api/info'),
-  login: (password: string, username?: string) =>
-    request<unknown>('POST', '/login', username ? { username, password } : { password }),
 };
 
 /** Absolute ws:// or wss:// URL for a path on this origin. */

@@ -1,6 +1,5 @@
 import { Suspense, lazy, useEffect } from 'react';
 import { Home } from '../workspaces/Home';
-import { Login } from '../workspaces/Login';
 import { AskHost, Toasts } from './feedback';
 import { linkHandler, matchRoute, usePath } from './router';
 
@@ -28,9 +27,6 @@ export function App() {
   switch (route.name) {
     case 'home':
       page = <Home />;
-      break;
-    case 'login':
-      page = <Login />;
       break;
     case 'ide':
       if (preloadedIde) {

@@ -51,11 +51,10 @@ export function linkHandler(to: string) {
   };
 }
 
-export type Route = { name: 'home' } | { name: 'ide'; id: string } | { name: 'login' } | { name: 'notfound' };
+export type Route = { name: 'home' } | { name: 'ide'; id: string } | { name: 'notfound' };
 
 export function matchRoute(path: string): Route {
   if (path === '/' || path === '') return { name: 'home' };
-  if (path === '/login') return { name: 'login' };
   const m = /^\/w\/([^/]+)\/?$/.exec(path);
   if (m) return { name: 'ide', id: decodeURIComponent(m[1]) };
   return { name: 'notfound' };
