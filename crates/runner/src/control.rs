@@ -30,9 +30,9 @@ const QUEUE: usize = 32;
 /// Largest `data` of one output message, before UTF-8 framing.
 const MAX_OUTPUT: usize = 64 * 1024;
 /// Keeps proxies with a 60 s idle timeout from closing the socket.
-pub const PING_EVERY: Duration = Duration::from_secs(25);
+pub(crate) const PING_EVERY: Duration = Duration::from_secs(25);
 /// Close code for a message larger than the socket takes (RFC 6455 "message too big").
-pub const TOO_BIG: u16 = 1009;
+pub(crate) const TOO_BIG: u16 = 1009;
 /// How long a socket closed for a too large message stays open, unread. The client is still
 /// sending the rest of that message: a socket closed at once would answer it with a reset,
 /// which makes the client's system drop the error and the close frame before they are read.
@@ -87,7 +87,7 @@ struct Session {
 type Replay = (u64, Arc<Mutex<AnswerFilter>>);
 
 /// Serves one control socket until the client leaves or the runner shuts down.
-pub async fn serve(ws: Arc<Workspace>, socket: WebSocket) {
+pub(crate) async fn serve(ws: Arc<Workspace>, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
     let shutdown = ws.shutdown.clone();

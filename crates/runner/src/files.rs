@@ -18,9 +18,9 @@ use cove_protocol::{DirEntry, EntryKind, ErrorCode};
 /// A file operation's failure, with a message that names the workspace path, never a host path.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
-pub struct FileError {
-    pub code: ErrorCode,
-    pub message: String,
+pub(crate) struct FileError {
+    pub(crate) code: ErrorCode,
+    pub(crate) message: String,
 }
 
 impl FileError {
@@ -65,11 +65,11 @@ impl FileError {
 type Result<T> = std::result::Result<T, FileError>;
 
 /// Name prefix of the temp files of atomic writes; the watcher hides them.
-pub const TEMP_PREFIX: &str = ".cove-tmp-";
+pub(crate) const TEMP_PREFIX: &str = ".cove-tmp-";
 
 /// The files of one workspace.
 #[derive(Debug)]
-pub struct Files {
+pub(crate) struct Files {
     root: OwnedFd,
     max_file_bytes: u64,
     /// Serializes API writes so that the `baseVersion` check and the rename are one step.
@@ -88,17 +88,17 @@ const USAGE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A file's bytes and version.
 #[derive(Debug)]
-pub struct FileData {
-    pub bytes: Vec<u8>,
-    pub version: String,
+pub(crate) struct FileData {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) version: String,
 }
 
 /// The result of a write.
 #[derive(Debug)]
-pub struct Written {
-    pub version: String,
-    pub size: u64,
-    pub created: bool,
+pub(crate) struct Written {
+    pub(crate) version: String,
+    pub(crate) size: u64,
+    pub(crate) created: bool,
 }
 
 /// A path from a client, checked for what the kernel cannot check for us.
@@ -162,7 +162,7 @@ impl WsPath {
 const RESOLVE: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
 
 /// The version of a file's bytes: it changes whenever they change.
-pub fn version_of(bytes: &[u8]) -> String {
+pub(crate) fn version_of(bytes: &[u8]) -> String {
     let digest = Sha1::digest(bytes);
     digest[..10].iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -177,13 +177,9 @@ fn kind_of(file_type: FileType) -> EntryKind {
 }
 
 impl Files {
-    /// Opens the workspace root. Every later access is relative to this descriptor.
-    pub fn open(root: &Path, max_file_bytes: u64) -> std::io::Result<Files> {
-        Self::open_with_limit(root, max_file_bytes, None)
-    }
-
-    /// Like [`Files::open`], with a storage limit that API writes may not cross.
-    pub fn open_with_limit(
+    /// Opens the workspace root, with the storage limit that API writes may not cross. Every
+    /// later access is relative to this descriptor.
+    pub(crate) fn open(
         root: &Path,
         max_file_bytes: u64,
         disk_limit: Option<u64>,
@@ -212,7 +208,7 @@ impl Files {
     }
 
     /// The largest file a client may read or write through the API.
-    pub fn max_file_bytes(&self) -> u64 {
+    pub(crate) fn max_file_bytes(&self) -> u64 {
         self.max_file_bytes
     }
 
@@ -291,7 +287,7 @@ impl Files {
     }
 
     /// Reads a regular file.
-    pub fn read(&self, raw: &str) -> Result<FileData> {
+    pub(crate) fn read(&self, raw: &str) -> Result<FileData> {
         let path = WsPath::parse(raw)?;
         // O_NONBLOCK: opening a FIFO planted in the workspace must not hang the runner.
         let fd = self.open_beneath(
@@ -306,7 +302,7 @@ impl Files {
 
     /// Opens a regular file to stream it whole, whatever its size (downloads): the file and
     /// its length.
-    pub fn open_for_download(&self, raw: &str) -> Result<(std::fs::File, u64)> {
+    pub(crate) fn open_for_download(&self, raw: &str) -> Result<(std::fs::File, u64)> {
         let path = WsPath::parse(raw)?;
         let fd = self.open_beneath(
             path.as_arg(),
@@ -324,7 +320,7 @@ impl Files {
     }
 
     /// Whether the path is a directory (symlinks beneath the root are followed).
-    pub fn is_dir(&self, raw: &str) -> Result<bool> {
+    pub(crate) fn is_dir(&self, raw: &str) -> Result<bool> {
         let path = WsPath::parse(raw)?;
         let fd = self.open_beneath(path.as_arg(), OFlags::PATH, raw)?;
         let stat = rustix::fs::fstat(&fd).map_err(|e| FileError::from_errno(e, raw))?;
@@ -333,7 +329,12 @@ impl Files {
 
     /// Writes a file atomically and durably; creates missing parent directories. With
     /// `base_version`, refuses with `conflict` unless the file still has that version.
-    pub fn write(&self, raw: &str, bytes: &[u8], base_version: Option<&str>) -> Result<Written> {
+    pub(crate) fn write(
+        &self,
+        raw: &str,
+        bytes: &[u8],
+        base_version: Option<&str>,
+    ) -> Result<Written> {
         let path = WsPath::parse(raw)?;
         let (dir_rel, name) = path.split(raw)?;
         if bytes.len() as u64 > self.max_file_bytes {
@@ -433,7 +434,7 @@ impl Files {
     }
 
     /// Lists a directory, directories first, then by name. Symlinks are reported, not followed.
-    pub fn list(&self, raw: &str) -> Result<Vec<DirEntry>> {
+    pub(crate) fn list(&self, raw: &str) -> Result<Vec<DirEntry>> {
         let path = WsPath::parse(raw)?;
         let fd = self.open_dir(&path.rel, raw)?;
         let dir = rustix::fs::Dir::read_from(&fd).map_err(|e| FileError::from_errno(e, raw))?;
@@ -462,14 +463,14 @@ impl Files {
     }
 
     /// Creates a directory and any missing parents; an existing directory is fine.
-    pub fn make_dir(&self, raw: &str) -> Result<()> {
+    pub(crate) fn make_dir(&self, raw: &str) -> Result<()> {
         let path = WsPath::parse(raw)?;
         path.split(raw)?;
         self.ensure_dir(&path.rel, raw).map(drop)
     }
 
     /// Deletes a file, a symlink (not its target), or a directory (`recursive` when not empty).
-    pub fn delete(&self, raw: &str, recursive: bool) -> Result<()> {
+    pub(crate) fn delete(&self, raw: &str, recursive: bool) -> Result<()> {
         let path = WsPath::parse(raw)?;
         let (dir_rel, name) = path.split(raw)?;
         let dir = self.open_dir(dir_rel, raw)?;
@@ -496,7 +497,7 @@ impl Files {
     }
 
     /// Renames `from` to `to` (creating `to`'s parents); refuses to replace unless `overwrite`.
-    pub fn rename(&self, from_raw: &str, to_raw: &str, overwrite: bool) -> Result<()> {
+    pub(crate) fn rename(&self, from_raw: &str, to_raw: &str, overwrite: bool) -> Result<()> {
         let from = WsPath::parse(from_raw)?;
         let to = WsPath::parse(to_raw)?;
         let (from_dir, from_name) = from.split(from_raw)?;
@@ -528,13 +529,13 @@ impl Files {
     }
 
     /// The storage limit, if any.
-    pub fn disk_limit(&self) -> Option<u64> {
+    pub(crate) fn disk_limit(&self) -> Option<u64> {
         self.disk_limit
     }
 
     /// Bytes used: exact and current on a filesystem of its own (one cheap `statvfs`), else
     /// from a walk of the tree at most `USAGE_TTL` old.
-    pub fn usage(&self) -> u64 {
+    pub(crate) fn usage(&self) -> u64 {
         if self.own_filesystem
             && let Ok(v) = rustix::fs::fstatvfs(&self.root)
         {
@@ -552,7 +553,7 @@ impl Files {
     }
 
     /// Bytes used by the workspace's files (allocated blocks), walking at most `max_entries`.
-    pub fn disk_usage(&self, max_entries: usize) -> u64 {
+    pub(crate) fn disk_usage(&self, max_entries: usize) -> u64 {
         let mut total = 0u64;
         let mut seen = 0usize;
         let Ok(root) = rustix::fs::openat(

@@ -56,7 +56,7 @@ impl From<ErrorReply> for ApiError {
 const READ_BUFFER: usize = 4096;
 
 /// The router over one workspace.
-pub fn router(ws: Arc<Workspace>) -> Router {
+pub(crate) fn router(ws: Arc<Workspace>) -> Router {
     let body_limit = ws.launch.limits.max_file_bytes as usize + 1;
     Router::new()
         .route("/ws", get(control_socket))
@@ -80,7 +80,7 @@ pub fn router(ws: Arc<Workspace>) -> Router {
 }
 
 /// Binds the listener and serves until `shutdown`.
-pub async fn serve(
+pub(crate) async fn serve(
     ws: Arc<Workspace>,
     listen: Listen,
     shutdown: CancellationToken,

@@ -9,22 +9,27 @@
 //! One runner process serves one workspace. It keeps running when every client and even the
 //! server are gone; it stops on SIGTERM (or `POST /shutdown`), ending its terminals and
 //! processes first.
+//!
+//! Only [`run`] and what configures it are public: the `cove` binary starts a runner, and
+//! everything else is the runner's own business.
 
-pub mod control;
-pub mod files;
-pub mod http;
-pub mod output;
-pub mod ports;
-pub mod preview;
-pub mod processes;
-pub mod raw;
-pub mod registry;
-pub mod replay;
-pub mod stats;
-pub mod stopping;
-pub mod terminals;
-pub mod utf8;
-pub mod watch;
+#![warn(unreachable_pub)]
+
+mod control;
+mod files;
+mod http;
+mod output;
+mod ports;
+mod preview;
+mod processes;
+mod raw;
+mod registry;
+mod replay;
+mod stats;
+mod stopping;
+mod terminals;
+mod utf8;
+mod watch;
 
 use cove_protocol::{ErrorCode, ErrorReply, StatusState};
 use std::ffi::OsString;
@@ -44,7 +49,9 @@ pub struct Limits {
     pub max_file_bytes: u64,
     /// Largest control-socket message accepted.
     pub max_message_bytes: usize,
+    /// Terminals that may run at once.
     pub max_terminals: usize,
+    /// Processes that may run at once.
     pub max_processes: usize,
     /// How long a process gets between TERM and KILL.
     pub stop_grace: Duration,
@@ -84,7 +91,9 @@ pub enum Listen {
 /// Everything a runner needs to serve one workspace.
 #[derive(Debug)]
 pub struct Config {
+    /// The workspace's id, as the server knows it.
     pub workspace_id: String,
+    /// The workspace's files: every file operation stays beneath it.
     pub root: PathBuf,
     pub listen: Listen,
     /// The login shell for terminals.
@@ -125,9 +134,9 @@ pub fn take_listen_fd(fd: i32) -> std::io::Result<std::os::unix::net::UnixListen
 
 /// How a program ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Exit {
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
+pub(crate) struct Exit {
+    pub(crate) code: Option<i32>,
+    pub(crate) signal: Option<i32>,
 }
 
 impl Exit {
@@ -190,10 +199,10 @@ const LOG_CHARS: usize = 200;
 /// command lines, paths and ids, and a program in the workspace can send them to its own
 /// runner in a loop: logged whole, they would fill the host's disk.
 #[derive(Clone, Copy)]
-pub struct Clip<'a>(&'a str);
+pub(crate) struct Clip<'a>(&'a str);
 
 /// See [`Clip`]; every log line that shows a client's string goes through this.
-pub fn clip(text: &str) -> Clip<'_> {
+pub(crate) fn clip(text: &str) -> Clip<'_> {
     Clip(text)
 }
 
@@ -245,13 +254,13 @@ pub(crate) fn validate_id(id: &str, what: &str) -> Result<String, ErrorReply> {
 
 /// How programs are started in this workspace: shell, environment, working directory.
 #[derive(Debug)]
-pub struct Launch {
-    pub root: PathBuf,
-    pub program_cgroup: Option<std::ffi::CString>,
-    pub home: PathBuf,
-    pub shell: String,
-    pub workspace_id: String,
-    pub limits: Limits,
+pub(crate) struct Launch {
+    pub(crate) root: PathBuf,
+    pub(crate) program_cgroup: Option<std::ffi::CString>,
+    pub(crate) home: PathBuf,
+    pub(crate) shell: String,
+    pub(crate) workspace_id: String,
+    pub(crate) limits: Limits,
 }
 
 impl Launch {
@@ -399,24 +408,24 @@ impl Launch {
 
 /// Everything of one workspace, shared by every connection.
 #[derive(Debug)]
-pub struct Workspace {
-    pub id: String,
-    pub launch: Arc<Launch>,
-    pub terminals: Arc<terminals::Terminals>,
-    pub processes: Arc<processes::Processes>,
-    pub files: files::Files,
-    pub watcher: watch::Watcher,
-    pub ports: ports::PortScanner,
-    pub stats: stats::StatsSampler,
+pub(crate) struct Workspace {
+    pub(crate) id: String,
+    pub(crate) launch: Arc<Launch>,
+    pub(crate) terminals: Arc<terminals::Terminals>,
+    pub(crate) processes: Arc<processes::Processes>,
+    pub(crate) files: files::Files,
+    pub(crate) watcher: watch::Watcher,
+    pub(crate) ports: ports::PortScanner,
+    pub(crate) stats: stats::StatsSampler,
     /// Events for every socket of the workspace (status, ports).
-    pub broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
-    pub tasks: TaskTracker,
-    pub shutdown: CancellationToken,
-    pub started_at: std::time::SystemTime,
+    pub(crate) broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
+    pub(crate) tasks: TaskTracker,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) started_at: std::time::SystemTime,
 }
 
 impl Workspace {
-    pub fn new(
+    fn new(
         config: &Config,
         tasks: TaskTracker,
         shutdown: CancellationToken,
@@ -432,7 +441,7 @@ impl Workspace {
             workspace_id: config.workspace_id.clone(),
             limits: config.limits.clone(),
         });
-        let files = files::Files::open_with_limit(
+        let files = files::Files::open(
             &config.root,
             config.limits.max_file_bytes,
             config.limits.disk_limit_bytes,
@@ -495,7 +504,7 @@ impl Workspace {
     }
 
     /// Ends every terminal and process, within the configured grace period.
-    pub async fn stop_everything(&self) {
+    async fn stop_everything(&self) {
         let grace = self.launch.limits.stop_grace.min(Duration::from_secs(3));
         let status = cove_protocol::ServerMessage::event(cove_protocol::Event::Status(
             cove_protocol::Status {

@@ -48,7 +48,7 @@ fn process_table() -> HashMap<u32, (u32, String)> {
 }
 
 /// The pids of this process's descendants, with their command names.
-pub fn descendants() -> Vec<(u32, String)> {
+pub(crate) fn descendants() -> Vec<(u32, String)> {
     descendants_in(&process_table())
 }
 
@@ -75,13 +75,13 @@ fn descendants_in(table: &HashMap<u32, (u32, String)>) -> Vec<(u32, String)> {
 
 /// What a listening port belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Owner {
+pub(crate) enum Owner {
     Terminal(String),
     Process(String),
 }
 
 /// The workspace's running terminals and processes by the pid each leads.
-pub type Owners = Arc<dyn Fn() -> HashMap<u32, Owner> + Send + Sync>;
+pub(crate) type Owners = Arc<dyn Fn() -> HashMap<u32, Owner> + Send + Sync>;
 
 /// The terminal or process whose tree holds `pid`, walking up its parents.
 fn owner_of(
@@ -139,7 +139,7 @@ fn listening(table: &str) -> HashMap<u64, (String, u16)> {
 
 /// The workspace's listening ports right now, lowest first, each with the program that
 /// listens and the terminal or process it belongs to.
-pub fn scan(owners: &HashMap<u32, Owner>) -> Vec<PortInfo> {
+pub(crate) fn scan(owners: &HashMap<u32, Owner>) -> Vec<PortInfo> {
     let mut sockets = HashMap::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         if let Ok(text) = std::fs::read_to_string(table) {
@@ -201,7 +201,7 @@ struct State {
 }
 
 /// Polls ports while someone listens and broadcasts `port_opened` / `port_closed`.
-pub struct PortScanner {
+pub(crate) struct PortScanner {
     state: Arc<Mutex<State>>,
     broadcast: broadcast::Sender<ServerMessage>,
     tasks: TaskTracker,
@@ -219,7 +219,7 @@ impl std::fmt::Debug for PortScanner {
 
 /// Keeps the poller running while held.
 #[derive(Debug)]
-pub struct Interest {
+pub(crate) struct Interest {
     state: Arc<Mutex<State>>,
 }
 
@@ -236,7 +236,7 @@ impl Drop for Interest {
 }
 
 impl PortScanner {
-    pub fn new(
+    pub(crate) fn new(
         broadcast: broadcast::Sender<ServerMessage>,
         tasks: TaskTracker,
         shutdown: CancellationToken,
@@ -252,7 +252,7 @@ impl PortScanner {
     }
 
     /// The listening ports now (for `list_ports`).
-    pub async fn scan_now(&self) -> Vec<PortInfo> {
+    pub(crate) async fn scan_now(&self) -> Vec<PortInfo> {
         let owners = (self.owners)();
         tokio::task::spawn_blocking(move || scan(&owners))
             .await
@@ -260,7 +260,7 @@ impl PortScanner {
     }
 
     /// Registers a connected client; the first one starts the poller.
-    pub fn interest(&self) -> Interest {
+    pub(crate) fn interest(&self) -> Interest {
         let mut state = self.state.lock().unwrap();
         state.interested += 1;
         if state.stop.is_none() {

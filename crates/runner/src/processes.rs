@@ -23,28 +23,28 @@ const KEEP_EXITED: usize = 64;
 const PIPE_LINGER: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
-pub struct Process {
-    pub id: String,
-    pub command: String,
-    pub args: Vec<String>,
-    pub pid: u32,
-    pub log: Arc<OutputLog>,
+pub(crate) struct Process {
+    pub(crate) id: String,
+    pub(crate) command: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) pid: u32,
+    pub(crate) log: Arc<OutputLog>,
     life: Arc<Lifecycle>,
     created: u64,
 }
 
 impl Process {
-    pub fn exit_status(&self) -> Option<Exit> {
+    pub(crate) fn exit_status(&self) -> Option<Exit> {
         self.life.status()
     }
 
     /// Waits until the process has exited and its output is in the log (and, when it is
     /// being stopped, until nothing it started is left).
-    pub async fn exited(&self) -> Exit {
+    pub(crate) async fn exited(&self) -> Exit {
         self.life.exited().await
     }
 
-    pub fn info(&self) -> ProcessInfo {
+    pub(crate) fn info(&self) -> ProcessInfo {
         let exit = self.exit_status();
         ProcessInfo {
             process_id: self.id.clone(),
@@ -61,7 +61,7 @@ impl Process {
     /// Either way, once the main process is gone, whatever is left of its group and whatever
     /// it started elsewhere is killed. The stop belongs to the runner and starts before this
     /// returns; the future only tells how it ended.
-    pub fn stop(
+    pub(crate) fn stop(
         &self,
         signal: Option<i32>,
         grace: Duration,
@@ -99,16 +99,16 @@ impl Process {
 
 /// What a client asks for with `run_command`.
 #[derive(Debug, Clone, Default)]
-pub struct NewProcess {
-    pub id: Option<String>,
-    pub command: String,
-    pub args: Option<Vec<String>>,
-    pub cwd: Option<String>,
-    pub env: Vec<(String, String)>,
+pub(crate) struct NewProcess {
+    pub(crate) id: Option<String>,
+    pub(crate) command: String,
+    pub(crate) args: Option<Vec<String>>,
+    pub(crate) cwd: Option<String>,
+    pub(crate) env: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
-pub struct Processes {
+pub(crate) struct Processes {
     registry: Registry<Process>,
     broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
     launch: Arc<Launch>,
@@ -127,7 +127,7 @@ impl Entry for Process {
 }
 
 impl Processes {
-    pub fn new(
+    pub(crate) fn new(
         launch: Arc<Launch>,
         tasks: TaskTracker,
         sweeper: Sweeper,
@@ -142,16 +142,16 @@ impl Processes {
         }
     }
 
-    pub fn get(&self, id: &str) -> Result<Arc<Process>, ErrorReply> {
+    pub(crate) fn get(&self, id: &str) -> Result<Arc<Process>, ErrorReply> {
         self.registry.get(id)
     }
 
     /// Every known process, oldest first.
-    pub fn list(&self) -> Vec<Arc<Process>> {
+    pub(crate) fn list(&self) -> Vec<Arc<Process>> {
         self.registry.list()
     }
 
-    pub fn start(&self, request: NewProcess) -> Result<Arc<Process>, ErrorReply> {
+    pub(crate) fn start(&self, request: NewProcess) -> Result<Arc<Process>, ErrorReply> {
         if request.command.trim().is_empty() {
             return Err(ErrorReply::new(
                 ErrorCode::BadRequest,
@@ -234,7 +234,7 @@ impl Processes {
     }
 
     /// Stops every running process (runner shutdown).
-    pub async fn stop_all(&self, grace: Duration) {
+    pub(crate) async fn stop_all(&self, grace: Duration) {
         let all = self.list();
         futures_util::future::join_all(all.iter().map(|p| p.stop(None, grace))).await;
     }
@@ -252,7 +252,7 @@ async fn pipe(log: Arc<OutputLog>, mut from: impl tokio::io::AsyncRead + Unpin, 
 }
 
 /// Parses `TERM`, `SIGTERM`, `sigint` or `9` into a signal number.
-pub fn parse_signal(spec: &SignalSpec) -> Result<i32, ErrorReply> {
+pub(crate) fn parse_signal(spec: &SignalSpec) -> Result<i32, ErrorReply> {
     let bad = || ErrorReply::new(ErrorCode::BadRequest, format!("unknown signal {spec:?}"));
     match spec {
         SignalSpec::Number(n) if (1..=64).contains(n) => Ok(*n),

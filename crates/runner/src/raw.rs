@@ -22,11 +22,11 @@ const MAX_FRAME: usize = 256 * 1024;
 
 /// Close code for a client that fell behind the scrollback; it should reconnect with the
 /// offset it reached.
-pub const FELL_BEHIND: u16 = 4000;
+pub(crate) const FELL_BEHIND: u16 = 4000;
 
 /// Wire format of a terminal socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Raw,
     Text,
 }
@@ -40,7 +40,7 @@ fn control(message: &RawControl) -> Message {
 }
 
 /// Serves one terminal socket until the client leaves, the terminal exits or the runner stops.
-pub async fn serve(
+pub(crate) async fn serve(
     terminal: Arc<Terminal>,
     socket: WebSocket,
     offset: Option<u64>,
@@ -207,6 +207,6 @@ pub async fn serve(
 }
 
 /// The error message a raw socket sends before closing when it cannot attach.
-pub fn refusal(code: ErrorCode, message: String) -> Message {
+pub(crate) fn refusal(code: ErrorCode, message: String) -> Message {
     control(&RawControl::Error { code, message })
 }

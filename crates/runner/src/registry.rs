@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use crate::validate_id;
 
 /// What the registry needs to know of an entry.
-pub trait Entry {
+pub(crate) trait Entry {
     /// Order of creation, for listing oldest first and evicting the oldest exited entry.
     fn created(&self) -> u64;
     fn has_exited(&self) -> bool;
@@ -16,7 +16,7 @@ pub trait Entry {
 
 /// Terminals or processes by id.
 #[derive(Debug)]
-pub struct Registry<T> {
+pub(crate) struct Registry<T> {
     /// `terminal` or `process`, and its plural, for messages.
     kind: &'static str,
     plural: &'static str,
@@ -30,7 +30,7 @@ pub struct Registry<T> {
 }
 
 impl<T: Entry> Registry<T> {
-    pub fn new(
+    pub(crate) fn new(
         kind: &'static str,
         plural: &'static str,
         id_field: &'static str,
@@ -47,7 +47,7 @@ impl<T: Entry> Registry<T> {
         }
     }
 
-    pub fn get(&self, id: &str) -> Result<Arc<T>, ErrorReply> {
+    pub(crate) fn get(&self, id: &str) -> Result<Arc<T>, ErrorReply> {
         let kind = self.kind;
         self.state
             .lock()
@@ -59,14 +59,14 @@ impl<T: Entry> Registry<T> {
     }
 
     /// Every entry, oldest first.
-    pub fn list(&self) -> Vec<Arc<T>> {
+    pub(crate) fn list(&self) -> Vec<Arc<T>> {
         let mut all: Vec<_> = self.state.lock().unwrap().0.values().cloned().collect();
         all.sort_by_key(|e| e.created());
         all
     }
 
     /// Forgets `entry`, unless a newer entry has taken its id meanwhile.
-    pub fn remove_entry(&self, id: &str, entry: &Arc<T>) {
+    pub(crate) fn remove_entry(&self, id: &str, entry: &Arc<T>) {
         let mut state = self.state.lock().unwrap();
         if state.0.get(id).is_some_and(|e| Arc::ptr_eq(e, entry)) {
             state.0.remove(id);
@@ -77,7 +77,7 @@ impl<T: Entry> Registry<T> {
     /// conflict (an exited one is replaced); at most `limit` may run; the oldest exited
     /// entries beyond `keep_exited` are forgotten. The table is locked while `start` runs, so
     /// two requests for one id cannot both start something.
-    pub fn add(
+    pub(crate) fn add(
         &self,
         requested: Option<String>,
         limit: usize,

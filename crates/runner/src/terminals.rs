@@ -24,36 +24,36 @@ const MAX_CHUNK: usize = 256 * 1024;
 
 /// One terminal.
 #[derive(Debug)]
-pub struct Terminal {
-    pub id: String,
+pub(crate) struct Terminal {
+    pub(crate) id: String,
     /// What runs in it, for `list_terminals`.
-    pub command: String,
-    pub pid: u32,
+    pub(crate) command: String,
+    pub(crate) pid: u32,
     master: Arc<Master>,
     input: tokio::sync::Mutex<()>,
     size: Mutex<Size>,
     /// Everything the terminal printed, bounded by the scrollback size.
-    pub log: Arc<OutputLog>,
+    pub(crate) log: Arc<OutputLog>,
     life: Arc<Lifecycle>,
     created: u64,
 }
 
 impl Terminal {
-    pub fn size(&self) -> Size {
+    pub(crate) fn size(&self) -> Size {
         *self.size.lock().unwrap()
     }
 
-    pub fn exit_status(&self) -> Option<Exit> {
+    pub(crate) fn exit_status(&self) -> Option<Exit> {
         self.life.status()
     }
 
     /// Waits until the terminal's program has exited (and, when it is being closed, until
     /// nothing it started is left).
-    pub async fn exited(&self) -> Exit {
+    pub(crate) async fn exited(&self) -> Exit {
         self.life.exited().await
     }
 
-    pub fn info(&self) -> TerminalInfo {
+    pub(crate) fn info(&self) -> TerminalInfo {
         let size = self.size();
         let alive = self.exit_status().is_none();
         TerminalInfo {
@@ -74,7 +74,7 @@ impl Terminal {
     }
 
     /// Types `data` into the terminal. Writes from several clients never interleave.
-    pub async fn write(&self, data: &[u8]) -> Result<(), ErrorReply> {
+    pub(crate) async fn write(&self, data: &[u8]) -> Result<(), ErrorReply> {
         if self.exit_status().is_some() {
             return Err(ErrorReply::new(
                 ErrorCode::Conflict,
@@ -89,7 +89,7 @@ impl Terminal {
     }
 
     /// Sets the window size (the last resize from any client wins).
-    pub fn resize(&self, size: Size) -> Result<(), ErrorReply> {
+    pub(crate) fn resize(&self, size: Size) -> Result<(), ErrorReply> {
         if size.cols == 0 || size.rows == 0 || size.cols > 1000 || size.rows > 1000 {
             return Err(ErrorReply::new(
                 ErrorCode::BadRequest,
@@ -106,7 +106,7 @@ impl Terminal {
     /// Hangs up the terminal's session (SIGHUP), kills it after `grace`, then whatever it
     /// started. The close belongs to the runner and starts before this returns; the future
     /// only tells how it ended.
-    pub fn close(&self, grace: Duration) -> impl Future<Output = Exit> + Send + 'static {
+    pub(crate) fn close(&self, grace: Duration) -> impl Future<Output = Exit> + Send + 'static {
         if self.exit_status().is_none() {
             signal_group(self.pid, libc::SIGHUP);
             signal_group(self.pid, libc::SIGCONT);
@@ -117,17 +117,17 @@ impl Terminal {
 
 /// What a client asks for when it creates a terminal.
 #[derive(Debug, Clone, Default)]
-pub struct NewTerminal {
-    pub id: Option<String>,
-    pub command: Option<String>,
-    pub cwd: Option<String>,
-    pub env: Vec<(String, String)>,
-    pub size: Option<Size>,
+pub(crate) struct NewTerminal {
+    pub(crate) id: Option<String>,
+    pub(crate) command: Option<String>,
+    pub(crate) cwd: Option<String>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) size: Option<Size>,
 }
 
 /// All terminals of the workspace.
 #[derive(Debug)]
-pub struct Terminals {
+pub(crate) struct Terminals {
     registry: Registry<Terminal>,
     broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
     launch: Arc<Launch>,
@@ -146,7 +146,7 @@ impl Entry for Terminal {
 }
 
 impl Terminals {
-    pub fn new(
+    pub(crate) fn new(
         launch: Arc<Launch>,
         tasks: TaskTracker,
         sweeper: Sweeper,
@@ -161,22 +161,22 @@ impl Terminals {
         }
     }
 
-    pub fn get(&self, id: &str) -> Result<Arc<Terminal>, ErrorReply> {
+    pub(crate) fn get(&self, id: &str) -> Result<Arc<Terminal>, ErrorReply> {
         self.registry.get(id)
     }
 
     /// Every terminal, oldest first.
-    pub fn list(&self) -> Vec<Arc<Terminal>> {
+    pub(crate) fn list(&self) -> Vec<Arc<Terminal>> {
         self.registry.list()
     }
 
     /// Forgets an exited terminal (not a newer one that took its id meanwhile).
-    pub fn remove(&self, terminal: &Arc<Terminal>) {
+    pub(crate) fn remove(&self, terminal: &Arc<Terminal>) {
         self.registry.remove_entry(&terminal.id, terminal);
     }
 
     /// Starts a terminal. An id in use by a live terminal is a conflict; a dead one is replaced.
-    pub fn create(&self, request: NewTerminal) -> Result<Arc<Terminal>, ErrorReply> {
+    pub(crate) fn create(&self, request: NewTerminal) -> Result<Arc<Terminal>, ErrorReply> {
         let size = request.size.unwrap_or_default();
         if size.cols == 0 || size.rows == 0 || size.cols > 1000 || size.rows > 1000 {
             return Err(ErrorReply::new(
@@ -231,7 +231,7 @@ impl Terminals {
     }
 
     /// Closes every terminal (runner shutdown).
-    pub async fn close_all(&self, grace: Duration) {
+    pub(crate) async fn close_all(&self, grace: Duration) {
         let all = self.list();
         futures_util::future::join_all(all.iter().map(|t| t.close(grace))).await;
     }

@@ -37,19 +37,19 @@ struct Active {
 
 /// The workspace's watcher.
 #[derive(Debug)]
-pub struct Watcher {
+pub(crate) struct Watcher {
     shared: Arc<Shared>,
 }
 
 /// A client's interest in changes; dropping it may stop the inotify watcher.
 #[derive(Debug)]
-pub struct Subscription {
+pub(crate) struct Subscription {
     shared: Arc<Shared>,
-    pub events: broadcast::Receiver<FileChanged>,
+    pub(crate) events: broadcast::Receiver<FileChanged>,
 }
 
 impl Watcher {
-    pub fn new(root: PathBuf, tasks: TaskTracker, shutdown: CancellationToken) -> Watcher {
+    pub(crate) fn new(root: PathBuf, tasks: TaskTracker, shutdown: CancellationToken) -> Watcher {
         Watcher {
             shared: Arc::new(Shared {
                 root,
@@ -62,7 +62,7 @@ impl Watcher {
     }
 
     /// Starts watching (if nobody did) and returns a receiver of every change in the workspace.
-    pub fn subscribe(&self) -> Result<Subscription, String> {
+    pub(crate) fn subscribe(&self) -> Result<Subscription, String> {
         let mut active = self.shared.active.lock().unwrap();
         if let Some(active) = active.as_mut() {
             active.subscribers += 1;
@@ -109,7 +109,7 @@ impl Drop for Subscription {
 }
 
 /// Whether `path` is `watched` or lies beneath it (both relative, `""` = the root).
-pub fn is_under(path: &str, watched: &str) -> bool {
+pub(crate) fn is_under(path: &str, watched: &str) -> bool {
     watched.is_empty()
         || path == watched
         || path
@@ -285,7 +285,7 @@ mod tests {
         let mut sub = watcher.subscribe().unwrap();
         std::fs::create_dir(root.join("sub")).unwrap();
         std::fs::write(root.join("sub/new.txt"), "x").unwrap();
-        let files = crate::files::Files::open(&root, 1 << 20).unwrap();
+        let files = crate::files::Files::open(&root, 1 << 20, None).unwrap();
         let mut seen = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !seen.iter().any(|c: &FileChanged| c.path == "sub/new.txt") {

@@ -25,7 +25,7 @@ fn fixture() -> Fixture {
     symlink("loop_b", root.join("loop_a")).unwrap();
     symlink("loop_a", root.join("loop_b")).unwrap();
     symlink("src/main.py", root.join("inside_link")).unwrap();
-    let files = Files::open(&root, 1024 * 1024).unwrap();
+    let files = Files::open(&root, 1024 * 1024, None).unwrap();
     Fixture {
         _dir: dir,
         root,
@@ -238,7 +238,7 @@ fn write_keeps_the_file_mode() {
 fn size_limit_is_enforced_both_ways() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("big"), vec![b'x'; 2000]).unwrap();
-    let files = Files::open(dir.path(), 1000).unwrap();
+    let files = Files::open(dir.path(), 1000, None).unwrap();
     assert_eq!(files.read("big").unwrap_err().code, ErrorCode::TooLarge);
     assert_eq!(
         files.write("new", &[0; 1001], None).unwrap_err().code,
@@ -327,7 +327,7 @@ fn recursive_delete_does_not_follow_symlinks_out() {
 #[test]
 fn storage_limit_refuses_api_writes_beyond_it() {
     let dir = tempfile::tempdir().unwrap();
-    let files = Files::open_with_limit(dir.path(), 1 << 20, Some(256 * 1024)).unwrap();
+    let files = Files::open(dir.path(), 1 << 20, Some(256 * 1024)).unwrap();
     files.write("a.bin", &vec![1u8; 100 * 1024], None).unwrap();
     files.write("b.bin", &vec![1u8; 100 * 1024], None).unwrap();
     let err = files
