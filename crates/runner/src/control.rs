@@ -17,13 +17,15 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::error::Error;
 use crate::output::{Reader, STDERR};
 use crate::processes::{NewProcess, Process, parse_signal};
+use crate::registry::Kind;
 use crate::replay::{AnswerFilter, QueryScanner};
 use crate::terminals::{NewTerminal, Terminal};
 use crate::utf8::Utf8Stream;
 use crate::watch::{Subscription, is_under};
-use crate::{Workspace, clip, files::FileError};
+use crate::{Notice, Workspace, clip};
 
 /// Outgoing messages queued per connection before forwarders have to wait.
 const QUEUE: usize = 32;
@@ -37,12 +39,8 @@ pub(crate) const TOO_BIG: u16 = 1009;
 /// sending the rest of that message: a socket closed at once would answer it with a reset,
 /// which makes the client's system drop the error and the close frame before they are read.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Kind {
-    Terminal,
-    Process,
-}
+/// What a socket says when the workspace stops.
+const STOPPING: &str = "the workspace is stopping";
 
 /// A forwarder of one program's output to this connection.
 #[derive(Debug)]
@@ -100,12 +98,9 @@ pub(crate) async fn serve(ws: Arc<Workspace>, socket: WebSocket) {
                 _ = ping.tick() => Message::Ping(Default::default()),
                 _ = shutdown.cancelled() => {
                     // Said before the close, so that clients know it is a stop, not an outage.
-                    let stopping = ServerMessage::event(Event::Status(Status {
-                        state: StatusState::Stopping,
-                        message: "the workspace is stopping".into(),
-                    }));
+                    let stopping = ServerMessage::event(notice_event(Notice::Stopping));
                     let _ = sink.send(Message::Text(stopping.encode().into())).await;
-                    let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "the workspace is stopping".into() }))).await;
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: STOPPING.into() }))).await;
                     break;
                 }
             };
@@ -125,7 +120,7 @@ pub(crate) async fn serve(ws: Arc<Workspace>, socket: WebSocket) {
         answers: HashMap::new(),
         ws: ws.clone(),
     };
-    let mut broadcast = ws.broadcast.subscribe();
+    let mut notices = ws.notices.subscribe();
     let mut refused = false;
     let welcome = Event::Welcome(Welcome {
         protocol: PROTOCOL_VERSION,
@@ -159,8 +154,8 @@ pub(crate) async fn serve(ws: Arc<Workspace>, socket: WebSocket) {
                     break;
                 }
             },
-            event = broadcast.recv() => match event {
-                Ok(message) => { let _ = session.out.send(message).await; }
+            notice = notices.recv() => match notice {
+                Ok(notice) => { let _ = session.out.event(notice_event(notice)).await; }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(_) => break,
             },
@@ -199,14 +194,28 @@ pub(crate) async fn serve(ws: Arc<Workspace>, socket: WebSocket) {
     drop(stream);
 }
 
+/// A workspace notice as the event every control socket gets.
+fn notice_event(notice: Notice) -> Event {
+    match notice {
+        Notice::Stopping => Event::Status(Status {
+            state: StatusState::Stopping,
+            message: STOPPING.into(),
+        }),
+        Notice::PortOpened(port) => Event::PortOpened(port),
+        Notice::PortClosed(port) => Event::PortClosed(port),
+        Notice::Failed(error) => Event::Error(error.to_reply()),
+    }
+}
+
 impl Session {
     async fn error(&self, request_id: Option<String>, code: ErrorCode, message: &str) {
         let reply = ServerMessage::reply(Event::Error(ErrorReply::new(code, message)), request_id);
         let _ = self.out.send(reply).await;
     }
 
-    async fn reply(&self, request_id: &Option<String>, result: Result<Event, ErrorReply>) {
-        let event = result.unwrap_or_else(Event::Error);
+    /// Sends the reply to a request: its event, or its error as the wire says it.
+    async fn reply(&self, request_id: &Option<String>, result: Result<Event, Error>) {
+        let event = result.unwrap_or_else(|e| Event::Error(e.to_reply()));
         let _ = self
             .out
             .send(ServerMessage::reply(event, request_id.clone()))
@@ -233,7 +242,7 @@ impl Session {
         &mut self,
         request: Request,
         request_id: &Option<String>,
-    ) -> Option<Result<Event, ErrorReply>> {
+    ) -> Option<Result<Event, Error>> {
         let ws = self.ws.clone();
         Some(match request {
             Request::Ping(_) => Ok(Event::Pong(Empty {})),
@@ -425,12 +434,9 @@ impl Session {
                                 base64::engine::general_purpose::STANDARD.encode(&data.bytes)
                             }
                             Encoding::Utf8 => String::from_utf8(data.bytes).map_err(|_| {
-                                ErrorReply::new(
-                                    ErrorCode::BadRequest,
-                                    format!(
-                                        "{path} is not UTF-8 text; read it with encoding base64"
-                                    ),
-                                )
+                                Error::BadRequest(format!(
+                                    "{path} is not UTF-8 text; read it with encoding base64"
+                                ))
                             })?,
                         };
                         Ok(Event::FileContent(FileContent {
@@ -449,10 +455,9 @@ impl Session {
                     {
                         Ok(bytes) => bytes,
                         Err(e) => {
-                            return Some(Err(ErrorReply::new(
-                                ErrorCode::BadRequest,
-                                format!("content is not valid base64: {e}"),
-                            )));
+                            return Some(Err(Error::BadRequest(format!(
+                                "content is not valid base64: {e}"
+                            ))));
                         }
                     },
                 };
@@ -504,13 +509,13 @@ impl Session {
             Request::Stats(_) => {
                 match tokio::task::spawn_blocking(move || ws.stats.sample(&ws.files)).await {
                     Ok(stats) => Ok(Event::Stats(stats)),
-                    Err(_) => Err(ErrorReply::new(ErrorCode::Internal, "stats failed")),
+                    Err(_) => Err(Error::Internal("stats failed")),
                 }
             }
         })
     }
 
-    async fn watch(&mut self, path: Option<String>) -> Result<Event, ErrorReply> {
+    async fn watch(&mut self, path: Option<String>) -> Result<Event, Error> {
         let raw = path.unwrap_or_default();
         let path = normalize(&raw);
         if !path.is_empty() {
@@ -519,12 +524,7 @@ impl Session {
             blocking(move || ws.files.is_dir(&check)).await?;
         }
         if self.watching.is_none() {
-            let sub = self
-                .ws
-                .watcher
-                .subscribe()
-                .map_err(|e| ErrorReply::new(ErrorCode::Unavailable, e))?;
-            self.watching = Some(sub);
+            self.watching = Some(self.ws.watcher.subscribe()?);
         }
         if !self.watches.contains(&path) {
             self.watches.push(path);
@@ -574,7 +574,7 @@ impl Session {
             let mut queries = QueryScanner::default();
             let mut position = reader.position();
             while let Some(batch) = reader.next(MAX_OUTPUT).await {
-                if batch.gap && skipped(&out, P::NAME, program.id()).await.is_err() {
+                if batch.gap && skipped(&out, P::KIND, program.id()).await.is_err() {
                     return;
                 }
                 if let Some((replay_end, filter)) = &replay
@@ -621,8 +621,6 @@ impl Session {
 /// A program a connection follows: a terminal or a process.
 trait Followed: Send + Sync + 'static {
     const KIND: Kind;
-    /// For messages: `terminal` or `process`.
-    const NAME: &'static str;
     fn id(&self) -> &str;
     fn exited(&self) -> impl std::future::Future<Output = crate::Exit> + Send;
     fn output(&self, stream: Stream, data: String) -> Event;
@@ -631,7 +629,6 @@ trait Followed: Send + Sync + 'static {
 
 impl Followed for Terminal {
     const KIND: Kind = Kind::Terminal;
-    const NAME: &'static str = "terminal";
 
     fn id(&self) -> &str {
         &self.id
@@ -659,7 +656,6 @@ impl Followed for Terminal {
 
 impl Followed for Process {
     const KIND: Kind = Kind::Process;
-    const NAME: &'static str = "process";
 
     fn id(&self) -> &str {
         &self.id
@@ -696,9 +692,9 @@ pub(crate) fn is_too_large(error: axum::Error) -> bool {
 }
 
 /// Tells a client that output it had not read was dropped (it fell behind the kept log).
-async fn skipped(out: &Outbox, what: &str, id: &str) -> Result<(), ()> {
+async fn skipped(out: &Outbox, kind: Kind, id: &str) -> Result<(), ()> {
     let message = format!(
-        "some output of {what} {id} was skipped: this client fell behind by more than the kept log"
+        "some output of {kind} {id} was skipped: this client fell behind by more than the kept log"
     );
     out.event(Event::Error(ErrorReply::new(
         ErrorCode::LimitExceeded,
@@ -717,14 +713,9 @@ fn normalize(path: &str) -> String {
 
 /// Runs a file operation off the async threads.
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, FileError> + Send + 'static,
-) -> Result<T, ErrorReply> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(ErrorReply::new(e.code, e.message)),
-        Err(_) => Err(ErrorReply::new(
-            ErrorCode::Internal,
-            "the file operation failed",
-        )),
-    }
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| Error::Internal("the file operation failed"))?
 }

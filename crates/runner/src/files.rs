@@ -13,56 +13,40 @@ use sha1::{Digest, Sha1};
 use std::path::Path;
 use std::sync::Mutex;
 
-use cove_protocol::{DirEntry, EntryKind, ErrorCode};
+use cove_protocol::{DirEntry, EntryKind};
 
-/// A file operation's failure, with a message that names the workspace path, never a host path.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub(crate) struct FileError {
-    pub(crate) code: ErrorCode,
-    pub(crate) message: String,
+use crate::error::{Error, PathProblem};
+
+/// A path's problem as the kernel reports it; the message names the client's path.
+fn errno_error(errno: Errno, path: &str) -> Error {
+    let problem = match errno {
+        Errno::NOENT => PathProblem::Missing,
+        Errno::XDEV | Errno::LOOP => PathProblem::Outside,
+        Errno::ACCESS | Errno::PERM | Errno::ROFS => PathProblem::Denied,
+        Errno::NOTDIR => PathProblem::ThroughFile,
+        Errno::ISDIR => PathProblem::IsDirectory,
+        Errno::NAMETOOLONG => PathProblem::TooLong,
+        Errno::EXIST => PathProblem::Exists,
+        Errno::NOTEMPTY => PathProblem::NotEmpty,
+        Errno::NOSPC | Errno::DQUOT => PathProblem::NoSpace,
+        Errno::INVAL => PathProblem::Invalid,
+        Errno::BUSY => PathProblem::Busy,
+        _ => PathProblem::Failed,
+    };
+    if problem == PathProblem::Failed {
+        tracing::warn!(path = %crate::clip(path), %errno, "file operation failed");
+    }
+    path_error(path, problem)
 }
 
-impl FileError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> FileError {
-        FileError {
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn from_errno(errno: Errno, path: &str) -> FileError {
-        let (code, what) = match errno {
-            Errno::NOENT => (ErrorCode::NotFound, "no such file or directory"),
-            Errno::XDEV | Errno::LOOP => {
-                (ErrorCode::Forbidden, "the path leads outside the workspace")
-            }
-            Errno::ACCESS | Errno::PERM | Errno::ROFS => {
-                (ErrorCode::Forbidden, "permission denied")
-            }
-            Errno::NOTDIR => (
-                ErrorCode::BadRequest,
-                "a component of the path is not a directory",
-            ),
-            Errno::ISDIR => (ErrorCode::BadRequest, "the path is a directory"),
-            Errno::NAMETOOLONG => (ErrorCode::BadRequest, "the path is too long"),
-            Errno::EXIST => (ErrorCode::Conflict, "the path already exists"),
-            Errno::NOTEMPTY => (ErrorCode::Conflict, "the directory is not empty"),
-            Errno::NOSPC | Errno::DQUOT => {
-                (ErrorCode::LimitExceeded, "no space left in the workspace")
-            }
-            Errno::INVAL => (ErrorCode::BadRequest, "invalid path"),
-            Errno::BUSY => (ErrorCode::Conflict, "the path is in use"),
-            _ => (ErrorCode::Internal, "file operation failed"),
-        };
-        if code == ErrorCode::Internal {
-            tracing::warn!(path = %crate::clip(path), %errno, "file operation failed");
-        }
-        FileError::new(code, format!("{path}: {what}"))
+fn path_error(path: &str, problem: PathProblem) -> Error {
+    Error::Path {
+        path: path.to_string(),
+        problem,
     }
 }
 
-type Result<T> = std::result::Result<T, FileError>;
+type Result<T> = std::result::Result<T, Error>;
 
 /// Name prefix of the temp files of atomic writes; the watcher hides them.
 pub(crate) const TEMP_PREFIX: &str = ".cove-tmp-";
@@ -111,16 +95,12 @@ struct WsPath {
 impl WsPath {
     fn parse(raw: &str) -> Result<WsPath> {
         if raw.contains('\0') {
-            return Err(FileError::new(
-                ErrorCode::BadRequest,
-                "a path must not contain NUL bytes",
+            return Err(Error::BadRequest(
+                "a path must not contain NUL bytes".into(),
             ));
         }
         if raw.len() > 4096 {
-            return Err(FileError::new(
-                ErrorCode::BadRequest,
-                "the path is too long",
-            ));
+            return Err(Error::BadRequest("the path is too long".into()));
         }
         let rel = raw.trim_start_matches('/').trim_end_matches('/');
         // Collapse `//` and drop `.` components so that the final name is a real name.
@@ -139,17 +119,11 @@ impl WsPath {
     /// The directory part and the final name, for operations on a directory entry.
     fn split(&self, raw: &str) -> Result<(&str, &str)> {
         if self.is_root() {
-            return Err(FileError::new(
-                ErrorCode::BadRequest,
-                format!("{raw}: the workspace root itself cannot be changed this way"),
-            ));
+            return Err(path_error(raw, PathProblem::Root));
         }
         let (dir, name) = self.rel.rsplit_once('/').unwrap_or(("", &self.rel));
         if name == ".." {
-            return Err(FileError::new(
-                ErrorCode::BadRequest,
-                format!("{raw}: the path must end in a name, not .."),
-            ));
+            return Err(path_error(raw, PathProblem::EndsInDotDot));
         }
         Ok((dir, name))
     }
@@ -220,7 +194,7 @@ impl Files {
             Mode::empty(),
             RESOLVE,
         )
-        .map_err(|e| FileError::from_errno(e, raw))
+        .map_err(|e| errno_error(e, raw))
     }
 
     fn open_dir(&self, rel: &str, raw: &str) -> Result<OwnedFd> {
@@ -235,14 +209,11 @@ impl Files {
             if component == ".." {
                 // `a/../b` is legal for the kernel, but creating directories along it is not
                 // worth the ambiguity.
-                return Err(FileError::new(
-                    ErrorCode::BadRequest,
-                    format!("{raw}: .. is not allowed here"),
-                ));
+                return Err(path_error(raw, PathProblem::DotDot));
             }
             match rustix::fs::mkdirat(&dir, component, Mode::from_raw_mode(0o755)) {
                 Ok(()) | Err(Errno::EXIST) => {}
-                Err(e) => return Err(FileError::from_errno(e, raw)),
+                Err(e) => return Err(errno_error(e, raw)),
             }
             // Resolving one name at a time beneath `dir` refuses a symlink planted in the path.
             dir = rustix::fs::openat2(
@@ -252,18 +223,15 @@ impl Files {
                 Mode::empty(),
                 RESOLVE | ResolveFlags::NO_SYMLINKS,
             )
-            .map_err(|e| FileError::from_errno(e, raw))?;
+            .map_err(|e| errno_error(e, raw))?;
         }
         Ok(dir)
     }
 
     fn read_fd(fd: &OwnedFd, limit: u64, raw: &str) -> Result<Vec<u8>> {
-        let stat = rustix::fs::fstat(fd).map_err(|e| FileError::from_errno(e, raw))?;
+        let stat = rustix::fs::fstat(fd).map_err(|e| errno_error(e, raw))?;
         if FileType::from_raw_mode(stat.st_mode as _) != FileType::RegularFile {
-            return Err(FileError::new(
-                ErrorCode::BadRequest,
-                format!("{raw}: not a regular file"),
-            ));
+            return Err(path_error(raw, PathProblem::NotRegularFile));
         }
         if stat.st_size as u64 > limit {
             return Err(too_large(raw, stat.st_size as u64, limit));
@@ -280,7 +248,7 @@ impl Files {
                     }
                 }
                 Err(Errno::INTR) => {}
-                Err(e) => return Err(FileError::from_errno(e, raw)),
+                Err(e) => return Err(errno_error(e, raw)),
             }
         }
         Ok(bytes)
@@ -309,12 +277,9 @@ impl Files {
             OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
             raw,
         )?;
-        let stat = rustix::fs::fstat(&fd).map_err(|e| FileError::from_errno(e, raw))?;
+        let stat = rustix::fs::fstat(&fd).map_err(|e| errno_error(e, raw))?;
         if FileType::from_raw_mode(stat.st_mode as _) != FileType::RegularFile {
-            return Err(FileError::new(
-                ErrorCode::BadRequest,
-                format!("{raw}: not a regular file"),
-            ));
+            return Err(path_error(raw, PathProblem::NotRegularFile));
         }
         Ok((std::fs::File::from(fd), stat.st_size as u64))
     }
@@ -323,7 +288,7 @@ impl Files {
     pub(crate) fn is_dir(&self, raw: &str) -> Result<bool> {
         let path = WsPath::parse(raw)?;
         let fd = self.open_beneath(path.as_arg(), OFlags::PATH, raw)?;
-        let stat = rustix::fs::fstat(&fd).map_err(|e| FileError::from_errno(e, raw))?;
+        let stat = rustix::fs::fstat(&fd).map_err(|e| errno_error(e, raw))?;
         Ok(FileType::from_raw_mode(stat.st_mode as _) == FileType::Directory)
     }
 
@@ -343,14 +308,11 @@ impl Files {
         if let Some(limit) = self.disk_limit {
             let used = self.usage();
             if used.saturating_add(bytes.len() as u64) > limit {
-                return Err(FileError::new(
-                    ErrorCode::LimitExceeded,
-                    format!(
-                        "{raw}: the workspace's storage limit of {} MiB is reached ({} MiB used)",
-                        limit / (1024 * 1024),
-                        used / (1024 * 1024)
-                    ),
-                ));
+                return Err(Error::StorageFull {
+                    path: raw.to_string(),
+                    limit,
+                    used,
+                });
             }
         }
         let dir = self.ensure_dir(dir_rel, raw)?;
@@ -364,16 +326,13 @@ impl Files {
         ) {
             Ok(fd) => Some(fd),
             Err(Errno::NOENT) => None,
-            Err(e) => return Err(FileError::from_errno(e, raw)),
+            Err(e) => return Err(errno_error(e, raw)),
         };
         let mut mode = Mode::from_raw_mode(0o644);
         if let Some(fd) = &existing {
-            let stat = rustix::fs::fstat(fd).map_err(|e| FileError::from_errno(e, raw))?;
+            let stat = rustix::fs::fstat(fd).map_err(|e| errno_error(e, raw))?;
             if FileType::from_raw_mode(stat.st_mode as _) == FileType::Directory {
-                return Err(FileError::new(
-                    ErrorCode::BadRequest,
-                    format!("{raw}: the path is a directory"),
-                ));
+                return Err(path_error(raw, PathProblem::IsDirectory));
             }
             mode = Mode::from_raw_mode(stat.st_mode & 0o7777);
         }
@@ -383,15 +342,11 @@ impl Files {
                 None => None,
             };
             if current.as_deref() != Some(base) {
-                let why = if current.is_some() {
-                    "changed"
-                } else {
-                    "was deleted"
-                };
-                return Err(FileError::new(
-                    ErrorCode::Conflict,
-                    format!("{raw} {why} since version {base}"),
-                ));
+                return Err(Error::Stale {
+                    path: raw.to_string(),
+                    base: base.to_string(),
+                    deleted: current.is_none(),
+                });
             }
         }
         let created = existing.is_none();
@@ -403,7 +358,7 @@ impl Files {
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
             mode,
         )
-        .map_err(|e| FileError::from_errno(e, raw))?;
+        .map_err(|e| errno_error(e, raw))?;
         let result = (|| {
             let mut rest = bytes;
             while !rest.is_empty() {
@@ -421,7 +376,7 @@ impl Files {
         })();
         if let Err(e) = result {
             let _ = rustix::fs::unlinkat(&dir, &temp, AtFlags::empty());
-            return Err(FileError::from_errno(e, raw));
+            return Err(errno_error(e, raw));
         }
         if let Some((_, used)) = self.usage.lock().unwrap().as_mut() {
             *used += bytes.len() as u64;
@@ -437,10 +392,10 @@ impl Files {
     pub(crate) fn list(&self, raw: &str) -> Result<Vec<DirEntry>> {
         let path = WsPath::parse(raw)?;
         let fd = self.open_dir(&path.rel, raw)?;
-        let dir = rustix::fs::Dir::read_from(&fd).map_err(|e| FileError::from_errno(e, raw))?;
+        let dir = rustix::fs::Dir::read_from(&fd).map_err(|e| errno_error(e, raw))?;
         let mut entries = Vec::new();
         for entry in dir {
-            let entry = entry.map_err(|e| FileError::from_errno(e, raw))?;
+            let entry = entry.map_err(|e| errno_error(e, raw))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name == "." || name == ".." || name.starts_with(TEMP_PREFIX) {
                 continue;
@@ -475,24 +430,19 @@ impl Files {
         let (dir_rel, name) = path.split(raw)?;
         let dir = self.open_dir(dir_rel, raw)?;
         let stat = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| FileError::from_errno(e, raw))?;
+            .map_err(|e| errno_error(e, raw))?;
         if FileType::from_raw_mode(stat.st_mode as _) == FileType::Directory {
             if recursive {
-                let name = std::ffi::CString::new(name).map_err(|_| {
-                    FileError::new(ErrorCode::BadRequest, "a path must not contain NUL bytes")
-                })?;
+                let name = std::ffi::CString::new(name)
+                    .map_err(|_| Error::BadRequest("a path must not contain NUL bytes".into()))?;
                 remove_tree_contents(&dir, &name, raw, 0)?;
             }
             rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR).map_err(|e| match e {
-                Errno::NOTEMPTY => FileError::new(
-                    ErrorCode::Conflict,
-                    format!("{raw}: the directory is not empty (pass recursive to delete it all)"),
-                ),
-                e => FileError::from_errno(e, raw),
+                Errno::NOTEMPTY => path_error(raw, PathProblem::NotEmptyNeedsRecursive),
+                e => errno_error(e, raw),
             })
         } else {
-            rustix::fs::unlinkat(&dir, name, AtFlags::empty())
-                .map_err(|e| FileError::from_errno(e, raw))
+            rustix::fs::unlinkat(&dir, name, AtFlags::empty()).map_err(|e| errno_error(e, raw))
         }
     }
 
@@ -505,7 +455,7 @@ impl Files {
         let source_dir = self.open_dir(from_dir, from_raw)?;
         // Fail on a missing source before creating the target's parents.
         rustix::fs::statat(&source_dir, from_name, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| FileError::from_errno(e, from_raw))?;
+            .map_err(|e| errno_error(e, from_raw))?;
         let target_dir = self.ensure_dir(to_dir, to_raw)?;
         let flags = if overwrite {
             RenameFlags::empty()
@@ -514,18 +464,14 @@ impl Files {
         };
         rustix::fs::renameat_with(&source_dir, from_name, &target_dir, to_name, flags).map_err(
             |e| match e {
-                Errno::EXIST | Errno::NOTEMPTY => FileError::new(
-                    ErrorCode::Conflict,
-                    format!("{to_raw} already exists (pass overwrite to replace it)"),
-                ),
-                Errno::INVAL => FileError::new(
-                    ErrorCode::BadRequest,
-                    format!("cannot move {from_raw} into itself"),
-                ),
-                e => FileError::from_errno(e, from_raw),
+                Errno::EXIST | Errno::NOTEMPTY => Error::Taken {
+                    path: to_raw.to_string(),
+                },
+                Errno::INVAL => Error::BadRequest(format!("cannot move {from_raw} into itself")),
+                e => errno_error(e, from_raw),
             },
         )?;
-        rustix::fs::fsync(&target_dir).map_err(|e| FileError::from_errno(e, to_raw))
+        rustix::fs::fsync(&target_dir).map_err(|e| errno_error(e, to_raw))
     }
 
     /// The storage limit, if any.
@@ -606,10 +552,7 @@ fn remove_tree_contents(
     depth: usize,
 ) -> Result<()> {
     if depth > 256 {
-        return Err(FileError::new(
-            ErrorCode::BadRequest,
-            format!("{raw}: the tree is too deep"),
-        ));
+        return Err(path_error(raw, PathProblem::TooDeep));
     }
     let dir = rustix::fs::openat(
         parent,
@@ -617,9 +560,9 @@ fn remove_tree_contents(
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| FileError::from_errno(e, raw))?;
+    .map_err(|e| errno_error(e, raw))?;
     let names: Vec<(std::ffi::CString, bool)> = rustix::fs::Dir::read_from(&dir)
-        .map_err(|e| FileError::from_errno(e, raw))?
+        .map_err(|e| errno_error(e, raw))?
         .flatten()
         .filter(|e| e.file_name().to_bytes() != b"." && e.file_name().to_bytes() != b"..")
         .map(|e| {
@@ -638,41 +581,16 @@ fn remove_tree_contents(
             rustix::fs::unlinkat(&dir, child.as_c_str(), AtFlags::empty())
         }
         .or_else(|e| if e == Errno::NOENT { Ok(()) } else { Err(e) })
-        .map_err(|e| FileError::from_errno(e, raw))?;
+        .map_err(|e| errno_error(e, raw))?;
     }
     Ok(())
 }
 
-fn too_large(raw: &str, size: u64, limit: u64) -> FileError {
-    FileError::new(
-        ErrorCode::TooLarge,
-        format!(
-            "{raw} is {}; files up to {} are read and written whole (download it instead)",
-            human_size(size),
-            human_size(limit)
-        ),
-    )
-}
-
-/// `512 bytes`, `12.5 KiB`, `8 MiB`.
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} bytes");
-    }
-    let mut value = bytes as f64;
-    let mut unit = "bytes";
-    for u in UNITS {
-        if value < 1024.0 {
-            break;
-        }
-        value /= 1024.0;
-        unit = u;
-    }
-    if value.fract() < 0.05 {
-        format!("{value:.0} {unit}")
-    } else {
-        format!("{value:.1} {unit}")
+fn too_large(raw: &str, size: u64, limit: u64) -> Error {
+    Error::TooLarge {
+        path: raw.to_string(),
+        size,
+        limit,
     }
 }
 

@@ -9,15 +9,17 @@
 //! One runner process serves one workspace. It keeps running when every client and even the
 //! server are gone; it stops on SIGTERM (or `POST /shutdown`), ending its terminals and
 //! processes first.
-//!
+
 //! Only [`run`] and what configures it are public: the `cove` binary starts a runner, and
 //! everything else is the runner's own business.
 
 #![warn(unreachable_pub)]
 
 mod control;
+mod error;
 mod files;
 mod http;
+mod launch;
 mod output;
 mod ports;
 mod preview;
@@ -31,14 +33,14 @@ mod terminals;
 mod utf8;
 mod watch;
 
-use cove_protocol::{ErrorCode, ErrorReply, StatusState};
-use std::ffi::OsString;
-use std::os::unix::process::CommandExt as _;
+use cove_protocol::PortEvent;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use launch::Launch;
 
 /// Limits on what clients of one workspace may ask for.
 #[derive(Debug, Clone)]
@@ -152,45 +154,6 @@ impl Exit {
     }
 }
 
-/// When a program died of SIGKILL and the workspace's out-of-memory kill count went up since
-/// it started, tells every socket of the workspace why (the exit itself only says "signal 9").
-pub(crate) fn report_oom(
-    broadcast: &tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
-    what: &str,
-    id: &str,
-    exit: Exit,
-    ooms_before: Option<u64>,
-) {
-    if exit.signal != Some(libc::SIGKILL) {
-        return;
-    }
-    let (Some(before), Some(now)) = (ooms_before, stats::oom_kills()) else {
-        return;
-    };
-    if now > before {
-        let limit = stats::memory_limit()
-            .map(|l| format!(" ({} MiB)", l / (1024 * 1024)))
-            .unwrap_or_default();
-        let message = format!("{what} {id} was killed: the workspace ran out of memory{limit}");
-        tracing::warn!("{}", clip(&message));
-        let error = cove_protocol::ErrorReply::new(ErrorCode::LimitExceeded, message);
-        let _ = broadcast.send(cove_protocol::ServerMessage::event(
-            cove_protocol::Event::Error(error),
-        ));
-    }
-}
-
-/// Sends `signal` to the process group led by `pgid`; a group that is already gone is fine.
-pub(crate) fn signal_group(pgid: u32, signal: i32) {
-    if pgid <= 1 {
-        return;
-    }
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
-    unsafe {
-        libc::kill(-(pgid as i32), signal);
-    }
-}
-
 /// How many characters of a client-controlled string a log line shows.
 const LOG_CHARS: usize = 200;
 
@@ -235,175 +198,16 @@ impl std::fmt::Debug for Clip<'_> {
     }
 }
 
-/// Checks a client-chosen terminal or process id: short, printable, no path characters.
-pub(crate) fn validate_id(id: &str, what: &str) -> Result<String, ErrorReply> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'@'));
-    if ok {
-        Ok(id.to_string())
-    } else {
-        Err(ErrorReply::new(
-            ErrorCode::BadRequest,
-            format!("{what} must be 1-128 characters of letters, digits and _-.:@"),
-        ))
-    }
-}
-
-/// How programs are started in this workspace: shell, environment, working directory.
-#[derive(Debug)]
-pub(crate) struct Launch {
-    pub(crate) root: PathBuf,
-    pub(crate) program_cgroup: Option<std::ffi::CString>,
-    pub(crate) home: PathBuf,
-    pub(crate) shell: String,
-    pub(crate) workspace_id: String,
-    pub(crate) limits: Limits,
-}
-
-impl Launch {
-    /// A `cwd` from a client: relative to the workspace root, absolute as it is.
-    fn cwd(&self, cwd: Option<&str>) -> Result<PathBuf, ErrorReply> {
-        let path = match cwd {
-            None | Some("") => return Ok(self.root.clone()),
-            Some(c) if c.contains('\0') => {
-                return Err(ErrorReply::new(
-                    ErrorCode::BadRequest,
-                    "cwd must not contain NUL bytes",
-                ));
-            }
-            Some(c) if c.starts_with('/') => PathBuf::from(c),
-            Some(c) => self.root.join(c),
-        };
-        if !path.is_dir() {
-            return Err(ErrorReply::new(
-                ErrorCode::BadRequest,
-                format!("cwd {:?} is not a directory", cwd.unwrap_or_default()),
-            ));
-        }
-        Ok(path)
-    }
-
-    /// The complete environment of a new program: a clean base plus the client's variables,
-    /// and last the program's marker (see `stopping`), which a client cannot replace.
-    fn env(
-        &self,
-        extra: &[(String, String)],
-        id_var: (&str, &str),
-        marker: &str,
-    ) -> Result<Vec<(OsString, OsString)>, ErrorReply> {
-        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
-        let lang = std::env::var("LANG").unwrap_or_else(|_| "C.UTF-8".into());
-        let user = std::env::var("USER").unwrap_or_else(|_| "cove".into());
-        let mut env: Vec<(String, String)> = vec![
-            ("PATH".into(), path),
-            ("HOME".into(), self.home.to_string_lossy().into_owned()),
-            ("USER".into(), user),
-            ("SHELL".into(), self.shell.clone()),
-            ("LANG".into(), lang),
-            ("TERM".into(), "xterm-256color".into()),
-            ("COLORTERM".into(), "truecolor".into()),
-            ("COVE_WORKSPACE_ID".into(), self.workspace_id.clone()),
-            (id_var.0.into(), id_var.1.into()),
-        ];
-        for (key, value) in extra {
-            if key.is_empty() || key.contains('=') || key.contains('\0') || value.contains('\0') {
-                return Err(ErrorReply::new(
-                    ErrorCode::BadRequest,
-                    format!(
-                        "bad environment variable {key:?}: names must be non-empty without = or NUL"
-                    ),
-                ));
-            }
-            env.retain(|(k, _)| k != key);
-            env.push((key.clone(), value.clone()));
-        }
-        env.retain(|(k, _)| k != stopping::MARKER_VAR);
-        env.push((stopping::MARKER_VAR.into(), marker.into()));
-        Ok(env.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
-    }
-
-    fn pty_spawn(
-        &self,
-        command: Option<&str>,
-        cwd: Option<&str>,
-        env: &[(String, String)],
-        size: cove_pty::Size,
-        terminal_id: &str,
-        marker: &str,
-    ) -> Result<cove_pty::Spawn, ErrorReply> {
-        let (program, args, arg0) = match command {
-            None => {
-                // A login shell, as ssh and code-server start one: argv[0] = "-bash".
-                let name = self.shell.rsplit('/').next().unwrap_or("sh");
-                (
-                    self.shell.clone(),
-                    vec![],
-                    Some(OsString::from(format!("-{name}"))),
-                )
-            }
-            Some(line) => (
-                "/bin/bash".to_string(),
-                vec!["-c".into(), OsString::from(line)],
-                None,
-            ),
-        };
-        Ok(cove_pty::Spawn {
-            program: program.into(),
-            args,
-            arg0,
-            cwd: self.cwd(cwd)?,
-            env: self.env(env, ("COVE_TERMINAL_ID", terminal_id), marker)?,
-            size,
-            cgroup_procs: self.program_cgroup.clone(),
-        })
-    }
-
-    /// A command for `run_command`: the program and args as given, or a shell command line
-    /// when no args are given. The child leads its own session, so it can be stopped as a group.
-    fn command(
-        &self,
-        command: &str,
-        args: Option<&[String]>,
-        cwd: Option<&str>,
-        env: &[(String, String)],
-        process_id: &str,
-        marker: &str,
-    ) -> Result<tokio::process::Command, ErrorReply> {
-        let mut cmd = match args {
-            Some(args) => {
-                let mut cmd = std::process::Command::new(command);
-                cmd.args(args);
-                cmd
-            }
-            None => {
-                let mut cmd = std::process::Command::new("/bin/bash");
-                cmd.arg("-c").arg(command);
-                cmd
-            }
-        };
-        let env = self.env(env, ("COVE_PROCESS_ID", process_id), marker)?;
-        cmd.current_dir(self.cwd(cwd)?).env_clear().envs(env);
-        let cgroup = self.program_cgroup.clone();
-        // SAFETY: open/write (join_cgroup), setsid and prctl are async-signal-safe and touch
-        // only the child's own state.
-        unsafe {
-            cmd.pre_exec(move || {
-                if let Some(path) = &cgroup {
-                    cove_pty::join_cgroup(path)?;
-                }
-                rustix::process::setsid()?;
-                // A runner that dies (even by SIGKILL) takes its processes with it.
-                rustix::process::set_parent_process_death_signal(Some(
-                    rustix::process::Signal::TERM,
-                ))?;
-                Ok(())
-            });
-        }
-        Ok(tokio::process::Command::from(cmd))
-    }
+/// What every control socket of the workspace is told as it happens, unasked. The control
+/// socket turns it into an event.
+#[derive(Debug, Clone)]
+pub(crate) enum Notice {
+    /// The workspace is stopping: its programs are being ended.
+    Stopping,
+    PortOpened(PortEvent),
+    PortClosed(PortEvent),
+    /// A program ended in a way its exit status does not explain (out of memory).
+    Failed(Arc<error::Error>),
 }
 
 /// Everything of one workspace, shared by every connection.
@@ -417,8 +221,8 @@ pub(crate) struct Workspace {
     pub(crate) watcher: watch::Watcher,
     pub(crate) ports: ports::PortScanner,
     pub(crate) stats: stats::StatsSampler,
-    /// Events for every socket of the workspace (status, ports).
-    pub(crate) broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
+    /// Notices for every control socket of the workspace (status, ports, kills).
+    pub(crate) notices: tokio::sync::broadcast::Sender<Notice>,
     pub(crate) tasks: TaskTracker,
     pub(crate) shutdown: CancellationToken,
     pub(crate) started_at: std::time::SystemTime,
@@ -446,19 +250,19 @@ impl Workspace {
             config.limits.max_file_bytes,
             config.limits.disk_limit_bytes,
         )?;
-        let (broadcast, _) = tokio::sync::broadcast::channel(256);
+        let (notices, _) = tokio::sync::broadcast::channel(256);
         let sweeper = stopping::Sweeper::start()?;
         let terminals = Arc::new(terminals::Terminals::new(
             launch.clone(),
             tasks.clone(),
             sweeper.clone(),
-            broadcast.clone(),
+            notices.clone(),
         ));
         let processes = Arc::new(processes::Processes::new(
             launch.clone(),
             tasks.clone(),
             sweeper,
-            broadcast.clone(),
+            notices.clone(),
         ));
         // Which terminal or process a listening port belongs to: by the pids they lead.
         let owners: ports::Owners = {
@@ -489,14 +293,14 @@ impl Workspace {
             files,
             watcher: watch::Watcher::new(config.root.clone(), tasks.clone(), shutdown.clone()),
             ports: ports::PortScanner::new(
-                broadcast.clone(),
+                notices.clone(),
                 tasks.clone(),
                 shutdown.clone(),
                 owners,
             ),
             stats: stats::StatsSampler::default(),
             launch,
-            broadcast,
+            notices,
             tasks,
             shutdown,
             started_at: std::time::SystemTime::now(),
@@ -506,13 +310,7 @@ impl Workspace {
     /// Ends every terminal and process, within the configured grace period.
     async fn stop_everything(&self) {
         let grace = self.launch.limits.stop_grace.min(Duration::from_secs(3));
-        let status = cove_protocol::ServerMessage::event(cove_protocol::Event::Status(
-            cove_protocol::Status {
-                state: StatusState::Stopping,
-                message: "the workspace is stopping".into(),
-            },
-        ));
-        let _ = self.broadcast.send(status);
+        let _ = self.notices.send(Notice::Stopping);
         tokio::join!(
             self.terminals.close_all(grace),
             self.processes.stop_all(grace)

@@ -5,13 +5,15 @@
 //! the network namespace already limits it. Ports are polled once a second, and only while at
 //! least one client is connected.
 
-use cove_protocol::{Event, PortEvent, PortInfo, ServerMessage};
+use cove_protocol::{PortEvent, PortInfo};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use crate::Notice;
 
 const POLL: Duration = Duration::from_secs(1);
 
@@ -203,7 +205,7 @@ struct State {
 /// Polls ports while someone listens and broadcasts `port_opened` / `port_closed`.
 pub(crate) struct PortScanner {
     state: Arc<Mutex<State>>,
-    broadcast: broadcast::Sender<ServerMessage>,
+    notices: broadcast::Sender<Notice>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
     owners: Owners,
@@ -237,14 +239,14 @@ impl Drop for Interest {
 
 impl PortScanner {
     pub(crate) fn new(
-        broadcast: broadcast::Sender<ServerMessage>,
+        notices: broadcast::Sender<Notice>,
         tasks: TaskTracker,
         shutdown: CancellationToken,
         owners: Owners,
     ) -> PortScanner {
         PortScanner {
             state: Arc::default(),
-            broadcast,
+            notices,
             tasks,
             shutdown,
             owners,
@@ -267,7 +269,7 @@ impl PortScanner {
             let stop = self.shutdown.child_token();
             state.stop = Some(stop.clone());
             self.tasks
-                .spawn(poll(self.broadcast.clone(), self.owners.clone(), stop));
+                .spawn(poll(self.notices.clone(), self.owners.clone(), stop));
         }
         Interest {
             state: self.state.clone(),
@@ -285,11 +287,7 @@ fn event(port: &PortInfo) -> PortEvent {
     }
 }
 
-async fn poll(
-    broadcast: broadcast::Sender<ServerMessage>,
-    owners: Owners,
-    stop: CancellationToken,
-) {
+async fn poll(notices: broadcast::Sender<Notice>, owners: Owners, stop: CancellationToken) {
     let mut known: Vec<PortInfo> = Vec::new();
     let mut first = true;
     let key = |p: &PortInfo| (p.port, p.address.clone());
@@ -305,13 +303,13 @@ async fn poll(
                 .iter()
                 .filter(|p| !known.iter().any(|k| key(k) == key(p)))
             {
-                let _ = broadcast.send(ServerMessage::event(Event::PortOpened(event(port))));
+                let _ = notices.send(Notice::PortOpened(event(port)));
             }
             for port in known
                 .iter()
                 .filter(|k| !now.iter().any(|p| key(p) == key(k)))
             {
-                let _ = broadcast.send(ServerMessage::event(Event::PortClosed(event(port))));
+                let _ = notices.send(Notice::PortClosed(event(port)));
             }
         }
         first = false;

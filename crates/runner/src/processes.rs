@@ -6,22 +6,25 @@
 //! leads its own session (and so its own process group), which is what `stop_process` signals.
 
 use bytes::Bytes;
-use cove_protocol::{ErrorCode, ErrorReply, ProcessInfo, SignalSpec};
+use cove_protocol::{ProcessInfo, SignalSpec};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio_util::task::TaskTracker;
 
+use crate::error::Error;
+use crate::launch::Launch;
 use crate::output::{OutputLog, STDERR, STDOUT, StreamTag};
-use crate::registry::{Entry, Registry};
-use crate::stopping::{Lifecycle, Sweeper, new_marker};
-use crate::{Exit, Launch, clip, signal_group};
+use crate::registry::{Entry, Kind, Registry};
+use crate::stopping::{Lifecycle, Sweeper, new_marker, signal_group};
+use crate::{Exit, Notice, clip};
 
 /// How many exited processes are kept for their logs.
 const KEEP_EXITED: usize = 64;
 /// How long output of grandchildren that still hold the pipes is awaited after the main process exits.
 const PIPE_LINGER: Duration = Duration::from_secs(2);
 
+/// One process.
 #[derive(Debug)]
 pub(crate) struct Process {
     pub(crate) id: String,
@@ -107,10 +110,11 @@ pub(crate) struct NewProcess {
     pub(crate) env: Vec<(String, String)>,
 }
 
+/// All processes of the workspace.
 #[derive(Debug)]
 pub(crate) struct Processes {
     registry: Registry<Process>,
-    broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
+    notices: tokio::sync::broadcast::Sender<Notice>,
     launch: Arc<Launch>,
     tasks: TaskTracker,
     sweeper: Sweeper,
@@ -131,18 +135,18 @@ impl Processes {
         launch: Arc<Launch>,
         tasks: TaskTracker,
         sweeper: Sweeper,
-        broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
+        notices: tokio::sync::broadcast::Sender<Notice>,
     ) -> Processes {
         Processes {
-            registry: Registry::new("process", "processes", "processId", "proc", KEEP_EXITED),
-            broadcast,
+            registry: Registry::new(Kind::Process, KEEP_EXITED),
+            notices,
             launch,
             tasks,
             sweeper,
         }
     }
 
-    pub(crate) fn get(&self, id: &str) -> Result<Arc<Process>, ErrorReply> {
+    pub(crate) fn get(&self, id: &str) -> Result<Arc<Process>, Error> {
         self.registry.get(id)
     }
 
@@ -151,12 +155,9 @@ impl Processes {
         self.registry.list()
     }
 
-    pub(crate) fn start(&self, request: NewProcess) -> Result<Arc<Process>, ErrorReply> {
+    pub(crate) fn start(&self, request: NewProcess) -> Result<Arc<Process>, Error> {
         if request.command.trim().is_empty() {
-            return Err(ErrorReply::new(
-                ErrorCode::BadRequest,
-                "command must not be empty",
-            ));
+            return Err(Error::BadRequest("command must not be empty".into()));
         }
         let mut spawned = None;
         let process = self.registry.add(
@@ -177,11 +178,9 @@ impl Processes {
                     .stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::piped())
                     .kill_on_drop(false);
-                let child = command.spawn().map_err(|e| {
-                    ErrorReply::new(
-                        ErrorCode::BadRequest,
-                        format!("cannot start {:?}: {e}", request.command),
-                    )
+                let child = command.spawn().map_err(|source| Error::Spawn {
+                    command: request.command.clone(),
+                    source,
                 })?;
                 let pid = child.id().unwrap_or(0);
                 let process = Arc::new(Process {
@@ -210,7 +209,7 @@ impl Processes {
         let out = self.tasks.spawn(pipe(process.log.clone(), stdout, STDOUT));
         let err = self.tasks.spawn(pipe(process.log.clone(), stderr, STDERR));
         let watched = process.clone();
-        let broadcast = self.broadcast.clone();
+        let notices = self.notices.clone();
         let ooms_before = crate::stats::oom_kills();
         self.tasks.spawn(async move {
             let status = child.wait().await;
@@ -226,7 +225,7 @@ impl Processes {
                 tracing::debug!(process = %clip(&watched.id), "pipes still open after exit; no longer read");
             }
             tracing::info!(process = %clip(&watched.id), ?exit, "process exited");
-            crate::report_oom(&broadcast, "process", &watched.id, exit, ooms_before);
+            crate::stats::report_oom(&notices, Kind::Process, &watched.id, exit, ooms_before);
             watched.log.close();
             watched.life.output_done(exit);
         });
@@ -252,8 +251,8 @@ async fn pipe(log: Arc<OutputLog>, mut from: impl tokio::io::AsyncRead + Unpin, 
 }
 
 /// Parses `TERM`, `SIGTERM`, `sigint` or `9` into a signal number.
-pub(crate) fn parse_signal(spec: &SignalSpec) -> Result<i32, ErrorReply> {
-    let bad = || ErrorReply::new(ErrorCode::BadRequest, format!("unknown signal {spec:?}"));
+pub(crate) fn parse_signal(spec: &SignalSpec) -> Result<i32, Error> {
+    let bad = || Error::BadRequest(format!("unknown signal {spec:?}"));
     match spec {
         SignalSpec::Number(n) if (1..=64).contains(n) => Ok(*n),
         SignalSpec::Number(_) => Err(bad()),

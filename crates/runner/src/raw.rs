@@ -8,7 +8,7 @@
 //! Output and input run as two halves, so a client that reads slowly can still type Ctrl+C.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use cove_protocol::{ErrorCode, RawControl};
+use cove_protocol::{ErrorCode, ErrorReply, RawControl};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 
@@ -114,7 +114,7 @@ pub(crate) async fn serve(
                     },
                     _ = ping.tick() => Message::Ping(Default::default()),
                     Ok(why) = &mut refuse => {
-                        let _ = sink.send(refusal(ErrorCode::TooLarge, why)).await;
+                        let _ = sink.send(refusal(ErrorReply::new(ErrorCode::TooLarge, why))).await;
                         let _ = sink.send(Message::Close(Some(CloseFrame { code: crate::control::TOO_BIG, reason: "message too large".into() }))).await;
                         // Closing at once would reset the connection while the client still
                         // sends the rest of its message, and it would never read why.
@@ -206,7 +206,11 @@ pub(crate) async fn serve(
     }
 }
 
-/// The error message a raw socket sends before closing when it cannot attach.
-pub(crate) fn refusal(code: ErrorCode, message: String) -> Message {
-    control(&RawControl::Error { code, message })
+/// The error message a raw socket sends before it closes: it cannot attach, or the client
+/// sent too much.
+pub(crate) fn refusal(error: ErrorReply) -> Message {
+    control(&RawControl::Error {
+        code: error.code,
+        message: error.message,
+    })
 }

@@ -6,10 +6,13 @@
 //! descendants from `/proc`.
 
 use cove_protocol::Stats;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::error::Error;
 use crate::files::Files;
+use crate::registry::Kind;
+use crate::{Exit, Notice, clip};
 
 /// Remembers the previous CPU sample so that `cpuPercent` covers the time between two calls.
 #[derive(Debug, Default)]
@@ -132,5 +135,31 @@ impl StatsSampler {
             disk_bytes: files.usage(),
             disk_limit_bytes: files.disk_limit(),
         }
+    }
+}
+
+/// When a program died of SIGKILL and the workspace's out-of-memory kill count went up since
+/// it started, tells every socket of the workspace why (the exit itself only says "signal 9").
+pub(crate) fn report_oom(
+    notices: &tokio::sync::broadcast::Sender<Notice>,
+    kind: Kind,
+    id: &str,
+    exit: Exit,
+    ooms_before: Option<u64>,
+) {
+    if exit.signal != Some(libc::SIGKILL) {
+        return;
+    }
+    let (Some(before), Some(now)) = (ooms_before, oom_kills()) else {
+        return;
+    };
+    if now > before {
+        let error = Error::OutOfMemory {
+            kind,
+            id: id.to_string(),
+            limit: memory_limit(),
+        };
+        tracing::warn!("{}", clip(&error.to_string()));
+        let _ = notices.send(Notice::Failed(Arc::new(error)));
     }
 }

@@ -18,7 +18,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
-use crate::{Exit, clip, signal_group};
+use crate::{Exit, clip};
 
 /// The environment variable that marks every program the runner starts (and so what each of
 /// those starts in turn).
@@ -30,6 +30,17 @@ const MAX_SWEEPS: usize = 200;
 const MAX_SWEEP_TIME: Duration = Duration::from_secs(5);
 /// Pause between two sweeps that both found something, so that killed processes can die.
 const SWEEP_PAUSE: Duration = Duration::from_millis(2);
+
+/// Sends `signal` to the process group led by `pgid`; a group that is already gone is fine.
+pub(crate) fn signal_group(pgid: u32, signal: i32) {
+    if pgid <= 1 {
+        return;
+    }
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    unsafe {
+        libc::kill(-(pgid as i32), signal);
+    }
+}
 
 /// A marker that no other program of this runner carries, nor one of another runner (the
 /// runner's pid and start time tell runners apart, the counter programs).

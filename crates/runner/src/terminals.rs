@@ -6,16 +6,18 @@
 //! read its last output, until `close_terminal` removes it or newer ones push it out.
 
 use bytes::{Bytes, BytesMut};
-use cove_protocol::{ErrorCode, ErrorReply, TerminalInfo};
+use cove_protocol::TerminalInfo;
 use cove_pty::{Master, Size};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::task::TaskTracker;
 
+use crate::error::Error;
+use crate::launch::Launch;
 use crate::output::{OutputLog, STDOUT};
-use crate::registry::{Entry, Registry};
-use crate::stopping::{Lifecycle, Sweeper, new_marker};
-use crate::{Exit, Launch, clip, signal_group};
+use crate::registry::{Entry, Kind, Registry};
+use crate::stopping::{Lifecycle, Sweeper, new_marker, signal_group};
+use crate::{Exit, Notice, clip};
 
 /// How many exited terminals are kept for their scrollback.
 const KEEP_EXITED: usize = 16;
@@ -27,7 +29,7 @@ const MAX_CHUNK: usize = 256 * 1024;
 pub(crate) struct Terminal {
     pub(crate) id: String,
     /// What runs in it, for `list_terminals`.
-    pub(crate) command: String,
+    command: String,
     pub(crate) pid: u32,
     master: Arc<Master>,
     input: tokio::sync::Mutex<()>,
@@ -74,28 +76,27 @@ impl Terminal {
     }
 
     /// Types `data` into the terminal. Writes from several clients never interleave.
-    pub(crate) async fn write(&self, data: &[u8]) -> Result<(), ErrorReply> {
+    pub(crate) async fn write(&self, data: &[u8]) -> Result<(), Error> {
         if self.exit_status().is_some() {
-            return Err(ErrorReply::new(
-                ErrorCode::Conflict,
-                format!("terminal {} has exited", self.id),
-            ));
+            return Err(Error::Exited {
+                kind: Kind::Terminal,
+                id: self.id.clone(),
+            });
         }
         let _turn = self.input.lock().await;
         self.master
             .write_all(data)
             .await
-            .map_err(|e| ErrorReply::new(ErrorCode::Conflict, format!("terminal {}: {e}", self.id)))
+            .map_err(|source| Error::Input {
+                kind: Kind::Terminal,
+                id: self.id.clone(),
+                source,
+            })
     }
 
     /// Sets the window size (the last resize from any client wins).
-    pub(crate) fn resize(&self, size: Size) -> Result<(), ErrorReply> {
-        if size.cols == 0 || size.rows == 0 || size.cols > 1000 || size.rows > 1000 {
-            return Err(ErrorReply::new(
-                ErrorCode::BadRequest,
-                "cols and rows must be between 1 and 1000",
-            ));
-        }
+    pub(crate) fn resize(&self, size: Size) -> Result<(), Error> {
+        check_size(size)?;
         *self.size.lock().unwrap() = size;
         if self.exit_status().is_none() {
             let _ = self.master.resize(size);
@@ -115,6 +116,16 @@ impl Terminal {
     }
 }
 
+/// A window size a terminal can have.
+fn check_size(size: Size) -> Result<(), Error> {
+    if size.cols == 0 || size.rows == 0 || size.cols > 1000 || size.rows > 1000 {
+        return Err(Error::BadRequest(
+            "cols and rows must be between 1 and 1000".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// What a client asks for when it creates a terminal.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct NewTerminal {
@@ -129,7 +140,7 @@ pub(crate) struct NewTerminal {
 #[derive(Debug)]
 pub(crate) struct Terminals {
     registry: Registry<Terminal>,
-    broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
+    notices: tokio::sync::broadcast::Sender<Notice>,
     launch: Arc<Launch>,
     tasks: TaskTracker,
     sweeper: Sweeper,
@@ -150,18 +161,18 @@ impl Terminals {
         launch: Arc<Launch>,
         tasks: TaskTracker,
         sweeper: Sweeper,
-        broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
+        notices: tokio::sync::broadcast::Sender<Notice>,
     ) -> Terminals {
         Terminals {
-            registry: Registry::new("terminal", "terminals", "terminalId", "term", KEEP_EXITED),
-            broadcast,
+            registry: Registry::new(Kind::Terminal, KEEP_EXITED),
+            notices,
             launch,
             tasks,
             sweeper,
         }
     }
 
-    pub(crate) fn get(&self, id: &str) -> Result<Arc<Terminal>, ErrorReply> {
+    pub(crate) fn get(&self, id: &str) -> Result<Arc<Terminal>, Error> {
         self.registry.get(id)
     }
 
@@ -176,14 +187,9 @@ impl Terminals {
     }
 
     /// Starts a terminal. An id in use by a live terminal is a conflict; a dead one is replaced.
-    pub(crate) fn create(&self, request: NewTerminal) -> Result<Arc<Terminal>, ErrorReply> {
+    pub(crate) fn create(&self, request: NewTerminal) -> Result<Arc<Terminal>, Error> {
         let size = request.size.unwrap_or_default();
-        if size.cols == 0 || size.rows == 0 || size.cols > 1000 || size.rows > 1000 {
-            return Err(ErrorReply::new(
-                ErrorCode::BadRequest,
-                "cols and rows must be between 1 and 1000",
-            ));
-        }
+        check_size(size)?;
         let terminal = self.registry.add(
             request.id.clone(),
             self.launch.limits.max_terminals,
@@ -199,7 +205,7 @@ impl Terminals {
                 )?;
                 let (master, child) = cove_pty::spawn(&spec).map_err(|e| {
                     tracing::warn!(terminal = %clip(&id), error = %clip(&e.to_string()), "cannot start terminal");
-                    ErrorReply::new(ErrorCode::BadRequest, e.to_string())
+                    Error::Pty(e)
                 })?;
                 let pid = child.id().unwrap_or(0);
                 let terminal = Arc::new(Terminal {
@@ -222,7 +228,7 @@ impl Terminals {
                     created,
                 });
                 self.tasks
-                    .spawn(pump(terminal.clone(), child, self.broadcast.clone()));
+                    .spawn(pump(terminal.clone(), child, self.notices.clone()));
                 Ok(terminal)
             },
         )?;
@@ -241,7 +247,7 @@ impl Terminals {
 async fn pump(
     terminal: Arc<Terminal>,
     mut child: tokio::process::Child,
-    broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
+    notices: tokio::sync::broadcast::Sender<Notice>,
 ) {
     let ooms_before = crate::stats::oom_kills();
     let master = terminal.master.clone();
@@ -300,7 +306,7 @@ async fn pump(
     let exit = Exit::from_status(status.ok());
     terminal.life.main_exited(exit);
     tracing::info!(terminal = %clip(&terminal.id), ?exit, "terminal exited");
-    crate::report_oom(&broadcast, "terminal", &terminal.id, exit, ooms_before);
+    crate::stats::report_oom(&notices, Kind::Terminal, &terminal.id, exit, ooms_before);
     terminal.log.close();
     terminal.life.output_done(exit);
 }

@@ -14,6 +14,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::error::Error;
 use crate::files::TEMP_PREFIX;
 
 /// Events that arrive within this window after the first one are sent together, coalesced.
@@ -62,7 +63,7 @@ impl Watcher {
     }
 
     /// Starts watching (if nobody did) and returns a receiver of every change in the workspace.
-    pub(crate) fn subscribe(&self) -> Result<Subscription, String> {
+    pub(crate) fn subscribe(&self) -> Result<Subscription, Error> {
         let mut active = self.shared.active.lock().unwrap();
         if let Some(active) = active.as_mut() {
             active.subscribers += 1;
@@ -72,10 +73,10 @@ impl Watcher {
                 // A full queue drops events rather than blocking inotify's reader thread.
                 let _ = tx.try_send(event);
             })
-            .map_err(|e| format!("cannot start the file watcher: {e}"))?;
+            .map_err(|e| watcher_error("cannot start the file watcher", e))?;
             watcher
                 .watch(&self.shared.root, RecursiveMode::Recursive)
-                .map_err(|e| format!("cannot watch the workspace: {e}"))?;
+                .map_err(|e| watcher_error("cannot watch the workspace", e))?;
             let stop = self.shared.shutdown.child_token();
             self.shared
                 .tasks
@@ -106,6 +107,13 @@ impl Drop for Subscription {
             }
         }
     }
+}
+
+/// notify's error for a client: what failed and why, without the host paths notify names
+/// (those go to the log).
+fn watcher_error(what: &str, e: notify::Error) -> Error {
+    tracing::warn!(error = %e, "{what}");
+    Error::Watcher(format!("{what}: {}", notify::Error::new(e.kind)))
 }
 
 /// Whether `path` is `watched` or lies beneath it (both relative, `""` = the root).
