@@ -13,63 +13,49 @@ use sha1::{Digest, Sha1};
 use std::path::Path;
 use std::sync::Mutex;
 
-use cove_protocol::{DirEntry, EntryKind, ErrorCode};
+use cove_protocol::{DirEntry, EntryKind};
 
-/// A file operation's failure, with a message that names the workspace path, never a host path.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct FileError {
-    pub code: ErrorCode,
-    pub message: String,
+use crate::error::{Error, PathProblem};
+
+mod usage;
+
+/// A path's problem as the kernel reports it; the message names the client's path.
+fn errno_error(errno: Errno, path: &str) -> Error {
+    let problem = match errno {
+        Errno::NOENT => PathProblem::Missing,
+        Errno::XDEV | Errno::LOOP => PathProblem::Outside,
+        Errno::ACCESS | Errno::PERM | Errno::ROFS => PathProblem::Denied,
+        Errno::NOTDIR => PathProblem::ThroughFile,
+        Errno::ISDIR => PathProblem::IsDirectory,
+        Errno::NAMETOOLONG => PathProblem::TooLong,
+        Errno::EXIST => PathProblem::Exists,
+        Errno::NOTEMPTY => PathProblem::NotEmpty,
+        Errno::NOSPC | Errno::DQUOT => PathProblem::NoSpace,
+        Errno::INVAL => PathProblem::Invalid,
+        Errno::BUSY => PathProblem::Busy,
+        _ => PathProblem::Failed,
+    };
+    if problem == PathProblem::Failed {
+        tracing::warn!(path = %crate::clip(path), %errno, "file operation failed");
+    }
+    path_error(path, problem)
 }
 
-impl FileError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> FileError {
-        FileError {
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn from_errno(errno: Errno, path: &str) -> FileError {
-        let (code, what) = match errno {
-            Errno::NOENT => (ErrorCode::NotFound, "no such file or directory"),
-            Errno::XDEV | Errno::LOOP => {
-                (ErrorCode::Forbidden, "the path leads outside the workspace")
-            }
-            Errno::ACCESS | Errno::PERM | Errno::ROFS => {
-                (ErrorCode::Forbidden, "permission denied")
-            }
-            Errno::NOTDIR => (
-                ErrorCode::BadRequest,
-                "a component of the path is not a directory",
-            ),
-            Errno::ISDIR => (ErrorCode::BadRequest, "the path is a directory"),
-            Errno::NAMETOOLONG => (ErrorCode::BadRequest, "the path is too long"),
-            Errno::EXIST => (ErrorCode::Conflict, "the path already exists"),
-            Errno::NOTEMPTY => (ErrorCode::Conflict, "the directory is not empty"),
-            Errno::NOSPC | Errno::DQUOT => {
-                (ErrorCode::LimitExceeded, "no space left in the workspace")
-            }
-            Errno::INVAL => (ErrorCode::BadRequest, "invalid path"),
-            Errno::BUSY => (ErrorCode::Conflict, "the path is in use"),
-            _ => (ErrorCode::Internal, "file operation failed"),
-        };
-        if code == ErrorCode::Internal {
-            tracing::warn!(path = %crate::clip(path), %errno, "file operation failed");
-        }
-        FileError::new(code, format!("{path}: {what}"))
+fn path_error(path: &str, problem: PathProblem) -> Error {
+    Error::Path {
+        path: path.to_string(),
+        problem,
     }
 }
 
-type Result<T> = std::result::Result<T, FileError>;
+type Result<T> = std::result::Result<T, Error>;
 
 /// Name prefix of the temp files of atomic writes; the watcher hides them.
-pub const TEMP_PREFIX: &str = ".cove-tmp-";
+pub(crate) const TEMP_PREFIX: &str = ".cove-tmp-";
 
 /// The files of one workspace.
 #[derive(Debug)]
-pub struct Files {
+pub(crate) struct Files {
     root: OwnedFd,
     max_file_bytes: u64,
     /// Serializes API writes so that the `baseVersion` check and the rename are one step.
@@ -83,22 +69,19 @@ pub struct Files {
     own_filesystem: bool,
 }
 
-/// How long a disk usage measurement is trusted.
-const USAGE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// A file's bytes and version.
 #[derive(Debug)]
-pub struct FileData {
-    pub bytes: Vec<u8>,
-    pub version: String,
+pub(crate) struct FileData {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) version: String,
 }
 
 /// The result of a write.
 #[derive(Debug)]
-pub struct Written {
-    pub version: String,
-    pub size: u64,
-    pub created: bool,
+pub(crate) struct Written {
+    pub(crate) version: String,
+    pub(crate) size: u64,
+    pub(crate) created: bool,
 }
 
 /// A path from a client, checked for what the kernel cannot check for us.
@@ -111,16 +94,12 @@ struct WsPath {
 impl WsPath {
     fn parse(raw: &str) -> Result<WsPath> {
         if raw.contains('\0') {
-            return Err(FileError::new(
-                ErrorCode::BadRequest,
-                "a path must not contain NUL bytes",
+            return Err(Error::BadRequest(
+                "a path must not contain NUL bytes".into(),
             ));
         }
         if raw.len() > 4096 {
-            return Err(FileError::new(
-                ErrorCode::BadRequest,
-                "the path is too long",
-            ));
+            return Err(Error::BadRequest("the path is too long".into()));
         }
         let rel = raw.trim_start_matches('/').trim_end_matches('/');
         // Collapse `//` and drop `.` components so that the final name is a real name.
@@ -139,17 +118,11 @@ impl WsPath {
     /// The directory part and the final name, for operations on a directory entry.
     fn split(&self, raw: &str) -> Result<(&str, &str)> {
         if self.is_root() {
-            return Err(FileError::new(
-                ErrorCode::BadRequest,
-                format!("{raw}: the workspace root itself cannot be changed this way"),
-            ));
+            return Err(path_error(raw, PathProblem::Root));
         }
         let (dir, name) = self.rel.rsplit_once('/').unwrap_or(("", &self.rel));
         if name == ".." {
-            return Err(FileError::new(
-                ErrorCode::BadRequest,
-                format!("{raw}: the path must end in a name, not .."),
-            ));
+            return Err(path_error(raw, PathProblem::EndsInDotDot));
         }
         Ok((dir, name))
     }
@@ -162,7 +135,7 @@ impl WsPath {
 const RESOLVE: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
 
 /// The version of a file's bytes: it changes whenever they change.
-pub fn version_of(bytes: &[u8]) -> String {
+pub(crate) fn version_of(bytes: &[u8]) -> String {
     let digest = Sha1::digest(bytes);
     digest[..10].iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -177,13 +150,9 @@ fn kind_of(file_type: FileType) -> EntryKind {
 }
 
 impl Files {
-    /// Opens the workspace root. Every later access is relative to this descriptor.
-    pub fn open(root: &Path, max_file_bytes: u64) -> std::io::Result<Files> {
-        Self::open_with_limit(root, max_file_bytes, None)
-    }
-
-    /// Like [`Files::open`], with a storage limit that API writes may not cross.
-    pub fn open_with_limit(
+    /// Opens the workspace root, with the storage limit that API writes may not cross. Every
+    /// later access is relative to this descriptor.
+    pub(crate) fn open(
         root: &Path,
         max_file_bytes: u64,
         disk_limit: Option<u64>,
@@ -212,7 +181,7 @@ impl Files {
     }
 
     /// The largest file a client may read or write through the API.
-    pub fn max_file_bytes(&self) -> u64 {
+    pub(crate) fn max_file_bytes(&self) -> u64 {
         self.max_file_bytes
     }
 
@@ -224,7 +193,7 @@ impl Files {
             Mode::empty(),
             RESOLVE,
         )
-        .map_err(|e| FileError::from_errno(e, raw))
+        .map_err(|e| errno_error(e, raw))
     }
 
     fn open_dir(&self, rel: &str, raw: &str) -> Result<OwnedFd> {
@@ -239,14 +208,11 @@ impl Files {
             if component == ".." {
                 // `a/../b` is legal for the kernel, but creating directories along it is not
                 // worth the ambiguity.
-                return Err(FileError::new(
-                    ErrorCode::BadRequest,
-                    format!("{raw}: .. is not allowed here"),
-                ));
+                return Err(path_error(raw, PathProblem::DotDot));
             }
             match rustix::fs::mkdirat(&dir, component, Mode::from_raw_mode(0o755)) {
                 Ok(()) | Err(Errno::EXIST) => {}
-                Err(e) => return Err(FileError::from_errno(e, raw)),
+                Err(e) => return Err(errno_error(e, raw)),
             }
             // Resolving one name at a time beneath `dir` refuses a symlink planted in the path.
             dir = rustix::fs::openat2(
@@ -256,18 +222,15 @@ impl Files {
                 Mode::empty(),
                 RESOLVE | ResolveFlags::NO_SYMLINKS,
             )
-            .map_err(|e| FileError::from_errno(e, raw))?;
+            .map_err(|e| errno_error(e, raw))?;
         }
         Ok(dir)
     }
 
     fn read_fd(fd: &OwnedFd, limit: u64, raw: &str) -> Result<Vec<u8>> {
-        let stat = rustix::fs::fstat(fd).map_err(|e| FileError::from_errno(e, raw))?;
+        let stat = rustix::fs::fstat(fd).map_err(|e| errno_error(e, raw))?;
         if FileType::from_raw_mode(stat.st_mode as _) != FileType::RegularFile {
-            return Err(FileError::new(
-                ErrorCode::BadRequest,
-                format!("{raw}: not a regular file"),
-            ));
+            return Err(path_error(raw, PathProblem::NotRegularFile));
         }
         if stat.st_size as u64 > limit {
             return Err(too_large(raw, stat.st_size as u64, limit));
@@ -284,14 +247,14 @@ impl Files {
                     }
                 }
                 Err(Errno::INTR) => {}
-                Err(e) => return Err(FileError::from_errno(e, raw)),
+                Err(e) => return Err(errno_error(e, raw)),
             }
         }
         Ok(bytes)
     }
 
     /// Reads a regular file.
-    pub fn read(&self, raw: &str) -> Result<FileData> {
+    pub(crate) fn read(&self, raw: &str) -> Result<FileData> {
         let path = WsPath::parse(raw)?;
         // O_NONBLOCK: opening a FIFO planted in the workspace must not hang the runner.
         let fd = self.open_beneath(
@@ -306,34 +269,36 @@ impl Files {
 
     /// Opens a regular file to stream it whole, whatever its size (downloads): the file and
     /// its length.
-    pub fn open_for_download(&self, raw: &str) -> Result<(std::fs::File, u64)> {
+    pub(crate) fn open_for_download(&self, raw: &str) -> Result<(std::fs::File, u64)> {
         let path = WsPath::parse(raw)?;
         let fd = self.open_beneath(
             path.as_arg(),
             OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
             raw,
         )?;
-        let stat = rustix::fs::fstat(&fd).map_err(|e| FileError::from_errno(e, raw))?;
+        let stat = rustix::fs::fstat(&fd).map_err(|e| errno_error(e, raw))?;
         if FileType::from_raw_mode(stat.st_mode as _) != FileType::RegularFile {
-            return Err(FileError::new(
-                ErrorCode::BadRequest,
-                format!("{raw}: not a regular file"),
-            ));
+            return Err(path_error(raw, PathProblem::NotRegularFile));
         }
         Ok((std::fs::File::from(fd), stat.st_size as u64))
     }
 
     /// Whether the path is a directory (symlinks beneath the root are followed).
-    pub fn is_dir(&self, raw: &str) -> Result<bool> {
+    pub(crate) fn is_dir(&self, raw: &str) -> Result<bool> {
         let path = WsPath::parse(raw)?;
         let fd = self.open_beneath(path.as_arg(), OFlags::PATH, raw)?;
-        let stat = rustix::fs::fstat(&fd).map_err(|e| FileError::from_errno(e, raw))?;
+        let stat = rustix::fs::fstat(&fd).map_err(|e| errno_error(e, raw))?;
         Ok(FileType::from_raw_mode(stat.st_mode as _) == FileType::Directory)
     }
 
     /// Writes a file atomically and durably; creates missing parent directories. With
     /// `base_version`, refuses with `conflict` unless the file still has that version.
-    pub fn write(&self, raw: &str, bytes: &[u8], base_version: Option<&str>) -> Result<Written> {
+    pub(crate) fn write(
+        &self,
+        raw: &str,
+        bytes: &[u8],
+        base_version: Option<&str>,
+    ) -> Result<Written> {
         let path = WsPath::parse(raw)?;
         let (dir_rel, name) = path.split(raw)?;
         if bytes.len() as u64 > self.max_file_bytes {
@@ -342,14 +307,11 @@ impl Files {
         if let Some(limit) = self.disk_limit {
             let used = self.usage();
             if used.saturating_add(bytes.len() as u64) > limit {
-                return Err(FileError::new(
-                    ErrorCode::LimitExceeded,
-                    format!(
-                        "{raw}: the workspace's storage limit of {} MiB is reached ({} MiB used)",
-                        limit / (1024 * 1024),
-                        used / (1024 * 1024)
-                    ),
-                ));
+                return Err(Error::StorageFull {
+                    path: raw.to_string(),
+                    limit,
+                    used,
+                });
             }
         }
         let dir = self.ensure_dir(dir_rel, raw)?;
@@ -363,16 +325,13 @@ impl Files {
         ) {
             Ok(fd) => Some(fd),
             Err(Errno::NOENT) => None,
-            Err(e) => return Err(FileError::from_errno(e, raw)),
+            Err(e) => return Err(errno_error(e, raw)),
         };
         let mut mode = Mode::from_raw_mode(0o644);
         if let Some(fd) = &existing {
-            let stat = rustix::fs::fstat(fd).map_err(|e| FileError::from_errno(e, raw))?;
+            let stat = rustix::fs::fstat(fd).map_err(|e| errno_error(e, raw))?;
             if FileType::from_raw_mode(stat.st_mode as _) == FileType::Directory {
-                return Err(FileError::new(
-                    ErrorCode::BadRequest,
-                    format!("{raw}: the path is a directory"),
-                ));
+                return Err(path_error(raw, PathProblem::IsDirectory));
             }
             mode = Mode::from_raw_mode(stat.st_mode & 0o7777);
         }
@@ -382,15 +341,11 @@ impl Files {
                 None => None,
             };
             if current.as_deref() != Some(base) {
-                let why = if current.is_some() {
-                    "changed"
-                } else {
-                    "was deleted"
-                };
-                return Err(FileError::new(
-                    ErrorCode::Conflict,
-                    format!("{raw} {why} since version {base}"),
-                ));
+                return Err(Error::Stale {
+                    path: raw.to_string(),
+                    base: base.to_string(),
+                    deleted: current.is_none(),
+                });
             }
         }
         let created = existing.is_none();
@@ -402,7 +357,7 @@ impl Files {
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
             mode,
         )
-        .map_err(|e| FileError::from_errno(e, raw))?;
+        .map_err(|e| errno_error(e, raw))?;
         let result = (|| {
             let mut rest = bytes;
             while !rest.is_empty() {
@@ -420,7 +375,7 @@ impl Files {
         })();
         if let Err(e) = result {
             let _ = rustix::fs::unlinkat(&dir, &temp, AtFlags::empty());
-            return Err(FileError::from_errno(e, raw));
+            return Err(errno_error(e, raw));
         }
         if let Some((_, used)) = self.usage.lock().unwrap().as_mut() {
             *used += bytes.len() as u64;
@@ -433,13 +388,13 @@ impl Files {
     }
 
     /// Lists a directory, directories first, then by name. Symlinks are reported, not followed.
-    pub fn list(&self, raw: &str) -> Result<Vec<DirEntry>> {
+    pub(crate) fn list(&self, raw: &str) -> Result<Vec<DirEntry>> {
         let path = WsPath::parse(raw)?;
         let fd = self.open_dir(&path.rel, raw)?;
-        let dir = rustix::fs::Dir::read_from(&fd).map_err(|e| FileError::from_errno(e, raw))?;
+        let dir = rustix::fs::Dir::read_from(&fd).map_err(|e| errno_error(e, raw))?;
         let mut entries = Vec::new();
         for entry in dir {
-            let entry = entry.map_err(|e| FileError::from_errno(e, raw))?;
+            let entry = entry.map_err(|e| errno_error(e, raw))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name == "." || name == ".." || name.starts_with(TEMP_PREFIX) {
                 continue;
@@ -462,41 +417,36 @@ impl Files {
     }
 
     /// Creates a directory and any missing parents; an existing directory is fine.
-    pub fn make_dir(&self, raw: &str) -> Result<()> {
+    pub(crate) fn make_dir(&self, raw: &str) -> Result<()> {
         let path = WsPath::parse(raw)?;
         path.split(raw)?;
         self.ensure_dir(&path.rel, raw).map(drop)
     }
 
     /// Deletes a file, a symlink (not its target), or a directory (`recursive` when not empty).
-    pub fn delete(&self, raw: &str, recursive: bool) -> Result<()> {
+    pub(crate) fn delete(&self, raw: &str, recursive: bool) -> Result<()> {
         let path = WsPath::parse(raw)?;
         let (dir_rel, name) = path.split(raw)?;
         let dir = self.open_dir(dir_rel, raw)?;
         let stat = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| FileError::from_errno(e, raw))?;
+            .map_err(|e| errno_error(e, raw))?;
         if FileType::from_raw_mode(stat.st_mode as _) == FileType::Directory {
             if recursive {
-                let name = std::ffi::CString::new(name).map_err(|_| {
-                    FileError::new(ErrorCode::BadRequest, "a path must not contain NUL bytes")
-                })?;
+                let name = std::ffi::CString::new(name)
+                    .map_err(|_| Error::BadRequest("a path must not contain NUL bytes".into()))?;
                 remove_tree_contents(&dir, &name, raw, 0)?;
             }
             rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR).map_err(|e| match e {
-                Errno::NOTEMPTY => FileError::new(
-                    ErrorCode::Conflict,
-                    format!("{raw}: the directory is not empty (pass recursive to delete it all)"),
-                ),
-                e => FileError::from_errno(e, raw),
+                Errno::NOTEMPTY => path_error(raw, PathProblem::NotEmptyNeedsRecursive),
+                e => errno_error(e, raw),
             })
         } else {
-            rustix::fs::unlinkat(&dir, name, AtFlags::empty())
-                .map_err(|e| FileError::from_errno(e, raw))
+            rustix::fs::unlinkat(&dir, name, AtFlags::empty()).map_err(|e| errno_error(e, raw))
         }
     }
 
     /// Renames `from` to `to` (creating `to`'s parents); refuses to replace unless `overwrite`.
-    pub fn rename(&self, from_raw: &str, to_raw: &str, overwrite: bool) -> Result<()> {
+    pub(crate) fn rename(&self, from_raw: &str, to_raw: &str, overwrite: bool) -> Result<()> {
         let from = WsPath::parse(from_raw)?;
         let to = WsPath::parse(to_raw)?;
         let (from_dir, from_name) = from.split(from_raw)?;
@@ -504,7 +454,7 @@ impl Files {
         let source_dir = self.open_dir(from_dir, from_raw)?;
         // Fail on a missing source before creating the target's parents.
         rustix::fs::statat(&source_dir, from_name, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| FileError::from_errno(e, from_raw))?;
+            .map_err(|e| errno_error(e, from_raw))?;
         let target_dir = self.ensure_dir(to_dir, to_raw)?;
         let flags = if overwrite {
             RenameFlags::empty()
@@ -513,86 +463,14 @@ impl Files {
         };
         rustix::fs::renameat_with(&source_dir, from_name, &target_dir, to_name, flags).map_err(
             |e| match e {
-                Errno::EXIST | Errno::NOTEMPTY => FileError::new(
-                    ErrorCode::Conflict,
-                    format!("{to_raw} already exists (pass overwrite to replace it)"),
-                ),
-                Errno::INVAL => FileError::new(
-                    ErrorCode::BadRequest,
-                    format!("cannot move {from_raw} into itself"),
-                ),
-                e => FileError::from_errno(e, from_raw),
+                Errno::EXIST | Errno::NOTEMPTY => Error::Taken {
+                    path: to_raw.to_string(),
+                },
+                Errno::INVAL => Error::BadRequest(format!("cannot move {from_raw} into itself")),
+                e => errno_error(e, from_raw),
             },
         )?;
-        rustix::fs::fsync(&target_dir).map_err(|e| FileError::from_errno(e, to_raw))
-    }
-
-    /// The storage limit, if any.
-    pub fn disk_limit(&self) -> Option<u64> {
-        self.disk_limit
-    }
-
-    /// Bytes used: exact and current on a filesystem of its own (one cheap `statvfs`), else
-    /// from a walk of the tree at most `USAGE_TTL` old.
-    pub fn usage(&self) -> u64 {
-        if self.own_filesystem
-            && let Ok(v) = rustix::fs::fstatvfs(&self.root)
-        {
-            return v.f_blocks.saturating_sub(v.f_bfree) * v.f_frsize;
-        }
-        let mut cached = self.usage.lock().unwrap();
-        match *cached {
-            Some((at, used)) if at.elapsed() < USAGE_TTL => used,
-            _ => {
-                let used = self.disk_usage(1_000_000);
-                *cached = Some((std::time::Instant::now(), used));
-                used
-            }
-        }
-    }
-
-    /// Bytes used by the workspace's files (allocated blocks), walking at most `max_entries`.
-    pub fn disk_usage(&self, max_entries: usize) -> u64 {
-        let mut total = 0u64;
-        let mut seen = 0usize;
-        let Ok(root) = rustix::fs::openat(
-            &self.root,
-            ".",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) else {
-            return 0;
-        };
-        let mut stack = vec![root];
-        while let Some(dir_fd) = stack.pop() {
-            let Ok(dir) = rustix::fs::Dir::read_from(&dir_fd) else {
-                continue;
-            };
-            for entry in dir.flatten() {
-                let name = entry.file_name();
-                if name.to_bytes() == b"." || name.to_bytes() == b".." {
-                    continue;
-                }
-                seen += 1;
-                if seen > max_entries {
-                    return total;
-                }
-                if let Ok(stat) = rustix::fs::statat(&dir_fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-                    total += stat.st_blocks as u64 * 512;
-                    if FileType::from_raw_mode(stat.st_mode as _) == FileType::Directory
-                        && let Ok(child) = rustix::fs::openat(
-                            &dir_fd,
-                            name,
-                            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                            Mode::empty(),
-                        )
-                    {
-                        stack.push(child);
-                    }
-                }
-            }
-        }
-        total
+        rustix::fs::fsync(&target_dir).map_err(|e| errno_error(e, to_raw))
     }
 }
 
@@ -605,10 +483,7 @@ fn remove_tree_contents(
     depth: usize,
 ) -> Result<()> {
     if depth > 256 {
-        return Err(FileError::new(
-            ErrorCode::BadRequest,
-            format!("{raw}: the tree is too deep"),
-        ));
+        return Err(path_error(raw, PathProblem::TooDeep));
     }
     let dir = rustix::fs::openat(
         parent,
@@ -616,9 +491,9 @@ fn remove_tree_contents(
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| FileError::from_errno(e, raw))?;
+    .map_err(|e| errno_error(e, raw))?;
     let names: Vec<(std::ffi::CString, bool)> = rustix::fs::Dir::read_from(&dir)
-        .map_err(|e| FileError::from_errno(e, raw))?
+        .map_err(|e| errno_error(e, raw))?
         .flatten()
         .filter(|e| e.file_name().to_bytes() != b"." && e.file_name().to_bytes() != b"..")
         .map(|e| {
@@ -637,41 +512,16 @@ fn remove_tree_contents(
             rustix::fs::unlinkat(&dir, child.as_c_str(), AtFlags::empty())
         }
         .or_else(|e| if e == Errno::NOENT { Ok(()) } else { Err(e) })
-        .map_err(|e| FileError::from_errno(e, raw))?;
+        .map_err(|e| errno_error(e, raw))?;
     }
     Ok(())
 }
 
-fn too_large(raw: &str, size: u64, limit: u64) -> FileError {
-    FileError::new(
-        ErrorCode::TooLarge,
-        format!(
-            "{raw} is {}; files up to {} are read and written whole (download it instead)",
-            human_size(size),
-            human_size(limit)
-        ),
-    )
-}
-
-/// `512 bytes`, `12.5 KiB`, `8 MiB`.
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} bytes");
-    }
-    let mut value = bytes as f64;
-    let mut unit = "bytes";
-    for u in UNITS {
-        if value < 1024.0 {
-            break;
-        }
-        value /= 1024.0;
-        unit = u;
-    }
-    if value.fract() < 0.05 {
-        format!("{value:.0} {unit}")
-    } else {
-        format!("{value:.1} {unit}")
+fn too_large(raw: &str, size: u64, limit: u64) -> Error {
+    Error::TooLarge {
+        path: raw.to_string(),
+        size,
+        limit,
     }
 }
 

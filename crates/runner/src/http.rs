@@ -22,6 +22,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::Error;
 use crate::raw::Format;
 use crate::terminals::NewTerminal;
 use crate::{Listen, Workspace};
@@ -37,15 +38,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<crate::files::FileError> for ApiError {
-    fn from(e: crate::files::FileError) -> ApiError {
-        ApiError(ErrorReply::new(e.code, e.message))
-    }
-}
-
-impl From<ErrorReply> for ApiError {
-    fn from(e: ErrorReply) -> ApiError {
-        ApiError(e)
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        ApiError(e.to_reply())
     }
 }
 
@@ -56,7 +51,7 @@ impl From<ErrorReply> for ApiError {
 const READ_BUFFER: usize = 4096;
 
 /// The router over one workspace.
-pub fn router(ws: Arc<Workspace>) -> Router {
+fn router(ws: Arc<Workspace>) -> Router {
     let body_limit = ws.launch.limits.max_file_bytes as usize + 1;
     Router::new()
         .route("/ws", get(control_socket))
@@ -80,7 +75,7 @@ pub fn router(ws: Arc<Workspace>) -> Router {
 }
 
 /// Binds the listener and serves until `shutdown`.
-pub async fn serve(
+pub(crate) async fn serve(
     ws: Arc<Workspace>,
     listen: Listen,
     shutdown: CancellationToken,
@@ -220,7 +215,7 @@ async fn terminal_socket(
         }),
         // Answer the upgrade, then say why and close, so browsers see the reason.
         Err(e) => upgrade.on_upgrade(move |mut socket| async move {
-            let _ = socket.send(crate::raw::refusal(e.code, e.message)).await;
+            let _ = socket.send(crate::raw::refusal(e.to_reply())).await;
             let _ = socket
                 .send(axum::extract::ws::Message::Close(Some(
                     axum::extract::ws::CloseFrame {
@@ -233,18 +228,14 @@ async fn terminal_socket(
     }
 }
 
+/// Runs a file operation off the async threads.
 async fn run_files<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, crate::files::FileError> + Send + 'static,
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
+    let done = tokio::task::spawn_blocking(f)
         .await
-        .map_err(|_| {
-            ApiError(ErrorReply::new(
-                ErrorCode::Internal,
-                "the file operation failed",
-            ))
-        })?
-        .map_err(ApiError::from)
+        .map_err(|_| Error::Internal("the file operation failed"))?;
+    Ok(done?)
 }
 
 fn path_of(path: Option<Path<String>>) -> String {

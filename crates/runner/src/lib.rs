@@ -10,30 +10,37 @@
 //! server are gone; it stops on SIGTERM (or `POST /shutdown`), ending its terminals and
 //! processes first.
 
-pub mod control;
-pub mod files;
-pub mod http;
-pub mod output;
-pub mod ports;
-pub mod preview;
-pub mod processes;
-pub mod raw;
-pub mod registry;
-pub mod replay;
-pub mod stats;
-pub mod stopping;
-pub mod terminals;
-pub mod utf8;
-pub mod watch;
+//! Only [`run`] and what configures it are public: the `cove` binary starts a runner, and
+//! everything else is the runner's own business.
 
-use cove_protocol::{ErrorCode, ErrorReply, StatusState};
-use std::ffi::OsString;
-use std::os::unix::process::CommandExt as _;
+#![warn(unreachable_pub)]
+
+mod control;
+mod error;
+mod files;
+mod http;
+mod launch;
+mod output;
+mod ports;
+mod preview;
+mod processes;
+mod raw;
+mod registry;
+mod replay;
+mod stats;
+mod stopping;
+mod terminals;
+mod utf8;
+mod watch;
+
+use cove_protocol::PortEvent;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use launch::Launch;
 
 /// Limits on what clients of one workspace may ask for.
 #[derive(Debug, Clone)]
@@ -44,7 +51,9 @@ pub struct Limits {
     pub max_file_bytes: u64,
     /// Largest control-socket message accepted.
     pub max_message_bytes: usize,
+    /// Terminals that may run at once.
     pub max_terminals: usize,
+    /// Processes that may run at once.
     pub max_processes: usize,
     /// How long a process gets between TERM and KILL.
     pub stop_grace: Duration,
@@ -84,7 +93,9 @@ pub enum Listen {
 /// Everything a runner needs to serve one workspace.
 #[derive(Debug)]
 pub struct Config {
+    /// The workspace's id, as the server knows it.
     pub workspace_id: String,
+    /// The workspace's files: every file operation stays beneath it.
     pub root: PathBuf,
     pub listen: Listen,
     /// The login shell for terminals.
@@ -125,9 +136,9 @@ pub fn take_listen_fd(fd: i32) -> std::io::Result<std::os::unix::net::UnixListen
 
 /// How a program ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Exit {
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
+pub(crate) struct Exit {
+    pub(crate) code: Option<i32>,
+    pub(crate) signal: Option<i32>,
 }
 
 impl Exit {
@@ -143,45 +154,6 @@ impl Exit {
     }
 }
 
-/// When a program died of SIGKILL and the workspace's out-of-memory kill count went up since
-/// it started, tells every socket of the workspace why (the exit itself only says "signal 9").
-pub(crate) fn report_oom(
-    broadcast: &tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
-    what: &str,
-    id: &str,
-    exit: Exit,
-    ooms_before: Option<u64>,
-) {
-    if exit.signal != Some(libc::SIGKILL) {
-        return;
-    }
-    let (Some(before), Some(now)) = (ooms_before, stats::oom_kills()) else {
-        return;
-    };
-    if now > before {
-        let limit = stats::memory_limit()
-            .map(|l| format!(" ({} MiB)", l / (1024 * 1024)))
-            .unwrap_or_default();
-        let message = format!("{what} {id} was killed: the workspace ran out of memory{limit}");
-        tracing::warn!("{}", clip(&message));
-        let error = cove_protocol::ErrorReply::new(ErrorCode::LimitExceeded, message);
-        let _ = broadcast.send(cove_protocol::ServerMessage::event(
-            cove_protocol::Event::Error(error),
-        ));
-    }
-}
-
-/// Sends `signal` to the process group led by `pgid`; a group that is already gone is fine.
-pub(crate) fn signal_group(pgid: u32, signal: i32) {
-    if pgid <= 1 {
-        return;
-    }
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
-    unsafe {
-        libc::kill(-(pgid as i32), signal);
-    }
-}
-
 /// How many characters of a client-controlled string a log line shows.
 const LOG_CHARS: usize = 200;
 
@@ -190,10 +162,10 @@ const LOG_CHARS: usize = 200;
 /// command lines, paths and ids, and a program in the workspace can send them to its own
 /// runner in a loop: logged whole, they would fill the host's disk.
 #[derive(Clone, Copy)]
-pub struct Clip<'a>(&'a str);
+pub(crate) struct Clip<'a>(&'a str);
 
 /// See [`Clip`]; every log line that shows a client's string goes through this.
-pub fn clip(text: &str) -> Clip<'_> {
+pub(crate) fn clip(text: &str) -> Clip<'_> {
     Clip(text)
 }
 
@@ -226,197 +198,38 @@ impl std::fmt::Debug for Clip<'_> {
     }
 }
 
-/// Checks a client-chosen terminal or process id: short, printable, no path characters.
-pub(crate) fn validate_id(id: &str, what: &str) -> Result<String, ErrorReply> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'@'));
-    if ok {
-        Ok(id.to_string())
-    } else {
-        Err(ErrorReply::new(
-            ErrorCode::BadRequest,
-            format!("{what} must be 1-128 characters of letters, digits and _-.:@"),
-        ))
-    }
-}
-
-/// How programs are started in this workspace: shell, environment, working directory.
-#[derive(Debug)]
-pub struct Launch {
-    pub root: PathBuf,
-    pub program_cgroup: Option<std::ffi::CString>,
-    pub home: PathBuf,
-    pub shell: String,
-    pub workspace_id: String,
-    pub limits: Limits,
-}
-
-impl Launch {
-    /// A `cwd` from a client: relative to the workspace root, absolute as it is.
-    fn cwd(&self, cwd: Option<&str>) -> Result<PathBuf, ErrorReply> {
-        let path = match cwd {
-            None | Some("") => return Ok(self.root.clone()),
-            Some(c) if c.contains('\0') => {
-                return Err(ErrorReply::new(
-                    ErrorCode::BadRequest,
-                    "cwd must not contain NUL bytes",
-                ));
-            }
-            Some(c) if c.starts_with('/') => PathBuf::from(c),
-            Some(c) => self.root.join(c),
-        };
-        if !path.is_dir() {
-            return Err(ErrorReply::new(
-                ErrorCode::BadRequest,
-                format!("cwd {:?} is not a directory", cwd.unwrap_or_default()),
-            ));
-        }
-        Ok(path)
-    }
-
-    /// The complete environment of a new program: a clean base plus the client's variables,
-    /// and last the program's marker (see `stopping`), which a client cannot replace.
-    fn env(
-        &self,
-        extra: &[(String, String)],
-        id_var: (&str, &str),
-        marker: &str,
-    ) -> Result<Vec<(OsString, OsString)>, ErrorReply> {
-        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
-        let lang = std::env::var("LANG").unwrap_or_else(|_| "C.UTF-8".into());
-        let user = std::env::var("USER").unwrap_or_else(|_| "cove".into());
-        let mut env: Vec<(String, String)> = vec![
-            ("PATH".into(), path),
-            ("HOME".into(), self.home.to_string_lossy().into_owned()),
-            ("USER".into(), user),
-            ("SHELL".into(), self.shell.clone()),
-            ("LANG".into(), lang),
-            ("TERM".into(), "xterm-256color".into()),
-            ("COLORTERM".into(), "truecolor".into()),
-            ("COVE_WORKSPACE_ID".into(), self.workspace_id.clone()),
-            (id_var.0.into(), id_var.1.into()),
-        ];
-        for (key, value) in extra {
-            if key.is_empty() || key.contains('=') || key.contains('\0') || value.contains('\0') {
-                return Err(ErrorReply::new(
-                    ErrorCode::BadRequest,
-                    format!(
-                        "bad environment variable {key:?}: names must be non-empty without = or NUL"
-                    ),
-                ));
-            }
-            env.retain(|(k, _)| k != key);
-            env.push((key.clone(), value.clone()));
-        }
-        env.retain(|(k, _)| k != stopping::MARKER_VAR);
-        env.push((stopping::MARKER_VAR.into(), marker.into()));
-        Ok(env.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
-    }
-
-    fn pty_spawn(
-        &self,
-        command: Option<&str>,
-        cwd: Option<&str>,
-        env: &[(String, String)],
-        size: cove_pty::Size,
-        terminal_id: &str,
-        marker: &str,
-    ) -> Result<cove_pty::Spawn, ErrorReply> {
-        let (program, args, arg0) = match command {
-            None => {
-                // A login shell, as ssh and code-server start one: argv[0] = "-bash".
-                let name = self.shell.rsplit('/').next().unwrap_or("sh");
-                (
-                    self.shell.clone(),
-                    vec![],
-                    Some(OsString::from(format!("-{name}"))),
-                )
-            }
-            Some(line) => (
-                "/bin/bash".to_string(),
-                vec!["-c".into(), OsString::from(line)],
-                None,
-            ),
-        };
-        Ok(cove_pty::Spawn {
-            program: program.into(),
-            args,
-            arg0,
-            cwd: self.cwd(cwd)?,
-            env: self.env(env, ("COVE_TERMINAL_ID", terminal_id), marker)?,
-            size,
-            cgroup_procs: self.program_cgroup.clone(),
-        })
-    }
-
-    /// A command for `run_command`: the program and args as given, or a shell command line
-    /// when no args are given. The child leads its own session, so it can be stopped as a group.
-    fn command(
-        &self,
-        command: &str,
-        args: Option<&[String]>,
-        cwd: Option<&str>,
-        env: &[(String, String)],
-        process_id: &str,
-        marker: &str,
-    ) -> Result<tokio::process::Command, ErrorReply> {
-        let mut cmd = match args {
-            Some(args) => {
-                let mut cmd = std::process::Command::new(command);
-                cmd.args(args);
-                cmd
-            }
-            None => {
-                let mut cmd = std::process::Command::new("/bin/bash");
-                cmd.arg("-c").arg(command);
-                cmd
-            }
-        };
-        let env = self.env(env, ("COVE_PROCESS_ID", process_id), marker)?;
-        cmd.current_dir(self.cwd(cwd)?).env_clear().envs(env);
-        let cgroup = self.program_cgroup.clone();
-        // SAFETY: open/write (join_cgroup), setsid and prctl are async-signal-safe and touch
-        // only the child's own state.
-        unsafe {
-            cmd.pre_exec(move || {
-                if let Some(path) = &cgroup {
-                    cove_pty::join_cgroup(path)?;
-                }
-                rustix::process::setsid()?;
-                // A runner that dies (even by SIGKILL) takes its processes with it.
-                rustix::process::set_parent_process_death_signal(Some(
-                    rustix::process::Signal::TERM,
-                ))?;
-                Ok(())
-            });
-        }
-        Ok(tokio::process::Command::from(cmd))
-    }
+/// What every control socket of the workspace is told as it happens, unasked. The control
+/// socket turns it into an event.
+#[derive(Debug, Clone)]
+pub(crate) enum Notice {
+    /// The workspace is stopping: its programs are being ended.
+    Stopping,
+    PortOpened(PortEvent),
+    PortClosed(PortEvent),
+    /// A program ended in a way its exit status does not explain (out of memory).
+    Failed(Arc<error::Error>),
 }
 
 /// Everything of one workspace, shared by every connection.
 #[derive(Debug)]
-pub struct Workspace {
-    pub id: String,
-    pub launch: Arc<Launch>,
-    pub terminals: Arc<terminals::Terminals>,
-    pub processes: Arc<processes::Processes>,
-    pub files: files::Files,
-    pub watcher: watch::Watcher,
-    pub ports: ports::PortScanner,
-    pub stats: stats::StatsSampler,
-    /// Events for every socket of the workspace (status, ports).
-    pub broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
-    pub tasks: TaskTracker,
-    pub shutdown: CancellationToken,
-    pub started_at: std::time::SystemTime,
+pub(crate) struct Workspace {
+    pub(crate) id: String,
+    pub(crate) launch: Arc<Launch>,
+    pub(crate) terminals: Arc<terminals::Terminals>,
+    pub(crate) processes: Arc<processes::Processes>,
+    pub(crate) files: files::Files,
+    pub(crate) watcher: watch::Watcher,
+    pub(crate) ports: ports::PortScanner,
+    pub(crate) stats: stats::StatsSampler,
+    /// Notices for every control socket of the workspace (status, ports, kills).
+    pub(crate) notices: tokio::sync::broadcast::Sender<Notice>,
+    pub(crate) tasks: TaskTracker,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) started_at: std::time::SystemTime,
 }
 
 impl Workspace {
-    pub fn new(
+    fn new(
         config: &Config,
         tasks: TaskTracker,
         shutdown: CancellationToken,
@@ -432,24 +245,24 @@ impl Workspace {
             workspace_id: config.workspace_id.clone(),
             limits: config.limits.clone(),
         });
-        let files = files::Files::open_with_limit(
+        let files = files::Files::open(
             &config.root,
             config.limits.max_file_bytes,
             config.limits.disk_limit_bytes,
         )?;
-        let (broadcast, _) = tokio::sync::broadcast::channel(256);
+        let (notices, _) = tokio::sync::broadcast::channel(256);
         let sweeper = stopping::Sweeper::start()?;
         let terminals = Arc::new(terminals::Terminals::new(
             launch.clone(),
             tasks.clone(),
             sweeper.clone(),
-            broadcast.clone(),
+            notices.clone(),
         ));
         let processes = Arc::new(processes::Processes::new(
             launch.clone(),
             tasks.clone(),
             sweeper,
-            broadcast.clone(),
+            notices.clone(),
         ));
         // Which terminal or process a listening port belongs to: by the pids they lead.
         let owners: ports::Owners = {
@@ -480,14 +293,14 @@ impl Workspace {
             files,
             watcher: watch::Watcher::new(config.root.clone(), tasks.clone(), shutdown.clone()),
             ports: ports::PortScanner::new(
-                broadcast.clone(),
+                notices.clone(),
                 tasks.clone(),
                 shutdown.clone(),
                 owners,
             ),
             stats: stats::StatsSampler::default(),
             launch,
-            broadcast,
+            notices,
             tasks,
             shutdown,
             started_at: std::time::SystemTime::now(),
@@ -495,15 +308,9 @@ impl Workspace {
     }
 
     /// Ends every terminal and process, within the configured grace period.
-    pub async fn stop_everything(&self) {
+    async fn stop_everything(&self) {
         let grace = self.launch.limits.stop_grace.min(Duration::from_secs(3));
-        let status = cove_protocol::ServerMessage::event(cove_protocol::Event::Status(
-            cove_protocol::Status {
-                state: StatusState::Stopping,
-                message: "the workspace is stopping".into(),
-            },
-        ));
-        let _ = self.broadcast.send(status);
+        let _ = self.notices.send(Notice::Stopping);
         tokio::join!(
             self.terminals.close_all(grace),
             self.processes.stop_all(grace)

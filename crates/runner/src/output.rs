@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 /// How long one reader may hold the producer back before it stops counting.
-pub const STALL: Duration = Duration::from_secs(5);
+pub(crate) const STALL: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy)]
 struct ReaderState {
@@ -30,9 +30,9 @@ struct ReaderState {
 }
 
 /// Which stream a chunk came from: terminals use [`STDOUT`] only.
-pub type StreamTag = u8;
-pub const STDOUT: StreamTag = 1;
-pub const STDERR: StreamTag = 2;
+pub(crate) type StreamTag = u8;
+pub(crate) const STDOUT: StreamTag = 1;
+pub(crate) const STDERR: StreamTag = 2;
 
 #[derive(Debug)]
 struct Chunk {
@@ -94,7 +94,7 @@ struct State {
 
 /// The shared log. Cheap to clone through `Arc`.
 #[derive(Debug)]
-pub struct OutputLog {
+pub(crate) struct OutputLog {
     state: Mutex<State>,
     capacity: usize,
     window: u64,
@@ -106,18 +106,18 @@ pub struct OutputLog {
 
 /// What a reader got: bytes from one stream, in order, starting at `offset`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Batch {
-    pub offset: u64,
-    pub stream: StreamTag,
-    pub data: Bytes,
+pub(crate) struct Batch {
+    pub(crate) offset: u64,
+    pub(crate) stream: StreamTag,
+    pub(crate) data: Bytes,
     /// True when bytes before `offset` that the reader asked for were already dropped.
-    pub gap: bool,
+    pub(crate) gap: bool,
 }
 
 impl OutputLog {
     /// A log keeping `capacity` bytes. The producer never runs more than `capacity` bytes
     /// ahead of the slowest attached reader, so attached readers never miss a byte.
-    pub fn new(capacity: usize) -> Arc<OutputLog> {
+    pub(crate) fn new(capacity: usize) -> Arc<OutputLog> {
         let capacity = capacity.max(4096);
         let (end_tx, _) = watch::channel(0);
         Arc::new(OutputLog {
@@ -139,7 +139,7 @@ impl OutputLog {
 
     /// Waits until every attached reader is within the window of the end, so that appending
     /// more cannot push bytes out from under one of them.
-    pub async fn wait_for_room(&self) {
+    pub(crate) async fn wait_for_room(&self) {
         loop {
             let notified = self.drained.notified();
             {
@@ -168,7 +168,7 @@ impl OutputLog {
     }
 
     /// Appends a chunk. Call [`OutputLog::wait_for_room`] first to honour backpressure.
-    pub fn append(&self, stream: StreamTag, data: Bytes) {
+    pub(crate) fn append(&self, stream: StreamTag, data: Bytes) {
         if data.is_empty() {
             return;
         }
@@ -189,7 +189,7 @@ impl OutputLog {
     }
 
     /// Marks the end of output: readers finish what is held, then see `None`.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         let end = {
             let mut state = self.state.lock().unwrap();
             state.closed = true;
@@ -199,17 +199,18 @@ impl OutputLog {
     }
 
     /// Offset one past the last byte written so far.
-    pub fn end(&self) -> u64 {
+    pub(crate) fn end(&self) -> u64 {
         self.state.lock().unwrap().end
     }
 
-    /// Bytes currently held (the scrollback's size).
-    pub fn held(&self) -> usize {
+    /// Bytes currently held (the scrollback's size). Only the tests ask: they check the bound.
+    #[cfg(test)]
+    fn held(&self) -> usize {
         self.state.lock().unwrap().held
     }
 
     /// A reader starting at `from` (`None`: the oldest byte held).
-    pub fn reader(self: &Arc<Self>, from: Option<u64>) -> Reader {
+    pub(crate) fn reader(self: &Arc<Self>, from: Option<u64>) -> Reader {
         let mut state = self.state.lock().unwrap();
         let (start, end) = (state.start, state.end);
         // A position past the end belongs to an earlier incarnation of the program: replay
@@ -240,7 +241,7 @@ impl OutputLog {
 
 /// One follower of an [`OutputLog`]. Dropping it releases the producer.
 #[derive(Debug)]
-pub struct Reader {
+pub(crate) struct Reader {
     log: Arc<OutputLog>,
     id: u64,
     position: u64,
@@ -250,19 +251,19 @@ pub struct Reader {
 
 impl Reader {
     /// Where this reader stands: the offset of the next byte it will get.
-    pub fn position(&self) -> u64 {
+    pub(crate) fn position(&self) -> u64 {
         self.position
     }
 
     /// Whether the first batch will start later than asked (bytes were dropped).
-    pub fn starts_with_gap(&self) -> bool {
+    pub(crate) fn starts_with_gap(&self) -> bool {
         self.pending_gap
     }
 
     /// Waits for output after the reader's position and returns up to `max` bytes of one
     /// stream, joining adjacent chunks so that a burst travels as one frame. `None` once the
     /// log is closed and everything held has been read.
-    pub async fn next(&mut self, max: usize) -> Option<Batch> {
+    pub(crate) async fn next(&mut self, max: usize) -> Option<Batch> {
         loop {
             if let Some(batch) = self.take(max) {
                 return Some(batch);
@@ -278,7 +279,7 @@ impl Reader {
     }
 
     /// Takes what is available now without waiting.
-    pub fn take(&mut self, max: usize) -> Option<Batch> {
+    pub(crate) fn take(&mut self, max: usize) -> Option<Batch> {
         let mut state = self.log.state.lock().unwrap();
         let mut gap = std::mem::take(&mut self.pending_gap);
         if self.position < state.start {

@@ -5,13 +5,15 @@
 //! the network namespace already limits it. Ports are polled once a second, and only while at
 //! least one client is connected.
 
-use cove_protocol::{Event, PortEvent, PortInfo, ServerMessage};
+use cove_protocol::{PortEvent, PortInfo};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use crate::Notice;
 
 const POLL: Duration = Duration::from_secs(1);
 
@@ -48,7 +50,7 @@ fn process_table() -> HashMap<u32, (u32, String)> {
 }
 
 /// The pids of this process's descendants, with their command names.
-pub fn descendants() -> Vec<(u32, String)> {
+pub(crate) fn descendants() -> Vec<(u32, String)> {
     descendants_in(&process_table())
 }
 
@@ -75,13 +77,13 @@ fn descendants_in(table: &HashMap<u32, (u32, String)>) -> Vec<(u32, String)> {
 
 /// What a listening port belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Owner {
+pub(crate) enum Owner {
     Terminal(String),
     Process(String),
 }
 
 /// The workspace's running terminals and processes by the pid each leads.
-pub type Owners = Arc<dyn Fn() -> HashMap<u32, Owner> + Send + Sync>;
+pub(crate) type Owners = Arc<dyn Fn() -> HashMap<u32, Owner> + Send + Sync>;
 
 /// The terminal or process whose tree holds `pid`, walking up its parents.
 fn owner_of(
@@ -139,7 +141,7 @@ fn listening(table: &str) -> HashMap<u64, (String, u16)> {
 
 /// The workspace's listening ports right now, lowest first, each with the program that
 /// listens and the terminal or process it belongs to.
-pub fn scan(owners: &HashMap<u32, Owner>) -> Vec<PortInfo> {
+pub(crate) fn scan(owners: &HashMap<u32, Owner>) -> Vec<PortInfo> {
     let mut sockets = HashMap::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         if let Ok(text) = std::fs::read_to_string(table) {
@@ -201,9 +203,9 @@ struct State {
 }
 
 /// Polls ports while someone listens and broadcasts `port_opened` / `port_closed`.
-pub struct PortScanner {
+pub(crate) struct PortScanner {
     state: Arc<Mutex<State>>,
-    broadcast: broadcast::Sender<ServerMessage>,
+    notices: broadcast::Sender<Notice>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
     owners: Owners,
@@ -219,7 +221,7 @@ impl std::fmt::Debug for PortScanner {
 
 /// Keeps the poller running while held.
 #[derive(Debug)]
-pub struct Interest {
+pub(crate) struct Interest {
     state: Arc<Mutex<State>>,
 }
 
@@ -236,15 +238,15 @@ impl Drop for Interest {
 }
 
 impl PortScanner {
-    pub fn new(
-        broadcast: broadcast::Sender<ServerMessage>,
+    pub(crate) fn new(
+        notices: broadcast::Sender<Notice>,
         tasks: TaskTracker,
         shutdown: CancellationToken,
         owners: Owners,
     ) -> PortScanner {
         PortScanner {
             state: Arc::default(),
-            broadcast,
+            notices,
             tasks,
             shutdown,
             owners,
@@ -252,7 +254,7 @@ impl PortScanner {
     }
 
     /// The listening ports now (for `list_ports`).
-    pub async fn scan_now(&self) -> Vec<PortInfo> {
+    pub(crate) async fn scan_now(&self) -> Vec<PortInfo> {
         let owners = (self.owners)();
         tokio::task::spawn_blocking(move || scan(&owners))
             .await
@@ -260,14 +262,14 @@ impl PortScanner {
     }
 
     /// Registers a connected client; the first one starts the poller.
-    pub fn interest(&self) -> Interest {
+    pub(crate) fn interest(&self) -> Interest {
         let mut state = self.state.lock().unwrap();
         state.interested += 1;
         if state.stop.is_none() {
             let stop = self.shutdown.child_token();
             state.stop = Some(stop.clone());
             self.tasks
-                .spawn(poll(self.broadcast.clone(), self.owners.clone(), stop));
+                .spawn(poll(self.notices.clone(), self.owners.clone(), stop));
         }
         Interest {
             state: self.state.clone(),
@@ -285,11 +287,7 @@ fn event(port: &PortInfo) -> PortEvent {
     }
 }
 
-async fn poll(
-    broadcast: broadcast::Sender<ServerMessage>,
-    owners: Owners,
-    stop: CancellationToken,
-) {
+async fn poll(notices: broadcast::Sender<Notice>, owners: Owners, stop: CancellationToken) {
     let mut known: Vec<PortInfo> = Vec::new();
     let mut first = true;
     let key = |p: &PortInfo| (p.port, p.address.clone());
@@ -305,13 +303,13 @@ async fn poll(
                 .iter()
                 .filter(|p| !known.iter().any(|k| key(k) == key(p)))
             {
-                let _ = broadcast.send(ServerMessage::event(Event::PortOpened(event(port))));
+                let _ = notices.send(Notice::PortOpened(event(port)));
             }
             for port in known
                 .iter()
                 .filter(|k| !now.iter().any(|p| key(p) == key(k)))
             {
-                let _ = broadcast.send(ServerMessage::event(Event::PortClosed(event(port))));
+                let _ = notices.send(Notice::PortClosed(event(port)));
             }
         }
         first = false;

@@ -34,7 +34,7 @@ fn wants_upgrade(request: &Request) -> bool {
 }
 
 /// `/ports/{port}` and `/ports/{port}/{*rest}`.
-pub async fn proxy(
+pub(crate) async fn proxy(
     State(ws): State<Arc<Workspace>>,
     Path(params): Path<Vec<(String, String)>>,
     mut request: Request,

@@ -6,45 +6,48 @@
 //! leads its own session (and so its own process group), which is what `stop_process` signals.
 
 use bytes::Bytes;
-use cove_protocol::{ErrorCode, ErrorReply, ProcessInfo, SignalSpec};
+use cove_protocol::{ProcessInfo, SignalSpec};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio_util::task::TaskTracker;
 
+use crate::error::Error;
+use crate::launch::Launch;
 use crate::output::{OutputLog, STDERR, STDOUT, StreamTag};
-use crate::registry::{Entry, Registry};
-use crate::stopping::{Lifecycle, Sweeper, new_marker};
-use crate::{Exit, Launch, clip, signal_group};
+use crate::registry::{Entry, Kind, Registry};
+use crate::stopping::{Lifecycle, Sweeper, new_marker, signal_group};
+use crate::{Exit, Notice, clip};
 
 /// How many exited processes are kept for their logs.
 const KEEP_EXITED: usize = 64;
 /// How long output of grandchildren that still hold the pipes is awaited after the main process exits.
 const PIPE_LINGER: Duration = Duration::from_secs(2);
 
+/// One process.
 #[derive(Debug)]
-pub struct Process {
-    pub id: String,
-    pub command: String,
-    pub args: Vec<String>,
-    pub pid: u32,
-    pub log: Arc<OutputLog>,
+pub(crate) struct Process {
+    pub(crate) id: String,
+    pub(crate) command: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) pid: u32,
+    pub(crate) log: Arc<OutputLog>,
     life: Arc<Lifecycle>,
     created: u64,
 }
 
 impl Process {
-    pub fn exit_status(&self) -> Option<Exit> {
+    pub(crate) fn exit_status(&self) -> Option<Exit> {
         self.life.status()
     }
 
     /// Waits until the process has exited and its output is in the log (and, when it is
     /// being stopped, until nothing it started is left).
-    pub async fn exited(&self) -> Exit {
+    pub(crate) async fn exited(&self) -> Exit {
         self.life.exited().await
     }
 
-    pub fn info(&self) -> ProcessInfo {
+    pub(crate) fn info(&self) -> ProcessInfo {
         let exit = self.exit_status();
         ProcessInfo {
             process_id: self.id.clone(),
@@ -61,7 +64,7 @@ impl Process {
     /// Either way, once the main process is gone, whatever is left of its group and whatever
     /// it started elsewhere is killed. The stop belongs to the runner and starts before this
     /// returns; the future only tells how it ended.
-    pub fn stop(
+    pub(crate) fn stop(
         &self,
         signal: Option<i32>,
         grace: Duration,
@@ -99,18 +102,19 @@ impl Process {
 
 /// What a client asks for with `run_command`.
 #[derive(Debug, Clone, Default)]
-pub struct NewProcess {
-    pub id: Option<String>,
-    pub command: String,
-    pub args: Option<Vec<String>>,
-    pub cwd: Option<String>,
-    pub env: Vec<(String, String)>,
+pub(crate) struct NewProcess {
+    pub(crate) id: Option<String>,
+    pub(crate) command: String,
+    pub(crate) args: Option<Vec<String>>,
+    pub(crate) cwd: Option<String>,
+    pub(crate) env: Vec<(String, String)>,
 }
 
+/// All processes of the workspace.
 #[derive(Debug)]
-pub struct Processes {
+pub(crate) struct Processes {
     registry: Registry<Process>,
-    broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
+    notices: tokio::sync::broadcast::Sender<Notice>,
     launch: Arc<Launch>,
     tasks: TaskTracker,
     sweeper: Sweeper,
@@ -127,36 +131,33 @@ impl Entry for Process {
 }
 
 impl Processes {
-    pub fn new(
+    pub(crate) fn new(
         launch: Arc<Launch>,
         tasks: TaskTracker,
         sweeper: Sweeper,
-        broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
+        notices: tokio::sync::broadcast::Sender<Notice>,
     ) -> Processes {
         Processes {
-            registry: Registry::new("process", "processes", "processId", "proc", KEEP_EXITED),
-            broadcast,
+            registry: Registry::new(Kind::Process, KEEP_EXITED),
+            notices,
             launch,
             tasks,
             sweeper,
         }
     }
 
-    pub fn get(&self, id: &str) -> Result<Arc<Process>, ErrorReply> {
+    pub(crate) fn get(&self, id: &str) -> Result<Arc<Process>, Error> {
         self.registry.get(id)
     }
 
     /// Every known process, oldest first.
-    pub fn list(&self) -> Vec<Arc<Process>> {
+    pub(crate) fn list(&self) -> Vec<Arc<Process>> {
         self.registry.list()
     }
 
-    pub fn start(&self, request: NewProcess) -> Result<Arc<Process>, ErrorReply> {
+    pub(crate) fn start(&self, request: NewProcess) -> Result<Arc<Process>, Error> {
         if request.command.trim().is_empty() {
-            return Err(ErrorReply::new(
-                ErrorCode::BadRequest,
-                "command must not be empty",
-            ));
+            return Err(Error::BadRequest("command must not be empty".into()));
         }
         let mut spawned = None;
         let process = self.registry.add(
@@ -177,11 +178,9 @@ impl Processes {
                     .stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::piped())
                     .kill_on_drop(false);
-                let child = command.spawn().map_err(|e| {
-                    ErrorReply::new(
-                        ErrorCode::BadRequest,
-                        format!("cannot start {:?}: {e}", request.command),
-                    )
+                let child = command.spawn().map_err(|source| Error::Spawn {
+                    command: request.command.clone(),
+                    source,
                 })?;
                 let pid = child.id().unwrap_or(0);
                 let process = Arc::new(Process {
@@ -210,7 +209,7 @@ impl Processes {
         let out = self.tasks.spawn(pipe(process.log.clone(), stdout, STDOUT));
         let err = self.tasks.spawn(pipe(process.log.clone(), stderr, STDERR));
         let watched = process.clone();
-        let broadcast = self.broadcast.clone();
+        let notices = self.notices.clone();
         let ooms_before = crate::stats::oom_kills();
         self.tasks.spawn(async move {
             let status = child.wait().await;
@@ -226,7 +225,7 @@ impl Processes {
                 tracing::debug!(process = %clip(&watched.id), "pipes still open after exit; no longer read");
             }
             tracing::info!(process = %clip(&watched.id), ?exit, "process exited");
-            crate::report_oom(&broadcast, "process", &watched.id, exit, ooms_before);
+            crate::stats::report_oom(&notices, Kind::Process, &watched.id, exit, ooms_before);
             watched.log.close();
             watched.life.output_done(exit);
         });
@@ -234,7 +233,7 @@ impl Processes {
     }
 
     /// Stops every running process (runner shutdown).
-    pub async fn stop_all(&self, grace: Duration) {
+    pub(crate) async fn stop_all(&self, grace: Duration) {
         let all = self.list();
         futures_util::future::join_all(all.iter().map(|p| p.stop(None, grace))).await;
     }
@@ -252,8 +251,8 @@ async fn pipe(log: Arc<OutputLog>, mut from: impl tokio::io::AsyncRead + Unpin, 
 }
 
 /// Parses `TERM`, `SIGTERM`, `sigint` or `9` into a signal number.
-pub fn parse_signal(spec: &SignalSpec) -> Result<i32, ErrorReply> {
-    let bad = || ErrorReply::new(ErrorCode::BadRequest, format!("unknown signal {spec:?}"));
+pub(crate) fn parse_signal(spec: &SignalSpec) -> Result<i32, Error> {
+    let bad = || Error::BadRequest(format!("unknown signal {spec:?}"));
     match spec {
         SignalSpec::Number(n) if (1..=64).contains(n) => Ok(*n),
         SignalSpec::Number(_) => Err(bad()),

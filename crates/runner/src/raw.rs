@@ -8,7 +8,7 @@
 //! Output and input run as two halves, so a client that reads slowly can still type Ctrl+C.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use cove_protocol::{ErrorCode, RawControl};
+use cove_protocol::{ErrorCode, ErrorReply, RawControl};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 
@@ -22,11 +22,11 @@ const MAX_FRAME: usize = 256 * 1024;
 
 /// Close code for a client that fell behind the scrollback; it should reconnect with the
 /// offset it reached.
-pub const FELL_BEHIND: u16 = 4000;
+pub(crate) const FELL_BEHIND: u16 = 4000;
 
 /// Wire format of a terminal socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Raw,
     Text,
 }
@@ -40,7 +40,7 @@ fn control(message: &RawControl) -> Message {
 }
 
 /// Serves one terminal socket until the client leaves, the terminal exits or the runner stops.
-pub async fn serve(
+pub(crate) async fn serve(
     terminal: Arc<Terminal>,
     socket: WebSocket,
     offset: Option<u64>,
@@ -114,7 +114,7 @@ pub async fn serve(
                     },
                     _ = ping.tick() => Message::Ping(Default::default()),
                     Ok(why) = &mut refuse => {
-                        let _ = sink.send(refusal(ErrorCode::TooLarge, why)).await;
+                        let _ = sink.send(refusal(ErrorReply::new(ErrorCode::TooLarge, why))).await;
                         let _ = sink.send(Message::Close(Some(CloseFrame { code: crate::control::TOO_BIG, reason: "message too large".into() }))).await;
                         // Closing at once would reset the connection while the client still
                         // sends the rest of its message, and it would never read why.
@@ -206,7 +206,11 @@ pub async fn serve(
     }
 }
 
-/// The error message a raw socket sends before closing when it cannot attach.
-pub fn refusal(code: ErrorCode, message: String) -> Message {
-    control(&RawControl::Error { code, message })
+/// The error message a raw socket sends before it closes: it cannot attach, or the client
+/// sent too much.
+pub(crate) fn refusal(error: ErrorReply) -> Message {
+    control(&RawControl::Error {
+        code: error.code,
+        message: error.message,
+    })
 }

@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 /// How long answers to replayed queries are awaited after an attach.
-pub const ANSWER_WINDOW: Duration = Duration::from_secs(10);
+pub(crate) const ANSWER_WINDOW: Duration = Duration::from_secs(10);
 
 /// Kinds of query a terminal emulator answers, by the shape of the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,15 +216,15 @@ fn answer_kind(seq: &Sequence<'_>) -> Option<Kind> {
 
 /// Queries seen so far, by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts([u32; KINDS]);
+pub(crate) struct Counts([u32; KINDS]);
 
 impl Counts {
-    pub fn total(&self) -> u32 {
+    pub(crate) fn total(&self) -> u32 {
         self.0.iter().sum()
     }
 
     /// What was counted after `before` (an earlier value of the same scanner).
-    pub fn since(self, before: Counts) -> Counts {
+    pub(crate) fn since(self, before: Counts) -> Counts {
         let mut out = self;
         for (n, b) in out.0.iter_mut().zip(before.0) {
             *n = n.saturating_sub(b);
@@ -235,14 +235,14 @@ impl Counts {
 
 /// Counts the queries in a stream of output, across chunk boundaries.
 #[derive(Debug, Default)]
-pub struct QueryScanner {
+pub(crate) struct QueryScanner {
     /// The start of an escape sequence cut by the end of the last chunk.
     carry: Vec<u8>,
     counts: Counts,
 }
 
 impl QueryScanner {
-    pub fn feed(&mut self, chunk: &[u8]) {
+    pub(crate) fn feed(&mut self, chunk: &[u8]) {
         let joined;
         let bytes: &[u8] = if self.carry.is_empty() {
             chunk
@@ -271,14 +271,14 @@ impl QueryScanner {
         }
     }
 
-    pub fn counts(&self) -> Counts {
+    pub(crate) fn counts(&self) -> Counts {
         self.counts
     }
 }
 
 /// Drops answers to replayed queries from one socket's input.
 #[derive(Debug)]
-pub struct AnswerFilter {
+pub(crate) struct AnswerFilter {
     budget: Counts,
     until: Instant,
 }
@@ -294,7 +294,7 @@ impl Default for AnswerFilter {
 
 impl AnswerFilter {
     /// Expects answers to `counts` more queries, from now until [`ANSWER_WINDOW`] later.
-    pub fn expect(&mut self, counts: Counts) {
+    pub(crate) fn expect(&mut self, counts: Counts) {
         if counts.total() == 0 {
             return;
         }
@@ -306,7 +306,7 @@ impl AnswerFilter {
 
     /// The input with answers to replayed queries taken out. Answers arrive whole in one
     /// message (an emulator sends each as one write); one cut across messages passes.
-    pub fn filter<'a>(&mut self, input: &'a [u8]) -> Cow<'a, [u8]> {
+    pub(crate) fn filter<'a>(&mut self, input: &'a [u8]) -> Cow<'a, [u8]> {
         if self.budget.total() == 0 || !input.contains(&0x1b) {
             return Cow::Borrowed(input);
         }

@@ -6,19 +6,22 @@
 //! descendants from `/proc`.
 
 use cove_protocol::Stats;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::error::Error;
 use crate::files::Files;
+use crate::registry::Kind;
+use crate::{Exit, Notice, clip};
 
 /// Remembers the previous CPU sample so that `cpuPercent` covers the time between two calls.
 #[derive(Debug, Default)]
-pub struct StatsSampler {
+pub(crate) struct StatsSampler {
     last: Mutex<Option<(Instant, u64)>>,
 }
 
 /// Memory limit in force, from the cgroup the runner lives in, if any.
-pub fn memory_limit() -> Option<u64> {
+pub(crate) fn memory_limit() -> Option<u64> {
     let v2 = std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok();
     let v1 = || std::fs::read_to_string("/sys/fs/cgroup/memory/memory.limit_in_bytes").ok();
     let raw = v2.or_else(v1)?;
@@ -29,7 +32,7 @@ pub fn memory_limit() -> Option<u64> {
 
 /// How many processes the kernel has killed for running out of the workspace's memory, from
 /// its cgroup (v1 `memory.oom_control`, v2 `memory.events`). `None` outside a sandbox.
-pub fn oom_kills() -> Option<u64> {
+pub(crate) fn oom_kills() -> Option<u64> {
     [
         "/sys/fs/cgroup/memory/memory.oom_control",
         "/sys/fs/cgroup/memory.events",
@@ -90,7 +93,7 @@ fn sample_pid(pid: u32, with_children: bool, page: u64) -> Option<(u64, u64)> {
 
 impl StatsSampler {
     /// Measures now. Walking the disk is bounded, so huge trees give a lower bound.
-    pub fn sample(&self, files: &Files) -> Stats {
+    pub(crate) fn sample(&self, files: &Files) -> Stats {
         // SAFETY: sysconf only reads a system constant.
         let (hz, page) = unsafe {
             (
@@ -132,5 +135,31 @@ impl StatsSampler {
             disk_bytes: files.usage(),
             disk_limit_bytes: files.disk_limit(),
         }
+    }
+}
+
+/// When a program died of SIGKILL and the workspace's out-of-memory kill count went up since
+/// it started, tells every socket of the workspace why (the exit itself only says "signal 9").
+pub(crate) fn report_oom(
+    notices: &tokio::sync::broadcast::Sender<Notice>,
+    kind: Kind,
+    id: &str,
+    exit: Exit,
+    ooms_before: Option<u64>,
+) {
+    if exit.signal != Some(libc::SIGKILL) {
+        return;
+    }
+    let (Some(before), Some(now)) = (ooms_before, oom_kills()) else {
+        return;
+    };
+    if now > before {
+        let error = Error::OutOfMemory {
+            kind,
+            id: id.to_string(),
+            limit: memory_limit(),
+        };
+        tracing::warn!("{}", clip(&error.to_string()));
+        let _ = notices.send(Notice::Failed(Arc::new(error)));
     }
 }

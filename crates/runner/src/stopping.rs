@@ -18,11 +18,11 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
-use crate::{Exit, clip, signal_group};
+use crate::{Exit, clip};
 
 /// The environment variable that marks every program the runner starts (and so what each of
 /// those starts in turn).
-pub const MARKER_VAR: &str = "COVE_SPAWN";
+pub(crate) const MARKER_VAR: &str = "COVE_SPAWN";
 
 /// Most sweeps one stop makes, and the longest it spends sweeping: enough to catch a fork
 /// bomb racing the sweep, bounded for a tree that somehow keeps coming back.
@@ -31,9 +31,20 @@ const MAX_SWEEP_TIME: Duration = Duration::from_secs(5);
 /// Pause between two sweeps that both found something, so that killed processes can die.
 const SWEEP_PAUSE: Duration = Duration::from_millis(2);
 
+/// Sends `signal` to the process group led by `pgid`; a group that is already gone is fine.
+pub(crate) fn signal_group(pgid: u32, signal: i32) {
+    if pgid <= 1 {
+        return;
+    }
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    unsafe {
+        libc::kill(-(pgid as i32), signal);
+    }
+}
+
 /// A marker that no other program of this runner carries, nor one of another runner (the
 /// runner's pid and start time tell runners apart, the counter programs).
-pub fn new_marker() -> String {
+pub(crate) fn new_marker() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     static STARTED: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
     let started = STARTED.get_or_init(|| {
@@ -50,7 +61,7 @@ pub fn new_marker() -> String {
 /// its process limit cannot start a thread, and that is exactly when a sweep is needed (tokio
 /// panics when it cannot start a blocking thread and has none).
 #[derive(Debug, Clone)]
-pub struct Sweeper {
+pub(crate) struct Sweeper {
     jobs: std::sync::mpsc::Sender<Job>,
 }
 
@@ -63,7 +74,7 @@ struct Job {
 
 impl Sweeper {
     /// Starts the thread; it ends when the last `Sweeper` is dropped.
-    pub fn start() -> std::io::Result<Sweeper> {
+    pub(crate) fn start() -> std::io::Result<Sweeper> {
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("cove-sweep".into())
@@ -77,7 +88,7 @@ impl Sweeper {
     }
 
     /// SIGKILLs everything `root` started (see [`kill_tree`]), off the async thread.
-    pub async fn kill_tree(&self, root: u32, marker: &str) {
+    pub(crate) async fn kill_tree(&self, root: u32, marker: &str) {
         let (done, finished) = oneshot::channel();
         let job = Job {
             root,
@@ -92,7 +103,7 @@ impl Sweeper {
 
 /// SIGKILLs every process that `root` started, sweep after sweep until one finds nothing (or
 /// the bounds are reached). Returns how many kills were sent.
-pub fn kill_tree(root: u32, marker: &str) -> usize {
+pub(crate) fn kill_tree(root: u32, marker: &str) -> usize {
     let needle = format!("{MARKER_VAR}={marker}");
     let deadline = std::time::Instant::now() + MAX_SWEEP_TIME;
     let mut killed = 0;
@@ -214,7 +225,7 @@ fn tree(root: u32, needle: &[u8]) -> Vec<u32> {
 
 /// Where a program is in its life, as clients see it, and its stop.
 #[derive(Debug)]
-pub struct Lifecycle {
+pub(crate) struct Lifecycle {
     /// The main process, which leads the program's session and process group.
     pid: u32,
     marker: String,
@@ -240,7 +251,7 @@ struct State {
 }
 
 impl Lifecycle {
-    pub fn new(pid: u32, marker: String, tasks: TaskTracker, sweeper: Sweeper) -> Lifecycle {
+    pub(crate) fn new(pid: u32, marker: String, tasks: TaskTracker, sweeper: Sweeper) -> Lifecycle {
         Lifecycle {
             pid,
             marker,
@@ -255,12 +266,12 @@ impl Lifecycle {
     }
 
     /// The exit, once the program is over for clients.
-    pub fn status(&self) -> Option<Exit> {
+    pub(crate) fn status(&self) -> Option<Exit> {
         *self.exit.borrow()
     }
 
     /// Waits until the program is over for clients.
-    pub async fn exited(&self) -> Exit {
+    pub(crate) async fn exited(&self) -> Exit {
         let mut rx = self.exit.subscribe();
         match rx.wait_for(|e| e.is_some()).await {
             Ok(exit) => exit.expect("waited for Some"),
@@ -269,12 +280,12 @@ impl Lifecycle {
     }
 
     /// The main process was reaped (its output may still be on its way).
-    pub fn main_exited(&self, exit: Exit) {
+    pub(crate) fn main_exited(&self, exit: Exit) {
         self.main.send_replace(Some(exit));
     }
 
     /// The output is complete: the program is over for clients unless a stop still sweeps.
-    pub fn output_done(&self, exit: Exit) {
+    pub(crate) fn output_done(&self, exit: Exit) {
         let mut state = self.state.lock().unwrap();
         state.output_done = Some(exit);
         if !state.stopping {
@@ -297,7 +308,7 @@ impl Lifecycle {
     /// (without, waits for it to end), then sweeps the rest. The caller sends its own signal
     /// first. The stop starts at once, before this returns; the future only tells its
     /// outcome, and dropping it (the client left) changes nothing.
-    pub fn stop(
+    pub(crate) fn stop(
         self: &Arc<Self>,
         kill_after: Option<Duration>,
     ) -> impl Future<Output = Exit> + Send + 'static {

@@ -6,16 +6,18 @@
 //! read its last output, until `close_terminal` removes it or newer ones push it out.
 
 use bytes::{Bytes, BytesMut};
-use cove_protocol::{ErrorCode, ErrorReply, TerminalInfo};
+use cove_protocol::TerminalInfo;
 use cove_pty::{Master, Size};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::task::TaskTracker;
 
+use crate::error::Error;
+use crate::launch::Launch;
 use crate::output::{OutputLog, STDOUT};
-use crate::registry::{Entry, Registry};
-use crate::stopping::{Lifecycle, Sweeper, new_marker};
-use crate::{Exit, Launch, clip, signal_group};
+use crate::registry::{Entry, Kind, Registry};
+use crate::stopping::{Lifecycle, Sweeper, new_marker, signal_group};
+use crate::{Exit, Notice, clip};
 
 /// How many exited terminals are kept for their scrollback.
 const KEEP_EXITED: usize = 16;
@@ -24,36 +26,36 @@ const MAX_CHUNK: usize = 256 * 1024;
 
 /// One terminal.
 #[derive(Debug)]
-pub struct Terminal {
-    pub id: String,
+pub(crate) struct Terminal {
+    pub(crate) id: String,
     /// What runs in it, for `list_terminals`.
-    pub command: String,
-    pub pid: u32,
+    command: String,
+    pub(crate) pid: u32,
     master: Arc<Master>,
     input: tokio::sync::Mutex<()>,
     size: Mutex<Size>,
     /// Everything the terminal printed, bounded by the scrollback size.
-    pub log: Arc<OutputLog>,
+    pub(crate) log: Arc<OutputLog>,
     life: Arc<Lifecycle>,
     created: u64,
 }
 
 impl Terminal {
-    pub fn size(&self) -> Size {
+    pub(crate) fn size(&self) -> Size {
         *self.size.lock().unwrap()
     }
 
-    pub fn exit_status(&self) -> Option<Exit> {
+    pub(crate) fn exit_status(&self) -> Option<Exit> {
         self.life.status()
     }
 
     /// Waits until the terminal's program has exited (and, when it is being closed, until
     /// nothing it started is left).
-    pub async fn exited(&self) -> Exit {
+    pub(crate) async fn exited(&self) -> Exit {
         self.life.exited().await
     }
 
-    pub fn info(&self) -> TerminalInfo {
+    pub(crate) fn info(&self) -> TerminalInfo {
         let size = self.size();
         let alive = self.exit_status().is_none();
         TerminalInfo {
@@ -74,28 +76,27 @@ impl Terminal {
     }
 
     /// Types `data` into the terminal. Writes from several clients never interleave.
-    pub async fn write(&self, data: &[u8]) -> Result<(), ErrorReply> {
+    pub(crate) async fn write(&self, data: &[u8]) -> Result<(), Error> {
         if self.exit_status().is_some() {
-            return Err(ErrorReply::new(
-                ErrorCode::Conflict,
-                format!("terminal {} has exited", self.id),
-            ));
+            return Err(Error::Exited {
+                kind: Kind::Terminal,
+                id: self.id.clone(),
+            });
         }
         let _turn = self.input.lock().await;
         self.master
             .write_all(data)
             .await
-            .map_err(|e| ErrorReply::new(ErrorCode::Conflict, format!("terminal {}: {e}", self.id)))
+            .map_err(|source| Error::Input {
+                kind: Kind::Terminal,
+                id: self.id.clone(),
+                source,
+            })
     }
 
     /// Sets the window size (the last resize from any client wins).
-    pub fn resize(&self, size: Size) -> Result<(), ErrorReply> {
-        if size.cols == 0 || size.rows == 0 || size.cols > 1000 || size.rows > 1000 {
-            return Err(ErrorReply::new(
-                ErrorCode::BadRequest,
-                "cols and rows must be between 1 and 1000",
-            ));
-        }
+    pub(crate) fn resize(&self, size: Size) -> Result<(), Error> {
+        check_size(size)?;
         *self.size.lock().unwrap() = size;
         if self.exit_status().is_none() {
             let _ = self.master.resize(size);
@@ -106,7 +107,7 @@ impl Terminal {
     /// Hangs up the terminal's session (SIGHUP), kills it after `grace`, then whatever it
     /// started. The close belongs to the runner and starts before this returns; the future
     /// only tells how it ended.
-    pub fn close(&self, grace: Duration) -> impl Future<Output = Exit> + Send + 'static {
+    pub(crate) fn close(&self, grace: Duration) -> impl Future<Output = Exit> + Send + 'static {
         if self.exit_status().is_none() {
             signal_group(self.pid, libc::SIGHUP);
             signal_group(self.pid, libc::SIGCONT);
@@ -115,21 +116,31 @@ impl Terminal {
     }
 }
 
+/// A window size a terminal can have.
+fn check_size(size: Size) -> Result<(), Error> {
+    if size.cols == 0 || size.rows == 0 || size.cols > 1000 || size.rows > 1000 {
+        return Err(Error::BadRequest(
+            "cols and rows must be between 1 and 1000".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// What a client asks for when it creates a terminal.
 #[derive(Debug, Clone, Default)]
-pub struct NewTerminal {
-    pub id: Option<String>,
-    pub command: Option<String>,
-    pub cwd: Option<String>,
-    pub env: Vec<(String, String)>,
-    pub size: Option<Size>,
+pub(crate) struct NewTerminal {
+    pub(crate) id: Option<String>,
+    pub(crate) command: Option<String>,
+    pub(crate) cwd: Option<String>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) size: Option<Size>,
 }
 
 /// All terminals of the workspace.
 #[derive(Debug)]
-pub struct Terminals {
+pub(crate) struct Terminals {
     registry: Registry<Terminal>,
-    broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
+    notices: tokio::sync::broadcast::Sender<Notice>,
     launch: Arc<Launch>,
     tasks: TaskTracker,
     sweeper: Sweeper,
@@ -146,44 +157,39 @@ impl Entry for Terminal {
 }
 
 impl Terminals {
-    pub fn new(
+    pub(crate) fn new(
         launch: Arc<Launch>,
         tasks: TaskTracker,
         sweeper: Sweeper,
-        broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
+        notices: tokio::sync::broadcast::Sender<Notice>,
     ) -> Terminals {
         Terminals {
-            registry: Registry::new("terminal", "terminals", "terminalId", "term", KEEP_EXITED),
-            broadcast,
+            registry: Registry::new(Kind::Terminal, KEEP_EXITED),
+            notices,
             launch,
             tasks,
             sweeper,
         }
     }
 
-    pub fn get(&self, id: &str) -> Result<Arc<Terminal>, ErrorReply> {
+    pub(crate) fn get(&self, id: &str) -> Result<Arc<Terminal>, Error> {
         self.registry.get(id)
     }
 
     /// Every terminal, oldest first.
-    pub fn list(&self) -> Vec<Arc<Terminal>> {
+    pub(crate) fn list(&self) -> Vec<Arc<Terminal>> {
         self.registry.list()
     }
 
     /// Forgets an exited terminal (not a newer one that took its id meanwhile).
-    pub fn remove(&self, terminal: &Arc<Terminal>) {
+    pub(crate) fn remove(&self, terminal: &Arc<Terminal>) {
         self.registry.remove_entry(&terminal.id, terminal);
     }
 
     /// Starts a terminal. An id in use by a live terminal is a conflict; a dead one is replaced.
-    pub fn create(&self, request: NewTerminal) -> Result<Arc<Terminal>, ErrorReply> {
+    pub(crate) fn create(&self, request: NewTerminal) -> Result<Arc<Terminal>, Error> {
         let size = request.size.unwrap_or_default();
-        if size.cols == 0 || size.rows == 0 || size.cols > 1000 || size.rows > 1000 {
-            return Err(ErrorReply::new(
-                ErrorCode::BadRequest,
-                "cols and rows must be between 1 and 1000",
-            ));
-        }
+        check_size(size)?;
         let terminal = self.registry.add(
             request.id.clone(),
             self.launch.limits.max_terminals,
@@ -199,7 +205,7 @@ impl Terminals {
                 )?;
                 let (master, child) = cove_pty::spawn(&spec).map_err(|e| {
                     tracing::warn!(terminal = %clip(&id), error = %clip(&e.to_string()), "cannot start terminal");
-                    ErrorReply::new(ErrorCode::BadRequest, e.to_string())
+                    Error::Pty(e)
                 })?;
                 let pid = child.id().unwrap_or(0);
                 let terminal = Arc::new(Terminal {
@@ -222,7 +228,7 @@ impl Terminals {
                     created,
                 });
                 self.tasks
-                    .spawn(pump(terminal.clone(), child, self.broadcast.clone()));
+                    .spawn(pump(terminal.clone(), child, self.notices.clone()));
                 Ok(terminal)
             },
         )?;
@@ -231,7 +237,7 @@ impl Terminals {
     }
 
     /// Closes every terminal (runner shutdown).
-    pub async fn close_all(&self, grace: Duration) {
+    pub(crate) async fn close_all(&self, grace: Duration) {
         let all = self.list();
         futures_util::future::join_all(all.iter().map(|t| t.close(grace))).await;
     }
@@ -241,7 +247,7 @@ impl Terminals {
 async fn pump(
     terminal: Arc<Terminal>,
     mut child: tokio::process::Child,
-    broadcast: tokio::sync::broadcast::Sender<cove_protocol::ServerMessage>,
+    notices: tokio::sync::broadcast::Sender<Notice>,
 ) {
     let ooms_before = crate::stats::oom_kills();
     let master = terminal.master.clone();
@@ -300,7 +306,7 @@ async fn pump(
     let exit = Exit::from_status(status.ok());
     terminal.life.main_exited(exit);
     tracing::info!(terminal = %clip(&terminal.id), ?exit, "terminal exited");
-    crate::report_oom(&broadcast, "terminal", &terminal.id, exit, ooms_before);
+    crate::stats::report_oom(&notices, Kind::Terminal, &terminal.id, exit, ooms_before);
     terminal.log.close();
     terminal.life.output_done(exit);
 }

@@ -3,13 +3,13 @@
 /// Turns a byte stream into text chunks. A multi-byte character split across two reads is
 /// held back until its end arrives; invalid bytes become U+FFFD.
 #[derive(Debug, Default)]
-pub struct Utf8Stream {
+pub(crate) struct Utf8Stream {
     carry: Vec<u8>,
 }
 
 impl Utf8Stream {
     /// Decodes `bytes` after whatever was carried over from the previous call.
-    pub fn decode(&mut self, bytes: &[u8]) -> String {
+    pub(crate) fn decode(&mut self, bytes: &[u8]) -> String {
         let mut input = std::mem::take(&mut self.carry);
         input.extend_from_slice(bytes);
         let mut out = String::with_capacity(input.len());
@@ -41,7 +41,7 @@ impl Utf8Stream {
     }
 
     /// Flushes a dangling partial character at the end of the stream.
-    pub fn finish(&mut self) -> String {
+    pub(crate) fn finish(&mut self) -> String {
         if self.carry.is_empty() {
             String::new()
         } else {

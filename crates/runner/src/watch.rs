@@ -14,6 +14,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::error::Error;
 use crate::files::TEMP_PREFIX;
 
 /// Events that arrive within this window after the first one are sent together, coalesced.
@@ -37,19 +38,19 @@ struct Active {
 
 /// The workspace's watcher.
 #[derive(Debug)]
-pub struct Watcher {
+pub(crate) struct Watcher {
     shared: Arc<Shared>,
 }
 
 /// A client's interest in changes; dropping it may stop the inotify watcher.
 #[derive(Debug)]
-pub struct Subscription {
+pub(crate) struct Subscription {
     shared: Arc<Shared>,
-    pub events: broadcast::Receiver<FileChanged>,
+    pub(crate) events: broadcast::Receiver<FileChanged>,
 }
 
 impl Watcher {
-    pub fn new(root: PathBuf, tasks: TaskTracker, shutdown: CancellationToken) -> Watcher {
+    pub(crate) fn new(root: PathBuf, tasks: TaskTracker, shutdown: CancellationToken) -> Watcher {
         Watcher {
             shared: Arc::new(Shared {
                 root,
@@ -62,7 +63,7 @@ impl Watcher {
     }
 
     /// Starts watching (if nobody did) and returns a receiver of every change in the workspace.
-    pub fn subscribe(&self) -> Result<Subscription, String> {
+    pub(crate) fn subscribe(&self) -> Result<Subscription, Error> {
         let mut active = self.shared.active.lock().unwrap();
         if let Some(active) = active.as_mut() {
             active.subscribers += 1;
@@ -72,10 +73,10 @@ impl Watcher {
                 // A full queue drops events rather than blocking inotify's reader thread.
                 let _ = tx.try_send(event);
             })
-            .map_err(|e| format!("cannot start the file watcher: {e}"))?;
+            .map_err(|e| watcher_error("cannot start the file watcher", e))?;
             watcher
                 .watch(&self.shared.root, RecursiveMode::Recursive)
-                .map_err(|e| format!("cannot watch the workspace: {e}"))?;
+                .map_err(|e| watcher_error("cannot watch the workspace", e))?;
             let stop = self.shared.shutdown.child_token();
             self.shared
                 .tasks
@@ -108,8 +109,15 @@ impl Drop for Subscription {
     }
 }
 
+/// notify's error for a client: what failed and why, without the host paths notify names
+/// (those go to the log).
+fn watcher_error(what: &str, e: notify::Error) -> Error {
+    tracing::warn!(error = %e, "{what}");
+    Error::Watcher(format!("{what}: {}", notify::Error::new(e.kind)))
+}
+
 /// Whether `path` is `watched` or lies beneath it (both relative, `""` = the root).
-pub fn is_under(path: &str, watched: &str) -> bool {
+pub(crate) fn is_under(path: &str, watched: &str) -> bool {
     watched.is_empty()
         || path == watched
         || path
@@ -285,7 +293,7 @@ mod tests {
         let mut sub = watcher.subscribe().unwrap();
         std::fs::create_dir(root.join("sub")).unwrap();
         std::fs::write(root.join("sub/new.txt"), "x").unwrap();
-        let files = crate::files::Files::open(&root, 1 << 20).unwrap();
+        let files = crate::files::Files::open(&root, 1 << 20, None).unwrap();
         let mut seen = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !seen.iter().any(|c: &FileChanged| c.path == "sub/new.txt") {

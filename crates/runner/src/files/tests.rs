@@ -1,4 +1,5 @@
 use super::*;
+use cove_protocol::ErrorCode;
 use std::os::unix::fs::symlink;
 
 struct Fixture {
@@ -25,7 +26,7 @@ fn fixture() -> Fixture {
     symlink("loop_b", root.join("loop_a")).unwrap();
     symlink("loop_a", root.join("loop_b")).unwrap();
     symlink("src/main.py", root.join("inside_link")).unwrap();
-    let files = Files::open(&root, 1024 * 1024).unwrap();
+    let files = Files::open(&root, 1024 * 1024, None).unwrap();
     Fixture {
         _dir: dir,
         root,
@@ -63,7 +64,7 @@ const HOSTILE: &[&str] = &[
 fn hostile_reads_are_refused() {
     let f = fixture();
     for path in HOSTILE {
-        let err = f.files.read(path).expect_err(path);
+        let err = f.files.read(path).expect_err(path).to_reply();
         assert!(
             matches!(
                 err.code,
@@ -73,7 +74,7 @@ fn hostile_reads_are_refused() {
         );
         assert!(
             !err.message.contains(f.outside.to_str().unwrap()),
-            "no host path leaks: {err}"
+            "no host path leaks: {err:?}"
         );
     }
     for path in HOSTILE {
@@ -134,6 +135,7 @@ fn hostile_writes_deletes_and_renames_touch_nothing_outside() {
         f.files
             .write("file_link", b"replaced", None)
             .unwrap_err()
+            .to_reply()
             .code,
         ErrorCode::Forbidden
     );
@@ -158,11 +160,11 @@ fn is_dir_follows_links_only_inside() {
     assert!(!f.files.is_dir("src/main.py").unwrap());
     assert!(!f.files.is_dir("inside_link").unwrap());
     assert_eq!(
-        f.files.is_dir("abs_link").unwrap_err().code,
+        f.files.is_dir("abs_link").unwrap_err().to_reply().code,
         ErrorCode::Forbidden
     );
     assert_eq!(
-        f.files.is_dir("../secret").unwrap_err().code,
+        f.files.is_dir("../secret").unwrap_err().to_reply().code,
         ErrorCode::Forbidden
     );
 }
@@ -195,7 +197,8 @@ fn write_is_versioned_and_conflicts_are_detected() {
     let err = f
         .files
         .write("src/main.py", b"print(3)\n", Some(&first.version))
-        .unwrap_err();
+        .unwrap_err()
+        .to_reply();
     assert_eq!(err.code, ErrorCode::Conflict);
     assert_eq!(
         std::fs::read(f.root.join("src/main.py")).unwrap(),
@@ -238,10 +241,17 @@ fn write_keeps_the_file_mode() {
 fn size_limit_is_enforced_both_ways() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("big"), vec![b'x'; 2000]).unwrap();
-    let files = Files::open(dir.path(), 1000).unwrap();
-    assert_eq!(files.read("big").unwrap_err().code, ErrorCode::TooLarge);
+    let files = Files::open(dir.path(), 1000, None).unwrap();
     assert_eq!(
-        files.write("new", &[0; 1001], None).unwrap_err().code,
+        files.read("big").unwrap_err().to_reply().code,
+        ErrorCode::TooLarge
+    );
+    assert_eq!(
+        files
+            .write("new", &[0; 1001], None)
+            .unwrap_err()
+            .to_reply()
+            .code,
         ErrorCode::TooLarge
     );
     assert!(!dir.path().join("new").exists());
@@ -259,7 +269,7 @@ fn fifo_is_not_read_and_does_not_hang() {
     )
     .unwrap();
     assert_eq!(
-        f.files.read("pipe").unwrap_err().code,
+        f.files.read("pipe").unwrap_err().to_reply().code,
         ErrorCode::BadRequest
     );
 }
@@ -280,7 +290,7 @@ fn list_make_delete_rename() {
     assert_eq!(names[0], ("src".to_string(), EntryKind::Dir));
     assert!(names.contains(&("abs_link".to_string(), EntryKind::Symlink)));
     assert_eq!(
-        f.files.delete("x", false).unwrap_err().code,
+        f.files.delete("x", false).unwrap_err().to_reply().code,
         ErrorCode::Conflict
     );
     f.files.write("other.txt", b"o", None).unwrap();
@@ -288,6 +298,7 @@ fn list_make_delete_rename() {
         f.files
             .rename("other.txt", "x/y/z.txt", false)
             .unwrap_err()
+            .to_reply()
             .code,
         ErrorCode::Conflict
     );
@@ -296,17 +307,25 @@ fn list_make_delete_rename() {
         .unwrap();
     assert_eq!(std::fs::read(f.root.join("moved/here.txt")).unwrap(), b"o");
     assert_eq!(
-        f.files.rename("x", "x/y/inside", false).unwrap_err().code,
+        f.files
+            .rename("x", "x/y/inside", false)
+            .unwrap_err()
+            .to_reply()
+            .code,
         ErrorCode::BadRequest
     );
     f.files.delete("x", true).unwrap();
     assert!(!f.root.join("x").exists());
     assert_eq!(
-        f.files.delete("/", true).unwrap_err().code,
+        f.files.delete("/", true).unwrap_err().to_reply().code,
         ErrorCode::BadRequest
     );
     assert_eq!(
-        f.files.delete("nothing", false).unwrap_err().code,
+        f.files
+            .delete("nothing", false)
+            .unwrap_err()
+            .to_reply()
+            .code,
         ErrorCode::NotFound
     );
     assert!(f.files.disk_usage(10_000) > 0);
@@ -327,13 +346,14 @@ fn recursive_delete_does_not_follow_symlinks_out() {
 #[test]
 fn storage_limit_refuses_api_writes_beyond_it() {
     let dir = tempfile::tempdir().unwrap();
-    let files = Files::open_with_limit(dir.path(), 1 << 20, Some(256 * 1024)).unwrap();
+    let files = Files::open(dir.path(), 1 << 20, Some(256 * 1024)).unwrap();
     files.write("a.bin", &vec![1u8; 100 * 1024], None).unwrap();
     files.write("b.bin", &vec![1u8; 100 * 1024], None).unwrap();
     let err = files
         .write("c.bin", &vec![1u8; 100 * 1024], None)
-        .unwrap_err();
-    assert_eq!(err.code, ErrorCode::LimitExceeded, "{err}");
+        .unwrap_err()
+        .to_reply();
+    assert_eq!(err.code, ErrorCode::LimitExceeded, "{err:?}");
     assert!(!dir.path().join("c.bin").exists());
 }
 
