@@ -1,4 +1,9 @@
 //! The `cove` binary: flags and subcommands, wired to the library crates. No logic lives here.
+//!
+//! Owns: the command line (flags, subcommands, their defaults and checks), logging, and
+//! building the server's backend and sandbox settings from the flags.
+//! Must not know: how any of it works (HTTP routes, the protocol, PTYs, namespaces); each
+//! lives in its crate.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};

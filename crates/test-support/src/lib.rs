@@ -1,6 +1,11 @@
 //! Test harness: a real `cove serve` on an ephemeral port with a temp data dir, and clients
 //! for its REST API, control socket and raw terminal socket. Dev-dependency only.
 //!
+//! Owns: starting and stopping the binary under test with a temp data dir, bounded waits,
+//! and clients that speak cove's HTTP and sockets as a test would.
+//! Must not know: cove's internals: it drives the real binary from outside, through the same
+//! HTTP and sockets as any client, and links no cove crate.
+//!
 //! Every wait is bounded; a server and the runners it started are killed by pid on drop.
 
 use futures_util::{SinkExt, StreamExt};
