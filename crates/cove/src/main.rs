@@ -7,6 +7,7 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -256,6 +257,9 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&filter).context("bad --log filter")?,
         )
+        // Colour for people at a terminal; a log file (`cove serve > log`, a runner's log)
+        // gets plain text that grep and less read as it is.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     // No async runtime for these two: the sandbox's setup must run single-threaded.
