@@ -10,13 +10,13 @@ use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// A connected byte stream to a runner.
-pub trait RunnerIo: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(crate) trait RunnerIo: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> RunnerIo for T {}
 
-pub type RunnerStream = Pin<Box<dyn RunnerIo>>;
+pub(crate) type RunnerStream = Pin<Box<dyn RunnerIo>>;
 
 #[derive(Debug, thiserror::Error)]
-pub enum LinkError {
+pub(crate) enum LinkError {
     #[error("cannot reach the workspace's runner: {0}")]
     Connect(#[source] io::Error),
     #[error("the runner refused the connection: {0}")]
@@ -26,7 +26,7 @@ pub enum LinkError {
 }
 
 /// Opens a byte stream to the runner.
-pub async fn connect(addr: &RunnerAddr) -> Result<RunnerStream, LinkError> {
+pub(crate) async fn connect(addr: &RunnerAddr) -> Result<RunnerStream, LinkError> {
     match addr {
         RunnerAddr::Unix { path, peer } => {
             let stream = cove_backend::connect_unix(path, peer).await.map_err(|e| {
@@ -58,7 +58,7 @@ fn authorization(addr: &RunnerAddr) -> Option<String> {
 /// Opens a WebSocket to `path_and_query` on the runner. Returns the stream right after the
 /// handshake, plus any bytes the runner sent past its 101 head (the first frames may arrive
 /// in the same packet): the caller must pass those on before relaying.
-pub async fn websocket(
+pub(crate) async fn websocket(
     addr: &RunnerAddr,
     path_and_query: &str,
 ) -> Result<(RunnerStream, Vec<u8>), LinkError> {
@@ -108,7 +108,7 @@ pub async fn websocket(
 }
 
 /// Sends an HTTP request to the runner and returns its response, bodies streamed both ways.
-pub async fn forward(
+pub(crate) async fn forward(
     addr: &RunnerAddr,
     mut request: Request<Body>,
     tasks: &tokio_util::task::TaskTracker,

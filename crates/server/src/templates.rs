@@ -6,7 +6,7 @@ use serde::Serialize;
 /// A template: what a new workspace starts with.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Template {
+pub(crate) struct Template {
     pub name: &'static str,
     pub description: &'static str,
     /// What the Processes panel offers to run.
@@ -29,7 +29,7 @@ macro_rules! file {
 }
 
 /// Every built-in template; the first is the default.
-pub static TEMPLATES: &[Template] = &[
+pub(crate) static TEMPLATES: &[Template] = &[
     Template {
         name: "blank",
         description: "An empty workspace with a shell.",
@@ -73,13 +73,13 @@ pub static TEMPLATES: &[Template] = &[
 ];
 
 /// The template with this name.
-pub fn find(name: &str) -> Option<&'static Template> {
+pub(crate) fn find(name: &str) -> Option<&'static Template> {
     TEMPLATES.iter().find(|t| t.name == name)
 }
 
 impl Template {
     /// The files a workspace made from this template starts with.
-    pub fn seed(&self) -> Vec<SeedFile> {
+    pub(crate) fn seed(&self) -> Vec<SeedFile> {
         self.files
             .iter()
             .map(|(path, contents)| SeedFile {

@@ -18,7 +18,7 @@ use crate::templates;
 /// may be left out for the server's default, and none may exceed the server's own.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LimitsRequest {
+pub(crate) struct LimitsRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<u64>,
     /// Cores (0.25 = a quarter of one).
@@ -69,7 +69,7 @@ impl LimitsRequest {
 /// A workspace as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WorkspaceView {
+pub(crate) struct WorkspaceView {
     pub id: String,
     pub name: String,
     pub template: String,
@@ -116,7 +116,7 @@ impl WorkspaceView {
 
 /// What changed about a workspace, for live views (`GET /api/events`).
 #[derive(Debug, Clone)]
-pub enum WorkspaceEvent {
+pub(crate) enum WorkspaceEvent {
     /// Created, or its state changed: the workspace as it is now.
     Changed(Box<WorkspaceView>),
     /// Deleted: its id and owner.
@@ -124,7 +124,7 @@ pub enum WorkspaceEvent {
 }
 
 #[derive(Debug)]
-pub struct Manager {
+pub(crate) struct Manager {
     db: Db,
     backend: SharedBackend,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -132,14 +132,14 @@ pub struct Manager {
 }
 
 /// Longest workspace name.
-pub const MAX_NAME_CHARS: usize = 64;
+pub(crate) const MAX_NAME_CHARS: usize = 64;
 
 /// Checks a workspace name. Names are what people read in lists and type in URLs, so they
 /// are plain: ASCII letters, digits, spaces and `-_.`, starting and ending with a letter or a
 /// digit, at most [`MAX_NAME_CHARS`]. That leaves out look-alikes (`a` and `a` + a zero-width
 /// space, right-to-left overrides), `.` and `..`, and anything that needs escaping in a path.
 /// Names are unique per owner whatever their case: `Demo` and `demo` are one name.
-pub fn validate_name(name: &str) -> Result<String, ApiError> {
+pub(crate) fn validate_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     let rule = "names are 1 to 64 characters: letters, digits, spaces and - _ . (ASCII), starting and ending with a letter or a digit";
     let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
@@ -164,7 +164,7 @@ pub fn validate_name(name: &str) -> Result<String, ApiError> {
 }
 
 impl Manager {
-    pub fn new(db: Db, backend: SharedBackend) -> Manager {
+    pub(crate) fn new(db: Db, backend: SharedBackend) -> Manager {
         Manager {
             db,
             backend,
@@ -174,7 +174,7 @@ impl Manager {
     }
 
     /// Workspace changes from now on.
-    pub fn events(&self) -> tokio::sync::broadcast::Receiver<WorkspaceEvent> {
+    pub(crate) fn events(&self) -> tokio::sync::broadcast::Receiver<WorkspaceEvent> {
         self.events.subscribe()
     }
 
@@ -207,7 +207,7 @@ impl Manager {
     }
 
     /// Creates a workspace from a template; its files exist when this returns.
-    pub async fn create(
+    pub(crate) async fn create(
         &self,
         owner: &str,
         name: &str,
@@ -258,7 +258,11 @@ impl Manager {
     }
 
     /// The workspace `id_or_name` of `owner`, or 404.
-    pub async fn find(&self, owner: &str, id_or_name: &str) -> Result<WorkspaceRow, ApiError> {
+    pub(crate) async fn find(
+        &self,
+        owner: &str,
+        id_or_name: &str,
+    ) -> Result<WorkspaceRow, ApiError> {
         self.db
             .find(owner, id_or_name)
             .await?
@@ -267,7 +271,7 @@ impl Manager {
 
     /// The view of a workspace, with its state checked against the backend (a runner may have
     /// died without telling anyone).
-    pub async fn view(&self, row: WorkspaceRow) -> WorkspaceView {
+    pub(crate) async fn view(&self, row: WorkspaceRow) -> WorkspaceView {
         let mut row = row;
         if row.state == "running"
             && let Ok(RunnerState::Stopped) = self.backend.status(&row.id).await
@@ -286,7 +290,7 @@ impl Manager {
         WorkspaceView::from_row(row)
     }
 
-    pub async fn list(&self, owner: &str) -> Result<Vec<WorkspaceView>, ApiError> {
+    pub(crate) async fn list(&self, owner: &str) -> Result<Vec<WorkspaceView>, ApiError> {
         let rows = self.db.list(owner).await?;
         let mut views = Vec::with_capacity(rows.len());
         for row in rows {
@@ -296,7 +300,7 @@ impl Manager {
     }
 
     /// Starts the workspace's runner if needed and returns its address.
-    pub async fn ensure_running(&self, row: &WorkspaceRow) -> Result<RunnerAddr, ApiError> {
+    pub(crate) async fn ensure_running(&self, row: &WorkspaceRow) -> Result<RunnerAddr, ApiError> {
         if let Ok(RunnerState::Running { addr, .. }) = self.backend.status(&row.id).await {
             return Ok(addr);
         }
@@ -329,7 +333,7 @@ impl Manager {
     }
 
     /// The runner's address when it is running, without starting it.
-    pub async fn running_addr(&self, row: &WorkspaceRow) -> Option<RunnerAddr> {
+    pub(crate) async fn running_addr(&self, row: &WorkspaceRow) -> Option<RunnerAddr> {
         match self.backend.status(&row.id).await {
             Ok(RunnerState::Running { addr, .. }) => Some(addr),
             _ => None,
@@ -337,7 +341,7 @@ impl Manager {
     }
 
     /// Stops the workspace on behalf of `by` (a user's name): a decision, recorded and shown.
-    pub async fn stop(&self, row: &WorkspaceRow, by: &str) -> Result<(), ApiError> {
+    pub(crate) async fn stop(&self, row: &WorkspaceRow, by: &str) -> Result<(), ApiError> {
         let lock = self.lock(&row.id);
         let _turn = lock.lock().await;
         let reason = format!("stopped by {by}");
@@ -353,7 +357,7 @@ impl Manager {
         Ok(())
     }
 
-    pub async fn delete(&self, row: &WorkspaceRow) -> Result<(), ApiError> {
+    pub(crate) async fn delete(&self, row: &WorkspaceRow) -> Result<(), ApiError> {
         let lock = self.lock(&row.id);
         let _turn = lock.lock().await;
         self.backend
@@ -371,7 +375,7 @@ impl Manager {
     }
 
     /// After a (re)start: records which runners are still running and which are not.
-    pub async fn reconcile(&self) -> Result<(), ApiError> {
+    pub(crate) async fn reconcile(&self) -> Result<(), ApiError> {
         let running = self
             .backend
             .list_running()
