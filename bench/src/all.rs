@@ -16,7 +16,7 @@ use crate::soak::{self, SoakConf, SoakReport};
 use crate::suite::{self, CODE_SERVER_TERMINAL, SuiteConf, SuiteResults};
 
 #[derive(Args, Debug, Clone)]
-pub struct CommonArgs {
+pub(crate) struct CommonArgs {
     /// The cove binary to start (`<PATH> serve ...`).
     #[arg(long, value_name = "PATH")]
     pub cove: Option<PathBuf>,
@@ -44,7 +44,7 @@ pub struct CommonArgs {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct FigureArgs {
+pub(crate) struct FigureArgs {
     /// Payload bytes per throughput run.
     #[arg(long, default_value_t = 200_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub bytes: u64,
@@ -63,7 +63,7 @@ pub struct FigureArgs {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct LoadOpts {
+pub(crate) struct LoadOpts {
     /// Terminal counts at which server memory is read (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "100,1000")]
     pub steps: Vec<usize>,
@@ -90,7 +90,7 @@ pub struct LoadOpts {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct PeersArgs {
+pub(crate) struct PeersArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     #[command(flatten)]
@@ -101,7 +101,7 @@ pub struct PeersArgs {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct LoadArgs {
+pub(crate) struct LoadArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     #[command(flatten)]
@@ -112,7 +112,7 @@ pub struct LoadArgs {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct SoakArgs {
+pub(crate) struct SoakArgs {
     /// The cove binary to start.
     #[arg(long, value_name = "PATH")]
     pub cove: PathBuf,
@@ -131,7 +131,7 @@ pub struct SoakArgs {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct AllArgs {
+pub(crate) struct AllArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     #[command(flatten)]
@@ -226,7 +226,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// The cove binary's version and the git commit of the tree it was built
 /// from (the repository this bench belongs to).
-pub fn cove_version(bin: Option<&Path>) -> String {
+pub(crate) fn cove_version(bin: Option<&Path>) -> String {
     let Some(bin) = bin else {
         return "not given".into();
     };
@@ -335,7 +335,7 @@ fn note_code_server(conf: &SuiteConf, res: &mut SuiteResults) {
     }
 }
 
-pub fn peers(args: PeersArgs) -> Result<()> {
+pub(crate) fn peers(args: PeersArgs) -> Result<()> {
     prepare();
     let ctx = Ctx::new();
     let conf = conf(&args.common, Some(&args.figures), None)?;
@@ -355,7 +355,7 @@ pub fn peers(args: PeersArgs) -> Result<()> {
     emit(args.out.as_deref(), &md)
 }
 
-pub fn load(args: LoadArgs) -> Result<()> {
+pub(crate) fn load(args: LoadArgs) -> Result<()> {
     prepare();
     let ctx = Ctx::new();
     let conf = conf(&args.common, None, Some(&args.load))?;
@@ -377,7 +377,7 @@ pub fn load(args: LoadArgs) -> Result<()> {
     emit(args.out.as_deref(), &md)
 }
 
-pub fn soak(args: SoakArgs) -> Result<()> {
+pub(crate) fn soak(args: SoakArgs) -> Result<()> {
     prepare();
     let ctx = Ctx::new();
     let sc = SoakConf {
@@ -423,7 +423,7 @@ pub fn soak(args: SoakArgs) -> Result<()> {
     }
 }
 
-pub fn all(args: AllArgs) -> Result<()> {
+pub(crate) fn all(args: AllArgs) -> Result<()> {
     prepare();
     let ctx = Ctx::new();
     let conf = conf(&args.common, Some(&args.figures), Some(&args.load))?;

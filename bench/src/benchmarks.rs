@@ -13,18 +13,18 @@ use crate::soak::SoakReport;
 use crate::stats::Latency;
 use crate::suite::{PathRow, ServerRow, SuiteConf, SuiteResults};
 
-pub const MAIN_BEGIN: &str = "<!-- cove-bench:main -->";
-pub const MAIN_END: &str = "<!-- /cove-bench:main -->";
+pub(crate) const MAIN_BEGIN: &str = "<!-- cove-bench:main -->";
+pub(crate) const MAIN_END: &str = "<!-- /cove-bench:main -->";
 
 /// Goals of the project's issue.
-pub const GOAL_BARE_RATIO: f64 = 0.80;
-pub const GOAL_JUPYTER_RATIO: f64 = 3.0;
-pub const GOAL_ECHO_DELTA_US: f64 = 500.0;
-pub const GOAL_LOAD_P99_US: f64 = 5000.0;
-pub const GOAL_PER_TERMINAL_KIB: f64 = 100.0;
-pub const GOAL_TERMINALS: usize = 1000;
+pub(crate) const GOAL_BARE_RATIO: f64 = 0.80;
+pub(crate) const GOAL_JUPYTER_RATIO: f64 = 3.0;
+pub(crate) const GOAL_ECHO_DELTA_US: f64 = 500.0;
+pub(crate) const GOAL_LOAD_P99_US: f64 = 5000.0;
+pub(crate) const GOAL_PER_TERMINAL_KIB: f64 = 100.0;
+pub(crate) const GOAL_TERMINALS: usize = 1000;
 
-pub struct Doc<'a> {
+pub(crate) struct Doc<'a> {
     pub title: &'a str,
     pub conf: &'a SuiteConf,
     pub res: &'a SuiteResults,
@@ -97,7 +97,7 @@ fn lat_ms(l: Option<&Latency>, f: fn(&Latency) -> f64) -> String {
 }
 
 /// Renders the new run (without the previous run or browser sections).
-pub fn render(d: &Doc) -> String {
+pub(crate) fn render(d: &Doc) -> String {
     let mut s = String::new();
     let conf = d.conf;
     let res = d.res;
@@ -809,7 +809,7 @@ fn details(s: &mut String, d: &Doc) {
     }
 }
 
-pub fn soak_section(s: &mut String, r: &SoakReport) {
+pub(crate) fn soak_section(s: &mut String, r: &SoakReport) {
     let _ = writeln!(
         s,
         "{} sessions in {} workspace(s) for {:.1} min ({:.0} s): each types `echo …` a key at a \
@@ -909,15 +909,15 @@ pub fn soak_section(s: &mut String, r: &SoakReport) {
 
 /// The generated run in BENCHMARKS.md sits between these; text before and after them is
 /// written by hand and kept verbatim.
-pub const RUN_BEGIN: &str = "<!-- cove-bench:run -->";
-pub const RUN_END: &str = "<!-- /cove-bench:run -->";
+pub(crate) const RUN_BEGIN: &str = "<!-- cove-bench:run -->";
+pub(crate) const RUN_END: &str = "<!-- /cove-bench:run -->";
 /// The previous run's main part, kept below so that a regression shows.
-pub const PREVIOUS_BEGIN: &str = "<!-- cove-bench:previous -->";
-pub const PREVIOUS_END: &str = "<!-- /cove-bench:previous -->";
+pub(crate) const PREVIOUS_BEGIN: &str = "<!-- cove-bench:previous -->";
+pub(crate) const PREVIOUS_END: &str = "<!-- /cove-bench:previous -->";
 
 /// An existing BENCHMARKS.md, split into what the regeneration keeps.
 #[derive(Debug, Default, PartialEq)]
-pub struct OldDoc {
+pub(crate) struct OldDoc {
     /// Hand-written text before the generated run.
     pub head: String,
     /// Hand-written text after the generated run (the previous run left out).
@@ -936,7 +936,7 @@ fn cut(text: &str, begin: &str, end: &str) -> String {
     }
 }
 
-pub fn parse_old(text: &str) -> OldDoc {
+pub(crate) fn parse_old(text: &str) -> OldDoc {
     let (head, run, tail) = match (text.find(RUN_BEGIN), text.find(RUN_END)) {
         (Some(a), Some(b)) if b > a => (
             &text[..a],
@@ -972,7 +972,7 @@ fn top_heading(text: &str) -> Option<usize> {
 }
 
 /// Pushes every heading of `text` down by `n` levels (at most `######`).
-pub fn demote_by(text: &str, n: usize) -> String {
+pub(crate) fn demote_by(text: &str, n: usize) -> String {
     let mut out = String::new();
     for (line, level) in lines_with_headings(text) {
         match level {
@@ -1009,7 +1009,7 @@ fn headings_from(text: &str, level: usize) -> String {
 
 /// The new BENCHMARKS.md: the hand-written head, the new run (its headings under level 2),
 /// the hand-written tail, then the previous run's main part.
-pub fn assemble(new_run: &str, old: Option<&OldDoc>) -> String {
+pub(crate) fn assemble(new_run: &str, old: Option<&OldDoc>) -> String {
     let head = old
         .map(|o| o.head.as_str())
         .filter(|h| !h.trim().is_empty())
@@ -1035,7 +1035,7 @@ pub fn assemble(new_run: &str, old: Option<&OldDoc>) -> String {
 }
 
 /// Reads the old file (if any) and writes the new one.
-pub fn write_benchmarks(path: &Path, new_run: &str) -> anyhow::Result<()> {
+pub(crate) fn write_benchmarks(path: &Path, new_run: &str) -> anyhow::Result<()> {
     let old = std::fs::read_to_string(path).ok().map(|t| parse_old(&t));
     let text = assemble(new_run, old.as_ref());
     std::fs::write(path, text)?;

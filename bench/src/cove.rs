@@ -41,7 +41,7 @@ pub(crate) type Ws = WebSocketStream<Net>;
 
 /// Everything measured against one cove server.
 #[derive(Debug)]
-pub struct CoveRun {
+pub(crate) struct CoveRun {
     pub binary: PathBuf,
     pub port: u16,
     pub pid: u32,
@@ -63,7 +63,7 @@ pub struct CoveRun {
 
 /// RSS of the server and of its child processes.
 #[derive(Debug, Clone)]
-pub struct MemSnapshot {
+pub(crate) struct MemSnapshot {
     pub server_kib: u64,
     pub children: Vec<ChildMem>,
     /// Every process below the server, depth first (depth 1 = child).
@@ -71,7 +71,7 @@ pub struct MemSnapshot {
 }
 
 #[derive(Debug, Clone)]
-pub struct TreeEntry {
+pub(crate) struct TreeEntry {
     pub depth: usize,
     pub pid: i32,
     pub comm: String,
@@ -79,7 +79,7 @@ pub struct TreeEntry {
 }
 
 #[derive(Debug, Clone)]
-pub struct ChildMem {
+pub(crate) struct ChildMem {
     pub pid: i32,
     pub comm: String,
     pub rss_kib: u64,
@@ -89,17 +89,17 @@ pub struct ChildMem {
 }
 
 impl MemSnapshot {
-    pub fn children_kib(&self) -> u64 {
+    pub(crate) fn children_kib(&self) -> u64 {
         self.children.iter().map(|c| c.rss_kib).sum()
     }
-    pub fn below_kib(&self) -> u64 {
+    pub(crate) fn below_kib(&self) -> u64 {
         self.children.iter().map(|c| c.below_kib).sum()
     }
 }
 
 /// Runs all cove measurements. `Err` only when the server could not be
 /// started at all.
-pub fn run(args: &TerminalArgs, bin: &Path) -> Result<CoveRun, String> {
+pub(crate) fn run(args: &TerminalArgs, bin: &Path) -> Result<CoveRun, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -866,7 +866,7 @@ async fn start_workspace(port: u16, id: &str, run: &mut CoveRun) {
 // WebSocket helpers
 
 /// Percent-encodes everything except RFC 3986 unreserved characters.
-pub fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

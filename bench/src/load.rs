@@ -31,7 +31,7 @@ const OPEN_CONCURRENCY: usize = 8;
 const KEEP_ERRORS: usize = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     Hold,
     Active,
     /// Every terminal types Enter and waits for its prompt.
@@ -40,7 +40,7 @@ pub enum Phase {
 }
 
 #[derive(Default)]
-pub struct FleetStats {
+pub(crate) struct FleetStats {
     pub opened: AtomicUsize,
     pub failed: AtomicUsize,
     /// Terminals that ended or failed after they were open.
@@ -66,7 +66,7 @@ impl FleetStats {
 }
 
 /// Terminals held open on their own thread.
-pub struct Fleet {
+pub(crate) struct Fleet {
     phase: watch::Sender<Phase>,
     open_tx: mpsc::UnboundedSender<usize>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -82,7 +82,7 @@ struct FleetConf {
 
 impl Fleet {
     /// Starts the fleet's thread (no terminal yet).
-    pub fn start(target: Target, active: usize, rate: f64) -> Result<Self> {
+    pub(crate) fn start(target: Target, active: usize, rate: f64) -> Result<Self> {
         let (phase, phase_rx) = watch::channel(Phase::Hold);
         let (open_tx, open_rx) = mpsc::unbounded_channel::<usize>();
         let stats = Arc::new(FleetStats::default());
@@ -118,7 +118,7 @@ impl Fleet {
 
     /// Opens terminals until `total` have been asked for, and waits (at most
     /// `limit`) until each is open or has failed. Returns the seconds taken.
-    pub async fn grow_to(&mut self, total: usize, limit: Duration) -> Result<f64> {
+    pub(crate) async fn grow_to(&mut self, total: usize, limit: Duration) -> Result<f64> {
         let start = Instant::now();
         if total > self.requested {
             self.open_tx
@@ -143,13 +143,13 @@ impl Fleet {
         }
     }
 
-    pub fn set_phase(&self, p: Phase) {
+    pub(crate) fn set_phase(&self, p: Phase) {
         let _ = self.phase.send(p);
     }
 
     /// Every terminal types Enter and must show its prompt again within
     /// `limit`. Returns (ok, failed).
-    pub async fn check(&self, generation: u32, limit: Duration) -> (usize, usize) {
+    pub(crate) async fn check(&self, generation: u32, limit: Duration) -> (usize, usize) {
         let before_ok = self.stats.check_ok.load(Ordering::Relaxed);
         let before_failed = self.stats.check_failed.load(Ordering::Relaxed);
         self.set_phase(Phase::Check(generation));
@@ -168,7 +168,7 @@ impl Fleet {
     }
 
     /// Ends every task (connections are dropped) and joins the thread.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         self.set_phase(Phase::Stop);
         if let Some(t) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
@@ -363,12 +363,12 @@ async fn holder(
 }
 
 /// A probe terminal kept ready for sampling while something else runs.
-pub struct Probe {
+pub(crate) struct Probe {
     term: crate::term::Term,
 }
 
 impl Probe {
-    pub async fn open(target: &Target, tid: &str) -> Result<Self> {
+    pub(crate) async fn open(target: &Target, tid: &str) -> Result<Self> {
         let r = open_ready(target, tid).await?;
         let mut term = r.term;
         make_echo_terminal(&mut term).await?;
@@ -379,7 +379,7 @@ impl Probe {
     }
 
     /// Samples for `secs`, `gap` apart.
-    pub async fn sample(&mut self, secs: f64, gap: Duration) -> Result<Vec<Duration>> {
+    pub(crate) async fn sample(&mut self, secs: f64, gap: Duration) -> Result<Vec<Duration>> {
         let end = Instant::now() + Duration::from_secs_f64(secs);
         let mut times = Vec::new();
         let mut i = 0usize;
@@ -394,14 +394,14 @@ impl Probe {
         Ok(times)
     }
 
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         self.term.close().await;
     }
 }
 
 /// What the slow reader saw.
 #[derive(Debug, Clone)]
-pub struct SlowFigures {
+pub(crate) struct SlowFigures {
     pub target: String,
     pub secs: f64,
     pub rate: u64,
@@ -415,11 +415,11 @@ pub struct SlowFigures {
 }
 
 /// Memory cap for the slow-reader test: past this the flood is stopped.
-pub const SLOW_MEM_CAP_KIB: u64 = 4 * 1024 * 1024;
+pub(crate) const SLOW_MEM_CAP_KIB: u64 = 4 * 1024 * 1024;
 
 /// One slow reader: opens a terminal, slows its reads to `rate` bytes/s,
 /// floods it with long lines for `secs`, sampling the server's memory.
-pub async fn slow_reader(
+pub(crate) async fn slow_reader(
     target: &Target,
     tid: &str,
     server_pid: i32,

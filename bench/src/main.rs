@@ -1,5 +1,10 @@
 //! `cove-bench`: benchmarks for cove, the self-hosted cloud dev environment.
 //!
+//! Owns: starting cove and its peers, measuring them all through one client, and writing
+//! the reports and BENCHMARKS.md.
+//! Must not know: cove's internals: it measures the real binary from outside, through its
+//! HTTP and sockets, as a browser or a script would.
+//!
 //! Subcommands:
 //! - `terminal`: bare PTY vs cove's raw and JSON sockets (below);
 //! - `peers`: cove against Jupyter Server's terminals, wetty and code-server,

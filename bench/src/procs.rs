@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
-pub struct ProcStat {
+pub(crate) struct ProcStat {
     pub pid: i32,
     pub ppid: i32,
     pub comm: String,
@@ -13,7 +13,7 @@ pub struct ProcStat {
     pub starttime: u64,
 }
 
-pub fn read_stat(pid: i32) -> Option<ProcStat> {
+pub(crate) fn read_stat(pid: i32) -> Option<ProcStat> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let open = s.find('(')?;
     let close = s.rfind(')')?;
@@ -30,7 +30,7 @@ pub fn read_stat(pid: i32) -> Option<ProcStat> {
 }
 
 /// All processes below `root`, with their depth (1 = direct child).
-pub fn descendants(root: i32) -> Vec<(ProcStat, usize)> {
+pub(crate) fn descendants(root: i32) -> Vec<(ProcStat, usize)> {
     let mut by_parent: HashMap<i32, Vec<ProcStat>> = HashMap::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
@@ -64,7 +64,7 @@ pub fn descendants(root: i32) -> Vec<(ProcStat, usize)> {
 }
 
 /// VmRSS in KiB.
-pub fn rss_kib(pid: i32) -> Option<u64> {
+pub(crate) fn rss_kib(pid: i32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -74,13 +74,13 @@ pub fn rss_kib(pid: i32) -> Option<u64> {
 /// Command names of the processes a terminal runs (shells and what the bench
 /// types into them). A server's "own" memory excludes these and everything
 /// below them.
-pub const TERMINAL_COMMS: &[&str] = &[
+pub(crate) const TERMINAL_COMMS: &[&str] = &[
     "bash", "sh", "dash", "env", "cat", "yes", "head", "tr", "stty", "sleep", "login",
 ];
 
 /// The memory of a server's own processes.
 #[derive(Debug, Clone, Default)]
-pub struct OwnMem {
+pub(crate) struct OwnMem {
     /// VmRSS of the root and of every process below it that is not a
     /// terminal process (nor below one), in KiB.
     pub kib: u64,
@@ -92,12 +92,12 @@ pub struct OwnMem {
 }
 
 impl OwnMem {
-    pub fn mib(&self) -> f64 {
+    pub(crate) fn mib(&self) -> f64 {
         self.kib as f64 / 1024.0
     }
 
     /// `comm pid RSS` of each process, for the report.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut by: Vec<String> = Vec::new();
         let mut counts: HashMap<&str, (usize, u64)> = HashMap::new();
         for (_, comm, kib) in &self.procs {
@@ -120,7 +120,7 @@ impl OwnMem {
 
 /// A process's name for the report: its `comm`, with the subcommand for
 /// `cove` (`cove serve`, `cove runner`).
-pub fn label(pid: i32, comm: &str) -> String {
+pub(crate) fn label(pid: i32, comm: &str) -> String {
     // Node 24 names its main thread, hence the process, `MainThread`.
     if comm == "MainThread"
         && let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe"))
@@ -146,7 +146,7 @@ pub fn label(pid: i32, comm: &str) -> String {
 
 /// RSS of `root` and of its descendants, except terminal processes (see
 /// [`TERMINAL_COMMS`]) and everything below them.
-pub fn own_memory(root: i32) -> Option<OwnMem> {
+pub(crate) fn own_memory(root: i32) -> Option<OwnMem> {
     let root_kib = rss_kib(root)?;
     let root_comm = label(root, &read_stat(root).map(|s| s.comm).unwrap_or_default());
     let mut m = OwnMem {
@@ -180,7 +180,7 @@ pub fn own_memory(root: i32) -> Option<OwnMem> {
 
 /// Sends `sig` to `pid` if it is still the process that started at
 /// `starttime` (so a recycled pid is never hit).
-pub fn signal_if_same(pid: i32, starttime: u64, sig: rustix::process::Signal) -> bool {
+pub(crate) fn signal_if_same(pid: i32, starttime: u64, sig: rustix::process::Signal) -> bool {
     if let Some(st) = read_stat(pid)
         && st.starttime == starttime
         && st.state != 'Z'
@@ -193,7 +193,7 @@ pub fn signal_if_same(pid: i32, starttime: u64, sig: rustix::process::Signal) ->
 
 /// Kills (SIGKILL, by pid) every process in `procs` that still exists and
 /// waits up to `wait` for them to be gone. Returns how many were killed.
-pub fn kill_all(procs: &[ProcStat], wait: Duration) -> usize {
+pub(crate) fn kill_all(procs: &[ProcStat], wait: Duration) -> usize {
     let mut n = 0;
     for p in procs {
         if signal_if_same(p.pid, p.starttime, rustix::process::Signal::KILL) {
@@ -214,7 +214,7 @@ pub fn kill_all(procs: &[ProcStat], wait: Duration) -> usize {
 }
 
 /// Raises the soft limit of open files to the hard limit; returns (soft, hard).
-pub fn raise_nofile() -> (u64, u64) {
+pub(crate) fn raise_nofile() -> (u64, u64) {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let lim = getrlimit(Resource::Nofile);
     let hard = lim.maximum;
@@ -235,7 +235,7 @@ pub fn raise_nofile() -> (u64, u64) {
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
-pub fn free_port() -> std::io::Result<u16> {
+pub(crate) fn free_port() -> std::io::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }

@@ -25,36 +25,36 @@ use crate::{RunStat, progress};
 
 /// Terminal size used by every path (bare and cove) so that line editing
 /// behaves the same everywhere.
-pub const COLS: u16 = 200;
-pub const ROWS: u16 = 50;
+pub(crate) const COLS: u16 = 200;
+pub(crate) const ROWS: u16 = 50;
 
 /// The string that ends a throughput run. The command types it as
 /// `__BENCH""DONE__`, so the terminal's echo of the command line never
 /// contains it; only the output of `echo` does.
-pub const MARKER: &[u8] = b"__BENCHDONE__";
+pub(crate) const MARKER: &[u8] = b"__BENCHDONE__";
 
 /// The shell every throughput run uses.
-pub const SHELL_COMMAND: &str = "bash --norc --noprofile -i";
+pub(crate) const SHELL_COMMAND: &str = "bash --norc --noprofile -i";
 
 /// Size of the read buffer for the master.
 const READ_BUF: usize = 64 * 1024;
 
 /// Per-sample timeout of the echo test.
-pub const ECHO_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const ECHO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Echo warm-up rounds before samples are taken.
-pub const ECHO_WARMUP: usize = 200;
+pub(crate) const ECHO_WARMUP: usize = 200;
 
 /// The command line (without the trailing newline) that produces `bytes`
 /// bytes of payload and then the marker.
-pub fn throughput_command(bytes: u64) -> String {
+pub(crate) fn throughput_command(bytes: u64) -> String {
     format!("head -c {bytes} /dev/zero | tr '\\0' a; echo __BENCH\"\"DONE__")
 }
 
 /// Finds [`MARKER`] in a stream that arrives in chunks, including a marker
 /// split across two or more chunks: it keeps the last `marker.len() - 1`
 /// bytes of what it has seen.
-pub struct MarkerScanner {
+pub(crate) struct MarkerScanner {
     finder: Finder<'static>,
     len: usize,
     tail: Vec<u8>,
@@ -62,7 +62,7 @@ pub struct MarkerScanner {
 }
 
 impl MarkerScanner {
-    pub fn new(marker: &[u8]) -> Self {
+    pub(crate) fn new(marker: &[u8]) -> Self {
         assert!(!marker.is_empty(), "empty marker");
         Self {
             finder: Finder::new(marker).into_owned(),
@@ -74,7 +74,7 @@ impl MarkerScanner {
 
     /// Feeds the next chunk. Returns true once the marker has been seen (and
     /// keeps returning true afterwards).
-    pub fn feed(&mut self, chunk: &[u8]) -> bool {
+    pub(crate) fn feed(&mut self, chunk: &[u8]) -> bool {
         if self.found || chunk.is_empty() {
             return self.found;
         }
@@ -285,7 +285,7 @@ pub(crate) fn shell_command() -> Command {
 }
 
 /// One throughput run on a fresh `bash` on a fresh PTY.
-pub fn throughput_run(bytes: u64, timeout: Duration) -> Result<RunStat> {
+pub(crate) fn throughput_run(bytes: u64, timeout: Duration) -> Result<RunStat> {
     let child = Pty::open(COLS, ROWS)?.spawn(shell_command())?;
     let result = (|| {
         child.settle(Duration::from_millis(200), Duration::from_secs(10))?;
@@ -325,7 +325,7 @@ pub fn throughput_run(bytes: u64, timeout: Duration) -> Result<RunStat> {
 }
 
 /// Runs `runs` throughput runs, reporting progress.
-pub fn throughput(bytes: u64, runs: usize, timeout: Duration) -> Result<Vec<RunStat>> {
+pub(crate) fn throughput(bytes: u64, runs: usize, timeout: Duration) -> Result<Vec<RunStat>> {
     let mut out = Vec::with_capacity(runs);
     for i in 0..runs {
         let r = throughput_run(bytes, timeout).with_context(|| format!("run {}", i + 1))?;
@@ -342,7 +342,7 @@ pub fn throughput(bytes: u64, runs: usize, timeout: Duration) -> Result<Vec<RunS
 }
 
 /// Echo latency: `cat` on a raw-mode slave; write one byte, wait for it.
-pub fn echo(samples: usize) -> Result<Latency> {
+pub(crate) fn echo(samples: usize) -> Result<Latency> {
     let pty = Pty::open(COLS, ROWS)?;
     let mut t = tcgetattr(&pty.slave).context("tcgetattr")?;
     t.make_raw();

@@ -6,7 +6,7 @@ use crate::cove::{CoveRun, MemSnapshot};
 use crate::pty::{COLS, ECHO_WARMUP, ROWS};
 use crate::{PathResult, RUN_TIMEOUT, TerminalArgs};
 
-pub struct Report<'a> {
+pub(crate) struct Report<'a> {
     pub args: &'a TerminalArgs,
     pub command_line: String,
     pub machine: Machine,
@@ -15,7 +15,7 @@ pub struct Report<'a> {
     pub cove: Result<CoveRun, String>,
 }
 
-pub struct Machine {
+pub(crate) struct Machine {
     pub nproc: usize,
     pub cpu_model: String,
     pub kernel: String,
@@ -25,7 +25,7 @@ pub struct Machine {
 }
 
 /// The 1, 5 and 15 minute load averages.
-pub fn loadavg() -> String {
+pub(crate) fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -33,7 +33,7 @@ pub fn loadavg() -> String {
 }
 
 impl Machine {
-    pub fn probe() -> Self {
+    pub(crate) fn probe() -> Self {
         let nproc = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0);
@@ -78,7 +78,7 @@ impl Machine {
 }
 
 /// The command line as typed, shell-quoted where needed.
-pub fn command_line() -> String {
+pub(crate) fn command_line() -> String {
     std::env::args()
         .map(|a| shell_quote(&a))
         .collect::<Vec<_>>()
@@ -97,7 +97,7 @@ fn shell_quote(s: &str) -> String {
 }
 
 /// The current time in UTC, `YYYY-MM-DD HH:MM:SS UTC`.
-pub fn utc_now() -> String {
+pub(crate) fn utc_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -142,7 +142,7 @@ fn one_line(s: &str) -> String {
     s.replace(['\n', '\r'], " ").replace('|', "\\|")
 }
 
-pub fn render(r: &Report) -> String {
+pub(crate) fn render(r: &Report) -> String {
     let mut s = String::new();
     let a = r.args;
     let m = &r.machine;

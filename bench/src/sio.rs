@@ -21,7 +21,7 @@ use serde_json::Value;
 
 /// The Engine.IO handshake (`0{...}`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Open {
+pub(crate) struct Open {
     pub sid: String,
     pub ping_interval_ms: u64,
     pub ping_timeout_ms: u64,
@@ -30,7 +30,7 @@ pub struct Open {
 
 /// One Engine.IO packet (text form).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Eio<'a> {
+pub(crate) enum Eio<'a> {
     Open(Open),
     Close,
     Ping(&'a str),
@@ -41,7 +41,7 @@ pub enum Eio<'a> {
     Noop,
 }
 
-pub fn parse_eio(frame: &str) -> Result<Eio<'_>> {
+pub(crate) fn parse_eio(frame: &str) -> Result<Eio<'_>> {
     let mut chars = frame.chars();
     let ty = chars
         .next()
@@ -73,13 +73,13 @@ pub fn parse_eio(frame: &str) -> Result<Eio<'_>> {
 }
 
 /// The answer to a ping (`2probe` -> `3probe`, `2` -> `3`).
-pub fn pong(payload: &str) -> String {
+pub(crate) fn pong(payload: &str) -> String {
     format!("3{payload}")
 }
 
 /// One Socket.IO packet.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Sio {
+pub(crate) enum Sio {
     Connect {
         nsp: String,
         data: Option<Value>,
@@ -105,7 +105,7 @@ pub enum Sio {
 }
 
 /// Parses the Socket.IO packet inside an Engine.IO `message`.
-pub fn parse_sio(s: &str) -> Result<Sio> {
+pub(crate) fn parse_sio(s: &str) -> Result<Sio> {
     let b = s.as_bytes();
     let ty = *b.first().ok_or_else(|| anyhow!("empty Socket.IO packet"))?;
     let mut i = 1;
@@ -177,7 +177,7 @@ pub fn parse_sio(s: &str) -> Result<Sio> {
 }
 
 /// The Engine.IO frame that connects to a namespace (`40` for `/`).
-pub fn connect_frame(nsp: &str) -> String {
+pub(crate) fn connect_frame(nsp: &str) -> String {
     if nsp == "/" || nsp.is_empty() {
         "40".to_string()
     } else {
@@ -186,7 +186,7 @@ pub fn connect_frame(nsp: &str) -> String {
 }
 
 /// The Engine.IO frame of `socket.emit(name, ...args)` on namespace `/`.
-pub fn event_frame(name: &str, args: &[Value]) -> String {
+pub(crate) fn event_frame(name: &str, args: &[Value]) -> String {
     let mut arr = Vec::with_capacity(args.len() + 1);
     arr.push(Value::String(name.to_string()));
     arr.extend_from_slice(args);
@@ -196,7 +196,7 @@ pub fn event_frame(name: &str, args: &[Value]) -> String {
 /// Fast path for the hot `42["data","<text>"]` frame: returns the text of a
 /// one-string-argument event named `name` on `/` without building a
 /// `serde_json::Value` tree. `None` when the frame is something else.
-pub fn string_event(frame: &str, name: &str) -> Option<String> {
+pub(crate) fn string_event(frame: &str, name: &str) -> Option<String> {
     let rest = frame.strip_prefix("42[")?;
     let rest = rest.strip_prefix('"')?;
     let rest = rest.strip_prefix(name)?;

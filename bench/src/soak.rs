@@ -33,7 +33,7 @@ const SESSIONS_PER_WORKSPACE: usize = 32;
 const KEEP_ERRORS: usize = 20;
 
 #[derive(Debug, Clone)]
-pub struct SoakConf {
+pub(crate) struct SoakConf {
     pub minutes: f64,
     pub sessions: usize,
 }
@@ -49,7 +49,7 @@ struct Bucket {
 }
 
 #[derive(Debug, Clone)]
-pub struct MinuteRow {
+pub(crate) struct MinuteRow {
     pub minute: usize,
     pub echo: Option<Latency>,
     pub file_rtt: Option<Latency>,
@@ -63,7 +63,7 @@ pub struct MinuteRow {
 }
 
 #[derive(Debug, Clone)]
-pub struct SoakReport {
+pub(crate) struct SoakReport {
     pub minutes: f64,
     pub sessions: usize,
     pub workspaces: usize,
@@ -86,7 +86,7 @@ impl SoakReport {
     /// lasted two minutes or more, else the start. Scrollbacks fill and allocators warm up
     /// first: a 6-minute soak of 20 sessions measured 65.3, 70.0, 69.7, 70.1, 70.2 and
     /// 71.3 MiB at its minutes' ends, so the second half is what must stay flat.
-    pub fn baseline_kib(&self) -> Option<u64> {
+    pub(crate) fn baseline_kib(&self) -> Option<u64> {
         let half = self.rows.len() / 2;
         if half >= 1
             && let Some(k) = self.rows[half - 1].mem_kib
@@ -97,7 +97,7 @@ impl SoakReport {
     }
 
     /// Flat: the end is within max(2 MiB, 5%) of the baseline.
-    pub fn flat(&self) -> Option<bool> {
+    pub(crate) fn flat(&self) -> Option<bool> {
         let base = self.baseline_kib()? as f64;
         let end = self.mem_end.as_ref()?.kib as f64;
         Some(end <= base + (2048.0f64).max(base * 0.05))
@@ -152,7 +152,7 @@ impl Rng {
     }
 }
 
-pub async fn run(
+pub(crate) async fn run(
     bin: &std::path::Path,
     serve_args: &[String],
     conf: &SoakConf,

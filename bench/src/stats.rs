@@ -33,7 +33,7 @@ impl Latency {
 /// Nearest-rank percentile of an ascending slice: the smallest value such that
 /// at least `p` percent of the samples are less than or equal to it.
 /// `p` is clamped to [0, 100]; p = 0 gives the minimum.
-pub fn percentile_sorted(sorted: &[f64], p: f64) -> Option<f64> {
+pub(crate) fn percentile_sorted(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
@@ -45,7 +45,7 @@ pub fn percentile_sorted(sorted: &[f64], p: f64) -> Option<f64> {
 }
 
 /// Median (the lower middle for an even count, like nearest-rank p50).
-pub fn median(values: &[f64]) -> Option<f64> {
+pub(crate) fn median(values: &[f64]) -> Option<f64> {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     percentile_sorted(&v, 50.0)

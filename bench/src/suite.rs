@@ -27,7 +27,7 @@ use crate::{RUN_TIMEOUT, RunStat, progress};
 
 /// Settings of a comparison run.
 #[derive(Debug, Clone)]
-pub struct SuiteConf {
+pub(crate) struct SuiteConf {
     pub cove: Option<PathBuf>,
     pub serve_args: Vec<String>,
     pub scratch: PathBuf,
@@ -48,7 +48,7 @@ pub struct SuiteConf {
 
 /// Figures of one client path (one row of the main table).
 #[derive(Debug)]
-pub struct PathRow {
+pub(crate) struct PathRow {
     pub name: String,
     pub throughput: Result<Vec<RunStat>, String>,
     pub echo: Result<Latency, String>,
@@ -65,7 +65,7 @@ impl PathRow {
         }
     }
 
-    pub fn mbps(&self, payload: u64) -> Option<f64> {
+    pub(crate) fn mbps(&self, payload: u64) -> Option<f64> {
         let runs = self.throughput.as_ref().ok()?;
         let t: Vec<f64> = runs.iter().map(|r| r.secs).collect();
         let m = crate::stats::median(&t)?;
@@ -75,7 +75,7 @@ impl PathRow {
 
 /// Memory at one step of the load.
 #[derive(Debug, Clone)]
-pub struct Step {
+pub(crate) struct Step {
     pub terminals: usize,
     pub opened: usize,
     pub failed: usize,
@@ -84,7 +84,7 @@ pub struct Step {
 }
 
 #[derive(Debug, Clone)]
-pub struct Active {
+pub(crate) struct Active {
     pub terminals: usize,
     pub latency: Latency,
     pub secs: f64,
@@ -95,7 +95,7 @@ pub struct Active {
 
 /// Figures of one server (memory, load).
 #[derive(Debug)]
-pub struct ServerRow {
+pub(crate) struct ServerRow {
     pub name: String,
     pub not_measured: Option<String>,
     pub idle: Result<OwnMem, String>,
@@ -128,7 +128,7 @@ impl ServerRow {
 
     /// KiB per terminal between the first and the last step (or idle and
     /// the only step).
-    pub fn per_terminal_kib(&self) -> Option<f64> {
+    pub(crate) fn per_terminal_kib(&self) -> Option<f64> {
         let ok: Vec<(usize, u64)> = self
             .steps
             .iter()
@@ -148,7 +148,7 @@ impl ServerRow {
     }
 
     /// Whether every requested terminal opened, stayed and answered.
-    pub fn held_all(&self) -> Option<(usize, usize, bool)> {
+    pub(crate) fn held_all(&self) -> Option<(usize, usize, bool)> {
         let last = self.steps.last()?;
         let (ok, failed) = self.check.unwrap_or((0, 0));
         let clean = last.failed == 0 && self.lost == 0 && failed == 0 && ok == last.opened;
@@ -158,14 +158,14 @@ impl ServerRow {
 
 /// The installs of the peers.
 #[derive(Debug)]
-pub struct InstallRow {
+pub(crate) struct InstallRow {
     pub peer: Peer,
     pub result: Result<Installed, String>,
 }
 
 /// Everything one comparison produced.
 #[derive(Debug, Default)]
-pub struct SuiteResults {
+pub(crate) struct SuiteResults {
     pub installs: Vec<InstallRow>,
     pub paths: Vec<PathRow>,
     pub servers: Vec<ServerRow>,
@@ -182,7 +182,7 @@ pub struct SuiteResults {
 // Servers
 
 /// A server started for one phase.
-pub enum Srv {
+pub(crate) enum Srv {
     Cove { server: cove::Server, ws: String },
     Peer(PeerProc),
 }
@@ -190,7 +190,7 @@ pub enum Srv {
 /// Limits the bench raises so that one workspace can hold 1,000 shells and
 /// use the whole machine, as the peers (which have no limits) can: each is
 /// added unless given with --serve-arg, and only if this `cove serve` has it.
-pub const COVE_LIMITS: &[(&str, &str)] = &[
+pub(crate) const COVE_LIMITS: &[(&str, &str)] = &[
     ("--max-terminals", "2000"),
     ("--pids-limit", "4096"),
     ("--memory-limit-mib", "16384"),
@@ -198,7 +198,7 @@ pub const COVE_LIMITS: &[(&str, &str)] = &[
 ];
 
 /// `cove serve` arguments: the user's, plus [`COVE_LIMITS`] not given.
-pub fn cove_serve_args(bin: &Path, user: &[String]) -> Vec<String> {
+pub(crate) fn cove_serve_args(bin: &Path, user: &[String]) -> Vec<String> {
     let help = std::process::Command::new(bin)
         .args(["serve", "--help"])
         .stdin(std::process::Stdio::null())
@@ -221,7 +221,7 @@ pub fn cove_serve_args(bin: &Path, user: &[String]) -> Vec<String> {
 impl Srv {
     /// Starts cove with exactly `serve_args` (see [`cove_serve_args`]) and
     /// creates the workspace `bench`.
-    pub async fn start_cove(bin: &Path, serve_args: &[String]) -> Result<Self> {
+    pub(crate) async fn start_cove(bin: &Path, serve_args: &[String]) -> Result<Self> {
         let server = cove::Server::start(bin, serve_args).await?;
         let ws = match cove_workspace(server.port, "bench").await {
             Ok(ws) => ws,
@@ -233,11 +233,11 @@ impl Srv {
         Ok(Srv::Cove { server, ws })
     }
 
-    pub async fn start_peer(inst: &Installed) -> Result<Self> {
+    pub(crate) async fn start_peer(inst: &Installed) -> Result<Self> {
         Ok(Srv::Peer(PeerProc::start(inst).await?))
     }
 
-    pub fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         match self {
             Srv::Cove { server, .. } => server.pid as i32,
             Srv::Peer(p) => p.pid,
@@ -245,7 +245,7 @@ impl Srv {
     }
 
     /// The client paths into this server.
-    pub fn targets(&self) -> Vec<Target> {
+    pub(crate) fn targets(&self) -> Vec<Target> {
         match self {
             Srv::Cove { server, ws } => vec![
                 Target::CoveRaw {
@@ -268,7 +268,7 @@ impl Srv {
         }
     }
 
-    pub async fn stop(self) -> Vec<String> {
+    pub(crate) async fn stop(self) -> Vec<String> {
         match self {
             Srv::Cove { server, .. } => server.shutdown().await,
             Srv::Peer(p) => p.stop().await,
@@ -313,7 +313,7 @@ async fn start(w: &Who, conf: &SuiteConf) -> Result<Srv> {
 // ---------------------------------------------------------------------------
 // Installs
 
-pub fn install_peers(conf: &SuiteConf, res: &mut SuiteResults) {
+pub(crate) fn install_peers(conf: &SuiteConf, res: &mut SuiteResults) {
     for &peer in &conf.peers {
         let result = crate::peers::ensure(peer, &conf.scratch, conf.install).map_err(|e| {
             let msg = format!("{e:#}");
@@ -398,7 +398,7 @@ async fn path_figures(t: &Target, conf: &SuiteConf, tag: &str) -> PathRow {
     }
 }
 
-pub async fn run_figures(conf: &SuiteConf, res: &mut SuiteResults) {
+pub(crate) async fn run_figures(conf: &SuiteConf, res: &mut SuiteResults) {
     let t0 = Instant::now();
     res.paths
         .push(path_figures(&Target::Bare, conf, "bare").await);
@@ -590,7 +590,7 @@ async fn load_one(conf: &SuiteConf, srv: Option<&Srv>, target: Target, row: &mut
     fleet.stop().await;
 }
 
-pub async fn run_load(conf: &SuiteConf, res: &mut SuiteResults) {
+pub(crate) async fn run_load(conf: &SuiteConf, res: &mut SuiteResults) {
     let t0 = Instant::now();
     // The bare PTY: the same load without a server, as a baseline.
     let mut bare = ServerRow::new("bare PTY");
@@ -640,7 +640,7 @@ pub async fn run_load(conf: &SuiteConf, res: &mut SuiteResults) {
 // ---------------------------------------------------------------------------
 // Phase 3: the slow reader
 
-pub async fn run_slow(conf: &SuiteConf, res: &mut SuiteResults) {
+pub(crate) async fn run_slow(conf: &SuiteConf, res: &mut SuiteResults) {
     let t0 = Instant::now();
     for (name, w) in who(conf, &res.installs) {
         let w = match w {
@@ -701,7 +701,7 @@ pub async fn run_slow(conf: &SuiteConf, res: &mut SuiteResults) {
 }
 
 /// Why code-server's terminal is not driven.
-pub const CODE_SERVER_TERMINAL: &str = "code-server's terminals are reached only through VS Code's \
+pub(crate) const CODE_SERVER_TERMINAL: &str = "code-server's terminals are reached only through VS Code's \
     internal remote protocol: a WebSocket carrying `PersistentProtocol` frames (13-byte header, \
     acks, replay), a signed connection handshake, then VS Code's binary IPC/RPC serialisation \
     to the `remoteterminal` channel of the pty host (createProcess, start, input, onProcessData). \

@@ -36,14 +36,14 @@ use crate::pty::{COLS, Pty, ROWS, shell_command};
 use crate::{sio, terminado};
 
 /// The prompt every shell prints (`PS1='$ '`).
-pub const PROMPT: &[u8] = b"$ ";
+pub(crate) const PROMPT: &[u8] = b"$ ";
 
 /// What cove runs for a terminal: its runner starts commands with
 /// `/bin/bash -c` and a clean environment, so the prompt is set here.
-pub const COVE_SHELL: &str = "PS1='$ ' exec bash --norc --noprofile -i";
+pub(crate) const COVE_SHELL: &str = "PS1='$ ' exec bash --norc --noprofile -i";
 
 /// Typed into a shell to turn it into the echo terminal.
-pub const ECHO_LINE: &str = "stty raw -echo; exec cat\n";
+pub(crate) const ECHO_LINE: &str = "stty raw -echo; exec cat\n";
 
 /// Timeout of a connection, an HTTP request, a handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,7 +53,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A TCP stream whose reads can be limited to a rate (a token bucket), to
 /// play a client that reads slowly. Writes are never limited.
-pub struct Net {
+pub(crate) struct Net {
     tcp: TcpStream,
     limit: Option<Limiter>,
 }
@@ -68,12 +68,12 @@ struct Limiter {
 }
 
 impl Net {
-    pub fn new(tcp: TcpStream) -> Self {
+    pub(crate) fn new(tcp: TcpStream) -> Self {
         Self { tcp, limit: None }
     }
 
     /// Limits reads to `bytes_per_sec` from now on (`None`: no limit).
-    pub fn set_read_limit(&mut self, bytes_per_sec: Option<u64>) {
+    pub(crate) fn set_read_limit(&mut self, bytes_per_sec: Option<u64>) {
         self.limit = bytes_per_sec.map(|r| {
             let burst = (r as f64 / 4.0).clamp(1024.0, 65536.0);
             Limiter {
@@ -155,7 +155,7 @@ impl AsyncWrite for Net {
 }
 
 /// A WebSocket client connection to `ws://127.0.0.1:{port}{path}`.
-pub async fn ws_open(port: u16, path: &str) -> Result<Ws> {
+pub(crate) async fn ws_open(port: u16, path: &str) -> Result<Ws> {
     let fut = async {
         let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
         tcp.set_nodelay(true)?;
@@ -176,7 +176,7 @@ pub async fn ws_open(port: u16, path: &str) -> Result<Ws> {
 // ---------------------------------------------------------------------------
 // The bare PTY, async
 
-pub struct BarePty {
+pub(crate) struct BarePty {
     fd: AsyncFd<OwnedFd>,
     child: std::process::Child,
 }
@@ -242,7 +242,7 @@ impl BarePty {
 
 /// What a terminal is opened on.
 #[derive(Debug, Clone)]
-pub enum Target {
+pub(crate) enum Target {
     Bare,
     CoveRaw { port: u16, ws: String },
     CoveJson { port: u16, ws: String },
@@ -251,7 +251,7 @@ pub enum Target {
 }
 
 impl Target {
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Target::Bare => "bare PTY",
             Target::CoveRaw { .. } => "cove raw socket",
@@ -263,7 +263,7 @@ impl Target {
 
     /// Opens a new terminal (a fresh bash). `tid` names it where the
     /// protocol lets the client choose (cove); it must be unused.
-    pub async fn open(&self, tid: &str) -> Result<Term> {
+    pub(crate) async fn open(&self, tid: &str) -> Result<Term> {
         let kind = match self {
             Target::Bare => Kind::Bare(BarePty::spawn()?),
             Target::CoveRaw { port, ws } => {
@@ -439,7 +439,7 @@ enum Kind {
 
 /// What a terminal said.
 #[derive(Debug)]
-pub enum Event {
+pub(crate) enum Event {
     /// Output bytes (for the JSON protocols: the UTF-8 bytes of the text).
     Data(Bytes),
     /// The terminal ended (shell exited, socket closed by the server).
@@ -447,7 +447,7 @@ pub enum Event {
 }
 
 /// One open terminal.
-pub struct Term {
+pub(crate) struct Term {
     kind: Kind,
     /// Output that arrived during the handshake.
     pending: VecDeque<Bytes>,
@@ -457,7 +457,7 @@ pub struct Term {
 
 impl Term {
     /// Types `input`.
-    pub async fn send(&mut self, input: &str) -> Result<()> {
+    pub(crate) async fn send(&mut self, input: &str) -> Result<()> {
         match &mut self.kind {
             Kind::Bare(p) => p
                 .write_all(input.as_bytes())
@@ -485,7 +485,7 @@ impl Term {
     }
 
     /// The socket under a WebSocket terminal (to slow its reads down).
-    pub fn net_mut(&mut self) -> Option<&mut Net> {
+    pub(crate) fn net_mut(&mut self) -> Option<&mut Net> {
         match &mut self.kind {
             Kind::Bare(_) => None,
             Kind::CoveRaw { ws, .. }
@@ -498,7 +498,7 @@ impl Term {
     /// The next output or exit, waiting until `deadline`; `None` on timeout.
     /// Protocol chores (Engine.IO pongs, wetty's flow-control `commit`) are
     /// done here, as a browser client would.
-    pub async fn recv(&mut self, deadline: Instant) -> Result<Option<Event>> {
+    pub(crate) async fn recv(&mut self, deadline: Instant) -> Result<Option<Event>> {
         if let Some(b) = self.pending.pop_front() {
             return Ok(Some(Event::Data(b)));
         }
@@ -612,7 +612,7 @@ impl Term {
 
     /// Ends the terminal for good (cove and Jupyter keep a terminal when
     /// its socket closes, so they are told to close it), bounded in time.
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         let fut = async {
             match self.kind {
                 Kind::Bare(p) => p.kill(),
@@ -669,7 +669,7 @@ impl Term {
 
     /// Drops the connection without ending the terminal (the server's
     /// shutdown cleans up).
-    pub fn abandon(self) {
+    pub(crate) fn abandon(self) {
         if let Kind::Bare(p) = self.kind {
             p.kill();
         }
@@ -707,7 +707,7 @@ async fn recv_msg(ws: &mut Ws, d: tokio::time::Instant) -> Result<Option<Msg>> {
 }
 
 /// Creates a workspace named `name` and waits until it runs; returns its id.
-pub async fn cove_workspace(port: u16, name: &str) -> Result<String> {
+pub(crate) async fn cove_workspace(port: u16, name: &str) -> Result<String> {
     let r = http(
         port,
         "POST",

@@ -9,14 +9,14 @@ use anyhow::{Result, anyhow, bail};
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Msg {
+pub(crate) enum Msg {
     Setup,
     Stdout(String),
     Disconnect,
     Other(String),
 }
 
-pub fn parse(frame: &str) -> Result<Msg> {
+pub(crate) fn parse(frame: &str) -> Result<Msg> {
     // Fast path for the hot message: no Value tree for 200 MB of output.
     if let Some(body) = frame
         .strip_prefix("[\"stdout\",")
@@ -48,11 +48,11 @@ pub fn parse(frame: &str) -> Result<Msg> {
     })
 }
 
-pub fn stdin(text: &str) -> String {
+pub(crate) fn stdin(text: &str) -> String {
     json!(["stdin", text]).to_string()
 }
 
-pub fn set_size(rows: u16, cols: u16) -> String {
+pub(crate) fn set_size(rows: u16, cols: u16) -> String {
     json!(["set_size", rows, cols]).to_string()
 }
 

@@ -86,6 +86,8 @@ function startServer() {
   const cmd = path.resolve(webDir, process.env.COVE_BIN ?? '../target/debug/cove');
   if (!fs.existsSync(cmd)) throw new Error(`cove binary not found at ${cmd} (set COVE_BIN)`);
   const args = ['serve', '--bind-addr', '127.0.0.1:0', '--data-dir', dataDir, '--auth', 'none'];
+  // The sandbox needs root (as in CI); elsewhere the IDE is tested with unconfined workspaces.
+  if (process.getuid() !== 0) args.push('--sandbox', 'none');
   log(`starting ${cmd} ${args.join(' ')}`);
   const child = spawn(cmd, args, { cwd: webDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' } });
   cleanups.push(async () => {

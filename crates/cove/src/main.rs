@@ -1,8 +1,14 @@
 //! The `cove` binary: flags and subcommands, wired to the library crates. No logic lives here.
+//!
+//! Owns: the command line (flags, subcommands, their defaults and checks), logging, and
+//! building the server's backend and sandbox settings from the flags.
+//! Must not know: how any of it works (HTTP routes, the protocol, PTYs, namespaces); each
+//! lives in its crate.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use cove_protocol::launch::{RunnerLimits, SandboxLimits};
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -212,6 +218,9 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&filter).context("bad --log filter")?,
         )
+        // Colour for people at a terminal; a log file (`cove serve > log`, a runner's log)
+        // gets plain text that grep and less read as it is.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     // No async runtime for these two: the sandbox's setup must run single-threaded.

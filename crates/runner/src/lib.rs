@@ -157,7 +157,7 @@ impl Exit {
 /// How many characters of a client-controlled string a log line shows.
 const LOG_CHARS: usize = 200;
 
-/// A client-controlled string as a log line may show it: at most [`LOG_CHARS`] characters,
+/// A client-controlled string as a log line may show it: at most `LOG_CHARS` (200) characters,
 /// control characters escaped (so no forged lines), and how much was cut. Clients choose
 /// command lines, paths and ids, and a program in the workspace can send them to its own
 /// runner in a loop: logged whole, they would fill the host's disk.

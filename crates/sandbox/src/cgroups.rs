@@ -26,7 +26,7 @@ pub enum CgroupVersion {
 }
 
 /// v2 when the unified hierarchy has the controllers we need; else v1 per-controller mounts.
-pub fn detect() -> Result<CgroupVersion, SandboxError> {
+pub(crate) fn detect() -> Result<CgroupVersion, SandboxError> {
     let controllers =
         std::fs::read_to_string(format!("{ROOT}/cgroup.controllers")).unwrap_or_default();
     let has = |c: &str| controllers.split_whitespace().any(|x| x == c);
@@ -70,7 +70,7 @@ fn write(path: &Path, value: &str) -> Result<(), SandboxError> {
 /// busy with a build cannot slow down its own terminals' echo. The group's `cgroup.procs` is
 /// handed to the workspace's user instead, and every program the runner starts moves itself
 /// in before it executes (see [`CPU_PROCS_INSIDE`]).
-pub fn join(name: &str, limits: Limits, uid: u32, gid: u32) -> Result<(), SandboxError> {
+pub(crate) fn join(name: &str, limits: Limits, uid: u32, gid: u32) -> Result<(), SandboxError> {
     let version = detect()?;
     let me = std::process::id().to_string();
     let period = 100_000u64;
@@ -129,7 +129,7 @@ pub fn join(name: &str, limits: Limits, uid: u32, gid: u32) -> Result<(), Sandbo
 pub const CPU_PROCS_INSIDE: &str = "/sys/fs/cgroup/cpu/cgroup.procs";
 
 /// The CPU group's directory on the host when it is delegated (v1), else `None`.
-pub fn cpu_dir(name: &str) -> Option<PathBuf> {
+pub(crate) fn cpu_dir(name: &str) -> Option<PathBuf> {
     match detect().ok()? {
         CgroupVersion::V1 => Some(group_dirs(CgroupVersion::V1, name).remove(2)),
         CgroupVersion::V2 => None,
@@ -137,14 +137,14 @@ pub fn cpu_dir(name: &str) -> Option<PathBuf> {
 }
 
 /// The memory group's directory on the host, for the runner to read its usage and limit.
-pub fn memory_dir(name: &str) -> Option<PathBuf> {
+pub(crate) fn memory_dir(name: &str) -> Option<PathBuf> {
     let version = detect().ok()?;
     Some(group_dirs(version, name).remove(0))
 }
 
 /// The pids group's directory on the host when it is a hierarchy of its own (v1), for the
 /// runner to count the workspace's processes; under v2 it is the memory group's directory.
-pub fn pids_dir(name: &str) -> Option<PathBuf> {
+pub(crate) fn pids_dir(name: &str) -> Option<PathBuf> {
     match detect().ok()? {
         CgroupVersion::V1 => Some(group_dirs(CgroupVersion::V1, name).remove(1)),
         CgroupVersion::V2 => None,
@@ -153,7 +153,7 @@ pub fn pids_dir(name: &str) -> Option<PathBuf> {
 
 /// Moves the calling process to the top of each hierarchy, so that its own groups can be
 /// removed (it is about to exit; where it was before `join` does not matter any more).
-pub fn leave(name: &str) {
+pub(crate) fn leave(name: &str) {
     let Ok(version) = detect() else { return };
     let me = std::process::id().to_string();
     for dir in group_dirs(version, name) {
@@ -164,7 +164,7 @@ pub fn leave(name: &str) {
 }
 
 /// Removes the groups; they must be empty (the sandbox's namespace is gone), so retry briefly.
-pub fn remove(name: &str) {
+pub(crate) fn remove(name: &str) {
     let Ok(version) = detect() else { return };
     for dir in group_dirs(version, name) {
         for _ in 0..50 {

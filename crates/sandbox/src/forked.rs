@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 /// Runs `check` in a forked child and returns its complaints, one per line (none when all
 /// went well). The child has `timeout` to finish; after it, it is killed and that is a
 /// complaint too.
-pub fn run(timeout: Duration, check: impl FnOnce() -> Vec<String>) -> Vec<String> {
+pub(crate) fn run(timeout: Duration, check: impl FnOnce() -> Vec<String>) -> Vec<String> {
     let mut fds = [0; 2];
     // SAFETY: fds is a valid out-array for two descriptors.
     assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);

@@ -28,7 +28,7 @@ fn last_error(context: &str) -> SandboxError {
 }
 
 /// Forks a throwaway child that tries to unshare every namespace we use.
-pub fn probe_namespaces() -> Result<(), SandboxError> {
+pub(crate) fn probe_namespaces() -> Result<(), SandboxError> {
     // SAFETY: the child only calls unshare and _exit, both async-signal-safe.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
@@ -132,7 +132,7 @@ fn supervise(set: &libc::sigset_t, child: libc::pid_t, reap_all: bool) -> i32 {
     }
 }
 
-pub fn run(spec: &Spec) -> Result<i32, SandboxError> {
+pub(crate) fn run(spec: &Spec) -> Result<i32, SandboxError> {
     // Blocked from the start: a stop that arrives while the disk is checked or grown waits
     // until the sandbox is up and is then forwarded like any other.
     let set = block_signals();
@@ -353,7 +353,7 @@ fn exec(argv: &[CString], envp: &[CString]) -> Result<(), SandboxError> {
 
 /// PID 1's second half, after it re-executed itself inside: starts the program as the
 /// workspace's user and reaps every orphan until the program exits.
-pub fn reap(uid: u32, gid: u32, args: &[std::ffi::OsString]) -> Result<i32, SandboxError> {
+pub(crate) fn reap(uid: u32, gid: u32, args: &[std::ffi::OsString]) -> Result<i32, SandboxError> {
     if uid == 0 || gid == 0 {
         return Err(SandboxError::Spec(
             "the workspace must not run as root".into(),

@@ -117,7 +117,7 @@ const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 /// Builds the new root at `spec.root_dir` and pivots into it. Runs as root, as PID 1 of the
 /// new PID namespace, inside the new mount namespace.
-pub fn enter(spec: &Spec) -> Result<(), SandboxError> {
+pub(crate) fn enter(spec: &Spec) -> Result<(), SandboxError> {
     // Nothing mounted from here on may leak back to the host.
     mount(
         None,

@@ -41,7 +41,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
-pub async fn create_workspace(
+pub(crate) async fn create_workspace(
     State(app): Shared,
     headers: HeaderMap,
     body: Bytes,
@@ -60,11 +60,11 @@ pub async fn create_workspace(
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }
 
-pub async fn list_workspaces(State(app): Shared) -> Result<Response, ApiError> {
+pub(crate) async fn list_workspaces(State(app): Shared) -> Result<Response, ApiError> {
     Ok(axum::Json(app.manager.list(&app.owner).await?).into_response())
 }
 
-pub async fn get_workspace(
+pub(crate) async fn get_workspace(
     State(app): Shared,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -77,7 +77,7 @@ async fn current_view(app: &AppState, id: &str) -> Result<Response, ApiError> {
     Ok(axum::Json(app.manager.view(row).await).into_response())
 }
 
-pub async fn start_workspace(
+pub(crate) async fn start_workspace(
     State(app): Shared,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -86,7 +86,7 @@ pub async fn start_workspace(
     current_view(&app, &id).await
 }
 
-pub async fn stop_workspace(
+pub(crate) async fn stop_workspace(
     State(app): Shared,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -95,7 +95,7 @@ pub async fn stop_workspace(
     current_view(&app, &id).await
 }
 
-pub async fn delete_workspace(
+pub(crate) async fn delete_workspace(
     State(app): Shared,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -104,14 +104,14 @@ pub async fn delete_workspace(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn list_templates() -> Response {
+pub(crate) async fn list_templates() -> Response {
     let list: Vec<_> = templates::TEMPLATES.iter().map(|t| t.view()).collect();
     axum::Json(list).into_response()
 }
 
 /// `GET /api/info`: what the IDE needs to know about this server: its version and where
 /// the previews of workspaces' ports live, as seen from the name the client used.
-pub async fn info(State(app): Shared, request: Request) -> Response {
+pub(crate) async fn info(State(app): Shared, request: Request) -> Response {
     let host = crate::perimeter::request_host(&request).unwrap_or_default();
     let scheme = if app.tls { "https" } else { "http" };
     let template = app.hosts.preview_template(scheme, &host);
@@ -139,7 +139,7 @@ fn status_frame(state: StatusState, message: &str) -> String {
 
 /// `GET /api/workspaces/{id}/ws`: the control socket, relayed to the runner. The upgrade is
 /// answered at once; a stopped workspace is started meanwhile, with `status` messages.
-pub async fn control_socket(
+pub(crate) async fn control_socket(
     State(app): Shared,
     Path(id): Path<String>,
     mut request: Request,
@@ -216,7 +216,7 @@ fn valid_terminal_id(id: &str) -> bool {
 /// `GET /api/workspaces/{id}/terminals/{terminalId}/ws`: the raw terminal socket. Its first
 /// frame must be the runner's `attached`, so the workspace is started before the upgrade is
 /// answered, and refusals are plain HTTP errors.
-pub async fn terminal_socket(
+pub(crate) async fn terminal_socket(
     State(app): Shared,
     Path((id, terminal)): Path<(String, String)>,
     mut request: Request,
@@ -254,7 +254,7 @@ pub async fn terminal_socket(
 }
 
 /// `/api/workspaces/{id}/files` and `/files/`: the workspace's root (a listing).
-pub async fn files_root(
+pub(crate) async fn files_root(
     State(app): Shared,
     Path(id): Path<String>,
     request: Request,
@@ -263,7 +263,7 @@ pub async fn files_root(
 }
 
 /// `/api/workspaces/{id}/files/{path}`: forwarded to the runner, bodies streamed.
-pub async fn files(
+pub(crate) async fn files(
     State(app): Shared,
     Path((id, path)): Path<(String, String)>,
     request: Request,
@@ -359,7 +359,7 @@ async fn forward_file(
 
 /// `GET /api/terminal/ws/{session_id}` (seed 004): a plain-text socket on the workspace's main
 /// terminal. The workspace named `session_id` is created (blank template) when missing.
-pub async fn plain_terminal_socket(
+pub(crate) async fn plain_terminal_socket(
     State(app): Shared,
     Path(session): Path<String>,
     mut request: Request,

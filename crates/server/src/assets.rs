@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 /// One embedded file.
 #[derive(Debug)]
-pub struct Asset {
+pub(crate) struct Asset {
     pub path: &'static str,
     pub mime: &'static str,
     pub body: &'static [u8],
@@ -62,7 +62,7 @@ fn respond(asset: &'static Asset, headers: &HeaderMap, immutable: bool) -> Respo
 }
 
 /// Serves an embedded file, or the app's `index.html` for page routes.
-pub async fn serve(uri: Uri, headers: HeaderMap) -> Response {
+pub(crate) async fn serve(uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path();
     if let Some(asset) = find(path).filter(|_| path != "/index.html") {
         // Files under /assets/ carry a content hash in their names.

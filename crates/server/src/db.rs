@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 /// A workspace as stored.
 #[derive(Debug, Clone, PartialEq)]
-pub struct WorkspaceRow {
+pub(crate) struct WorkspaceRow {
     pub id: String,
     pub name: String,
     pub owner: String,
@@ -44,7 +44,7 @@ pub enum DbError {
 }
 
 #[derive(Debug, Clone)]
-pub struct Db {
+pub(crate) struct Db {
     pool: SqlitePool,
 }
 
@@ -52,7 +52,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 impl Db {
     /// Opens (creating if needed) `<data_dir>/cove.db` and brings its schema up to date.
-    pub async fn open(data_dir: &Path) -> Result<Db, DbError> {
+    pub(crate) async fn open(data_dir: &Path) -> Result<Db, DbError> {
         let url = format!("sqlite://{}", data_dir.join("cove.db").display());
         let options = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
@@ -93,7 +93,7 @@ impl Db {
         })
     }
 
-    pub async fn insert(&self, w: &WorkspaceRow) -> Result<(), DbError> {
+    pub(crate) async fn insert(&self, w: &WorkspaceRow) -> Result<(), DbError> {
         let result = sqlx::query(
             "INSERT INTO workspaces (id, name, owner, template, state, created_at, updated_at, limits) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -117,7 +117,7 @@ impl Db {
     }
 
     /// A workspace of `owner` by id or by name.
-    pub async fn find(
+    pub(crate) async fn find(
         &self,
         owner: &str,
         id_or_name: &str,
@@ -132,7 +132,7 @@ impl Db {
         row.as_ref().map(Self::row).transpose()
     }
 
-    pub async fn list(&self, owner: &str) -> Result<Vec<WorkspaceRow>, DbError> {
+    pub(crate) async fn list(&self, owner: &str) -> Result<Vec<WorkspaceRow>, DbError> {
         let rows =
             sqlx::query("SELECT * FROM workspaces WHERE owner = ? ORDER BY created_at, name")
                 .bind(owner)
@@ -141,7 +141,7 @@ impl Db {
         rows.iter().map(Self::row).collect()
     }
 
-    pub async fn list_all(&self) -> Result<Vec<WorkspaceRow>, DbError> {
+    pub(crate) async fn list_all(&self) -> Result<Vec<WorkspaceRow>, DbError> {
         let rows = sqlx::query("SELECT * FROM workspaces ORDER BY created_at")
             .fetch_all(&self.pool)
             .await?;
@@ -149,7 +149,7 @@ impl Db {
     }
 
     /// Records a state, why, and (for a stop a person asked for) who.
-    pub async fn set_state(
+    pub(crate) async fn set_state(
         &self,
         id: &str,
         state: WorkspaceState,
@@ -170,7 +170,7 @@ impl Db {
     }
 
     /// A workspace by id, whoever owns it.
-    pub async fn get(&self, id: &str) -> Result<Option<WorkspaceRow>, DbError> {
+    pub(crate) async fn get(&self, id: &str) -> Result<Option<WorkspaceRow>, DbError> {
         let row = sqlx::query("SELECT * FROM workspaces WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -178,7 +178,7 @@ impl Db {
         row.as_ref().map(Self::row).transpose()
     }
 
-    pub async fn delete(&self, id: &str) -> Result<(), DbError> {
+    pub(crate) async fn delete(&self, id: &str) -> Result<(), DbError> {
         sqlx::query("DELETE FROM workspaces WHERE id = ?")
             .bind(id)
             .execute(&self.pool)
@@ -186,7 +186,7 @@ impl Db {
         Ok(())
     }
 
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         self.pool.close().await;
     }
 }

@@ -18,7 +18,7 @@ use crate::AppState;
 use crate::relay::Gauge;
 use crate::workspaces::WorkspaceEvent;
 
-pub async fn events(State(app): State<Arc<AppState>>) -> Response {
+pub(crate) async fn events(State(app): State<Arc<AppState>>) -> Response {
     let feed = Feed {
         events: app.manager.events(),
         owner: app.owner.clone(),

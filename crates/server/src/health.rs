@@ -15,7 +15,7 @@ const ALIVE_FOR_MS: u64 = 5 * 60 * 1000;
 
 /// Counters the health routes report.
 #[derive(Debug, Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     pub control: Arc<AtomicI64>,
     pub terminal: Arc<AtomicI64>,
     pub plain: Arc<AtomicI64>,
@@ -27,7 +27,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn touch(&self) {
+    pub(crate) fn touch(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.last_activity.store(crate::now_ms(), Ordering::Relaxed);
     }
@@ -43,7 +43,7 @@ impl Metrics {
 }
 
 /// `GET /healthz`, code-server's shape.
-pub async fn healthz(State(app): State<Arc<AppState>>) -> Response {
+pub(crate) async fn healthz(State(app): State<Arc<AppState>>) -> Response {
     let last = app.metrics.last_activity.load(Ordering::Relaxed);
     let busy = app.metrics.open().iter().any(|(_, n)| *n > 0);
     let alive = busy || crate::now_ms().saturating_sub(last) < ALIVE_FOR_MS;
@@ -56,7 +56,7 @@ pub async fn healthz(State(app): State<Arc<AppState>>) -> Response {
 }
 
 /// `GET /health`, seed 001's shape.
-pub async fn health(State(app): State<Arc<AppState>>) -> Response {
+pub(crate) async fn health(State(app): State<Arc<AppState>>) -> Response {
     let open = app.metrics.open();
     axum::Json(Health {
         success: true,
@@ -68,7 +68,7 @@ pub async fn health(State(app): State<Arc<AppState>>) -> Response {
 }
 
 /// `GET /metrics`, Prometheus text format.
-pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+pub(crate) async fn metrics(State(app): State<Arc<AppState>>) -> Response {
     let mut out = String::new();
     out.push_str("# HELP cove_open_sockets WebSocket relays open now, by kind.\n# TYPE cove_open_sockets gauge\n");
     for (kind, n) in app.metrics.open() {

@@ -28,7 +28,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Why the server could not talk to a runner.
 #[derive(Debug, thiserror::Error)]
-pub enum LinkError {
+pub(crate) enum LinkError {
     #[error("the workspace's runner is not known to be running")]
     Unknown,
     #[error("cannot reach the workspace's runner: {0}")]
@@ -46,7 +46,7 @@ type Addresses = Arc<Mutex<HashMap<String, RunnerAddr>>>;
 
 /// See the module docs.
 #[derive(Clone)]
-pub struct RunnerLink {
+pub(crate) struct RunnerLink {
     client: Client<Connector, Body>,
     addrs: Addresses,
 }
@@ -64,7 +64,7 @@ impl Default for RunnerLink {
 }
 
 impl RunnerLink {
-    pub fn new() -> RunnerLink {
+    pub(crate) fn new() -> RunnerLink {
         let addrs: Addresses = Arc::default();
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(IDLE)
@@ -76,7 +76,7 @@ impl RunnerLink {
     }
 
     /// Remembers where the runner of workspace `id` listens (it was just started or seen).
-    pub fn remember(&self, id: &str, addr: &RunnerAddr) {
+    pub(crate) fn remember(&self, id: &str, addr: &RunnerAddr) {
         self.addrs
             .lock()
             .unwrap()
@@ -84,18 +84,18 @@ impl RunnerLink {
     }
 
     /// Forgets it (stopped, deleted, or unreachable).
-    pub fn forget(&self, id: &str) {
+    pub(crate) fn forget(&self, id: &str) {
         self.addrs.lock().unwrap().remove(id);
     }
 
     /// Where the runner of workspace `id` listens, if it is known to run.
-    pub fn known(&self, id: &str) -> Option<RunnerAddr> {
+    pub(crate) fn known(&self, id: &str) -> Option<RunnerAddr> {
         self.addrs.lock().unwrap().get(id).cloned()
     }
 
     /// Sends `request` (its URI a path and query on the runner) to the runner of workspace
     /// `id`; bodies stream both ways.
-    pub async fn request(
+    pub(crate) async fn request(
         &self,
         id: &str,
         mut request: Request<Body>,
@@ -131,7 +131,7 @@ impl RunnerLink {
 
     /// Opens a WebSocket to `path_and_query` on the runner of workspace `id` and returns the
     /// upgraded stream, or the runner's refusal (its status and JSON error) as an error.
-    pub async fn websocket(
+    pub(crate) async fn websocket(
         &self,
         id: &str,
         path_and_query: &str,
@@ -257,7 +257,7 @@ impl AsyncWrite for RunnerIo {
 /// path that is not a socket owned by this process's user and closed to everyone else (a
 /// link, say), and a socket answered by anyone but the runner: the server runs as root and
 /// must never be talked into connecting to something a workspace planted.
-pub async fn connect_unix(
+pub(crate) async fn connect_unix(
     path: &std::path::Path,
     peer: &RunnerPeer,
 ) -> io::Result<tokio::net::UnixStream> {

@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 
 /// How connections are accepted.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Longest time to receive a request head (and longest idle keep-alive).
     pub header_timeout: Duration,
     /// Most HTTP connections open at once.
@@ -34,7 +34,7 @@ const DRAIN: Duration = Duration::from_secs(5);
 
 /// Serves `router` on `listener` until `shutdown`, then lets open requests finish (for at
 /// most a few seconds). Connection tasks are tracked by `tasks`.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
@@ -107,7 +107,7 @@ pub async fn serve(
 
 /// Raises this process's descriptor limit to the hard limit (systemd and shells often start
 /// services with 1024) and returns it.
-pub fn raise_fd_limit() -> u64 {
+pub(crate) fn raise_fd_limit() -> u64 {
     let limits = rustix::process::getrlimit(rustix::process::Resource::Nofile);
     let mut raised = limits;
     raised.current = limits.maximum;

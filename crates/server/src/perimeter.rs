@@ -29,16 +29,16 @@ use crate::error::ApiError;
 
 /// The domain every browser resolves to loopback without asking DNS (RFC 6761): previews of a
 /// cove reached on loopback live at `{port}-{id}.localhost`, with no configuration.
-pub const LOOPBACK_PREVIEW_DOMAIN: &str = "localhost";
+pub(crate) const LOOPBACK_PREVIEW_DOMAIN: &str = "localhost";
 
 /// Marks a response that came from a workspace's own server (a preview): cove's headers are
 /// not added to it, and its errors are not rewritten.
 #[derive(Debug, Clone, Copy)]
-pub struct FromWorkspace;
+pub(crate) struct FromWorkspace;
 
 /// The names cove answers to, and where workspace previews live.
 #[derive(Debug, Clone, Default)]
-pub struct Hosts {
+pub(crate) struct Hosts {
     /// Extra names cove is reached by (lowercase, no port), e.g. `cove.example.com`.
     allowed: Vec<String>,
     /// `preview.example.com` when previews are served at `{port}-{id}.preview.example.com`.
@@ -47,7 +47,7 @@ pub struct Hosts {
 
 /// What a request's `Host` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
+pub(crate) enum Destination {
     /// cove itself.
     Cove,
     /// The preview of `port` in workspace `workspace` (an id).
@@ -58,7 +58,7 @@ pub enum Destination {
 
 /// `name` and optional port of a `Host` value, the name lowercased without a trailing dot.
 /// `None` when it does not parse.
-pub fn split_host(value: &str) -> Option<(String, Option<u16>)> {
+pub(crate) fn split_host(value: &str) -> Option<(String, Option<u16>)> {
     let value = value.trim();
     let (name, port) = if let Some(rest) = value.strip_prefix('[') {
         let (inside, after) = rest.split_once(']')?;
@@ -86,7 +86,7 @@ pub fn split_host(value: &str) -> Option<(String, Option<u16>)> {
 
 /// A port as a URL or a path segment spells it: decimal digits, no sign, no leading zero,
 /// 1 to 65535. `+80`, `080` and `0x50` are refused rather than read as something else.
-pub fn parse_port(text: &str) -> Option<u16> {
+pub(crate) fn parse_port(text: &str) -> Option<u16> {
     if text.is_empty()
         || text.len() > 5
         || text.starts_with('0')
@@ -108,7 +108,7 @@ fn is_workspace_id(id: &str) -> bool {
 }
 
 impl Hosts {
-    pub fn new(allowed: &[String], preview_domain: Option<&str>) -> Hosts {
+    pub(crate) fn new(allowed: &[String], preview_domain: Option<&str>) -> Hosts {
         Hosts {
             allowed: allowed
                 .iter()
@@ -122,7 +122,7 @@ impl Hosts {
     }
 
     /// Where a request with this `Host` (or URI authority) goes.
-    pub fn classify(&self, host: Option<&str>) -> Destination {
+    pub(crate) fn classify(&self, host: Option<&str>) -> Destination {
         // HTTP/1.0 clients without Host are scripts, never a browser a rebinding attack
         // could use; they reach cove by address.
         let Some(host) = host else {
@@ -161,7 +161,7 @@ impl Hosts {
     /// The URL of a preview, as the IDE should link it, for a request that reached cove at
     /// `host` over `scheme`; `None` when previews can only be path-based from there (a public
     /// name without `--preview-domain`).
-    pub fn preview_template(&self, scheme: &str, host: &str) -> Option<String> {
+    pub(crate) fn preview_template(&self, scheme: &str, host: &str) -> Option<String> {
         let (name, port) = split_host(host)?;
         let port = port.map(|p| format!(":{p}")).unwrap_or_default();
         let loopback = name == "localhost"
@@ -204,7 +204,7 @@ fn origin_authority(origin: &str) -> Option<(String, u16, bool)> {
 /// Whether a browser sent this request from cove's own origin (or it is not a browser's).
 /// `host` is the request's `Host`. A `Host` without a port matches an origin on its scheme's
 /// default port (behind a TLS-terminating proxy cove sees `http`, the browser `https`).
-pub fn check_same_origin(headers: &HeaderMap, host: Option<&str>) -> Result<(), String> {
+pub(crate) fn check_same_origin(headers: &HeaderMap, host: Option<&str>) -> Result<(), String> {
     if let Some(site) = headers.get("sec-fetch-site") {
         let site = site.to_str().unwrap_or("");
         if !matches!(site, "same-origin" | "none") {
@@ -235,7 +235,7 @@ pub fn check_same_origin(headers: &HeaderMap, host: Option<&str>) -> Result<(), 
 }
 
 /// The `Host` of a request: the URI's authority (absolute-form requests) or the header.
-pub fn request_host(request: &Request) -> Option<String> {
+pub(crate) fn request_host(request: &Request) -> Option<String> {
     if let Some(authority) = request.uri().authority() {
         return Some(authority.as_str().to_string());
     }
@@ -346,7 +346,7 @@ async fn json_errors(response: Response) -> Response {
 }
 
 /// The middleware in front of every route; see the module docs.
-pub async fn front_door(
+pub(crate) async fn front_door(
     State(app): State<Arc<AppState>>,
     request: Request,
     next: Next,
@@ -392,7 +392,7 @@ pub async fn front_door(
 /// Refuses cross-site WebSockets: a page on another origin (or a workspace's preview) must
 /// not drive a workspace with the user's browser (cross-site WebSocket hijacking). Clients
 /// without `Origin` are not browsers and pass; they authenticate on their own.
-pub fn check_websocket_origin(request: &Request) -> Result<(), ApiError> {
+pub(crate) fn check_websocket_origin(request: &Request) -> Result<(), ApiError> {
     let host = request_host(request);
     let headers = request.headers();
     if headers.get(header::ORIGIN).is_none() {

@@ -28,7 +28,7 @@ use crate::error::ApiError;
 use crate::perimeter::{FromWorkspace, parse_port};
 
 /// The session cookie's name (docs/PROTOCOL.md section 7).
-pub const SESSION_COOKIE: &str = "cove_session";
+pub(crate) const SESSION_COOKIE: &str = "cove_session";
 
 /// The sandbox of path-based previews: scripts, forms and popups work; the origin is opaque.
 const PATH_PREVIEW_POLICY: &str = "sandbox allow-scripts allow-forms allow-popups allow-popups-to-escape-sandbox allow-modals allow-downloads";
@@ -145,7 +145,7 @@ fn html_escape(text: &str) -> String {
 }
 
 /// The preview host `{port}-{workspace}.…`: everything on it goes to the workspace's port.
-pub async fn serve_host(
+pub(crate) async fn serve_host(
     app: Arc<AppState>,
     workspace: String,
     port: u16,
@@ -160,7 +160,7 @@ pub async fn serve_host(
 }
 
 /// `/w/{id}/proxy/{port}` or `/absproxy/` without a slash: relative links need one.
-pub async fn add_slash(request: Request) -> Response {
+pub(crate) async fn add_slash(request: Request) -> Response {
     let uri = request.uri();
     let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
     Redirect::permanent(&format!("{}/{query}", uri.path())).into_response()
@@ -181,7 +181,7 @@ fn split_path_preview(path_and_query: &str) -> Option<(&str, &str, &str, &str)> 
 }
 
 /// `/w/{id}/proxy/{port}/...` and `/w/{id}/absproxy/{port}/...`.
-pub async fn path_preview(State(app): State<Arc<AppState>>, request: Request) -> Response {
+pub(crate) async fn path_preview(State(app): State<Arc<AppState>>, request: Request) -> Response {
     let original = request
         .uri()
         .path_and_query()

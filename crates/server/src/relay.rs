@@ -20,7 +20,7 @@ use crate::error::ApiError;
 const COPY_BUFFER: usize = 64 * 1024;
 
 /// Checks that the request is a WebSocket upgrade and computes `Sec-WebSocket-Accept`.
-pub fn accept_key(headers: &HeaderMap) -> Result<String, ApiError> {
+pub(crate) fn accept_key(headers: &HeaderMap) -> Result<String, ApiError> {
     let has_token = |name: header::HeaderName, token: &str| {
         headers
             .get_all(name)
@@ -48,7 +48,7 @@ pub fn accept_key(headers: &HeaderMap) -> Result<String, ApiError> {
 }
 
 /// The 101 answer to an upgrade.
-pub fn switching_protocols(accept: &str) -> Response {
+pub(crate) fn switching_protocols(accept: &str) -> Response {
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let headers = response.headers_mut();
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -79,12 +79,15 @@ fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Writes a text frame of the server's own (progress, errors) before relaying starts.
-pub async fn send_text(io: &mut (impl AsyncWrite + Unpin), text: &str) -> std::io::Result<()> {
+pub(crate) async fn send_text(
+    io: &mut (impl AsyncWrite + Unpin),
+    text: &str,
+) -> std::io::Result<()> {
     io.write_all(&frame(0x1, text.as_bytes())).await
 }
 
 /// Writes a close frame. Close reasons are at most 123 bytes.
-pub async fn send_close(
+pub(crate) async fn send_close(
     io: &mut (impl AsyncWrite + Unpin),
     code: u16,
     reason: &str,
@@ -100,14 +103,14 @@ pub async fn send_close(
 }
 
 /// The upgraded client connection.
-pub type ClientIo = TokioIo<hyper::upgrade::Upgraded>;
+pub(crate) type ClientIo = TokioIo<hyper::upgrade::Upgraded>;
 
 /// Counts open relays of one kind while alive (for `/health` and `/metrics`).
 #[derive(Debug)]
-pub struct Gauge(Arc<AtomicI64>);
+pub(crate) struct Gauge(Arc<AtomicI64>);
 
 impl Gauge {
-    pub fn enter(counter: &Arc<AtomicI64>) -> Gauge {
+    pub(crate) fn enter(counter: &Arc<AtomicI64>) -> Gauge {
         counter.fetch_add(1, Ordering::Relaxed);
         Gauge(counter.clone())
     }
@@ -121,7 +124,7 @@ impl Drop for Gauge {
 
 /// Copies bytes both ways until either side closes, or `stop` fires (server shutdown: the
 /// client sees the connection drop; the runner keeps everything running).
-pub async fn pipe(
+pub(crate) async fn pipe(
     mut client: ClientIo,
     mut runner: impl tokio::io::AsyncRead + AsyncWrite + Unpin,
     stop: tokio_util::sync::CancellationToken,

@@ -4,7 +4,7 @@ use cove_backend::SeedFile;
 
 /// A template: what a new workspace starts with.
 #[derive(Debug, Clone)]
-pub struct Template {
+pub(crate) struct Template {
     pub name: &'static str,
     pub description: &'static str,
     /// What the Processes panel offers to run.
@@ -24,7 +24,7 @@ macro_rules! file {
 }
 
 /// Every built-in template; the first is the default.
-pub static TEMPLATES: &[Template] = &[
+pub(crate) static TEMPLATES: &[Template] = &[
     Template {
         name: "blank",
         description: "An empty workspace with a shell.",
@@ -68,13 +68,13 @@ pub static TEMPLATES: &[Template] = &[
 ];
 
 /// The template with this name.
-pub fn find(name: &str) -> Option<&'static Template> {
+pub(crate) fn find(name: &str) -> Option<&'static Template> {
     TEMPLATES.iter().find(|t| t.name == name)
 }
 
 impl Template {
     /// As `GET /api/templates` lists it.
-    pub fn view(&self) -> cove_protocol::rest::Template {
+    pub(crate) fn view(&self) -> cove_protocol::rest::Template {
         cove_protocol::rest::Template {
             name: self.name.to_string(),
             description: self.description.to_string(),
@@ -84,7 +84,7 @@ impl Template {
     }
 
     /// The files a workspace made from this template starts with.
-    pub fn seed(&self) -> Vec<SeedFile> {
+    pub(crate) fn seed(&self) -> Vec<SeedFile> {
         self.files
             .iter()
             .map(|(path, contents)| SeedFile {

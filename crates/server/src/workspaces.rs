@@ -59,7 +59,7 @@ fn view_of(row: WorkspaceRow) -> WorkspaceView {
 
 /// What changed about a workspace, for live views (`GET /api/events`).
 #[derive(Debug, Clone)]
-pub enum WorkspaceEvent {
+pub(crate) enum WorkspaceEvent {
     /// Created, or its state changed: the workspace as it is now.
     Changed(Box<WorkspaceView>),
     /// Deleted: its id and owner.
@@ -67,7 +67,7 @@ pub enum WorkspaceEvent {
 }
 
 #[derive(Debug)]
-pub struct Manager {
+pub(crate) struct Manager {
     db: Db,
     backend: SharedBackend,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -79,14 +79,14 @@ pub struct Manager {
 const RUNNER_EXITED: &str = "the workspace stopped on its own (its runner exited)";
 
 /// Longest workspace name.
-pub const MAX_NAME_CHARS: usize = 64;
+pub(crate) const MAX_NAME_CHARS: usize = 64;
 
 /// Checks a workspace name. Names are what people read in lists and type in URLs, so they
 /// are plain: ASCII letters, digits, spaces and `-_.`, starting and ending with a letter or a
 /// digit, at most [`MAX_NAME_CHARS`]. That leaves out look-alikes (`a` and `a` + a zero-width
 /// space, right-to-left overrides), `.` and `..`, and anything that needs escaping in a path.
 /// Names are unique per owner whatever their case: `Demo` and `demo` are one name.
-pub fn validate_name(name: &str) -> Result<String, ApiError> {
+pub(crate) fn validate_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     let rule = "names are 1 to 64 characters: letters, digits, spaces and - _ . (ASCII), starting and ending with a letter or a digit";
     let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
@@ -111,7 +111,7 @@ pub fn validate_name(name: &str) -> Result<String, ApiError> {
 }
 
 impl Manager {
-    pub fn new(db: Db, backend: SharedBackend) -> Manager {
+    pub(crate) fn new(db: Db, backend: SharedBackend) -> Manager {
         Manager {
             db,
             backend,
@@ -122,7 +122,7 @@ impl Manager {
     }
 
     /// Workspace changes from now on.
-    pub fn events(&self) -> tokio::sync::broadcast::Receiver<WorkspaceEvent> {
+    pub(crate) fn events(&self) -> tokio::sync::broadcast::Receiver<WorkspaceEvent> {
         self.events.subscribe()
     }
 
@@ -164,7 +164,7 @@ impl Manager {
     }
 
     /// Creates a workspace from a template; its files exist when this returns.
-    pub async fn create(
+    pub(crate) async fn create(
         &self,
         owner: &str,
         name: &str,
@@ -215,7 +215,11 @@ impl Manager {
     }
 
     /// The workspace `id_or_name` of `owner`, or 404.
-    pub async fn find(&self, owner: &str, id_or_name: &str) -> Result<WorkspaceRow, ApiError> {
+    pub(crate) async fn find(
+        &self,
+        owner: &str,
+        id_or_name: &str,
+    ) -> Result<WorkspaceRow, ApiError> {
         self.db
             .find(owner, id_or_name)
             .await?
@@ -224,7 +228,7 @@ impl Manager {
 
     /// The view of a workspace, with its state checked against the backend (a runner may have
     /// died without telling anyone).
-    pub async fn view(&self, row: WorkspaceRow) -> WorkspaceView {
+    pub(crate) async fn view(&self, row: WorkspaceRow) -> WorkspaceView {
         let mut row = row;
         if row.state == WorkspaceState::Running
             && let Ok(RunnerState::Stopped) = self.backend.status(&row.id).await
@@ -244,7 +248,7 @@ impl Manager {
         view_of(row)
     }
 
-    pub async fn list(&self, owner: &str) -> Result<Vec<WorkspaceView>, ApiError> {
+    pub(crate) async fn list(&self, owner: &str) -> Result<Vec<WorkspaceView>, ApiError> {
         let rows = self.db.list(owner).await?;
         let mut views = Vec::with_capacity(rows.len());
         for row in rows {
@@ -254,12 +258,12 @@ impl Manager {
     }
 
     /// The link to the workspaces' runners.
-    pub fn link(&self) -> &RunnerLink {
+    pub(crate) fn link(&self) -> &RunnerLink {
         &self.link
     }
 
     /// Starts the workspace's runner if needed; afterwards the link knows where it listens.
-    pub async fn ensure_running(&self, row: &WorkspaceRow) -> Result<(), ApiError> {
+    pub(crate) async fn ensure_running(&self, row: &WorkspaceRow) -> Result<(), ApiError> {
         if self.is_running(row).await {
             return Ok(());
         }
@@ -303,7 +307,7 @@ impl Manager {
     /// Whether the workspace's runner is running (without starting it). The backend is the
     /// truth (a runner can die at any moment), and cheap to ask: the local backend looks at
     /// a process, a cluster backend answers from its watch. The link learns the answer.
-    pub async fn is_running(&self, row: &WorkspaceRow) -> bool {
+    pub(crate) async fn is_running(&self, row: &WorkspaceRow) -> bool {
         match self.backend.status(&row.id).await {
             Ok(RunnerState::Running { addr, .. }) => {
                 self.link.remember(&row.id, &addr);
@@ -317,7 +321,7 @@ impl Manager {
     }
 
     /// Stops the workspace on behalf of `by` (a user's name): a decision, recorded and shown.
-    pub async fn stop(&self, row: &WorkspaceRow, by: &str) -> Result<(), ApiError> {
+    pub(crate) async fn stop(&self, row: &WorkspaceRow, by: &str) -> Result<(), ApiError> {
         let lock = self.lock(&row.id);
         let _turn = lock.lock().await;
         self.link.forget(&row.id);
@@ -335,7 +339,7 @@ impl Manager {
         Ok(())
     }
 
-    pub async fn delete(&self, row: &WorkspaceRow) -> Result<(), ApiError> {
+    pub(crate) async fn delete(&self, row: &WorkspaceRow) -> Result<(), ApiError> {
         let lock = self.lock(&row.id);
         let _turn = lock.lock().await;
         self.link.forget(&row.id);
@@ -354,7 +358,7 @@ impl Manager {
     }
 
     /// After a (re)start: records which runners are still running and which are not.
-    pub async fn reconcile(&self) -> Result<(), ApiError> {
+    pub(crate) async fn reconcile(&self) -> Result<(), ApiError> {
         let running = self
             .backend
             .list_running()

@@ -1,6 +1,12 @@
 //! Test harness: a real `cove serve` on an ephemeral port with a temp data dir, and clients
 //! for its REST API, control socket and raw terminal socket. Dev-dependency only.
 //!
+//! Owns: starting and stopping the binary under test with a temp data dir, bounded waits,
+//! clients that speak cove's HTTP and sockets as a test would, and whether the sandbox can
+//! run here.
+//! Must not know: cove's internals: it drives the real binary from outside, through the same
+//! HTTP and sockets as any client, and links no cove crate.
+//!
 //! Every wait is bounded; a server and the runners it started are killed by pid on drop.
 
 use futures_util::{SinkExt, StreamExt};
@@ -19,6 +25,33 @@ pub const WAIT: Duration = Duration::from_secs(20);
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// Whether this process can run workspaces in cove's sandbox: namespaces, cgroups, loop
+/// devices and a uid per workspace need root. CI runs as root.
+pub fn can_sandbox() -> bool {
+    // SAFETY: geteuid takes nothing and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Guards a test of what the sandbox does (isolation, limits, the uid, the capped log):
+/// `true` when it can run here. Otherwise it prints `SKIPPED <test>: needs root to <why>` and
+/// returns `false`, except under CI (`CI` set), which runs as root and where a skipped
+/// sandbox test would be a silent hole in coverage: there it fails.
+pub fn needs_sandbox(why: &str) -> bool {
+    if can_sandbox() {
+        return true;
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_string();
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test} needs root to {why}; CI must run the tests as root"
+    );
+    eprintln!("SKIPPED {test}: needs root to {why} (cove's sandbox runs only as root)");
+    false
+}
+
 /// A running `cove serve`.
 pub struct TestServer {
     bin: PathBuf,
@@ -29,12 +62,21 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts `bin serve` on 127.0.0.1:0 with a fresh data dir.
+    /// Starts `bin serve` on 127.0.0.1:0 with a fresh data dir: sandboxed when this process
+    /// is root (as in CI), else with `--sandbox none`, so that what does not depend on the
+    /// sandbox is tested by anyone. A test of the sandbox itself checks [`needs_sandbox`]
+    /// first.
     pub async fn start(bin: &str) -> TestServer {
         Self::start_with(bin, &[]).await
     }
 
+    /// Like [`TestServer::start`], with more flags for `cove serve`. A `--sandbox` among
+    /// them is kept as it is.
     pub async fn start_with(bin: &str, args: &[&str]) -> TestServer {
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        if !can_sandbox() && !args.iter().any(|a| a == "--sandbox") {
+            args.extend(["--sandbox".into(), "none".into()]);
+        }
         let data_dir = tempfile::Builder::new()
             .prefix("cove-it-")
             .tempdir_in("/tmp")
@@ -44,7 +86,7 @@ impl TestServer {
             child: None,
             port: 0,
             data_dir,
-            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            extra_args: args,
         };
         server.launch().await;
         server

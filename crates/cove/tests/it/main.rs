@@ -1,9 +1,12 @@
 //! Integration tests: the real `cove` binary, real runners, real bash, real sockets.
 //!
-//! Each test starts its own server on an ephemeral port with a temp data dir.
+//! Each test starts its own server on an ephemeral port with a temp data dir, sandboxed when
+//! the tests run as root (as CI does) and with `--sandbox none` otherwise. Tests of the
+//! sandbox itself then skip and say why (`cove_test_support::needs_sandbox`).
 
 mod control;
 mod files;
+mod limits;
 mod perimeter;
 mod preview;
 mod restart;

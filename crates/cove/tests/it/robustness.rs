@@ -286,3 +286,46 @@ async fn slow_reader_under_yes_keeps_memory_bounded() {
     let text = raw.until("stopped-1").await;
     assert!(text.contains("y\r\ny\r\n"));
 }
+
+/// Logs written to files (the server's, a runner's) are plain text: colour codes belong to a
+/// terminal, and in a file they only get in the way of grep and less.
+#[tokio::test]
+async fn log_files_carry_no_colour_codes() {
+    let s = server().await;
+    let id = s.create_workspace("plain-logs", "blank").await;
+    let mut c = s.control(&id).await;
+    assert_eq!(c.request("ping", json!({})).await["type"], "pong");
+    let mut logs = vec![s.data_dir.path().join("server.log")];
+    logs.extend(
+        std::fs::read_dir(s.data_dir.path().join("logs"))
+            .expect("the runners' log folder")
+            .flatten()
+            .map(|e| e.path()),
+    );
+    assert!(
+        logs.len() >= 2,
+        "the server's and the runner's logs: {logs:?}"
+    );
+    for log in logs {
+        // A sandboxed runner's output reaches its file through a pipe, a moment later.
+        let deadline = std::time::Instant::now() + cove_test_support::WAIT;
+        let text = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if !text.is_empty() {
+                break text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} stays empty",
+                log.display()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        assert!(
+            !text.contains("\x1b["),
+            "{} has colour codes: {}",
+            log.display(),
+            text.lines().next().unwrap_or_default()
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Findings of a security review, each reproduced against the real binary: a stop nobody
 //! waits for, a runner that its own workspace can ptrace, an oversized control frame, and
-//! file downloads a browser could render.
+//! file downloads a browser could render. The first two check the sandbox and need root
+//! (see `cove_test_support::needs_sandbox`); the others run anywhere.
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -52,6 +53,9 @@ fn workspace_processes(id: &str) -> usize {
 /// counts what the workspace's cgroup counts.
 #[tokio::test]
 async fn a_stop_nobody_waits_for_still_ends_the_whole_tree() {
+    if !cove_test_support::needs_sandbox("count a workspace's processes in its cgroup") {
+        return;
+    }
     let args = ["--pids-limit", "64", "--network", "none"];
     let s = TestServer::start_with(env!("CARGO_BIN_EXE_cove"), &args).await;
     let id = s.create_workspace("bomb", "blank").await;
@@ -170,6 +174,11 @@ async fn a_stop_nobody_waits_for_still_ends_the_whole_tree() {
 /// (and so run programs outside the CPU limit, or read what it holds).
 #[tokio::test]
 async fn the_workspace_cannot_ptrace_or_read_its_runner() {
+    if !cove_test_support::needs_sandbox(
+        "check that a sandboxed runner is not dumpable by its own uid",
+    ) {
+        return;
+    }
     let s = TestServer::start_with(env!("CARGO_BIN_EXE_cove"), &["--network", "none"]).await;
     let id = s.create_workspace("ptrace", "blank").await;
     let mut c = s.control(&id).await;

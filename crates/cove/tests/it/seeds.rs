@@ -22,7 +22,11 @@ async fn seed_000_messages_work_verbatim() {
     assert!(out.contains("ls -la"), "{out}");
 
     // The seed's run_command: npm install in /tmp with NODE_ENV. npm's own result does not
-    // matter (there is no package.json in /tmp); starting and reporting it does.
+    // matter (there is no package.json in /tmp); starting and reporting it does. Without the
+    // sandbox (tests not run as root) that /tmp is the host's, where npm leaves a lock file:
+    // the test removes it again unless it was there before.
+    let lock = std::path::Path::new("/tmp/package-lock.json");
+    let lock_was_there = lock.exists();
     c.send_text(r#"{
         "type": "run_command",
         "payload": { "command": "npm", "args": ["install"], "cwd": "/tmp", "env": { "NODE_ENV": "development" } }
@@ -37,6 +41,9 @@ async fn seed_000_messages_work_verbatim() {
         exit["exitCode"].is_number() || exit["signal"].is_number(),
         "{exit}"
     );
+    if !cove_test_support::can_sandbox() && !lock_was_there {
+        let _ = std::fs::remove_file(lock);
+    }
 
     // stop_process with the seed's id: start a long process under that id first.
     c.send_text(r#"{"type":"run_command","payload":{"command":"sleep","args":["60"],"processId":"proc_123"}}"#).await;
