@@ -19,15 +19,15 @@
 //! Runners are started in their own session and are not killed with the server: a restarted
 //! server finds them through their pid files and sockets.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 use tokio_util::task::TaskTracker;
 
 use cove_backend::{
     Backend, BackendError, BoxFuture, MAX_DISK_BYTES, MIN_CPU_MILLIS, MIN_DISK_BYTES,
-    MIN_MEMORY_BYTES, MIN_PIDS, RunnerAddr, RunnerPeer, RunnerState, SeedFile, WorkspaceLimits,
+    MIN_MEMORY_BYTES, MIN_PIDS, RunnerAddr, RunnerState, SeedFile, WorkspaceLimits,
 };
-use cove_protocol::launch::{NetworkSpec, RunnerLimits, RunnerSpec, SandboxLimits, SandboxSpec};
+use cove_protocol::launch::RunnerLimits;
 
 /// `BackendError::Io` with a context, for `map_err`.
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackendError {
@@ -35,135 +35,12 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackendError
     move |source| BackendError::Io { context, source }
 }
 
-/// How sandboxed runners are confined.
-#[derive(Debug, Clone)]
-pub struct SandboxSettings {
-    /// The server's cgroup limits: every workspace's defaults and ceilings.
-    pub limits: SandboxLimits,
-    /// Size of each workspace's private /tmp.
-    pub tmp_bytes: u64,
-    /// New workspaces get a disk image of their storage limit (a hard limit on every write).
-    pub disk_images: bool,
-    pub network: NetworkSpec,
-}
+mod process;
+mod settings;
+mod storage;
 
-impl SandboxSettings {
-    /// Checks that this host can run sandboxes and that the server's limits are ones a
-    /// shell can live within, finds out whether workspaces can have disk images, and says
-    /// what it decided in the log.
-    pub fn for_this_host(
-        limits: SandboxLimits,
-        tmp_bytes: u64,
-        disk_limit_bytes: u64,
-        network: NetworkSpec,
-    ) -> Result<SandboxSettings, BackendError> {
-        let cgroups =
-            cove_sandbox::check_host().map_err(|e| BackendError::Storage(e.to_string()))?;
-        if limits.memory_bytes < MIN_MEMORY_BYTES
-            || limits.cpu_millis < MIN_CPU_MILLIS
-            || limits.pids < MIN_PIDS
-        {
-            return Err(BackendError::BadLimits(format!(
-                "the server's limits must be at least {} MiB of memory, {} processes and {} of a core",
-                MIN_MEMORY_BYTES >> 20,
-                MIN_PIDS,
-                MIN_CPU_MILLIS as f64 / 1000.0
-            )));
-        }
-        tracing::info!(
-            ?cgroups,
-            memory_mib = limits.memory_bytes >> 20,
-            cpu = limits.cpu_millis as f64 / 1000.0,
-            pids = limits.pids,
-            "workspaces are sandboxed"
-        );
-        let disk_images = match cove_sandbox::disk::probe() {
-            Ok(mke2fs) => {
-                tracing::info!(
-                    disk_mib = disk_limit_bytes >> 20,
-                    mke2fs = %mke2fs.display(),
-                    "each new workspace gets a disk image of its storage limit"
-                );
-                true
-            }
-            Err(why) => {
-                tracing::warn!("storage limits hold only for API writes, not for programs: {why}");
-                false
-            }
-        };
-        Ok(SandboxSettings {
-            limits,
-            tmp_bytes,
-            disk_images,
-            network,
-        })
-    }
-}
-
-/// What the server lets workspaces reach, as a person chose it (`--network`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NetworkChoice {
-    /// Outbound when slirp4netns is installed and cove listens on loopback only.
-    Auto,
-    /// Only each workspace's own loopback.
-    None,
-    /// Outbound to public addresses (and `--allow-egress` ranges) through slirp4netns.
-    Outbound,
-}
-
-/// Decides the workspaces' network from the choice, where cove listens and whether
-/// slirp4netns is installed; says why in the log. Allowed ranges must parse as CIDR.
-pub fn choose_network(
-    choice: NetworkChoice,
-    bind: std::net::SocketAddr,
-    slirp4netns: Option<PathBuf>,
-    allow: &[String],
-) -> Result<NetworkSpec, BackendError> {
-    for range in allow {
-        range
-            .parse::<cove_sandbox::egress::Ipv4Net>()
-            .map_err(|e| BackendError::BadLimits(format!("--allow-egress {range}: {e}")))?;
-    }
-    let outbound = |slirp4netns: PathBuf| NetworkSpec::Outbound {
-        slirp4netns: slirp4netns.to_string_lossy().into_owned(),
-        allow: allow.to_vec(),
-    };
-    let network = match (choice, slirp4netns) {
-        (NetworkChoice::None, _) => NetworkSpec::Loopback,
-        (NetworkChoice::Outbound, None) => {
-            return Err(BackendError::BadLimits(
-                "--network outbound needs slirp4netns, which is not installed (apt-get install slirp4netns)".into(),
-            ));
-        }
-        (NetworkChoice::Outbound, Some(slirp4netns)) => {
-            if !bind.ip().is_loopback() {
-                tracing::warn!(
-                    %bind,
-                    "--network outbound with a non-loopback listen address: workspaces cannot reach the host's addresses (prohibited routes), but mind what else listens on this network"
-                );
-            }
-            outbound(slirp4netns)
-        }
-        (NetworkChoice::Auto, None) => {
-            tracing::info!(
-                "workspaces have no outbound network: slirp4netns is not installed (apt-get install slirp4netns, or --network none to silence this)"
-            );
-            NetworkSpec::Loopback
-        }
-        (NetworkChoice::Auto, Some(_)) if !bind.ip().is_loopback() => {
-            tracing::info!(
-                %bind,
-                "workspaces have no outbound network: cove listens beyond loopback (--network outbound to choose otherwise)"
-            );
-            NetworkSpec::Loopback
-        }
-        (NetworkChoice::Auto, Some(slirp4netns)) => outbound(slirp4netns),
-    };
-    if let NetworkSpec::Outbound { slirp4netns, allow } = &network {
-        tracing::info!(%slirp4netns, ?allow, "workspaces have outbound network to public addresses; the host's addresses and private ranges are closed to them");
-    }
-    Ok(network)
-}
+pub use settings::{NetworkChoice, SandboxSettings, choose_network};
+pub use storage::workspace_uid;
 
 #[derive(Debug, Clone)]
 pub struct LocalConfig {
@@ -234,95 +111,9 @@ impl LocalBackend {
             .join(format!("{id}.img"))
     }
 
-    /// New workspaces get an image (when they have a storage limit) if sandboxed with images.
-    fn new_workspaces_get_images(&self) -> bool {
-        self.config.sandbox.as_ref().is_some_and(|s| s.disk_images)
-    }
-
-    /// Mounts the workspace's image at its directory unless it has none or it is mounted
-    /// (unsandboxed runners only; it stays mounted until the workspace stops).
-    async fn mount_storage(&self, id: &str) -> Result<(), BackendError> {
-        let (image, root) = (self.image(id), self.root(id));
-        if !image.exists() {
-            return Ok(());
-        }
-        tokio::task::spawn_blocking(move || {
-            if !cove_sandbox::disk::is_mounted(&root) {
-                cove_sandbox::disk::mount_image(&image, &root, 0)?;
-                // mke2fs always makes one; it is noise in a project's file tree.
-                let _ = std::fs::remove_dir(root.join("lost+found"));
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|_| BackendError::Interrupted("mounting the workspace's disk"))?
-        .map_err(|e: cove_sandbox::SandboxError| {
-            BackendError::Storage(format!("cannot mount the workspace's disk: {e}"))
-        })
-    }
-
-    /// Unmounts the workspace's image after its runner has gone, if whoever mounted it could
-    /// not (an unsandboxed runner, or a sandbox that was SIGKILLed). Off the async threads:
-    /// an unmount flushes the filesystem.
-    async fn unmount_storage(&self, id: &str) {
-        let (root, image, id) = (self.root(id), self.image(id), id.to_string());
-        let _ = tokio::task::spawn_blocking(move || {
-            if image.exists() && cove_sandbox::disk::is_mounted(&root) {
-                match cove_sandbox::disk::unmount(&root) {
-                    Ok(()) => tracing::debug!(workspace = %id, "disk unmounted"),
-                    Err(e) => tracing::warn!(workspace = %id, "{e}"),
-                }
-            }
-        })
-        .await;
-    }
-
     /// The runner's socket: in `run/`, which only the server's user may enter.
     fn socket(&self, id: &str) -> PathBuf {
         self.config.data_dir.join("run").join(format!("{id}.sock"))
-    }
-
-    /// Who answers a workspace's socket when its runner is the process `started_by`.
-    fn peer(&self, id: &str, started_by: u32) -> RunnerPeer {
-        let uid = match self.config.sandbox {
-            Some(_) => workspace_uid(id),
-            // SAFETY: geteuid has no preconditions.
-            None => unsafe { libc::geteuid() },
-        };
-        RunnerPeer { uid, started_by }
-    }
-
-    fn addr(&self, id: &str, started_by: u32) -> RunnerAddr {
-        RunnerAddr::Unix {
-            path: self.socket(id),
-            peer: self.peer(id, started_by),
-        }
-    }
-
-    /// Binds the runner's socket without listening: the runner inherits it and listens, so
-    /// the kernel reports the runner as the socket's owner (`SO_PEERCRED`).
-    fn bind_socket(&self, id: &str) -> Result<std::os::fd::OwnedFd, BackendError> {
-        use std::os::unix::fs::PermissionsExt;
-        let path = self.socket(id);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io("cannot remove an old runner socket")(e)),
-        }
-        let rustix_err = |context: &'static str| move |e: rustix::io::Errno| io(context)(e.into());
-        let socket = rustix::net::socket_with(
-            rustix::net::AddressFamily::UNIX,
-            rustix::net::SocketType::STREAM,
-            rustix::net::SocketFlags::CLOEXEC,
-            None,
-        )
-        .map_err(rustix_err("cannot create the runner's socket"))?;
-        let addr = rustix::net::SocketAddrUnix::new(&path)
-            .map_err(rustix_err("bad runner socket path"))?;
-        rustix::net::bind(&socket, &addr).map_err(rustix_err("cannot bind the runner's socket"))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .map_err(io("cannot restrict the runner's socket"))?;
-        Ok(socket)
     }
 
     fn pid_file(&self, id: &str) -> PathBuf {
@@ -331,52 +122,6 @@ impl LocalBackend {
 
     fn log_file(&self, id: &str) -> PathBuf {
         self.config.data_dir.join("logs").join(format!("{id}.log"))
-    }
-
-    /// The pid of the workspace's runner if that process is alive and really is its runner
-    /// (a pid file can outlive its process, and pids are reused).
-    fn live_pid(&self, id: &str) -> Option<u32> {
-        let pid: u32 = std::fs::read_to_string(self.pid_file(id))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
-        is_runner_of(pid, id).then_some(pid)
-    }
-
-    async fn wait_until_accepting(
-        &self,
-        id: &str,
-        pid: u32,
-        deadline: Instant,
-    ) -> Result<(), BackendError> {
-        let socket = self.socket(id);
-        let peer = self.peer(id, pid);
-        loop {
-            match cove_backend::connect_unix(&socket, &peer).await {
-                Ok(_) => return Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                    return Err(BackendError::StartFailed {
-                        id: id.to_string(),
-                        reason: e.to_string(),
-                    });
-                }
-                Err(_) => {}
-            }
-            if !is_alive(pid) {
-                return Err(BackendError::StartFailed {
-                    id: id.to_string(),
-                    reason: format!("it exited; its log says: {}", tail(&self.log_file(id), 600)),
-                });
-            }
-            if Instant::now() > deadline {
-                return Err(BackendError::StartFailed {
-                    id: id.to_string(),
-                    reason: format!("it did not listen within {:?}", self.config.start_timeout),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
     }
 
     /// The storage limit of a workspace: its own (held to the server's, which may have been
@@ -389,173 +134,6 @@ impl LocalBackend {
             Some(own) => own,
             None => server,
         }
-    }
-
-    async fn start_runner(
-        &self,
-        id: &str,
-        workspace_limits: &WorkspaceLimits,
-    ) -> Result<RunnerAddr, BackendError> {
-        let root = self.root(id);
-        if !root.is_dir() {
-            return Err(BackendError::NoStorage(id.to_string()));
-        }
-        if let Some(pid) = self.live_pid(id) {
-            self.wait_until_accepting(id, pid, Instant::now() + self.config.start_timeout)
-                .await?;
-            return Ok(self.addr(id, pid));
-        }
-        if self.config.sandbox.is_none() {
-            // Sandboxed, `sandbox-init` mounts the image for exactly the sandbox's life.
-            self.mount_storage(id).await?;
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_file(id))
-            .map_err(io("cannot open the runner log"))?;
-        let socket = self.bind_socket(id)?;
-        let socket_fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
-        let disk_limit = self.disk_limit(workspace_limits);
-        let mut runner = RunnerSpec {
-            workspace_id: id.to_string(),
-            root: root.to_string_lossy().into_owned(),
-            listen_fd: socket_fd,
-            limits: RunnerLimits {
-                disk_limit_bytes: Some(disk_limit).filter(|l| *l > 0),
-                ..self.config.runner_limits
-            },
-            program_cgroup: None,
-        };
-        let mut command = std::process::Command::new(&self.config.runner_exe);
-        match &self.config.sandbox {
-            None => {
-                command
-                    .arg("runner")
-                    .arg("--spec")
-                    .arg(to_json(&runner))
-                    .current_dir(&root);
-            }
-            Some(sandbox) => {
-                let (uid, gid) = (workspace_uid(id), workspace_uid(id));
-                own(&root, uid, gid).await?;
-                let root_dir = self.config.data_dir.join("run").join(format!("{id}.root"));
-                std::fs::create_dir_all(&root_dir)
-                    .map_err(io("cannot create the sandbox's root"))?;
-                // A sandbox that crashed may have left its groups behind.
-                let name = id.to_string();
-                let _ =
-                    tokio::task::spawn_blocking(move || cove_sandbox::remove_cgroups(&name)).await;
-                runner.root = cove_sandbox::WORKSPACE_PATH.to_string();
-                runner.program_cgroup = cove_sandbox::delegates_cpu()
-                    .then(|| cove_sandbox::CPU_PROCS_INSIDE.to_string());
-                let image = self.image(id);
-                let spec = SandboxSpec {
-                    name: id.to_string(),
-                    workspace_dir: root.to_string_lossy().into_owned(),
-                    workspace_image: image.exists().then(|| image.to_string_lossy().into_owned()),
-                    disk_limit_bytes: disk_limit,
-                    log_file: self.log_file(id).to_string_lossy().into_owned(),
-                    root_dir: root_dir.to_string_lossy().into_owned(),
-                    uid,
-                    gid,
-                    limits: SandboxLimits {
-                        memory_bytes: held(
-                            workspace_limits.memory_bytes,
-                            sandbox.limits.memory_bytes,
-                        ),
-                        cpu_millis: held(workspace_limits.cpu_millis, sandbox.limits.cpu_millis),
-                        pids: held(workspace_limits.pids, sandbox.limits.pids),
-                    },
-                    tmp_bytes: sandbox.tmp_bytes,
-                    network: sandbox.network.clone(),
-                    runner,
-                };
-                command
-                    .arg("sandbox-init")
-                    .arg("--spec")
-                    .arg(to_json(&spec))
-                    .current_dir("/");
-            }
-        }
-        command
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(log);
-        if self.config.sandbox.is_some() {
-            // Inside, the runner sees only what the sandbox shows: a fixed, clean environment.
-            command.env_clear().envs([
-                (
-                    "PATH",
-                    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                ),
-                ("HOME", cove_sandbox::WORKSPACE_PATH),
-                ("SHELL", "/bin/bash"),
-                ("USER", "cove"),
-                ("LANG", "C.UTF-8"),
-            ]);
-            if let Ok(filter) = std::env::var("COVE_LOG") {
-                command.env("COVE_LOG", filter);
-            }
-        }
-        // Its own session: a Ctrl+C meant for the server's terminal must not reach runners,
-        // and runners outlive the server on purpose.
-        // SAFETY: setsid and fcntl are async-signal-safe; clearing close-on-exec on the
-        // child's copy of the socket hands exactly that descriptor on (the parent's copy, and
-        // those of other children spawned meanwhile, keep it).
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            command.pre_exec(move || {
-                rustix::process::setsid()?;
-                if libc::fcntl(socket_fd, libc::F_SETFD, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = tokio::process::Command::from(command)
-            .kill_on_drop(false)
-            .spawn()
-            .map_err(io(format!(
-                "cannot run {}",
-                self.config.runner_exe.display()
-            )))?;
-        // The runner has its copy; the server keeps none (it connects by path).
-        drop(socket);
-        let pid = child.id().unwrap_or(0);
-        std::fs::write(self.pid_file(id), pid.to_string())
-            .map_err(io("cannot write the pid file"))?;
-        self.reapers.spawn(async move {
-            let _ = child.wait().await;
-        });
-        tracing::info!(workspace = %id, pid, "runner started");
-        self.wait_until_accepting(id, pid, Instant::now() + self.config.start_timeout)
-            .await?;
-        Ok(self.addr(id, pid))
-    }
-
-    async fn stop_runner(&self, id: &str) -> Result<(), BackendError> {
-        let Some(pid) = self.live_pid(id) else {
-            let _ = std::fs::remove_file(self.pid_file(id));
-            self.unmount_storage(id).await;
-            return Ok(());
-        };
-        signal(pid, libc::SIGTERM);
-        let deadline = Instant::now() + self.config.stop_timeout;
-        while is_alive(pid) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        if is_alive(pid) {
-            tracing::warn!(workspace = %id, pid, "runner ignored SIGTERM; killing it");
-            signal(pid, libc::SIGKILL);
-        }
-        let _ = std::fs::remove_file(self.pid_file(id));
-        let _ = std::fs::remove_file(self.socket(id));
-        // The sandbox's PID 1 is gone only once the outer process is (it waits for it), so
-        // nothing in the workspace holds the disk any more.
-        self.unmount_storage(id).await;
-        tracing::info!(workspace = %id, pid, "runner stopped");
-        Ok(())
     }
 }
 
@@ -615,35 +193,7 @@ impl Backend for LocalBackend {
         files: &'a [SeedFile],
         limits: &'a WorkspaceLimits,
     ) -> BoxFuture<'a, Result<(), BackendError>> {
-        Box::pin(async move {
-            let root = self.root(id);
-            let image = self.image(id);
-            if root.exists() || image.exists() {
-                return Err(BackendError::AlreadyExists(id.to_string()));
-            }
-            for file in files {
-                if file
-                    .path
-                    .split('/')
-                    .any(|c| c.is_empty() || c == "." || c == "..")
-                    || file.path.starts_with('/')
-                {
-                    return Err(BackendError::BadSeedPath(file.path.clone()));
-                }
-            }
-            let files = files.to_vec();
-            let limit = self.disk_limit(limits);
-            let result = if self.new_workspaces_get_images() && limit > 0 {
-                let uid = workspace_uid(id);
-                tokio::task::spawn_blocking(move || {
-                    provision_image(&root, &image, limit, uid, &files)
-                })
-                .await
-            } else {
-                tokio::task::spawn_blocking(move || write_seed(&root, &files)).await
-            };
-            result.map_err(|_| BackendError::Interrupted("making the workspace's files"))?
-        })
+        Box::pin(self.provision_storage(id, files, limits))
     }
 
     fn start<'a>(
@@ -721,147 +271,11 @@ fn held(own: Option<u64>, ceiling: u64) -> u64 {
     own.map_or(ceiling, |own| own.min(ceiling))
 }
 
-fn to_json<T: serde::Serialize>(spec: &T) -> String {
-    serde_json::to_string(spec).expect("launch specs always serialize")
-}
-
-/// The host uid (and gid) a sandboxed workspace runs as: stable per workspace, never a
-/// system or login uid (200000-299999).
-pub fn workspace_uid(id: &str) -> u32 {
-    // FNV-1a: stable across builds, unlike std's hasher.
-    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    200_000 + (hash % 100_000) as u32
-}
-
-/// Gives a tree to the workspace's uid (once: a tree already owned by it is left alone).
-async fn own(path: &Path, uid: u32, gid: u32) -> Result<(), BackendError> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).map_err(io(format!("cannot stat {}", path.display())))?;
-    if meta.uid() == uid && meta.gid() == gid {
-        return Ok(());
-    }
-    let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || chown_tree(&path, uid, gid))
-        .await
-        .map_err(|_| BackendError::Interrupted("giving the files to the workspace's user"))?
-        .map_err(io("cannot give the workspace's files to its user"))
-}
-
-fn chown_tree(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
-    std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
-    if std::fs::symlink_metadata(path)?.is_dir() {
-        for entry in std::fs::read_dir(path)? {
-            chown_tree(&entry?.path(), uid, gid)?;
-        }
-    }
-    Ok(())
-}
-
-/// Builds a workspace's disk image from its template: the files are staged beside it, given
-/// to the workspace's uid, copied into a new image, and the staging directory removed.
-fn provision_image(
-    root: &Path,
-    image: &Path,
-    limit: u64,
-    uid: u32,
-    files: &[SeedFile],
-) -> Result<(), BackendError> {
-    let staging = image.with_extension("new");
-    let _ = std::fs::remove_dir_all(&staging);
-    let made = write_seed(&staging, files)
-        .and_then(|()| {
-            chown_tree(&staging, uid, uid)
-                .map_err(io("cannot give the template's files to the workspace"))
-        })
-        .and_then(|()| {
-            cove_sandbox::disk::create_image(image, limit, &staging, uid, uid).map_err(|e| {
-                BackendError::Storage(format!("cannot create the workspace's disk: {e}"))
-            })
-        })
-        .and_then(|()| {
-            std::fs::create_dir(root).map_err(io(format!("cannot create {}", root.display())))
-        });
-    let _ = std::fs::remove_dir_all(&staging);
-    if made.is_err() {
-        let _ = std::fs::remove_file(image);
-    }
-    made
-}
-
-fn write_seed(root: &Path, files: &[SeedFile]) -> Result<(), BackendError> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(root).map_err(io(format!("cannot create {}", root.display())))?;
-    for file in files {
-        let path = root.join(&file.path);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io("cannot create a template directory"))?;
-        }
-        std::fs::write(&path, &file.contents).map_err(io("cannot write a template file"))?;
-        if file.executable {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-                .map_err(io("cannot mark a template file executable"))?;
-        }
-    }
-    Ok(())
-}
-
-fn signal(pid: u32, sig: i32) {
-    // SAFETY: kill(2) takes plain integers.
-    unsafe {
-        libc::kill(pid as i32, sig);
-    }
-}
-
-/// Alive and not a zombie (a zombie runner has exited; only its parent has yet to reap it).
-fn is_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            stat.rfind(')')
-                .and_then(|i| stat[i + 1..].split_whitespace().next())
-                != Some("Z")
-        }
-        Err(_) => false,
-    }
-}
-
-fn is_runner_of(pid: u32, id: &str) -> bool {
-    if !is_alive(pid) {
-        return false;
-    }
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return false;
-    };
-    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    // `cove runner --spec {...}` or `cove sandbox-init --spec {...}`, whose spec names the
-    // workspace; runners started before specs existed carry `--workspace-id <id>`.
-    let spec = args
-        .windows(2)
-        .find(|w| w[0] == b"--spec")
-        .and_then(|w| serde_json::from_slice::<serde_json::Value>(w[1]).ok());
-    let named = match &spec {
-        Some(spec) => {
-            let runner = spec.get("runner").unwrap_or(spec);
-            runner.get("workspaceId").and_then(|v| v.as_str()) == Some(id)
-        }
-        None => args
-            .windows(2)
-            .any(|w| w[0] == b"--workspace-id" && w[1] == id.as_bytes()),
-    };
-    named && (args.contains(&b"runner".as_slice()) || args.contains(&b"sandbox-init".as_slice()))
-}
-
-/// The last `max` bytes of a log file, for error messages.
-fn tail(path: &Path, max: usize) -> String {
-    let text = std::fs::read(path).unwrap_or_default();
-    let start = text.len().saturating_sub(max);
-    String::from_utf8_lossy(&text[start..]).trim().to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cove_protocol::launch::{NetworkSpec, SandboxLimits};
+    use std::path::Path;
 
     const MIB: u64 = 1024 * 1024;
 
@@ -937,52 +351,6 @@ mod tests {
         let refused = open.check_limits(&ask(Some(64 * MIB), None, None, None));
         assert!(
             matches!(refused, Err(BackendError::BadLimits(m)) if m.contains("without a sandbox"))
-        );
-    }
-}
-
-#[cfg(test)]
-mod network_tests {
-    use super::*;
-
-    #[test]
-    fn auto_gives_outbound_network_only_on_loopback_with_slirp4netns() {
-        let slirp = Some(PathBuf::from("/usr/bin/slirp4netns"));
-        let (lo, any): (std::net::SocketAddr, std::net::SocketAddr) = (
-            "127.0.0.1:8080".parse().unwrap(),
-            "0.0.0.0:8080".parse().unwrap(),
-        );
-        let outbound = NetworkSpec::Outbound {
-            slirp4netns: "/usr/bin/slirp4netns".into(),
-            allow: vec![],
-        };
-        let pick = |choice, bind, slirp: &Option<PathBuf>| {
-            choose_network(choice, bind, slirp.clone(), &[])
-        };
-        assert_eq!(pick(NetworkChoice::Auto, lo, &slirp).unwrap(), outbound);
-        assert_eq!(
-            pick(NetworkChoice::Auto, any, &slirp).unwrap(),
-            NetworkSpec::Loopback
-        );
-        assert_eq!(
-            pick(NetworkChoice::Auto, lo, &None).unwrap(),
-            NetworkSpec::Loopback
-        );
-        assert_eq!(
-            pick(NetworkChoice::None, lo, &slirp).unwrap(),
-            NetworkSpec::Loopback
-        );
-        assert_eq!(
-            pick(NetworkChoice::Outbound, any, &slirp).unwrap(),
-            outbound
-        );
-        let missing = pick(NetworkChoice::Outbound, lo, &None).unwrap_err();
-        assert!(missing.to_string().contains("apt-get install slirp4netns"));
-        let bad = choose_network(NetworkChoice::Auto, lo, slirp, &["10.0.0.0/33".into()]);
-        assert!(
-            bad.unwrap_err()
-                .to_string()
-                .contains("--allow-egress 10.0.0.0/33")
         );
     }
 }
