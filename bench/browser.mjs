@@ -8,13 +8,14 @@
 // python workspace, drives Debian's headless Chromium through playwright-core
 // (from web/node_modules), writes a markdown section to --out (default
 // stdout) and prints progress to stderr. See bench/README-browser.md.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { deleteWorkspaces, startServer } from '../web/e2e/server.mjs';
 
 const repoDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const requireFromWeb = createRequire(path.join(repoDir, 'web', 'package.json'));
@@ -194,129 +195,17 @@ const guard = setTimeout(async () => {
 }, opts.timeoutS * 1000);
 guard.unref();
 
-function isAlive(pid) {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^\d+ \(.*\) [ZX] /s.test(stat);
-  } catch {
-    return false;
-  }
-}
-
-function cmdlineOf(pid) {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
-  } catch {
-    return '';
-  }
-}
-
-async function waitExit(pids, ms) {
-  const end = Date.now() + ms;
-  while (Date.now() < end && pids.some(isAlive)) await sleep(50);
-  return pids.filter(isAlive);
-}
-
 // ---------------------------------------------------------------- server
 
-let serverLog = '';
+/** Our `cove serve` (web/e2e/server.mjs), once started. */
+let server = null;
+/** WARN and ERROR lines of its log, for the report's notes. */
 const serverWarnings = [];
 
-async function startServer(coveBin, dataDir) {
-  const args = ['serve', '--bind-addr', '127.0.0.1:0', '--data-dir', dataDir, '--auth', 'none'];
-  log(`starting ${coveBin} ${args.join(' ')}`);
-  const child = spawn(coveBin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info', NO_COLOR: '1' } });
-  const onData = (d) => {
-    const s = d.toString();
-    serverLog += s;
-    if (serverLog.length > 400_000) serverLog = serverLog.slice(-200_000);
-    for (const line of s.split('\n')) {
-      // eslint-disable-next-line no-control-regex
-      const clean = line.replace(/\x1b\[[0-9;]*m/g, '');
-      if (/\b(WARN|ERROR)\b/.test(clean) && serverWarnings.length < 50) serverWarnings.push(clean.trim());
-    }
-  };
-  child.stdout.on('data', onData);
-  child.stderr.on('data', onData);
-  cleanups.push(async () => {
-    // Runner pids first: the files are there while the server lives.
-    const runDir = path.join(dataDir, 'run');
-    const runnerPids = [];
-    try {
-      for (const f of fs.readdirSync(runDir)) {
-        if (!f.endsWith('.pid')) continue;
-        const pid = Number(fs.readFileSync(path.join(runDir, f), 'utf8').trim());
-        if (Number.isInteger(pid) && pid > 1) runnerPids.push(pid);
-      }
-    } catch {
-      /* no run dir */
-    }
-    if (child.exitCode === null && child.signalCode === null) {
-      log(`stopping the server (pid ${child.pid}, SIGTERM)`);
-      process.kill(child.pid, 'SIGTERM');
-      const exited = await Promise.race([new Promise((r) => child.once('exit', () => r(true))), sleep(5000).then(() => false)]);
-      if (!exited) {
-        log(`the server ignored SIGTERM for 5 s; SIGKILL`);
-        process.kill(child.pid, 'SIGKILL');
-      }
-    }
-    for (const pid of runnerPids) {
-      // Only a process that really is a cove runner of this data dir.
-      const cmd = cmdlineOf(pid);
-      if (isAlive(pid) && cmd.includes(dataDir)) {
-        log(`stopping runner pid ${pid} (SIGTERM)`);
-        process.kill(pid, 'SIGTERM');
-      }
-    }
-    let left = await waitExit(runnerPids, 5000);
-    for (const pid of left) {
-      log(`runner pid ${pid} ignored SIGTERM for 5 s; SIGKILL`);
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-    // Anything else still running with our data dir in its command line.
-    const strays = [];
-    for (const d of fs.readdirSync('/proc')) {
-      if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-      if (cmdlineOf(d).includes(dataDir)) strays.push(Number(d));
-    }
-    for (const pid of strays) {
-      log(`stray process ${pid} (${cmdlineOf(pid).slice(0, 80)}): SIGTERM`);
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        /* gone */
-      }
-    }
-    left = await waitExit(strays, 3000);
-    for (const pid of left) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-  });
-  const base = await withTimeout(
-    new Promise((resolve, reject) => {
-      let buf = '';
-      const onLine = (d) => {
-        buf += d.toString();
-        const m = /cove listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(buf);
-        if (m) resolve(m[1]);
-      };
-      child.stdout.on('data', onLine);
-      child.stderr.on('data', onLine);
-      child.on('exit', (code, sig) => reject(new Error(`the server exited early (code ${code}, signal ${sig})\n${serverLog.slice(-2000)}`)));
-      child.on('error', reject);
-    }),
-    30_000,
-    'the server to print its listening line',
-  );
-  return { child, base };
+function collectWarnings(line) {
+  // eslint-disable-next-line no-control-regex
+  const clean = line.replace(/\x1b\[[0-9;]*m/g, '');
+  if (/\b(WARN|ERROR)\b/.test(clean) && serverWarnings.length < 50) serverWarnings.push(clean.trim());
 }
 
 // ---------------------------------------------------------------- in-page probe
@@ -764,15 +653,14 @@ async function main() {
   const gitHead = sh('git', ['-C', repoDir, 'rev-parse', '--short', 'HEAD']);
   const gitDirty = sh('git', ['-C', repoDir, 'status', '--porcelain', '--untracked-files=no']) !== '';
 
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cove-browserbench-'));
-  cleanups.push(() => fs.rmSync(tmp, { recursive: true, force: true }));
-  const dataDir = path.join(tmp, 'data');
-  fs.mkdirSync(dataDir);
-  const { child: server, base } = await startServer(coveBin, dataDir);
+  server = await startServer({ bin: coveBin, dirPrefix: 'cove-browserbench-', log, onLine: collectWarnings });
+  cleanups.push(() => server.stop());
+  const { base } = server;
   log(`server at ${base} (pid ${server.pid})`);
 
-  // ---- workspaces
+  // ---- workspaces (deleted before the server stops: their runners outlive it)
   const suffix = Math.random().toString(36).slice(2, 7);
+  cleanups.push(() => deleteWorkspaces(base, (w) => [`bench-browser-${suffix}`, `bench-cold-${suffix}`].includes(w.name), { log }));
   const created = await api('POST', base, '/api/workspaces', { name: `bench-browser-${suffix}`, template: 'python' }, 60_000);
   if (created.status !== 201 || !created.json?.id) throw new Error(`POST /api/workspaces answered ${created.status}: ${created.text.slice(0, 300)}`);
   const wsId = created.json.id;
@@ -815,7 +703,9 @@ async function main() {
   const browserVersion = browser.version();
   const admin = await browser.newContext();
   const adminPage = await admin.newPage();
-  await adminPage.goto(`${base}/healthz`, { timeout: STEP_TIMEOUT_MS });
+  // A page of cove's own: its CSP allows sockets to cove, and its origin is cove's (the
+  // server refuses other origins' sockets; /healthz is sandboxed, an opaque origin).
+  await adminPage.goto(`${base}/`, { timeout: STEP_TIMEOUT_MS });
   const closeTimes = [];
   const closeTerms = async () => {
     const r = await closeAllTerminals(adminPage, wsId);
@@ -1171,7 +1061,7 @@ try {
 } catch (e) {
   exitCode = 1;
   log(`FAILED: ${e?.stack ?? e}`);
-  if (serverLog) log(`--- server log (tail) ---\n${serverLog.slice(-3000)}\n---`);
+  if (server) log(`--- server log (tail) ---\n${server.logTail(3000)}\n---`);
 }
 await cleanup();
 clearTimeout(guard);

@@ -4,12 +4,12 @@
 //
 //   COVE_BIN=../target/debug/cove node e2e/run.mjs
 //   COVE_URL=http://127.0.0.1:8080 ...  (against a server that is already up)
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { deleteWorkspaces, startServer } from './server.mjs';
 
 const webDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const shotsDir = path.join(webDir, 'e2e', 'screenshots');
@@ -21,7 +21,8 @@ let passed = 0;
 let failed = 0;
 const failures = [];
 const cleanups = [];
-let serverLog = '';
+/** Our own `cove serve`, unless COVE_URL names one. */
+let server = null;
 /** Workspaces this run created, deleted at the end whatever happens. */
 const createdNames = new Set();
 
@@ -78,43 +79,16 @@ const guard = setTimeout(async () => {
 }, TOTAL_TIMEOUT_MS);
 guard.unref();
 
-/** Start the server and resolve its base URL once it prints the listening line. */
-function startServer() {
-  if (process.env.COVE_URL) return Promise.resolve(process.env.COVE_URL.replace(/\/$/, ''));
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cove-e2e-data-'));
-  cleanups.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
-  const cmd = path.resolve(webDir, process.env.COVE_BIN ?? '../target/debug/cove');
-  if (!fs.existsSync(cmd)) throw new Error(`cove binary not found at ${cmd} (set COVE_BIN)`);
-  const args = ['serve', '--bind-addr', '127.0.0.1:0', '--data-dir', dataDir, '--auth', 'none'];
+/** The server's base URL: COVE_URL, or a `cove serve` of our own (stopped by the cleanups). */
+async function startCove() {
+  if (process.env.COVE_URL) return process.env.COVE_URL.replace(/\/$/, '');
+  const bin = path.resolve(webDir, process.env.COVE_BIN ?? '../target/debug/cove');
+  if (!fs.existsSync(bin)) throw new Error(`cove binary not found at ${bin} (set COVE_BIN)`);
   // The sandbox needs root (as in CI); elsewhere the IDE is tested with unconfined workspaces.
-  if (process.getuid() !== 0) args.push('--sandbox', 'none');
-  log(`starting ${cmd} ${args.join(' ')}`);
-  const child = spawn(cmd, args, { cwd: webDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' } });
-  cleanups.push(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    process.kill(child.pid, 'SIGTERM');
-    const exited = await Promise.race([new Promise((r) => child.once('exit', () => r(true))), new Promise((r) => setTimeout(() => r(false), 5000))]);
-    if (!exited) process.kill(child.pid, 'SIGKILL');
-  });
-  return withTimeout(
-    new Promise((resolve, reject) => {
-      let buf = '';
-      const onData = (d) => {
-        const s = d.toString();
-        serverLog += s;
-        if (serverLog.length > 200_000) serverLog = serverLog.slice(-100_000);
-        buf += s;
-        const m = /cove listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(buf);
-        if (m) resolve(m[1]);
-      };
-      child.stdout.on('data', onData);
-      child.stderr.on('data', onData);
-      child.on('exit', (code, sig) => reject(new Error(`server exited early (code ${code}, signal ${sig})\n${serverLog.slice(-2000)}`)));
-      child.on('error', reject);
-    }),
-    30_000,
-    'server to print its listening line',
-  );
+  const args = process.getuid() === 0 ? [] : ['--sandbox', 'none'];
+  server = await startServer({ bin, args, cwd: webDir, dirPrefix: 'cove-e2e-data-', log });
+  cleanups.push(() => server.stop());
+  return server.base;
 }
 
 /** Text of a terminal's whole buffer (scrollback included). */
@@ -160,24 +134,18 @@ async function main() {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found (apt-get install -y chromium)`);
   fs.mkdirSync(shotsDir, { recursive: true });
 
-  const server = await startServer();
-  log(`server at ${server}`);
+  const base = await startCove();
+  log(`server at ${base}`);
   // Workspace runners outlive the server by design: delete what this run
   // created before the server goes away (cleanups run in reverse order).
-  cleanups.push(async () => {
-    const list = await (await fetch(server + '/api/workspaces')).json().catch(() => []);
-    for (const w of Array.isArray(list) ? list : []) {
-      if (createdNames.has(w.name)) await fetch(`${server}/api/workspaces/${encodeURIComponent(w.id)}`, { method: 'DELETE' }).catch(() => {});
-    }
-  });
-  const base = server;
+  cleanups.push(() => deleteWorkspaces(base, (w) => createdNames.has(w.name), { log }));
 
   // The server must serve the UI itself (index.html for / and /w/*, hashed
   // assets under /assets/); without it there is nothing to test.
   let servesUi = false;
   await step('the server serves the IDE (index.html at / and /w/<id>, assets under /assets/)', async () => {
     const get = async (p) => {
-      const r = await withTimeout(fetch(server + p), 10_000, `GET ${p}`);
+      const r = await withTimeout(fetch(base + p), 10_000, `GET ${p}`);
       return { status: r.status, type: r.headers.get('content-type') ?? '', body: await r.text() };
     };
     const root = await get('/');
@@ -856,6 +824,6 @@ try {
   failed++;
   log(`FAIL setup: ${e?.message ?? e}`);
 }
-if (failed && serverLog) log(`--- server log (tail) ---\n${serverLog.slice(-3000)}\n---`);
+if (failed && server) log(`--- server log (tail) ---\n${server.logTail(3000)}\n---`);
 await cleanup();
 finish(failed ? 1 : 0);

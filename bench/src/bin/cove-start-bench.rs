@@ -9,11 +9,11 @@
 //! p99, min and max in milliseconds as a markdown table.
 
 use anyhow::{Context, bail};
+use cove_test_support::request::request;
+use cove_test_support::serve::{Serve, ServeOptions};
 use futures_util::StreamExt;
 use std::io::Write as _;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio_tungstenite::tungstenite::Message;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -31,90 +31,52 @@ struct Args {
     out: Option<std::path::PathBuf>,
 }
 
+/// `cove serve` with one `--sandbox` mode (`cove_test_support::serve`), quiet logs.
 struct Server {
-    child: tokio::process::Child,
-    port: u16,
-    data_dir: std::path::PathBuf,
+    serve: Serve,
 }
 
 impl Server {
     async fn start(cove: &std::path::Path, sandbox: &str) -> anyhow::Result<Server> {
-        let data_dir = std::path::PathBuf::from(format!(
-            "/tmp/cove-start-bench-{}-{sandbox}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&data_dir)?;
-        let mut child = tokio::process::Command::new(cove)
-            .args([
-                "serve",
-                "--bind-addr",
-                "127.0.0.1:0",
-                "--auth",
-                "none",
-                "--sandbox",
-                sandbox,
-                "--data-dir",
-            ])
-            .arg(&data_dir)
-            .env("COVE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .context("cannot start cove serve")?;
-        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-        let port = tokio::time::timeout(WAIT, async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(addr) = line.strip_prefix("cove listening on http://") {
-                    return addr.rsplit(':').next().and_then(|p| p.parse().ok());
-                }
-            }
-            None
-        })
-        .await
-        .context("cove serve did not start in time")?
-        .context("cove serve exited before listening")?;
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Server {
-            child,
-            port,
-            data_dir,
-        })
+        let args = ["--sandbox".to_string(), sandbox.to_string()];
+        let serve = Serve::start(
+            cove,
+            ServeOptions {
+                args: &args,
+                env: &[("COVE_LOG", "warn")],
+                dir_prefix: &format!("cove-start-bench-{sandbox}-"),
+                wait: WAIT,
+                ..ServeOptions::default()
+            },
+        )
+        .await?;
+        Ok(Server { serve })
     }
 
+    /// One request; a body is JSON. Returns (status, body).
     async fn http(&self, method: &str, path: &str, body: &str) -> anyhow::Result<(u16, String)> {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
-        stream.set_nodelay(true)?;
-        let content_type = if body.is_empty() {
-            ""
+        let headers: &[(&str, &str)] = if body.is_empty() {
+            &[]
         } else {
-            "Content-Type: application/json\r\n"
+            &[("Content-Type", "application/json")]
         };
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut raw = Vec::new();
-        tokio::time::timeout(WAIT, stream.read_to_end(&mut raw)).await??;
-        let text = String::from_utf8_lossy(&raw).to_string();
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((status, body))
+        let r = request(
+            self.serve.port(),
+            method,
+            path,
+            headers,
+            Some(body.as_bytes()),
+            WAIT,
+        )
+        .await?;
+        Ok((r.status, r.text()))
     }
 
     /// Opens the raw terminal socket and waits for the first byte of terminal output.
     async fn first_prompt_byte(&self, id: &str) -> anyhow::Result<()> {
         let url = format!(
             "ws://127.0.0.1:{}/api/workspaces/{id}/terminals/main/ws?cols=80&rows=24",
-            self.port
+            self.serve.port()
         );
         let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
         tokio::time::timeout(WAIT, async {
@@ -130,22 +92,21 @@ impl Server {
         .await?
     }
 
-    fn stop(mut self) {
-        // Runners outlive the server on purpose: stop them by pid first.
-        if let Ok(dir) = std::fs::read_dir(self.data_dir.join("run")) {
-            for entry in dir.flatten() {
-                if entry.path().extension().is_some_and(|e| e == "pid")
-                    && let Some(pid) = std::fs::read_to_string(entry.path())
-                        .ok()
-                        .and_then(|s| s.trim().parse::<i32>().ok())
-                        .and_then(rustix::process::Pid::from_raw)
-                {
-                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-                }
+    /// Runners outlive the server on purpose: SIGTERM them by pid first, then stop the
+    /// server; the data dir goes with it. What it logged (warnings, with `COVE_LOG=warn`) is
+    /// printed.
+    async fn stop(mut self) {
+        for pid in self.serve.runner_pids() {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
             }
         }
-        let _ = self.child.start_kill();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        self.serve.stop(Duration::from_secs(5)).await;
+        for line in self.serve.log_tail() {
+            if let Some(line) = line.strip_prefix("stderr: ") {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 
@@ -194,7 +155,7 @@ async fn measure(
         eprint!("\r{sandbox}: {}/{runs}", i + 1);
     }
     eprintln!();
-    server.stop();
+    server.stop().await;
     Ok((cold, warm))
 }
 
@@ -229,7 +190,7 @@ async fn main() -> anyhow::Result<()> {
                     ));
                 }
             }
-            Err(e) => out.push_str(&format!("| {mode} | failed: {e} | | | | |\n")),
+            Err(e) => out.push_str(&format!("| {mode} | failed: {e:#} | | | | |\n")),
         }
     }
     out.push('\n');

@@ -9,6 +9,11 @@
 //!
 //! Every wait is bounded; a server and the runners it started are killed by pid on drop.
 
+// Fallible twins of the server and the HTTP client below, for the benchmarks, which must
+// report a failure rather than panic.
+pub mod request;
+pub mod serve;
+
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
