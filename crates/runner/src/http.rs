@@ -17,8 +17,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use cove_protocol::rest::{DeleteQuery, TerminalQuery};
 use cove_protocol::{DirListing, ErrorCode, ErrorReply, FileWritten, RestError};
-use serde::Deserialize;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -149,15 +149,6 @@ async fn control_socket(State(ws): State<Arc<Workspace>>, upgrade: WebSocketUpgr
         .max_frame_size(limit)
         .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| crate::control::serve(ws, socket))
-}
-
-#[derive(Debug, Deserialize)]
-struct TerminalQuery {
-    cols: Option<u16>,
-    rows: Option<u16>,
-    command: Option<String>,
-    offset: Option<u64>,
-    format: Option<String>,
 }
 
 async fn terminal_socket(
@@ -351,12 +342,6 @@ async fn put_file(
         }),
     )
         .into_response())
-}
-
-#[derive(Debug, Deserialize)]
-struct DeleteQuery {
-    #[serde(default)]
-    recursive: bool,
 }
 
 async fn delete_file(

@@ -239,8 +239,7 @@ pub(crate) async fn terminal_socket(
         .manager
         .link()
         .websocket(&row.id, &format!("/terminals/{terminal}/ws{query}"))
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?;
+        .await?;
     let on_upgrade = take_upgrade(&mut request)?;
     let task_app = app.clone();
     app.tasks.spawn(async move {
@@ -347,12 +346,7 @@ async fn forward_file(
     let forwarded = forwarded
         .body(body)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let response = app
-        .manager
-        .link()
-        .request(&row.id, forwarded)
-        .await
-        .map_err(|e| ApiError::internal("cannot reach the workspace", e))?;
+    let response = app.manager.link().request(&row.id, forwarded).await?;
     let (parts, body) = response.into_parts();
     Ok(Response::from_parts(parts, Body::new(body)))
 }
@@ -419,5 +413,5 @@ async fn connect_plain(
         .link()
         .websocket(&row.id, "/terminals/main/ws?format=text")
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| ApiError::from(e).reply.message)
 }

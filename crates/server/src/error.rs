@@ -19,6 +19,14 @@ impl ApiError {
         }
     }
 
+    /// An error someone else (a runner) already put in the API's shape.
+    pub fn from_reply(reply: ErrorReply) -> ApiError {
+        ApiError {
+            reply,
+            status: None,
+        }
+    }
+
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(ErrorCode::BadRequest, message)
     }

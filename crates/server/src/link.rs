@@ -13,6 +13,7 @@
 
 use axum::body::Body;
 use cove_backend::{RunnerAddr, RunnerPeer};
+use cove_protocol::{ErrorCode, ErrorReply, RestError};
 use hyper::Request;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection};
@@ -26,6 +27,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::error::ApiError;
+
 /// Why the server could not talk to a runner.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LinkError {
@@ -33,8 +36,33 @@ pub(crate) enum LinkError {
     Unknown,
     #[error("cannot reach the workspace's runner: {0}")]
     Connect(String),
-    #[error("the runner refused: {0}")]
-    Refused(String),
+    /// The runner answered, and said no: its status and its own error (a bad query, an
+    /// unknown terminal, a limit), to be passed on as it is.
+    #[error("the runner refused ({status}): {}", .reply.message)]
+    Refused {
+        status: hyper::StatusCode,
+        reply: ErrorReply,
+    },
+}
+
+impl From<LinkError> for ApiError {
+    fn from(e: LinkError) -> ApiError {
+        match e {
+            LinkError::Refused { status, reply } => ApiError::from_reply(reply).with_status(status),
+            LinkError::Unknown => ApiError::new(
+                ErrorCode::Unavailable,
+                "the workspace is not running; start it and try again",
+            ),
+            LinkError::Connect(cause) => {
+                tracing::warn!(%cause, "cannot reach a runner");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "cannot reach the workspace; try again in a moment",
+                )
+                .with_status(hyper::StatusCode::BAD_GATEWAY)
+            }
+        }
+    }
 }
 
 /// How long an unused connection to a runner is kept.
@@ -108,7 +136,10 @@ impl RunnerLink {
             .unwrap_or_else(|| "/".into());
         *request.uri_mut() = format!("http://{}{path}", host_of(id))
             .parse()
-            .map_err(|_| LinkError::Refused(format!("bad path {path:?}")))?;
+            .map_err(|_| LinkError::Refused {
+                status: hyper::StatusCode::BAD_REQUEST,
+                reply: ErrorReply::new(ErrorCode::BadRequest, format!("bad path {path:?}")),
+            })?;
         let headers = request.headers_mut();
         headers.insert(
             hyper::header::HOST,
@@ -144,7 +175,10 @@ impl RunnerLink {
             .header(hyper::header::SEC_WEBSOCKET_VERSION, "13")
             .header(hyper::header::SEC_WEBSOCKET_KEY, websocket_key())
             .body(Body::empty())
-            .map_err(|e| LinkError::Refused(e.to_string()))?;
+            .map_err(|e| LinkError::Refused {
+                status: hyper::StatusCode::BAD_REQUEST,
+                reply: ErrorReply::new(ErrorCode::BadRequest, e.to_string()),
+            })?;
         let mut response = self.request(id, request).await?;
         if response.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
             use http_body_util::BodyExt;
@@ -152,9 +186,17 @@ impl RunnerLink {
             let body = http_body_util::Limited::new(response.into_body(), 16 * 1024)
                 .collect()
                 .await
-                .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+                .map(|b| b.to_bytes())
                 .unwrap_or_default();
-            return Err(LinkError::Refused(format!("{status} {body}").trim().into()));
+            // The runner answers refusals in the API's error shape; anything else is a fault.
+            let reply = match serde_json::from_slice::<RestError>(&body) {
+                Ok(rest) => rest.error,
+                Err(_) => ErrorReply::new(
+                    ErrorCode::Internal,
+                    format!("the workspace answered {status} to a socket"),
+                ),
+            };
+            return Err(LinkError::Refused { status, reply });
         }
         let upgraded = hyper::upgrade::on(&mut response)
             .await

@@ -157,6 +157,23 @@ async fn bad_terminal_requests_are_refused_clearly() {
     );
     let err = tokio_tungstenite::connect_async(url).await.unwrap_err();
     assert!(err.to_string().contains("404"), "{err}");
+    // The runner's own refusal comes through as it said it: its status, code and message.
+    let url = format!(
+        "ws://127.0.0.1:{}/api/workspaces/{id}/terminals/t/ws?format=bogus",
+        s.port
+    );
+    let err = tokio_tungstenite::connect_async(url).await.unwrap_err();
+    let tokio_tungstenite::tungstenite::Error::Http(response) = err else {
+        panic!("expected an HTTP refusal, got {err}");
+    };
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value =
+        serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+    assert_eq!(body["error"]["code"], "bad_request", "{body}");
+    assert_eq!(
+        body["error"]["message"], "unknown format \"bogus\"",
+        "{body}"
+    );
 }
 
 /// A page reload replays the scrollback, and the client's emulator answers every query in
