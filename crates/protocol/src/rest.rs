@@ -47,7 +47,7 @@ impl WorkspaceState {
 
     /// Whether a workspace in this state may move to `next`. A running workspace may stop
     /// without being asked (its runner died); stopping a stopped one passes through
-    /// `stopping` again. Nothing moves backwards (`running → starting`), so a workspace
+    /// `stopping` again, and so may a start that nobody saw finish (its request went away). Nothing moves backwards (`running → starting`), so a workspace
     /// can never sit in `stopping` or `starting` for good: each ends in a state a person
     /// can act on.
     pub fn can_become(self, next: WorkspaceState) -> bool {
@@ -55,7 +55,7 @@ impl WorkspaceState {
         matches!(
             (self, next),
             (Stopped, Starting | Stopping)
-                | (Starting, Running | Error | Stopped)
+                | (Starting, Running | Error | Stopped | Stopping)
                 | (Running, Stopping | Stopped | Error)
                 | (Stopping, Stopped | Error)
                 | (Error, Starting | Stopping | Stopped)

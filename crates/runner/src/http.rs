@@ -111,7 +111,7 @@ pub(crate) async fn serve(
             tracing::info!(%addr, "runner listening on TCP");
             let token = Arc::new(format!("Bearer {token}"));
             let app = app.layer(axum::middleware::from_fn(
-                move |request: Request, next: Next| {
+                move |mut request: Request, next: Next| {
                     let token = token.clone();
                     async move {
                         let given = request
@@ -119,6 +119,9 @@ pub(crate) async fn serve(
                             .get(header::AUTHORIZATION)
                             .map(HeaderValue::as_bytes);
                         if given.is_some_and(|g| constant_time_eq(g, token.as_bytes())) {
+                            // Checked, and gone: a preview must never hand the token to the
+                            // workspace's own server.
+                            request.headers_mut().remove(header::AUTHORIZATION);
                             next.run(request).await
                         } else {
                             ApiError(ErrorReply::new(

@@ -17,7 +17,7 @@ use cove_protocol::{ErrorCode, ErrorReply, RestError};
 use hyper::Request;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
@@ -70,13 +70,23 @@ const IDLE: Duration = Duration::from_secs(30);
 /// Unused connections kept per runner.
 const IDLE_PER_RUNNER: usize = 8;
 
-type Addresses = Arc<Mutex<HashMap<String, RunnerAddr>>>;
+/// Where each known runner listens, and which of its workspace's runners it is: the pool
+/// keys connections by both, so a connection to a runner that was replaced (a restart at
+/// the same socket path, a new pod) is never taken for the new one.
+type Addresses = Arc<Mutex<HashMap<String, Known>>>;
+
+#[derive(Debug, Clone)]
+struct Known {
+    addr: RunnerAddr,
+    generation: u64,
+}
 
 /// See the module docs.
 #[derive(Clone)]
 pub(crate) struct RunnerLink {
     client: Client<Connector, Body>,
     addrs: Addresses,
+    generations: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for RunnerLink {
@@ -95,30 +105,41 @@ impl RunnerLink {
     pub(crate) fn new() -> RunnerLink {
         let addrs: Addresses = Arc::default();
         let client = Client::builder(TokioExecutor::new())
+            // Without a timer the pool drops idle connections only when it next looks.
+            .pool_timer(TokioTimer::new())
             .pool_idle_timeout(IDLE)
             .pool_max_idle_per_host(IDLE_PER_RUNNER)
             .build(Connector {
                 addrs: addrs.clone(),
             });
-        RunnerLink { client, addrs }
+        RunnerLink {
+            client,
+            addrs,
+            generations: Arc::default(),
+        }
     }
 
     /// Remembers where the runner of workspace `id` listens (it was just started or seen).
     pub(crate) fn remember(&self, id: &str, addr: &RunnerAddr) {
-        self.addrs
-            .lock()
-            .unwrap()
-            .insert(id.to_string(), addr.clone());
+        let mut addrs = self.addrs.lock().unwrap();
+        if addrs.get(id).is_some_and(|known| known.addr == *addr) {
+            return;
+        }
+        let generation = self
+            .generations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        addrs.insert(
+            id.to_string(),
+            Known {
+                addr: addr.clone(),
+                generation,
+            },
+        );
     }
 
     /// Forgets it (stopped, deleted, or unreachable).
     pub(crate) fn forget(&self, id: &str) {
         self.addrs.lock().unwrap().remove(id);
-    }
-
-    /// Where the runner of workspace `id` listens, if it is known to run.
-    pub(crate) fn known(&self, id: &str) -> Option<RunnerAddr> {
-        self.addrs.lock().unwrap().get(id).cloned()
     }
 
     /// Sends `request` (its URI a path and query on the runner) to the runner of workspace
@@ -128,13 +149,19 @@ impl RunnerLink {
         id: &str,
         mut request: Request<Body>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, LinkError> {
-        let addr = self.known(id).ok_or(LinkError::Unknown)?;
+        let known = self
+            .addrs
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .ok_or(LinkError::Unknown)?;
         let path = request
             .uri()
             .path_and_query()
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "/".into());
-        *request.uri_mut() = format!("http://{}{path}", host_of(id))
+        *request.uri_mut() = format!("http://{}{path}", host_of(id, known.generation))
             .parse()
             .map_err(|_| LinkError::Refused {
                 status: hyper::StatusCode::BAD_REQUEST,
@@ -145,14 +172,22 @@ impl RunnerLink {
             hyper::header::HOST,
             hyper::header::HeaderValue::from_static("runner"),
         );
-        if let RunnerAddr::Tcp { token, .. } = &addr
+        if let RunnerAddr::Tcp { token, .. } = &known.addr
             && let Ok(value) = hyper::header::HeaderValue::from_str(&format!("Bearer {token}"))
         {
             headers.insert(hyper::header::AUTHORIZATION, value);
         }
         self.client.request(request).await.map_err(|e| {
-            // A runner that went away: the next request asks the backend where it is.
-            self.forget(id);
+            if body_too_large(&e) {
+                return LinkError::Refused {
+                    status: hyper::StatusCode::PAYLOAD_TOO_LARGE,
+                    reply: ErrorReply::new(ErrorCode::TooLarge, "the request body is too large"),
+                };
+            }
+            if e.is_connect() {
+                // A runner that went away: forgotten until the manager sees it again.
+                self.forget(id);
+            }
             let cause = std::error::Error::source(&e)
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| e.to_string());
@@ -196,6 +231,14 @@ impl RunnerLink {
                     format!("the workspace answered {status} to a socket"),
                 ),
             };
+            // A refusal is the runner's to give (4xx, 5xx); anything else, or a 401 (the link's
+            // own credentials, not the person's), means the link is broken.
+            if !(status.is_client_error() || status.is_server_error())
+                || status == hyper::StatusCode::UNAUTHORIZED
+            {
+                tracing::warn!(workspace = %id, %status, "the runner answered a socket unexpectedly");
+                return Err(LinkError::Connect(format!("the runner answered {status}")));
+            }
             return Err(LinkError::Refused { status, reply });
         }
         let upgraded = hyper::upgrade::on(&mut response)
@@ -205,9 +248,22 @@ impl RunnerLink {
     }
 }
 
-/// The URI host that names workspace `id`'s runner to the pool.
-fn host_of(id: &str) -> String {
-    format!("w-{id}.runner")
+/// The URI host that names one runner of workspace `id` to the pool.
+fn host_of(id: &str, generation: u64) -> String {
+    format!("w-{id}.g{generation}.runner")
+}
+
+/// The request's body was cut by a size limit on its way in (a chunked upload beyond the
+/// file size limit, say): the client's fault, not the runner's.
+fn body_too_large(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if cause.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 fn websocket_key() -> String {
@@ -231,13 +287,21 @@ impl tower_service::Service<hyper::Uri> for Connector {
     }
 
     fn call(&mut self, uri: hyper::Uri) -> Self::Future {
-        let id = uri
+        let wanted = uri
             .host()
             .and_then(|h| h.strip_prefix("w-"))
             .and_then(|h| h.strip_suffix(".runner"))
-            .unwrap_or_default()
-            .to_string();
-        let addr = self.addrs.lock().unwrap().get(&id).cloned();
+            .and_then(|h| h.rsplit_once(".g"))
+            .and_then(|(id, generation)| Some((id.to_string(), generation.parse::<u64>().ok()?)));
+        // Only the runner the request was meant for: not one that replaced it since.
+        let addr = wanted.and_then(|(id, generation)| {
+            self.addrs
+                .lock()
+                .unwrap()
+                .get(&id)
+                .filter(|known| known.generation == generation)
+                .map(|known| known.addr.clone())
+        });
         Box::pin(async move {
             let addr = addr.ok_or_else(|| {
                 io::Error::new(io::ErrorKind::NotFound, "the runner is not known")

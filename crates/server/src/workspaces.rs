@@ -264,25 +264,38 @@ impl Manager {
 
     /// Starts the workspace's runner if needed; afterwards the link knows where it listens.
     pub(crate) async fn ensure_running(&self, row: &WorkspaceRow) -> Result<(), ApiError> {
-        if self.is_running(row).await {
+        if row.state == WorkspaceState::Running && self.is_running(row).await {
             return Ok(());
         }
         let lock = self.lock(&row.id);
         let _turn = lock.lock().await;
-        if self.is_running(row).await {
+        let current = self
+            .db
+            .get(&row.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no workspace {:?}", row.name)))?;
+        if self.is_running(&current).await {
+            // A start whose request went away before it finished (the runner came up, nobody
+            // recorded it), or a runner found again after a restart: record what is true.
+            if current.state != WorkspaceState::Running {
+                if !current.state.can_become(WorkspaceState::Running) {
+                    self.transition(&row.id, WorkspaceState::Starting, "", None)
+                        .await?;
+                }
+                self.transition(&row.id, WorkspaceState::Running, "", None)
+                    .await?;
+            }
             return Ok(());
         }
         // It was running, but its runner is gone (the status above): say so first.
-        if let Some(current) = self.db.get(&row.id).await?
-            && current.state == WorkspaceState::Running
-        {
+        if current.state == WorkspaceState::Running {
             self.transition(&row.id, WorkspaceState::Stopped, RUNNER_EXITED, None)
                 .await?;
         }
+        let limits = backend_limits(&current.limits)?;
         self.transition(&row.id, WorkspaceState::Starting, "", None)
             .await?;
         let started = std::time::Instant::now();
-        let limits = backend_limits(&row.limits)?;
         match self.backend.start(&row.id, &limits).await {
             Ok(addr) => {
                 self.link.remember(&row.id, &addr);
@@ -334,6 +347,8 @@ impl Manager {
                 .await?;
             return Err(ApiError::internal(message, e));
         }
+        // A status read while the stop ran may have told the link the old address again.
+        self.link.forget(&row.id);
         self.transition(&row.id, WorkspaceState::Stopped, &reason, Some(by))
             .await?;
         Ok(())
@@ -347,6 +362,7 @@ impl Manager {
             .destroy(&row.id)
             .await
             .map_err(|e| ApiError::internal("cannot delete the workspace", e))?;
+        self.link.forget(&row.id);
         self.db.delete(&row.id).await?;
         self.locks.lock().unwrap().remove(&row.id);
         tracing::info!(workspace = %row.id, "workspace deleted");

@@ -334,6 +334,41 @@ async fn errors_are_json_and_names_are_plain() {
     )
     .await;
     assert_eq!((status, error_code(&body).as_str()), (413, "too_large"));
+    // Without a declared length (chunked), cut at the limit on its way through: still 413,
+    // and nothing is written.
+    let path = format!("/api/workspaces/{id}/files/big3.bin");
+    let answer = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
+            .await
+            .unwrap();
+        let head = format!(
+            "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+            s.port
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        for _ in 0..4 {
+            // The server may answer and close before it has read every chunk.
+            if tcp.write_all(b"400\r\n").await.is_err()
+                || tcp.write_all(&[7u8; 1024]).await.is_err()
+                || tcp.write_all(b"\r\n").await.is_err()
+            {
+                break;
+            }
+        }
+        let _ = tcp.write_all(b"0\r\n\r\n").await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            tcp.read_to_end(&mut answer),
+        )
+        .await;
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("too_large"), "{answer}");
+    let (status, _) = http(s.port, "GET", &path, None, &[]).await;
+    assert_eq!(status, 404, "a refused upload leaves nothing behind");
     // A method a route does not take: the JSON shape too (axum answers 405 with no body).
     let (status, body) = http(s.port, "DELETE", "/api/templates", None, &[]).await;
     assert_eq!(status, 405);

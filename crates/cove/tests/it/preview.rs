@@ -155,3 +155,73 @@ async fn raw_head(port: u16, path: &str) -> String {
         .unwrap();
     String::from_utf8_lossy(&out).to_string()
 }
+
+/// A runner on TCP (how a Kubernetes pod serves): every request needs its token, and a
+/// preview never hands that token on to the workspace's own server.
+#[tokio::test]
+async fn a_tcp_runner_wants_its_token_and_keeps_it_from_previews() {
+    let root = tempfile::tempdir().unwrap();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let token = "runner-token-0123456789abcdef";
+    let mut runner = tokio::process::Command::new(env!("CARGO_BIN_EXE_cove"))
+        .args(["runner", "--workspace-id", "tcp-runner", "--root"])
+        .arg(root.path())
+        .args(["--listen-tcp", &format!("127.0.0.1:{port}")])
+        .env("COVE_RUNNER_TOKEN", token)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut app = tokio::process::Command::new("python3")
+        .args(["-u", "-c", ECHO_SERVER])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let app_port: u16 = {
+        use tokio::io::AsyncBufReadExt;
+        let mut line = String::new();
+        tokio::io::BufReader::new(app.stdout.take().unwrap())
+            .read_line(&mut line)
+            .await
+            .unwrap();
+        line.trim().parse().unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runner never listened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let path = format!("/ports/{app_port}/page");
+    for wrong in [
+        None,
+        Some("Bearer nope"),
+        Some("runner-token-0123456789abcdef"),
+    ] {
+        let headers: Vec<(&str, &str)> = wrong.iter().map(|w| ("Authorization", *w)).collect();
+        let (status, body) = cove_test_support::http(port, "GET", &path, None, &headers).await;
+        assert_eq!(status, 401, "{wrong:?}: {}", String::from_utf8_lossy(&body));
+    }
+    let bearer = format!("Bearer {token}");
+    let (status, body) =
+        cove_test_support::http(port, "GET", &path, None, &[("Authorization", &bearer)]).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let seen: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(seen["path"], "/page", "{seen}");
+    assert!(
+        !seen["headers"].to_string().contains(token),
+        "the runner's token reached the workspace's server: {seen}"
+    );
+    cove_test_support::signal(runner.id().unwrap(), libc::SIGTERM);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), runner.wait()).await;
+    let _ = app.start_kill();
+    let _ = app.wait().await;
+}

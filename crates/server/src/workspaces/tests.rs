@@ -127,6 +127,34 @@ async fn a_runner_that_died_is_noticed_and_a_restart_reconciles() {
     assert!(reason.unwrap().contains("while the server was down"));
 }
 
+/// A start whose request went away mid-way (the client closed the socket): the runner came
+/// up, nobody recorded it. The next look records it running; a stop works either way.
+#[tokio::test]
+async fn a_start_nobody_saw_finish_is_recorded_and_can_be_stopped() {
+    let (m, backend, _dir) = manager().await;
+    for name in ["seen", "stoppable"] {
+        m.create("admin", name, None, Limits::default())
+            .await
+            .unwrap();
+        let row = m.find("admin", name).await.unwrap();
+        m.db.set_state(&row.id, WorkspaceState::Starting, "", None)
+            .await
+            .unwrap();
+        backend.set_running(&row.id, true);
+    }
+    let seen = m.find("admin", "seen").await.unwrap();
+    m.ensure_running(&seen).await.unwrap();
+    assert_eq!(state(&m, "seen").await.0, "running");
+    assert!(
+        !backend.calls().iter().any(|c| c.starts_with("start")),
+        "nothing was started twice: {:?}",
+        backend.calls()
+    );
+    let stoppable = m.find("admin", "stoppable").await.unwrap();
+    m.stop(&stoppable, "admin").await.unwrap();
+    assert_eq!(state(&m, "stoppable").await.0, "stopped");
+}
+
 #[test]
 fn names_are_plain_and_readable() {
     for good in [
@@ -171,6 +199,7 @@ fn states_only_move_forward() {
         (Stopping, Error),
         (Error, Starting),
         (Running, Stopped),
+        (Starting, Stopping),
     ];
     for (from, to) in allowed {
         assert!(from.can_become(to), "{from} -> {to}");
