@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -312,7 +312,7 @@ impl Drop for TestServer {
         }
         // A sandbox that had to be killed could not unmount its workspace's disk image or
         // remove its cgroups.
-        self.clean_up_after_killed_sandboxes();
+        serve::clean_up_after_killed_sandboxes(self.data_dir.path());
     }
 }
 
@@ -340,35 +340,6 @@ pub fn host_ipv4() -> Option<std::net::Ipv4Addr> {
         libc::freeifaddrs(list);
     }
     found
-}
-
-impl TestServer {
-    fn clean_up_after_killed_sandboxes(&self) {
-        if let Ok(entries) = std::fs::read_dir(self.data_dir.path().join("run")) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if let Some(id) = name.strip_suffix(".pid") {
-                    for controller in ["memory", "pids", "cpu", ""] {
-                        let group = Path::new("/sys/fs/cgroup")
-                            .join(controller)
-                            .join(format!("cove-{id}"));
-                        let _ = std::fs::remove_dir(group);
-                    }
-                }
-            }
-        }
-        let root = self.data_dir.path().to_string_lossy().into_owned();
-        let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        for mount_point in table.lines().filter_map(|l| l.split(' ').nth(4)) {
-            if mount_point.starts_with(&root) {
-                let path = std::ffi::CString::new(mount_point).expect("no NUL");
-                // SAFETY: a NUL-terminated path that outlives the call.
-                unsafe {
-                    libc::umount2(path.as_ptr(), libc::MNT_DETACH);
-                }
-            }
-        }
-    }
 }
 
 /// The `cove runner` process at or below `pid` (a sandbox puts two processes above it).
@@ -460,65 +431,10 @@ pub async fn http_with_head(
     body: Option<&[u8]>,
     headers: &[(&str, &str)],
 ) -> (u16, String, Vec<u8>) {
-    let run = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port))
-            .await
-            .expect("connect");
-        let body = body.unwrap_or_default();
-        let mut head = format!("{method} {path} HTTP/1.1\r\n");
-        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-            head.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
-        }
-        head.push_str(&format!(
-            "Connection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).await.expect("write");
-        stream.write_all(body).await.expect("write body");
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.expect("read");
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("HTTP head")
-            + 4;
-        let head = String::from_utf8_lossy(&raw[..split]).to_string();
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status");
-        let mut body = raw[split..].to_vec();
-        if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            body = dechunk(&body);
-        }
-        (status, head, body)
-    };
-    tokio::time::timeout(WAIT, run)
+    let response = request::request(port, method, path, headers, body, WAIT)
         .await
-        .expect("HTTP answer in time")
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..line_end]).trim(), 16)
-            .unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        let start = line_end + 2;
-        out.extend_from_slice(&data[start..start + size]);
-        data = &data[start + size + 2..];
-    }
-    out
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    (response.status, response.head, response.body)
 }
 
 /// A control-socket client that keeps messages it was not waiting for.

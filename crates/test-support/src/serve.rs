@@ -218,31 +218,7 @@ impl DataDir {
 
 impl Drop for DataDir {
     fn drop(&mut self) {
-        let root = self.path().to_string_lossy().into_owned();
-        let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        for mount_point in table.lines().filter_map(|l| l.split(' ').nth(4)) {
-            if mount_point.starts_with(&root)
-                && let Ok(path) = std::ffi::CString::new(mount_point)
-            {
-                // SAFETY: a NUL-terminated path that outlives the call.
-                unsafe {
-                    libc::umount2(path.as_ptr(), libc::MNT_DETACH);
-                }
-            }
-        }
-        if let Ok(entries) = std::fs::read_dir(self.path().join("run")) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if let Some(id) = name.strip_suffix(".pid") {
-                    for controller in ["memory", "pids", "cpu", ""] {
-                        let group = Path::new("/sys/fs/cgroup")
-                            .join(controller)
-                            .join(format!("cove-{id}"));
-                        let _ = std::fs::remove_dir(group);
-                    }
-                }
-            }
-        }
+        clean_up_after_killed_sandboxes(self.path());
         // TempDir's own drop removes the tree.
         drop(self.0.take());
     }
@@ -297,6 +273,36 @@ fn tail_text(log: &Mutex<VecDeque<String>>) -> String {
         .cloned()
         .collect::<Vec<_>>()
         .join(" | ")
+}
+
+/// What a sandbox that was SIGKILLed could not remove itself: mounts below `data_dir` and
+/// its cgroups (named after the pid files in `run/`).
+pub(crate) fn clean_up_after_killed_sandboxes(data_dir: &Path) {
+    let root = data_dir.to_string_lossy().into_owned();
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for mount_point in table.lines().filter_map(|l| l.split(' ').nth(4)) {
+        if mount_point.starts_with(&root)
+            && let Ok(path) = std::ffi::CString::new(mount_point)
+        {
+            // SAFETY: a NUL-terminated path that outlives the call.
+            unsafe {
+                libc::umount2(path.as_ptr(), libc::MNT_DETACH);
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(data_dir.join("run")) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(".pid") {
+                for controller in ["memory", "pids", "cpu", ""] {
+                    let group = Path::new("/sys/fs/cgroup")
+                        .join(controller)
+                        .join(format!("cove-{id}"));
+                    let _ = std::fs::remove_dir(group);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
