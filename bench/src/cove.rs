@@ -2,10 +2,10 @@
 //! clients, and `cove-bench terminal`'s measurements through it.
 //!
 //! - [`server`]: `cove serve` started and stopped by the bench (on `cove_test_support::serve`);
-//! - [`http`]: REST requests (on `cove_test_support::request`);
+//! - [`mod@http`]: REST requests (on `cove_test_support::request`);
 //! - [`ws`]: WebSocket clients for the raw terminal socket (PROTOCOL.md section 2) and the
 //!   JSON control socket (section 1), also used by the peers' suite (`term.rs`) and the soak;
-//! - [`run`]: `cove-bench terminal` against cove: a workspace, then [`raw_socket`] and
+//! - [`mod@run`]: `cove-bench terminal` against cove: a workspace, then [`raw_socket`] and
 //!   [`json_socket`] (throughput and echo latency), then [`memory`].
 //!
 //! Everything here runs on one current-thread tokio runtime, so the client uses one core.

@@ -23,8 +23,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::timeout_at;
 
-/// What [`Serve::start`] runs, beyond the fixed `serve --bind-addr 127.0.0.1:0 --data-dir
-/// <dir> --auth none`.
+/// What [`Serve::start`] runs, beyond the fixed
+/// `serve --bind-addr 127.0.0.1:0 --data-dir <dir> --auth none`.
 #[derive(Debug, Clone)]
 pub struct ServeOptions<'a> {
     /// Extra `cove serve` arguments.
