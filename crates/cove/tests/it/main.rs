@@ -22,3 +22,13 @@ use cove_test_support::TestServer;
 pub async fn server() -> TestServer {
     TestServer::start(env!("CARGO_BIN_EXE_cove")).await
 }
+
+/// The `code` of a JSON error body.
+pub fn error_code(body: &[u8]) -> String {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .unwrap_or_else(|_| panic!("a JSON error body: {}", String::from_utf8_lossy(body)));
+    value["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}

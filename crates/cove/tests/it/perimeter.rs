@@ -3,27 +3,18 @@
 //! code in a workspace aiming at the host (its runner's socket, the host's disk and
 //! descriptors). Each attempt changes nothing, and the server keeps answering.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use cove_test_support::{TestServer, WAIT, http, http_with_head};
 
-use crate::server;
+use crate::{error_code, server};
 
 async fn state(s: &TestServer, id: &str) -> String {
     let (status, body) = s.json("GET", &format!("/api/workspaces/{id}"), None).await;
     assert_eq!(status, 200, "{body}");
     body["state"].as_str().unwrap().to_string()
-}
-
-fn error_code(body: &[u8]) -> String {
-    let value: Value = serde_json::from_slice(body)
-        .unwrap_or_else(|_| panic!("a JSON error body: {}", String::from_utf8_lossy(body)));
-    value["error"]["code"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
 }
 
 #[tokio::test]
@@ -304,98 +295,6 @@ async fn previews_are_their_own_origin_or_sandboxed() {
         assert_eq!(status, 404, "{path}");
         assert_eq!(error_code(&body), "not_found", "{path}");
     }
-}
-
-#[tokio::test]
-async fn errors_are_json_and_names_are_plain() {
-    let s = TestServer::start_with(env!("CARGO_BIN_EXE_cove"), &["--max-file-size", "1024"]).await;
-    let id = s.create_workspace("plain", "blank").await;
-    let (status, _) = s
-        .json("POST", &format!("/api/workspaces/{id}/start"), None)
-        .await;
-    assert_eq!(status, 200);
-    let (status, body) = http(
-        s.port,
-        "PUT",
-        &format!("/api/workspaces/{id}/files/big.bin"),
-        Some(&[7u8; 4096]),
-        &[],
-    )
-    .await;
-    assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
-    assert_eq!(error_code(&body), "too_large");
-    // Refused from its declared length, before the body is sent (curl's Expect: 100-continue).
-    let (status, body) = http(
-        s.port,
-        "PUT",
-        &format!("/api/workspaces/{id}/files/big2.bin"),
-        Some(&[7u8; 4096]),
-        &[("Expect", "100-continue")],
-    )
-    .await;
-    assert_eq!((status, error_code(&body).as_str()), (413, "too_large"));
-    // Without a declared length (chunked), cut at the limit on its way through: still 413,
-    // and nothing is written.
-    let path = format!("/api/workspaces/{id}/files/big3.bin");
-    let answer = {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
-            .await
-            .unwrap();
-        let head = format!(
-            "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-            s.port
-        );
-        tcp.write_all(head.as_bytes()).await.unwrap();
-        for _ in 0..4 {
-            // The server may answer and close before it has read every chunk.
-            if tcp.write_all(b"400\r\n").await.is_err()
-                || tcp.write_all(&[7u8; 1024]).await.is_err()
-                || tcp.write_all(b"\r\n").await.is_err()
-            {
-                break;
-            }
-        }
-        let _ = tcp.write_all(b"0\r\n\r\n").await;
-        let mut answer = Vec::new();
-        let _ = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            tcp.read_to_end(&mut answer),
-        )
-        .await;
-        String::from_utf8_lossy(&answer).into_owned()
-    };
-    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    assert!(answer.contains("too_large"), "{answer}");
-    let (status, _) = http(s.port, "GET", &path, None, &[]).await;
-    assert_eq!(status, 404, "a refused upload leaves nothing behind");
-    // A method a route does not take: the JSON shape too (axum answers 405 with no body).
-    let (status, body) = http(s.port, "DELETE", "/api/templates", None, &[]).await;
-    assert_eq!(status, 405);
-    assert_eq!(error_code(&body), "bad_request");
-    for bad in [
-        ".",
-        "..",
-        "a\u{200b}",
-        "\u{202e}evil",
-        "-x",
-        &"n".repeat(65),
-    ] {
-        let (status, body) = s
-            .json("POST", "/api/workspaces", Some(json!({ "name": bad })))
-            .await;
-        assert_eq!(status, 400, "{bad:?}: {body}");
-    }
-    let (status, _) = s
-        .json("POST", "/api/workspaces", Some(json!({"name": "py-demo"})))
-        .await;
-    assert_eq!(status, 201);
-    let (status, body) = s
-        .json("POST", "/api/workspaces", Some(json!({"name": "PY-DEMO"})))
-        .await;
-    assert_eq!(status, 409, "names ignore case: {body}");
-    let (status, body) = s.json("GET", "/api/workspaces/Py-Demo", None).await;
-    assert_eq!((status, body["name"].as_str()), (200, Some("py-demo")));
 }
 
 #[tokio::test]
