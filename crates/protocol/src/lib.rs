@@ -2,7 +2,8 @@
 //! clients.
 //!
 //! Owns: the JSON shapes of the control socket (requests, replies, events), the raw terminal
-//! socket's control messages, the REST error body and the stable error codes.
+//! socket's control messages, the REST bodies (`rest`, `accounts`), the launch specs
+//! (`launch`), the REST error body and the stable error codes.
 //! Must not know: I/O, sockets, files, processes. Serde only.
 //!
 //! A request is `{"type": T, "payload": {...}, "requestId": "..."}` and decodes into
@@ -12,6 +13,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub mod accounts;
 mod error;
 pub mod launch;
 pub mod rest;

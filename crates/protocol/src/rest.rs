@@ -119,6 +119,7 @@ pub struct WorkspaceView {
     pub name: String,
     pub template: String,
     pub state: WorkspaceState,
+    /// The owner's username.
     pub owner: String,
     pub created_at: String,
     /// When `state` last changed.
@@ -143,6 +144,10 @@ pub struct WorkspaceView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(test, ts(optional))]
     pub limits: Option<Limits>,
+    /// What the caller may do with it (a cove addition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub access: Option<crate::accounts::WorkspaceAccess>,
 }
 
 /// An entry of `GET /api/templates`.

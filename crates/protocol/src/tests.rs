@@ -257,6 +257,7 @@ fn error_codes_map_to_http() {
 /// the Rust types say today (`npm run typecheck` then fails on a field renamed here).
 #[test]
 fn typescript_bindings_are_current() {
+    use crate::accounts::*;
     use crate::rest::*;
     use ts_rs::{Config, TS};
     let cfg = Config::new().with_large_int("number");
@@ -287,6 +288,28 @@ fn typescript_bindings_are_current() {
         Health,
         TerminalQuery,
         DeleteQuery,
+        Role,
+        ShareAccess,
+        WorkspaceAccess,
+        LoginRequest,
+        LoginResponse,
+        Quotas,
+        User,
+        CreateUser,
+        UpdateUser,
+        SessionView,
+        CreateToken,
+        TokenCreated,
+        TokenView,
+        Share,
+        ShareRequest,
+        Usage,
+        Outcome,
+        AuditEntry,
+        AuditPage,
+        AuditQuery,
+        Presence,
+        PresentUser,
         Request,
         Empty,
         CreateTerminal,

@@ -54,6 +54,7 @@ fn view_of(row: WorkspaceRow) -> WorkspaceView {
         state_changed_at: row.updated_at,
         state_reason: Some(row.state_reason).filter(|r| !r.is_empty()),
         stopped_by: row.stopped_by,
+        access: None,
     }
 }
 

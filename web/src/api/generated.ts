@@ -21,7 +21,11 @@ export type CreateWorkspace = { name: string,
  */
 template?: string, limits?: Limits, };
 
-export type WorkspaceView = { id: string, name: string, template: string, state: WorkspaceState, owner: string, createdAt: string, 
+export type WorkspaceView = { id: string, name: string, template: string, state: WorkspaceState, 
+/**
+ * The owner's username.
+ */
+owner: string, createdAt: string, 
 /**
  * When `state` last changed.
  */
@@ -45,7 +49,11 @@ previewPort?: number,
 /**
  * The limits it asked for at creation (absent: the server's defaults).
  */
-limits?: Limits, };
+limits?: Limits, 
+/**
+ * What the caller may do with it (a cove addition).
+ */
+access?: WorkspaceAccess, };
 
 export type Template = { name: string, description: string, runCommand?: string, previewPort?: number, };
 
@@ -87,6 +95,142 @@ offset?: number,
 format?: string, };
 
 export type DeleteQuery = { recursive: boolean, };
+
+export type Role = "admin" | "user" | "viewer";
+
+export type ShareAccess = "view" | "edit";
+
+export type WorkspaceAccess = "view" | "edit" | "owner";
+
+export type LoginRequest = { 
+/**
+ * Left out in single-user mode: the admin.
+ */
+username?: string, password: string, };
+
+export type LoginResponse = { user: User, };
+
+export type Quotas = { 
+/**
+ * Workspaces the user may own.
+ */
+workspaces?: number, 
+/**
+ * Workspaces of theirs running at once.
+ */
+running?: number, 
+/**
+ * Signed-in sessions at once.
+ */
+sessions?: number, 
+/**
+ * Open sockets at once (control, terminal, events).
+ */
+connections?: number, 
+/**
+ * The sum of their workspaces' storage limits.
+ */
+storageMib?: number, 
+/**
+ * The sum of the memory limits of their running workspaces.
+ */
+memoryMib?: number, };
+
+export type User = { id: string, username: string, role: Role, createdAt: string, 
+/**
+ * A disabled user cannot sign in, and their sessions and tokens are ended.
+ */
+disabled: boolean, 
+/**
+ * Their own quotas, where they differ from the server's defaults.
+ */
+quotas?: Quotas, };
+
+export type CreateUser = { username: string, password: string, role: Role, };
+
+export type UpdateUser = { password?: string, role?: Role, disabled?: boolean, quotas?: Quotas, };
+
+export type SessionView = { id: string, createdAt: string, lastSeenAt: string, address: string, userAgent: string, 
+/**
+ * The session this request came with.
+ */
+current: boolean, };
+
+export type CreateToken = { name: string, 
+/**
+ * Default: never.
+ */
+expiresInDays?: number, };
+
+export type TokenCreated = { id: string, name: string, token: string, expiresAt: string | null, };
+
+export type TokenView = { id: string, name: string, createdAt: string, expiresAt: string | null, lastUsedAt: string | null, };
+
+export type Share = { 
+/**
+ * The username.
+ */
+user: string, access: ShareAccess, };
+
+export type ShareRequest = { access: ShareAccess, };
+
+export type Usage = { workspaces: number, running: number, storageBytes: number, memoryBytes: number, sessions: number, connections: number, quotas: Quotas, };
+
+export type Outcome = "success" | "failure";
+
+export type AuditEntry = { id: number, 
+/**
+ * RFC 3339, UTC.
+ */
+at: string, 
+/**
+ * The username who acted (or tried to), empty when unknown.
+ */
+user: string, 
+/**
+ * What was done, e.g. `login`, `workspace.delete`, `socket.refused`.
+ */
+action: string, 
+/**
+ * What it was done to (a workspace id, a username, a token id), or empty.
+ */
+target: string, 
+/**
+ * The client's address.
+ */
+address: string, outcome: Outcome, 
+/**
+ * Anything else worth knowing (why it was refused, the values that did not match).
+ */
+detail: string, };
+
+export type AuditPage = { entries: Array<AuditEntry>, next?: number, };
+
+export type AuditQuery = { 
+/**
+ * A username.
+ */
+user?: string, action?: string, 
+/**
+ * RFC 3339.
+ */
+since?: string, 
+/**
+ * RFC 3339.
+ */
+until?: string, 
+/**
+ * At most 500; default 100.
+ */
+limit?: number, 
+/**
+ * Only entries older than this id (paging).
+ */
+before?: number, };
+
+export type Presence = { workspaceId: string, users: Array<PresentUser>, };
+
+export type PresentUser = { username: string, access: WorkspaceAccess, };
 
 export type Request = { "type": "create_terminal", "payload": CreateTerminal } | { "type": "attach_terminal", "payload": TerminalRef } | { "type": "terminal_input", "payload": TerminalInput } | { "type": "resize_terminal", "payload": ResizeTerminal } | { "type": "close_terminal", "payload": TerminalRef } | { "type": "list_terminals", "payload": Empty } | { "type": "run_command", "payload": RunCommand } | { "type": "stop_process", "payload": StopProcess } | { "type": "list_processes", "payload": Empty } | { "type": "subscribe_process", "payload": ProcessRef } | { "type": "read_file", "payload": ReadFile } | { "type": "write_file", "payload": WriteFile } | { "type": "list_dir", "payload": PathRef } | { "type": "make_dir", "payload": PathRef } | { "type": "delete_path", "payload": DeletePath } | { "type": "rename_path", "payload": RenamePath } | { "type": "watch", "payload": OptionalPath } | { "type": "unwatch", "payload": OptionalPath } | { "type": "list_ports", "payload": Empty } | { "type": "stats", "payload": Empty } | { "type": "ping", "payload": Empty };
 
