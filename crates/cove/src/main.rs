@@ -33,7 +33,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (defaults: http://127.0.0.1:8080, data in ~/.local/share/cove).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Internal: the agent of one workspace, started by the server. Not for people.
     Runner(RunnerArgs),
     /// Internal: confines a runner (namespaces, new root, cgroups, its own uid). Not for people.
@@ -76,6 +76,14 @@ impl From<NetworkMode> for cove_backend_local::NetworkChoice {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AuthMode {
+    /// Sign in with a password (sessions) or an API token.
+    Password,
+    /// Nobody signs in: every caller is the administrator. Loopback only.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum SandboxMode {
     /// Each workspace in its own namespaces, root filesystem, cgroups and uid (needs root).
     Namespaces,
@@ -98,13 +106,57 @@ struct ServeArgs {
     /// Where the database, workspaces and logs live [default: $XDG_DATA_HOME/cove or ~/.local/share/cove].
     #[arg(long, env = "COVE_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Authentication: `none` (everyone is the admin; keep the server on loopback). Password
-    /// sign-in arrives with accounts.
-    #[arg(long, default_value = "none")]
-    auth: String,
-    /// Password for `--auth password` (not available yet).
+    /// How people sign in. `password`: each request needs a session (signed in at /login)
+    /// or an API token; the administrator's password comes from --password, $PASSWORD,
+    /// --hashed-password or $HASHED_PASSWORD, or is generated at first start and kept in
+    /// `<data dir>/admin-password` (its path is printed). `none`: everyone who can reach
+    /// cove is the administrator; keep it on loopback.
+    #[arg(long, value_enum, env = "COVE_AUTH", default_value = "password")]
+    auth: AuthMode,
+    /// The administrator's password (at least 8 characters), applied at every start.
     #[arg(long, env = "PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// The administrator's password as an Argon2 PHC string (`$argon2id$...`), as
+    /// code-server accepts it, e.g. from `argon2 SALT -id -e`.
+    #[arg(
+        long,
+        env = "HASHED_PASSWORD",
+        hide_env_values = true,
+        conflicts_with = "password"
+    )]
+    hashed_password: Option<String>,
+    /// The first administrator's username (made at first start, when there is no user).
+    #[arg(long, env = "ADMIN_USERNAME", default_value = "admin")]
+    admin_username: String,
+    /// A reverse proxy (address or CIDR range) whose X-Forwarded-For, -Host and -Proto
+    /// headers are believed, e.g. `127.0.0.1` or `10.0.0.0/8`. Repeatable; also
+    /// COVE_TRUSTED_PROXIES, comma-separated. From any other peer they are ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "COVE_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<cove_server::Cidr>,
+    /// An origin besides cove's own whose pages may open cove's sockets and change state,
+    /// e.g. `https://ide.example.com`. Repeatable; also COVE_ALLOWED_ORIGINS.
+    #[arg(
+        long = "allowed-origin",
+        env = "COVE_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    allowed_origins: Vec<String>,
+    /// Workspaces each user may own (unless their own quota says otherwise).
+    #[arg(long)]
+    quota_workspaces: Option<u64>,
+    /// Workspaces each user may have running at once.
+    #[arg(long)]
+    quota_running: Option<u64>,
+    /// Sign-in sessions each user may have open.
+    #[arg(long, default_value_t = 50)]
+    quota_sessions: u64,
+    /// Sockets each user may have open at once.
+    #[arg(long, default_value_t = 500)]
+    quota_connections: u64,
     /// TLS certificate (not available yet: put cove behind a TLS-terminating proxy).
     #[arg(long)]
     cert: Option<PathBuf>,
@@ -236,7 +288,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(serve(args)),
+            .block_on(serve(*args)),
         // One runner serves one workspace: a single-threaded runtime keeps an idle runner
         // small (one thread, one malloc arena) and is fast enough for one workspace's I/O.
         Command::Runner(args) => tokio::runtime::Builder::new_current_thread()
@@ -248,26 +300,20 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let auth = match args.auth.as_str() {
-        "none" => cove_server::Auth::None,
-        "password" => anyhow::bail!(
-            "--auth password is not available yet: accounts and sign-in are a later milestone; run with --auth none on loopback"
-        ),
-        other => anyhow::bail!("unknown --auth {other:?}; use none"),
-    };
-    if args.password.is_some() && auth == cove_server::Auth::None {
+    if args.auth == AuthMode::None && (args.password.is_some() || args.hashed_password.is_some()) {
         tracing::warn!("a password was given, but --auth none ignores it");
     }
     if args.cert.is_some() || args.cert_key.is_some() {
         anyhow::bail!("--cert is not available yet: put cove behind a TLS-terminating proxy");
     }
-    let data_dir = match args.data_dir {
+    let data_dir = match args.data_dir.clone() {
         Some(dir) => dir,
         None => default_data_dir()?,
     };
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
+    let accounts = account_settings(&args, &data_dir)?;
     let disk_limit_bytes = mib(args.disk_limit_mib, "--disk-limit-mib")?;
     let sandbox = match args.sandbox {
         SandboxMode::Namespaces => {
@@ -341,7 +387,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = cove_server::Config {
         bind: args.bind_addr,
         data_dir,
-        auth,
+        accounts,
+        trusted_proxies: args.trusted_proxies,
+        allowed_origins: args.allowed_origins,
         max_file_bytes: args.max_file_size,
         allowed_hosts: args.allowed_hosts,
         preview_domain: args.preview_domain,
@@ -349,6 +397,83 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_connections: args.max_connections,
     };
     cove_server::serve(config, Arc::new(backend), shutdown).await
+}
+
+/// Where a generated administrator password is kept.
+const PASSWORD_FILE: &str = "admin-password";
+
+/// Accounts from the flags. With `--auth password` and no password given, the password is
+/// the one in `<data dir>/admin-password`, generated (mode 0600) at first start; where it
+/// is, is printed, as code-server does.
+fn account_settings(
+    args: &ServeArgs,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<cove_server::AccountSettings> {
+    use cove_server::{AdminPassword, Auth};
+    let auth = match args.auth {
+        AuthMode::Password => Auth::Password,
+        AuthMode::None => Auth::None,
+    };
+    let admin_password = match (&args.password, &args.hashed_password) {
+        _ if auth == Auth::None => None,
+        (Some(plain), _) => Some(AdminPassword::Plain(plain.clone())),
+        (None, Some(hash)) => Some(AdminPassword::Hashed(hash.clone())),
+        (None, None) => {
+            let path = data_dir.join(PASSWORD_FILE);
+            let password = read_or_make_password(&path)?;
+            println!(
+                "Sign in as {:?} with the password in {} (or set $PASSWORD)",
+                args.admin_username,
+                path.display()
+            );
+            Some(AdminPassword::Plain(password))
+        }
+    };
+    let mut settings = cove_server::AccountSettings {
+        auth,
+        admin_password,
+        admin_username: args.admin_username.clone(),
+        ..Default::default()
+    };
+    let quotas = &mut settings.default_quotas;
+    quotas.workspaces = args.quota_workspaces;
+    quotas.running = args.quota_running;
+    quotas.sessions = Some(args.quota_sessions);
+    quotas.connections = Some(args.quota_connections);
+    Ok(settings)
+}
+
+/// The password kept in `path`, or a new random one written there (mode 0600, created
+/// exclusively, so that a link planted there is not followed).
+fn read_or_make_password(path: &std::path::Path) -> anyhow::Result<String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    match std::fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_string()),
+        Ok(_) => std::fs::remove_file(path)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let mut bytes = [0u8; 18];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let password: String = bytes
+        .iter()
+        .map(|b| {
+            // 64 characters without look-alikes' worries: base64url.
+            const ALPHABET: &[u8; 64] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            ALPHABET[usize::from(*b) % 64] as char
+        })
+        .collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(file, "{password}")?;
+    tracing::info!(path = %path.display(), "generated the administrator's password");
+    Ok(password)
 }
 
 /// MiB from a flag in bytes, refusing values no filesystem or cgroup could hold.

@@ -174,6 +174,8 @@ pub struct ServerInfo {
     /// `http://{port}-{id}.localhost:8080/`: where previews live, from the name the client
     /// used; `null` when they are only path-based from there.
     pub preview_url_template: Option<String>,
+    /// How clients sign in: `password` (sessions and API tokens) or `none`.
+    pub auth: String,
 }
 
 /// `GET /healthz`, as code-server answers it.

@@ -1,17 +1,25 @@
-//! REST routes of docs/PROTOCOL.md section 0 and the socket routes of sections 1, 2 and 3.
+//! REST routes of docs/PROTOCOL.md section 0 (workspaces and files); the sockets of sections
+//! 1 to 3 are in `api/sockets.rs`, the account routes of section 7 in `api/accounts.rs`.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use cove_protocol::ErrorCode;
+use cove_protocol::accounts::Outcome;
 use cove_protocol::rest::{CreateWorkspace, ServerInfo};
-use cove_protocol::{ErrorCode, ErrorReply, Event, ServerMessage, Status, StatusState};
-use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 
+use crate::accounts::{Auth, Caller};
+use crate::db::WorkspaceRow;
 use crate::error::ApiError;
-use crate::relay::{self, Gauge};
 use crate::{AppState, templates};
+
+mod accounts;
+mod sockets;
+
+pub(crate) use accounts::*;
+pub(crate) use sockets::*;
 
 type Shared = State<Arc<AppState>>;
 
@@ -43,6 +51,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(
 
 pub(crate) async fn create_workspace(
     State(app): Shared,
+    caller: Caller,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -50,57 +59,109 @@ pub(crate) async fn create_workspace(
     let limits = request.limits.unwrap_or_default();
     let view = app
         .manager
-        .create(
-            &app.owner,
-            &request.name,
-            request.template.as_deref(),
-            limits,
-        )
+        .create(&caller, &request.name, request.template.as_deref(), limits)
         .await?;
+    app.accounts
+        .audit(
+            &caller,
+            "workspace.create",
+            &view.id,
+            Outcome::Success,
+            &view.name,
+        )
+        .await;
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }
 
-pub(crate) async fn list_workspaces(State(app): Shared) -> Result<Response, ApiError> {
-    Ok(axum::Json(app.manager.list(&app.owner).await?).into_response())
+pub(crate) async fn list_workspaces(
+    State(app): Shared,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    Ok(axum::Json(app.manager.list(&caller).await?).into_response())
 }
 
 pub(crate) async fn get_workspace(
     State(app): Shared,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    current_view(&app, &id).await
+    current_view(&app, &caller, &id).await
 }
 
 /// The workspace as the API shows it now (state read after whatever the handler did).
-async fn current_view(app: &AppState, id: &str) -> Result<Response, ApiError> {
-    let row = app.manager.find(&app.owner, id).await?;
-    Ok(axum::Json(app.manager.view(row).await).into_response())
+async fn current_view(app: &AppState, caller: &Caller, id: &str) -> Result<Response, ApiError> {
+    let found = app.manager.find(caller, id).await?;
+    Ok(axum::Json(app.manager.view_for(found).await).into_response())
 }
 
 pub(crate) async fn start_workspace(
     State(app): Shared,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let row = app.manager.find(&app.owner, &id).await?;
-    app.manager.ensure_running(&row).await?;
-    current_view(&app, &id).await
+    let found = app.manager.find(&caller, &id).await?;
+    found.require_edit()?;
+    start(&app, &caller, &found.row).await?;
+    current_view(&app, &caller, &id).await
+}
+
+/// Starts a workspace if it is not running, and audits the start when it happened.
+pub(crate) async fn start(
+    app: &AppState,
+    caller: &Caller,
+    row: &WorkspaceRow,
+) -> Result<(), ApiError> {
+    if app.manager.ensure_running(row).await? {
+        app.accounts
+            .audit(
+                caller,
+                "workspace.start",
+                &row.id,
+                Outcome::Success,
+                &row.name,
+            )
+            .await;
+    }
+    Ok(())
 }
 
 pub(crate) async fn stop_workspace(
     State(app): Shared,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let row = app.manager.find(&app.owner, &id).await?;
-    app.manager.stop(&row, &app.owner).await?;
-    current_view(&app, &id).await
+    let found = app.manager.find(&caller, &id).await?;
+    found.require_edit()?;
+    app.manager.stop(&found.row, &caller.user.username).await?;
+    app.accounts
+        .audit(
+            &caller,
+            "workspace.stop",
+            &found.row.id,
+            Outcome::Success,
+            &found.row.name,
+        )
+        .await;
+    current_view(&app, &caller, &id).await
 }
 
 pub(crate) async fn delete_workspace(
     State(app): Shared,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let row = app.manager.find(&app.owner, &id).await?;
-    app.manager.delete(&row).await?;
+    let found = app.manager.find(&caller, &id).await?;
+    found.require_owner()?;
+    app.manager.delete(&found.row).await?;
+    app.accounts
+        .audit(
+            &caller,
+            "workspace.delete",
+            &found.row.id,
+            Outcome::Success,
+            &found.row.name,
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -114,160 +175,41 @@ pub(crate) async fn list_templates() -> Response {
 pub(crate) async fn info(State(app): Shared, request: Request) -> Response {
     let host = crate::perimeter::request_host(&request).unwrap_or_default();
     let scheme = if app.tls { "https" } else { "http" };
-    let template = app.hosts.preview_template(scheme, &host);
+    // Preview hosts cannot see who calls yet (see preview.rs): path previews only.
+    let template = match app.accounts.auth() {
+        Auth::None => app.hosts.preview_template(scheme, &host),
+        Auth::Password => None,
+    };
     axum::Json(ServerInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
         preview_url_template: template,
+        auth: match app.accounts.auth() {
+            Auth::None => "none",
+            Auth::Password => "password",
+        }
+        .to_string(),
     })
     .into_response()
-}
-
-fn take_upgrade(request: &mut Request) -> Result<hyper::upgrade::OnUpgrade, ApiError> {
-    request
-        .extensions_mut()
-        .remove::<hyper::upgrade::OnUpgrade>()
-        .ok_or_else(ApiError::upgrade_required)
-}
-
-fn status_frame(state: StatusState, message: &str) -> String {
-    ServerMessage::event(Event::Status(Status {
-        state,
-        message: message.to_string(),
-    }))
-    .encode()
-}
-
-/// `GET /api/workspaces/{id}/ws`: the control socket, relayed to the runner. The upgrade is
-/// answered at once; a stopped workspace is started meanwhile, with `status` messages.
-pub(crate) async fn control_socket(
-    State(app): Shared,
-    Path(id): Path<String>,
-    mut request: Request,
-) -> Result<Response, ApiError> {
-    crate::perimeter::check_websocket_origin(&request)?;
-    let accept = relay::accept_key(request.headers())?;
-    let row = app.manager.find(&app.owner, &id).await?;
-    let on_upgrade = take_upgrade(&mut request)?;
-    let task_app = app.clone();
-    app.tasks.spawn(async move {
-        let app = task_app;
-        let Ok(upgraded) = on_upgrade.await else {
-            return;
-        };
-        let mut client = TokioIo::new(upgraded);
-        let _gauge = Gauge::enter(&app.metrics.control);
-        if !app.manager.is_running(&row).await {
-            let _ = relay::send_text(
-                &mut client,
-                &status_frame(StatusState::Starting, "starting the workspace"),
-            )
-            .await;
-            match app.manager.ensure_running(&row).await {
-                Ok(()) => {
-                    let _ = relay::send_text(
-                        &mut client,
-                        &status_frame(StatusState::Ready, "the workspace is ready"),
-                    )
-                    .await;
-                }
-                Err(e) => {
-                    let _ = relay::send_text(
-                        &mut client,
-                        &status_frame(StatusState::Error, &e.reply.message),
-                    )
-                    .await;
-                    let error = ServerMessage::event(Event::Error(e.reply.clone())).encode();
-                    let _ = relay::send_text(&mut client, &error).await;
-                    let _ =
-                        relay::send_close(&mut client, 1011, "the workspace could not start").await;
-                    return;
-                }
-            }
-        }
-        match app.manager.link().websocket(&row.id, "/ws").await {
-            Ok(runner) => relay::pipe(client, runner, app.shutdown.clone()).await,
-            Err(e) => {
-                tracing::warn!(workspace = %row.id, error = %e, "cannot reach the runner");
-                let error = ErrorReply::new(
-                    ErrorCode::Unavailable,
-                    "cannot reach the workspace; try again",
-                );
-                let _ = relay::send_text(
-                    &mut client,
-                    &ServerMessage::event(Event::Error(error)).encode(),
-                )
-                .await;
-                let _ = relay::send_close(&mut client, 1011, "cannot reach the workspace").await;
-            }
-        }
-    });
-    Ok(relay::switching_protocols(&accept))
-}
-
-/// Terminal ids travel in URL paths: the same rule as the runner's, checked before relaying.
-fn valid_terminal_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'@'))
-}
-
-/// `GET /api/workspaces/{id}/terminals/{terminalId}/ws`: the raw terminal socket. Its first
-/// frame must be the runner's `attached`, so the workspace is started before the upgrade is
-/// answered, and refusals are plain HTTP errors.
-pub(crate) async fn terminal_socket(
-    State(app): Shared,
-    Path((id, terminal)): Path<(String, String)>,
-    mut request: Request,
-) -> Result<Response, ApiError> {
-    crate::perimeter::check_websocket_origin(&request)?;
-    let accept = relay::accept_key(request.headers())?;
-    if !valid_terminal_id(&terminal) {
-        return Err(ApiError::bad_request(
-            "terminalId must be 1-128 characters of letters, digits and _-.:@",
-        ));
-    }
-    let row = app.manager.find(&app.owner, &id).await?;
-    app.manager.ensure_running(&row).await?;
-    let query = request
-        .uri()
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
-    let runner = app
-        .manager
-        .link()
-        .websocket(&row.id, &format!("/terminals/{terminal}/ws{query}"))
-        .await?;
-    let on_upgrade = take_upgrade(&mut request)?;
-    let task_app = app.clone();
-    app.tasks.spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else {
-            return;
-        };
-        let _gauge = Gauge::enter(&task_app.metrics.terminal);
-        relay::pipe(TokioIo::new(upgraded), runner, task_app.shutdown.clone()).await;
-    });
-    Ok(relay::switching_protocols(&accept))
 }
 
 /// `/api/workspaces/{id}/files` and `/files/`: the workspace's root (a listing).
 pub(crate) async fn files_root(
     State(app): Shared,
+    caller: Caller,
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    forward_file(app, &id, "", request).await
+    forward_file(app, &caller, &id, "", request).await
 }
 
 /// `/api/workspaces/{id}/files/{path}`: forwarded to the runner, bodies streamed.
 pub(crate) async fn files(
     State(app): Shared,
+    caller: Caller,
     Path((id, path)): Path<(String, String)>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    forward_file(app, &id, &path, request).await
+    forward_file(app, &caller, &id, &path, request).await
 }
 
 /// A path for a URI: each segment percent-encoded but for unreserved characters.
@@ -290,15 +232,17 @@ fn encode_path(path: &str) -> String {
 
 async fn forward_file(
     app: Arc<AppState>,
+    caller: &Caller,
     id: &str,
     path: &str,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let row = app.manager.find(&app.owner, id).await?;
+    let found = app.manager.find(caller, id).await?;
+    let row = &found.row;
     // Reading never starts a workspace (any page can make a browser send a GET); writing
     // does, having passed the same-origin check that guards every change.
     if request.method() == axum::http::Method::GET || request.method() == axum::http::Method::HEAD {
-        if !app.manager.is_running(&row).await {
+        if !app.manager.is_running(row).await {
             return Err(ApiError::new(
                 ErrorCode::Conflict,
                 format!(
@@ -308,7 +252,8 @@ async fn forward_file(
             ));
         }
     } else {
-        app.manager.ensure_running(&row).await?;
+        found.require_edit()?;
+        start(&app, caller, row).await?;
     }
     let query = request
         .uri()
@@ -349,69 +294,4 @@ async fn forward_file(
     let response = app.manager.link().request(&row.id, forwarded).await?;
     let (parts, body) = response.into_parts();
     Ok(Response::from_parts(parts, Body::new(body)))
-}
-
-/// `GET /api/terminal/ws/{session_id}` (seed 004): a plain-text socket on the workspace's main
-/// terminal. The workspace named `session_id` is created (blank template) when missing.
-pub(crate) async fn plain_terminal_socket(
-    State(app): Shared,
-    Path(session): Path<String>,
-    mut request: Request,
-) -> Result<Response, ApiError> {
-    crate::perimeter::check_websocket_origin(&request)?;
-    let accept = relay::accept_key(request.headers())?;
-    let on_upgrade = take_upgrade(&mut request)?;
-    let task_app = app.clone();
-    app.tasks.spawn(async move {
-        let app = task_app;
-        let Ok(upgraded) = on_upgrade.await else {
-            return;
-        };
-        let mut client = TokioIo::new(upgraded);
-        let _gauge = Gauge::enter(&app.metrics.plain);
-        match connect_plain(&app, &session, &mut client).await {
-            Ok(runner) => relay::pipe(client, runner, app.shutdown.clone()).await,
-            Err(message) => {
-                let _ = relay::send_text(&mut client, &format!("Error: {message}\r\n")).await;
-                let _ = relay::send_close(&mut client, 1011, "cannot open the terminal").await;
-            }
-        }
-    });
-    Ok(relay::switching_protocols(&accept))
-}
-
-async fn connect_plain(
-    app: &AppState,
-    session: &str,
-    client: &mut relay::ClientIo,
-) -> Result<TokioIo<hyper::upgrade::Upgraded>, String> {
-    let row = match app.manager.find(&app.owner, session).await {
-        Ok(row) => row,
-        Err(e) if e.reply.code == ErrorCode::NotFound => {
-            let _ = relay::send_text(client, &format!("Creating workspace {session}...\r\n")).await;
-            let view = app
-                .manager
-                .create(&app.owner, session, None, Default::default())
-                .await
-                .map_err(|e| e.reply.message)?;
-            app.manager
-                .find(&app.owner, &view.id)
-                .await
-                .map_err(|e| e.reply.message)?
-        }
-        Err(e) => return Err(e.reply.message),
-    };
-    if !app.manager.is_running(&row).await {
-        let _ = relay::send_text(client, "Starting workspace...\r\n").await;
-        app.manager
-            .ensure_running(&row)
-            .await
-            .map_err(|e| e.reply.message)?;
-        let _ = relay::send_text(client, "Workspace ready.\r\n").await;
-    }
-    app.manager
-        .link()
-        .websocket(&row.id, "/terminals/main/ws?format=text")
-        .await
-        .map_err(|e| ApiError::from(e).reply.message)
 }

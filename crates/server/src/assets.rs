@@ -1,5 +1,5 @@
 //! The web UI, embedded at build time (see `build.rs`): hashed assets with long-lived
-//! caching and precompressed gzip; the app's own page routes (`/`, `/w/{id}`)
+//! caching and precompressed gzip; the app's own page routes (`/`, `/w/{id}`, `/login`, `/settings/...`, `/admin/...`)
 //! answer `index.html` so that the browser app routes them itself. Every other path is a
 //! 404: an app in a preview that asks cove for `/style.css` must not get the IDE's HTML
 //! with status 200.
@@ -78,9 +78,18 @@ pub(crate) async fn serve(uri: Uri, headers: HeaderMap) -> Response {
     }
 }
 
+/// The app's pages besides `/` and `/w/{id}` (web/src/app/router.ts).
+const PAGES: &[&str] = &[
+    "/login",
+    "/settings/sessions",
+    "/settings/tokens",
+    "/admin/users",
+    "/admin/audit",
+];
+
 /// The browser app's own routes (web/src/app/router.ts).
-fn is_page(path: &str) -> bool {
-    if path == "/" {
+pub(crate) fn is_page(path: &str) -> bool {
+    if path == "/" || PAGES.contains(&path.trim_end_matches('/')) {
         return true;
     }
     path.strip_prefix("/w/")
@@ -96,7 +105,14 @@ fn shorten(path: &str) -> String {
 mod tests {
     #[test]
     fn only_the_apps_routes_are_pages() {
-        for page in ["/", "/w/demo", "/w/demo/", "/w/my%20app"] {
+        for page in [
+            "/",
+            "/w/demo",
+            "/w/demo/",
+            "/w/my%20app",
+            "/login",
+            "/admin/audit",
+        ] {
             assert!(super::is_page(page), "{page}");
         }
         for other in [

@@ -1,6 +1,13 @@
-//! The metadata store: workspaces and their owners, in SQLite through sqlx, with migrations
-//! embedded in the binary.
+//! The metadata store: workspaces, users, sessions, tokens, shares and the audit log, in
+//! SQLite through sqlx, with migrations embedded in the binary. Accounts are in
+//! `db/accounts.rs`, the audit log in `db/audit.rs`.
 
+mod accounts;
+mod audit;
+
+pub(crate) use accounts::{SessionRow, TokenRow, UserRow};
+
+use cove_protocol::accounts::ShareAccess;
 use cove_protocol::rest::{Limits, WorkspaceState};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -12,7 +19,10 @@ use std::str::FromStr;
 pub(crate) struct WorkspaceRow {
     pub id: String,
     pub name: String,
+    /// The owner's user id.
     pub owner: String,
+    /// The owner's username (read with the row; not written).
+    pub owner_name: String,
     pub template: String,
     pub state: WorkspaceState,
     pub created_at: String,
@@ -30,6 +40,8 @@ pub(crate) struct WorkspaceRow {
 pub enum DbError {
     #[error("a workspace named {0:?} already exists")]
     NameTaken(String),
+    #[error("a user named {0:?} already exists")]
+    UsernameTaken(String),
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -49,6 +61,22 @@ pub(crate) struct Db {
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Every read of a workspace: its row and its owner's username.
+macro_rules! select_workspace {
+    () => {
+        "SELECT w.*, COALESCE(u.username, w.owner) AS owner_name \
+         FROM workspaces w LEFT JOIN users u ON u.id = w.owner "
+    };
+}
+/// The same with what a share gives the user `?1` (`share_access`).
+macro_rules! select_workspace_shared {
+    () => {
+        "SELECT w.*, COALESCE(u.username, w.owner) AS owner_name, s.access AS share_access \
+         FROM workspaces w LEFT JOIN users u ON u.id = w.owner \
+         LEFT JOIN shares s ON s.workspace_id = w.id AND s.user_id = ?1 "
+    };
+}
 
 impl Db {
     /// Opens (creating if needed) `<data_dir>/cove.db` and brings its schema up to date.
@@ -84,6 +112,7 @@ impl Db {
                 .map_err(|e| unreadable("limits", e.to_string()))?,
             name: row.get("name"),
             owner: row.get("owner"),
+            owner_name: row.try_get("owner_name").unwrap_or_default(),
             template: row.get("template"),
             created_at: row.get("created_at"),
             updated_at: row.get("updated_at"),
@@ -116,33 +145,78 @@ impl Db {
         }
     }
 
-    /// A workspace of `owner` by id or by name.
-    pub(crate) async fn find(
+    /// A workspace the user may see, by id, or by name among their own; with what a share
+    /// gives them (`None` for their own, or for any workspace when `admin`).
+    pub(crate) async fn find_visible(
         &self,
-        owner: &str,
+        user_id: &str,
+        admin: bool,
         id_or_name: &str,
-    ) -> Result<Option<WorkspaceRow>, DbError> {
-        let row = sqlx::query("SELECT * FROM workspaces WHERE owner = ? AND (id = ? OR name = ? COLLATE NOCASE) ORDER BY id = ? DESC LIMIT 1")
-            .bind(owner)
-            .bind(id_or_name)
-            .bind(id_or_name)
-            .bind(id_or_name)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(Self::row).transpose()
+    ) -> Result<Option<(WorkspaceRow, Option<ShareAccess>)>, DbError> {
+        let row = sqlx::query(concat!(
+            select_workspace_shared!(),
+            "WHERE (w.id = ?2 OR (w.owner = ?1 AND w.name = ?2 COLLATE NOCASE)) \
+             AND (?3 OR w.owner = ?1 OR s.access IS NOT NULL) \
+             ORDER BY w.id = ?2 DESC LIMIT 1"
+        ))
+        .bind(user_id)
+        .bind(id_or_name)
+        .bind(admin)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Self::row_with_share).transpose()
     }
 
-    pub(crate) async fn list(&self, owner: &str) -> Result<Vec<WorkspaceRow>, DbError> {
-        let rows =
-            sqlx::query("SELECT * FROM workspaces WHERE owner = ? ORDER BY created_at, name")
-                .bind(owner)
-                .fetch_all(&self.pool)
-                .await?;
+    /// The workspaces a user may see (every one for an admin), oldest first.
+    pub(crate) async fn list_visible(
+        &self,
+        user_id: &str,
+        admin: bool,
+    ) -> Result<Vec<(WorkspaceRow, Option<ShareAccess>)>, DbError> {
+        let rows = sqlx::query(concat!(
+            select_workspace_shared!(),
+            "WHERE ?2 OR w.owner = ?1 OR s.access IS NOT NULL ORDER BY w.created_at, w.name"
+        ))
+        .bind(user_id)
+        .bind(admin)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| match Self::row_with_share(row) {
+                Ok(found) => Some(found),
+                Err(e) => {
+                    tracing::error!(error = %e, "a workspace's row cannot be read; it is left out");
+                    None
+                }
+            })
+            .collect())
+    }
+
+    /// The workspaces a user owns.
+    pub(crate) async fn list_owned(&self, owner: &str) -> Result<Vec<WorkspaceRow>, DbError> {
+        let rows = sqlx::query(concat!(
+            select_workspace!(),
+            "WHERE w.owner = ? ORDER BY w.created_at, w.name"
+        ))
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(Self::readable(&rows))
     }
 
+    fn row_with_share(
+        row: &sqlx::sqlite::SqliteRow,
+    ) -> Result<(WorkspaceRow, Option<ShareAccess>), DbError> {
+        let share: Option<String> = row.try_get("share_access").unwrap_or(None);
+        Ok((
+            Self::row(row)?,
+            share.as_deref().and_then(ShareAccess::parse),
+        ))
+    }
+
     pub(crate) async fn list_all(&self) -> Result<Vec<WorkspaceRow>, DbError> {
-        let rows = sqlx::query("SELECT * FROM workspaces ORDER BY created_at")
+        let rows = sqlx::query(concat!(select_workspace!(), "ORDER BY w.created_at"))
             .fetch_all(&self.pool)
             .await?;
         Ok(Self::readable(&rows))
@@ -186,7 +260,7 @@ impl Db {
 
     /// A workspace by id, whoever owns it.
     pub(crate) async fn get(&self, id: &str) -> Result<Option<WorkspaceRow>, DbError> {
-        let row = sqlx::query("SELECT * FROM workspaces WHERE id = ?")
+        let row = sqlx::query(concat!(select_workspace!(), "WHERE w.id = ?"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -210,6 +284,14 @@ impl Db {
 mod tests {
     use super::*;
 
+    /// As the owner `admin` (no administrator rights) finds it.
+    async fn find(db: &Db, id_or_name: &str) -> Result<Option<WorkspaceRow>, DbError> {
+        Ok(db
+            .find_visible("admin", false, id_or_name)
+            .await?
+            .map(|(row, _)| row))
+    }
+
     #[tokio::test]
     async fn insert_find_unique_names_per_owner() {
         let dir = tempfile::tempdir().unwrap();
@@ -218,6 +300,7 @@ mod tests {
             id: "a1".into(),
             name: "demo".into(),
             owner: "admin".into(),
+            owner_name: "admin".into(),
             template: "blank".into(),
             state: WorkspaceState::Stopped,
             created_at: "2026-01-01T00:00:00Z".into(),
@@ -245,23 +328,18 @@ mod tests {
         })
         .await
         .unwrap();
-        assert_eq!(db.find("admin", "demo").await.unwrap().unwrap().id, "a1");
-        assert_eq!(db.find("admin", "a1").await.unwrap().unwrap().name, "demo");
+        assert_eq!(find(&db, "demo").await.unwrap().unwrap().id, "a1");
+        assert_eq!(find(&db, "a1").await.unwrap().unwrap().name, "demo");
         assert_eq!(
-            db.find("admin", "a1")
-                .await
-                .unwrap()
-                .unwrap()
-                .limits
-                .memory_mib,
+            find(&db, "a1").await.unwrap().unwrap().limits.memory_mib,
             Some(64),
             "limits are stored with the workspace"
         );
         assert!(
-            db.find("admin", "b1").await.unwrap().is_none(),
+            find(&db, "b1").await.unwrap().is_none(),
             "other owners' workspaces are invisible"
         );
-        assert_eq!(db.find("admin", "DEMO").await.unwrap().unwrap().id, "a1");
+        assert_eq!(find(&db, "DEMO").await.unwrap().unwrap().id, "a1");
         // A row that cannot be read is left out of lists (it blocks nothing), and reading it
         // says why.
         db.insert(&WorkspaceRow {
@@ -276,7 +354,7 @@ mod tests {
             .await
             .unwrap();
         let listed: Vec<String> = db
-            .list("admin")
+            .list_owned("admin")
             .await
             .unwrap()
             .into_iter()
@@ -285,7 +363,7 @@ mod tests {
         assert_eq!(listed, ["a1"]);
         assert_eq!(db.list_all().await.unwrap().len(), 2);
         assert!(matches!(
-            db.find("admin", "c1").await,
+            find(&db, "c1").await,
             Err(DbError::Unreadable {
                 column: "state",
                 ..
@@ -324,11 +402,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            db.list("admin").await.unwrap()[0].state,
+            db.list_owned("admin").await.unwrap()[0].state,
             WorkspaceState::Running
         );
         db.delete("a1").await.unwrap();
-        assert!(db.list("admin").await.unwrap().is_empty());
+        assert!(db.list_owned("admin").await.unwrap().is_empty());
         // Reopening runs no migration twice.
         db.close().await;
         Db::open(dir.path()).await.unwrap();

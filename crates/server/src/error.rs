@@ -9,6 +9,8 @@ use cove_protocol::{ErrorCode, ErrorReply, RestError};
 pub struct ApiError {
     pub reply: ErrorReply,
     status: Option<StatusCode>,
+    /// Seconds to wait before trying again (`Retry-After`), for 429 and 503.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -16,6 +18,7 @@ impl ApiError {
         ApiError {
             reply: ErrorReply::new(code, message),
             status: None,
+            retry_after: None,
         }
     }
 
@@ -24,6 +27,7 @@ impl ApiError {
         ApiError {
             reply,
             status: None,
+            retry_after: None,
         }
     }
 
@@ -47,7 +51,18 @@ impl ApiError {
                 "this route takes a WebSocket upgrade",
             ),
             status: Some(StatusCode::UPGRADE_REQUIRED),
+            retry_after: None,
         }
+    }
+
+    /// Says when to try again (`Retry-After`, seconds).
+    pub fn with_retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::Forbidden, message)
     }
 
     /// The same error answered with another HTTP status than its code's.
@@ -72,7 +87,13 @@ impl IntoResponse for ApiError {
             StatusCode::from_u16(self.reply.code.http_status())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
         });
-        (status, axum::Json(RestError { error: self.reply })).into_response()
+        let mut response = (status, axum::Json(RestError { error: self.reply })).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -82,6 +103,10 @@ impl From<crate::db::DbError> for ApiError {
             crate::db::DbError::NameTaken(name) => ApiError::new(
                 ErrorCode::Conflict,
                 format!("a workspace named {name:?} already exists"),
+            ),
+            crate::db::DbError::UsernameTaken(name) => ApiError::new(
+                ErrorCode::Conflict,
+                format!("a user named {name:?} already exists"),
             ),
             other => ApiError::internal("database error", other),
         }

@@ -79,7 +79,7 @@ pub(crate) async fn metrics(State(app): State<Arc<AppState>>) -> Response {
         "cove_http_requests_total {}\n",
         app.metrics.requests.load(Ordering::Relaxed)
     ));
-    if let Ok(rows) = app.manager.list(&app.owner).await {
+    if let Ok(rows) = app.manager.all().await {
         out.push_str("# HELP cove_workspaces Workspaces by state.\n# TYPE cove_workspaces gauge\n");
         for state in cove_protocol::rest::WorkspaceState::ALL {
             let n = rows.iter().filter(|w| w.state == state).count();

@@ -6,8 +6,10 @@
 //! through a runner link (`link.rs`); the server never opens a workspace file or spawns a
 //! workspace program itself.
 
+mod accounts;
 mod api;
 mod assets;
+mod auth;
 mod db;
 mod error;
 mod events;
@@ -32,20 +34,21 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use accounts::{AccountSettings, AdminPassword, Auth};
 pub use error::ApiError;
-
-/// How clients prove who they are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Auth {
-    /// No authentication: everyone is the single admin. Meant for loopback.
-    None,
-}
+pub use perimeter::Cidr;
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
-    pub auth: Auth,
+    /// Who may sign in and how (`--auth`, the administrator's password, quotas).
+    pub accounts: AccountSettings,
+    /// Reverse proxies whose `X-Forwarded-For`/`-Host`/`-Proto` are believed.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Origins besides cove's own whose pages may open sockets and change state
+    /// (`--allowed-origin`, e.g. `https://ide.example.com`).
+    pub allowed_origins: Vec<String>,
     /// Largest file body accepted by `PUT .../files/...`.
     pub max_file_bytes: u64,
     /// Host names cove answers to besides loopback names and IP addresses (`--allowed-host`).
@@ -62,8 +65,12 @@ pub struct Config {
 #[derive(Debug)]
 pub struct AppState {
     manager: workspaces::Manager,
-    /// The owner every request acts as (one admin until accounts exist).
-    owner: String,
+    /// Users, sessions, tokens, shares, quotas and the audit log.
+    accounts: Arc<accounts::Accounts>,
+    /// Which peers' forwarding headers are believed.
+    proxies: perimeter::proxies::TrustedProxies,
+    /// `--allowed-origin`.
+    allowed_origins: Vec<String>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
     metrics: health::Metrics,
@@ -84,7 +91,12 @@ pub(crate) fn now_ms() -> u64 {
 
 /// The current time as RFC 3339 UTC, e.g. `2026-11-22T18:30:00.123Z`.
 pub(crate) fn now_rfc3339() -> String {
-    let ms = now_ms();
+    rfc3339(now_ms())
+}
+
+/// A time in milliseconds since the epoch as RFC 3339 UTC with milliseconds: one width for
+/// every time stored, so that they sort and compare as text.
+pub(crate) fn rfc3339(ms: u64) -> String {
     let (secs, millis) = (ms / 1000, ms % 1000);
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
@@ -144,6 +156,31 @@ fn router(app: Arc<AppState>, max_file_bytes: u64) -> Router {
             "/api/workspaces/{id}/files/{*path}",
             files.layer(DefaultBodyLimit::max(max_file_bytes as usize + 1)),
         )
+        .route("/login", post(api::login))
+        .route("/logout", post(api::logout))
+        .route("/api/users", get(api::list_users).post(api::create_user))
+        .route("/api/users/me", get(api::me))
+        .route("/api/users/me/sessions", get(api::list_sessions))
+        .route(
+            "/api/users/me/sessions/{session}",
+            axum::routing::delete(api::revoke_session),
+        )
+        .route("/api/users/me/usage", get(api::usage))
+        .route(
+            "/api/users/{user}",
+            axum::routing::put(api::update_user).delete(api::delete_user),
+        )
+        .route("/api/tokens", get(api::list_tokens).post(api::create_token))
+        .route(
+            "/api/tokens/{token}",
+            axum::routing::delete(api::revoke_token),
+        )
+        .route("/api/workspaces/{id}/shares", get(api::list_shares))
+        .route(
+            "/api/workspaces/{id}/shares/{user}",
+            axum::routing::put(api::put_share).delete(api::delete_share),
+        )
+        .route("/api/audit", get(api::audit))
         .route("/api/templates", get(api::list_templates))
         .route("/api/info", get(api::info))
         .route("/api/events", get(events::events))
@@ -186,6 +223,10 @@ fn router(app: Arc<AppState>, max_file_bytes: u64) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
+            auth::identify,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
             perimeter::front_door,
         ))
         .with_state(app)
@@ -210,9 +251,16 @@ pub async fn serve(
             config.data_dir.display()
         )
     })?;
+    let accounts = Arc::new(accounts::Accounts::new(db.clone(), config.accounts.clone()));
+    accounts
+        .bootstrap()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot set up the administrator: {}", e.reply.message))?;
     let app = Arc::new(AppState {
-        manager: workspaces::Manager::new(db.clone(), backend),
-        owner: "admin".into(),
+        manager: workspaces::Manager::new(db.clone(), backend, accounts.clone()),
+        accounts,
+        proxies: perimeter::proxies::TrustedProxies::new(config.trusted_proxies.clone()),
+        allowed_origins: config.allowed_origins.clone(),
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
         metrics: health::Metrics::default(),
@@ -229,9 +277,12 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
     let local = listener.local_addr()?;
-    if !local.ip().is_loopback() && config.auth == Auth::None {
+    if !local.ip().is_loopback() && config.accounts.auth == Auth::None {
         tracing::warn!(
             "--auth none on {local}: anyone who can reach this address controls every workspace"
+        );
+        eprintln!(
+            "WARNING: --auth none on {local}, which is not a loopback address: anyone who can reach it controls every workspace on this machine. Use --auth password."
         );
     }
     tracing::info!(addr = %local, data_dir = %config.data_dir.display(), "cove listening");

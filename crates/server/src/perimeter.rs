@@ -27,6 +27,9 @@ use std::sync::Arc;
 use crate::AppState;
 use crate::error::ApiError;
 
+pub(crate) mod proxies;
+pub use proxies::Cidr;
+
 /// The domain every browser resolves to loopback without asking DNS (RFC 6761): previews of a
 /// cove reached on loopback live at `{port}-{id}.localhost`, with no configuration.
 pub(crate) const LOOPBACK_PREVIEW_DOMAIN: &str = "localhost";
@@ -199,6 +202,42 @@ fn origin_authority(origin: &str) -> Option<(String, u16, bool)> {
     let (name, port) = split_host(rest.trim_end_matches('/'))?;
     let port = port.unwrap_or(default);
     Some((name, port, port == default))
+}
+
+/// Whether a browser sent this request from cove's own origin (or it is not a browser's):
+/// the name it used (`Host`, or a trusted proxy's `X-Forwarded-Host`) or one of
+/// `--allowed-origin`. The refusal names the values that did not match.
+pub(crate) fn check_origin(app: &AppState, request: &Request) -> Result<(), String> {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+    let host = match app.proxies.forwarded_host(peer, request.headers()) {
+        Some((forwarded, _)) => Some(forwarded),
+        None => request_host(request),
+    };
+    let headers = request.headers();
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok())
+        && app
+            .allowed_origins
+            .iter()
+            .any(|allowed| same_origin(origin, allowed))
+    {
+        return Ok(());
+    }
+    check_same_origin(headers, host.as_deref())
+}
+
+/// Whether two origins are the same, default ports made explicit.
+fn same_origin(a: &str, b: &str) -> bool {
+    let scheme = |o: &str| o.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    let secure = |s: Option<String>| matches!(s.as_deref(), Some("https" | "wss"));
+    match (origin_authority(a), origin_authority(b)) {
+        (Some((na, pa, _)), Some((nb, pb, _))) => {
+            na == nb && pa == pb && secure(scheme(a)) == secure(scheme(b))
+        }
+        _ => false,
+    }
 }
 
 /// Whether a browser sent this request from cove's own origin (or it is not a browser's).
@@ -374,7 +413,7 @@ pub(crate) async fn front_door(
     let path_preview = is_path_preview(request.uri().path());
     if changes_state(request.method())
         && !path_preview
-        && let Err(why) = check_same_origin(request.headers(), host.as_deref())
+        && let Err(why) = check_origin(&app, &request)
     {
         tracing::warn!(method = %request.method(), path = %request.uri().path(), "{why}");
         return ApiError::new(ErrorCode::Forbidden, why).into_response();
@@ -392,17 +431,17 @@ pub(crate) async fn front_door(
 /// Refuses cross-site WebSockets: a page on another origin (or a workspace's preview) must
 /// not drive a workspace with the user's browser (cross-site WebSocket hijacking). Clients
 /// without `Origin` are not browsers and pass; they authenticate on their own.
-pub(crate) fn check_websocket_origin(request: &Request) -> Result<(), ApiError> {
-    let host = request_host(request);
-    let headers = request.headers();
-    if headers.get(header::ORIGIN).is_none() {
+pub(crate) fn check_websocket_origin(app: &AppState, request: &Request) -> Result<(), ApiError> {
+    if request.headers().get(header::ORIGIN).is_none() {
         return Ok(());
     }
-    check_same_origin(headers, host.as_deref()).map_err(|why| {
+    check_origin(app, request).map_err(|why| {
         tracing::warn!("refused a WebSocket: {why}");
         ApiError::new(
             ErrorCode::Forbidden,
-            format!("cross-origin WebSocket refused: {why}"),
+            format!(
+                "cross-origin WebSocket refused: {why}; behind a reverse proxy, pass --trusted-proxy for it, or allow the page's origin with --allowed-origin"
+            ),
         )
     })
 }

@@ -15,20 +15,24 @@
 //! server is code the workspace runs, so it is treated as untrusted: cove's session cookie
 //! and `Authorization` header never reach it, and it cannot set cove's cookie. A preview
 //! never starts a stopped workspace (a request from any page could otherwise start one).
+//!
+//! Who may look: path previews need a caller like every other route of cove's (a preview
+//! link sent to someone who is not signed in shows nothing), and one with view access may
+//! only load pages (GET, HEAD). Host previews are another origin that cove's cookie does not
+//! reach, so with sign-in on they are refused (with the path to use instead) until a
+//! sign-in handshake for preview hosts exists; `GET /api/info` then offers no host template.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 
 use crate::AppState;
+use crate::accounts::{Auth, Caller, SESSION_COOKIE};
 use crate::error::ApiError;
 use crate::perimeter::{FromWorkspace, parse_port};
-
-/// The session cookie's name (docs/PROTOCOL.md section 7).
-pub(crate) const SESSION_COOKIE: &str = "cove_session";
 
 /// The sandbox of path-based previews: scripts, forms and popups work; the origin is opaque.
 const PATH_PREVIEW_POLICY: &str = "sandbox allow-scripts allow-forms allow-popups allow-popups-to-escape-sandbox allow-modals allow-downloads";
@@ -156,7 +160,32 @@ pub(crate) async fn serve_host(
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
-    relay(app, &workspace, port, target, request, Kind::Host).await
+    // A preview host is another origin: cove's session cookie never reaches it, so with
+    // sign-in on there is no way yet to know who calls. Refused rather than open to all.
+    let caller = match app.accounts.auth() {
+        Auth::None => match app.accounts.open_caller(peer_of(&request)).await {
+            Ok(caller) => caller,
+            Err(e) => return e.into_response(),
+        },
+        Auth::Password => {
+            return problem(
+                request.headers(),
+                StatusCode::FORBIDDEN,
+                "Sign-in does not reach preview hosts yet",
+                &format!(
+                    "With sign-in on, open this port through cove's own address instead: /w/{workspace}/proxy/{port}/"
+                ),
+            );
+        }
+    };
+    relay(app, caller, &workspace, port, target, request, Kind::Host).await
+}
+
+fn peer_of(request: &Request) -> std::net::IpAddr {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.ip())
 }
 
 /// `/w/{id}/proxy/{port}` or `/absproxy/` without a slash: relative links need one.
@@ -181,7 +210,11 @@ fn split_path_preview(path_and_query: &str) -> Option<(&str, &str, &str, &str)> 
 }
 
 /// `/w/{id}/proxy/{port}/...` and `/w/{id}/absproxy/{port}/...`.
-pub(crate) async fn path_preview(State(app): State<Arc<AppState>>, request: Request) -> Response {
+pub(crate) async fn path_preview(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    request: Request,
+) -> Response {
     let original = request
         .uri()
         .path_and_query()
@@ -207,7 +240,7 @@ pub(crate) async fn path_preview(State(app): State<Arc<AppState>>, request: Requ
     } else {
         format!("/{tail}")
     };
-    relay(app, &id, port, target, request, Kind::Path).await
+    relay(app, caller, &id, port, target, request, Kind::Path).await
 }
 
 /// `%XX` escapes of a path segment, as UTF-8.
@@ -230,6 +263,7 @@ fn percent_decode(segment: &str) -> Option<String> {
 
 async fn relay(
     app: Arc<AppState>,
+    caller: Caller,
     workspace: &str,
     port: u16,
     target: String,
@@ -250,12 +284,24 @@ async fn relay(
     let upgrade = wants_upgrade(&headers);
     if upgrade
         && kind == Kind::Path
-        && let Err(e) = crate::perimeter::check_websocket_origin(&request)
+        && let Err(e) = crate::perimeter::check_websocket_origin(&app, &request)
     {
         return e.into_response();
     }
-    let row = match app.manager.find(&app.owner, workspace).await {
-        Ok(row) => row,
+    let row = match app.manager.find(&caller, workspace).await {
+        // Someone who may only view a workspace may look at its pages, never send to them.
+        Ok(found)
+            if !found.access.can_edit()
+                && (upgrade || !matches!(*request.method(), Method::GET | Method::HEAD)) =>
+        {
+            return problem(
+                &headers,
+                StatusCode::FORBIDDEN,
+                "You may only view this workspace",
+                "Its owner shared it with you to view: pages can be loaded, but nothing can be sent to them.",
+            );
+        }
+        Ok(found) => found.row,
         Err(_) => {
             return problem(
                 &headers,

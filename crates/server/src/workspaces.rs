@@ -6,10 +6,12 @@
 //! workspace are serialized, so two clients connecting at once start one runner.
 
 use cove_backend::{BackendError, RunnerState, SharedBackend, WorkspaceLimits};
+use cove_protocol::accounts::WorkspaceAccess;
 use cove_protocol::rest::{Limits, WorkspaceState, WorkspaceView};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::accounts::{Accounts, Caller};
 use crate::db::{Db, WorkspaceRow};
 use crate::error::ApiError;
 use crate::link::RunnerLink;
@@ -49,7 +51,7 @@ fn view_of(row: WorkspaceRow) -> WorkspaceView {
         name: row.name,
         template: row.template,
         state: row.state,
-        owner: row.owner,
+        owner: row.owner_name,
         created_at: row.created_at,
         state_changed_at: row.updated_at,
         state_reason: Some(row.state_reason).filter(|r| !r.is_empty()),
@@ -63,8 +65,46 @@ fn view_of(row: WorkspaceRow) -> WorkspaceView {
 pub(crate) enum WorkspaceEvent {
     /// Created, or its state changed: the workspace as it is now.
     Changed(Box<WorkspaceView>),
-    /// Deleted: its id and owner.
-    Deleted { id: String, owner: String },
+    /// Deleted: its id, and who could see it (its owner's id, those it was shared with).
+    Deleted { id: String, seen_by: Vec<String> },
+    /// A share changed: user `user_id` may now see the workspace differently (or not at all).
+    AccessChanged {
+        view: Box<WorkspaceView>,
+        user_id: String,
+    },
+}
+
+/// A workspace a caller may see, and what they may do with it.
+#[derive(Debug, Clone)]
+pub(crate) struct Found {
+    pub(crate) row: WorkspaceRow,
+    pub(crate) access: WorkspaceAccess,
+}
+
+impl Found {
+    /// Refuses unless the caller may change things (type, write, run, start, stop).
+    pub(crate) fn require_edit(&self) -> Result<(), ApiError> {
+        if self.access.can_edit() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "you may only view the workspace {:?}",
+                self.row.name
+            )))
+        }
+    }
+
+    /// Refuses unless the caller owns the workspace (or is an administrator).
+    pub(crate) fn require_owner(&self) -> Result<(), ApiError> {
+        if self.access == WorkspaceAccess::Owner {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "only the owner of the workspace {:?} may do this",
+                self.row.name
+            )))
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -74,6 +114,7 @@ pub(crate) struct Manager {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     events: tokio::sync::broadcast::Sender<WorkspaceEvent>,
     link: RunnerLink,
+    accounts: Arc<Accounts>,
 }
 
 /// Why a workspace whose runner went away without being asked is stopped.
@@ -112,13 +153,14 @@ pub(crate) fn validate_name(name: &str) -> Result<String, ApiError> {
 }
 
 impl Manager {
-    pub(crate) fn new(db: Db, backend: SharedBackend) -> Manager {
+    pub(crate) fn new(db: Db, backend: SharedBackend, accounts: Arc<Accounts>) -> Manager {
         Manager {
             db,
             backend,
             locks: Mutex::new(HashMap::new()),
             events: tokio::sync::broadcast::channel(256).0,
             link: RunnerLink::new(),
+            accounts,
         }
     }
 
@@ -164,15 +206,19 @@ impl Manager {
             .clone()
     }
 
-    /// Creates a workspace from a template; its files exist when this returns.
+    /// Creates a workspace of `caller`'s from a template; its files exist when this returns.
     pub(crate) async fn create(
         &self,
-        owner: &str,
+        caller: &Caller,
         name: &str,
         template: Option<&str>,
         limits: Limits,
     ) -> Result<WorkspaceView, ApiError> {
+        if caller.user.role == cove_protocol::accounts::Role::Viewer {
+            return Err(ApiError::forbidden("a viewer cannot create workspaces"));
+        }
         let name = validate_name(name)?;
+        self.accounts.check_create(&caller.user, &limits).await?;
         let backend_limits = backend_limits(&limits)?;
         self.backend
             .check_limits(&backend_limits)
@@ -188,7 +234,8 @@ impl Manager {
         let row = WorkspaceRow {
             id: uuid::Uuid::new_v4().simple().to_string(),
             name,
-            owner: owner.to_string(),
+            owner: caller.user.id.clone(),
+            owner_name: caller.user.username.clone(),
             template: template.name.to_string(),
             state: WorkspaceState::Stopped,
             created_at: crate::now_rfc3339(),
@@ -208,23 +255,40 @@ impl Manager {
             return Err(ApiError::internal("cannot create the workspace's files", e));
         }
         tracing::info!(workspace = %row.id, name = %row.name, template = %row.template, "workspace created");
-        let view = view_of(row);
+        let mut view = view_of(row);
         let _ = self
             .events
             .send(WorkspaceEvent::Changed(Box::new(view.clone())));
+        view.access = Some(WorkspaceAccess::Owner);
         Ok(view)
     }
 
-    /// The workspace `id_or_name` of `owner`, or 404.
-    pub(crate) async fn find(
-        &self,
-        owner: &str,
-        id_or_name: &str,
-    ) -> Result<WorkspaceRow, ApiError> {
-        self.db
-            .find(owner, id_or_name)
+    /// Tells `user_id`'s live views that what they may do with `row` changed.
+    pub(crate) fn notify_access_changed(&self, row: &WorkspaceRow, user_id: &str) {
+        let _ = self.events.send(WorkspaceEvent::AccessChanged {
+            view: Box::new(view_of(row.clone())),
+            user_id: user_id.to_string(),
+        });
+    }
+
+    /// The workspace `id_or_name` as `caller` may see it: by id, or by name among their
+    /// own. One they may not see answers 404, exactly as a missing one.
+    pub(crate) async fn find(&self, caller: &Caller, id_or_name: &str) -> Result<Found, ApiError> {
+        let missing = || ApiError::not_found(format!("no workspace {id_or_name:?}"));
+        let (row, share) = self
+            .db
+            .find_visible(&caller.user.id, caller.is_admin(), id_or_name)
             .await?
-            .ok_or_else(|| ApiError::not_found(format!("no workspace {id_or_name:?}")))
+            .ok_or_else(missing)?;
+        let access = caller.access_to(&row, share).ok_or_else(missing)?;
+        Ok(Found { row, access })
+    }
+
+    /// The view of a workspace found for a caller (with what they may do).
+    pub(crate) async fn view_for(&self, found: Found) -> WorkspaceView {
+        let mut view = self.view(found.row).await;
+        view.access = Some(found.access);
+        view
     }
 
     /// The view of a workspace, with its state checked against the backend (a runner may have
@@ -249,13 +313,25 @@ impl Manager {
         view_of(row)
     }
 
-    pub(crate) async fn list(&self, owner: &str) -> Result<Vec<WorkspaceView>, ApiError> {
-        let rows = self.db.list(owner).await?;
+    /// The workspaces `caller` may see: their own, those shared with them (every one for an
+    /// administrator).
+    pub(crate) async fn list(&self, caller: &Caller) -> Result<Vec<WorkspaceView>, ApiError> {
+        let rows = self
+            .db
+            .list_visible(&caller.user.id, caller.is_admin())
+            .await?;
         let mut views = Vec::with_capacity(rows.len());
-        for row in rows {
-            views.push(self.view(row).await);
+        for (row, share) in rows {
+            if let Some(access) = caller.access_to(&row, share) {
+                views.push(self.view_for(Found { row, access }).await);
+            }
         }
         Ok(views)
+    }
+
+    /// Every workspace, whoever owns it (for the server's own counts).
+    pub(crate) async fn all(&self) -> Result<Vec<WorkspaceRow>, ApiError> {
+        Ok(self.db.list_all().await?)
     }
 
     /// The link to the workspaces' runners.
@@ -263,10 +339,11 @@ impl Manager {
         &self.link
     }
 
-    /// Starts the workspace's runner if needed; afterwards the link knows where it listens.
-    pub(crate) async fn ensure_running(&self, row: &WorkspaceRow) -> Result<(), ApiError> {
+    /// Starts the workspace's runner if needed (within its owner's quotas); afterwards the
+    /// link knows where it listens. Whether it started it.
+    pub(crate) async fn ensure_running(&self, row: &WorkspaceRow) -> Result<bool, ApiError> {
         if row.state == WorkspaceState::Running && self.is_running(row).await {
-            return Ok(());
+            return Ok(false);
         }
         let lock = self.lock(&row.id);
         let _turn = lock.lock().await;
@@ -286,7 +363,7 @@ impl Manager {
                 self.transition(&row.id, WorkspaceState::Running, "", None)
                     .await?;
             }
-            return Ok(());
+            return Ok(false);
         }
         // It was running, but its runner is gone (the status above): say so first.
         if current.state == WorkspaceState::Running {
@@ -294,6 +371,7 @@ impl Manager {
                 .await?;
         }
         let limits = backend_limits(&current.limits)?;
+        self.accounts.check_start(&current).await?;
         self.transition(&row.id, WorkspaceState::Starting, "", None)
             .await?;
         let started = std::time::Instant::now();
@@ -303,7 +381,7 @@ impl Manager {
                 self.transition(&row.id, WorkspaceState::Running, "", None)
                     .await?;
                 tracing::info!(workspace = %row.id, elapsed_ms = started.elapsed().as_millis() as u64, "workspace running");
-                Ok(())
+                Ok(true)
             }
             Err(e) => {
                 tracing::error!(workspace = %row.id, error = %e, "workspace failed to start");
@@ -364,12 +442,21 @@ impl Manager {
             .await
             .map_err(|e| ApiError::internal("cannot delete the workspace", e))?;
         self.link.forget(&row.id);
+        let mut seen_by: Vec<String> = self
+            .db
+            .shares_of(&row.id)
+            .await?
+            .into_iter()
+            .map(|(user_id, _, _)| user_id)
+            .collect();
+        seen_by.push(row.owner.clone());
         self.db.delete(&row.id).await?;
         self.locks.lock().unwrap().remove(&row.id);
+        self.accounts.connections.close_workspace(&row.id);
         tracing::info!(workspace = %row.id, "workspace deleted");
         let _ = self.events.send(WorkspaceEvent::Deleted {
             id: row.id.clone(),
-            owner: row.owner.clone(),
+            seen_by,
         });
         Ok(())
     }

@@ -75,12 +75,17 @@ impl TestServer {
         Self::start_with(bin, &[]).await
     }
 
-    /// Like [`TestServer::start`], with more flags for `cove serve`. A `--sandbox` among
-    /// them is kept as it is.
+    /// Like [`TestServer::start`], with more flags for `cove serve`. A `--sandbox` or
+    /// `--auth` among them is kept as it is (the default here is `--auth none`).
     pub async fn start_with(bin: &str, args: &[&str]) -> TestServer {
         let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         if !can_sandbox() && !args.iter().any(|a| a == "--sandbox") {
             args.extend(["--sandbox".into(), "none".into()]);
+        }
+        // Sign-in is tested where it is the subject (`--auth password` among `args`);
+        // elsewhere every caller is the administrator.
+        if !args.iter().any(|a| a == "--auth") {
+            args.extend(["--auth".into(), "none".into()]);
         }
         let data_dir = tempfile::Builder::new()
             .prefix("cove-it-")

@@ -7,11 +7,23 @@ async fn manager() -> (Manager, Arc<FakeBackend>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path()).await.unwrap();
     let backend = Arc::new(FakeBackend::new());
-    (Manager::new(db, backend.clone()), backend, dir)
+    let accounts = Arc::new(Accounts::new(db.clone(), Default::default()));
+    accounts.bootstrap().await.unwrap();
+    (Manager::new(db, backend.clone(), accounts), backend, dir)
+}
+
+/// The first administrator, as every caller is with `--auth none`.
+async fn admin(m: &Manager) -> Caller {
+    m.accounts
+        .open_caller(std::net::IpAddr::from([127, 0, 0, 1]))
+        .await
+        .unwrap()
 }
 
 async fn state(m: &Manager, id: &str) -> (String, Option<String>) {
-    let view = m.view(m.find("admin", id).await.unwrap()).await;
+    let view = m
+        .view(m.find(&admin(m).await, id).await.unwrap().row)
+        .await;
     (view.state.to_string(), view.state_reason)
 }
 
@@ -20,7 +32,7 @@ async fn create_start_stop_delete() {
     let (m, backend, _dir) = manager().await;
     let mut events = m.events();
     let view = m
-        .create("admin", "demo", Some("python"), Limits::default())
+        .create(&admin(&m).await, "demo", Some("python"), Limits::default())
         .await
         .unwrap();
     assert_eq!(view.state, WorkspaceState::Stopped);
@@ -28,18 +40,18 @@ async fn create_start_stop_delete() {
     assert!(matches!(events.try_recv(), Ok(WorkspaceEvent::Changed(v)) if v.id == view.id));
     // Names are unique whatever their case; an unknown template is refused, nothing made.
     assert!(
-        m.create("admin", "DEMO", None, Limits::default())
+        m.create(&admin(&m).await, "DEMO", None, Limits::default())
             .await
             .is_err()
     );
     assert!(
-        m.create("admin", "x", Some("cobol"), Limits::default())
+        m.create(&admin(&m).await, "x", Some("cobol"), Limits::default())
             .await
             .is_err()
     );
     assert_eq!(backend.calls().len(), 1, "{:?}", backend.calls());
 
-    let row = m.find("admin", "demo").await.unwrap();
+    let row = m.find(&admin(&m).await, "demo").await.unwrap().row;
     m.ensure_running(&row).await.unwrap();
     assert_eq!(state(&m, "demo").await.0, "running");
     // A second start finds it running and starts nothing.
@@ -53,13 +65,15 @@ async fn create_start_stop_delete() {
         1
     );
     m.stop(&row, "alice").await.unwrap();
-    let view = m.view(m.find("admin", "demo").await.unwrap()).await;
+    let view = m
+        .view(m.find(&admin(&m).await, "demo").await.unwrap().row)
+        .await;
     assert_eq!(view.state, WorkspaceState::Stopped);
     assert_eq!(view.stopped_by.as_deref(), Some("alice"));
     assert_eq!(view.state_reason.as_deref(), Some("stopped by alice"));
 
     m.delete(&row).await.unwrap();
-    assert!(m.find("admin", "demo").await.is_err());
+    assert!(m.find(&admin(&m).await, "demo").await.is_err());
     assert!(!backend.has_storage(&view.id));
     let mut deleted = false;
     while let Ok(event) = events.try_recv() {
@@ -71,10 +85,10 @@ async fn create_start_stop_delete() {
 #[tokio::test]
 async fn a_failed_start_or_stop_is_an_error_with_its_reason() {
     let (m, backend, _dir) = manager().await;
-    m.create("admin", "w", None, Limits::default())
+    m.create(&admin(&m).await, "w", None, Limits::default())
         .await
         .unwrap();
-    let row = m.find("admin", "w").await.unwrap();
+    let row = m.find(&admin(&m).await, "w").await.unwrap().row;
     backend.fail_starts(true);
     let refused = m.ensure_running(&row).await.unwrap_err();
     assert_eq!(refused.reply.code, cove_protocol::ErrorCode::Unavailable);
@@ -100,12 +114,12 @@ async fn a_failed_start_or_stop_is_an_error_with_its_reason() {
 async fn a_runner_that_died_is_noticed_and_a_restart_reconciles() {
     let (m, backend, _dir) = manager().await;
     for name in ["a", "b", "c"] {
-        m.create("admin", name, None, Limits::default())
+        m.create(&admin(&m).await, name, None, Limits::default())
             .await
             .unwrap();
     }
-    let a = m.find("admin", "a").await.unwrap();
-    let b = m.find("admin", "b").await.unwrap();
+    let a = m.find(&admin(&m).await, "a").await.unwrap().row;
+    let b = m.find(&admin(&m).await, "b").await.unwrap().row;
     m.ensure_running(&a).await.unwrap();
     m.ensure_running(&b).await.unwrap();
     // a's runner dies (OOM, killed): the next look says so, with why.
@@ -115,7 +129,7 @@ async fn a_runner_that_died_is_noticed_and_a_restart_reconciles() {
     assert!(reason.unwrap().contains("runner exited"));
     // The server restarts: b's runner survived, c's was found running (started by an
     // earlier server), a's is gone.
-    backend.set_running(&m.find("admin", "c").await.unwrap().id, true);
+    backend.set_running(&m.find(&admin(&m).await, "c").await.unwrap().row.id, true);
     m.reconcile().await.unwrap();
     assert_eq!(state(&m, "a").await.0, "stopped");
     assert_eq!(state(&m, "b").await.0, "running");
@@ -133,16 +147,16 @@ async fn a_runner_that_died_is_noticed_and_a_restart_reconciles() {
 async fn a_start_nobody_saw_finish_is_recorded_and_can_be_stopped() {
     let (m, backend, _dir) = manager().await;
     for name in ["seen", "stoppable"] {
-        m.create("admin", name, None, Limits::default())
+        m.create(&admin(&m).await, name, None, Limits::default())
             .await
             .unwrap();
-        let row = m.find("admin", name).await.unwrap();
+        let row = m.find(&admin(&m).await, name).await.unwrap().row;
         m.db.set_state(&row.id, WorkspaceState::Starting, "", None)
             .await
             .unwrap();
         backend.set_running(&row.id, true);
     }
-    let seen = m.find("admin", "seen").await.unwrap();
+    let seen = m.find(&admin(&m).await, "seen").await.unwrap().row;
     m.ensure_running(&seen).await.unwrap();
     assert_eq!(state(&m, "seen").await.0, "running");
     assert!(
@@ -150,7 +164,7 @@ async fn a_start_nobody_saw_finish_is_recorded_and_can_be_stopped() {
         "nothing was started twice: {:?}",
         backend.calls()
     );
-    let stoppable = m.find("admin", "stoppable").await.unwrap();
+    let stoppable = m.find(&admin(&m).await, "stoppable").await.unwrap().row;
     m.stop(&stoppable, "admin").await.unwrap();
     assert_eq!(state(&m, "stoppable").await.0, "stopped");
 }

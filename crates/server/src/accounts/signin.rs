@@ -1,0 +1,227 @@
+//! Sign-in and sign-out, and finding the caller of a request from its session cookie or
+//! bearer token.
+
+use cove_protocol::ErrorCode;
+use cove_protocol::accounts::Outcome;
+use std::net::IpAddr;
+
+use super::passwords::{MAX_PASSWORD_BYTES, PasswordError};
+use super::{Accounts, Caller, Credential, Quota, secrets};
+use crate::db::SessionRow;
+use crate::error::ApiError;
+
+/// The session cookie's name (PROTOCOL.md section 0).
+pub(crate) const SESSION_COOKIE: &str = "cove_session";
+
+/// A session's last-seen time is written at most this often (a write per request would
+/// cost more than it tells).
+const TOUCH_EVERY_MS: u64 = 60_000;
+
+/// What a sign-in yields: who, and the cookie's secret (shown to the browser once).
+#[derive(Debug)]
+pub(crate) struct SignedIn {
+    pub(crate) caller: Caller,
+    pub(crate) secret: String,
+    /// How long the cookie lives, in seconds.
+    pub(crate) max_age: u64,
+}
+
+impl Accounts {
+    /// Checks a password and opens a session. Failures are counted per address and per
+    /// username; past the limit the answer is 429 with how long to wait, before any check.
+    pub(crate) async fn sign_in(
+        &self,
+        username: Option<&str>,
+        password: &str,
+        address: IpAddr,
+        user_agent: &str,
+    ) -> Result<SignedIn, ApiError> {
+        let username = username
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .unwrap_or(&self.settings.admin_username)
+            .to_string();
+        let address_key = address.to_string();
+        let username_key = username.to_lowercase();
+        for (limit, key) in [
+            (&self.sign_in_limits.per_address, &address_key),
+            (&self.sign_in_limits.per_username, &username_key),
+        ] {
+            if let Err(wait) = limit.check(key) {
+                let seconds = wait.as_secs().max(1);
+                self.audit_as(
+                    &username,
+                    "login",
+                    &username,
+                    Some(address),
+                    Outcome::Failure,
+                    &format!("rate limited for {seconds} s"),
+                )
+                .await;
+                return Err(ApiError::new(
+                    ErrorCode::LimitExceeded,
+                    format!("too many failed sign-ins; try again in {seconds} s"),
+                )
+                .with_retry_after(seconds));
+            }
+        }
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(ApiError::bad_request("the password is too long"));
+        }
+        let user = self.db.find_user(&username).await?;
+        let hash = user
+            .as_ref()
+            .map(|u| u.password_hash.as_str())
+            .filter(|h| !h.is_empty());
+        let matches = self
+            .passwords
+            .verify(password, hash)
+            .await
+            .map_err(password_error)?;
+        let user = match user {
+            Some(user) if matches && !user.disabled => user,
+            found => {
+                self.sign_in_limits.per_address.record_failure(&address_key);
+                self.sign_in_limits
+                    .per_username
+                    .record_failure(&username_key);
+                let why = match found {
+                    None => "no such user",
+                    Some(u) if u.disabled && matches => "the user is disabled",
+                    Some(_) => "wrong password",
+                };
+                self.audit_as(
+                    &username,
+                    "login",
+                    &username,
+                    Some(address),
+                    Outcome::Failure,
+                    why,
+                )
+                .await;
+                tracing::info!(%username, %address, why, "sign-in refused");
+                // One answer for every reason, so that it does not tell which usernames exist.
+                return Err(ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "wrong username or password",
+                ));
+            }
+        };
+        self.sign_in_limits.per_username.clear(&username_key);
+        let open = self.db.sessions_of(&user.id).await?.len() as u64;
+        self.check_quota(&user, Quota::Sessions, open, 1)?;
+        let now = crate::now_ms();
+        let secret = secrets::new_secret();
+        let session = SessionRow {
+            id: secrets::new_id(),
+            secret_hash: secrets::hash(&secret),
+            user_id: user.id.clone(),
+            created_at: crate::rfc3339(now),
+            last_seen_at: crate::rfc3339(now),
+            expires_at: crate::rfc3339(now + self.settings.session_lifetime.as_millis() as u64),
+            address: address.to_string(),
+            user_agent: super::clip(user_agent),
+        };
+        self.db.insert_session(&session).await?;
+        let caller = Caller {
+            user,
+            credential: Credential::Session(session.id.clone()),
+            address,
+        };
+        self.audit(
+            &caller,
+            "login",
+            &caller.user.username,
+            Outcome::Success,
+            "",
+        )
+        .await;
+        tracing::info!(username = %caller.user.username, %address, "signed in");
+        Ok(SignedIn {
+            caller,
+            secret,
+            max_age: self.settings.session_lifetime.as_secs(),
+        })
+    }
+
+    /// Ends the caller's session everywhere it is open (its sockets close).
+    pub(crate) async fn sign_out(&self, caller: &Caller) -> Result<(), ApiError> {
+        if let Credential::Session(id) = &caller.credential {
+            self.db.delete_session(&caller.user.id, id).await?;
+            self.connections.close_session(id);
+        }
+        self.audit(
+            caller,
+            "logout",
+            &caller.user.username,
+            Outcome::Success,
+            "",
+        )
+        .await;
+        Ok(())
+    }
+
+    /// The caller a session cookie or a bearer token names, if it is live and its user is
+    /// not disabled. A bearer token wins over a cookie.
+    pub(crate) async fn authenticate(
+        &self,
+        cookie: Option<&str>,
+        bearer: Option<&str>,
+        address: IpAddr,
+    ) -> Result<Option<Caller>, ApiError> {
+        let now = crate::now_ms();
+        let now_text = crate::rfc3339(now);
+        if let Some(token) = bearer {
+            let Some((token, user)) = self.db.token_by_secret(&secrets::hash(token)).await? else {
+                return Ok(None);
+            };
+            if user.disabled
+                || token
+                    .expires_at
+                    .as_deref()
+                    .is_some_and(|e| e <= now_text.as_str())
+            {
+                return Ok(None);
+            }
+            if token
+                .last_used_at
+                .as_deref()
+                .is_none_or(|t| t < crate::rfc3339(now.saturating_sub(TOUCH_EVERY_MS)).as_str())
+            {
+                self.db.touch_token(&token.id, &now_text).await?;
+            }
+            return Ok(Some(Caller {
+                user,
+                credential: Credential::Token(token.id),
+                address,
+            }));
+        }
+        let Some(secret) = cookie else {
+            return Ok(None);
+        };
+        let Some((session, user)) = self.db.session_by_secret(&secrets::hash(secret)).await? else {
+            return Ok(None);
+        };
+        let idle_since =
+            crate::rfc3339(now.saturating_sub(self.settings.session_idle.as_millis() as u64));
+        if user.disabled || session.expires_at <= now_text || session.last_seen_at < idle_since {
+            self.db.delete_session(&user.id, &session.id).await?;
+            return Ok(None);
+        }
+        if session.last_seen_at < crate::rfc3339(now.saturating_sub(TOUCH_EVERY_MS)) {
+            self.db.touch_session(&session.id, &now_text).await?;
+        }
+        Ok(Some(Caller {
+            user,
+            credential: Credential::Session(session.id),
+            address,
+        }))
+    }
+}
+
+fn password_error(e: PasswordError) -> ApiError {
+    match e {
+        PasswordError::Busy => ApiError::unavailable(e.to_string()).with_retry_after(1),
+        other => ApiError::internal("cannot check passwords", other),
+    }
+}

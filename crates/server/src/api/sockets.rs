@@ -1,0 +1,354 @@
+//! The socket routes: the control socket (PROTOCOL.md section 1), the raw terminal socket
+//! (section 2) and the plain-text terminal socket of seed 004 (section 3), relayed to the
+//! workspace's runner.
+//!
+//! Each socket belongs to its caller: it is refused before any upgrade when its origin is
+//! foreign (and the refusal audited with the values that did not match) or the caller's
+//! connection quota is full, it is registered so that revoking the caller's credential or
+//! access closes it at once, and a caller with view access reaches the runner in view mode
+//! (the runner refuses every input, PROTOCOL.md section 8).
+
+use axum::extract::{Path, Request, State};
+use axum::response::Response;
+use cove_protocol::accounts::{Outcome, WorkspaceAccess};
+use cove_protocol::{ErrorCode, ErrorReply, Event, ServerMessage, Status, StatusState};
+use hyper_util::rt::TokioIo;
+
+use super::{Shared, start};
+use crate::AppState;
+use crate::accounts::{Caller, ConnectionKind, Quota, Registered};
+use crate::error::ApiError;
+use crate::relay::{self, Gauge};
+
+fn take_upgrade(request: &mut Request) -> Result<hyper::upgrade::OnUpgrade, ApiError> {
+    request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+        .ok_or_else(ApiError::upgrade_required)
+}
+
+fn status_frame(state: StatusState, message: &str) -> String {
+    ServerMessage::event(Event::Status(Status {
+        state,
+        message: message.to_string(),
+    }))
+    .encode()
+}
+
+/// Admits a socket of `caller` on a workspace: its origin, then its place among the
+/// caller's connections. The request is only read before the first await (a request is not
+/// `Sync`, so a handler holding a reference to it across one would not be `Send`).
+pub(crate) fn admit<'a>(
+    app: &'a AppState,
+    caller: &'a Caller,
+    request: &Request,
+    workspace: Option<(&'a str, WorkspaceAccess)>,
+    kind: ConnectionKind,
+) -> impl Future<Output = Result<Registered, ApiError>> + Send + use<'a> {
+    let refused = crate::perimeter::check_websocket_origin(app, request)
+        .map_err(|e| (e, request.uri().path().to_string()));
+    async move {
+        if let Err((e, path)) = refused {
+            app.accounts
+                .audit(
+                    caller,
+                    "socket.refused",
+                    &path,
+                    Outcome::Failure,
+                    &e.reply.message,
+                )
+                .await;
+            return Err(e);
+        }
+        let limit = app.accounts.quotas_of(&caller.user).connections;
+        app.accounts
+            .connections
+            .open(caller.opener(), workspace, kind, limit, &app.shutdown)
+            .map_err(|open| {
+                app.accounts
+                    .check_quota(&caller.user, Quota::Connections, open, 1)
+                    .err()
+                    .unwrap_or_else(|| {
+                        ApiError::new(ErrorCode::LimitExceeded, "too many connections")
+                    })
+            })
+    }
+}
+
+/// The runner's mode for a caller's access: view access reaches it read-only.
+fn runner_mode(access: WorkspaceAccess) -> &'static str {
+    if access.can_edit() { "edit" } else { "view" }
+}
+
+/// `GET /api/workspaces/{id}/ws`: the control socket, relayed to the runner. The upgrade is
+/// answered at once; a stopped workspace is started meanwhile (when the caller may), with
+/// `status` messages.
+pub(crate) async fn control_socket(
+    State(app): Shared,
+    caller: Caller,
+    Path(id): Path<String>,
+    mut request: Request,
+) -> Result<Response, ApiError> {
+    let accept = relay::accept_key(request.headers())?;
+    let found = app.manager.find(&caller, &id).await?;
+    let registered = admit(
+        &app,
+        &caller,
+        &request,
+        Some((&found.row.id, found.access)),
+        ConnectionKind::Control,
+    )
+    .await?;
+    let on_upgrade = take_upgrade(&mut request)?;
+    let task_app = app.clone();
+    app.tasks.spawn(async move {
+        let app = task_app;
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let row = &found.row;
+        let mut client = TokioIo::new(upgraded);
+        let _gauge = Gauge::enter(&app.metrics.control);
+        if !app.manager.is_running(row).await {
+            let started = match found.require_edit() {
+                Err(e) => Err(ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "{}: it is stopped, and only its owner or an editor can start it",
+                        e.reply.message
+                    ),
+                )),
+                Ok(()) => {
+                    let _ = relay::send_text(
+                        &mut client,
+                        &status_frame(StatusState::Starting, "starting the workspace"),
+                    )
+                    .await;
+                    start(&app, &caller, row).await
+                }
+            };
+            match started {
+                Ok(()) => {
+                    let _ = relay::send_text(
+                        &mut client,
+                        &status_frame(StatusState::Ready, "the workspace is ready"),
+                    )
+                    .await;
+                }
+                Err(e) => {
+                    let _ = relay::send_text(
+                        &mut client,
+                        &status_frame(StatusState::Error, &e.reply.message),
+                    )
+                    .await;
+                    let error = ServerMessage::event(Event::Error(e.reply.clone())).encode();
+                    let _ = relay::send_text(&mut client, &error).await;
+                    let _ =
+                        relay::send_close(&mut client, 1011, "the workspace could not start").await;
+                    return;
+                }
+            }
+        }
+        let path = format!("/ws?mode={}", runner_mode(found.access));
+        match app.manager.link().websocket(&row.id, &path).await {
+            Ok(runner) => relay::pipe(client, runner, registered.closed.clone()).await,
+            Err(e) => {
+                tracing::warn!(workspace = %row.id, error = %e, "cannot reach the runner");
+                let error = ErrorReply::new(
+                    ErrorCode::Unavailable,
+                    "cannot reach the workspace; try again",
+                );
+                let _ = relay::send_text(
+                    &mut client,
+                    &ServerMessage::event(Event::Error(error)).encode(),
+                )
+                .await;
+                let _ = relay::send_close(&mut client, 1011, "cannot reach the workspace").await;
+            }
+        }
+        drop(registered);
+    });
+    Ok(relay::switching_protocols(&accept))
+}
+
+/// Terminal ids travel in URL paths: the same rule as the runner's, checked before relaying.
+fn valid_terminal_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'@'))
+}
+
+/// The runner's query for a terminal socket: the client's, with `mode=view` forced for a
+/// caller who may only view (whatever `mode` the client wrote, however often).
+fn terminal_query(client_query: Option<&str>, access: WorkspaceAccess) -> Result<String, ApiError> {
+    let mut pairs: Vec<(String, String)> = match client_query {
+        Some(q) => serde_urlencoded::from_str(q)
+            .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?,
+        None => Vec::new(),
+    };
+    if !access.can_edit() {
+        pairs.retain(|(k, _)| k != "mode");
+        pairs.push(("mode".into(), "view".into()));
+    }
+    if pairs.is_empty() {
+        return Ok(String::new());
+    }
+    let encoded = serde_urlencoded::to_string(&pairs)
+        .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
+    Ok(format!("?{encoded}"))
+}
+
+/// `GET /api/workspaces/{id}/terminals/{terminalId}/ws`: the raw terminal socket. Its first
+/// frame must be the runner's `attached`, so the workspace is started before the upgrade is
+/// answered, and refusals are plain HTTP errors.
+pub(crate) async fn terminal_socket(
+    State(app): Shared,
+    caller: Caller,
+    Path((id, terminal)): Path<(String, String)>,
+    mut request: Request,
+) -> Result<Response, ApiError> {
+    let accept = relay::accept_key(request.headers())?;
+    if !valid_terminal_id(&terminal) {
+        return Err(ApiError::bad_request(
+            "terminalId must be 1-128 characters of letters, digits and _-.:@",
+        ));
+    }
+    let found = app.manager.find(&caller, &id).await?;
+    let registered = admit(
+        &app,
+        &caller,
+        &request,
+        Some((&found.row.id, found.access)),
+        ConnectionKind::Terminal,
+    )
+    .await?;
+    if found.access.can_edit() {
+        start(&app, &caller, &found.row).await?;
+    } else if !app.manager.is_running(&found.row).await {
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            format!("the workspace {:?} is stopped", found.row.name),
+        ));
+    }
+    let query = terminal_query(request.uri().query(), found.access)?;
+    let runner = app
+        .manager
+        .link()
+        .websocket(&found.row.id, &format!("/terminals/{terminal}/ws{query}"))
+        .await?;
+    let on_upgrade = take_upgrade(&mut request)?;
+    let task_app = app.clone();
+    app.tasks.spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let _gauge = Gauge::enter(&task_app.metrics.terminal);
+        relay::pipe(TokioIo::new(upgraded), runner, registered.closed.clone()).await;
+        drop(registered);
+    });
+    Ok(relay::switching_protocols(&accept))
+}
+
+/// `GET /api/terminal/ws/{session_id}` (seed 004): a plain-text socket on the workspace's main
+/// terminal. The caller's workspace named `session_id` is created (blank template) when
+/// missing.
+pub(crate) async fn plain_terminal_socket(
+    State(app): Shared,
+    caller: Caller,
+    Path(session): Path<String>,
+    mut request: Request,
+) -> Result<Response, ApiError> {
+    let accept = relay::accept_key(request.headers())?;
+    let registered = admit(&app, &caller, &request, None, ConnectionKind::Plain).await?;
+    let on_upgrade = take_upgrade(&mut request)?;
+    let task_app = app.clone();
+    app.tasks.spawn(async move {
+        let app = task_app;
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let mut client = TokioIo::new(upgraded);
+        let _gauge = Gauge::enter(&app.metrics.plain);
+        match connect_plain(&app, &caller, &session, &mut client).await {
+            Ok(runner) => relay::pipe(client, runner, registered.closed.clone()).await,
+            Err(message) => {
+                let _ = relay::send_text(&mut client, &format!("Error: {message}\r\n")).await;
+                let _ = relay::send_close(&mut client, 1011, "cannot open the terminal").await;
+            }
+        }
+        drop(registered);
+    });
+    Ok(relay::switching_protocols(&accept))
+}
+
+async fn connect_plain(
+    app: &AppState,
+    caller: &Caller,
+    session: &str,
+    client: &mut relay::ClientIo,
+) -> Result<TokioIo<hyper::upgrade::Upgraded>, String> {
+    let found = match app.manager.find(caller, session).await {
+        Ok(found) => found,
+        Err(e) if e.reply.code == ErrorCode::NotFound => {
+            let _ = relay::send_text(client, &format!("Creating workspace {session}...\r\n")).await;
+            let view = app
+                .manager
+                .create(caller, session, None, Default::default())
+                .await
+                .map_err(|e| e.reply.message)?;
+            app.accounts
+                .audit(
+                    caller,
+                    "workspace.create",
+                    &view.id,
+                    Outcome::Success,
+                    &view.name,
+                )
+                .await;
+            app.manager
+                .find(caller, &view.id)
+                .await
+                .map_err(|e| e.reply.message)?
+        }
+        Err(e) => return Err(e.reply.message),
+    };
+    if !app.manager.is_running(&found.row).await {
+        found.require_edit().map_err(|e| e.reply.message)?;
+        let _ = relay::send_text(client, "Starting workspace...\r\n").await;
+        start(app, caller, &found.row)
+            .await
+            .map_err(|e| e.reply.message)?;
+        let _ = relay::send_text(client, "Workspace ready.\r\n").await;
+    }
+    let path = format!(
+        "/terminals/main/ws?format=text&mode={}",
+        runner_mode(found.access)
+    );
+    app.manager
+        .link()
+        .websocket(&found.row.id, &path)
+        .await
+        .map_err(|e| ApiError::from(e).reply.message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn viewers_reach_terminals_in_view_mode_whatever_they_ask() {
+        let view = WorkspaceAccess::View;
+        assert_eq!(terminal_query(None, view).unwrap(), "?mode=view");
+        assert_eq!(
+            terminal_query(Some("mode=edit&cols=80&mode=edit"), view).unwrap(),
+            "?cols=80&mode=view"
+        );
+        assert_eq!(
+            terminal_query(Some("offset=5"), WorkspaceAccess::Edit).unwrap(),
+            "?offset=5"
+        );
+        assert_eq!(terminal_query(None, WorkspaceAccess::Owner).unwrap(), "");
+    }
+}
