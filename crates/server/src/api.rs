@@ -4,8 +4,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cove_protocol::rest::{CreateWorkspace, ServerInfo};
-use cove_protocol::{ErrorCode, ErrorReply, Event, ServerMessage, Status, StatusState};
+use cove_protocol::accounts::WorkspaceAccess;
+use cove_protocol::rest::{ControlQuery, CreateWorkspace, ServerInfo, TerminalQuery};
+use cove_protocol::{AttachMode, ErrorCode, ErrorReply, Event, ServerMessage, Status, StatusState};
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 
@@ -137,6 +138,63 @@ fn status_frame(state: StatusState, message: &str) -> String {
     .encode()
 }
 
+/// The mode a socket to a workspace's runner is opened in (docs/PROTOCOL.md section 8): the
+/// one place it is decided. `asked` is the client's own choice, from the `mode` of its query
+/// (control socket and raw socket alike). A caller who may not edit the workspace gets `view`
+/// whatever it asked; the runner then refuses its input. Until accounts exist every caller
+/// owns every workspace.
+fn attach_mode(asked: AttachMode) -> AttachMode {
+    let access = WorkspaceAccess::Owner; // With accounts: the caller's access to the workspace.
+    if access.can_edit() {
+        asked
+    } else {
+        AttachMode::View
+    }
+}
+
+/// The runner's control socket, in `mode`.
+fn control_path(mode: AttachMode) -> String {
+    runner_path("/ws", &ControlQuery { mode })
+}
+
+/// What the runner's control socket is asked: the client's query, parsed (`mode` is its only
+/// field; others are ignored), with the mode the server decides.
+fn control_query(client: Option<&str>) -> Result<ControlQuery, ApiError> {
+    let asked: ControlQuery = serde_urlencoded::from_str(client.unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
+    Ok(ControlQuery {
+        mode: attach_mode(asked.mode),
+    })
+}
+
+/// The runner's raw terminal socket of `terminal`. The query is encoded from its type, never
+/// copied from the client, so what the runner reads is exactly what the server decided.
+fn terminal_path(terminal: &str, query: &TerminalQuery) -> String {
+    runner_path(&format!("/terminals/{terminal}/ws"), query)
+}
+
+/// What the runner's raw socket is asked: the client's query, parsed, with the mode the server
+/// decides. Parsed and encoded again, never passed on as it came, so that the mode decided
+/// here is the only one the runner sees (`?mode=view&mode=edit` is refused as a duplicate).
+fn terminal_query(client: Option<&str>) -> Result<TerminalQuery, ApiError> {
+    let asked: TerminalQuery = serde_urlencoded::from_str(client.unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
+    Ok(TerminalQuery {
+        mode: attach_mode(asked.mode),
+        ..asked
+    })
+}
+
+fn runner_path(path: &str, query: &impl serde::Serialize) -> String {
+    // The query types are flat structs of strings and numbers, which always encode.
+    let query = serde_urlencoded::to_string(query).expect("a runner query encodes");
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
 /// `GET /api/workspaces/{id}/ws`: the control socket, relayed to the runner. The upgrade is
 /// answered at once; a stopped workspace is started meanwhile, with `status` messages.
 pub(crate) async fn control_socket(
@@ -146,6 +204,8 @@ pub(crate) async fn control_socket(
 ) -> Result<Response, ApiError> {
     crate::perimeter::check_websocket_origin(&request)?;
     let accept = relay::accept_key(request.headers())?;
+    // Refused before the upgrade, as the runner's own route would.
+    let query = control_query(request.uri().query())?;
     let row = app.manager.find(&app.owner, &id).await?;
     let on_upgrade = take_upgrade(&mut request)?;
     let task_app = app.clone();
@@ -184,7 +244,8 @@ pub(crate) async fn control_socket(
                 }
             }
         }
-        match app.manager.link().websocket(&row.id, "/ws").await {
+        let path = control_path(query.mode);
+        match app.manager.link().websocket(&row.id, &path).await {
             Ok(runner) => relay::pipe(client, runner, app.shutdown.clone()).await,
             Err(e) => {
                 tracing::warn!(workspace = %row.id, error = %e, "cannot reach the runner");
@@ -228,17 +289,13 @@ pub(crate) async fn terminal_socket(
             "terminalId must be 1-128 characters of letters, digits and _-.:@",
         ));
     }
+    let query = terminal_query(request.uri().query())?;
     let row = app.manager.find(&app.owner, &id).await?;
     app.manager.ensure_running(&row).await?;
-    let query = request
-        .uri()
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
     let runner = app
         .manager
         .link()
-        .websocket(&row.id, &format!("/terminals/{terminal}/ws{query}"))
+        .websocket(&row.id, &terminal_path(&terminal, &query))
         .await?;
     let on_upgrade = take_upgrade(&mut request)?;
     let task_app = app.clone();
@@ -409,9 +466,66 @@ async fn connect_plain(
             .map_err(|e| e.reply.message)?;
         let _ = relay::send_text(client, "Workspace ready.\r\n").await;
     }
+    let query = TerminalQuery {
+        format: Some("text".into()),
+        mode: attach_mode(AttachMode::Edit),
+        ..Default::default()
+    };
     app.manager
         .link()
-        .websocket(&row.id, "/terminals/main/ws?format=text")
+        .websocket(&row.id, &terminal_path("main", &query))
         .await
         .map_err(|e| ApiError::from(e).reply.message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runner_paths_carry_the_decided_mode_and_nothing_smuggled() {
+        assert_eq!(control_path(AttachMode::Edit), "/ws");
+        assert_eq!(control_path(AttachMode::View), "/ws?mode=view");
+        assert_eq!(control_query(None).unwrap().mode, AttachMode::Edit);
+        assert_eq!(
+            control_query(Some("mode=view&x=1")).unwrap().mode,
+            AttachMode::View
+        );
+        for bad in ["mode=view&mode=edit", "mode=admin"] {
+            let err = control_query(Some(bad)).unwrap_err();
+            assert_eq!(err.reply.code, ErrorCode::BadRequest, "{bad}");
+        }
+        let query = terminal_query(None).unwrap();
+        assert_eq!(terminal_path("t", &query), "/terminals/t/ws");
+        // The client's own choice of view passes; its values come through re-encoded.
+        let query = terminal_query(Some("cols=90&command=ls%20-la&mode=view&replay=x")).unwrap();
+        assert_eq!(
+            terminal_path("t", &query),
+            "/terminals/t/ws?cols=90&command=ls+-la&mode=view"
+        );
+        // A mode forced on a caller cannot be undone by the client's query: a second `mode`
+        // is refused, and one hidden in a value stays in that value.
+        let err = terminal_query(Some("mode=view&mode=edit")).unwrap_err();
+        assert!(
+            err.reply.message.contains("duplicate field `mode`"),
+            "{err:?}"
+        );
+        let asked = terminal_query(Some("mode=edit&command=a%26mode%3Dedit")).unwrap();
+        let forced = TerminalQuery {
+            mode: AttachMode::View,
+            ..asked
+        };
+        assert_eq!(
+            terminal_path("t", &forced),
+            "/terminals/t/ws?command=a%26mode%3Dedit&mode=view"
+        );
+        let err = terminal_query(Some("mode=admin")).unwrap_err();
+        assert_eq!(err.reply.code, ErrorCode::BadRequest);
+        assert!(
+            err.reply
+                .message
+                .contains(r#"mode must be edit or view, not "admin""#),
+            "{err:?}"
+        );
+    }
 }
