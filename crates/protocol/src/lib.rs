@@ -3,7 +3,8 @@
 //!
 //! Owns: the JSON shapes of the control socket (requests, replies, events), the raw terminal
 //! socket's control messages, the REST bodies (`rest`, `accounts`), the launch specs
-//! (`launch`), the REST error body and the stable error codes.
+//! (`launch`), the REST error body and the stable error codes, and what a socket attached in
+//! view mode may ask (`attach`).
 //! Must not know: I/O, sockets, files, processes. Serde only.
 //!
 //! A request is `{"type": T, "payload": {...}, "requestId": "..."}` and decodes into
@@ -14,9 +15,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub mod accounts;
+mod attach;
 mod error;
 pub mod launch;
 pub mod rest;
+pub use attach::AttachMode;
 pub use error::{ErrorCode, ErrorReply, RestError};
 
 /// Version of the control protocol, sent in `welcome`.

@@ -1,7 +1,10 @@
 //! Bodies of the REST routes (docs/PROTOCOL.md section 0), of `/health` and `/healthz`
-//! (section 5), of `GET /api/info`, and the query strings the runner's routes take.
+//! (section 5), of `GET /api/info`, and the query strings the runner's routes take (with the
+//! attach mode of section 8).
 
 use serde::{Deserialize, Serialize};
+
+use crate::AttachMode;
 
 #[cfg(test)]
 use ts_rs::TS;
@@ -223,6 +226,19 @@ pub struct TerminalQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(test, ts(optional))]
     pub format: Option<String>,
+    /// `edit` (default) or `view`: output only; input and resizes are refused, and a missing
+    /// terminal is not created.
+    #[serde(default, skip_serializing_if = "AttachMode::is_edit")]
+    pub mode: AttachMode,
+}
+
+/// The query of the runner's control socket, `GET /ws`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(TS))]
+pub struct ControlQuery {
+    /// `edit` (default) or `view`: every request that changes the workspace is refused.
+    #[serde(default, skip_serializing_if = "AttachMode::is_edit")]
+    pub mode: AttachMode,
 }
 
 /// The query of `DELETE .../files/{path}`.

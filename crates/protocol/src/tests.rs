@@ -136,15 +136,96 @@ fn requests_without_payload_decode() {
     assert_eq!(m.request_id.as_deref(), Some("r1"));
 }
 
+/// Every request type, decoded from a payload with every field any request needs.
+fn every_request() -> Vec<(&'static str, Request)> {
+    let payload = json!({"terminalId":"t","input":"x","cols":1,"rows":1,"command":"c",
+        "processId":"p","path":"a","content":"","from":"a","to":"b"});
+    REQUEST_TYPES
+        .iter()
+        .map(|kind| {
+            let text = json!({"type": kind, "payload": payload}).to_string();
+            let decoded = ClientMessage::decode(&text).unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+            (*kind, decoded.request)
+        })
+        .collect()
+}
+
 #[test]
 fn every_request_type_is_known_to_the_enum() {
-    for kind in REQUEST_TYPES {
-        // A payload with every field any request needs; unknown fields are ignored.
-        let payload = json!({"terminalId":"t","input":"x","cols":1,"rows":1,"command":"c",
-            "processId":"p","path":"a","content":"","from":"a","to":"b"});
-        let text = json!({"type": kind, "payload": payload}).to_string();
-        ClientMessage::decode(&text).unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+    for (kind, request) in every_request() {
+        assert_eq!(request.kind(), kind, "kind() names the wire type");
     }
+}
+
+/// What a socket in view mode may ask (PROTOCOL.md section 8), decided per request type. A
+/// new type fails here until it is put in one column or the other.
+#[test]
+fn view_mode_refuses_exactly_the_requests_that_change_the_workspace() {
+    let changes = [
+        "create_terminal",
+        "terminal_input",
+        "resize_terminal",
+        "close_terminal",
+        "run_command",
+        "stop_process",
+        "write_file",
+        "make_dir",
+        "delete_path",
+        "rename_path",
+    ];
+    let reads = [
+        "attach_terminal",
+        "list_terminals",
+        "list_processes",
+        "subscribe_process",
+        "read_file",
+        "list_dir",
+        "watch",
+        "unwatch",
+        "list_ports",
+        "stats",
+        "ping",
+    ];
+    let mut classified: Vec<&str> = changes.iter().chain(&reads).copied().collect();
+    classified.sort_unstable();
+    let mut known = REQUEST_TYPES.to_vec();
+    known.sort_unstable();
+    assert_eq!(classified, known, "every request type is classified, once");
+    for (kind, request) in every_request() {
+        let expected = changes.contains(&kind);
+        assert_eq!(request.changes_workspace(), expected, "{kind}");
+        assert!(AttachMode::Edit.allows(&request), "{kind}");
+        assert_eq!(AttachMode::View.allows(&request), !expected, "{kind}");
+    }
+}
+
+#[test]
+fn attach_modes_in_queries() {
+    assert_eq!(AttachMode::default(), AttachMode::Edit);
+    for mode in [AttachMode::Edit, AttachMode::View] {
+        let name = serde_json::to_value(mode).unwrap();
+        assert_eq!(name, json!(mode.as_str()));
+        assert_eq!(serde_json::from_value::<AttachMode>(name).unwrap(), mode);
+    }
+    let err = serde_json::from_str::<AttachMode>(r#""admin""#).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(r#"mode must be edit or view, not "admin""#),
+        "{err}"
+    );
+    // Edit is the default and left out; view is always said.
+    let query = rest::TerminalQuery::default();
+    assert_eq!(serde_json::to_value(&query).unwrap(), json!({}));
+    let query = rest::TerminalQuery {
+        mode: AttachMode::View,
+        ..Default::default()
+    };
+    assert_eq!(
+        serde_json::to_value(&query).unwrap(),
+        json!({"mode": "view"})
+    );
+    let control: rest::ControlQuery = serde_json::from_str("{}").unwrap();
+    assert_eq!(control.mode, AttachMode::Edit);
 }
 
 /// Each malformed frame fails with a message that names the problem.
@@ -286,7 +367,9 @@ fn typescript_bindings_are_current() {
         ServerInfo,
         Healthz,
         Health,
+        AttachMode,
         TerminalQuery,
+        ControlQuery,
         DeleteQuery,
         Role,
         ShareAccess,

@@ -9,11 +9,17 @@
 //!
 //! This file is the session: its loop, its outgoing queue, and the dispatch of requests.
 //! The requests themselves are handled by capability, one file each in `control/`.
+//!
+//! A socket opened with `?mode=view` is refused, before dispatch, every request that changes
+//! the workspace (`Request::changes_workspace`): it watches and reads (docs/PROTOCOL.md
+//! section 8).
 
 mod feeds;
 mod files;
 mod processes;
 mod terminals;
+#[cfg(test)]
+mod tests;
 mod watch;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -70,10 +76,12 @@ struct Session {
     /// Per terminal this socket attached to with a replay: answers to replayed queries to
     /// drop from its input (see `replay.rs`).
     answers: HashMap<String, Arc<Mutex<AnswerFilter>>>,
+    /// `view`: every request that changes the workspace is refused (`handle_text`).
+    mode: AttachMode,
 }
 
 /// Serves one control socket until the client leaves or the runner shuts down.
-pub(crate) async fn serve(ws: Arc<Workspace>, socket: WebSocket) {
+pub(crate) async fn serve(ws: Arc<Workspace>, socket: WebSocket, mode: AttachMode) {
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel::<Message>(QUEUE);
     let writer = tokio::spawn(write(sink, rx, ws.shutdown.clone()));
@@ -86,6 +94,7 @@ pub(crate) async fn serve(ws: Arc<Workspace>, socket: WebSocket) {
         watching: None,
         answers: HashMap::new(),
         ws: ws.clone(),
+        mode,
     };
     let mut notices = ws.notices.subscribe();
     let mut refused = false;
@@ -203,6 +212,12 @@ impl Session {
         match ClientMessage::decode(text) {
             Ok(message) => {
                 let id = message.request_id.clone();
+                // The one check of view mode: before dispatch, so nothing of a refused
+                // request happens.
+                if !self.mode.allows(&message.request) {
+                    let action = message.request.kind();
+                    return self.reply(&id, Err(Error::ReadOnly { action })).await;
+                }
                 match self.handle(message.request, &id).await {
                     Ok(Some(event)) => self.reply(&id, Ok(event)).await,
                     Ok(None) => {}

@@ -86,6 +86,10 @@ pub(crate) enum Error {
         used / MIB
     )]
     StorageFull { path: String, limit: u64, used: u64 },
+    /// A socket attached in view mode asked for something that changes the workspace
+    /// (docs/PROTOCOL.md section 8): `action` is the request type, or what a raw socket sent.
+    #[error("this connection is read-only (mode=view): {action} is not allowed")]
+    ReadOnly { action: &'static str },
     /// The file watcher cannot start; the text says why.
     #[error("{0}")]
     Watcher(String),
@@ -223,6 +227,7 @@ impl Error {
                 PathProblem::NoSpace => ErrorCode::LimitExceeded,
                 PathProblem::Failed => ErrorCode::Internal,
             },
+            Error::ReadOnly { .. } => ErrorCode::Forbidden,
             Error::Watcher(_) => ErrorCode::Unavailable,
             Error::Internal(_) => ErrorCode::Internal,
         }
@@ -271,6 +276,21 @@ mod tests {
             (
                 ErrorCode::Forbidden,
                 "a/b: the path leads outside the workspace"
+            )
+        );
+    }
+
+    #[test]
+    fn read_only_is_forbidden_and_says_why() {
+        let reply = Error::ReadOnly {
+            action: "write_file",
+        }
+        .to_reply();
+        assert_eq!(
+            (reply.code, reply.message.as_str()),
+            (
+                ErrorCode::Forbidden,
+                "this connection is read-only (mode=view): write_file is not allowed"
             )
         );
     }

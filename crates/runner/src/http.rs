@@ -2,8 +2,8 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /ws` | control socket (docs/PROTOCOL.md section 1) |
-//! | `GET /terminals/{id}/ws` | raw terminal socket (section 2); `format=text` for section 3 |
+//! | `GET /ws` | control socket (docs/PROTOCOL.md section 1); `mode=view` to watch and read only |
+//! | `GET /terminals/{id}/ws` | raw terminal socket (section 2); `format=text` for section 3, `mode=view` for output only (section 8) |
 //! | `GET/PUT/DELETE /files/{path}` | file bytes, as the REST routes of section 0 |
 //! | `/ports/{port}/...` | port preview: HTTP and WebSocket to `127.0.0.1:{port}` |
 //! | `GET /healthz` | liveness and identity, for the server to find its runners again |
@@ -17,8 +17,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use cove_protocol::rest::{DeleteQuery, TerminalQuery};
-use cove_protocol::{DirListing, ErrorCode, ErrorReply, FileWritten, RestError};
+use cove_protocol::rest::{ControlQuery, DeleteQuery, TerminalQuery};
+use cove_protocol::{AttachMode, DirListing, ErrorCode, ErrorReply, FileWritten, RestError};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -51,7 +51,7 @@ impl From<Error> for ApiError {
 const READ_BUFFER: usize = 4096;
 
 /// The router over one workspace.
-fn router(ws: Arc<Workspace>) -> Router {
+pub(crate) fn router(ws: Arc<Workspace>) -> Router {
     let body_limit = ws.launch.limits.max_file_bytes as usize + 1;
     Router::new()
         .route("/ws", get(control_socket))
@@ -145,13 +145,23 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn control_socket(State(ws): State<Arc<Workspace>>, upgrade: WebSocketUpgrade) -> Response {
+async fn control_socket(
+    State(ws): State<Arc<Workspace>>,
+    query: Result<Query<ControlQuery>, axum::extract::rejection::QueryRejection>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let mode = match query {
+        Ok(Query(q)) => q.mode,
+        Err(e) => {
+            return ApiError(ErrorReply::new(ErrorCode::BadRequest, e.body_text())).into_response();
+        }
+    };
     let limit = ws.launch.limits.max_message_bytes;
     upgrade
         .max_message_size(limit)
         .max_frame_size(limit)
         .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| crate::control::serve(ws, socket))
+        .on_upgrade(move |socket| crate::control::serve(ws, socket, mode))
 }
 
 async fn terminal_socket(
@@ -188,14 +198,17 @@ async fn terminal_socket(
             rows: rows.unwrap_or(24),
         }),
     };
-    let terminal = match ws.terminals.get(&id) {
-        Ok(t) => {
-            if let Some(size) = size {
+    let terminal = match (ws.terminals.get(&id), query.mode) {
+        (Ok(t), mode) => {
+            // A viewer's window size is its own business, not the terminal's.
+            if let Some(size) = size.filter(|_| mode == AttachMode::Edit) {
                 let _ = t.resize(size);
             }
             Ok(t)
         }
-        Err(_) => ws.terminals.create(NewTerminal {
+        // A viewer creates nothing: refused before the upgrade, as a missing terminal.
+        (Err(e), AttachMode::View) => return ApiError::from(e).into_response(),
+        (Err(_), AttachMode::Edit) => ws.terminals.create(NewTerminal {
             id: Some(id),
             command: query.command,
             size,
@@ -205,7 +218,7 @@ async fn terminal_socket(
     let shutdown = ws.shutdown.clone();
     match terminal {
         Ok(terminal) => upgrade.on_upgrade(move |socket| {
-            crate::raw::serve(terminal, socket, query.offset, format, shutdown)
+            crate::raw::serve(terminal, socket, query.offset, format, query.mode, shutdown)
         }),
         // Answer the upgrade, then say why and close, so browsers see the reason.
         Err(e) => upgrade.on_upgrade(move |mut socket| async move {

@@ -6,13 +6,18 @@
 //! client is input, no control messages at all.
 //!
 //! Output and input run as two halves, so a client that reads slowly can still type Ctrl+C.
+//!
+//! In view mode (`?mode=view`, docs/PROTOCOL.md section 8) output flows as usual, but no byte
+//! from the client reaches the terminal: each input frame and each resize is answered with a
+//! `forbidden` error (a line `Error: ...` in text format) and dropped; the socket stays open.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use cove_protocol::{ErrorCode, ErrorReply, RawControl};
+use cove_protocol::{AttachMode, ErrorCode, ErrorReply, RawControl};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 
 use crate::control::PING_EVERY;
+use crate::error::Error;
 use crate::replay::{AnswerFilter, QueryScanner};
 use crate::terminals::Terminal;
 use crate::utf8::Utf8Stream;
@@ -45,6 +50,7 @@ pub(crate) async fn serve(
     socket: WebSocket,
     offset: Option<u64>,
     format: Format,
+    mode: AttachMode,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     let (mut sink, mut stream) = socket.split();
@@ -60,6 +66,9 @@ pub(crate) async fn serve(
     // Set by the input half when a client message is too large: the output half, which
     // owns the sending side, says so and closes with 1009.
     let (too_large, mut refuse) = tokio::sync::oneshot::channel::<String>();
+    // Input refused in view mode, for the output half to answer. Bounded, and a refusal that
+    // does not fit is dropped: the ones queued already say the same.
+    let (read_only, mut refused) = tokio::sync::mpsc::channel::<ErrorReply>(4);
     if format == Format::Raw {
         let size = terminal.size();
         let attached = RawControl::Attached {
@@ -94,6 +103,7 @@ pub(crate) async fn serve(
                             return;
                         }
                         Some(batch) => {
+                            first = false;
                             if position < replay_end {
                                 let replayed = (replay_end - position).min(batch.data.len() as u64) as usize;
                                 let before = queries.counts();
@@ -113,6 +123,10 @@ pub(crate) async fn serve(
                         None => break,
                     },
                     _ = ping.tick() => Message::Ping(Default::default()),
+                    Some(error) = refused.recv() => match format {
+                        Format::Raw => refusal(error),
+                        Format::Text => Message::Text(format!("Error: {}\r\n", error.message).into()),
+                    },
                     Ok(why) = &mut refuse => {
                         let _ = sink.send(refusal(ErrorReply::new(ErrorCode::TooLarge, why))).await;
                         let _ = sink.send(Message::Close(Some(CloseFrame { code: crate::control::TOO_BIG, reason: "message too large".into() }))).await;
@@ -126,7 +140,6 @@ pub(crate) async fn serve(
                         return;
                     }
                 };
-                first = false;
                 if sink.send(message).await.is_err() {
                     return;
                 }
@@ -156,6 +169,9 @@ pub(crate) async fn serve(
     };
     let input = async {
         let mut too_large = Some(too_large);
+        let refuse = |action| {
+            let _ = read_only.try_send(Error::ReadOnly { action }.to_reply());
+        };
         while let Some(message) = stream.next().await {
             let message = match message {
                 Ok(message) => message,
@@ -171,6 +187,11 @@ pub(crate) async fn serve(
                 }
             };
             match (message, format) {
+                (Message::Binary(_), _) | (Message::Text(_), Format::Text)
+                    if mode == AttachMode::View =>
+                {
+                    refuse("input")
+                }
                 (Message::Binary(bytes), _) => {
                     let bytes = answers.lock().unwrap().filter(&bytes).into_owned();
                     if !bytes.is_empty() && terminal.write(&bytes).await.is_err() {
@@ -185,6 +206,9 @@ pub(crate) async fn serve(
                 }
                 (Message::Text(text), Format::Raw) => {
                     match serde_json::from_str::<RawControl>(&text) {
+                        Ok(RawControl::Resize { .. }) if mode == AttachMode::View => {
+                            refuse("resize")
+                        }
                         Ok(RawControl::Resize { cols, rows }) => {
                             let _ = terminal.resize(cove_pty::Size { cols, rows });
                         }

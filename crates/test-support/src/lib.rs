@@ -14,7 +14,9 @@
 pub mod request;
 pub mod serve;
 
-use futures_util::{SinkExt, StreamExt};
+mod clients;
+pub use clients::{Control, RawTerminal};
+
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -22,7 +24,6 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// How long any single wait in a test may take before the test fails.
@@ -245,7 +246,14 @@ impl TestServer {
 
     /// Opens the control socket of a workspace and waits for `welcome`.
     pub async fn control(&self, id: &str) -> Control {
-        let ws = self.websocket(&format!("/api/workspaces/{id}/ws")).await;
+        self.control_with(id, "").await
+    }
+
+    /// Like [`TestServer::control`], with a query string (`"?mode=view"`).
+    pub async fn control_with(&self, id: &str, query: &str) -> Control {
+        let ws = self
+            .websocket(&format!("/api/workspaces/{id}/ws{query}"))
+            .await;
         let mut control = Control {
             ws,
             pending: VecDeque::new(),
@@ -440,219 +448,6 @@ pub async fn http_with_head(
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     (response.status, response.head, response.body)
-}
-
-/// A control-socket client that keeps messages it was not waiting for.
-pub struct Control {
-    pub ws: Ws,
-    pending: VecDeque<Value>,
-    next_id: u64,
-}
-
-impl Control {
-    /// Sends a raw text frame.
-    pub async fn send_text(&mut self, text: &str) {
-        self.ws
-            .send(Message::Text(text.into()))
-            .await
-            .expect("send");
-    }
-
-    /// Sends `{"type", "payload"}` without a request id.
-    pub async fn send(&mut self, kind: &str, payload: Value) {
-        self.send_text(&json!({"type": kind, "payload": payload}).to_string())
-            .await;
-    }
-
-    async fn read(&mut self) -> Option<Value> {
-        loop {
-            match self.ws.next().await? {
-                Ok(Message::Text(text)) => {
-                    return Some(serde_json::from_str(&text).expect("server sends JSON"));
-                }
-                Ok(Message::Close(_)) | Err(_) => return None,
-                Ok(_) => {}
-            }
-        }
-    }
-
-    /// The next message that matches, keeping the others for later waits.
-    pub async fn wait_for(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
-        if let Some(i) = self.pending.iter().position(&pred) {
-            return self.pending.remove(i).expect("index");
-        }
-        let result = tokio::time::timeout(WAIT, async {
-            loop {
-                let message = self.read().await?;
-                if pred(&message) {
-                    return Some(message);
-                }
-                self.pending.push_back(message);
-            }
-        })
-        .await;
-        match result {
-            Ok(Some(message)) => message,
-            Ok(None) => panic!("the socket closed; unmatched messages: {:?}", self.pending),
-            Err(_) => panic!("timed out; unmatched messages: {:?}", self.pending),
-        }
-    }
-
-    /// Sends a request with a fresh `requestId` and returns the reply that carries it.
-    pub async fn request(&mut self, kind: &str, payload: Value) -> Value {
-        self.next_id += 1;
-        let id = format!("r{}", self.next_id);
-        self.send_text(&json!({"type": kind, "payload": payload, "requestId": id}).to_string())
-            .await;
-        self.wait_for(|m| m["requestId"] == id.as_str()).await
-    }
-
-    /// Collects `terminal_output` of a terminal until the text contains `needle`.
-    pub async fn terminal_until(&mut self, terminal: &str, needle: &str) -> String {
-        let mut text = String::new();
-        while !text.contains(needle) {
-            let m = self
-                .wait_for(|m| m["type"] == "terminal_output" && m["terminalId"] == terminal)
-                .await;
-            text.push_str(m["data"].as_str().expect("data"));
-        }
-        text
-    }
-
-    /// Collects `process_output` of a process until it exits; returns (stdout, stderr, exit).
-    pub async fn process_until_exit(&mut self, process: &str) -> (String, String, Value) {
-        let (mut out, mut err) = (String::new(), String::new());
-        loop {
-            let m = self
-                .wait_for(|m| {
-                    (m["type"] == "process_output" || m["type"] == "process_exit")
-                        && m["processId"] == process
-                })
-                .await;
-            if m["type"] == "process_exit" {
-                return (out, err, m);
-            }
-            let data = m["data"].as_str().expect("data");
-            if m["stream"] == "stderr" {
-                err.push_str(data)
-            } else {
-                out.push_str(data)
-            }
-        }
-    }
-
-    /// Runs a shell command line in the workspace and returns its stdout (stderr appended)
-    /// and exit code: how tests look at a workspace's files from inside, through a path that
-    /// does not share code with the file API. (A sandboxed workspace's disk is mounted only
-    /// inside its sandbox, so the host cannot look.)
-    pub async fn sh(&mut self, command: &str) -> (String, i64) {
-        self.next_id += 1;
-        let id = format!("sh-{}", self.next_id);
-        let started = self
-            .request("run_command", json!({"command": command, "processId": id}))
-            .await;
-        assert_eq!(started["type"], "process_started", "{command}: {started}");
-        let (out, err, exit) = self.process_until_exit(&id).await;
-        (out + &err, exit["exitCode"].as_i64().unwrap_or(-1))
-    }
-
-    /// Messages received but not yet matched.
-    pub fn pending(&self) -> &VecDeque<Value> {
-        &self.pending
-    }
-}
-
-/// A raw terminal socket client.
-pub struct RawTerminal {
-    pub ws: Ws,
-    /// Every output byte received so far.
-    pub output: Vec<u8>,
-    /// Control messages received after `attached`.
-    pub controls: Vec<Value>,
-}
-
-impl RawTerminal {
-    pub async fn send(&mut self, bytes: &[u8]) {
-        self.ws
-            .send(Message::Binary(bytes.to_vec().into()))
-            .await
-            .expect("send");
-    }
-
-    /// Sends a text frame (a control message, or anything a test wants the runner to see).
-    pub async fn send_text(&mut self, text: &str) {
-        self.ws
-            .send(Message::Text(text.to_string().into()))
-            .await
-            .expect("send");
-    }
-
-    pub async fn resize(&mut self, cols: u16, rows: u16) {
-        let text = json!({"type": "resize", "cols": cols, "rows": rows}).to_string();
-        self.ws
-            .send(Message::Text(text.into()))
-            .await
-            .expect("send");
-    }
-
-    async fn next_control(&mut self) -> Value {
-        loop {
-            let message = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("message in time");
-            match message {
-                Some(Ok(Message::Text(text))) => {
-                    return serde_json::from_str(&text).expect("JSON control");
-                }
-                Some(Ok(Message::Binary(bytes))) => self.output.extend_from_slice(&bytes),
-                Some(Ok(_)) => {}
-                other => panic!("socket ended before a control message: {other:?}"),
-            }
-        }
-    }
-
-    /// Reads until the output received so far contains `needle`.
-    pub async fn until(&mut self, needle: &str) -> String {
-        let result = tokio::time::timeout(WAIT, async {
-            while !String::from_utf8_lossy(&self.output).contains(needle) {
-                match self.ws.next().await {
-                    Some(Ok(Message::Binary(bytes))) => self.output.extend_from_slice(&bytes),
-                    Some(Ok(Message::Text(text))) => self
-                        .controls
-                        .push(serde_json::from_str(&text).expect("JSON")),
-                    Some(Ok(_)) => {}
-                    _ => return false,
-                }
-            }
-            true
-        })
-        .await;
-        let text = String::from_utf8_lossy(&self.output).to_string();
-        assert!(
-            matches!(result, Ok(true)),
-            "never saw {needle:?}; got {text:?}"
-        );
-        text
-    }
-
-    /// Reads until the socket closes; returns the close code.
-    pub async fn until_closed(&mut self) -> Option<u16> {
-        tokio::time::timeout(WAIT, async {
-            loop {
-                match self.ws.next().await {
-                    Some(Ok(Message::Binary(bytes))) => self.output.extend_from_slice(&bytes),
-                    Some(Ok(Message::Text(text))) => self
-                        .controls
-                        .push(serde_json::from_str(&text).expect("JSON")),
-                    Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-                    Some(Ok(_)) => {}
-                    _ => return None,
-                }
-            }
-        })
-        .await
-        .expect("socket closes in time")
-    }
 }
 
 /// A network namespace of the test's own, joined to the host by a veth pair, standing in for

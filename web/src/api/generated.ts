@@ -80,6 +80,8 @@ export type Health = { success: boolean, status: string,
  */
 connections: { [key in string]: number }, activeStreams: number, };
 
+export type AttachMode = "edit" | "view";
+
 export type TerminalQuery = { cols?: number, rows?: number, 
 /**
  * Used only when the terminal does not exist yet.
@@ -92,7 +94,18 @@ offset?: number,
 /**
  * `raw` (default) or `text` (the plain-text socket of seed 004).
  */
-format?: string, };
+format?: string, 
+/**
+ * `edit` (default) or `view`: output only; input and resizes are refused, and a missing
+ * terminal is not created.
+ */
+mode?: AttachMode, };
+
+export type ControlQuery = { 
+/**
+ * `edit` (default) or `view`: every request that changes the workspace is refused.
+ */
+mode?: AttachMode, };
 
 export type DeleteQuery = { recursive: boolean, };
 

@@ -15,6 +15,7 @@ mod sandbox;
 mod security;
 mod seeds;
 mod terminals;
+mod view;
 
 use cove_test_support::TestServer;
 

@@ -11,7 +11,8 @@
 use axum::extract::{Path, Request, State};
 use axum::response::Response;
 use cove_protocol::accounts::{Outcome, WorkspaceAccess};
-use cove_protocol::{ErrorCode, ErrorReply, Event, ServerMessage, Status, StatusState};
+use cove_protocol::rest::{ControlQuery, TerminalQuery};
+use cove_protocol::{AttachMode, ErrorCode, ErrorReply, Event, ServerMessage, Status, StatusState};
 use hyper_util::rt::TokioIo;
 
 use super::{Shared, start};
@@ -75,9 +76,51 @@ pub(crate) fn admit<'a>(
     }
 }
 
-/// The runner's mode for a caller's access: view access reaches it read-only.
-fn runner_mode(access: WorkspaceAccess) -> &'static str {
-    if access.can_edit() { "edit" } else { "view" }
+/// The mode a socket to a workspace's runner is opened in (docs/PROTOCOL.md section 8): the
+/// one place it is decided. `asked` is the client's own choice (the `mode` of its query); a
+/// caller who may not edit the workspace gets `view` whatever it asked, and the runner then
+/// refuses its input.
+fn attach_mode(asked: AttachMode, access: WorkspaceAccess) -> AttachMode {
+    if access.can_edit() {
+        asked
+    } else {
+        AttachMode::View
+    }
+}
+
+/// What the runner's control socket is asked: the client's query, parsed (`mode` is its only
+/// field; others are ignored), with the mode the server decides.
+fn control_query(client: Option<&str>, access: WorkspaceAccess) -> Result<ControlQuery, ApiError> {
+    let asked: ControlQuery = serde_urlencoded::from_str(client.unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
+    Ok(ControlQuery {
+        mode: attach_mode(asked.mode, access),
+    })
+}
+
+/// What the runner's raw socket is asked: the client's query, parsed and encoded again (never
+/// passed on as it came), so that the mode decided here is the only one the runner sees
+/// (`?mode=view&mode=edit` is refused as a duplicate).
+fn terminal_query(
+    client: Option<&str>,
+    access: WorkspaceAccess,
+) -> Result<TerminalQuery, ApiError> {
+    let asked: TerminalQuery = serde_urlencoded::from_str(client.unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
+    Ok(TerminalQuery {
+        mode: attach_mode(asked.mode, access),
+        ..asked
+    })
+}
+
+fn runner_path(path: &str, query: &impl serde::Serialize) -> String {
+    // The query types are flat structs of strings and numbers, which always encode.
+    let query = serde_urlencoded::to_string(query).expect("a runner query encodes");
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    }
 }
 
 /// `GET /api/workspaces/{id}/ws`: the control socket, relayed to the runner. The upgrade is
@@ -91,6 +134,8 @@ pub(crate) async fn control_socket(
 ) -> Result<Response, ApiError> {
     let accept = relay::accept_key(request.headers())?;
     let found = app.manager.find(&caller, &id).await?;
+    // Refused before the upgrade, as the runner's own route would.
+    let query = control_query(request.uri().query(), found.access)?;
     let registered = admit(
         &app,
         &caller,
@@ -149,7 +194,7 @@ pub(crate) async fn control_socket(
                 }
             }
         }
-        let path = format!("/ws?mode={}", runner_mode(found.access));
+        let path = runner_path("/ws", &query);
         match app.manager.link().websocket(&row.id, &path).await {
             Ok(runner) => relay::pipe(client, runner, registered.closed.clone()).await,
             Err(e) => {
@@ -180,26 +225,6 @@ fn valid_terminal_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'@'))
 }
 
-/// The runner's query for a terminal socket: the client's, with `mode=view` forced for a
-/// caller who may only view (whatever `mode` the client wrote, however often).
-fn terminal_query(client_query: Option<&str>, access: WorkspaceAccess) -> Result<String, ApiError> {
-    let mut pairs: Vec<(String, String)> = match client_query {
-        Some(q) => serde_urlencoded::from_str(q)
-            .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?,
-        None => Vec::new(),
-    };
-    if !access.can_edit() {
-        pairs.retain(|(k, _)| k != "mode");
-        pairs.push(("mode".into(), "view".into()));
-    }
-    if pairs.is_empty() {
-        return Ok(String::new());
-    }
-    let encoded = serde_urlencoded::to_string(&pairs)
-        .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
-    Ok(format!("?{encoded}"))
-}
-
 /// `GET /api/workspaces/{id}/terminals/{terminalId}/ws`: the raw terminal socket. Its first
 /// frame must be the runner's `attached`, so the workspace is started before the upgrade is
 /// answered, and refusals are plain HTTP errors.
@@ -216,6 +241,7 @@ pub(crate) async fn terminal_socket(
         ));
     }
     let found = app.manager.find(&caller, &id).await?;
+    let query = terminal_query(request.uri().query(), found.access)?;
     let registered = admit(
         &app,
         &caller,
@@ -232,12 +258,8 @@ pub(crate) async fn terminal_socket(
             format!("the workspace {:?} is stopped", found.row.name),
         ));
     }
-    let query = terminal_query(request.uri().query(), found.access)?;
-    let runner = app
-        .manager
-        .link()
-        .websocket(&found.row.id, &format!("/terminals/{terminal}/ws{query}"))
-        .await?;
+    let path = runner_path(&format!("/terminals/{terminal}/ws"), &query);
+    let runner = app.manager.link().websocket(&found.row.id, &path).await?;
     let on_upgrade = take_upgrade(&mut request)?;
     let task_app = app.clone();
     app.tasks.spawn(async move {
@@ -322,10 +344,12 @@ async fn connect_plain(
             .map_err(|e| e.reply.message)?;
         let _ = relay::send_text(client, "Workspace ready.\r\n").await;
     }
-    let path = format!(
-        "/terminals/main/ws?format=text&mode={}",
-        runner_mode(found.access)
-    );
+    let query = TerminalQuery {
+        format: Some("text".into()),
+        mode: attach_mode(AttachMode::Edit, found.access),
+        ..Default::default()
+    };
+    let path = runner_path("/terminals/main/ws", &query);
     app.manager
         .link()
         .websocket(&found.row.id, &path)
@@ -338,17 +362,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn viewers_reach_terminals_in_view_mode_whatever_they_ask() {
-        let view = WorkspaceAccess::View;
-        assert_eq!(terminal_query(None, view).unwrap(), "?mode=view");
+    fn viewers_reach_runners_in_view_mode_whatever_they_ask() {
+        let (view, owner) = (WorkspaceAccess::View, WorkspaceAccess::Owner);
+        let path = |q: &TerminalQuery| runner_path("/terminals/t/ws", q);
         assert_eq!(
-            terminal_query(Some("mode=edit&cols=80&mode=edit"), view).unwrap(),
-            "?cols=80&mode=view"
+            path(&terminal_query(None, owner).unwrap()),
+            "/terminals/t/ws"
         );
         assert_eq!(
-            terminal_query(Some("offset=5"), WorkspaceAccess::Edit).unwrap(),
-            "?offset=5"
+            path(&terminal_query(None, view).unwrap()),
+            "/terminals/t/ws?mode=view"
         );
-        assert_eq!(terminal_query(None, WorkspaceAccess::Owner).unwrap(), "");
+        assert_eq!(
+            path(&terminal_query(Some("mode=edit&cols=80"), view).unwrap()),
+            "/terminals/t/ws?cols=80&mode=view"
+        );
+        // An owner may choose to watch; a second `mode` is refused, one hidden in a value
+        // stays in that value.
+        assert_eq!(
+            path(&terminal_query(Some("mode=view"), owner).unwrap()),
+            "/terminals/t/ws?mode=view"
+        );
+        let err = terminal_query(Some("mode=view&mode=edit"), owner).unwrap_err();
+        assert_eq!(err.reply.code, ErrorCode::BadRequest);
+        assert_eq!(
+            path(&terminal_query(Some("command=a%26mode%3Dedit"), view).unwrap()),
+            "/terminals/t/ws?command=a%26mode%3Dedit&mode=view"
+        );
+        assert_eq!(
+            runner_path("/ws", &control_query(Some("mode=edit"), view).unwrap()),
+            "/ws?mode=view"
+        );
+        assert_eq!(
+            runner_path("/ws", &control_query(None, owner).unwrap()),
+            "/ws"
+        );
+        let err = control_query(Some("mode=admin"), owner).unwrap_err();
+        assert_eq!(err.reply.code, ErrorCode::BadRequest);
     }
 }

@@ -21,9 +21,7 @@ async fn admin(m: &Manager) -> Caller {
 }
 
 async fn state(m: &Manager, id: &str) -> (String, Option<String>) {
-    let view = m
-        .view(m.find(&admin(m).await, id).await.unwrap().row)
-        .await;
+    let view = m.view(m.find(&admin(m).await, id).await.unwrap().row).await;
     (view.state.to_string(), view.state_reason)
 }
 
