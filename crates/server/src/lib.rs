@@ -156,7 +156,7 @@ fn router(app: Arc<AppState>, max_file_bytes: u64) -> Router {
             "/api/workspaces/{id}/files/{*path}",
             files.layer(DefaultBodyLimit::max(max_file_bytes as usize + 1)),
         )
-        .route("/login", post(api::login))
+        .route("/login", get(assets::serve).post(api::login))
         .route("/logout", post(api::logout))
         .route("/api/users", get(api::list_users).post(api::create_user))
         .route("/api/users/me", get(api::me))

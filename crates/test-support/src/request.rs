@@ -50,8 +50,29 @@ pub async fn request(
     body: Option<&[u8]>,
     wait: Duration,
 ) -> Result<Response> {
+    request_from(None, port, method, path, headers, body, wait).await
+}
+
+/// Like [`request`], from the loopback address `source` (e.g. `127.0.0.2`) when given: a
+/// second client machine, as far as the server can tell.
+pub async fn request_from(
+    source: Option<std::net::IpAddr>,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    wait: Duration,
+) -> Result<Response> {
     let exchange = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        let mut stream = match source {
+            None => TcpStream::connect(("127.0.0.1", port)).await?,
+            Some(source) => {
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.bind((source, 0).into())?;
+                socket.connect(([127, 0, 0, 1], port).into()).await?
+            }
+        };
         stream.set_nodelay(true)?;
         let body = body.unwrap_or_default();
         let mut head = format!("{method} {path} HTTP/1.1\r\n");

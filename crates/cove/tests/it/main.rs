@@ -4,6 +4,7 @@
 //! the tests run as root (as CI does) and with `--sandbox none` otherwise. Tests of the
 //! sandbox itself then skip and say why (`cove_test_support::needs_sandbox`).
 
+mod accounts;
 mod control;
 mod files;
 mod limits;
@@ -14,6 +15,7 @@ mod robustness;
 mod sandbox;
 mod security;
 mod seeds;
+mod sharing;
 mod terminals;
 mod view;
 
