@@ -1,5 +1,5 @@
 // Modal dialogs, questions with buttons, and toasts.
-import { useEffect, useRef, useState, useSyncExternalStore } from 'react';
+import { useEffect, useLayoutEffect, useRef, useState, useSyncExternalStore } from 'react';
 import { setTheme, themeChoice, type ThemeChoice } from './theme';
 import type { AskAction } from '../editor/model';
 
@@ -17,13 +17,23 @@ export function Dialog(props: {
 }) {
   const ref = useRef<HTMLDialogElement>(null);
   const titleId = useRef(`dlg-${Math.random().toString(36).slice(2)}`).current;
+  // What had focus before the dialog (read while rendering: an autoFocus field inside takes
+  // focus before any effect runs). It gets focus back when the dialog goes, so that a
+  // keyboard user continues where they were.
+  const [opener] = useState(() => document.activeElement);
   useEffect(() => {
     const d = ref.current;
     if (d && !d.open) d.showModal();
+  }, []);
+  useLayoutEffect(() => {
+    const d = ref.current;
     return () => {
       if (d?.open) d.close();
+      const now = document.activeElement;
+      const lost = !now || now === document.body || !!d?.contains(now);
+      if (lost && opener instanceof HTMLElement && opener.isConnected && opener !== document.body) opener.focus();
     };
-  }, []);
+  }, [opener]);
   const body = (
     <>
       <header className="dialog-header">
