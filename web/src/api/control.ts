@@ -1,6 +1,8 @@
 // Control socket client (PROTOCOL.md section 1): requestId-matched
 // request/reply promises, event subscription, reconnect with exponential
 // backoff and jitter.
+import { verifySession } from './accounts';
+import { POLICY_CLOSE, UNAUTHORIZED_CLOSE, unauthorized } from './auth';
 import { Backoff } from './backoff';
 import { wsUrl } from './rest';
 import { ApiError, type ServerMessage, type WelcomeMessage } from './types';
@@ -218,8 +220,17 @@ export class ControlSocket {
       // Fire-and-forget frames are dropped: the welcome handlers re-subscribe.
       this.queue = this.queue.filter((q) => q.requestId && this.pending.has(q.requestId));
       if (this.closedByUser) return;
+      if (ev.code === UNAUTHORIZED_CLOSE) {
+        // The session ended (signed out elsewhere, revoked, the account disabled).
+        this.setState({ kind: 'closed' });
+        unauthorized();
+        return;
+      }
       if (FATAL_CLOSE_CODES.has(ev.code)) {
         this.setState({ kind: 'closed' });
+        // A policy close may be the session too; or access to this workspace was taken away,
+        // which the check before a reconnect finds out (and says).
+        if (ev.code === POLICY_CLOSE) void verifySession().then(() => this.mayReconnect());
         return;
       }
       void this.mayReconnect().then((ok) => {

@@ -2,6 +2,8 @@
 import { Terminal, type ITheme } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { WebLinksAddon } from '@xterm/addon-web-links';
+import { verifySession } from '../api/accounts';
+import { POLICY_CLOSE, UNAUTHORIZED_CLOSE, unauthorized } from '../api/auth';
 import { Backoff } from '../api/backoff';
 import { wsUrl } from '../api/rest';
 
@@ -210,7 +212,14 @@ export class TermSession {
       this.lastSentSize = '';
       if (this.disposed || this.exited) return;
       if (ev.code === 1000 && this.exited) return;
-      if (ev.code === 4004 || ev.code === 1008 || ev.code === 4003) {
+      if (ev.code === UNAUTHORIZED_CLOSE) {
+        // The session ended: the app goes to sign in; the terminal itself keeps running.
+        this.setStatus('paused');
+        unauthorized();
+        return;
+      }
+      if (ev.code === 4004 || ev.code === POLICY_CLOSE || ev.code === 4003) {
+        if (ev.code === POLICY_CLOSE) void verifySession();
         this.markExited(ev.reason || 'terminal not available');
         return;
       }
