@@ -54,6 +54,8 @@ export class ControlSocket {
   private _welcome: WelcomeMessage | null = null;
   /** False while the server says the workspace is starting. */
   private ready = false;
+  /** View access: connections ask for `?mode=view` (PROTOCOL.md section 8). */
+  private viewOnly = false;
 
   constructor(
     private readonly path: string,
@@ -93,6 +95,22 @@ export class ControlSocket {
     this.failPending('disconnected', 'The connection was closed.');
     this.queue = [];
     this.setState({ kind: 'closed' });
+  }
+
+  /**
+   * Connects in view mode from now on. A connection made in the other mode is made again at
+   * once: its requests fail as after any lost connection, and the welcome handlers catch up.
+   */
+  setViewOnly(v: boolean): void {
+    if (v === this.viewOnly) return;
+    this.viewOnly = v;
+    const ws = this.ws;
+    if (!ws || this.closedByUser) return;
+    this.ws = null;
+    ws.close(1000);
+    this.failPending('disconnected', 'The connection to the workspace was reopened.');
+    this.queue = [];
+    this.open();
   }
 
   /** Reconnect right now (for a "retry now" button). */
@@ -188,7 +206,7 @@ export class ControlSocket {
     this.ready = false;
     let ws: WebSocket;
     try {
-      ws = new WebSocket(wsUrl(this.path));
+      ws = new WebSocket(wsUrl(this.viewOnly ? `${this.path}?mode=view` : this.path));
     } catch {
       this.scheduleReconnect();
       return;
