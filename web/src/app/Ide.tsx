@@ -111,7 +111,9 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
     return watchWorkspaces({
       changed: (w) => {
         if (!mine(w)) return;
-        setWorkspace(w);
+        // The feed may not carry the caller's access (it is the same view for everyone):
+        // keep the one the REST answer gave, or a viewer would look like an owner.
+        setWorkspace((prev) => ({ ...w, access: w.access ?? prev?.access }));
         if (w.state === 'stopping' || w.state === 'stopped' || w.state === 'error') client.setHalt({ kind: 'stopped', workspace: w });
       },
       deleted: (id) => {
