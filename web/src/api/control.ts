@@ -1,6 +1,8 @@
 // Control socket client (PROTOCOL.md section 1): requestId-matched
 // request/reply promises, event subscription, reconnect with exponential
 // backoff and jitter.
+import { verifySession } from './accounts';
+import { POLICY_CLOSE, UNAUTHORIZED_CLOSE, unauthorized } from './auth';
 import { Backoff } from './backoff';
 import { wsUrl } from './rest';
 import { ApiError, type ServerMessage, type WelcomeMessage } from './types';
@@ -52,6 +54,8 @@ export class ControlSocket {
   private _welcome: WelcomeMessage | null = null;
   /** False while the server says the workspace is starting. */
   private ready = false;
+  /** View access: connections ask for `?mode=view` (PROTOCOL.md section 8). */
+  private viewOnly = false;
 
   constructor(
     private readonly path: string,
@@ -91,6 +95,22 @@ export class ControlSocket {
     this.failPending('disconnected', 'The connection was closed.');
     this.queue = [];
     this.setState({ kind: 'closed' });
+  }
+
+  /**
+   * Connects in view mode from now on. A connection made in the other mode is made again at
+   * once: its requests fail as after any lost connection, and the welcome handlers catch up.
+   */
+  setViewOnly(v: boolean): void {
+    if (v === this.viewOnly) return;
+    this.viewOnly = v;
+    const ws = this.ws;
+    if (!ws || this.closedByUser) return;
+    this.ws = null;
+    ws.close(1000);
+    this.failPending('disconnected', 'The connection to the workspace was reopened.');
+    this.queue = [];
+    this.open();
   }
 
   /** Reconnect right now (for a "retry now" button). */
@@ -186,7 +206,7 @@ export class ControlSocket {
     this.ready = false;
     let ws: WebSocket;
     try {
-      ws = new WebSocket(wsUrl(this.path));
+      ws = new WebSocket(wsUrl(this.viewOnly ? `${this.path}?mode=view` : this.path));
     } catch {
       this.scheduleReconnect();
       return;
@@ -218,8 +238,17 @@ export class ControlSocket {
       // Fire-and-forget frames are dropped: the welcome handlers re-subscribe.
       this.queue = this.queue.filter((q) => q.requestId && this.pending.has(q.requestId));
       if (this.closedByUser) return;
+      if (ev.code === UNAUTHORIZED_CLOSE) {
+        // The session ended (signed out elsewhere, revoked, the account disabled).
+        this.setState({ kind: 'closed' });
+        unauthorized();
+        return;
+      }
       if (FATAL_CLOSE_CODES.has(ev.code)) {
         this.setState({ kind: 'closed' });
+        // A policy close may be the session too; or access to this workspace was taken away,
+        // which the check before a reconnect finds out (and says).
+        if (ev.code === POLICY_CLOSE) void verifySession().then(() => this.mayReconnect());
         return;
       }
       void this.mayReconnect().then((ok) => {

@@ -1,6 +1,7 @@
 // Live workspace changes (`GET /api/events`, Server-Sent Events): creations, state changes
 // and deletions, whoever caused them. EventSource reconnects by itself; after a reconnect
 // (or when the server says this client fell behind) the caller lists again.
+import { verifySession } from './accounts';
 import type { Workspace } from './types';
 
 export interface WorkspaceEventHandlers {
@@ -17,6 +18,11 @@ export function watchWorkspaces(h: WorkspaceEventHandlers): () => void {
   source.addEventListener('open', () => {
     if (opened) h.resync();
     opened = true;
+  });
+  // EventSource gives up for good on an answer that is not a stream (a 401 among them) and
+  // cannot tell which: ask whether the session is gone (then the app goes to sign in).
+  source.addEventListener('error', () => {
+    if (source.readyState === EventSource.CLOSED) void verifySession();
   });
   source.addEventListener('workspace', (e) => {
     try {

@@ -1,9 +1,20 @@
-// REST client for PROTOCOL.md section 0.
+// REST client for PROTOCOL.md sections 0 and 7.
+import { unauthorized } from './auth';
 import { ApiError, type Template, type Workspace, type WorkspaceLimits } from './types';
 
 const DEFAULT_TIMEOUT_MS = 20_000;
 
-async function request<T>(method: string, url: string, body?: unknown, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<T> {
+export interface RequestOptions {
+  timeoutMs?: number;
+  /**
+   * A 401 means the session is gone, and the app goes to the sign-in page (default). The
+   * sign-in request itself turns it off: there a 401 is a wrong password.
+   */
+  signInOn401?: boolean;
+}
+
+export async function request<T>(method: string, url: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const ctrl = new AbortController();
   const timer = setTimeout(() => ctrl.abort(), timeoutMs);
   let res: Response;
@@ -33,7 +44,13 @@ async function request<T>(method: string, url: string, body?: unknown, timeoutMs
     } catch {
       /* body was not JSON */
     }
-    throw new ApiError(code, message, res.status);
+    const err = new ApiError(code, message, res.status);
+    if (res.status === 429) {
+      const after = Number(res.headers.get('Retry-After'));
+      if (Number.isFinite(after) && after >= 0) err.retryAfter = Math.ceil(after);
+    }
+    if (res.status === 401 && opts.signInOn401 !== false) unauthorized();
+    throw err;
   }
   if (res.status === 204) return undefined as T;
   const text = await res.text();
@@ -50,11 +67,11 @@ export const api = {
       'POST',
       '/api/workspaces',
       limits && Object.keys(limits).length > 0 ? { name, template, limits } : { name, template },
-      120_000,
+      { timeoutMs: 120_000 },
     ),
-  startWorkspace: (id: string) => request<Workspace>('POST', `/api/workspaces/${enc(id)}/start`, undefined, 120_000),
-  stopWorkspace: (id: string) => request<Workspace>('POST', `/api/workspaces/${enc(id)}/stop`, undefined, 60_000),
-  deleteWorkspace: (id: string) => request<void>('DELETE', `/api/workspaces/${enc(id)}`, undefined, 60_000),
+  startWorkspace: (id: string) => request<Workspace>('POST', `/api/workspaces/${enc(id)}/start`, undefined, { timeoutMs: 120_000 }),
+  stopWorkspace: (id: string) => request<Workspace>('POST', `/api/workspaces/${enc(id)}/stop`, undefined, { timeoutMs: 60_000 }),
+  deleteWorkspace: (id: string) => request<void>('DELETE', `/api/workspaces/${enc(id)}`, undefined, { timeoutMs: 60_000 }),
   listTemplates: () => request<Template[]>('GET', '/api/templates'),
   info: () => request<ServerInfo>('GET', '/api/info'),
 };
@@ -65,11 +82,16 @@ export function wsUrl(path: string): string {
   return `${proto}//${location.host}${path}`;
 }
 
+/** How people sign in: `password`, or `none` (every caller is the admin: no sign-out). */
+export type AuthMode = 'password' | 'none';
+
 /** What the server says about itself (`GET /api/info`). */
 export interface ServerInfo {
   version?: string;
   /** `http://{port}-{id}.localhost:8080/`: previews on their own origin; null: path-based only. */
   previewUrlTemplate: string | null;
+  /** Absent from servers older than accounts. */
+  auth?: AuthMode;
 }
 
 let info: Promise<ServerInfo> | null = null;

@@ -10,6 +10,25 @@ export type WorkspaceLimits = W.Limits;
 export type Template = W.Template;
 export type ServerInfo = W.ServerInfo;
 
+// Accounts, sharing and audit (PROTOCOL.md section 7).
+export type Role = W.Role;
+export type ShareAccess = W.ShareAccess;
+export type WorkspaceAccess = W.WorkspaceAccess;
+export type User = W.User;
+export type Quotas = W.Quotas;
+export type CreateUser = W.CreateUser;
+export type UpdateUser = W.UpdateUser;
+export type SessionView = W.SessionView;
+export type TokenCreated = W.TokenCreated;
+export type TokenView = W.TokenView;
+export type Share = W.Share;
+export type Usage = W.Usage;
+export type AuditEntry = W.AuditEntry;
+export type AuditPage = W.AuditPage;
+export type AuditQuery = W.AuditQuery;
+export type Presence = W.Presence;
+export type PresentUser = W.PresentUser;
+
 /** The server's stable codes, and the client's own: `timeout`, `disconnected`. */
 export type ErrorCode = W.ErrorCode | 'timeout' | 'disconnected';
 
@@ -37,6 +56,8 @@ export type PortEvent = { type: 'port_opened' | 'port_closed' } & W.PortEvent;
 export class ApiError extends Error {
   code: ErrorCode;
   status?: number;
+  /** Seconds to wait, from `Retry-After` on a 429. */
+  retryAfter?: number;
   constructor(code: ErrorCode | string, message: string, status?: number) {
     super(message);
     this.name = 'ApiError';

@@ -90,6 +90,8 @@ export class WorkspaceClient {
           this.setHalt({ kind: 'deleted' });
           return false;
         }
+        // Signed out: the REST client is on its way to the sign-in page.
+        if (e instanceof ApiError && e.status === 401) return false;
         return true;
       })
       .finally(() => {

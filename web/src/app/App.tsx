@@ -1,7 +1,25 @@
 import { Suspense, lazy, useEffect } from 'react';
+import { setSignInNavigator } from '../api/auth';
+import { AccountLayout } from '../accounts/AccountLayout';
+import { AuditPage } from '../accounts/AuditPage';
+import { Login } from '../accounts/Login';
+import { SessionsPage } from '../accounts/SessionsPage';
+import { TokensPage } from '../accounts/TokensPage';
+import { UsersPage } from '../accounts/UsersPage';
 import { Home } from '../workspaces/Home';
 import { AskHost, Toasts } from './feedback';
-import { linkHandler, matchRoute, usePath } from './router';
+import { linkHandler, matchRoute, navigate, usePath, type AccountPage } from './router';
+
+// A session that ended sends the person to the sign-in page in-app: no reload, and the IDE
+// keeps unsaved editor text in this browser as it unmounts (no "leave the page?" question).
+setSignInNavigator((url) => navigate(url, true, true));
+
+const ACCOUNT_PAGE: Record<AccountPage, () => React.ReactNode> = {
+  sessions: () => <SessionsPage />,
+  tokens: () => <TokensPage />,
+  users: () => <UsersPage />,
+  audit: () => <AuditPage />,
+};
 
 const Ide = lazy(() => import('./Ide'));
 
@@ -27,6 +45,16 @@ export function App() {
   switch (route.name) {
     case 'home':
       page = <Home />;
+      break;
+    case 'login':
+      page = <Login />;
+      break;
+    case 'account':
+      page = (
+        <AccountLayout key={route.page} page={route.page}>
+          {ACCOUNT_PAGE[route.page]()}
+        </AccountLayout>
+      );
       break;
     case 'ide':
       if (preloadedIde) {

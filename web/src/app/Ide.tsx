@@ -15,7 +15,7 @@ import { TerminalPanel, type TerminalPanelHandle } from '../terminal/TerminalPan
 import { PortsPanel, usePorts } from '../workspaces/PortsPanel';
 import { ProcessesPanel } from '../workspaces/ProcessesPanel';
 import { PreviewPane } from '../workspaces/PreviewPane';
-import { StateBadge, relativeTime } from '../workspaces/Home';
+import { StateBadge, accessOf, relativeTime } from '../workspaces/Home';
 import { Icon, ThemeToggle, ask, notify } from './feedback';
 import { linkHandler, setNavigationGuard } from './router';
 import { Sash } from './Sash';
@@ -66,6 +66,8 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
   const idRef = useRef<string | null>(null);
   const [starting, setStarting] = useState(false);
   const [loadError, setLoadError] = useState<ApiError | null>(null);
+  /** The first answer about the workspace came (or failed): its access is as known as it gets. */
+  const [accessKnown, setAccessKnown] = useState(false);
   const [conn, setConn] = useState<ConnectionState>(client.socket.state);
   const [wsStatus, setWsStatus] = useState<string | null>(null);
   const [panel, setPanel] = useState<PanelTab>('terminal');
@@ -109,7 +111,9 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
     return watchWorkspaces({
       changed: (w) => {
         if (!mine(w)) return;
-        setWorkspace(w);
+        // The feed may not carry the caller's access (it is the same view for everyone):
+        // keep the one the REST answer gave, or a viewer would look like an owner.
+        setWorkspace((prev) => ({ ...w, access: w.access ?? prev?.access }));
         if (w.state === 'stopping' || w.state === 'stopped' || w.state === 'error') client.setHalt({ kind: 'stopped', workspace: w });
       },
       deleted: (id) => {
@@ -143,10 +147,14 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
           if (!live) return;
           idRef.current = w.id;
           setWorkspace(w);
+          setAccessKnown(true);
           document.title = `${w.name} · cove`;
         })
         .catch((e) => {
-          if (live && e instanceof ApiError && (e.status === 404 || e.status === 403)) setLoadError(e);
+          if (!live) return;
+          // Unknown access is full access here: the server still refuses what is not allowed.
+          setAccessKnown(true);
+          if (e instanceof ApiError && (e.status === 404 || e.status === 403)) setLoadError(e);
         });
     void load();
     const t = setInterval(() => {
@@ -203,12 +211,27 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
         notify(msg, 'error');
       }),
     ];
-    s.connect();
     return () => {
       offs.forEach((f) => f());
       s.close();
     };
   }, [client, editor, tree]);
+
+  // A viewer's IDE only watches: its sockets say so (PROTOCOL.md section 8), the editor takes
+  // no typing. The control socket waits for the access to be known, so that a viewer's is in
+  // view mode from the start and no shell is opened for them; a later change (shared for
+  // editing, or down to viewing) switches everything over while the IDE stays open.
+  const viewOnly = workspace ? accessOf(workspace) === 'view' : false;
+  const connected = useRef(false);
+  useEffect(() => {
+    if (!accessKnown) return;
+    client.socket.setViewOnly(viewOnly);
+    editor.setReadOnly(viewOnly);
+    if (!connected.current) {
+      connected.current = true;
+      client.socket.connect();
+    }
+  }, [client, editor, accessKnown, viewOnly]);
 
   // Never lose unsaved text: ask before the page goes (closing the tab, reloading) or
   // before an in-app link leaves the IDE; and keep it in this browser meanwhile, so that even
@@ -234,7 +257,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
         'Unsaved changes',
         `${n === 1 ? '1 file has' : `${n} files have`} unsaved changes. They stay in this browser and come back when you open this workspace again, but they are not saved in the workspace.`,
         [
-          { id: 'save', label: 'Save all and leave', kind: 'primary' },
+          ...(editor.isReadOnly ? [] : [{ id: 'save', label: 'Save all and leave', kind: 'primary' as const }]),
           { id: 'leave', label: 'Leave without saving', kind: 'danger' },
           { id: 'stay', label: 'Stay', kind: 'secondary' },
         ],
@@ -391,6 +414,17 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
         </div>
       </header>
 
+      {viewOnly && workspace && (
+        <div className="halt-banner readonly-banner" role="status" data-testid="readonly-banner">
+          <Icon name="eye" />
+          <span>
+            <strong>
+              You are viewing {workspace.name} shared by {workspace.owner}: read-only.
+            </strong>{' '}
+            <span className="muted">You can open files and follow terminals and processes, but not change, run or type anything.</span>
+          </span>
+        </div>
+      )}
       {halt?.kind === 'stopped' && (
         <div className="halt-banner" role="status" data-testid="workspace-stopped">
           <Icon name="info" />
@@ -407,7 +441,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
         {sidebarOpen && (
           <>
             <aside className="sidebar" aria-label="Sidebar">
-              <FileTree client={client} tree={tree} editor={editor} activePath={activePath} workspaceName={name} />
+              <FileTree client={client} tree={tree} editor={editor} activePath={activePath} workspaceName={name} readOnly={viewOnly} />
             </aside>
             <Sash orientation="vertical" value={sidebarWidth} min={160} max={600} direction={1} onChange={setSidebarWidth} label="Resize sidebar" />
           </>
@@ -455,7 +489,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
                 ))}
               </div>
               <div className="panel-actions">
-                {panel === 'terminal' && (
+                {panel === 'terminal' && !viewOnly && (
                   <>
                     <button type="button" className="icon-button" aria-label="New terminal" title="New terminal (Ctrl+Shift+`)" data-testid="new-terminal" onClick={() => termRef.current?.newTerminal()}>
                       <Icon name="plus" />
@@ -472,12 +506,13 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
             </div>
             <div className="panel-views">
               <div id="panel-view-terminal" role="tabpanel" aria-labelledby="panel-tab-terminal" className="panel-view" hidden={panel !== 'terminal'}>
-                <TerminalPanel ref={termRef} client={client} visible={panelOpen && panel === 'terminal'} />
+                <TerminalPanel ref={termRef} client={client} visible={panelOpen && panel === 'terminal'} viewOnly={viewOnly} />
               </div>
               <div id="panel-view-processes" role="tabpanel" aria-labelledby="panel-tab-processes" className="panel-view" hidden={panel !== 'processes'}>
                 <ProcessesPanel
                   client={client}
                   runCommand={workspace?.runCommand}
+                  readOnly={viewOnly}
                   onCountChange={setRunning}
                   ports={ports}
                   portUrl={(port) => previewUrl(previewTemplate, workspace?.id ?? workspaceId, port)}

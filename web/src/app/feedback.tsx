@@ -1,5 +1,5 @@
 // Modal dialogs, questions with buttons, and toasts.
-import { useEffect, useRef, useState, useSyncExternalStore } from 'react';
+import { useEffect, useLayoutEffect, useRef, useState, useSyncExternalStore } from 'react';
 import { setTheme, themeChoice, type ThemeChoice } from './theme';
 import type { AskAction } from '../editor/model';
 
@@ -17,13 +17,23 @@ export function Dialog(props: {
 }) {
   const ref = useRef<HTMLDialogElement>(null);
   const titleId = useRef(`dlg-${Math.random().toString(36).slice(2)}`).current;
+  // What had focus before the dialog (read while rendering: an autoFocus field inside takes
+  // focus before any effect runs). It gets focus back when the dialog goes, so that a
+  // keyboard user continues where they were.
+  const [opener] = useState(() => document.activeElement);
   useEffect(() => {
     const d = ref.current;
     if (d && !d.open) d.showModal();
+  }, []);
+  useLayoutEffect(() => {
+    const d = ref.current;
     return () => {
       if (d?.open) d.close();
+      const now = document.activeElement;
+      const lost = !now || now === document.body || !!d?.contains(now);
+      if (lost && opener instanceof HTMLElement && opener.isConnected && opener !== document.body) opener.focus();
     };
-  }, []);
+  }, [opener]);
   const body = (
     <>
       <header className="dialog-header">
@@ -227,6 +237,8 @@ const PATHS: Record<string, string> = {
   monitor: 'M2 3h12v8H2zM6 14h4M8 11v3',
   reload: 'M13 3v3.5H9.5M13 6.5A5.5 5.5 0 1 0 13.5 10',
   download: 'M8 2v8.5M4.5 7L8 10.5 11.5 7M2.5 13.5h11',
+  share: 'M6 7.5a2.5 2.5 0 1 0 0-5a2.5 2.5 0 1 0 0 5zM1.5 14c0-2.5 2-4.5 4.5-4.5s4.5 2 4.5 4.5M12.5 5.5v5M10 8h5',
+  eye: 'M1.5 8s2.5-4.5 6.5-4.5S14.5 8 14.5 8s-2.5 4.5-6.5 4.5S1.5 8 1.5 8zM8 6a2 2 0 1 0 0 4a2 2 0 1 0 0-4z',
 };
 
 /** A button that cycles the theme: the OS setting, light, dark. */

@@ -26,14 +26,18 @@ export function setNavigationGuard(g: Guard | null): void {
   guard = g;
 }
 
-export function navigate(to: string, replace = false): void {
+/**
+ * Goes to `to` in-app. `force` skips the guard: for leaving because the session ended, where
+ * asking is pointless (the IDE keeps unsaved text in this browser when it unmounts).
+ */
+export function navigate(to: string, replace = false, force = false): void {
   if (to === location.pathname + location.search) return;
   const go = () => {
     if (replace) history.replaceState(null, '', to);
     else history.pushState(null, '', to);
     window.dispatchEvent(new Event(EVENT));
   };
-  if (!guard) {
+  if (!guard || force) {
     go();
     return;
   }
@@ -51,10 +55,27 @@ export function linkHandler(to: string) {
   };
 }
 
-export type Route = { name: 'home' } | { name: 'ide'; id: string } | { name: 'notfound' };
+/** The account pages, by path (settings for everyone, admin for admins). */
+export const ACCOUNT_PAGES = {
+  '/settings/sessions': 'sessions',
+  '/settings/tokens': 'tokens',
+  '/admin/users': 'users',
+  '/admin/audit': 'audit',
+} as const;
+export type AccountPage = (typeof ACCOUNT_PAGES)[keyof typeof ACCOUNT_PAGES];
+
+export type Route =
+  | { name: 'home' }
+  | { name: 'ide'; id: string }
+  | { name: 'login' }
+  | { name: 'account'; page: AccountPage }
+  | { name: 'notfound' };
 
 export function matchRoute(path: string): Route {
   if (path === '/' || path === '') return { name: 'home' };
+  if (path === '/login') return { name: 'login' };
+  const key = path.replace(/\/$/, '');
+  if (Object.hasOwn(ACCOUNT_PAGES, key)) return { name: 'account', page: ACCOUNT_PAGES[key as keyof typeof ACCOUNT_PAGES] };
   const m = /^\/w\/([^/]+)\/?$/.exec(path);
   if (m) return { name: 'ide', id: decodeURIComponent(m[1]) };
   return { name: 'notfound' };

@@ -82,7 +82,7 @@ function NotText({ editor, workspaceId, tab }: { editor: EditorModel; workspaceI
 }
 
 export function EditorPane({ editor, workspaceId, onQuickOpen }: { editor: EditorModel; workspaceId: string; onQuickOpen: () => void }) {
-  const { tabs, active } = useSyncExternalStore(editor.subscribe, editor.getTabs);
+  const { tabs, active, readOnly } = useSyncExternalStore(editor.subscribe, editor.getTabs);
   const folders = tabTitles(tabs);
   const hostRef = useRef<HTMLDivElement>(null);
   const tabRefs = useRef(new Map<string, HTMLDivElement>());
@@ -177,7 +177,7 @@ export function EditorPane({ editor, workspaceId, onQuickOpen }: { editor: Edito
         <div className="editor-banner" role="status">
           <Icon name="info" />
           {activeTab.deleted ? (
-            <span>This file was deleted on disk. Save to create it again.</span>
+            <span>This file was deleted on disk.{readOnly ? '' : ' Save to create it again.'}</span>
           ) : (
             <span>This file changed on disk while you were editing it.</span>
           )}
@@ -186,9 +186,11 @@ export function EditorPane({ editor, workspaceId, onQuickOpen }: { editor: Edito
               Reload from disk
             </button>
           )}
-          <button type="button" className="button secondary small" onClick={() => void editor.save(activeTab.path)}>
-            {activeTab.deleted ? 'Save' : 'Save (you will be asked)'}
-          </button>
+          {!readOnly && (
+            <button type="button" className="button secondary small" onClick={() => void editor.save(activeTab.path)}>
+              {activeTab.deleted ? 'Save' : 'Save (you will be asked)'}
+            </button>
+          )}
         </div>
       )}
       {activeTab && activeTab.path && (
@@ -227,10 +229,14 @@ export function EditorPane({ editor, workspaceId, onQuickOpen }: { editor: Edito
                   <kbd>{mod}P</kbd>
                 </button>
               </dd>
-              <dt>Save</dt>
-              <dd>
-                <kbd>{mod}S</kbd>
-              </dd>
+              {!readOnly && (
+                <>
+                  <dt>Save</dt>
+                  <dd>
+                    <kbd>{mod}S</kbd>
+                  </dd>
+                </>
+              )}
               <dt>Toggle terminal</dt>
               <dd>
                 <kbd>Ctrl+`</kbd>

@@ -168,7 +168,11 @@ export class EditorModel {
   private view: EditorView | null = null;
   private readonly base: Extension[];
   private readonly listeners = new Set<() => void>();
-  private tabsSnap: { tabs: TabInfo[]; active: string | null } = { tabs: [], active: null };
+  private tabsSnap: { tabs: TabInfo[]; active: string | null; readOnly: boolean } = { tabs: [], active: null, readOnly: false };
+  /** View access: text can be read, selected and searched, not changed or saved. */
+  private readOnly = false;
+  /** One compartment across every tab's state, so that one switch reaches them all. */
+  private readonly readOnlyConf = new Compartment();
   private cursorSnap: CursorInfo | null = null;
 
   constructor(
@@ -187,7 +191,7 @@ export class EditorModel {
   getCursor = () => this.cursorSnap;
 
   private emit(): void {
-    this.tabsSnap = { tabs: this.tabs.map(tabInfo), active: this.activePath };
+    this.tabsSnap = { tabs: this.tabs.map(tabInfo), active: this.activePath, readOnly: this.readOnly };
     for (const l of this.listeners) l();
     this.schedulePersist();
   }
@@ -349,8 +353,28 @@ export class EditorModel {
     const crlf = /\r\n/.test(content);
     return EditorState.create({
       doc: content,
-      extensions: [this.base, compartment.of([]), crlf ? EditorState.lineSeparator.of('\r\n') : []],
+      extensions: [
+        this.base,
+        compartment.of([]),
+        this.readOnlyConf.of(EditorState.readOnly.of(this.readOnly)),
+        crlf ? EditorState.lineSeparator.of('\r\n') : [],
+      ],
     });
+  }
+
+  /**
+   * Read-only or not (the caller's access to the workspace). Only typing is stopped: changes
+   * on disk still reach the tabs, and the cursor still moves, selects and searches.
+   */
+  setReadOnly(v: boolean): void {
+    if (v === this.readOnly) return;
+    this.readOnly = v;
+    for (const tab of this.tabs) this.applyToTab(tab, { effects: this.readOnlyConf.reconfigure(EditorState.readOnly.of(v)) });
+    this.emit();
+  }
+
+  get isReadOnly(): boolean {
+    return this.readOnly;
   }
 
   private applyToTab(tab: Tab, spec: TransactionSpec): void {
@@ -455,7 +479,8 @@ export class EditorModel {
         'Unsaved changes',
         `Do you want to save the changes you made to ${tab.path}?`,
         [
-          { id: 'save', label: 'Save', kind: 'primary' },
+          // Kept from when this person could edit; saving is not theirs to do now.
+          ...(this.readOnly ? [] : [{ id: 'save', label: 'Save', kind: 'primary' as const }]),
           { id: 'discard', label: "Don't save", kind: 'danger' },
           { id: 'cancel', label: 'Cancel', kind: 'secondary' },
         ],
@@ -495,6 +520,8 @@ export class EditorModel {
   /** Save a tab (default: the active one). Resolves true when it is on disk. */
   async save(rawPath?: string): Promise<boolean> {
     const tab = rawPath ? this.find(normPath(rawPath)) : this.active();
+    // Read-only: the server would refuse the write; the IDE's banner says why.
+    if (this.readOnly) return false;
     if (!tab || !tab.state || tab.loading || tab.kind !== 'text') return false;
     if (tab === this.active() && this.view) tab.state = this.view.state;
     if (tab.saving) {

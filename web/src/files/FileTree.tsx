@@ -41,8 +41,11 @@ export function FileTree(props: {
   editor: EditorModel;
   activePath: string | null;
   workspaceName: string;
+  /** View access: browse and open files; create, rename, move or delete none. */
+  readOnly?: boolean;
 }) {
   const { client, tree, editor } = props;
+  const readOnly = !!props.readOnly;
   const rows = useSyncExternalStore(tree.subscribe, tree.getRows);
   const [selected, setSelected] = useState<string | null>(null);
   const [edit, setEdit] = useState<Edit | null>(null);
@@ -73,7 +76,9 @@ export function FileTree(props: {
   const selectedRow = rows.find((r) => r.path === selected);
   const targetDir = (r?: Row | null): string => (r ? (r.kind === 'dir' ? r.path : parentOf(r.path)) : '');
 
+  // Every change below would be refused by the server: with view access none is started.
   const startCreate = async (kind: 'new-file' | 'new-folder', dir: string) => {
+    if (readOnly) return;
     if (dir) await tree.toggle(dir, true);
     setEdit({ kind, dir });
     setEditValue('');
@@ -81,6 +86,7 @@ export function FileTree(props: {
   };
 
   const startRename = (path: string) => {
+    if (readOnly) return;
     setEdit({ kind: 'rename', path });
     setEditValue(baseName(path));
     setEditError(null);
@@ -147,6 +153,7 @@ export function FileTree(props: {
   };
 
   const remove = async (path: string, isDir: boolean) => {
+    if (readOnly) return;
     const ok = await confirmDanger(
       isDir ? 'Delete folder' : 'Delete file',
       isDir ? `Delete the folder "${path}" and everything in it? This cannot be undone.` : `Delete "${path}"? This cannot be undone.`,
@@ -167,6 +174,7 @@ export function FileTree(props: {
   };
 
   const move = async (from: string, toDir: string) => {
+    if (readOnly) return;
     if (from === toDir || toDir.startsWith(from + '/') || parentOf(from) === toDir) return;
     const to = joinPath(toDir, baseName(from));
     if ((tree.dirState(toDir)?.entries ?? []).some((e) => e.name === baseName(from))) {
@@ -324,12 +332,25 @@ export function FileTree(props: {
           {props.workspaceName}
         </h2>
         <div className="section-actions">
-          <button type="button" className="icon-button" title="New file" aria-label="New file" data-testid="tree-new-file" onClick={() => void startCreate('new-file', targetDir(selectedRow))}>
-            <Icon name="newFile" />
-          </button>
-          <button type="button" className="icon-button" title="New folder" aria-label="New folder" data-testid="tree-new-folder" onClick={() => void startCreate('new-folder', targetDir(selectedRow))}>
-            <Icon name="newFolder" />
-          </button>
+          {(
+            [
+              ['new-file', 'New file', 'newFile'],
+              ['new-folder', 'New folder', 'newFolder'],
+            ] as const
+          ).map(([kind, label, icon]) => (
+            <button
+              key={kind}
+              type="button"
+              className="icon-button"
+              title={readOnly ? `${label} (read-only workspace)` : label}
+              aria-label={label}
+              data-testid={`tree-${kind}`}
+              disabled={readOnly}
+              onClick={() => void startCreate(kind, targetDir(selectedRow))}
+            >
+              <Icon name={icon} />
+            </button>
+          ))}
           <button type="button" className="icon-button" title="Refresh" aria-label="Refresh file tree" onClick={() => void tree.resync()}>
             <Icon name="refresh" />
           </button>
@@ -402,7 +423,7 @@ export function FileTree(props: {
               style={{ paddingLeft: 8 + r.depth * 12 }}
               data-testid={`tree-item-${r.path}`}
               data-kind={r.kind}
-              draggable
+              draggable={!readOnly}
               title={r.path}
               onClick={() => activate(r)}
               onKeyDown={(e) => onKeyDown(e, r)}
@@ -457,19 +478,23 @@ export function FileTree(props: {
             setMenu(null);
             if (!chosen && menu.path) focusAfter.current = menu.path;
           }}
-          items={[
-            { label: 'New File…', run: () => void startCreate('new-file', menu.isDir ? menu.path : parentOf(menu.path)) },
-            { label: 'New Folder…', run: () => void startCreate('new-folder', menu.isDir ? menu.path : parentOf(menu.path)) },
-            ...(menu.path
-              ? [
-                  { separator: true as const },
-                  { label: 'Rename…', hint: 'F2', run: () => startRename(menu.path) },
-                  { label: 'Delete', hint: 'Del', danger: true, run: () => void remove(menu.path, menu.isDir) },
-                  { separator: true as const },
-                  { label: 'Copy Path', run: () => void navigator.clipboard?.writeText(menu.path) },
+          items={
+            readOnly
+              ? [menu.path ? { label: 'Copy Path', run: () => void navigator.clipboard?.writeText(menu.path) } : { label: 'Refresh', run: () => void tree.resync() }]
+              : [
+                  { label: 'New File…', run: () => void startCreate('new-file', menu.isDir ? menu.path : parentOf(menu.path)) },
+                  { label: 'New Folder…', run: () => void startCreate('new-folder', menu.isDir ? menu.path : parentOf(menu.path)) },
+                  ...(menu.path
+                    ? [
+                        { separator: true as const },
+                        { label: 'Rename…', hint: 'F2', run: () => startRename(menu.path) },
+                        { label: 'Delete', hint: 'Del', danger: true, run: () => void remove(menu.path, menu.isDir) },
+                        { separator: true as const },
+                        { label: 'Copy Path', run: () => void navigator.clipboard?.writeText(menu.path) },
+                      ]
+                    : [{ label: 'Refresh', run: () => void tree.resync() }]),
                 ]
-              : [{ label: 'Refresh', run: () => void tree.resync() }]),
-          ]}
+          }
         />
       )}
     </section>

@@ -33,9 +33,21 @@ function newTerminalId(): string {
   return 't' + Array.from(a, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-export const TerminalPanel = forwardRef<TerminalPanelHandle, { client: WorkspaceClient; visible: boolean; onTabsChange?: (n: number) => void }>(
-  function TerminalPanel({ client, visible, onTabsChange }, ref) {
+export const TerminalPanel = forwardRef<
+  TerminalPanelHandle,
+  {
+    client: WorkspaceClient;
+    visible: boolean;
+    /** View access: watch the workspace's terminals; open, type into, resize or kill none. */
+    viewOnly?: boolean;
+    onTabsChange?: (n: number) => void;
+  }
+>(
+  function TerminalPanel({ client, visible, viewOnly = false, onTabsChange }, ref) {
     const [tabs, setTabs] = useState<TermTab[]>([]);
+    // Read by the callbacks below without making new ones (and new sessions) when it changes.
+    const viewOnlyRef = useRef(viewOnly);
+    viewOnlyRef.current = viewOnly;
     const [active, setActive] = useState<string | null>(null);
     const sessions = useRef(new Map<string, TermSession>());
     const counter = useRef(0);
@@ -78,6 +90,7 @@ export const TerminalPanel = forwardRef<TerminalPanelHandle, { client: Workspace
         const n = counter.current;
         const label = `${n}: ${programName(command) || 'shell'}`;
         const s = new TermSession(client.workspaceId, id, {
+          viewOnly: viewOnlyRef.current,
           mayReconnect: () => client.mayReconnect(),
           onStatus: (status, detail) => {
             update(id, { status, detail });
@@ -95,6 +108,8 @@ export const TerminalPanel = forwardRef<TerminalPanelHandle, { client: Workspace
     );
 
     const newTerminal = useCallback(() => {
+      // Opening a terminal is input: a viewer's would be refused.
+      if (viewOnlyRef.current) return;
       const id = newTerminalId();
       addSession(id, true);
       requestAnimationFrame(() => sessions.current.get(id)?.focus());
@@ -136,7 +151,7 @@ export const TerminalPanel = forwardRef<TerminalPanelHandle, { client: Workspace
             kept = null;
           }
           if (kept && list.some((t) => t.terminalId === kept)) setActive(kept);
-          if (list.length === 0 && sessions.current.size === 0) newTerminal();
+          if (list.length === 0 && sessions.current.size === 0 && !viewOnlyRef.current) newTerminal();
         }
       };
       const off = client.socket.onWelcome(sync);
@@ -151,6 +166,11 @@ export const TerminalPanel = forwardRef<TerminalPanelHandle, { client: Workspace
         map.clear();
       };
     }, []);
+
+    // Access changed while the IDE is open: each terminal reopens in its new mode.
+    useEffect(() => {
+      for (const s of sessions.current.values()) s.setViewOnly(viewOnly);
+    }, [viewOnly]);
 
     useEffect(() => {
       onTabsChange?.(tabs.length);
@@ -185,6 +205,7 @@ export const TerminalPanel = forwardRef<TerminalPanelHandle, { client: Workspace
     }, []);
 
     const close = (id: string) => {
+      if (viewOnly) return;
       const s = sessions.current.get(id);
       if (s && !s.isExited) client.closeTerminal(id);
       s?.dispose();
@@ -224,9 +245,13 @@ export const TerminalPanel = forwardRef<TerminalPanelHandle, { client: Workspace
           {tabs.length === 0 && (
             <div className="panel-empty">
               <p>No terminal is open.</p>
-              <button type="button" className="button secondary small" onClick={newTerminal}>
-                <Icon name="plus" /> New terminal
-              </button>
+              {viewOnly ? (
+                <p className="muted">Terminals opened by people who can edit this workspace show here.</p>
+              ) : (
+                <button type="button" className="button secondary small" onClick={newTerminal}>
+                  <Icon name="plus" /> New terminal
+                </button>
+              )}
             </div>
           )}
           {activeTab && activeTab.status === 'reconnecting' && (
@@ -268,19 +293,21 @@ export const TerminalPanel = forwardRef<TerminalPanelHandle, { client: Workspace
               <Icon name="terminal" />
               <span className="terminal-tab-label">{t.label}</span>
               <span className={`conn-dot ${t.status}`} aria-label={t.status} />
-              <button
-                type="button"
-                className="icon-button tiny"
-                tabIndex={-1}
-                aria-label={`Kill ${t.label}`}
-                title="Kill terminal"
-                onClick={(e) => {
-                  e.stopPropagation();
-                  close(t.id);
-                }}
-              >
-                <Icon name="trash" size={14} />
-              </button>
+              {!viewOnly && (
+                <button
+                  type="button"
+                  className="icon-button tiny"
+                  tabIndex={-1}
+                  aria-label={`Kill ${t.label}`}
+                  title="Kill terminal"
+                  onClick={(e) => {
+                    e.stopPropagation();
+                    close(t.id);
+                  }}
+                >
+                  <Icon name="trash" size={14} />
+                </button>
+              )}
             </div>
           ))}
         </div>

@@ -2,6 +2,8 @@
 import { Terminal, type ITheme } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { WebLinksAddon } from '@xterm/addon-web-links';
+import { verifySession } from '../api/accounts';
+import { POLICY_CLOSE, UNAUTHORIZED_CLOSE, unauthorized } from '../api/auth';
 import { Backoff } from '../api/backoff';
 import { wsUrl } from '../api/rest';
 
@@ -12,6 +14,12 @@ export interface TermSessionEvents {
   onTitle?: (title: string) => void;
   /** Asked before each reconnect: a reconnect would start a workspace someone stopped. */
   mayReconnect?: () => Promise<boolean>;
+  /**
+   * Output only (view access): the socket is opened with `?mode=view`, xterm takes no
+   * keyboard input and no resize is sent. The server refuses both anyway (PROTOCOL.md
+   * section 8); this keeps them from being tried.
+   */
+  viewOnly?: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -78,13 +86,18 @@ export class TermSession {
   private status: TermStatus = 'connecting';
   private lastSentSize = '';
   private fitFrame = 0;
+  private viewOnly: boolean;
+  /** When the last refusal was written, so that a stream of them shows once. */
+  private lastRefusal = 0;
 
   constructor(
     readonly workspaceId: string,
     readonly terminalId: string,
     private readonly events: TermSessionEvents = {},
   ) {
+    this.viewOnly = !!events.viewOnly;
     this.term = new Terminal({
+      disableStdin: this.viewOnly,
       fontFamily: 'ui-monospace, "SF Mono", "Cascadia Mono", "JetBrains Mono", Menlo, Consolas, "DejaVu Sans Mono", monospace',
       fontSize: 13,
       lineHeight: 1.15,
@@ -118,6 +131,21 @@ export class TermSession {
     this.backoff.reset();
     this.nudge();
   };
+
+  /**
+   * Switches between output only and full input (access changed while the IDE is open). The
+   * socket is opened again in the new mode, resuming at the byte count: nothing is lost.
+   */
+  setViewOnly(v: boolean): void {
+    if (v === this.viewOnly) return;
+    this.viewOnly = v;
+    this.term.options.disableStdin = v;
+    const ws = this.ws;
+    if (!ws || this.disposed || this.exited) return;
+    this.ws = null;
+    ws.close(1000);
+    this.connect();
+  }
 
   get bytesReceived(): number {
     return this.received;
@@ -172,6 +200,7 @@ export class TermSession {
     const rows = dims && Number.isFinite(dims.rows) && dims.rows > 1 ? dims.rows : this.term.rows;
     const q = new URLSearchParams({ cols: String(cols), rows: String(rows) });
     if (this.attachedOnce) q.set('offset', String(this.received));
+    if (this.viewOnly) q.set('mode', 'view');
     const url = wsUrl(
       `/api/workspaces/${encodeURIComponent(this.workspaceId)}/terminals/${encodeURIComponent(this.terminalId)}/ws?${q}`,
     );
@@ -210,7 +239,14 @@ export class TermSession {
       this.lastSentSize = '';
       if (this.disposed || this.exited) return;
       if (ev.code === 1000 && this.exited) return;
-      if (ev.code === 4004 || ev.code === 1008 || ev.code === 4003) {
+      if (ev.code === UNAUTHORIZED_CLOSE) {
+        // The session ended: the app goes to sign in; the terminal itself keeps running.
+        this.setStatus('paused');
+        unauthorized();
+        return;
+      }
+      if (ev.code === 4004 || ev.code === POLICY_CLOSE || ev.code === 4003) {
+        if (ev.code === POLICY_CLOSE) void verifySession();
         this.markExited(ev.reason || 'terminal not available');
         return;
       }
@@ -254,6 +290,12 @@ export class TermSession {
           this.exited = true;
           this.setStatus('exited', m);
           this.ws?.close();
+        } else if (msg.code === 'forbidden') {
+          // Input or a resize from someone who may only watch: the server's words, quietly,
+          // once in a while (every keystroke is refused).
+          const now = Date.now();
+          if (now - this.lastRefusal > 5000) this.term.write(`\r\n\x1b[2m[${m}]\x1b[0m\r\n`);
+          this.lastRefusal = now;
         } else {
           this.term.write(`\r\n\x1b[31m[${m}]\x1b[0m\r\n`);
         }
@@ -300,10 +342,13 @@ export class TermSession {
   }
 
   private sendInput(bytes: Uint8Array): void {
+    if (this.viewOnly) return;
     if (this.ws && this.ws.readyState === WebSocket.OPEN && !this.exited) this.ws.send(bytes);
   }
 
   private sendResize(cols: number, rows: number): void {
+    // A watcher's size is not the terminal's: the people typing decide it.
+    if (this.viewOnly) return;
     const key = `${cols}x${rows}`;
     if (key === this.lastSentSize) return;
     if (this.ws && this.ws.readyState === WebSocket.OPEN && this.status === 'attached') {

@@ -1,10 +1,24 @@
 import { useCallback, useEffect, useState } from 'react';
 import { api } from '../api/rest';
 import { watchWorkspaces } from '../api/events';
-import type { Workspace } from '../api/types';
+import type { Workspace, WorkspaceAccess } from '../api/types';
+import { useAccount, type Account } from '../accounts/account';
+import { ACCESS_TEXT } from '../accounts/Avatar';
+import { UserMenu } from '../accounts/UserMenu';
 import { Icon, ThemeToggle, confirmDanger, notify } from '../app/feedback';
 import { linkHandler, navigate } from '../app/router';
 import { NewProjectDialog } from './NewProjectDialog';
+import { ShareDialog } from './ShareDialog';
+
+/** What the caller may do with a workspace; servers older than accounts say nothing: the owner. */
+export function accessOf(w: Workspace): WorkspaceAccess {
+  return w.access ?? 'owner';
+}
+
+/** Whether the Share action is offered: to the owner (or an admin), where people sign in. */
+export function canShare(w: Workspace, a: Account): boolean {
+  return accessOf(w) === 'owner' && a.auth !== 'none';
+}
 
 export function relativeTime(iso: string): string {
   const t = Date.parse(iso);
@@ -41,15 +55,105 @@ export function TopBar({ children }: { children?: React.ReactNode }) {
       <div className="topbar-rest">
         {children}
         <ThemeToggle />
+        <UserMenu />
       </div>
     </header>
   );
 }
 
+type Act = (w: Workspace, what: 'stop' | 'start' | 'delete') => void;
+
+/** The workspaces of one kind (the caller's own, or shared with them) as a table. */
+function WorkspaceTable(props: {
+  items: Workspace[];
+  shared: boolean;
+  busy: Record<string, string>;
+  account: Account;
+  act: Act;
+  onShare: (w: Workspace) => void;
+  testId: string;
+  label: string;
+}) {
+  const { items, shared, busy, account, act } = props;
+  return (
+    <table className={`ws-table${shared ? ' shared' : ''}`} data-testid={props.testId} aria-label={props.label}>
+      <thead>
+        <tr>
+          <th scope="col">Name</th>
+          <th scope="col">Template</th>
+          <th scope="col">State</th>
+          <th scope="col">Owner</th>
+          <th scope="col">Created</th>
+          <th scope="col">
+            <span className="sr-only">Actions</span>
+          </th>
+        </tr>
+      </thead>
+      <tbody>
+        {items.map((w) => {
+          const href = `/w/${encodeURIComponent(w.id)}`;
+          const b = busy[w.id];
+          const running = w.state === 'running' || w.state === 'starting';
+          const access = accessOf(w);
+          return (
+            <tr key={w.id} data-testid={`workspace-${w.name}`} data-access={access}>
+              <td>
+                <a className="ws-name" href={href} onClick={linkHandler(href)}>
+                  <Icon name="folder" /> <span className="ws-name-text" title={w.name}>{w.name}</span>
+                </a>
+                {shared && (
+                  <span className="ws-shared" data-testid="shared-by">
+                    shared by {w.owner} · <span className={`tag${access === 'view' ? '' : ' accent'}`}>{ACCESS_TEXT[access]}</span>
+                  </span>
+                )}
+              </td>
+              <td className="muted">{w.template}</td>
+              <td>
+                <StateBadge state={b === 'stop' ? 'stopping' : b === 'start' ? 'starting' : w.state} />
+              </td>
+              <td className="muted">{w.owner}</td>
+              <td className="muted" title={w.createdAt}>
+                {relativeTime(w.createdAt)}
+              </td>
+              <td className="ws-actions">
+                <button type="button" className="button secondary small open-button" onClick={() => navigate(href)} aria-label={`Open ${w.name}`}>
+                  Open
+                </button>
+                {access !== 'view' &&
+                  (running ? (
+                    <button type="button" className="button secondary small" disabled={!!b} onClick={() => act(w, 'stop')} aria-label={`Stop ${w.name}`}>
+                      Stop
+                    </button>
+                  ) : (
+                    <button type="button" className="button secondary small" disabled={!!b} onClick={() => act(w, 'start')} aria-label={`Start ${w.name}`}>
+                      Start
+                    </button>
+                  ))}
+                {canShare(w, account) && (
+                  <button type="button" className="icon-button" onClick={() => props.onShare(w)} aria-label={`Share ${w.name}`} title="Share" data-testid="share-workspace">
+                    <Icon name="share" />
+                  </button>
+                )}
+                {access === 'owner' && (
+                  <button type="button" className="icon-button danger" disabled={!!b} onClick={() => act(w, 'delete')} aria-label={`Delete ${w.name}`} title="Delete">
+                    <Icon name="trash" />
+                  </button>
+                )}
+              </td>
+            </tr>
+          );
+        })}
+      </tbody>
+    </table>
+  );
+}
+
 export function Home() {
+  const account = useAccount();
   const [items, setItems] = useState<Workspace[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [showNew, setShowNew] = useState(false);
+  const [sharing, setSharing] = useState<Workspace | null>(null);
   const [busy, setBusy] = useState<Record<string, string>>({});
 
   const load = useCallback(async () => {
@@ -118,6 +222,12 @@ export function Home() {
     }
   };
 
+  // A viewer owns nothing and creates nothing: only what is shared with them.
+  const canCreate = account.user?.role !== 'viewer';
+  const own = items?.filter((w) => accessOf(w) === 'owner') ?? [];
+  const shared = items?.filter((w) => accessOf(w) !== 'owner') ?? [];
+  const tableProps = { busy, account, act: (w: Workspace, what: 'stop' | 'start' | 'delete') => void act(w, what), onShare: setSharing };
+
   return (
     <div className="home">
       <TopBar />
@@ -127,9 +237,11 @@ export function Home() {
             <h1>Workspaces</h1>
             <p className="muted">Each workspace is an isolated project with its own files, terminals and processes.</p>
           </div>
-          <button type="button" className="button primary" onClick={() => setShowNew(true)} data-testid="new-project">
-            <Icon name="plus" /> New project
-          </button>
+          {canCreate && (
+            <button type="button" className="button primary" onClick={() => setShowNew(true)} data-testid="new-project">
+              <Icon name="plus" /> New project
+            </button>
+          )}
         </div>
         {error && (
           <div className="banner error" role="alert">
@@ -140,81 +252,33 @@ export function Home() {
           </div>
         )}
         {items === null && !error && <div className="muted pad">Loading…</div>}
-        {items && items.length === 0 && (
-          <div className="empty-state">
+        {items && own.length === 0 && (canCreate || shared.length === 0) && (
+          <div className={`empty-state${shared.length > 0 ? ' compact' : ''}`}>
             <div className="empty-icon" aria-hidden="true">
               <Icon name="folder" size={28} />
             </div>
-            <h2>No workspaces yet</h2>
-            <p className="muted">Create a project from a template to get an editor, a terminal and a preview in your browser.</p>
-            <button type="button" className="button primary" onClick={() => setShowNew(true)}>
-              <Icon name="plus" /> New project
-            </button>
+            {canCreate ? (
+              <>
+                <h2>No workspaces yet</h2>
+                <p className="muted">Create a project from a template to get an editor, a terminal and a preview in your browser.</p>
+                <button type="button" className="button primary" onClick={() => setShowNew(true)}>
+                  <Icon name="plus" /> New project
+                </button>
+              </>
+            ) : (
+              <>
+                <h2>Nothing is shared with you yet</h2>
+                <p className="muted">Your account can view workspaces that others share with you. Ask their owner to share one.</p>
+              </>
+            )}
           </div>
         )}
-        {items && items.length > 0 && (
-          <table className="ws-table" data-testid="workspace-list">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Template</th>
-                <th scope="col">State</th>
-                <th scope="col">Owner</th>
-                <th scope="col">Created</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((w) => {
-                const href = `/w/${encodeURIComponent(w.id)}`;
-                const b = busy[w.id];
-                const running = w.state === 'running' || w.state === 'starting';
-                return (
-                  <tr key={w.id} data-testid={`workspace-${w.name}`}>
-                    <td>
-                      <a className="ws-name" href={href} onClick={linkHandler(href)}>
-                        <Icon name="folder" /> <span className="ws-name-text" title={w.name}>{w.name}</span>
-                      </a>
-                    </td>
-                    <td className="muted">{w.template}</td>
-                    <td>
-                      <StateBadge state={b === 'stop' ? 'stopping' : b === 'start' ? 'starting' : w.state} />
-                    </td>
-                    <td className="muted">{w.owner}</td>
-                    <td className="muted" title={w.createdAt}>
-                      {relativeTime(w.createdAt)}
-                    </td>
-                    <td className="ws-actions">
-                      <button type="button" className="button secondary small open-button" onClick={() => navigate(href)} aria-label={`Open ${w.name}`}>
-                        Open
-                      </button>
-                      {running ? (
-                        <button type="button" className="button secondary small" disabled={!!b} onClick={() => void act(w, 'stop')} aria-label={`Stop ${w.name}`}>
-                          Stop
-                        </button>
-                      ) : (
-                        <button type="button" className="button secondary small" disabled={!!b} onClick={() => void act(w, 'start')} aria-label={`Start ${w.name}`}>
-                          Start
-                        </button>
-                      )}
-                      <button
-                        type="button"
-                        className="icon-button danger"
-                        disabled={!!b}
-                        onClick={() => void act(w, 'delete')}
-                        aria-label={`Delete ${w.name}`}
-                        title="Delete"
-                      >
-                        <Icon name="trash" />
-                      </button>
-                    </td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
+        {own.length > 0 && <WorkspaceTable {...tableProps} items={own} shared={false} testId="workspace-list" label="Your workspaces" />}
+        {shared.length > 0 && (
+          <section className="home-shared" aria-labelledby="shared-title">
+            <h2 id="shared-title">Shared with you</h2>
+            <WorkspaceTable {...tableProps} items={shared} shared testId="shared-workspace-list" label="Shared with you" />
+          </section>
         )}
       </main>
       {showNew && (
@@ -226,6 +290,7 @@ export function Home() {
           }}
         />
       )}
+      {sharing && <ShareDialog workspace={sharing} onClose={() => setSharing(null)} />}
     </div>
   );
 }

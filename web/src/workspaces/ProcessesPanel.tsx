@@ -48,8 +48,11 @@ export function ProcessesPanel({
   onCountChange,
   ports = [],
   portUrl,
+  readOnly = false,
 }: {
   client: WorkspaceClient;
+  /** View access: follow the processes' output; run or stop none. */
+  readOnly?: boolean;
   runCommand?: string;
   onCountChange?: (running: number) => void;
   /** The workspace's listening ports: each process shows the ones it opened. */
@@ -150,7 +153,7 @@ export function ProcessesPanel({
 
   const run = async () => {
     const cmd = command.trim();
-    if (!cmd || busy) return;
+    if (!cmd || busy || readOnly) return;
     setBusy(true);
     try {
       const r = await client.runCommand(cmd);
@@ -186,22 +189,23 @@ export function ProcessesPanel({
           <input
             className="input mono"
             value={command}
-            placeholder="Command to run, e.g. npm run dev"
+            placeholder={readOnly ? 'Read-only: you can follow output, not run commands' : 'Command to run, e.g. npm run dev'}
             aria-label="Command to run"
             data-testid="process-command"
             spellCheck={false}
             autoComplete="off"
+            disabled={readOnly}
             onChange={(e) => {
               commandTouched.current = true;
               setCommand(e.target.value);
             }}
           />
-          <button type="submit" className="button primary small" disabled={busy || !command.trim()} data-testid="process-run" aria-label="Run command">
+          <button type="submit" className="button primary small" disabled={busy || readOnly || !command.trim()} data-testid="process-run" aria-label="Run command">
             <Icon name="play" /> Run
           </button>
         </form>
         <ul className="process-list" data-testid="process-list" aria-label="Processes">
-          {procs.length === 0 && <li className="panel-note">No processes yet. Run your project's command above.</li>}
+          {procs.length === 0 && <li className="panel-note">{readOnly ? 'No processes yet.' : "No processes yet. Run your project's command above."}</li>}
           {[...procs].reverse().map((p) => (
             <li
               key={p.processId}
@@ -216,7 +220,7 @@ export function ProcessesPanel({
                   {p.running ? 'running' : p.signal ? signalName(p.signal) : `exit ${p.exitCode ?? '?'}`}
                 </span>
               </button>
-              {p.running ? (
+              {readOnly ? null : p.running ? (
                 <button type="button" className="icon-button tiny" aria-label={`Stop ${p.label}`} title="Stop" data-testid="process-stop" onClick={() => client.stopProcess(p.processId)}>
                   <Icon name="stop" size={14} />
                 </button>
