@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { waitFor as waitForEvery, withTimeout } from '../web/e2e/harness.mjs';
 import { deleteWorkspaces, startServer } from '../web/e2e/server.mjs';
 
 const repoDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -72,32 +73,8 @@ function log(...a) {
   process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${a.join(' ')}\n`);
 }
 
-function withTimeout(promise, ms, what) {
-  let t;
-  return Promise.race([
-    Promise.resolve(promise).finally(() => clearTimeout(t)),
-    new Promise((_, rej) => {
-      t = setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-    }),
-  ]);
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(fn, ms, what, every = 50) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(every);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
-}
+/** The benchmark polls faster than the tests (50 ms): what it waits for is what it times. */
+const waitFor = (fn, ms, what, every = 50) => waitForEvery(fn, ms, what, every);
 
 /** Nearest-rank percentile (as bench/src/stats.rs). */
 function percentile(values, p) {

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { runCleanups, terminalText, typeInTerminal, waitFor, withTimeout } from './harness.mjs';
 import { deleteWorkspaces, startServer } from './server.mjs';
 
 const webDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -30,16 +31,6 @@ function log(...a) {
   console.log(...a);
 }
 
-function withTimeout(promise, ms, what) {
-  let t;
-  return Promise.race([
-    promise.finally(() => clearTimeout(t)),
-    new Promise((_, rej) => {
-      t = setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-    }),
-  ]);
-}
-
 async function step(name, fn, ms = 30_000) {
   const t0 = Date.now();
   try {
@@ -56,14 +47,7 @@ async function step(name, fn, ms = 30_000) {
 }
 
 async function cleanup() {
-  for (const f of cleanups.reverse()) {
-    try {
-      await withTimeout(Promise.resolve().then(f), 10_000, 'cleanup');
-    } catch (e) {
-      log(`cleanup: ${e.message}`);
-    }
-  }
-  cleanups.length = 0;
+  await runCleanups(cleanups, log, 10_000);
 }
 
 function finish(code) {
@@ -91,42 +75,8 @@ async function startCove() {
   return server.base;
 }
 
-/** Text of a terminal's whole buffer (scrollback included). */
-async function terminalText(page, terminalId) {
-  return page.evaluate((id) => {
-    const map = window.__coveTerminals;
-    if (!map) return '';
-    const term = id ? map.get(id) : [...map.values()][0];
-    if (!term) return '';
-    const buf = term.buffer.active;
-    const lines = [];
-    for (let i = 0; i < buf.length; i++) lines.push(buf.getLine(i)?.translateToString(true) ?? '');
-    return lines.join('\n');
-  }, terminalId ?? null);
-}
-
-async function waitFor(fn, ms, what, every = 150) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, every));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
-}
-
 async function activeTerminalId(page) {
   return page.locator('.terminal-host[data-active="true"]').first().getAttribute('data-terminal-id', { timeout: 15_000 });
-}
-
-async function typeInTerminal(page, text) {
-  await page.locator('.terminal-host[data-active="true"] .xterm').first().click({ timeout: 10_000 });
-  await page.keyboard.type(text, { delay: 5 });
 }
 
 async function main() {

@@ -2,7 +2,8 @@
 // tests (web/e2e/run.mjs) and the browser benchmark (bench/browser.mjs).
 //
 // startServer() runs `cove serve --bind-addr 127.0.0.1:0 --data-dir <fresh
-// temp dir> --auth none [extra args]`, resolves once the server prints
+// temp dir> --auth none [extra args]` (no `--auth none` when the extra args
+// name an --auth), resolves once the server prints
 // `cove listening on http://ADDR` (or fails after a bounded wait, with the
 // tail of its output in the message) and keeps the tail of its output for
 // later failure messages. server.stop() ends it: SIGTERM, SIGKILL after a
@@ -39,7 +40,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export async function startServer({ bin, args = [], env = {}, cwd, dirPrefix = 'cove-data-', timeoutMs = 30_000, log = () => {}, onLine = () => {} }) {
   if (!bin || !fs.existsSync(bin)) throw new Error(`cove binary not found at ${bin}`);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), dirPrefix));
-  const argv = ['serve', '--bind-addr', '127.0.0.1:0', '--data-dir', dataDir, '--auth', 'none', ...args];
+  // Every caller is the administrator unless the caller asks for sign-in (`--auth password`).
+  const auth = args.includes('--auth') ? [] : ['--auth', 'none'];
+  const argv = ['serve', '--bind-addr', '127.0.0.1:0', '--data-dir', dataDir, ...auth, ...args];
   log(`starting ${bin} ${argv.join(' ')}`);
   const child = spawn(bin, argv, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info', NO_COLOR: '1', ...env } });
   const exited = new Promise((resolve) => {

@@ -1,4 +1,5 @@
-//! The browser end-to-end tests (`web/e2e/run.mjs`): headless Debian Chromium, driven by
+//! The browser end-to-end tests (`web/e2e/run.mjs`, and `web/e2e/accounts.mjs` for signing
+//! in, sharing and viewing): headless Debian Chromium, driven by
 //! playwright-core, against the `cove` binary under test. Part of `cargo test` so that one
 //! command runs everything.
 //!
@@ -10,15 +11,22 @@ use std::process::Command;
 
 #[test]
 fn browser_end_to_end() {
+    run_scenario("e2e/run.mjs");
+}
+
+#[test]
+fn browser_accounts_end_to_end() {
+    run_scenario("e2e/accounts.mjs");
+}
+
+fn run_scenario(script: &str) {
     let chromium = Path::new("/usr/bin/chromium");
     if !chromium.exists() {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must install Debian's chromium (see .ci/run)"
         );
-        eprintln!(
-            "SKIPPED browser_end_to_end: /usr/bin/chromium is missing (apt-get install chromium)"
-        );
+        eprintln!("SKIPPED {script}: /usr/bin/chromium is missing (apt-get install chromium)");
         return;
     }
     let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
@@ -27,13 +35,13 @@ fn browser_end_to_end() {
         "web/node_modules is installed by the cargo build of cove-server (build.rs runs npm install)"
     );
     let status = Command::new("node")
-        .arg("e2e/run.mjs")
+        .arg(script)
         .current_dir(&web)
         .env("COVE_BIN", env!("CARGO_BIN_EXE_cove"))
         .status()
         .expect("node runs");
     assert!(
         status.success(),
-        "the browser tests failed (see their output above); screenshots are in web/e2e/screenshots/"
+        "the browser tests of {script} failed (see their output above); screenshots are in web/e2e/screenshots/"
     );
 }

@@ -16,6 +16,7 @@ import { PortsPanel, usePorts } from '../workspaces/PortsPanel';
 import { ProcessesPanel } from '../workspaces/ProcessesPanel';
 import { PreviewPane } from '../workspaces/PreviewPane';
 import { StateBadge, accessOf, relativeTime } from '../workspaces/Home';
+import { UserMenu } from '../accounts/UserMenu';
 import { Icon, ThemeToggle, ask, notify } from './feedback';
 import { linkHandler, setNavigationGuard } from './router';
 import { Sash } from './Sash';
@@ -411,6 +412,8 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
           <button type="button" className={`icon-button${panelOpen ? ' on' : ''}`} aria-pressed={panelOpen} aria-label="Toggle panel" title="Toggle panel (Ctrl+J)" onClick={() => setPanelOpen((o) => !o)}>
             <Icon name="panel" />
           </button>
+          {/* Who is signed in, and the way out, in the IDE as on the home page. */}
+          <UserMenu />
         </div>
       </header>
 
