@@ -5,6 +5,8 @@
 //! Must not know: how any of it works (HTTP routes, the protocol, PTYs, namespaces); each
 //! lives in its crate.
 
+mod accounts;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use cove_protocol::launch::{RunnerLimits, SandboxLimits};
@@ -313,7 +315,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
-    let accounts = account_settings(&args, &data_dir)?;
+    let accounts = accounts::settings(&args, &data_dir)?;
     let disk_limit_bytes = mib(args.disk_limit_mib, "--disk-limit-mib")?;
     let sandbox = match args.sandbox {
         SandboxMode::Namespaces => {
@@ -397,83 +399,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_connections: args.max_connections,
     };
     cove_server::serve(config, Arc::new(backend), shutdown).await
-}
-
-/// Where a generated administrator password is kept.
-const PASSWORD_FILE: &str = "admin-password";
-
-/// Accounts from the flags. With `--auth password` and no password given, the password is
-/// the one in `<data dir>/admin-password`, generated (mode 0600) at first start; where it
-/// is, is printed, as code-server does.
-fn account_settings(
-    args: &ServeArgs,
-    data_dir: &std::path::Path,
-) -> anyhow::Result<cove_server::AccountSettings> {
-    use cove_server::{AdminPassword, Auth};
-    let auth = match args.auth {
-        AuthMode::Password => Auth::Password,
-        AuthMode::None => Auth::None,
-    };
-    let admin_password = match (&args.password, &args.hashed_password) {
-        _ if auth == Auth::None => None,
-        (Some(plain), _) => Some(AdminPassword::Plain(plain.clone())),
-        (None, Some(hash)) => Some(AdminPassword::Hashed(hash.clone())),
-        (None, None) => {
-            let path = data_dir.join(PASSWORD_FILE);
-            let password = read_or_make_password(&path)?;
-            println!(
-                "Sign in as {:?} with the password in {} (or set $PASSWORD)",
-                args.admin_username,
-                path.display()
-            );
-            Some(AdminPassword::Plain(password))
-        }
-    };
-    let mut settings = cove_server::AccountSettings {
-        auth,
-        admin_password,
-        admin_username: args.admin_username.clone(),
-        ..Default::default()
-    };
-    let quotas = &mut settings.default_quotas;
-    quotas.workspaces = args.quota_workspaces;
-    quotas.running = args.quota_running;
-    quotas.sessions = Some(args.quota_sessions);
-    quotas.connections = Some(args.quota_connections);
-    Ok(settings)
-}
-
-/// The password kept in `path`, or a new random one written there (mode 0600, created
-/// exclusively, so that a link planted there is not followed).
-fn read_or_make_password(path: &std::path::Path) -> anyhow::Result<String> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    match std::fs::read_to_string(path) {
-        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_string()),
-        Ok(_) => std::fs::remove_file(path)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-    let mut bytes = [0u8; 18];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    let password: String = bytes
-        .iter()
-        .map(|b| {
-            // 64 characters without look-alikes' worries: base64url.
-            const ALPHABET: &[u8; 64] =
-                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-            ALPHABET[usize::from(*b) % 64] as char
-        })
-        .collect();
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    writeln!(file, "{password}")?;
-    tracing::info!(path = %path.display(), "generated the administrator's password");
-    Ok(password)
 }
 
 /// MiB from a flag in bytes, refusing values no filesystem or cgroup could hold.
