@@ -48,13 +48,33 @@ pub(crate) fn settings(
 }
 
 /// The password kept in `path`, or a new random one written there (mode 0600, created
-/// exclusively, so that a link planted there is not followed).
+/// exclusively). A link there is not followed, and a file that others could read or that is
+/// not ours is refused rather than trusted.
 fn read_or_make_password(path: &std::path::Path) -> anyhow::Result<String> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    match std::fs::read_to_string(path) {
-        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_string()),
-        Ok(_) => std::fs::remove_file(path)?,
+    use std::io::{Read as _, Write as _};
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    let existing = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path);
+    match existing {
+        Ok(mut file) => {
+            let meta = file.metadata()?;
+            // SAFETY: geteuid has no preconditions.
+            let me = unsafe { libc::geteuid() };
+            if !meta.is_file() || meta.uid() != me || meta.mode() & 0o077 != 0 {
+                anyhow::bail!(
+                    "{} must be a file of this user that only it can read (chmod 600 it, or remove it to make a new password)",
+                    path.display()
+                );
+            }
+            let mut text = String::new();
+            file.read_to_string(&mut text)?;
+            if !text.trim().is_empty() {
+                return Ok(text.trim().to_string());
+            }
+            std::fs::remove_file(path)?;
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }

@@ -312,8 +312,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(dir) => dir,
         None => default_data_dir()?,
     };
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    // Only this user may read it: it holds the database (password hashes) and the password.
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    }
     let data_dir = data_dir.canonicalize()?;
     let accounts = accounts::settings(&args, &data_dir)?;
     let disk_limit_bytes = mib(args.disk_limit_mib, "--disk-limit-mib")?;

@@ -37,6 +37,9 @@ use std::time::Duration;
 use crate::db::{Db, UserRow, WorkspaceRow};
 use crate::error::ApiError;
 
+/// Audit rows per address and minute that callers without credentials may cause.
+const UNAUTHENTICATED_ROWS_PER_MINUTE: usize = 30;
+
 /// The id of the first administrator (workspaces from before accounts belong to it).
 pub(crate) const FIRST_ADMIN_ID: &str = "admin";
 
@@ -176,8 +179,13 @@ pub(crate) struct Accounts {
     db: Db,
     passwords: passwords::Passwords,
     sign_in_limits: ratelimit::SignInLimits,
+    /// Audit rows that anyone may cause without signing in, per address: bounded, so that
+    /// the append-only log cannot be used to fill the disk.
+    unauthenticated_rows: ratelimit::FailureLimit,
     pub(crate) connections: Arc<Connections>,
     settings: AccountSettings,
+    /// Held while a user is changed or deleted (see `users.rs`).
+    user_changes: tokio::sync::Mutex<()>,
 }
 
 impl Accounts {
@@ -186,8 +194,13 @@ impl Accounts {
             db,
             passwords: passwords::Passwords::for_this_host(),
             sign_in_limits: ratelimit::SignInLimits::default(),
+            unauthenticated_rows: ratelimit::FailureLimit::new(
+                UNAUTHENTICATED_ROWS_PER_MINUTE,
+                Duration::from_secs(60),
+            ),
             connections: Arc::new(Connections::default()),
             settings,
+            user_changes: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -240,6 +253,12 @@ impl Accounts {
                     hash.clone()
                 }
                 AdminPassword::Plain(plain) => {
+                    users::check_new_password(plain).map_err(|e| {
+                        ApiError::bad_request(format!(
+                            "the configured administrator password is refused: {}",
+                            e.reply.message
+                        ))
+                    })?;
                     // Only hash again when it changed (hashing costs; the stored salt stays).
                     if !admin.password_hash.is_empty()
                         && self
@@ -313,6 +332,36 @@ impl Accounts {
         .await;
     }
 
+    /// Appends to the audit log for someone who is not signed in (a rate-limited sign-in, a
+    /// socket without credentials), at most [`UNAUTHENTICATED_ROWS_PER_MINUTE`] per address;
+    /// past that, the refusal is only logged.
+    pub(crate) async fn audit_unauthenticated(
+        &self,
+        username: &str,
+        action: &str,
+        target: &str,
+        address: IpAddr,
+        detail: &str,
+    ) {
+        if self
+            .unauthenticated_rows
+            .reserve(&address.to_string())
+            .is_err()
+        {
+            tracing::debug!(%address, action, "audit row dropped: too many from this address");
+            return;
+        }
+        self.audit_as(
+            username,
+            action,
+            target,
+            Some(address),
+            Outcome::Failure,
+            detail,
+        )
+        .await;
+    }
+
     /// Appends to the audit log for someone who may not be signed in (a failed sign-in, a
     /// refused socket).
     pub(crate) async fn audit_as(
@@ -356,15 +405,32 @@ pub(crate) fn user_view(user: &UserRow) -> User {
     }
 }
 
-/// Text a client chose, bounded for the log and the audit table.
+/// Text a client chose, bounded for the log and the audit table, with control characters
+/// (newlines, escapes) shown as `\u{..}` so that a row cannot pass for several or
+/// restyle the terminal that reads it.
 fn clip(text: &str) -> String {
     const MAX: usize = 500;
-    if text.len() <= MAX {
-        return text.to_string();
+    let mut out = String::with_capacity(text.len().min(MAX + 4));
+    for c in text.chars() {
+        if out.len() >= MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
     }
-    let mut end = MAX;
-    while !text.is_char_boundary(end) {
-        end -= 1;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn audit_text_is_bounded_and_cannot_pass_for_two_rows() {
+        assert_eq!(super::clip("a\nb\u{1b}[31m"), "a\\u{a}b\\u{1b}[31m");
+        let long = super::clip(&"é".repeat(1000));
+        assert!(long.len() <= 504 && long.ends_with('…'), "{}", long.len());
     }
-    format!("{}…", &text[..end])
 }

@@ -10,7 +10,6 @@ use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use cove_protocol::ErrorCode;
-use cove_protocol::accounts::Outcome;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -21,6 +20,11 @@ use crate::error::ApiError;
 /// The client's address (after trusted proxies), for every request.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientAddress(pub(crate) IpAddr);
+
+/// Whether the client reached cove over TLS: cove's own, or a trusted proxy's that says
+/// `X-Forwarded-Proto: https`. Cookies are then marked `Secure`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OverTls(pub(crate) bool);
 
 pub(crate) async fn identify(
     State(app): State<Arc<AppState>>,
@@ -33,6 +37,14 @@ pub(crate) async fn identify(
         .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
     let address = app.proxies.client_address(peer, request.headers());
     request.extensions_mut().insert(ClientAddress(address));
+    let proxied_tls = app
+        .proxies
+        .forwarded_host(peer, request.headers())
+        .and_then(|(_, proto)| proto)
+        .is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+    request
+        .extensions_mut()
+        .insert(OverTls(app.tls || proxied_tls));
     let caller = match app.accounts.auth() {
         Auth::None => app.accounts.open_caller(address).await.map(Some),
         Auth::Password => {
@@ -69,14 +81,7 @@ async fn refuse(app: &AppState, request: Request, address: IpAddr) -> Response {
     drop(request);
     if upgrade {
         app.accounts
-            .audit_as(
-                "",
-                "socket.refused",
-                &path,
-                Some(address),
-                Outcome::Failure,
-                "not signed in",
-            )
+            .audit_unauthenticated("", "socket.refused", &path, address, "not signed in")
             .await;
         tracing::info!(%address, path, "refused a WebSocket: not signed in");
     }
@@ -112,16 +117,20 @@ fn is_upgrade(request: &Request) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-/// The value of cookie `name`, if the request carries it.
+/// The value of cookie `name`, if the request carries it exactly once. Two of them mean
+/// someone planted one (a page that set a cookie with a longer path, sent first): neither is
+/// trusted.
 pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
+    let mut found = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim().to_string())
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().to_string());
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
 }
 
 /// The token of `Authorization: Bearer <token>`.
@@ -159,6 +168,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+impl<S: Send + Sync> FromRequestParts<S> for OverTls {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<OverTls, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<OverTls>()
+            .copied()
+            .unwrap_or(OverTls(false)))
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
@@ -188,6 +209,16 @@ mod tests {
         );
         assert_eq!(cookie(&h, "cove_session").as_deref(), Some("abc"));
         assert_eq!(cookie(&h, "missing"), None);
+        let mut planted = HeaderMap::new();
+        planted.insert(
+            header::COOKIE,
+            HeaderValue::from_static("cove_session=attacker; cove_session=victim"),
+        );
+        assert_eq!(
+            cookie(&planted, "cove_session"),
+            None,
+            "two are trusted neither"
+        );
         h.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer  cove_xyz "),

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::AppState;
+use crate::accounts::Caller;
+use crate::error::ApiError;
 use cove_protocol::rest::{Health, Healthz};
 
 /// How long after the last activity the server still reports itself `alive` (code-server's
@@ -67,8 +69,13 @@ pub(crate) async fn health(State(app): State<Arc<AppState>>) -> Response {
     .into_response()
 }
 
-/// `GET /metrics`, Prometheus text format.
-pub(crate) async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+/// `GET /metrics`, Prometheus text format: server-wide counts, for administrators (and
+/// their tokens, for a scraper).
+pub(crate) async fn metrics(State(app): State<Arc<AppState>>, caller: Caller) -> Response {
+    if !caller.is_admin() {
+        return ApiError::forbidden("only an administrator may read the server's metrics")
+            .into_response();
+    }
     let mut out = String::new();
     out.push_str("# HELP cove_open_sockets WebSocket relays open now, by kind.\n# TYPE cove_open_sockets gauge\n");
     for (kind, n) in app.metrics.open() {

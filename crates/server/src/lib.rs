@@ -159,7 +159,7 @@ fn router(app: Arc<AppState>, max_file_bytes: u64) -> Router {
         .route("/login", get(assets::serve).post(api::login))
         .route("/logout", post(api::logout))
         .route("/api/users", get(api::list_users).post(api::create_user))
-        .route("/api/users/me", get(api::me))
+        .route("/api/users/me", get(api::me).put(api::update_me))
         .route("/api/users/me/sessions", get(api::list_sessions))
         .route(
             "/api/users/me/sessions/{session}",

@@ -30,9 +30,10 @@ use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 
 use crate::AppState;
-use crate::accounts::{Auth, Caller, SESSION_COOKIE};
+use crate::accounts::{Auth, Caller, ConnectionKind, Quota, SESSION_COOKIE};
 use crate::error::ApiError;
 use crate::perimeter::{FromWorkspace, parse_port};
+use cove_protocol::ErrorCode;
 
 /// The sandbox of path-based previews: scripts, forms and popups work; the origin is opaque.
 const PATH_PREVIEW_POLICY: &str = "sandbox allow-scripts allow-forms allow-popups allow-popups-to-escape-sandbox allow-modals allow-downloads";
@@ -67,21 +68,20 @@ fn strip_credentials(headers: &mut HeaderMap) {
     }
 }
 
-/// Drops `Set-Cookie` headers that would set cove's own session cookie.
+/// Drops `Set-Cookie` headers that could set cove's own session cookie: named so, and also
+/// nameless ones (`=cove_session=...`), which browsers store with an empty name and send
+/// back as `cove_session=...`. Whatever mentions the name in its name and value goes.
 fn strip_session_cookies(headers: &mut HeaderMap) {
     let kept: Vec<HeaderValue> = headers
         .get_all(header::SET_COOKIE)
         .iter()
         .filter(|v| {
-            let name = v
-                .to_str()
-                .unwrap_or("")
-                .split('=')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string();
-            name != SESSION_COOKIE
+            let Ok(text) = v.to_str() else {
+                return false;
+            };
+            let pair = text.split(';').next().unwrap_or("");
+            let name = pair.split_once('=').map_or("", |(n, _)| n).trim();
+            !name.is_empty() && !pair.to_ascii_lowercase().contains(SESSION_COOKIE)
         })
         .cloned()
         .collect();
@@ -288,7 +288,7 @@ async fn relay(
     {
         return e.into_response();
     }
-    let row = match app.manager.find(&caller, workspace).await {
+    let found = match app.manager.find(&caller, workspace).await {
         // Someone who may only view a workspace may look at its pages, never send to them.
         Ok(found)
             if !found.access.can_edit()
@@ -301,7 +301,7 @@ async fn relay(
                 "Its owner shared it with you to view: pages can be loaded, but nothing can be sent to them.",
             );
         }
-        Ok(found) => found.row,
+        Ok(found) => found,
         Err(_) => {
             return problem(
                 &headers,
@@ -311,6 +311,7 @@ async fn relay(
             );
         }
     };
+    let (row, access) = (found.row, found.access);
     if !app.manager.is_running(&row).await {
         return problem(
             &headers,
@@ -374,13 +375,33 @@ async fn relay(
         && let Some(client_upgrade) = client_upgrade
     {
         let runner_upgrade = hyper::upgrade::on(&mut response);
-        let stop = app.shutdown.clone();
+        // Registered like every socket, so that sign-out, revocation or a lost share ends it.
+        let accounts = &app.accounts;
+        let limit = accounts.quotas_of(&caller.user).connections;
+        let registered = match accounts.connections.open(
+            caller.opener(),
+            Some((&row.id, access)),
+            ConnectionKind::Preview,
+            limit,
+            &app.shutdown,
+        ) {
+            Ok(registered) => registered,
+            Err(open) => {
+                let e = accounts
+                    .check_quota(&caller.user, Quota::Connections, open, 1)
+                    .err()
+                    .unwrap_or_else(|| {
+                        ApiError::new(ErrorCode::LimitExceeded, "too many connections")
+                    });
+                return e.into_response();
+            }
+        };
         app.tasks.spawn(async move {
             if let (Ok(client), Ok(runner)) = (client_upgrade.await, runner_upgrade.await) {
                 let (mut client, mut runner) = (TokioIo::new(client), TokioIo::new(runner));
                 tokio::select! {
                     _ = tokio::io::copy_bidirectional(&mut client, &mut runner) => {}
-                    _ = stop.cancelled() => {}
+                    _ = registered.closed.cancelled() => {}
                 }
             }
         });
@@ -429,8 +450,17 @@ mod tests {
             HeaderValue::from_static("cove_session=evil; Path=/"),
         );
         headers.append(header::SET_COOKIE, HeaderValue::from_static("app=1"));
+        // Nameless cookies come back from browsers as `cove_session=...`.
+        for hostile in [
+            "=cove_session=evil; Path=/api",
+            "=evil; Path=/",
+            "x=cove_session=evil",
+        ] {
+            headers.append(header::SET_COOKIE, HeaderValue::from_static(hostile));
+        }
         strip_session_cookies(&mut headers);
-        assert_eq!(headers.get_all(header::SET_COOKIE).iter().count(), 1);
+        let kept: Vec<_> = headers.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(kept, ["app=1"]);
     }
 
     #[test]

@@ -62,7 +62,11 @@ export type ServerInfo = { version: string,
  * `http://{port}-{id}.localhost:8080/`: where previews live, from the name the client
  * used; `null` when they are only path-based from there.
  */
-previewUrlTemplate: string | null, };
+previewUrlTemplate: string | null, 
+/**
+ * How clients sign in: `password` (sessions and API tokens) or `none`.
+ */
+auth: string, };
 
 export type Healthz = { 
 /**

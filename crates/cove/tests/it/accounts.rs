@@ -241,6 +241,21 @@ async fn sign_in_sign_out_and_a_replayed_cookie() {
     assert_eq!(answer.status, 401, "a cookie replayed after sign-out fails");
     assert!(admin.websocket("/api/events", None).await.is_err());
     let admin = sign_in(s.port, "admin", ADMIN_PASSWORD).await;
+    // A new password ends every other session (a stolen cookie, say), not the one in use.
+    let elsewhere = sign_in(s.port, "admin", ADMIN_PASSWORD).await;
+    let a = admin
+        .call(
+            "PUT",
+            "/api/users/me",
+            Some(json!({"password": "a-new-password-2"})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        elsewhere.call("GET", "/api/users/me", None).await.status,
+        401
+    );
+    assert_eq!(admin.call("GET", "/api/users/me", None).await.status, 200);
     let entries = audit(&admin, "").await;
     assert!(has_entry(&entries, "login", "failure", "wrong password"));
     assert!(has_entry(&entries, "login", "failure", "no such user"));

@@ -395,6 +395,51 @@ async fn cross_origin_sockets_revoked_tokens_and_quotas() {
     );
     let a = agent.call("GET", "/api/workspaces", None).await;
     assert_eq!(a.status, 401);
+    // Server-wide metrics are the administrator's.
+    assert_eq!(user.call("GET", "/metrics", None).await.status, 403);
+    assert_eq!(admin.call("GET", "/metrics", None).await.status, 200);
+    // The plain-text socket (seed 004) of someone the workspace is shared with closes when
+    // the share goes, as every other socket does.
+    let admins = create(&admin, "admins").await;
+    let a = admin
+        .call(
+            "PUT",
+            &format!("/api/workspaces/{admins}/shares/ulla"),
+            Some(json!({"access": "edit"})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let mut plain = user
+        .websocket(&format!("/api/terminal/ws/{admins}"), None)
+        .await
+        .expect("the plain socket opens");
+    read_until(&mut plain, "Workspace ready").await;
+    let a = admin
+        .call(
+            "DELETE",
+            &format!("/api/workspaces/{admins}/shares/ulla"),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 204);
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match plain.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the plain socket closes with the share");
+    let a = admin
+        .call("POST", &format!("/api/workspaces/{admins}/stop"), None)
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = admin
+        .call("DELETE", &format!("/api/workspaces/{admins}"), None)
+        .await;
+    assert_eq!(a.status, 204);
     let entries: Vec<Value> = audit(&admin, "").await;
     assert!(has_entry(&entries, "token.create", "success", "ci"));
     assert!(has_entry(&entries, "token.revoke", "success", &token_id));

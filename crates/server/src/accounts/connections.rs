@@ -18,6 +18,8 @@ pub(crate) enum Kind {
     Terminal,
     Plain,
     Events,
+    /// A WebSocket to a workspace's own server, through a preview.
+    Preview,
 }
 
 #[derive(Debug)]
@@ -55,6 +57,16 @@ pub(crate) struct Registered {
     registry: Arc<Connections>,
     /// Cancelled when the connection must close (its credential or access went away).
     pub(crate) closed: CancellationToken,
+}
+
+impl Registered {
+    /// Says which workspace the connection reached, once it is known (the plain socket finds
+    /// or creates its workspace after the upgrade), so that losing access to it closes it.
+    pub(crate) fn attach_to(&self, workspace: &str, access: WorkspaceAccess) {
+        if let Some(entry) = self.registry.entries.lock().unwrap().get_mut(&self.id) {
+            entry.workspace = Some((workspace.to_string(), access));
+        }
+    }
 }
 
 impl Drop for Registered {

@@ -2,6 +2,10 @@
 //! from that address (or for that username) is answered 429 with `Retry-After` without its
 //! password being checked. Only failures count, so a person who types their password right
 //! is never slowed down, and an address that guesses cannot lock its owner out from another.
+//!
+//! An attempt takes its place before its password is checked ([`FailureLimit::reserve`]) and
+//! gives it back when the password was right ([`FailureLimit::forgive`]): otherwise a burst of
+//! concurrent guesses would all pass the check while the first ones were still hashing.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -29,9 +33,12 @@ impl FailureLimit {
     }
 
     /// `Err(wait)` when `key` has used up its failures: how long until the oldest expires.
-    pub(crate) fn check(&self, key: &str) -> Result<(), Duration> {
+    fn check_locked(
+        &self,
+        failures: &mut HashMap<String, VecDeque<Instant>>,
+        key: &str,
+    ) -> Result<(), Duration> {
         let now = Instant::now();
-        let mut failures = self.failures.lock().unwrap();
         let Some(times) = failures.get_mut(key) else {
             return Ok(());
         };
@@ -48,9 +55,28 @@ impl FailureLimit {
         Err(self.window.saturating_sub(now.duration_since(oldest)))
     }
 
-    pub(crate) fn record_failure(&self, key: &str) {
-        let now = Instant::now();
+    /// Checks and counts an attempt as one failure in one step: `Err(wait)` (nothing counted)
+    /// when `key` has used up its failures. [`FailureLimit::forgive`] undoes it.
+    pub(crate) fn reserve(&self, key: &str) -> Result<(), Duration> {
         let mut failures = self.failures.lock().unwrap();
+        self.check_locked(&mut failures, key)?;
+        self.record_locked(&mut failures, key);
+        Ok(())
+    }
+
+    /// Takes back the newest failure of `key` (an attempt that reserved one and succeeded).
+    pub(crate) fn forgive(&self, key: &str) {
+        let mut failures = self.failures.lock().unwrap();
+        if let Some(times) = failures.get_mut(key) {
+            times.pop_back();
+            if times.is_empty() {
+                failures.remove(key);
+            }
+        }
+    }
+
+    fn record_locked(&self, failures: &mut HashMap<String, VecDeque<Instant>>, key: &str) {
+        let now = Instant::now();
         if failures.len() >= MAX_KEYS && !failures.contains_key(key) {
             let window = self.window;
             failures.retain(|_, times| {
@@ -76,11 +102,6 @@ impl FailureLimit {
         while times.len() > self.limit {
             times.pop_front();
         }
-    }
-
-    /// Forgets `key`'s failures (a username that signed in).
-    pub(crate) fn clear(&self, key: &str) {
-        self.failures.lock().unwrap().remove(key);
     }
 }
 
@@ -109,30 +130,43 @@ mod tests {
     fn the_sixth_failure_waits_and_other_keys_do_not() {
         let limit = FailureLimit::new(5, Duration::from_secs(60));
         for _ in 0..5 {
-            assert!(limit.check("10.0.0.1").is_ok());
-            limit.record_failure("10.0.0.1");
+            assert!(limit.reserve("10.0.0.1").is_ok());
         }
-        let wait = limit.check("10.0.0.1").unwrap_err();
+        let wait = limit.reserve("10.0.0.1").unwrap_err();
         assert!(wait > Duration::from_secs(50) && wait <= Duration::from_secs(60));
-        assert!(limit.check("10.0.0.2").is_ok());
-        limit.clear("10.0.0.1");
-        assert!(limit.check("10.0.0.1").is_ok());
+        assert!(limit.reserve("10.0.0.2").is_ok());
+    }
+
+    #[test]
+    fn a_burst_reserves_its_places_before_any_password_is_checked() {
+        let limit = FailureLimit::new(5, Duration::from_secs(60));
+        let admitted = (0..64).filter(|_| limit.reserve("a").is_ok()).count();
+        assert_eq!(
+            admitted, 5,
+            "a burst gets as many tries as the limit, not more"
+        );
+        limit.forgive("a");
+        assert!(
+            limit.reserve("a").is_ok(),
+            "a right password gives its place back"
+        );
+        assert!(limit.reserve("a").is_err());
     }
 
     #[test]
     fn failures_expire_with_the_window() {
         let limit = FailureLimit::new(1, Duration::from_millis(30));
-        limit.record_failure("k");
-        assert!(limit.check("k").is_err());
+        assert!(limit.reserve("k").is_ok());
+        assert!(limit.reserve("k").is_err());
         std::thread::sleep(Duration::from_millis(40));
-        assert!(limit.check("k").is_ok());
+        assert!(limit.reserve("k").is_ok());
     }
 
     #[test]
     fn memory_stays_bounded_under_a_flood_of_addresses() {
         let limit = FailureLimit::new(5, Duration::from_secs(60));
         for n in 0..(MAX_KEYS * 2) {
-            limit.record_failure(&format!("key-{n}"));
+            let _ = limit.reserve(&format!("key-{n}"));
         }
         assert!(limit.failures.lock().unwrap().len() <= MAX_KEYS);
     }

@@ -43,32 +43,48 @@ impl Accounts {
             .to_string();
         let address_key = address.to_string();
         let username_key = username.to_lowercase();
-        for (limit, key) in [
-            (&self.sign_in_limits.per_address, &address_key),
-            (&self.sign_in_limits.per_username, &username_key),
-        ] {
-            if let Err(wait) = limit.check(key) {
-                let seconds = wait.as_secs().max(1);
-                self.audit_as(
-                    &username,
-                    "login",
-                    &username,
-                    Some(address),
-                    Outcome::Failure,
-                    &format!("rate limited for {seconds} s"),
-                )
-                .await;
-                return Err(ApiError::new(
-                    ErrorCode::LimitExceeded,
-                    format!("too many failed sign-ins; try again in {seconds} s"),
-                )
-                .with_retry_after(seconds));
+        let limits = &self.sign_in_limits;
+        // Places are taken before the password is checked (a burst cannot outrun the count)
+        // and given back on success. A username past its limit is still open to an address
+        // it is signed in from: guessing from elsewhere cannot lock its owner out there.
+        let mut limited = limits.per_address.reserve(&address_key).err();
+        let mut username_reserved = false;
+        if limited.is_none() {
+            match limits.per_username.reserve(&username_key) {
+                Ok(()) => username_reserved = true,
+                Err(wait) if !self.signed_in_from(&username, address).await? => {
+                    limits.per_address.forgive(&address_key);
+                    limited = Some(wait);
+                }
+                Err(_) => {}
             }
+        }
+        if let Some(wait) = limited {
+            let seconds = wait.as_secs().max(1);
+            self.audit_unauthenticated(
+                &username,
+                "login",
+                &username,
+                address,
+                &format!("rate limited for {seconds} s"),
+            )
+            .await;
+            return Err(ApiError::new(
+                ErrorCode::LimitExceeded,
+                format!("too many failed sign-ins; try again in {seconds} s"),
+            )
+            .with_retry_after(seconds));
         }
         if password.len() > MAX_PASSWORD_BYTES {
             return Err(ApiError::bad_request("the password is too long"));
         }
-        let user = self.db.find_user(&username).await?;
+        // By username only: an id (the first administrator's is well known) would be a second
+        // key for the per-username count.
+        let user = self
+            .db
+            .find_user(&username)
+            .await?
+            .filter(|u| u.username.eq_ignore_ascii_case(&username));
         let hash = user
             .as_ref()
             .map(|u| u.password_hash.as_str())
@@ -81,10 +97,7 @@ impl Accounts {
         let user = match user {
             Some(user) if matches && !user.disabled => user,
             found => {
-                self.sign_in_limits.per_address.record_failure(&address_key);
-                self.sign_in_limits
-                    .per_username
-                    .record_failure(&username_key);
+                // The places taken above are the failures counted.
                 let why = match found {
                     None => "no such user",
                     Some(u) if u.disabled && matches => "the user is disabled",
@@ -107,7 +120,10 @@ impl Accounts {
                 ));
             }
         };
-        self.sign_in_limits.per_username.clear(&username_key);
+        limits.per_address.forgive(&address_key);
+        if username_reserved {
+            limits.per_username.forgive(&username_key);
+        }
         let open = self.db.sessions_of(&user.id).await?.len() as u64;
         self.check_quota(&user, Quota::Sessions, open, 1)?;
         let now = crate::now_ms();
@@ -142,6 +158,20 @@ impl Accounts {
             secret,
             max_age: self.settings.session_lifetime.as_secs(),
         })
+    }
+
+    /// Whether `username` has a live session opened from `address`.
+    async fn signed_in_from(&self, username: &str, address: IpAddr) -> Result<bool, ApiError> {
+        let Some(user) = self.db.find_user(username).await? else {
+            return Ok(false);
+        };
+        let address = address.to_string();
+        Ok(self
+            .db
+            .sessions_of(&user.id)
+            .await?
+            .iter()
+            .any(|s| s.address == address))
     }
 
     /// Ends the caller's session everywhere it is open (its sockets close).

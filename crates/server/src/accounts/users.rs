@@ -5,7 +5,7 @@ use cove_protocol::ErrorCode;
 use cove_protocol::accounts::{CreateUser, Outcome, Role, UpdateUser, User};
 
 use super::passwords::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
-use super::{Accounts, Caller, secrets, user_view};
+use super::{Accounts, Caller, Credential, secrets, user_view};
 use crate::db::{DbError, UserRow};
 use crate::error::ApiError;
 
@@ -33,7 +33,7 @@ pub(crate) fn check_username(name: &str) -> Result<(), ApiError> {
     }
 }
 
-fn check_new_password(password: &str) -> Result<(), ApiError> {
+pub(crate) fn check_new_password(password: &str) -> Result<(), ApiError> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(ApiError::bad_request(format!(
             "a password has at least {MIN_PASSWORD_CHARS} characters"
@@ -128,6 +128,9 @@ impl Accounts {
         id_or_name: &str,
         change: &UpdateUser,
     ) -> Result<User, ApiError> {
+        // One change of users at a time: two administrators demoting each other at once must
+        // not both pass the last-administrator check.
+        let _turn = self.user_changes.lock().await;
         let mut user = self.find_user_for(caller, id_or_name).await?;
         let only_password =
             change.role.is_none() && change.disabled.is_none() && change.quotas.is_none();
@@ -165,6 +168,10 @@ impl Accounts {
             self.keep_an_admin(&user.id).await?;
         }
         self.db.update_user(&user).await?;
+        if change.password.is_some() && !user.disabled {
+            // Whoever held another of their sessions (a stolen cookie, say) is out.
+            self.end_sessions_but(&user.id, &caller.credential).await?;
+        }
         if user.disabled {
             self.db.delete_sessions_of(&user.id).await?;
             self.connections.close_user(&user.id);
@@ -191,6 +198,7 @@ impl Accounts {
         id_or_name: &str,
     ) -> Result<(), ApiError> {
         admin_only(caller)?;
+        let _turn = self.user_changes.lock().await;
         let user = self.find_user_for(caller, id_or_name).await?;
         if user.role == Role::Admin && !user.disabled {
             self.keep_an_admin(&user.id).await?;
@@ -215,6 +223,19 @@ impl Accounts {
         self.connections.close_user(&user.id);
         self.audit(caller, "user.delete", &user.username, Outcome::Success, "")
             .await;
+        Ok(())
+    }
+
+    /// Ends every session of `user_id` but `keep` (the caller's own, when it is one of them);
+    /// their sockets close.
+    async fn end_sessions_but(&self, user_id: &str, keep: &Credential) -> Result<(), ApiError> {
+        for session in self.db.sessions_of(user_id).await? {
+            if *keep == Credential::Session(session.id.clone()) {
+                continue;
+            }
+            self.db.delete_session(user_id, &session.id).await?;
+            self.connections.close_session(&session.id);
+        }
         Ok(())
     }
 

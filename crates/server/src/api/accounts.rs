@@ -12,9 +12,8 @@ use cove_protocol::accounts::{
 };
 
 use super::{Shared, parse_json};
-use crate::AppState;
 use crate::accounts::{Caller, Credential, SESSION_COOKIE, user_view};
-use crate::auth::ClientAddress;
+use crate::auth::{ClientAddress, OverTls};
 use crate::error::ApiError;
 
 /// `POST /login`: JSON `{username?, password}` answers 200 `{user}`; a form (the sign-in
@@ -23,6 +22,7 @@ use crate::error::ApiError;
 pub(crate) async fn login(
     State(app): Shared,
     ClientAddress(address): ClientAddress,
+    OverTls(tls): OverTls,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -60,7 +60,7 @@ pub(crate) async fn login(
             user_agent,
         )
         .await?;
-    let cookie = session_cookie(&app, &signed_in.secret, signed_in.max_age);
+    let cookie = session_cookie(tls, &signed_in.secret, signed_in.max_age);
     let mut response = match next {
         Some(next) => {
             let mut r = StatusCode::SEE_OTHER.into_response();
@@ -99,9 +99,9 @@ fn local_path(next: &str) -> &str {
 }
 
 /// The session cookie: not readable by script, not sent on other sites' subrequests, and
-/// only over TLS when cove serves TLS.
-fn session_cookie(app: &AppState, secret: &str, max_age: u64) -> HeaderValue {
-    let secure = if app.tls { "; Secure" } else { "" };
+/// only over TLS when the client reached cove over TLS (its own, or a trusted proxy's).
+fn session_cookie(tls: bool, secret: &str, max_age: u64) -> HeaderValue {
+    let secure = if tls { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
     ))
@@ -109,12 +109,16 @@ fn session_cookie(app: &AppState, secret: &str, max_age: u64) -> HeaderValue {
 }
 
 /// `POST /logout`: ends the session everywhere it is open, and clears the cookie.
-pub(crate) async fn logout(State(app): Shared, caller: Caller) -> Result<Response, ApiError> {
+pub(crate) async fn logout(
+    State(app): Shared,
+    OverTls(tls): OverTls,
+    caller: Caller,
+) -> Result<Response, ApiError> {
     app.accounts.sign_out(&caller).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
         .headers_mut()
-        .insert(header::SET_COOKIE, session_cookie(&app, "", 0));
+        .insert(header::SET_COOKIE, session_cookie(tls, "", 0));
     Ok(response)
 }
 
@@ -146,6 +150,19 @@ pub(crate) async fn update_user(
 ) -> Result<Response, ApiError> {
     let change: UpdateUser = parse_json(&headers, &body)?;
     let user = app.accounts.update_user(&caller, &user, &change).await?;
+    Ok(axum::Json(user).into_response())
+}
+
+/// `PUT /api/users/me`: the caller's own password (the rest is an administrator's).
+pub(crate) async fn update_me(
+    State(app): Shared,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let change: UpdateUser = parse_json(&headers, &body)?;
+    let id = caller.user.id.clone();
+    let user = app.accounts.update_user(&caller, &id, &change).await?;
     Ok(axum::Json(user).into_response())
 }
 

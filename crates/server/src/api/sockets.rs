@@ -293,7 +293,7 @@ pub(crate) async fn plain_terminal_socket(
         };
         let mut client = TokioIo::new(upgraded);
         let _gauge = Gauge::enter(&app.metrics.plain);
-        match connect_plain(&app, &caller, &session, &mut client).await {
+        match connect_plain(&app, &caller, &session, &registered, &mut client).await {
             Ok(runner) => relay::pipe(client, runner, registered.closed.clone()).await,
             Err(message) => {
                 let _ = relay::send_text(&mut client, &format!("Error: {message}\r\n")).await;
@@ -309,6 +309,7 @@ async fn connect_plain(
     app: &AppState,
     caller: &Caller,
     session: &str,
+    registered: &Registered,
     client: &mut relay::ClientIo,
 ) -> Result<TokioIo<hyper::upgrade::Upgraded>, String> {
     let found = match app.manager.find(caller, session).await {
@@ -336,6 +337,7 @@ async fn connect_plain(
         }
         Err(e) => return Err(e.reply.message),
     };
+    registered.attach_to(&found.row.id, found.access);
     if !app.manager.is_running(&found.row).await {
         found.require_edit().map_err(|e| e.reply.message)?;
         let _ = relay::send_text(client, "Starting workspace...\r\n").await;
