@@ -64,6 +64,19 @@ async fn read_until(ws: &mut cove_test_support::Ws, needle: &str) -> String {
     seen
 }
 
+/// Reads until the server closes the socket; `Err` if it is still open after WAIT.
+async fn until_closed(ws: &mut cove_test_support::Ws) -> Result<(), tokio::time::error::Elapsed> {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+}
+
 #[tokio::test]
 async fn users_see_only_their_own_and_what_is_shared_with_them() {
     let s = password_server(&[]).await;
@@ -379,15 +392,7 @@ async fn cross_origin_sockets_revoked_tokens_and_quotas() {
         .await;
     assert_eq!(a.status, 204);
     let revoked_at = std::time::Instant::now();
-    let closed = tokio::time::timeout(WAIT, async {
-        loop {
-            match socket.next().await {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                Some(Ok(_)) => {}
-            }
-        }
-    })
-    .await;
+    let closed = until_closed(&mut socket).await;
     assert!(closed.is_ok(), "the revoked token's socket closes");
     eprintln!(
         "the revoked token's socket closed {:?} after the revocation",
@@ -422,15 +427,7 @@ async fn cross_origin_sockets_revoked_tokens_and_quotas() {
         )
         .await;
     assert_eq!(a.status, 204);
-    let closed = tokio::time::timeout(WAIT, async {
-        loop {
-            match plain.next().await {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                Some(Ok(_)) => {}
-            }
-        }
-    })
-    .await;
+    let closed = until_closed(&mut plain).await;
     assert!(closed.is_ok(), "the plain socket closes with the share");
     let a = admin
         .call("POST", &format!("/api/workspaces/{admins}/stop"), None)
