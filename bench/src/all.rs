@@ -270,7 +270,8 @@ pub(crate) fn cove_version(bin: Option<&Path>) -> String {
     )
 }
 
-fn emit(out: Option<&Path>, text: &str) -> Result<()> {
+/// Writes a report to `out`, or to stdout.
+pub(crate) fn emit(out: Option<&Path>, text: &str) -> Result<()> {
     match out {
         Some(p) => {
             std::fs::write(p, text).with_context(|| format!("write {}", p.display()))?;

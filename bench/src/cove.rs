@@ -30,7 +30,7 @@ pub(crate) use ws::{
 };
 
 /// Timeout of one HTTP request, of a WebSocket handshake, of a reply.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The echo terminal's command (raw mode, no echo, then `cat`).
 const ECHO_COMMAND: &str = "stty raw -echo; exec cat";
 

@@ -15,6 +15,8 @@
 //!   while 500 terminals type, memory under a slow reader (`load.rs`,
 //!   `suite.rs`);
 //! - `soak`: N cove sessions for T minutes (`soak.rs`);
+//! - `signin`: keystroke echo idle and while sign-ins (Argon2id) run, sign-ins per second,
+//!   server memory per signed-in session, against `cove serve --auth password` (`signin.rs`);
 //! - `all`: all of the above and BENCHMARKS.md (`all.rs`, `benchmarks.rs`).
 //!
 //! `cove-bench terminal` measures, in one run, how fast a terminal is over
@@ -62,6 +64,7 @@ mod peers;
 mod procs;
 mod pty;
 mod report;
+mod signin;
 mod sio;
 mod soak;
 mod stats;
@@ -104,6 +107,9 @@ enum Cmd {
     /// N cove sessions for T minutes of typing, output and file writes:
     /// errors, memory at start and end, latency per minute.
     Soak(all::SoakArgs),
+    /// Keystroke echo idle and while concurrent password sign-ins run, sign-ins per
+    /// second, and server memory per signed-in session (`cove serve --auth password`).
+    Signin(signin::SigninArgs),
     /// Everything (terminal comparison, peers, load, a short soak), written
     /// as BENCHMARKS.md with the previous run kept below.
     All(all::AllArgs),
@@ -190,6 +196,7 @@ fn main() -> Result<()> {
         Cmd::Peers(args) => all::peers(args),
         Cmd::Load(args) => all::load(args),
         Cmd::Soak(args) => all::soak(args),
+        Cmd::Signin(args) => signin::signin(args),
         Cmd::All(args) => all::all(args),
     }
 }

@@ -9,8 +9,8 @@ use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::ws::{
-    expect_attached, msg_type, next_msg, raw_path, raw_settle, text_json, wait_exit_and_close,
-    ws_close, ws_connect, ws_send,
+    Ws, expect_attached, msg_type, next_msg, raw_path, raw_settle, text_json, wait_exit_and_close,
+    ws_close, ws_connect, ws_connect_with, ws_send,
 };
 use super::{ECHO_COMMAND, push_note};
 use crate::pty::{
@@ -109,7 +109,22 @@ pub(crate) async fn echo(
     samples: usize,
     notes: &mut Vec<String>,
 ) -> Result<Latency> {
-    let mut ws = ws_connect(port, &raw_path(id, "be", ECHO_COMMAND)).await?;
+    let mut ws = open_echo(port, id, "be", &[], notes).await?;
+    let latency = echo_samples(&mut ws, samples, Duration::ZERO).await?;
+    ws_close(ws).await;
+    Ok(latency)
+}
+
+/// Opens the echo terminal `tid` (`stty raw -echo; exec cat`) over the raw socket, with extra
+/// handshake `headers` (e.g. a token), and waits until it echoes.
+pub(crate) async fn open_echo(
+    port: u16,
+    id: &str,
+    tid: &str,
+    headers: &[(&str, &str)],
+    notes: &mut Vec<String>,
+) -> Result<Ws> {
+    let mut ws = ws_connect_with(port, &raw_path(id, tid, ECHO_COMMAND), headers).await?;
     expect_attached(&mut ws, notes).await?;
     // Let `stty raw -echo` run, then check that bytes come back.
     raw_settle(
@@ -145,6 +160,13 @@ pub(crate) async fn echo(
         false,
     )
     .await?;
+    Ok(ws)
+}
+
+/// `samples` keystrokes on an echo terminal from [`open_echo`], after [`ECHO_WARMUP`]
+/// warm-ups: one byte sent, the time until it comes back; `gap` between an answer and the
+/// next keystroke (zero: back to back).
+pub(crate) async fn echo_samples(ws: &mut Ws, samples: usize, gap: Duration) -> Result<Latency> {
     let frames: Vec<Message> = (0..26u8).map(|i| Message::binary(vec![b'a' + i])).collect();
     let mut times = Vec::with_capacity(samples);
     for i in 0..ECHO_WARMUP + samples {
@@ -153,7 +175,7 @@ pub(crate) async fn echo(
         let deadline = start + ECHO_TIMEOUT;
         ws.send(frames[i % 26].clone()).await.context("send")?;
         loop {
-            match next_msg(&mut ws, deadline).await? {
+            match next_msg(ws, deadline).await? {
                 None => bail!("echo sample {i}: no answer within {ECHO_TIMEOUT:?}"),
                 Some(Message::Binary(b)) if b.contains(&byte) => break,
                 Some(_) => {}
@@ -162,7 +184,9 @@ pub(crate) async fn echo(
         if i >= ECHO_WARMUP {
             times.push(start.elapsed());
         }
+        if !gap.is_zero() {
+            tokio::time::sleep(gap).await;
+        }
     }
-    ws_close(ws).await;
     Latency::from_durations(&times).ok_or_else(|| anyhow!("no samples"))
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow, bail};
 use serde_json::json;
 
-use super::http::{http, json_id};
+use super::http::{http_with, json_id};
 use super::memory::{MemSnapshot, mem_snapshot};
 use super::server::Server;
 use super::ws::{
@@ -101,9 +101,10 @@ async fn phases(server: &Server, args: &TerminalArgs, run: &mut CoveRun) -> Resu
 
     // Workspace.
     progress("cove: creating the workspace");
-    let id = create_workspace(port, run).await?;
+    let (id, create_ms) = create_workspace(port, &[], &mut run.notes).await?;
+    run.create_ms = Some(create_ms);
     run.workspace_id = Some(id.clone());
-    start_workspace(port, &id, run).await;
+    run.start_ms = start_workspace(port, &id, &[], &mut run.notes).await;
     let payload = args.bytes;
     let runs = args.runs as usize;
     let samples = args.echo_samples as usize;
@@ -221,16 +222,23 @@ fn check_received(what: &str, r: &RunStat, payload: u64, notes: &mut Vec<String>
     }
 }
 
-async fn create_workspace(port: u16, run: &mut CoveRun) -> Result<String> {
+/// `POST /api/workspaces` (a blank workspace `bench`) with `headers` (e.g. a token): its id
+/// and how long the request took (ms).
+pub(crate) async fn create_workspace(
+    port: u16,
+    headers: &[(&str, &str)],
+    notes: &mut Vec<String>,
+) -> Result<(String, f64)> {
     let t = Instant::now();
-    let r = http(
+    let r = http_with(
         port,
         "POST",
         "/api/workspaces",
+        headers,
         Some(r#"{"name":"bench","template":"blank"}"#),
     )
     .await?;
-    run.create_ms = Some(t.elapsed().as_secs_f64() * 1e3);
+    let ms = t.elapsed().as_secs_f64() * 1e3;
     if !(200..300).contains(&r.status) {
         bail!(
             "POST /api/workspaces answered {}: {}",
@@ -240,7 +248,7 @@ async fn create_workspace(port: u16, run: &mut CoveRun) -> Result<String> {
     }
     if r.status != 201 {
         push_note(
-            &mut run.notes,
+            notes,
             format!(
                 "POST /api/workspaces answered {} instead of 201 (PROTOCOL.md section 0)",
                 r.status
@@ -255,44 +263,49 @@ async fn create_workspace(port: u16, run: &mut CoveRun) -> Result<String> {
         .collect();
     if !missing.is_empty() {
         push_note(
-            &mut run.notes,
+            notes,
             format!(
                 "the workspace JSON of POST /api/workspaces lacks {} (PROTOCOL.md section 0): {v}",
                 missing.join(", ")
             ),
         );
     }
-    Ok(id)
+    Ok((id, ms))
 }
 
-/// `POST .../start`, then polls `GET` until `running` (at most 60 s). Best
-/// effort: the sockets start the workspace themselves too.
-async fn start_workspace(port: u16, id: &str, run: &mut CoveRun) {
+/// `POST .../start`, then polls `GET` until `running` (at most 60 s), with `headers` (e.g. a
+/// token); the time it took (ms). Best effort: the sockets start the workspace themselves too.
+pub(crate) async fn start_workspace(
+    port: u16,
+    id: &str,
+    headers: &[(&str, &str)],
+    notes: &mut Vec<String>,
+) -> Option<f64> {
     let t = Instant::now();
     let path = format!("/api/workspaces/{id}/start");
-    match http(port, "POST", &path, None).await {
+    match http_with(port, "POST", &path, headers, None).await {
         Ok(r) if r.status == 200 => {}
         Ok(r) => {
             push_note(
-                &mut run.notes,
+                notes,
                 format!(
                     "POST {path} answered {} (expected 200): {}",
                     r.status,
                     r.text().trim()
                 ),
             );
-            return;
+            return None;
         }
         Err(e) => {
-            push_note(&mut run.notes, format!("POST {path}: {e:#}"));
-            return;
+            push_note(notes, format!("POST {path}: {e:#}"));
+            return None;
         }
     }
     let get = format!("/api/workspaces/{id}");
     let end = Instant::now() + Duration::from_secs(60);
     let mut last = String::new();
     while Instant::now() < end {
-        match http(port, "GET", &get, None).await {
+        match http_with(port, "GET", &get, headers, None).await {
             Ok(r) if r.status == 200 => {
                 let state = r
                     .json()
@@ -300,40 +313,40 @@ async fn start_workspace(port: u16, id: &str, run: &mut CoveRun) {
                     .and_then(|v| v.get("state").and_then(|s| s.as_str()).map(String::from))
                     .unwrap_or_default();
                 if state == "running" {
-                    run.start_ms = Some(t.elapsed().as_secs_f64() * 1e3);
                     progress(&format!(
                         "cove: workspace {id} running after {:.0} ms",
                         t.elapsed().as_secs_f64() * 1e3
                     ));
-                    return;
+                    return Some(t.elapsed().as_secs_f64() * 1e3);
                 }
                 if state == "error" {
                     push_note(
-                        &mut run.notes,
+                        notes,
                         format!("workspace state `error` after start: {}", r.text()),
                     );
-                    return;
+                    return None;
                 }
                 last = state;
             }
             Ok(r) => {
                 push_note(
-                    &mut run.notes,
+                    notes,
                     format!("GET {get} answered {}: {}", r.status, r.text().trim()),
                 );
-                return;
+                return None;
             }
             Err(e) => {
-                push_note(&mut run.notes, format!("GET {get}: {e:#}"));
-                return;
+                push_note(notes, format!("GET {get}: {e:#}"));
+                return None;
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     push_note(
-        &mut run.notes,
+        notes,
         format!("workspace not `running` 60 s after start (last state {last:?})"),
     );
+    None
 }
 
 /// Closes every terminal the bench left, opens one idle shell, and measures

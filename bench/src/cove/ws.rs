@@ -12,6 +12,8 @@ use tokio::net::TcpStream;
 use tokio::time::timeout_at;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
 use super::{REQUEST_TIMEOUT, push_note};
 use crate::pty::{COLS, ROWS};
@@ -33,11 +35,22 @@ pub(crate) fn urlencode(s: &str) -> String {
 }
 
 pub(crate) async fn ws_connect(port: u16, path: &str) -> Result<Ws> {
+    ws_connect_with(port, path, &[]).await
+}
+
+/// Like [`ws_connect`] with extra handshake headers (e.g. `Authorization: Bearer cove_...`).
+pub(crate) async fn ws_connect_with(port: u16, path: &str, headers: &[(&str, &str)]) -> Result<Ws> {
     let fut = async {
+        let mut request = format!("ws://127.0.0.1:{port}{path}").into_client_request()?;
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                HeaderName::from_bytes(name.as_bytes())?,
+                HeaderValue::from_str(value)?,
+            );
+        }
         let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
         tcp.set_nodelay(true)?;
-        let url = format!("ws://127.0.0.1:{port}{path}");
-        let (ws, _resp) = tokio_tungstenite::client_async(url, Net::new(tcp)).await?;
+        let (ws, _resp) = tokio_tungstenite::client_async(request, Net::new(tcp)).await?;
         anyhow::Ok(ws)
     };
     tokio::time::timeout(REQUEST_TIMEOUT, fut)
