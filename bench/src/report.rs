@@ -86,7 +86,7 @@ pub(crate) fn command_line() -> String {
 }
 
 /// `s` as `sh` reads it: quoted unless it is only safe characters.
-pub(crate) fn shell_quote(s: &str) -> String {
+fn shell_quote(s: &str) -> String {
     let safe = !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));

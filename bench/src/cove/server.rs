@@ -2,12 +2,10 @@
 //! `cove_test_support::serve`), and stopped so that nothing it started outlives the bench,
 //! with a note for everything that had to be killed.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use cove_test_support::serve::{Serve, ServeOptions};
 
 use crate::procs::{descendants, read_stat};
@@ -22,21 +20,17 @@ pub(crate) struct Server {
 
 impl Server {
     /// `cove serve --bind-addr 127.0.0.1:0 --data-dir <temp> --auth none` plus `extra`;
-    /// without `--auth none` when `extra` has its own `--auth` (see [`AuthChosen`]).
+    /// without `--auth none` when `extra` has its own `--auth`.
     pub(crate) async fn start(bin: &Path, extra: &[String]) -> Result<Self> {
-        let wrapper = AuthChosen::wrap(bin, extra)?;
         let serve = Serve::start(
-            wrapper.as_ref().map_or(bin, |w| w.path.as_path()),
+            bin,
             ServeOptions {
                 args: extra,
                 dir_prefix: "cove-bench-",
                 ..ServeOptions::default()
             },
         )
-        .await;
-        // The script has exec'd cove by the time it listens (or failed): not needed any more.
-        drop(wrapper);
-        let serve = serve?;
+        .await?;
         Ok(Self {
             pid: serve.pid(),
             port: serve.port(),
@@ -137,64 +131,4 @@ fn cmdline_mentions(pid: i32, dir: &Path) -> bool {
     };
     let needle = dir.as_os_str().as_encoded_bytes();
     memchr::memmem::find(&raw, needle).is_some()
-}
-
-/// `cove_test_support::serve` always passes `--auth none`, and `cove serve` refuses a second
-/// `--auth`. When the bench chooses `--auth` itself, it starts cove through this script, which
-/// drops the first `--auth` and its value (the harness's, which comes before the caller's
-/// arguments) and `exec`s cove with the rest: the pid, the output and cove's own
-/// `current_exe` are cove's. Removed on drop.
-struct AuthChosen {
-    path: PathBuf,
-}
-
-impl AuthChosen {
-    /// The script, when `extra` has `--auth` or `--auth=...`.
-    fn wrap(bin: &Path, extra: &[String]) -> Result<Option<Self>> {
-        if !extra
-            .iter()
-            .any(|a| a == "--auth" || a.starts_with("--auth="))
-        {
-            return Ok(None);
-        }
-        let bin = std::path::absolute(bin).context("the cove binary's path")?;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "cove-bench-serve-{}-{nanos}.sh",
-            std::process::id()
-        ));
-        let script = format!(
-            "#!/bin/sh\n\
-             # Written by cove-bench: drops the harness's `--auth none`, keeps the rest.\n\
-             dropped=\n\
-             first=1\n\
-             for a in \"$@\"; do\n\
-             \x20 if [ -n \"$first\" ]; then set --; first=; fi\n\
-             \x20 if [ \"$dropped\" = next ]; then dropped=done; continue; fi\n\
-             \x20 if [ -z \"$dropped\" ] && [ \"$a\" = --auth ]; then dropped=next; continue; fi\n\
-             \x20 set -- \"$@\" \"$a\"\n\
-             done\n\
-             exec {} \"$@\"\n",
-            crate::report::shell_quote(&bin.to_string_lossy())
-        );
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o700)
-            .open(&path)
-            .with_context(|| format!("create {}", path.display()))?;
-        let this = Self { path };
-        file.write_all(script.as_bytes())
-            .with_context(|| format!("write {}", this.path.display()))?;
-        Ok(Some(this))
-    }
-}
-
-impl Drop for AuthChosen {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
 }

@@ -343,13 +343,13 @@ impl Accounts {
         address: IpAddr,
         detail: &str,
     ) {
-        if self
-            .unauthenticated_rows
-            .reserve(&address.to_string())
-            .is_err()
-        {
-            tracing::debug!(%address, action, "audit row dropped: too many from this address");
-            return;
+        match self.unauthenticated_rows.reserve(&address.to_string()) {
+            // Every row counts against the address's budget.
+            Ok(place) => place.failed(),
+            Err(_) => {
+                tracing::debug!(%address, action, "audit row dropped: too many from this address");
+                return;
+            }
         }
         self.audit_as(
             username,

@@ -2,6 +2,7 @@
 //! panicking: the benchmarks (`cove-bench`, `cove-start-bench`).
 //!
 //! [`Serve::start`] runs `cove serve --bind-addr 127.0.0.1:0 --data-dir <fresh> --auth none`
+//! (no `--auth none` when the caller's arguments name an `--auth`)
 //! plus the caller's arguments, waits a bounded time for `cove listening on http://ADDR`, and
 //! keeps the tail of the server's output for failure messages; [`Serve::stop`] ends it with
 //! SIGTERM, then SIGKILL. `web/e2e/server.mjs` is the same for the browser scripts.
@@ -72,7 +73,8 @@ impl Serve {
             .arg("serve")
             .args(["--bind-addr", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir.path())
-            .args(["--auth", "none"])
+            // Every caller is the administrator unless the caller chooses `--auth` itself.
+            .args(auth_default(options.args))
             .args(options.args)
             .envs(options.env.iter().copied())
             .stdin(Stdio::null())
@@ -303,6 +305,15 @@ pub(crate) fn clean_up_after_killed_sandboxes(data_dir: &Path) {
             }
         }
     }
+}
+
+/// `--auth none`, unless `args` choose an `--auth` of their own.
+fn auth_default<S: AsRef<str>>(args: &[S]) -> &'static [&'static str] {
+    let chosen = args.iter().any(|a| {
+        let a = a.as_ref();
+        a == "--auth" || a.starts_with("--auth=")
+    });
+    if chosen { &[] } else { &["--auth", "none"] }
 }
 
 #[cfg(test)]

@@ -3,9 +3,12 @@
 //! password being checked. Only failures count, so a person who types their password right
 //! is never slowed down, and an address that guesses cannot lock its owner out from another.
 //!
-//! An attempt takes its place before its password is checked ([`FailureLimit::reserve`]) and
-//! gives it back when the password was right ([`FailureLimit::forgive`]): otherwise a burst of
-//! concurrent guesses would all pass the check while the first ones were still hashing.
+//! An attempt takes a place before its password is checked ([`FailureLimit::reserve`]): the
+//! failures so far and the attempts still being checked together stay within the limit, so
+//! a burst of concurrent guesses cannot all pass while the first ones are still hashing. A
+//! place becomes a failure only if the password was wrong ([`Reservation::failed`]); an
+//! attempt turned away only because others are in flight is told to retry at once
+//! ([`Refusal::Busy`]), not to wait out the window.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -20,6 +23,51 @@ pub(crate) struct FailureLimit {
     limit: usize,
     window: Duration,
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// Attempts being checked now, per key (always locked after `failures`).
+    pending: Mutex<HashMap<String, usize>>,
+}
+
+/// Why [`FailureLimit::reserve`] turned an attempt away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The key used up its failures; the oldest expires after this long.
+    Limited(Duration),
+    /// Too many attempts of this key are being checked at this moment.
+    Busy,
+}
+
+/// A place taken by [`FailureLimit::reserve`]. Dropped without [`Reservation::failed`], it
+/// is given back without counting (a right password, or an attempt that ended early).
+#[derive(Debug)]
+pub(crate) struct Reservation<'a> {
+    limit: &'a FailureLimit,
+    key: String,
+    failed: bool,
+}
+
+impl Reservation<'_> {
+    /// The password was wrong: the place becomes a failure.
+    pub(crate) fn failed(mut self) {
+        self.failed = true;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut failures = self.limit.failures.lock().unwrap();
+        {
+            let mut pending = self.limit.pending.lock().unwrap();
+            if let Some(n) = pending.get_mut(&self.key) {
+                *n -= 1;
+                if *n == 0 {
+                    pending.remove(&self.key);
+                }
+            }
+        }
+        if self.failed {
+            self.limit.record_locked(&mut failures, &self.key);
+        }
+    }
 }
 
 impl FailureLimit {
@@ -29,6 +77,7 @@ impl FailureLimit {
             limit: limit.max(1),
             window,
             failures: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
         }
     }
 
@@ -55,24 +104,26 @@ impl FailureLimit {
         Err(self.window.saturating_sub(now.duration_since(oldest)))
     }
 
-    /// Checks and counts an attempt as one failure in one step: `Err(wait)` (nothing counted)
-    /// when `key` has used up its failures. [`FailureLimit::forgive`] undoes it.
-    pub(crate) fn reserve(&self, key: &str) -> Result<(), Duration> {
+    /// Takes a place for an attempt of `key` whose password is about to be checked.
+    pub(crate) fn reserve(&self, key: &str) -> Result<Reservation<'_>, Refusal> {
         let mut failures = self.failures.lock().unwrap();
-        self.check_locked(&mut failures, key)?;
-        self.record_locked(&mut failures, key);
-        Ok(())
-    }
-
-    /// Takes back the newest failure of `key` (an attempt that reserved one and succeeded).
-    pub(crate) fn forgive(&self, key: &str) {
-        let mut failures = self.failures.lock().unwrap();
-        if let Some(times) = failures.get_mut(key) {
-            times.pop_back();
-            if times.is_empty() {
-                failures.remove(key);
+        self.check_locked(&mut failures, key)
+            .map_err(Refusal::Limited)?;
+        let used = failures.get(key).map_or(0, VecDeque::len);
+        let mut pending = self.pending.lock().unwrap();
+        let in_flight = pending.entry(key.to_string()).or_default();
+        if used + *in_flight >= self.limit {
+            if *in_flight == 0 {
+                pending.remove(key);
             }
+            return Err(Refusal::Busy);
         }
+        *in_flight += 1;
+        Ok(Reservation {
+            limit: self,
+            key: key.to_string(),
+            failed: false,
+        })
     }
 
     fn record_locked(&self, failures: &mut HashMap<String, VecDeque<Instant>>, key: &str) {
@@ -130,33 +181,43 @@ mod tests {
     fn the_sixth_failure_waits_and_other_keys_do_not() {
         let limit = FailureLimit::new(5, Duration::from_secs(60));
         for _ in 0..5 {
-            assert!(limit.reserve("10.0.0.1").is_ok());
+            limit.reserve("10.0.0.1").unwrap().failed();
         }
-        let wait = limit.reserve("10.0.0.1").unwrap_err();
+        let Err(Refusal::Limited(wait)) = limit.reserve("10.0.0.1") else {
+            panic!("the sixth is refused");
+        };
         assert!(wait > Duration::from_secs(50) && wait <= Duration::from_secs(60));
         assert!(limit.reserve("10.0.0.2").is_ok());
     }
 
     #[test]
-    fn a_burst_reserves_its_places_before_any_password_is_checked() {
+    fn a_burst_gets_no_more_tries_than_the_limit_and_right_passwords_cost_nothing() {
         let limit = FailureLimit::new(5, Duration::from_secs(60));
-        let admitted = (0..64).filter(|_| limit.reserve("a").is_ok()).count();
+        let held: Vec<_> = (0..64).filter_map(|_| limit.reserve("a").ok()).collect();
         assert_eq!(
-            admitted, 5,
+            held.len(),
+            5,
             "a burst gets as many tries as the limit, not more"
         );
-        limit.forgive("a");
+        assert_eq!(
+            limit.reserve("a").unwrap_err(),
+            Refusal::Busy,
+            "busy, not limited"
+        );
+        drop(held);
+        for _ in 0..100 {
+            drop(limit.reserve("a").unwrap());
+        }
         assert!(
             limit.reserve("a").is_ok(),
-            "a right password gives its place back"
+            "right passwords are never counted"
         );
-        assert!(limit.reserve("a").is_err());
     }
 
     #[test]
     fn failures_expire_with_the_window() {
         let limit = FailureLimit::new(1, Duration::from_millis(30));
-        assert!(limit.reserve("k").is_ok());
+        limit.reserve("k").unwrap().failed();
         assert!(limit.reserve("k").is_err());
         std::thread::sleep(Duration::from_millis(40));
         assert!(limit.reserve("k").is_ok());
@@ -166,7 +227,9 @@ mod tests {
     fn memory_stays_bounded_under_a_flood_of_addresses() {
         let limit = FailureLimit::new(5, Duration::from_secs(60));
         for n in 0..(MAX_KEYS * 2) {
-            let _ = limit.reserve(&format!("key-{n}"));
+            if let Ok(place) = limit.reserve(&format!("key-{n}")) {
+                place.failed();
+            }
         }
         assert!(limit.failures.lock().unwrap().len() <= MAX_KEYS);
     }

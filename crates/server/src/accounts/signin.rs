@@ -6,6 +6,7 @@ use cove_protocol::accounts::Outcome;
 use std::net::IpAddr;
 
 use super::passwords::{MAX_PASSWORD_BYTES, PasswordError};
+use super::ratelimit::Refusal;
 use super::{Accounts, Caller, Credential, Quota, secrets};
 use crate::db::SessionRow;
 use crate::error::ApiError;
@@ -45,36 +46,18 @@ impl Accounts {
         let username_key = username.to_lowercase();
         let limits = &self.sign_in_limits;
         // Places are taken before the password is checked (a burst cannot outrun the count)
-        // and given back on success. A username past its limit is still open to an address
-        // it is signed in from: guessing from elsewhere cannot lock its owner out there.
-        let mut limited = limits.per_address.reserve(&address_key).err();
-        let mut username_reserved = false;
-        if limited.is_none() {
-            match limits.per_username.reserve(&username_key) {
-                Ok(()) => username_reserved = true,
-                Err(wait) if !self.signed_in_from(&username, address).await? => {
-                    limits.per_address.forgive(&address_key);
-                    limited = Some(wait);
-                }
-                Err(_) => {}
-            }
-        }
-        if let Some(wait) = limited {
-            let seconds = wait.as_secs().max(1);
-            self.audit_unauthenticated(
-                &username,
-                "login",
-                &username,
-                address,
-                &format!("rate limited for {seconds} s"),
-            )
-            .await;
-            return Err(ApiError::new(
-                ErrorCode::LimitExceeded,
-                format!("too many failed sign-ins; try again in {seconds} s"),
-            )
-            .with_retry_after(seconds));
-        }
+        // and become failures only for a wrong one. A username past its limit is still open
+        // to an address it is signed in from: guessing from elsewhere cannot lock its owner
+        // out there.
+        let address_place = match limits.per_address.reserve(&address_key) {
+            Ok(place) => place,
+            Err(refusal) => return Err(self.refuse_sign_in(&username, address, refusal).await),
+        };
+        let username_place = match limits.per_username.reserve(&username_key) {
+            Ok(place) => Some(place),
+            Err(_) if self.signed_in_from(&username, address).await? => None,
+            Err(refusal) => return Err(self.refuse_sign_in(&username, address, refusal).await),
+        };
         if password.len() > MAX_PASSWORD_BYTES {
             return Err(ApiError::bad_request("the password is too long"));
         }
@@ -97,7 +80,10 @@ impl Accounts {
         let user = match user {
             Some(user) if matches && !user.disabled => user,
             found => {
-                // The places taken above are the failures counted.
+                address_place.failed();
+                if let Some(place) = username_place {
+                    place.failed();
+                }
                 let why = match found {
                     None => "no such user",
                     Some(u) if u.disabled && matches => "the user is disabled",
@@ -120,10 +106,8 @@ impl Accounts {
                 ));
             }
         };
-        limits.per_address.forgive(&address_key);
-        if username_reserved {
-            limits.per_username.forgive(&username_key);
-        }
+        // A right password counts as nothing.
+        drop((address_place, username_place));
         let open = self.db.sessions_of(&user.id).await?.len() as u64;
         self.check_quota(&user, Quota::Sessions, open, 1)?;
         let now = crate::now_ms();
@@ -158,6 +142,32 @@ impl Accounts {
             secret,
             max_age: self.settings.session_lifetime.as_secs(),
         })
+    }
+
+    /// The answer to an attempt the limits turned away.
+    async fn refuse_sign_in(&self, username: &str, address: IpAddr, refusal: Refusal) -> ApiError {
+        match refusal {
+            Refusal::Limited(wait) => {
+                let seconds = wait.as_secs().max(1);
+                self.audit_unauthenticated(
+                    username,
+                    "login",
+                    username,
+                    address,
+                    &format!("rate limited for {seconds} s"),
+                )
+                .await;
+                ApiError::new(
+                    ErrorCode::LimitExceeded,
+                    format!("too many failed sign-ins; try again in {seconds} s"),
+                )
+                .with_retry_after(seconds)
+            }
+            Refusal::Busy => {
+                ApiError::unavailable("too many sign-ins at once from here; try again in a second")
+                    .with_retry_after(1)
+            }
+        }
     }
 
     /// Whether `username` has a live session opened from `address`.
