@@ -177,7 +177,19 @@ impl RunnerLink {
         {
             headers.insert(hyper::header::AUTHORIZATION, value);
         }
-        self.client.request(request).await.map_err(|e| {
+        // A pooled connection can be closed by the runner just as it is handed out (after an
+        // upload it cut short, say); hyper retries only requests it never wrote. A request
+        // with no body that cannot change anything (GET, HEAD) is safe to send once more.
+        let replay = replayable(&request);
+        let first = self.client.request(request).await;
+        let answer = match (first, replay) {
+            (Err(e), Some(again)) if !e.is_connect() && !body_too_large(&e) => {
+                tracing::debug!(error = %e, "a reused runner connection failed; sending again");
+                self.client.request(again).await
+            }
+            (answer, _) => answer,
+        };
+        answer.map_err(|e| {
             if body_too_large(&e) {
                 return LinkError::Refused {
                     status: hyper::StatusCode::PAYLOAD_TOO_LARGE,
@@ -251,6 +263,23 @@ impl RunnerLink {
 /// The URI host that names one runner of workspace `id` to the pool.
 fn host_of(id: &str, generation: u64) -> String {
     format!("w-{id}.g{generation}.runner")
+}
+
+/// A copy of `request` to send again if it is a GET or HEAD without a body, else `None`.
+fn replayable(request: &Request<Body>) -> Option<Request<Body>> {
+    use hyper::body::Body as _;
+    let safe = matches!(*request.method(), hyper::Method::GET | hyper::Method::HEAD);
+    if !safe || request.body().size_hint().exact() != Some(0) {
+        return None;
+    }
+    let mut copy = Request::builder()
+        .method(request.method().clone())
+        .uri(request.uri().clone())
+        .version(request.version())
+        .body(Body::empty())
+        .ok()?;
+    *copy.headers_mut() = request.headers().clone();
+    Some(copy)
 }
 
 /// The request's body was cut by a size limit on its way in (a chunked upload beyond the
