@@ -404,6 +404,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         preview_domain: args.preview_domain,
         header_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
         max_connections: args.max_connections,
+        tls: None,
     };
     cove_server::serve(config, Arc::new(backend), shutdown).await
 }
