@@ -45,9 +45,9 @@ impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Source::Default => f.write_str("default"),
-            Source::File(path) => write!(f, "{}", path.display()),
-            Source::Env(var) => write!(f, "${var}"),
-            Source::Flag(flag) => f.write_str(flag),
+            Source::File(path) => write!(f, "file {}", path.display()),
+            Source::Env(var) => write!(f, "env ${var}"),
+            Source::Flag(flag) => write!(f, "flag {flag}"),
             Source::Generated(path) => write!(f, "generated into {}", path.display()),
         }
     }

@@ -28,10 +28,7 @@ pub(crate) fn render(settings: &Settings) -> String {
         out,
         "config: {} ({}; {})",
         file.path.display(),
-        match &file.chosen_by {
-            Source::Default => "default".to_owned(),
-            other => format!("from {other}"),
-        },
+        file.chosen_by,
         if file.found { "read" } else { "no such file" }
     );
     for shown in settings.shown.iter().filter(|s| s.key != "config") {
@@ -54,16 +51,12 @@ pub(crate) fn render(settings: &Settings) -> String {
             }
             None => "(not set)".to_owned(),
         };
-        let source = match &shown.source {
-            Source::Default => "default".to_owned(),
-            other => format!("from {other}"),
-        };
-        let _ = writeln!(out, "{}: {value} ({source})", shown.key);
+        let _ = writeln!(out, "{}: {value} ({})", shown.key, shown.source);
     }
     if let Some(admin) = settings.password() {
         let _ = writeln!(
             out,
-            "# The password used: {} (from {}).",
+            "# The password used: {} ({}).",
             match admin.setting {
                 crate::PasswordSetting::Plain(_) => "password",
                 crate::PasswordSetting::Hashed(_) => "hashed-password",

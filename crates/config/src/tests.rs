@@ -286,19 +286,19 @@ fn print_config_masks_secrets_and_says_where_each_value_came_from() {
     };
     assert_eq!(
         line("bind-addr"),
-        "bind-addr: 127.0.0.1:4444 (from --bind-addr)"
+        "bind-addr: 127.0.0.1:4444 (flag --bind-addr)"
     );
     assert_eq!(
         line("password"),
-        format!("password: ******** (from {})", file.display())
+        format!("password: ******** (file {})", file.display())
     );
     assert_eq!(
         line("hashed-password"),
-        "hashed-password: ******** (from $HASHED_PASSWORD)"
+        "hashed-password: ******** (env $HASHED_PASSWORD)"
     );
     assert_eq!(
         line("max-terminals"),
-        format!("max-terminals: 9 (from {})", file.display())
+        format!("max-terminals: 9 (file {})", file.display())
     );
     assert!(line("auth").ends_with("(default)"), "{text}");
 }
