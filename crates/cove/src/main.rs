@@ -8,7 +8,8 @@
 mod accounts;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
+use cove_config::{AuthMode, NetworkMode, SandboxMode};
 use cove_protocol::launch::{RunnerLimits, SandboxLimits};
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -34,8 +35,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server (defaults: http://127.0.0.1:8080, data in ~/.local/share/cove).
-    Serve(Box<ServeArgs>),
+    /// Run the server (defaults: http://127.0.0.1:8080, data in ~/.local/share/cove,
+    /// settings in ~/.config/cove/config.yaml).
+    Serve(Box<cove_config::ServeArgs>),
     /// Internal: the agent of one workspace, started by the server. Not for people.
     Runner(RunnerArgs),
     /// Internal: confines a runner (namespaces, new root, cgroups, its own uid). Not for people.
@@ -54,185 +56,11 @@ struct SandboxReapArgs {
     args: Vec<std::ffi::OsString>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum NetworkMode {
-    /// `outbound` when slirp4netns is installed and cove listens on loopback only; else `none`.
-    Auto,
-    /// Each workspace has only its own loopback: nothing in, nothing out.
-    None,
-    /// Also outbound connections (pip install, git clone) through slirp4netns, to public
-    /// addresses: the host's own addresses, private ranges (10/8, 172.16/12, 192.168/16),
-    /// link-local (cloud metadata) and carrier-grade NAT stay unreachable unless allowed with
-    /// --allow-egress.
-    Outbound,
-}
-
-impl From<NetworkMode> for cove_backend_local::NetworkChoice {
-    fn from(mode: NetworkMode) -> Self {
-        match mode {
-            NetworkMode::Auto => cove_backend_local::NetworkChoice::Auto,
-            NetworkMode::None => cove_backend_local::NetworkChoice::None,
-            NetworkMode::Outbound => cove_backend_local::NetworkChoice::Outbound,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum AuthMode {
-    /// Sign in with a password (sessions) or an API token.
-    Password,
-    /// Nobody signs in: every caller is the administrator. Loopback only.
-    None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum SandboxMode {
-    /// Each workspace in its own namespaces, root filesystem, cgroups and uid (needs root).
-    Namespaces,
-    /// No isolation: workspaces run as the server's user and see the host. Development only.
-    None,
-}
-
 #[derive(Debug, clap::Args)]
 struct SandboxInitArgs {
     /// What to confine and how (JSON; see `cove_protocol::launch::SandboxSpec`).
     #[arg(long)]
     spec: String,
-}
-
-#[derive(Debug, clap::Args)]
-struct ServeArgs {
-    /// Address to listen on. Port 0 picks a free port (printed on start).
-    #[arg(long, env = "COVE_BIND_ADDR", default_value = "127.0.0.1:8080")]
-    bind_addr: SocketAddr,
-    /// Where the database, workspaces and logs live [default: $XDG_DATA_HOME/cove or ~/.local/share/cove].
-    #[arg(long, env = "COVE_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// How people sign in. `password`: each request needs a session (signed in at /login)
-    /// or an API token; the administrator's password comes from --password, $PASSWORD,
-    /// --hashed-password or $HASHED_PASSWORD, or is generated at first start and kept in
-    /// `<data dir>/admin-password` (its path is printed). `none`: everyone who can reach
-    /// cove is the administrator; keep it on loopback.
-    #[arg(long, value_enum, env = "COVE_AUTH", default_value = "password")]
-    auth: AuthMode,
-    /// The administrator's password (at least 8 characters), applied at every start.
-    #[arg(long, env = "PASSWORD", hide_env_values = true)]
-    password: Option<String>,
-    /// The administrator's password as an Argon2 PHC string (`$argon2id$...`), as
-    /// code-server accepts it, e.g. from `argon2 SALT -id -e`.
-    #[arg(
-        long,
-        env = "HASHED_PASSWORD",
-        hide_env_values = true,
-        conflicts_with = "password"
-    )]
-    hashed_password: Option<String>,
-    /// The first administrator's username (made at first start, when there is no user).
-    #[arg(long, env = "ADMIN_USERNAME", default_value = "admin")]
-    admin_username: String,
-    /// A reverse proxy (address or CIDR range) whose X-Forwarded-For, -Host and -Proto
-    /// headers are believed, e.g. `127.0.0.1` or `10.0.0.0/8`. Repeatable; also
-    /// COVE_TRUSTED_PROXIES, comma-separated. From any other peer they are ignored.
-    #[arg(
-        long = "trusted-proxy",
-        env = "COVE_TRUSTED_PROXIES",
-        value_delimiter = ','
-    )]
-    trusted_proxies: Vec<cove_server::Cidr>,
-    /// An origin besides cove's own whose pages may open cove's sockets and change state,
-    /// e.g. `https://ide.example.com`. Repeatable; also COVE_ALLOWED_ORIGINS.
-    #[arg(
-        long = "allowed-origin",
-        env = "COVE_ALLOWED_ORIGINS",
-        value_delimiter = ','
-    )]
-    allowed_origins: Vec<String>,
-    /// Workspaces each user may own (unless their own quota says otherwise).
-    #[arg(long)]
-    quota_workspaces: Option<u64>,
-    /// Workspaces each user may have running at once.
-    #[arg(long)]
-    quota_running: Option<u64>,
-    /// Sign-in sessions each user may have open.
-    #[arg(long, default_value_t = 50)]
-    quota_sessions: u64,
-    /// Sockets each user may have open at once.
-    #[arg(long, default_value_t = 500)]
-    quota_connections: u64,
-    /// TLS certificate (not available yet: put cove behind a TLS-terminating proxy).
-    #[arg(long)]
-    cert: Option<PathBuf>,
-    /// TLS private key for --cert (not available yet).
-    #[arg(long)]
-    cert_key: Option<PathBuf>,
-    /// Largest file read or written through the API, in bytes.
-    #[arg(long, default_value_t = RunnerLimits::DEFAULT.max_file_bytes)]
-    max_file_size: u64,
-    /// Scrollback kept per terminal (and output kept per process), in bytes.
-    #[arg(long, default_value_t = RunnerLimits::DEFAULT.scrollback_bytes)]
-    scrollback: u64,
-    /// Terminals per workspace.
-    #[arg(long, default_value_t = RunnerLimits::DEFAULT.max_terminals)]
-    max_terminals: u32,
-    /// Running processes per workspace.
-    #[arg(long, default_value_t = RunnerLimits::DEFAULT.max_processes)]
-    max_processes: u32,
-    /// How workspaces are isolated. `none` is for development on a trusted machine only.
-    #[arg(long, value_enum, default_value = "namespaces")]
-    sandbox: SandboxMode,
-    /// Memory limit per workspace, in MiB (a process over it is killed). This and the other
-    /// limits are defaults and ceilings: a workspace may ask for less when it is created.
-    #[arg(long, default_value_t = SandboxLimits::DEFAULT.memory_bytes >> 20)]
-    memory_limit_mib: u64,
-    /// CPU limit per workspace, in cores (0.5 = half a core).
-    #[arg(long, default_value_t = SandboxLimits::DEFAULT.cpu_millis as f64 / 1000.0)]
-    cpu_limit: f64,
-    /// Process limit per workspace (stops fork bombs).
-    #[arg(long, default_value_t = SandboxLimits::DEFAULT.pids)]
-    pids_limit: u64,
-    /// Network of each sandboxed workspace. Never inbound: the IDE reaches a workspace's
-    /// ports through cove's preview proxy.
-    #[arg(long, value_enum, default_value = "auto")]
-    network: NetworkMode,
-    /// With outbound network, a range workspaces may reach although it is blocked by default
-    /// (the host's own addresses, private, link-local and carrier-grade NAT ranges), e.g.
-    /// `10.20.0.0/16` for a company registry, or `0.0.0.0/0` for everything. Repeatable;
-    /// also COVE_ALLOW_EGRESS, comma-separated.
-    #[arg(
-        long = "allow-egress",
-        env = "COVE_ALLOW_EGRESS",
-        value_delimiter = ','
-    )]
-    allow_egress: Vec<String>,
-    /// Size of each workspace's private /tmp, in MiB.
-    #[arg(long, default_value_t = 256)]
-    tmp_size_mib: u64,
-    /// Storage per workspace, in MiB. Sandboxed, each new workspace gets an ext4 image of
-    /// this size, so every write is held to it; 0 means no limit.
-    #[arg(long, default_value_t = 1024)]
-    disk_limit_mib: u64,
-    /// A host name cove is reached by (repeatable; also COVE_ALLOWED_HOSTS, comma-separated),
-    /// e.g. `cove.example.com`. Loopback names and IP addresses always work; any other name
-    /// in a request's Host is refused, which stops DNS-rebinding attacks from web pages.
-    #[arg(
-        long = "allowed-host",
-        env = "COVE_ALLOWED_HOSTS",
-        value_delimiter = ','
-    )]
-    allowed_hosts: Vec<String>,
-    /// Serve workspace previews at `{port}-{workspace id}.DOMAIN` (needs a wildcard DNS
-    /// record, and a wildcard certificate behind TLS). Without it, previews of a cove reached
-    /// on loopback live at `{port}-{id}.localhost`, and otherwise under
-    /// `/w/{id}/proxy/{port}/` in a sandboxed page.
-    #[arg(long, env = "COVE_PREVIEW_DOMAIN")]
-    preview_domain: Option<String>,
-    /// Most HTTP connections open at once (WebSockets leave the count once upgraded).
-    #[arg(long, default_value_t = 4096)]
-    max_connections: usize,
-    /// Seconds a client may take to send a request's head before it is disconnected (also
-    /// the idle time of keep-alive connections).
-    #[arg(long, default_value_t = 15)]
-    header_timeout_secs: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -256,17 +84,9 @@ struct RunnerArgs {
     listen_tcp: Option<SocketAddr>,
 }
 
-fn default_data_dir() -> anyhow::Result<PathBuf> {
-    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(xdg).join("cove"));
-    }
-    let home =
-        std::env::var_os("HOME").context("neither --data-dir, $XDG_DATA_HOME nor $HOME is set")?;
-    Ok(PathBuf::from(home).join(".local/share/cove"))
-}
-
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let filter = std::env::var("RUST_LOG").unwrap_or(cli.log.clone());
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -287,10 +107,21 @@ fn main() -> anyhow::Result<()> {
     }
     match cli.command {
         Command::SandboxInit(_) | Command::SandboxReap(_) => unreachable!("handled above"),
-        Command::Serve(args) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-            .block_on(serve(*args)),
+        Command::Serve(_) => {
+            let serve_matches = matches
+                .subcommand_matches("serve")
+                .context("the serve command's flags")?;
+            let settings =
+                cove_config::Settings::resolve(serve_matches, cove_config::Dirs::from_env())?;
+            if settings.args.print_config {
+                print!("{}", settings.render());
+                return Ok(());
+            }
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(serve(settings))
+        }
         // One runner serves one workspace: a single-threaded runtime keeps an idle runner
         // small (one thread, one malloc arena) and is fast enough for one workspace's I/O.
         Command::Runner(args) => tokio::runtime::Builder::new_current_thread()
@@ -301,18 +132,13 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(settings: cove_config::Settings) -> anyhow::Result<()> {
+    let args = &settings.args;
     if args.auth == AuthMode::None && (args.password.is_some() || args.hashed_password.is_some()) {
         tracing::warn!("a password was given, but --auth none ignores it");
     }
-    if args.cert.is_some() || args.cert_key.is_some() {
-        anyhow::bail!("--cert is not available yet: put cove behind a TLS-terminating proxy");
-    }
-    let data_dir = match args.data_dir.clone() {
-        Some(dir) => dir,
-        None => default_data_dir()?,
-    };
-    // Only this user may read it: it holds the database (password hashes) and the password.
+    let data_dir = settings.data_dir()?;
+    // Only this user may read it: it holds the database (password hashes) and the TLS key.
     {
         use std::os::unix::fs::DirBuilderExt as _;
         std::fs::DirBuilder::new()
@@ -322,12 +148,30 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
     }
     let data_dir = data_dir.canonicalize()?;
-    let accounts = accounts::settings(&args, &data_dir)?;
+    let accounts = accounts::settings(&settings)?;
+    let tls = settings
+        .tls_files(&data_dir)?
+        .map(|files| cove_server::TlsFiles {
+            cert: files.cert,
+            key: files.key,
+        });
+    let trusted_proxies = args
+        .trusted_proxies
+        .iter()
+        .map(|range| {
+            range.parse().map_err(|e| {
+                anyhow::anyhow!(
+                    "--trusted-proxy {range:?} (from {}): {e}",
+                    settings.source("trusted_proxies")
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<cove_server::Cidr>>>()?;
     let disk_limit_bytes = mib(args.disk_limit_mib, "--disk-limit-mib")?;
     let sandbox = match args.sandbox {
         SandboxMode::Namespaces => {
             let network = cove_backend_local::choose_network(
-                args.network.into(),
+                network_choice(args.network),
                 args.bind_addr,
                 cove_sandbox::network::find_slirp4netns(),
                 &args.allow_egress,
@@ -397,15 +241,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         bind: args.bind_addr,
         data_dir,
         accounts,
-        trusted_proxies: args.trusted_proxies,
-        allowed_origins: args.allowed_origins,
+        trusted_proxies,
+        allowed_origins: args.allowed_origins.clone(),
         max_file_bytes: args.max_file_size,
-        allowed_hosts: args.allowed_hosts,
-        preview_domain: args.preview_domain,
+        allowed_hosts: args.allowed_hosts.clone(),
+        preview_domain: args.preview_domain.clone(),
         header_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
         max_connections: args.max_connections,
+        tls,
     };
     cove_server::serve(config, Arc::new(backend), shutdown).await
+}
+
+fn network_choice(mode: NetworkMode) -> cove_backend_local::NetworkChoice {
+    match mode {
+        NetworkMode::Auto => cove_backend_local::NetworkChoice::Auto,
+        NetworkMode::None => cove_backend_local::NetworkChoice::None,
+        NetworkMode::Outbound => cove_backend_local::NetworkChoice::Outbound,
+    }
 }
 
 /// MiB from a flag in bytes, refusing values no filesystem or cgroup could hold.

@@ -20,6 +20,7 @@ mod perimeter;
 mod preview;
 mod relay;
 mod templates;
+mod tls;
 mod workspaces;
 
 use axum::Router;
@@ -37,6 +38,7 @@ use tokio_util::task::TaskTracker;
 pub use accounts::{AccountSettings, AdminPassword, Auth};
 pub use error::ApiError;
 pub use perimeter::Cidr;
+pub use tls::TlsFiles;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -59,6 +61,8 @@ pub struct Config {
     pub header_timeout: std::time::Duration,
     /// Most HTTP connections open at once.
     pub max_connections: usize,
+    /// Serve HTTPS with this certificate (`--cert`); plain HTTP when `None`.
+    pub tls: Option<TlsFiles>,
 }
 
 /// What every handler shares.
@@ -229,11 +233,16 @@ fn router(app: Arc<AppState>, max_file_bytes: u64) -> Router {
             app.clone(),
             perimeter::front_door,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            tls::strict_transport,
+        ))
         .with_state(app)
 }
 
-/// Runs the server until `shutdown` is cancelled. Prints `cove listening on http://ADDR` on
-/// stdout once it accepts connections (tests and tools wait for that line).
+/// Runs the server until `shutdown` is cancelled. Prints `cove listening on http://ADDR`
+/// (`https://` under TLS) on stdout once it accepts connections (tests and tools wait for
+/// that line).
 pub async fn serve(
     config: Config,
     backend: SharedBackend,
@@ -245,6 +254,8 @@ pub async fn serve(
             config.data_dir.display()
         )
     })?;
+    // Read before anything else, so that a bad certificate stops the start at once.
+    let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let db = db::Db::open(&config.data_dir).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot open the database in {}: {e}",
@@ -265,7 +276,7 @@ pub async fn serve(
         shutdown: shutdown.clone(),
         metrics: health::Metrics::default(),
         hosts: perimeter::Hosts::new(&config.allowed_hosts, config.preview_domain.as_deref()),
-        tls: false,
+        tls: acceptor.is_some(),
         max_file_bytes: config.max_file_bytes,
     });
     app.manager
@@ -289,7 +300,8 @@ pub async fn serve(
     {
         use std::io::Write;
         let mut stdout = std::io::stdout();
-        let _ = writeln!(stdout, "cove listening on http://{local}");
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        let _ = writeln!(stdout, "cove listening on {scheme}://{local}");
         let _ = stdout.flush();
     }
     let fd_limit = listener::raise_fd_limit();
@@ -306,6 +318,7 @@ pub async fn serve(
         listener,
         router(app.clone(), config.max_file_bytes),
         limits,
+        acceptor,
         shutdown.clone(),
         app.tasks.clone(),
     )

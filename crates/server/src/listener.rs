@@ -1,4 +1,4 @@
-//! Accepting connections: HTTP/1.1 with a deadline for request heads and a cap on open
+//! Accepting connections: HTTP/1.1 (over TLS with `--cert`) with a deadline for request heads and a cap on open
 //! connections, so slow or abandoned clients cannot take the server's descriptors.
 //!
 //! A client that has not sent a whole request head within `header_timeout` (slowloris) is
@@ -12,11 +12,13 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -33,11 +35,13 @@ pub(crate) struct Limits {
 const DRAIN: Duration = Duration::from_secs(5);
 
 /// Serves `router` on `listener` until `shutdown`, then lets open requests finish (for at
-/// most a few seconds). Connection tasks are tracked by `tasks`.
+/// most a few seconds). With `tls`, each connection first completes a TLS handshake, within
+/// `header_timeout`. Connection tasks are tracked by `tasks`.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
@@ -77,32 +81,64 @@ pub(crate) async fn serve(
         // Nagle's algorithm would hold a small frame that follows another (a prompt right
         // after `terminal_created`) for up to 40 ms waiting for an ACK.
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            let mut router = router.clone();
-            async move { <Router as tower_service::Service<_>>::call(&mut router, request).await }
-        });
-        let connection = http
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
-        let stop = shutdown.clone();
+        let (router, http, tls, stop) =
+            (router.clone(), http.clone(), tls.clone(), shutdown.clone());
         tasks.spawn(async move {
             let _slot = slot;
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "connection ended");
+            let Some(tls) = tls else {
+                return drive(&http, stream, router, peer, stop).await;
+            };
+            let handshake = tokio::time::timeout(limits.header_timeout, tls.accept(stream));
+            let stream = tokio::select! {
+                done = handshake => match done {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
                     }
-                    return;
-                }
-                _ = stop.cancelled() => {}
-            }
-            connection.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(DRAIN, connection).await;
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake took too long");
+                        return;
+                    }
+                },
+                _ = stop.cancelled() => return,
+            };
+            drive(&http, stream, router, peer, stop).await
         });
     }
+}
+
+/// Serves HTTP/1.1 on one connection until it ends, or until `stop` (then open requests get
+/// [`DRAIN`] to finish).
+async fn drive<I>(
+    http: &hyper::server::conn::http1::Builder,
+    io: I,
+    router: Router,
+    peer: SocketAddr,
+    stop: CancellationToken,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let mut router = router.clone();
+        async move { <Router as tower_service::Service<_>>::call(&mut router, request).await }
+    });
+    let connection = http
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+            return;
+        }
+        _ = stop.cancelled() => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(DRAIN, connection).await;
 }
 
 /// Raises this process's descriptor limit to the hard limit (systemd and shells often start

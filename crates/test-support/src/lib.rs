@@ -92,6 +92,15 @@ impl TestServer {
             .prefix("cove-it-")
             .tempdir_in("/tmp")
             .expect("temp dir");
+        // The config file is the data dir's own unless a test chooses one: the user's
+        // ~/.config/cove/config.yaml must not change what is tested.
+        if !args
+            .iter()
+            .any(|a| a == "--config" || a.starts_with("--config="))
+        {
+            let file = data_dir.path().join("config.yaml");
+            args.push(format!("--config={}", file.display()));
+        }
         let mut server = TestServer {
             bin: PathBuf::from(bin),
             child: None,

@@ -76,6 +76,12 @@ impl Serve {
             // Every caller is the administrator unless the caller chooses `--auth` itself.
             .args(auth_default(options.args))
             .args(options.args)
+            // A config file of the data dir's own (none is there), unless one is given: the
+            // user's ~/.config/cove/config.yaml must not change what is measured.
+            .args(
+                (!options.args.iter().any(|a| a.starts_with("--config")))
+                    .then(|| format!("--config={}", data_dir.path().join("config.yaml").display())),
+            )
             .envs(options.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -17,6 +17,7 @@ mod security;
 mod seeds;
 mod sharing;
 mod terminals;
+mod tls_config;
 mod view;
 
 use cove_test_support::TestServer;
