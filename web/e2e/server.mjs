@@ -42,7 +42,10 @@ export async function startServer({ bin, args = [], env = {}, cwd, dirPrefix = '
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), dirPrefix));
   // Every caller is the administrator unless the caller asks for sign-in (`--auth password`).
   const auth = args.includes('--auth') ? [] : ['--auth', 'none'];
-  const argv = ['serve', '--bind-addr', '127.0.0.1:0', '--data-dir', dataDir, ...auth, ...args];
+  // A config file of the data dir's own (none is there): ~/.config/cove/config.yaml must not
+  // change what is tested.
+  const config = args.some((a) => a.startsWith('--config')) ? [] : [`--config=${path.join(dataDir, 'config.yaml')}`];
+  const argv = ['serve', '--bind-addr', '127.0.0.1:0', '--data-dir', dataDir, ...auth, ...config, ...args];
   log(`starting ${bin} ${argv.join(' ')}`);
   const child = spawn(bin, argv, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info', NO_COLOR: '1', ...env } });
   const exited = new Promise((resolve) => {
