@@ -128,6 +128,9 @@ async function main() {
     await viewer.waitForURL((u) => !u.pathname.startsWith('/login'), { timeout: 20_000 });
     await viewer.goto(`${base}/w/${id}`, { waitUntil: 'domcontentloaded' });
     await viewer.getByTestId('readonly-banner').waitFor({ timeout: 30_000 });
+    // Each sees the other in the workspace's presence list.
+    await owner.getByTestId('presence-vic').waitFor({ timeout: 20_000 });
+    await viewer.getByTestId('presence-admin').waitFor({ timeout: 20_000 });
     await waitFor(async () => (await viewer.evaluate(() => window.__coveTerminals?.size ?? 0)) > 0, 30_000, 'the shared terminal');
     await typeInTerminal(owner, 'echo LIVE-$((7*7))\n');
     await waitFor(async () => (await terminalText(viewer)).includes('LIVE-49'), 20_000, 'LIVE-49 in the viewer\'s terminal');

@@ -62,7 +62,7 @@ pub struct ServeArgs {
     #[arg(long, env = "HASHED_PASSWORD", hide_env_values = true)]
     pub hashed_password: Option<Secret>,
     /// The first administrator's username (made at first start, when there is no user).
-    #[arg(long, env = "COVE_ADMIN_USERNAME", default_value = "admin")]
+    #[arg(long, env = "ADMIN_USERNAME", default_value = "admin")]
     pub admin_username: String,
     /// A reverse proxy (address or CIDR range) whose X-Forwarded-For, -Host and -Proto
     /// headers are believed, e.g. `127.0.0.1` or `10.0.0.0/8`. Repeatable; in the environment

@@ -1,14 +1,17 @@
 // Live workspace changes (`GET /api/events`, Server-Sent Events): creations, state changes
-// and deletions, whoever caused them. EventSource reconnects by itself; after a reconnect
-// (or when the server says this client fell behind) the caller lists again.
+// and deletions, whoever caused them, and who has which workspace open (`presence`).
+// EventSource reconnects by itself; after a reconnect (or when the server says this client
+// fell behind) the caller lists again.
 import { verifySession } from './accounts';
-import type { Workspace } from './types';
+import type { Presence, Workspace } from './types';
 
 export interface WorkspaceEventHandlers {
   changed(w: Workspace): void;
   deleted(id: string): void;
   /** Events may have been missed: list again. */
   resync(): void;
+  /** The people with an open IDE on a workspace (sent on every change, and once on connect). */
+  presence?(p: Presence): void;
 }
 
 export function watchWorkspaces(h: WorkspaceEventHandlers): () => void {
@@ -36,6 +39,14 @@ export function watchWorkspaces(h: WorkspaceEventHandlers): () => void {
       h.deleted(String(JSON.parse((e as MessageEvent).data).id));
     } catch {
       /* ignore */
+    }
+  });
+  source.addEventListener('presence', (e) => {
+    try {
+      const p = JSON.parse((e as MessageEvent).data) as Presence;
+      if (p && typeof p.workspaceId === 'string' && Array.isArray(p.users)) h.presence?.(p);
+    } catch {
+      /* ignore a malformed event */
     }
   });
   source.addEventListener('resync', () => h.resync());

@@ -3,7 +3,7 @@
 import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from 'react';
 import { api, previewUrl, serverInfo } from '../api/rest';
 import type { ConnectionState } from '../api/control';
-import { ApiError, type FileChangedMessage, type ServerMessage, type StatusMessage, type Workspace } from '../api/types';
+import { ApiError, type FileChangedMessage, type ServerMessage, type PresentUser, type StatusMessage, type Workspace } from '../api/types';
 import { WorkspaceClient, type Halt } from '../api/workspace';
 import { watchWorkspaces } from '../api/events';
 import { EditorPane } from '../editor/EditorPane';
@@ -16,7 +16,9 @@ import { PortsPanel, usePorts } from '../workspaces/PortsPanel';
 import { ProcessesPanel } from '../workspaces/ProcessesPanel';
 import { PreviewPane } from '../workspaces/PreviewPane';
 import { StateBadge, accessOf, relativeTime } from '../workspaces/Home';
+import { PresenceList } from '../accounts/Avatar';
 import { UserMenu } from '../accounts/UserMenu';
+import { useAccount } from '../accounts/account';
 import { Icon, ThemeToggle, ask, notify } from './feedback';
 import { linkHandler, setNavigationGuard } from './router';
 import { Sash } from './Sash';
@@ -61,6 +63,9 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
   const [editor] = useState(() => new EditorModel(client, { ask, notify }));
   const [tree] = useState(() => new FileTreeModel(client));
   const [workspace, setWorkspace] = useState<Workspace | null>(null);
+  /** Who has this workspace open (the `presence` event), the caller among them. */
+  const [present, setPresent] = useState<PresentUser[]>([]);
+  const account = useAccount();
   const [previewTemplate, setPreviewTemplate] = useState<string | null>(null);
   const [halt, setHalt] = useState<Halt | null>(client.halted);
   /** The workspace's id once known (the route may name it by its name). */
@@ -121,6 +126,9 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
         if (id === workspaceId || id === idRef.current) client.setHalt({ kind: 'deleted' });
       },
       resync: () => void client.mayReconnect(),
+      presence: (p) => {
+        if (p.workspaceId === workspaceId || p.workspaceId === idRef.current) setPresent(p.users);
+      },
     });
   }, [client, workspaceId]);
 
@@ -412,7 +420,8 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
           <button type="button" className={`icon-button${panelOpen ? ' on' : ''}`} aria-pressed={panelOpen} aria-label="Toggle panel" title="Toggle panel (Ctrl+J)" onClick={() => setPanelOpen((o) => !o)}>
             <Icon name="panel" />
           </button>
-          {/* Who is signed in, and the way out, in the IDE as on the home page. */}
+          {/* Who else has this workspace open, live; then who is signed in here. */}
+          <PresenceList users={present.filter((u) => u.username !== account.user?.username)} />
           <UserMenu />
         </div>
       </header>
