@@ -80,6 +80,11 @@ impl Dirs {
         }
     }
 
+    /// cove's default data dir: `$XDG_DATA_HOME/cove`, else `~/.local/share/cove`.
+    pub fn data_dir(&self) -> Result<PathBuf, Error> {
+        self.cove_dir(&self.xdg_data_home, ".local/share", "data dir")
+    }
+
     /// `$XDG_x/cove`, else `$HOME/<fallback>/cove`.
     fn cove_dir(
         &self,
@@ -248,9 +253,7 @@ impl Settings {
     pub fn data_dir(&self) -> Result<PathBuf, Error> {
         match &self.args.data_dir {
             Some(dir) => Ok(dir.clone()),
-            None => self
-                .dirs
-                .cove_dir(&self.dirs.xdg_data_home, ".local/share", "data dir"),
+            None => self.dirs.data_dir(),
         }
     }
 

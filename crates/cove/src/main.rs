@@ -6,6 +6,7 @@
 //! lives in its crate.
 
 mod accounts;
+mod admin;
 
 use anyhow::Context as _;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
@@ -38,6 +39,13 @@ enum Command {
     /// Run the server (defaults: http://127.0.0.1:8080, data in ~/.local/share/cove,
     /// settings in ~/.config/cove/config.yaml).
     Serve(Box<cove_config::ServeArgs>),
+    /// Users of a data dir: add, list, remove, passwd, role, disable, enable (works while
+    /// the server runs).
+    User(admin::UserArgs),
+    /// API tokens for scripts and agents: `cove token create NAME [--user U] [--days N]`.
+    Token(admin::TokenArgs),
+    /// The audit log, newest first.
+    Audit(admin::AuditArgs),
     /// Internal: the agent of one workspace, started by the server. Not for people.
     Runner(RunnerArgs),
     /// Internal: confines a runner (namespaces, new root, cgroups, its own uid). Not for people.
@@ -122,6 +130,9 @@ fn main() -> anyhow::Result<()> {
                 .build()?
                 .block_on(serve(settings))
         }
+        Command::User(args) => one_shot()?.block_on(admin::user(args)),
+        Command::Token(args) => one_shot()?.block_on(admin::token(args)),
+        Command::Audit(args) => one_shot()?.block_on(admin::audit(args)),
         // One runner serves one workspace: a single-threaded runtime keeps an idle runner
         // small (one thread, one malloc arena) and is fast enough for one workspace's I/O.
         Command::Runner(args) => tokio::runtime::Builder::new_current_thread()
@@ -130,6 +141,13 @@ fn main() -> anyhow::Result<()> {
             .build()?
             .block_on(runner(args)),
     }
+}
+
+/// The runtime of a command that does one thing and ends.
+fn one_shot() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 async fn serve(settings: cove_config::Settings) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@
 //! workspace program itself.
 
 mod accounts;
+mod admin;
 mod api;
 mod assets;
 mod auth;
@@ -36,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use accounts::{AccountSettings, AdminPassword, Auth};
+pub use admin::AccountsAdmin;
 pub use error::ApiError;
 pub use perimeter::Cidr;
 pub use tls::TlsFiles;

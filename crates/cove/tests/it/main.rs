@@ -5,6 +5,7 @@
 //! sandbox itself then skip and say why (`cove_test_support::needs_sandbox`).
 
 mod accounts;
+mod cli;
 mod control;
 mod files;
 mod limits;
