@@ -427,6 +427,38 @@ fn clip(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::db::TokenRow;
+
+    #[tokio::test]
+    async fn an_expired_token_names_nobody_and_a_live_one_its_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).await.unwrap();
+        let accounts = Accounts::new(db.clone(), AccountSettings::default());
+        accounts.bootstrap().await.unwrap();
+        let address = IpAddr::from([127, 0, 0, 1]);
+        let now = crate::now_ms();
+        for (id, expires) in [("old", now - 1000), ("live", now + 60_000)] {
+            db.insert_token(&TokenRow {
+                id: id.into(),
+                secret_hash: secrets::hash(&format!("cove_{id}")),
+                user_id: FIRST_ADMIN_ID.into(),
+                name: id.into(),
+                created_at: crate::rfc3339(now - 5000),
+                expires_at: Some(crate::rfc3339(expires)),
+                last_used_at: None,
+            })
+            .await
+            .unwrap();
+        }
+        let who = |secret: &'static str| accounts.authenticate(None, Some(secret), address);
+        assert!(who("cove_old").await.unwrap().is_none(), "expired");
+        let live = who("cove_live").await.unwrap().expect("a live token");
+        assert_eq!(live.credential, Credential::Token("live".into()));
+        assert!(who("cove_unknown").await.unwrap().is_none());
+        db.close().await;
+    }
+
     #[test]
     fn audit_text_is_bounded_and_cannot_pass_for_two_rows() {
         assert_eq!(super::clip("a\nb\u{1b}[31m"), "a\\u{a}b\\u{1b}[31m");
