@@ -311,6 +311,30 @@ impl Accounts {
         })
     }
 
+    /// Registers a connection of `caller` (on `workspace`, if any) within their connections
+    /// quota; it closes when `parent` is cancelled or the caller's credential or access goes.
+    pub(crate) fn open_connection(
+        &self,
+        caller: &Caller,
+        workspace: Option<(&str, WorkspaceAccess)>,
+        kind: ConnectionKind,
+        parent: &tokio_util::sync::CancellationToken,
+    ) -> Result<Registered, ApiError> {
+        let limit = self.quotas_of(&caller.user).connections;
+        self.connections
+            .open(caller.opener(), workspace, kind, limit, parent)
+            .map_err(|open| {
+                self.check_quota(&caller.user, Quota::Connections, open, 1)
+                    .err()
+                    .unwrap_or_else(|| {
+                        ApiError::new(
+                            cove_protocol::ErrorCode::LimitExceeded,
+                            "too many connections",
+                        )
+                    })
+            })
+    }
+
     /// Appends to the audit log. A failure to write is logged, never hidden: the action has
     /// already happened.
     pub(crate) async fn audit(

@@ -18,11 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
-use cove_protocol::ErrorCode;
 use cove_protocol::accounts::Presence;
 
 use crate::AppState;
-use crate::accounts::{Caller, ConnectionKind, Quota, Registered};
+use crate::accounts::{Caller, ConnectionKind, Registered};
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::relay::Gauge;
@@ -33,21 +32,9 @@ pub(crate) async fn events(
     caller: Caller,
 ) -> Result<Response, ApiError> {
     let connections = &app.accounts.connections;
-    let limit = app.accounts.quotas_of(&caller.user).connections;
-    let registered = connections
-        .open(
-            caller.opener(),
-            None,
-            ConnectionKind::Events,
-            limit,
-            &app.shutdown,
-        )
-        .map_err(|open| {
-            app.accounts
-                .check_quota(&caller.user, Quota::Connections, open, 1)
-                .err()
-                .unwrap_or_else(|| ApiError::new(ErrorCode::LimitExceeded, "too many connections"))
-        })?;
+    let registered =
+        app.accounts
+            .open_connection(&caller, None, ConnectionKind::Events, &app.shutdown)?;
     // Subscribed before the snapshot, so that no change falls between them.
     let presence = connections.presence_changes();
     let snapshot = connections

@@ -30,10 +30,9 @@ use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 
 use crate::AppState;
-use crate::accounts::{Auth, Caller, ConnectionKind, Quota, SESSION_COOKIE};
+use crate::accounts::{Auth, Caller, ConnectionKind, SESSION_COOKIE};
 use crate::error::ApiError;
 use crate::perimeter::{FromWorkspace, parse_port};
-use cove_protocol::ErrorCode;
 
 /// The sandbox of path-based previews: scripts, forms and popups work; the origin is opaque.
 const PATH_PREVIEW_POLICY: &str = "sandbox allow-scripts allow-forms allow-popups allow-popups-to-escape-sandbox allow-modals allow-downloads";
@@ -376,25 +375,14 @@ async fn relay(
     {
         let runner_upgrade = hyper::upgrade::on(&mut response);
         // Registered like every socket, so that sign-out, revocation or a lost share ends it.
-        let accounts = &app.accounts;
-        let limit = accounts.quotas_of(&caller.user).connections;
-        let registered = match accounts.connections.open(
-            caller.opener(),
+        let registered = match app.accounts.open_connection(
+            &caller,
             Some((&row.id, access)),
             ConnectionKind::Preview,
-            limit,
             &app.shutdown,
         ) {
             Ok(registered) => registered,
-            Err(open) => {
-                let e = accounts
-                    .check_quota(&caller.user, Quota::Connections, open, 1)
-                    .err()
-                    .unwrap_or_else(|| {
-                        ApiError::new(ErrorCode::LimitExceeded, "too many connections")
-                    });
-                return e.into_response();
-            }
+            Err(e) => return e.into_response(),
         };
         app.tasks.spawn(async move {
             if let (Ok(client), Ok(runner)) = (client_upgrade.await, runner_upgrade.await) {

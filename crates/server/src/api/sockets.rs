@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 
 use super::{Shared, start};
 use crate::AppState;
-use crate::accounts::{Caller, ConnectionKind, Quota, Registered};
+use crate::accounts::{Caller, ConnectionKind, Registered};
 use crate::error::ApiError;
 use crate::relay::{self, Gauge};
 
@@ -61,18 +61,8 @@ pub(crate) fn admit<'a>(
                 .await;
             return Err(e);
         }
-        let limit = app.accounts.quotas_of(&caller.user).connections;
         app.accounts
-            .connections
-            .open(caller.opener(), workspace, kind, limit, &app.shutdown)
-            .map_err(|open| {
-                app.accounts
-                    .check_quota(&caller.user, Quota::Connections, open, 1)
-                    .err()
-                    .unwrap_or_else(|| {
-                        ApiError::new(ErrorCode::LimitExceeded, "too many connections")
-                    })
-            })
+            .open_connection(caller, workspace, kind, &app.shutdown)
     }
 }
 
