@@ -24,7 +24,7 @@ Settings come from four places; a later one wins over an earlier one:
 A list (allowed-host, allow-egress) is taken whole from the one place that wins.
 
 With --auth password (the default), the password is the first of: --password,
-$PASSWORD, hashed-password ($HASHED_PASSWORD or the file: an Argon2 PHC string),
+$PASSWORD, --admin-password ($ADMIN_PASSWORD), hashed-password ($HASHED_PASSWORD or the file: an Argon2 PHC string),
 the file's password. With none of them, cove generates one, writes it into the config
 file (mode 0600) and prints where it is, never the password itself.
 
@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// $PASSWORD or the config file: a flag is visible to every user of this machine in `ps`).
     #[arg(long, env = "PASSWORD", hide_env_values = true)]
     pub password: Option<Secret>,
+    /// The administrator's password, as --password (for deployments that set ADMIN_USERNAME
+    /// and ADMIN_PASSWORD together); --password and $PASSWORD win over it.
+    #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<Secret>,
     /// The password as an Argon2 hash in PHC form (`$argon2id$v=19$...`), as code-server
     /// takes it. Wins over the config file's password, not over --password or $PASSWORD.
     #[arg(long, env = "HASHED_PASSWORD", hide_env_values = true)]

@@ -258,7 +258,8 @@ impl Settings {
     }
 
     /// The password setting that wins, if any (without generating one): `--password`, then
-    /// `$PASSWORD`, then `hashed-password` (flag, `$HASHED_PASSWORD` or file), then the
+    /// `$PASSWORD`, then `--admin-password` (`$ADMIN_PASSWORD` or file), then `hashed-password`
+    /// (flag, `$HASHED_PASSWORD` or file), then the
     /// config file's `password`.
     pub fn password(&self) -> Option<AdminPassword> {
         let plain = |secret: &Secret| AdminPassword {
@@ -270,6 +271,12 @@ impl Settings {
             password.filter(|_| matches!(self.source("password"), Source::Flag(_) | Source::Env(_)))
         {
             return Some(plain(secret));
+        }
+        if let Some(secret) = &self.args.admin_password {
+            return Some(AdminPassword {
+                setting: PasswordSetting::Plain(secret.clone()),
+                source: self.source("admin_password"),
+            });
         }
         if let Some(hash) = &self.args.hashed_password {
             return Some(AdminPassword {

@@ -174,6 +174,28 @@ fn code_servers_keys_mean_the_same() {
         PasswordSetting::Plain("from-the-env".parse().unwrap())
     );
     assert_eq!(admin.source, Source::Env("PASSWORD".into()));
+    // $ADMIN_PASSWORD also wins over the file's hash, and $PASSWORD over it.
+    let admin_env = env(&[("admin_password", "ADMIN_PASSWORD", "the-admins")]);
+    let with_admin = resolve(home.path(), Layer::default(), admin_env).unwrap();
+    let admin = with_admin.password().unwrap();
+    assert_eq!(
+        admin.setting,
+        PasswordSetting::Plain("the-admins".parse().unwrap())
+    );
+    assert_eq!(admin.source, Source::Env("ADMIN_PASSWORD".into()));
+    let both = env(&[
+        ("admin_password", "ADMIN_PASSWORD", "the-admins"),
+        ("password", "PASSWORD", "from-the-env"),
+    ]);
+    let with_both = resolve(home.path(), Layer::default(), both).unwrap();
+    assert_eq!(
+        with_both.password().unwrap().source,
+        Source::Env("PASSWORD".into())
+    );
+    assert!(
+        !with_both.render().contains("the-admins"),
+        "masked in --print-config"
+    );
 
     // `cert: true` is a self-signed certificate, `cert: false` none.
     write_config(home.path(), "cert: true\n");
