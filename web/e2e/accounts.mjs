@@ -149,6 +149,38 @@ async function main() {
     }
   }, 60_000);
 
+  await step('a preview opened from the IDE reaches its own host signed in; a signed-out browser is sent to sign in', async () => {
+    const port = 8124;
+    await owner.getByTestId('panel-tab-processes').click();
+    await owner.getByTestId('process-command').fill(`python3 -m http.server ${port} --bind 127.0.0.1`);
+    await owner.getByTestId('process-run').click();
+    await owner.getByTestId('panel-tab-ports').click();
+    const row = owner.getByTestId(`port-${port}`);
+    await row.waitFor({ timeout: 20_000 });
+    const href = (await row.locator('a').getAttribute('href')) ?? '';
+    if (href !== `/w/${id}/open/${port}`) throw new Error(`the preview link goes through cove's open route, got ${href}`);
+    const previewHost = `${port}-${id}.localhost:${new URL(base).port}`;
+    const tab = await owner.context().newPage();
+    try {
+      const r = await tab.goto(`${base}${href}`, { waitUntil: 'domcontentloaded' });
+      const url = new URL(tab.url());
+      if (url.host !== previewHost || url.pathname !== '/') throw new Error(`the tab ended at ${tab.url()}, not on ${previewHost}`);
+      const body = await tab.content();
+      if (r.status() !== 200 || !/Directory listing/i.test(body)) throw new Error(`${tab.url()} answered ${r.status()}: ${body.slice(0, 160)}`);
+      await tab.screenshot({ path: path.join(shotsDir, 'accounts-preview-host.png') });
+    } finally {
+      await tab.close();
+    }
+    const stranger = await newPage();
+    try {
+      await stranger.goto(`http://${previewHost}/`, { waitUntil: 'domcontentloaded' });
+      await stranger.waitForURL(/\/login\?next=/, { timeout: 20_000 });
+      await stranger.screenshot({ path: path.join(shotsDir, 'accounts-preview-signed-out.png') });
+    } finally {
+      await stranger.context().close();
+    }
+  }, 60_000);
+
   await step('signing out ends the session and shows the sign-in page', async () => {
     await owner.getByTestId('user-menu-button').click();
     await owner.getByTestId('menu-sign-out').click();

@@ -180,6 +180,16 @@ pub struct UpdateUser {
     pub quotas: Option<Quotas>,
 }
 
+/// `PUT /api/users/me`: a user's new password, with the one it replaces (so that a stolen
+/// session cannot lock its owner out).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(TS))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangePassword {
+    pub password: String,
+    pub current_password: String,
+}
+
 /// An entry of `GET /api/users/me/sessions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(TS))]

@@ -380,6 +380,7 @@ fn typescript_bindings_are_current() {
         User,
         CreateUser,
         UpdateUser,
+        ChangePassword,
         SessionView,
         CreateToken,
         TokenCreated,

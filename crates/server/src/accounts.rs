@@ -25,7 +25,8 @@ mod users;
 
 pub(crate) use connections::{Connections, Kind as ConnectionKind, Opener, Registered};
 pub(crate) use quotas::Quota;
-pub(crate) use signin::SESSION_COOKIE;
+pub(crate) use secrets::{hash as hash_secret, new_secret};
+pub(crate) use signin::{Proof, SESSION_COOKIE};
 
 use cove_protocol::accounts::{
     AuditEntry, Outcome, Quotas, Role, ShareAccess, User, WorkspaceAccess,

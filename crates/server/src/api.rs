@@ -175,11 +175,8 @@ pub(crate) async fn list_templates() -> Response {
 pub(crate) async fn info(State(app): Shared, request: Request) -> Response {
     let host = crate::perimeter::request_host(&request).unwrap_or_default();
     let scheme = if app.tls { "https" } else { "http" };
-    // Preview hosts cannot see who calls yet (see preview.rs): path previews only.
-    let template = match app.accounts.auth() {
-        Auth::None => app.hosts.preview_template(scheme, &host),
-        Auth::Password => None,
-    };
+    // With sign-in on, a preview host is signed in to through `/w/{id}/open/{port}`.
+    let template = app.hosts.preview_template(scheme, &host);
     axum::Json(ServerInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
         preview_url_template: template,

@@ -73,7 +73,8 @@ pub(crate) async fn identify(
 async fn refuse(app: &AppState, request: Request, address: IpAddr) -> Response {
     let path = request.uri().path().to_string();
     let upgrade = is_upgrade(&request);
-    if request.method() == Method::GET && crate::assets::is_page(&path) && !upgrade {
+    let page = crate::assets::is_page(&path) || crate::preview::is_open_route(&path);
+    if request.method() == Method::GET && page && !upgrade {
         let next = request.uri().path_and_query().map_or("/", |p| p.as_str());
         return Redirect::to(&format!("/login?next={}", encode_component(next))).into_response();
     }
@@ -134,7 +135,7 @@ pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// The token of `Authorization: Bearer <token>`.
-fn bearer(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
@@ -144,7 +145,7 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Percent-encodes a URL component (for `next=`).
-fn encode_component(text: &str) -> String {
+pub(crate) fn encode_component(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {

@@ -82,6 +82,8 @@ pub struct AppState {
     metrics: health::Metrics,
     /// Which names cove answers to, and where previews live.
     hosts: perimeter::Hosts,
+    /// Who is signed in to which preview host.
+    previews: preview::PreviewPasses,
     /// Whether cove serves TLS itself (origins are `https://`).
     tls: bool,
     /// Largest file body accepted through the API.
@@ -190,6 +192,7 @@ fn router(app: Arc<AppState>, max_file_bytes: u64) -> Router {
         .route("/api/templates", get(api::list_templates))
         .route("/api/info", get(api::info))
         .route("/api/events", get(events::events))
+        .route("/w/{id}/open/{port}", get(preview::open))
         .route(
             "/w/{id}/proxy/{port}",
             axum::routing::any(preview::add_slash),
@@ -278,6 +281,7 @@ pub async fn serve(
         shutdown: shutdown.clone(),
         metrics: health::Metrics::default(),
         hosts: perimeter::Hosts::new(&config.allowed_hosts, config.preview_domain.as_deref()),
+        previews: preview::PreviewPasses::default(),
         tls: acceptor.is_some(),
         max_file_bytes: config.max_file_bytes,
     });

@@ -180,6 +180,20 @@ impl Hosts {
         Some(format!("{scheme}://{{port}}-{{id}}.{domain}{port}/"))
     }
 
+    /// cove's own `host[:port]` as seen from a preview host, where it can be known: `localhost`
+    /// beside `*.localhost`, and the one `--allowed-host` beside `--preview-domain`.
+    pub(crate) fn cove_host_of_preview(&self, host: &str) -> Option<String> {
+        let (name, port) = split_host(host)?;
+        let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+        if name.ends_with(&format!(".{LOOPBACK_PREVIEW_DOMAIN}")) {
+            return Some(format!("{LOOPBACK_PREVIEW_DOMAIN}{port}"));
+        }
+        match self.allowed.as_slice() {
+            [only] if self.preview_domain.is_some() => Some(format!("{only}{port}")),
+            _ => None,
+        }
+    }
+
     /// The `frame-src` of cove's pages: where the IDE's embedded preview may come from.
     fn frame_sources(&self, scheme: &str) -> String {
         let mut sources = format!("'self' {scheme}://*.localhost:*");

@@ -16,11 +16,14 @@
 //! and `Authorization` header never reach it, and it cannot set cove's cookie. A preview
 //! never starts a stopped workspace (a request from any page could otherwise start one).
 //!
-//! Who may look: path previews need a caller like every other route of cove's (a preview
-//! link sent to someone who is not signed in shows nothing), and one with view access may
-//! only load pages (GET, HEAD). Host previews are another origin that cove's cookie does not
-//! reach, so with sign-in on they are refused (with the path to use instead) until a
-//! sign-in handshake for preview hosts exists; `GET /api/info` then offers no host template.
+//! Who may look: every preview needs a caller (a preview link sent to someone who is not
+//! signed in shows nothing), and one with view access may only load pages (GET, HEAD). Path
+//! previews are cove's routes and see cove's session; a preview host is another origin that
+//! cove's cookie does not reach, and is signed in to through cove (`signin.rs`).
+
+mod signin;
+
+pub(crate) use signin::{PreviewPasses, open};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -33,6 +36,7 @@ use crate::AppState;
 use crate::accounts::{Auth, Caller, ConnectionKind, SESSION_COOKIE};
 use crate::error::ApiError;
 use crate::perimeter::{FromWorkspace, parse_port};
+use signin::PREVIEW_COOKIE;
 
 /// The sandbox of path-based previews: scripts, forms and popups work; the origin is opaque.
 const PATH_PREVIEW_POLICY: &str = "sandbox allow-scripts allow-forms allow-popups allow-popups-to-escape-sandbox allow-modals allow-downloads";
@@ -47,7 +51,7 @@ fn wants_upgrade(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Removes cove's credentials from a request bound for a workspace's own server.
+/// Removes cove's credentials (and a preview host's pass) from a request bound for a workspace's own server.
 fn strip_credentials(headers: &mut HeaderMap) {
     headers.remove(header::AUTHORIZATION);
     let kept: Vec<String> = headers
@@ -56,7 +60,10 @@ fn strip_credentials(headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .map(str::trim)
-        .filter(|c| !c.is_empty() && c.split('=').next().map(str::trim) != Some(SESSION_COOKIE))
+        .filter(|c| {
+            let name = c.split('=').next().map(str::trim);
+            !c.is_empty() && name != Some(SESSION_COOKIE) && name != Some(PREVIEW_COOKIE)
+        })
         .map(str::to_string)
         .collect();
     headers.remove(header::COOKIE);
@@ -67,7 +74,7 @@ fn strip_credentials(headers: &mut HeaderMap) {
     }
 }
 
-/// Drops `Set-Cookie` headers that could set cove's own session cookie: named so, and also
+/// Drops `Set-Cookie` headers that could set cove's own session cookie (or a preview pass): named so, and also
 /// nameless ones (`=cove_session=...`), which browsers store with an empty name and send
 /// back as `cove_session=...`. Whatever mentions the name in its name and value goes.
 fn strip_session_cookies(headers: &mut HeaderMap) {
@@ -80,7 +87,8 @@ fn strip_session_cookies(headers: &mut HeaderMap) {
             };
             let pair = text.split(';').next().unwrap_or("");
             let name = pair.split_once('=').map_or("", |(n, _)| n).trim();
-            !name.is_empty() && !pair.to_ascii_lowercase().contains(SESSION_COOKIE)
+            let pair = pair.to_ascii_lowercase();
+            !name.is_empty() && !pair.contains(SESSION_COOKIE) && !pair.contains(PREVIEW_COOKIE)
         })
         .cloned()
         .collect();
@@ -159,22 +167,20 @@ pub(crate) async fn serve_host(
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
-    // A preview host is another origin: cove's session cookie never reaches it, so with
-    // sign-in on there is no way yet to know who calls. Refused rather than open to all.
+    let address = app
+        .proxies
+        .client_address(peer_of(&request), request.headers());
     let caller = match app.accounts.auth() {
-        Auth::None => match app.accounts.open_caller(peer_of(&request)).await {
+        Auth::None => match app.accounts.open_caller(address).await {
             Ok(caller) => caller,
             Err(e) => return e.into_response(),
         },
         Auth::Password => {
-            return problem(
-                request.headers(),
-                StatusCode::FORBIDDEN,
-                "Sign-in does not reach preview hosts yet",
-                &format!(
-                    "With sign-in on, open this port through cove's own address instead: /w/{workspace}/proxy/{port}/"
-                ),
-            );
+            let asked = signin::Asked::of(&request);
+            match signin::admit(&app, &workspace, port, asked, address).await {
+                Ok(caller) => caller,
+                Err(answer) => return answer,
+            }
         }
     };
     relay(app, caller, &workspace, port, target, request, Kind::Host).await
@@ -185,6 +191,12 @@ fn peer_of(request: &Request) -> std::net::IpAddr {
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.ip())
+}
+
+/// Whether `path` is `/w/{id}/open/{port}`, the IDE's link to a preview: a page load that
+/// sends a signed-out person to sign in first.
+pub(crate) fn is_open_route(path: &str) -> bool {
+    split_path_preview(path).is_some_and(|(_, kind, _, tail)| kind == "open" && tail.is_empty())
 }
 
 /// `/w/{id}/proxy/{port}` or `/absproxy/` without a slash: relative links need one.
@@ -420,7 +432,9 @@ mod tests {
         );
         headers.insert(
             header::COOKIE,
-            HeaderValue::from_static("theme=dark; cove_session=abc; csrftoken=x"),
+            HeaderValue::from_static(
+                "theme=dark; cove_session=abc; csrftoken=x; cove_preview=pass",
+            ),
         );
         strip_credentials(&mut headers);
         assert!(headers.get(header::AUTHORIZATION).is_none());
@@ -436,6 +450,10 @@ mod tests {
         headers.append(
             header::SET_COOKIE,
             HeaderValue::from_static("cove_session=evil; Path=/"),
+        );
+        headers.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("cove_preview=planted; Path=/"),
         );
         headers.append(header::SET_COOKIE, HeaderValue::from_static("app=1"));
         // Nameless cookies come back from browsers as `cove_session=...`.

@@ -167,6 +167,8 @@ export type CreateUser = { username: string, password: string, role: Role, };
 
 export type UpdateUser = { password?: string, role?: Role, disabled?: boolean, quotas?: Quotas, };
 
+export type ChangePassword = { password: string, currentPassword: string, };
+
 export type SessionView = { id: string, createdAt: string, lastSeenAt: string, address: string, userAgent: string, 
 /**
  * The session this request came with.

@@ -102,14 +102,31 @@ export function serverInfo(): Promise<ServerInfo> {
   return info;
 }
 
+/** Where a preview is shown: a new tab, or a frame inside the IDE. */
+export type PreviewUse = 'tab' | 'frame';
+
+/** The preview's own host for `port`, when the server offers one and `workspaceId` is an id. */
+function previewHost(info: ServerInfo | null, workspaceId: string, port: number): string | null {
+  const template = info?.previewUrlTemplate;
+  if (!template || !/^[0-9a-f]{32}$/.test(workspaceId)) return null;
+  return template.replace('{port}', String(port)).replace('{id}', workspaceId);
+}
+
 /**
- * Where the preview of `port` lives. On its own origin when the server offers one (root-absolute
- * URLs of the app work there, and the page cannot touch cove), else under cove's path, where
- * the server sandboxes it. `workspaceId` must be the id (not the name) for the former.
+ * Where to send the browser for the preview of `port`. On its own origin when the server offers
+ * one (root-absolute URLs of the app work there, and the page cannot touch cove), else under
+ * cove's path, where the server sandboxes it. With sign-in on, a tab goes through cove's
+ * `/w/{id}/open/{port}`, which signs it in to the preview host; a frame uses the path preview,
+ * since browsers keep a frame on another site away from its cookies.
  */
-export function previewUrl(template: string | null | undefined, workspaceId: string, port: number): string {
-  if (template && /^[0-9a-f]{32}$/.test(workspaceId)) {
-    return template.replace('{port}', String(port)).replace('{id}', workspaceId);
+export function previewUrl(info: ServerInfo | null, workspaceId: string, port: number, use: PreviewUse = 'tab'): string {
+  if (info?.auth === 'password') {
+    return use === 'tab' ? `/w/${enc(workspaceId)}/open/${port}` : `/w/${enc(workspaceId)}/proxy/${port}/`;
   }
-  return `/w/${enc(workspaceId)}/proxy/${port}/`;
+  return previewHost(info, workspaceId, port) ?? `/w/${enc(workspaceId)}/proxy/${port}/`;
+}
+
+/** The preview's address as a person reads it (where a tab from `previewUrl` ends up). */
+export function previewAddress(info: ServerInfo | null, workspaceId: string, port: number): string {
+  return previewHost(info, workspaceId, port) ?? `${location.origin}/w/${enc(workspaceId)}/proxy/${port}/`;
 }

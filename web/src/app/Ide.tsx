@@ -1,7 +1,7 @@
 // The IDE of one workspace: explorer, editor tabs, bottom panel (terminals,
 // processes, ports) and status bar, all driven by one control socket.
 import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from 'react';
-import { api, previewUrl, serverInfo } from '../api/rest';
+import { api, previewUrl, serverInfo, type ServerInfo } from '../api/rest';
 import type { ConnectionState } from '../api/control';
 import { ApiError, type FileChangedMessage, type ServerMessage, type PresentUser, type StatusMessage, type Workspace } from '../api/types';
 import { WorkspaceClient, type Halt } from '../api/workspace';
@@ -66,7 +66,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
   /** Who has this workspace open (the `presence` event), the caller among them. */
   const [present, setPresent] = useState<PresentUser[]>([]);
   const account = useAccount();
-  const [previewTemplate, setPreviewTemplate] = useState<string | null>(null);
+  const [info, setInfo] = useState<ServerInfo | null>(null);
   const [halt, setHalt] = useState<Halt | null>(client.halted);
   /** The workspace's id once known (the route may name it by its name). */
   const idRef = useRef<string | null>(null);
@@ -103,7 +103,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
 
   useEffect(() => {
     let live = true;
-    void serverInfo().then((i) => live && setPreviewTemplate(i.previewUrlTemplate));
+    void serverInfo().then((i) => live && setInfo(i));
     return () => {
       live = false;
     };
@@ -469,7 +469,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
                     ports={ports}
                     port={previewPort2}
                     onPort={setPreviewPort2}
-                    urlOf={(port) => previewUrl(previewTemplate, workspace?.id ?? workspaceId, port)}
+                    urlOf={(port) => previewUrl(info, workspace?.id ?? workspaceId, port, 'frame')}
                     onClose={() => setPreviewPort2(null)}
                   />
                 </div>
@@ -527,11 +527,11 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
                   readOnly={viewOnly}
                   onCountChange={setRunning}
                   ports={ports}
-                  portUrl={(port) => previewUrl(previewTemplate, workspace?.id ?? workspaceId, port)}
+                  portUrl={(port) => previewUrl(info, workspace?.id ?? workspaceId, port)}
                 />
               </div>
               <div id="panel-view-ports" role="tabpanel" aria-labelledby="panel-tab-ports" className="panel-view" hidden={panel !== 'ports'}>
-                <PortsPanel workspaceId={workspace?.id ?? workspaceId} previewTemplate={previewTemplate} ports={ports} previewPort={previewPort} />
+                <PortsPanel workspaceId={workspace?.id ?? workspaceId} info={info} ports={ports} previewPort={previewPort} />
               </div>
             </div>
           </section>

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import { previewUrl } from '../api/rest';
+import { previewAddress, previewUrl, type ServerInfo } from '../api/rest';
 import type { PortEvent, PortInfo, ServerMessage } from '../api/types';
 import type { WorkspaceClient } from '../api/workspace';
 import { Icon } from '../app/feedback';
@@ -42,12 +42,13 @@ export function usePorts(client: WorkspaceClient): PortInfo[] {
 
 export function PortsPanel({
   workspaceId,
-  previewTemplate,
+  info,
   ports,
   previewPort,
 }: {
   workspaceId: string;
-  previewTemplate: string | null;
+  /** The server's info (`GET /api/info`): where previews live and how people sign in. */
+  info: ServerInfo | null;
   ports: PortInfo[];
   previewPort?: number;
 }) {
@@ -71,7 +72,8 @@ export function PortsPanel({
             </tr>
           )}
           {ports.map((p) => {
-            const url = previewUrl(previewTemplate, workspaceId, p.port);
+            const url = previewUrl(info, workspaceId, p.port);
+            const address = previewAddress(info, workspaceId, p.port);
             return (
               <tr key={p.port} data-testid={`port-${p.port}`}>
                 <td className="mono">
@@ -82,7 +84,7 @@ export function PortsPanel({
                 <td className="muted">{p.process ?? ''}</td>
                 <td>
                   <a href={url} target="_blank" rel="noopener" className="port-link" aria-label={`Open preview of port ${p.port} in a new tab`}>
-                    {url} <Icon name="external" size={12} />
+                    {address} <Icon name="external" size={12} />
                   </a>
                 </td>
               </tr>

@@ -243,13 +243,23 @@ async fn sign_in_sign_out_and_a_replayed_cookie() {
     let admin = sign_in(s.port, "admin", ADMIN_PASSWORD).await;
     // A new password ends every other session (a stolen cookie, say), not the one in use.
     let elsewhere = sign_in(s.port, "admin", ADMIN_PASSWORD).await;
-    let a = admin
-        .call(
-            "PUT",
-            "/api/users/me",
-            Some(json!({"password": "a-new-password-2"})),
-        )
-        .await;
+    // Without the current password, or with a wrong one, nothing changes.
+    let put_me = |body: Value| admin.call("PUT", "/api/users/me", Some(body));
+    let a = put_me(json!({"password": "a-new-password-2"})).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    let a = put_me(json!({"password": "a-new-password-2", "currentPassword": "a-guess"})).await;
+    assert_eq!(
+        (a.status, a.body["error"]["message"].as_str()),
+        (403, Some("the current password is wrong")),
+        "{}",
+        a.body
+    );
+    assert_eq!(
+        elsewhere.call("GET", "/api/users/me", None).await.status,
+        200
+    );
+    let a =
+        put_me(json!({"password": "a-new-password-2", "currentPassword": ADMIN_PASSWORD})).await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(
         elsewhere.call("GET", "/api/users/me", None).await.status,
@@ -260,6 +270,12 @@ async fn sign_in_sign_out_and_a_replayed_cookie() {
     assert!(has_entry(&entries, "login", "failure", "wrong password"));
     assert!(has_entry(&entries, "login", "failure", "no such user"));
     assert!(has_entry(&entries, "logout", "success", "admin"));
+    assert!(has_entry(
+        &entries,
+        "user.update",
+        "failure",
+        "wrong current password"
+    ));
     assert!(has_entry(&entries, "login", "success", "admin"));
 }
 

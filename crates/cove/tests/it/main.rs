@@ -11,6 +11,7 @@ mod files;
 mod limits;
 mod perimeter;
 mod preview;
+mod preview_signin;
 mod restart;
 mod robustness;
 mod sandbox;

@@ -9,7 +9,7 @@ use crate::server;
 
 /// An HTTP server that answers with the path and headers it saw, and a WebSocket echo on
 /// `/ws`; standard library only. Prints its port.
-const ECHO_SERVER: &str = r#"
+pub(crate) const ECHO_SERVER: &str = r#"
 import base64, hashlib, http.server, json, socketserver, struct
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"

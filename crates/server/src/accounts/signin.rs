@@ -170,6 +170,58 @@ impl Accounts {
         }
     }
 
+    /// Changes the caller's own password after checking the current one; wrong answers count
+    /// as failed sign-ins of the username (a stolen session cannot guess it without limit).
+    pub(crate) async fn change_own_password(
+        &self,
+        caller: &Caller,
+        current: &str,
+        new: &str,
+    ) -> Result<cove_protocol::accounts::User, ApiError> {
+        let username = caller.user.username.clone();
+        if caller.credential != Credential::Open {
+            let place = match self
+                .sign_in_limits
+                .per_username
+                .reserve(&username.to_lowercase())
+            {
+                Ok(place) => place,
+                Err(refusal) => {
+                    return Err(self
+                        .refuse_sign_in(&username, caller.address, refusal)
+                        .await);
+                }
+            };
+            if current.len() > MAX_PASSWORD_BYTES {
+                return Err(ApiError::bad_request("the password is too long"));
+            }
+            let hash = Some(caller.user.password_hash.as_str()).filter(|h| !h.is_empty());
+            let matches = self
+                .passwords
+                .verify(current, hash)
+                .await
+                .map_err(password_error)?;
+            if !matches {
+                place.failed();
+                self.audit(
+                    caller,
+                    "user.update",
+                    &username,
+                    Outcome::Failure,
+                    "wrong current password",
+                )
+                .await;
+                return Err(ApiError::forbidden("the current password is wrong"));
+            }
+        }
+        let change = cove_protocol::accounts::UpdateUser {
+            password: Some(new.to_string()),
+            ..Default::default()
+        };
+        let id = caller.user.id.clone();
+        self.update_user(caller, &id, &change).await
+    }
+
     /// Whether `username` has a live session opened from `address`.
     async fn signed_in_from(&self, username: &str, address: IpAddr) -> Result<bool, ApiError> {
         let Some(user) = self.db.find_user(username).await? else {
@@ -209,37 +261,49 @@ impl Accounts {
         bearer: Option<&str>,
         address: IpAddr,
     ) -> Result<Option<Caller>, ApiError> {
+        match Proof::of(cookie, bearer) {
+            Some(proof) => self.authenticate_proof(&proof, address).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Like [`Accounts::authenticate`], from a credential's hash kept earlier (a preview
+    /// host's pass stands on the credential it was made from, checked again every time).
+    pub(crate) async fn authenticate_proof(
+        &self,
+        proof: &Proof,
+        address: IpAddr,
+    ) -> Result<Option<Caller>, ApiError> {
         let now = crate::now_ms();
         let now_text = crate::rfc3339(now);
-        if let Some(token) = bearer {
-            let Some((token, user)) = self.db.token_by_secret(&secrets::hash(token)).await? else {
-                return Ok(None);
+        let secret_hash =
+            match proof {
+                Proof::Session(hash) => hash,
+                Proof::Token(hash) => {
+                    let Some((token, user)) = self.db.token_by_secret(hash).await? else {
+                        return Ok(None);
+                    };
+                    if user.disabled
+                        || token
+                            .expires_at
+                            .as_deref()
+                            .is_some_and(|e| e <= now_text.as_str())
+                    {
+                        return Ok(None);
+                    }
+                    if token.last_used_at.as_deref().is_none_or(|t| {
+                        t < crate::rfc3339(now.saturating_sub(TOUCH_EVERY_MS)).as_str()
+                    }) {
+                        self.db.touch_token(&token.id, &now_text).await?;
+                    }
+                    return Ok(Some(Caller {
+                        user,
+                        credential: Credential::Token(token.id),
+                        address,
+                    }));
+                }
             };
-            if user.disabled
-                || token
-                    .expires_at
-                    .as_deref()
-                    .is_some_and(|e| e <= now_text.as_str())
-            {
-                return Ok(None);
-            }
-            if token
-                .last_used_at
-                .as_deref()
-                .is_none_or(|t| t < crate::rfc3339(now.saturating_sub(TOUCH_EVERY_MS)).as_str())
-            {
-                self.db.touch_token(&token.id, &now_text).await?;
-            }
-            return Ok(Some(Caller {
-                user,
-                credential: Credential::Token(token.id),
-                address,
-            }));
-        }
-        let Some(secret) = cookie else {
-            return Ok(None);
-        };
-        let Some((session, user)) = self.db.session_by_secret(&secrets::hash(secret)).await? else {
+        let Some((session, user)) = self.db.session_by_secret(secret_hash).await? else {
             return Ok(None);
         };
         let idle_since =
@@ -256,6 +320,25 @@ impl Accounts {
             credential: Credential::Session(session.id),
             address,
         }))
+    }
+}
+
+/// A credential as presented, by the hash it is stored as: enough to find it again, useless
+/// to anyone who reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Proof {
+    Session(String),
+    Token(String),
+}
+
+impl Proof {
+    /// What a request's session cookie or bearer token proves; the token wins.
+    pub(crate) fn of(cookie: Option<&str>, bearer: Option<&str>) -> Option<Proof> {
+        match (bearer, cookie) {
+            (Some(token), _) => Some(Proof::Token(secrets::hash(token))),
+            (None, Some(secret)) => Some(Proof::Session(secrets::hash(secret))),
+            (None, None) => None,
+        }
     }
 }
 

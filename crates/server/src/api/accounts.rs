@@ -7,8 +7,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cove_protocol::accounts::{
-    AuditPage, AuditQuery, CreateToken, CreateUser, LoginRequest, LoginResponse, Outcome,
-    SessionView, Share, ShareRequest, UpdateUser,
+    AuditPage, AuditQuery, ChangePassword, CreateToken, CreateUser, LoginRequest, LoginResponse,
+    Outcome, SessionView, Share, ShareRequest, UpdateUser,
 };
 
 use super::{Shared, parse_json};
@@ -160,9 +160,11 @@ pub(crate) async fn update_me(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let change: UpdateUser = parse_json(&headers, &body)?;
-    let id = caller.user.id.clone();
-    let user = app.accounts.update_user(&caller, &id, &change).await?;
+    let change: ChangePassword = parse_json(&headers, &body)?;
+    let user = app
+        .accounts
+        .change_own_password(&caller, &change.current_password, &change.password)
+        .await?;
     Ok(axum::Json(user).into_response())
 }
 
