@@ -48,6 +48,16 @@ pub struct ServeArgs {
     /// ~/.local/share/cove].
     #[arg(long, env = "COVE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where users, workspaces and the audit log are kept: `sqlite://PATH`, or
+    /// `postgres://USER:PASSWORD@HOST:PORT/NAME` for a server several cove processes (or a
+    /// managed database) can share [default: SQLite `cove.db` in the data dir].
+    #[arg(
+        long,
+        env = "COVE_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
     /// How people sign in. `password`: each request needs a session (signed in at /login)
     /// or an API token. `none`: everyone who can reach cove is the administrator; keep it on
     /// loopback.

@@ -4,7 +4,12 @@ use crate::{AuthMode, Settings, Source};
 use std::fmt::Write as _;
 
 /// Keys whose values are never printed.
-const SECRETS: &[&str] = &["password", "admin-password", "hashed-password"];
+const SECRETS: &[&str] = &[
+    "password",
+    "admin-password",
+    "hashed-password",
+    "database-url",
+];
 
 /// One setting as it is shown.
 #[derive(Debug, Clone)]

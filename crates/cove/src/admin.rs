@@ -13,6 +13,10 @@ pub(crate) struct DataDir {
     /// The server's data dir [default: $XDG_DATA_HOME/cove or ~/.local/share/cove].
     #[arg(long, env = "COVE_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
+    /// The server's database when it is not the data dir's SQLite file, e.g.
+    /// `postgres://cove@db.internal/cove` (as `cove serve --database-url`).
+    #[arg(long, env = "COVE_DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -98,17 +102,23 @@ fn parse_role(text: &str) -> Result<Role, String> {
 }
 
 async fn open(data: &DataDir) -> anyhow::Result<cove_server::AccountsAdmin> {
-    let dir = match &data.data_dir {
-        Some(dir) => dir.clone(),
-        None => cove_config::Dirs::from_env().data_dir()?,
+    let store = match &data.database_url {
+        Some(url) => cove_server::Store::parse(url)?,
+        None => {
+            let dir = match &data.data_dir {
+                Some(dir) => dir.clone(),
+                None => cove_config::Dirs::from_env().data_dir()?,
+            };
+            if !dir.join("cove.db").exists() {
+                anyhow::bail!(
+                    "no cove database in {} (start `cove serve` once, or pass --data-dir)",
+                    dir.display()
+                );
+            }
+            cove_server::Store::in_data_dir(&dir)
+        }
     };
-    if !dir.join("cove.db").exists() {
-        anyhow::bail!(
-            "no cove database in {} (start `cove serve` once, or pass --data-dir)",
-            dir.display()
-        );
-    }
-    cove_server::AccountsAdmin::open(&dir)
+    cove_server::AccountsAdmin::open(&store)
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.reply.message))
 }

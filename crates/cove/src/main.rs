@@ -255,8 +255,13 @@ async fn serve(settings: cove_config::Settings) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         signals.cancel();
     });
+    let store = match &args.database_url {
+        Some(url) => cove_server::Store::parse(url)?,
+        None => cove_server::Store::in_data_dir(&data_dir),
+    };
     let config = cove_server::Config {
         bind: args.bind_addr,
+        store,
         data_dir,
         accounts,
         trusted_proxies,

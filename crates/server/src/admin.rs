@@ -1,6 +1,6 @@
 //! Accounts from the command line (`cove user`, `cove token`, `cove audit`): the same
 //! operations as the REST routes of PROTOCOL.md section 7, on the database in a data dir,
-//! while a server may be running on it (SQLite in WAL mode takes both).
+//! while a server may be running on it (SQLite in WAL mode takes both, as does PostgreSQL).
 //!
 //! The command line acts as the first administrator: whoever can open the data dir owns
 //! the server anyway. Every change is audited as that administrator's, from the address
@@ -13,10 +13,9 @@ use cove_protocol::accounts::{
     AuditEntry, AuditQuery, CreateToken, CreateUser, TokenCreated, UpdateUser, User,
 };
 use std::net::IpAddr;
-use std::path::Path;
 
 use crate::accounts::{AccountSettings, Accounts, Caller, Credential};
-use crate::db::Db;
+use crate::db::{Db, Store};
 use crate::error::ApiError;
 
 /// The accounts of one data dir, for the command line.
@@ -30,12 +29,12 @@ pub struct AccountsAdmin {
 const CLI_ADDRESS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 
 impl AccountsAdmin {
-    /// Opens `<data_dir>/cove.db` (brought up to date, the first administrator made if there
-    /// is no user yet, as a server's first start would).
-    pub async fn open(data_dir: &Path) -> Result<AccountsAdmin, ApiError> {
-        let db = Db::open(data_dir).await.map_err(|e| {
+    /// Opens the store (brought up to date, the first administrator made if there is no
+    /// user yet, as a server's first start would).
+    pub async fn open(store: &Store) -> Result<AccountsAdmin, ApiError> {
+        let db = Db::connect(store).await.map_err(|e| {
             ApiError::internal(
-                &format!("cannot open the database in {}", data_dir.display()),
+                &format!("cannot open the database ({})", store.describe()),
                 e,
             )
         })?;

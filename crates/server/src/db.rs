@@ -1,6 +1,13 @@
 //! The metadata store: workspaces, users, sessions, tokens, shares and the audit log, in
-//! SQLite through sqlx, with migrations embedded in the binary. Accounts are in
+//! SQLite (the default, a file in the data dir) or PostgreSQL (`--database-url
+//! postgres://...`), through sqlx, with migrations embedded in the binary. Accounts are in
 //! `db/accounts.rs`, the audit log in `db/audit.rs`.
+//!
+//! Both databases get the same schema from two migration directories with the same versions
+//! (`migrations/sqlite`, `migrations/postgres`; a test compares what they make). Every query
+//! is written once, with `$N` placeholders, which both understand, and runs on whichever
+//! pool this is ([`with_pool!`]); rows are read through [`Columns`]. No `sqlx::Any`: it drops
+//! types and does not rewrite placeholders.
 
 mod accounts;
 mod audit;
@@ -9,9 +16,13 @@ pub(crate) use accounts::{SessionRow, TokenRow, UserRow};
 
 use cove_protocol::accounts::ShareAccess;
 use cove_protocol::rest::{Limits, WorkspaceState};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
-use std::path::Path;
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// A workspace as stored.
@@ -53,14 +64,134 @@ pub enum DbError {
         column: &'static str,
         problem: String,
     },
+    #[error("{0:?} is not a database URL cove takes: sqlite://PATH or postgres://USER@HOST/NAME")]
+    BadUrl(String),
 }
+
+/// Where the metadata lives (`--database-url`).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Store {
+    /// A SQLite file (the default: `cove.db` in the data dir).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, by its URL (which may hold a password).
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Store::Sqlite(path) => write!(f, "Sqlite({})", path.display()),
+            Store::Postgres(url) => write!(f, "Postgres({})", mask_password(url)),
+        }
+    }
+}
+
+/// `url` with the password, if any, replaced by `********` (for logs and errors).
+pub(crate) fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) if credentials.contains(':') => {
+            let user = credentials.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:********@{host}{tail}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Store {
+    /// `cove.db` in the data dir.
+    pub fn in_data_dir(data_dir: &Path) -> Store {
+        Store::Sqlite(data_dir.join("cove.db"))
+    }
+
+    /// A `--database-url`: `sqlite://PATH` (or `sqlite:PATH`), `postgres://...` or
+    /// `postgresql://...`.
+    pub fn parse(url: &str) -> Result<Store, DbError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Store::Postgres(url.to_string()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| DbError::BadUrl(mask_password(url)))?;
+        Ok(Store::Sqlite(PathBuf::from(path)))
+    }
+
+    /// For people: the file, or the URL with its password masked.
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Sqlite(path) => format!("SQLite {}", path.display()),
+            Store::Postgres(url) => format!("PostgreSQL {}", mask_password(url)),
+        }
+    }
+}
+
+/// `taken()` for a unique-constraint violation (a name in use), the error itself otherwise.
+fn taken_if_unique(
+    result: Result<(), sqlx::Error>,
+    taken: impl FnOnce() -> DbError,
+) -> Result<(), DbError> {
+    match result {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(taken()),
+        other => Ok(other?),
+    }
+}
+
+/// The pool of either database.
+#[derive(Debug, Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to whichever pool `$db` has: the body is compiled once
+/// per database, so it must come to the same type in both (map rows and results inside).
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match &$db.pool {
+            $crate::db::Pool::Sqlite($pool) => $body,
+            $crate::db::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// Reading a row's columns, the same way from either database.
+pub(crate) trait Columns {
+    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    fn maybe_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
+}
+
+macro_rules! columns_of {
+    ($row:ty) => {
+        impl Columns for $row {
+            fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn maybe_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+                self.try_get(column)
+            }
+        }
+    };
+}
+columns_of!(SqliteRow);
+columns_of!(PgRow);
 
 #[derive(Debug, Clone)]
 pub(crate) struct Db {
-    pool: SqlitePool,
+    pool: Pool,
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Every read of a workspace: its row and its owner's username.
 macro_rules! select_workspace {
@@ -69,37 +200,62 @@ macro_rules! select_workspace {
          FROM workspaces w LEFT JOIN users u ON u.id = w.owner "
     };
 }
-/// The same with what a share gives the user `?1` (`share_access`).
+/// The same with what a share gives the user `$1` (`share_access`).
 macro_rules! select_workspace_shared {
     () => {
         "SELECT w.*, COALESCE(u.username, w.owner) AS owner_name, s.access AS share_access \
          FROM workspaces w LEFT JOIN users u ON u.id = w.owner \
-         LEFT JOIN shares s ON s.workspace_id = w.id AND s.user_id = ?1 "
+         LEFT JOIN shares s ON s.workspace_id = w.id AND s.user_id = $1 "
     };
 }
 
 impl Db {
     /// Opens (creating if needed) `<data_dir>/cove.db` and brings its schema up to date.
+    #[cfg(test)]
     pub(crate) async fn open(data_dir: &Path) -> Result<Db, DbError> {
-        let url = format!("sqlite://{}", data_dir.join("cove.db").display());
-        let options = SqliteConnectOptions::from_str(&url)?
-            .create_if_missing(true)
-            // WAL + NORMAL: durable across process crashes, fast commits.
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(std::time::Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(Db { pool })
+        Db::connect(&Store::in_data_dir(data_dir)).await
     }
 
-    fn row(row: &sqlx::sqlite::SqliteRow) -> Result<WorkspaceRow, DbError> {
-        let id: String = row.get("id");
-        let state: String = row.get("state");
-        let limits: String = row.get("limits");
+    /// Connects to `store` (a SQLite file is made if missing) and brings its schema up to
+    /// date.
+    pub(crate) async fn connect(store: &Store) -> Result<Db, DbError> {
+        match store {
+            Store::Sqlite(path) => {
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    // WAL + NORMAL: durable across process crashes, fast commits.
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(std::time::Duration::from_secs(5));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(options)
+                    .await?;
+                SQLITE_MIGRATIONS.run(&pool).await?;
+                Ok(Db {
+                    pool: Pool::Sqlite(pool),
+                })
+            }
+            Store::Postgres(url) => {
+                let options = sqlx::postgres::PgConnectOptions::from_str(url)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(std::time::Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?;
+                POSTGRES_MIGRATIONS.run(&pool).await?;
+                Ok(Db {
+                    pool: Pool::Postgres(pool),
+                })
+            }
+        }
+    }
+
+    fn row(row: &impl Columns) -> Result<WorkspaceRow, DbError> {
+        let id = row.text("id")?;
+        let state = row.text("state")?;
+        let limits = row.text("limits")?;
         let unreadable = |column, problem: String| DbError::Unreadable {
             id: id.clone(),
             column,
@@ -110,21 +266,22 @@ impl Db {
                 .ok_or_else(|| unreadable("state", format!("{state:?} is not a state")))?,
             limits: serde_json::from_str(&limits)
                 .map_err(|e| unreadable("limits", e.to_string()))?,
-            name: row.get("name"),
-            owner: row.get("owner"),
-            owner_name: row.try_get("owner_name").unwrap_or_default(),
-            template: row.get("template"),
-            created_at: row.get("created_at"),
-            updated_at: row.get("updated_at"),
-            state_reason: row.get("state_reason"),
-            stopped_by: row.get("stopped_by"),
+            name: row.text("name")?,
+            owner: row.text("owner")?,
+            owner_name: row.text("owner_name").unwrap_or_default(),
+            template: row.text("template")?,
+            created_at: row.text("created_at")?,
+            updated_at: row.text("updated_at")?,
+            state_reason: row.text("state_reason")?,
+            stopped_by: row.maybe_text("stopped_by")?,
             id,
         })
     }
 
     pub(crate) async fn insert(&self, w: &WorkspaceRow) -> Result<(), DbError> {
-        let result = sqlx::query(
-            "INSERT INTO workspaces (id, name, owner, template, state, created_at, updated_at, limits) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        let limits = serde_json::to_string(&w.limits).expect("limits serialize");
+        let result = with_pool!(self, pool => sqlx::query(
+            "INSERT INTO workspaces (id, name, owner, template, state, created_at, updated_at, limits) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
         )
         .bind(&w.id)
         .bind(&w.name)
@@ -132,17 +289,11 @@ impl Db {
         .bind(&w.template)
         .bind(w.state.as_str())
         .bind(&w.created_at)
-        .bind(&w.created_at)
-        .bind(serde_json::to_string(&w.limits).expect("limits serialize"))
-        .execute(&self.pool)
-        .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(DbError::NameTaken(w.name.clone()))
-            }
-            Err(e) => Err(e.into()),
-        }
+        .bind(&limits)
+        .execute(pool)
+        .await
+        .map(|_| ()));
+        taken_if_unique(result, || DbError::NameTaken(w.name.clone()))
     }
 
     /// A workspace the user may see, by id, or by name among their own; with what a share
@@ -153,18 +304,20 @@ impl Db {
         admin: bool,
         id_or_name: &str,
     ) -> Result<Option<(WorkspaceRow, Option<ShareAccess>)>, DbError> {
-        let row = sqlx::query(concat!(
+        with_pool!(self, pool => sqlx::query(concat!(
             select_workspace_shared!(),
-            "WHERE (w.id = ?2 OR (w.owner = ?1 AND w.name = ?2 COLLATE NOCASE)) \
-             AND (?3 OR w.owner = ?1 OR s.access IS NOT NULL) \
-             ORDER BY w.id = ?2 DESC LIMIT 1"
+            "WHERE (w.id = $2 OR (w.owner = $1 AND lower(w.name) = lower($2))) \
+             AND ($3 OR w.owner = $1 OR s.access IS NOT NULL) \
+             ORDER BY w.id = $2 DESC LIMIT 1"
         ))
         .bind(user_id)
         .bind(id_or_name)
         .bind(admin)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(Self::row_with_share).transpose()
+        .fetch_optional(pool)
+        .await?
+        .as_ref()
+        .map(Self::row_with_share)
+        .transpose())
     }
 
     /// The workspaces a user may see (every one for an admin), oldest first.
@@ -173,17 +326,20 @@ impl Db {
         user_id: &str,
         admin: bool,
     ) -> Result<Vec<(WorkspaceRow, Option<ShareAccess>)>, DbError> {
-        let rows = sqlx::query(concat!(
+        let found: Vec<Result<_, DbError>> = with_pool!(self, pool => sqlx::query(concat!(
             select_workspace_shared!(),
-            "WHERE ?2 OR w.owner = ?1 OR s.access IS NOT NULL ORDER BY w.created_at, w.name"
+            "WHERE $2 OR w.owner = $1 OR s.access IS NOT NULL ORDER BY w.created_at, w.name"
         ))
         .bind(user_id)
         .bind(admin)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| match Self::row_with_share(row) {
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(Self::row_with_share)
+        .collect());
+        Ok(found
+            .into_iter()
+            .filter_map(|found| match found {
                 Ok(found) => Some(found),
                 Err(e) => {
                     tracing::error!(error = %e, "a workspace's row cannot be read; it is left out");
@@ -195,20 +351,19 @@ impl Db {
 
     /// The workspaces a user owns.
     pub(crate) async fn list_owned(&self, owner: &str) -> Result<Vec<WorkspaceRow>, DbError> {
-        let rows = sqlx::query(concat!(
-            select_workspace!(),
-            "WHERE w.owner = ? ORDER BY w.created_at, w.name"
-        ))
-        .bind(owner)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(Self::readable(&rows))
+        Ok(with_pool!(self, pool => Self::readable(
+            &sqlx::query(concat!(
+                select_workspace!(),
+                "WHERE w.owner = $1 ORDER BY w.created_at, w.name"
+            ))
+            .bind(owner)
+            .fetch_all(pool)
+            .await?
+        )))
     }
 
-    fn row_with_share(
-        row: &sqlx::sqlite::SqliteRow,
-    ) -> Result<(WorkspaceRow, Option<ShareAccess>), DbError> {
-        let share: Option<String> = row.try_get("share_access").unwrap_or(None);
+    fn row_with_share(row: &impl Columns) -> Result<(WorkspaceRow, Option<ShareAccess>), DbError> {
+        let share = row.maybe_text("share_access").unwrap_or(None);
         Ok((
             Self::row(row)?,
             share.as_deref().and_then(ShareAccess::parse),
@@ -216,16 +371,17 @@ impl Db {
     }
 
     pub(crate) async fn list_all(&self) -> Result<Vec<WorkspaceRow>, DbError> {
-        let rows = sqlx::query(concat!(select_workspace!(), "ORDER BY w.created_at"))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(Self::readable(&rows))
+        Ok(with_pool!(self, pool => Self::readable(
+            &sqlx::query(concat!(select_workspace!(), "ORDER BY w.created_at"))
+                .fetch_all(pool)
+                .await?
+        )))
     }
 
     /// The rows that can be read; one that cannot (edited by hand, written by a newer cove)
     /// is left out of lists with an error in the log, so it hides no other workspace and
     /// does not stop the server from starting. Reading it by its id still says what is wrong.
-    fn readable(rows: &[sqlx::sqlite::SqliteRow]) -> Vec<WorkspaceRow> {
+    fn readable(rows: &[impl Columns]) -> Vec<WorkspaceRow> {
         rows.iter()
             .filter_map(|row| match Self::row(row) {
                 Ok(row) => Some(row),
@@ -245,170 +401,86 @@ impl Db {
         reason: &str,
         stopped_by: Option<&str>,
     ) -> Result<(), DbError> {
-        sqlx::query(
-            "UPDATE workspaces SET state = ?, updated_at = ?, state_reason = ?, stopped_by = ? WHERE id = ?",
+        let now = crate::now_rfc3339();
+        with_pool!(self, pool => sqlx::query(
+            "UPDATE workspaces SET state = $1, updated_at = $2, state_reason = $3, stopped_by = $4 WHERE id = $5",
         )
         .bind(state.as_str())
-        .bind(crate::now_rfc3339())
+        .bind(&now)
         .bind(reason)
         .bind(stopped_by)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
     /// A workspace by id, whoever owns it.
     pub(crate) async fn get(&self, id: &str) -> Result<Option<WorkspaceRow>, DbError> {
-        let row = sqlx::query(concat!(select_workspace!(), "WHERE w.id = ?"))
+        with_pool!(self, pool => sqlx::query(concat!(select_workspace!(), "WHERE w.id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(Self::row).transpose()
+            .fetch_optional(pool)
+            .await?
+            .as_ref()
+            .map(Self::row)
+            .transpose())
     }
 
     pub(crate) async fn delete(&self, id: &str) -> Result<(), DbError> {
-        sqlx::query("DELETE FROM workspaces WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
+        self.execute("DELETE FROM workspaces WHERE id = $1", &[id])
             .await?;
         Ok(())
     }
 
-    pub(crate) async fn close(&self) {
-        self.pool.close().await;
+    /// Runs a statement whose parameters are all text; the rows it changed.
+    async fn execute(&self, sql: &'static str, params: &[&str]) -> Result<u64, DbError> {
+        Ok(with_pool!(self, pool => {
+            let mut query = sqlx::query(sql);
+            for param in params {
+                query = query.bind(*param);
+            }
+            query.execute(pool).await?.rows_affected()
+        }))
     }
+
+    pub(crate) async fn close(&self) {
+        with_pool!(self, pool => pool.close().await);
+    }
+}
+
+/// The stores every store test runs on: SQLite in a temporary directory, and a new database
+/// of the test process's PostgreSQL cluster (when PostgreSQL is installed; CI installs it).
+#[cfg(test)]
+pub(crate) async fn test_stores() -> Vec<TestStore> {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let sqlite = Store::in_data_dir(dir.path());
+    let mut stores = vec![TestStore {
+        kind: "sqlite",
+        db: Db::connect(&sqlite).await.expect("SQLite opens"),
+        store: sqlite,
+        _dir: Some(dir),
+    }];
+    if let Some(cluster) = cove_test_support::postgres::Cluster::shared() {
+        let postgres = Store::Postgres(cluster.database());
+        stores.push(TestStore {
+            kind: "postgres",
+            db: Db::connect(&postgres).await.expect("PostgreSQL opens"),
+            store: postgres,
+            _dir: None,
+        });
+    }
+    stores
+}
+
+/// One store of [`test_stores`].
+#[cfg(test)]
+pub(crate) struct TestStore {
+    pub(crate) kind: &'static str,
+    pub(crate) db: Db,
+    pub(crate) store: Store,
+    _dir: Option<tempfile::TempDir>,
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// As the owner `admin` (no administrator rights) finds it.
-    async fn find(db: &Db, id_or_name: &str) -> Result<Option<WorkspaceRow>, DbError> {
-        Ok(db
-            .find_visible("admin", false, id_or_name)
-            .await?
-            .map(|(row, _)| row))
-    }
-
-    #[tokio::test]
-    async fn insert_find_unique_names_per_owner() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path()).await.unwrap();
-        let w = WorkspaceRow {
-            id: "a1".into(),
-            name: "demo".into(),
-            owner: "admin".into(),
-            owner_name: "admin".into(),
-            template: "blank".into(),
-            state: WorkspaceState::Stopped,
-            created_at: "2026-01-01T00:00:00Z".into(),
-            updated_at: "2026-01-01T00:00:00Z".into(),
-            limits: Limits {
-                memory_mib: Some(64),
-                ..Limits::default()
-            },
-            state_reason: String::new(),
-            stopped_by: None,
-        };
-        db.insert(&w).await.unwrap();
-        assert!(matches!(
-            db.insert(&WorkspaceRow {
-                id: "a2".into(),
-                ..w.clone()
-            })
-            .await,
-            Err(DbError::NameTaken(_))
-        ));
-        db.insert(&WorkspaceRow {
-            id: "b1".into(),
-            owner: "other".into(),
-            ..w.clone()
-        })
-        .await
-        .unwrap();
-        assert_eq!(find(&db, "demo").await.unwrap().unwrap().id, "a1");
-        assert_eq!(find(&db, "a1").await.unwrap().unwrap().name, "demo");
-        assert_eq!(
-            find(&db, "a1").await.unwrap().unwrap().limits.memory_mib,
-            Some(64),
-            "limits are stored with the workspace"
-        );
-        assert!(
-            find(&db, "b1").await.unwrap().is_none(),
-            "other owners' workspaces are invisible"
-        );
-        assert_eq!(find(&db, "DEMO").await.unwrap().unwrap().id, "a1");
-        // A row that cannot be read is left out of lists (it blocks nothing), and reading it
-        // says why.
-        db.insert(&WorkspaceRow {
-            id: "c1".into(),
-            name: "broken".into(),
-            ..w.clone()
-        })
-        .await
-        .unwrap();
-        sqlx::query("UPDATE workspaces SET state = 'sleeping' WHERE id = 'c1'")
-            .execute(&db.pool)
-            .await
-            .unwrap();
-        let listed: Vec<String> = db
-            .list_owned("admin")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|w| w.id)
-            .collect();
-        assert_eq!(listed, ["a1"]);
-        assert_eq!(db.list_all().await.unwrap().len(), 2);
-        assert!(matches!(
-            find(&db, "c1").await,
-            Err(DbError::Unreadable {
-                column: "state",
-                ..
-            })
-        ));
-        assert!(
-            matches!(
-                db.insert(&WorkspaceRow {
-                    id: "a3".into(),
-                    name: "Demo".into(),
-                    ..w.clone()
-                })
-                .await,
-                Err(DbError::NameTaken(_))
-            ),
-            "names are unique whatever their case"
-        );
-        db.set_state(
-            "a1",
-            WorkspaceState::Stopped,
-            "stopped by admin",
-            Some("admin"),
-        )
-        .await
-        .unwrap();
-        let stopped = db.get("a1").await.unwrap().unwrap();
-        assert_eq!(
-            (
-                stopped.state.as_str(),
-                stopped.state_reason.as_str(),
-                stopped.stopped_by.as_deref()
-            ),
-            ("stopped", "stopped by admin", Some("admin"))
-        );
-        db.set_state("a1", WorkspaceState::Running, "", None)
-            .await
-            .unwrap();
-        assert_eq!(
-            db.list_owned("admin").await.unwrap()[0].state,
-            WorkspaceState::Running
-        );
-        db.delete("a1").await.unwrap();
-        assert!(db.list_owned("admin").await.unwrap().is_empty());
-        // Reopening runs no migration twice.
-        db.close().await;
-        Db::open(dir.path()).await.unwrap();
-    }
-}
+mod tests;

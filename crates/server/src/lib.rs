@@ -38,6 +38,7 @@ use tokio_util::task::TaskTracker;
 
 pub use accounts::{AccountSettings, AdminPassword, Auth};
 pub use admin::AccountsAdmin;
+pub use db::{DbError, Store};
 pub use error::ApiError;
 pub use perimeter::Cidr;
 pub use tls::TlsFiles;
@@ -46,6 +47,8 @@ pub use tls::TlsFiles;
 pub struct Config {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
+    /// Where the metadata lives: SQLite in the data dir by default (`--database-url`).
+    pub store: Store,
     /// Who may sign in and how (`--auth`, the administrator's password, quotas).
     pub accounts: AccountSettings,
     /// Reverse proxies whose `X-Forwarded-For`/`-Host`/`-Proto` are believed.
@@ -261,12 +264,13 @@ pub async fn serve(
     })?;
     // Read before anything else, so that a bad certificate stops the start at once.
     let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
-    let db = db::Db::open(&config.data_dir).await.map_err(|e| {
+    let db = db::Db::connect(&config.store).await.map_err(|e| {
         anyhow::anyhow!(
-            "cannot open the database in {}: {e}",
-            config.data_dir.display()
+            "cannot open the database ({}): {e}",
+            config.store.describe()
         )
     })?;
+    tracing::info!(store = %config.store.describe(), "metadata store ready");
     let accounts = Arc::new(accounts::Accounts::new(db.clone(), config.accounts.clone()));
     accounts
         .bootstrap()

@@ -2,8 +2,8 @@
 //! for its REST API, control socket and raw terminal socket. Dev-dependency only.
 //!
 //! Owns: starting and stopping the binary under test with a temp data dir, bounded waits,
-//! clients that speak cove's HTTP and sockets as a test would, and whether the sandbox can
-//! run here.
+//! clients that speak cove's HTTP and sockets as a test would, whether the sandbox can
+//! run here, and a throwaway PostgreSQL cluster for the store tests (`postgres`).
 //! Must not know: cove's internals: it drives the real binary from outside, through the same
 //! HTTP and sockets as any client, and links no cove crate.
 //!
@@ -11,6 +11,7 @@
 
 // Fallible twins of the server and the HTTP client below, for the benchmarks, which must
 // report a failure rather than panic.
+pub mod postgres;
 pub mod request;
 pub mod serve;
 

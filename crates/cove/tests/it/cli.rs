@@ -9,7 +9,11 @@ use tokio::io::AsyncWriteExt as _;
 use crate::accounts::{Client, password_server, sign_in};
 
 /// Runs `cove ARGS --data-dir DIR` with `stdin`; (success, stdout, stderr).
-async fn cove(dir: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+pub(crate) async fn cove(
+    dir: &std::path::Path,
+    args: &[&str],
+    stdin: &str,
+) -> (bool, String, String) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cove"))
         .args(args)
         .arg("--data-dir")

@@ -10,6 +10,7 @@ mod control;
 mod files;
 mod limits;
 mod perimeter;
+mod postgres;
 mod preview;
 mod preview_signin;
 mod restart;

@@ -1,10 +1,7 @@
 //! Users, sessions, API tokens and shares in the store (migration 0005).
 
+use super::{Columns, Db, DbError, taken_if_unique, with_pool};
 use cove_protocol::accounts::{Quotas, Role, ShareAccess};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
-
-use super::{Db, DbError};
 
 /// A user as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,10 +43,10 @@ pub(crate) struct TokenRow {
 }
 
 impl Db {
-    fn user(row: &SqliteRow) -> Result<UserRow, DbError> {
-        let id: String = row.try_get("id")?;
-        let role: String = row.try_get("role")?;
-        let quotas: String = row.try_get("quotas")?;
+    fn user(row: &impl Columns) -> Result<UserRow, DbError> {
+        let id = row.text("id")?;
+        let role = row.text("role")?;
+        let quotas = row.text("quotas")?;
         let unreadable = |column, problem: String| DbError::Unreadable {
             id: id.clone(),
             column,
@@ -60,23 +57,26 @@ impl Db {
                 .ok_or_else(|| unreadable("role", format!("unknown role {role:?}")))?,
             quotas: serde_json::from_str(&quotas)
                 .map_err(|e| unreadable("quotas", e.to_string()))?,
-            username: row.try_get("username")?,
-            password_hash: row.try_get("password_hash")?,
-            created_at: row.try_get("created_at")?,
-            disabled: row.try_get::<i64, _>("disabled")? != 0,
+            username: row.text("username")?,
+            password_hash: row.text("password_hash")?,
+            created_at: row.text("created_at")?,
+            disabled: row.int("disabled")? != 0,
             id,
         })
     }
 
     pub(crate) async fn user_count(&self) -> Result<i64, DbError> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM users")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(
+            with_pool!(self, pool => sqlx::query_scalar("SELECT count(*) FROM users")
+            .fetch_one(pool)
+            .await?),
+        )
     }
 
     pub(crate) async fn insert_user(&self, user: &UserRow) -> Result<(), DbError> {
-        let result = sqlx::query(
-            "INSERT INTO users (id, username, role, password_hash, created_at, disabled, quotas) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        let quotas = serde_json::to_string(&user.quotas).expect("quotas serialize");
+        let result = with_pool!(self, pool => sqlx::query(
+            "INSERT INTO users (id, username, role, password_hash, created_at, disabled, quotas) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&user.id)
         .bind(&user.username)
@@ -84,88 +84,88 @@ impl Db {
         .bind(&user.password_hash)
         .bind(&user.created_at)
         .bind(i64::from(user.disabled))
-        .bind(serde_json::to_string(&user.quotas).expect("quotas serialize"))
-        .execute(&self.pool)
-        .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(DbError::UsernameTaken(user.username.clone()))
-            }
-            Err(e) => Err(e.into()),
-        }
+        .bind(&quotas)
+        .execute(pool)
+        .await
+        .map(|_| ()));
+        taken_if_unique(result, || DbError::UsernameTaken(user.username.clone()))
     }
 
     /// Writes every field of `user` but its id and creation time.
     pub(crate) async fn update_user(&self, user: &UserRow) -> Result<(), DbError> {
-        sqlx::query(
-            "UPDATE users SET username = ?, role = ?, password_hash = ?, disabled = ?, quotas = ? WHERE id = ?",
+        let quotas = serde_json::to_string(&user.quotas).expect("quotas serialize");
+        let result = with_pool!(self, pool => sqlx::query(
+            "UPDATE users SET username = $1, role = $2, password_hash = $3, disabled = $4, quotas = $5 WHERE id = $6",
         )
         .bind(&user.username)
         .bind(user.role.as_str())
         .bind(&user.password_hash)
         .bind(i64::from(user.disabled))
-        .bind(serde_json::to_string(&user.quotas).expect("quotas serialize"))
+        .bind(&quotas)
         .bind(&user.id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .execute(pool)
+        .await
+        .map(|_| ()));
+        taken_if_unique(result, || DbError::UsernameTaken(user.username.clone()))
     }
 
     /// A user by id or by username (whatever its case).
     pub(crate) async fn find_user(&self, id_or_name: &str) -> Result<Option<UserRow>, DbError> {
-        let row = sqlx::query(
-            "SELECT * FROM users WHERE id = ?1 OR username = ?1 COLLATE NOCASE ORDER BY id = ?1 DESC LIMIT 1",
+        with_pool!(self, pool => sqlx::query(
+            "SELECT * FROM users WHERE id = $1 OR lower(username) = lower($1) ORDER BY id = $1 DESC LIMIT 1",
         )
         .bind(id_or_name)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(Self::user).transpose()
+        .fetch_optional(pool)
+        .await?
+        .as_ref()
+        .map(Self::user)
+        .transpose())
     }
 
     pub(crate) async fn list_users(&self) -> Result<Vec<UserRow>, DbError> {
-        let rows = sqlx::query("SELECT * FROM users ORDER BY created_at, username")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(Self::user).collect()
+        with_pool!(self, pool => sqlx::query("SELECT * FROM users ORDER BY created_at, username")
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(Self::user)
+            .collect())
     }
 
     /// Deletes a user with their sessions, tokens and shares (the workspaces they own must
     /// be gone first).
     pub(crate) async fn delete_user(&self, id: &str) -> Result<(), DbError> {
-        sqlx::query("DELETE FROM users WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
+        self.execute("DELETE FROM users WHERE id = $1", &[id])
             .await?;
         Ok(())
     }
 
-    fn session(row: &SqliteRow) -> Result<SessionRow, DbError> {
+    fn session(row: &impl Columns) -> Result<SessionRow, DbError> {
         Ok(SessionRow {
-            id: row.try_get("id")?,
-            secret_hash: row.try_get("secret_hash")?,
-            user_id: row.try_get("user_id")?,
-            created_at: row.try_get("created_at")?,
-            last_seen_at: row.try_get("last_seen_at")?,
-            expires_at: row.try_get("expires_at")?,
-            address: row.try_get("address")?,
-            user_agent: row.try_get("user_agent")?,
+            id: row.text("id")?,
+            secret_hash: row.text("secret_hash")?,
+            user_id: row.text("user_id")?,
+            created_at: row.text("created_at")?,
+            last_seen_at: row.text("last_seen_at")?,
+            expires_at: row.text("expires_at")?,
+            address: row.text("address")?,
+            user_agent: row.text("user_agent")?,
         })
     }
 
     pub(crate) async fn insert_session(&self, s: &SessionRow) -> Result<(), DbError> {
-        sqlx::query(
-            "INSERT INTO sessions (id, secret_hash, user_id, created_at, last_seen_at, expires_at, address, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        self.execute(
+            "INSERT INTO sessions (id, secret_hash, user_id, created_at, last_seen_at, expires_at, address, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &s.id,
+                &s.secret_hash,
+                &s.user_id,
+                &s.created_at,
+                &s.last_seen_at,
+                &s.expires_at,
+                &s.address,
+                &s.user_agent,
+            ],
         )
-        .bind(&s.id)
-        .bind(&s.secret_hash)
-        .bind(&s.user_id)
-        .bind(&s.created_at)
-        .bind(&s.last_seen_at)
-        .bind(&s.expires_at)
-        .bind(&s.address)
-        .bind(&s.user_agent)
-        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -175,14 +175,16 @@ impl Db {
         &self,
         secret_hash: &str,
     ) -> Result<Option<(SessionRow, UserRow)>, DbError> {
-        let Some(row) = sqlx::query("SELECT * FROM sessions WHERE secret_hash = ?")
+        let session = with_pool!(self, pool => sqlx::query("SELECT * FROM sessions WHERE secret_hash = $1")
             .bind(secret_hash)
-            .fetch_optional(&self.pool)
+            .fetch_optional(pool)
             .await?
-        else {
+            .as_ref()
+            .map(Self::session)
+            .transpose())?;
+        let Some(session) = session else {
             return Ok(None);
         };
-        let session = Self::session(&row)?;
         let Some(user) = self.find_user(&session.user_id).await? else {
             return Ok(None);
         };
@@ -190,37 +192,38 @@ impl Db {
     }
 
     pub(crate) async fn touch_session(&self, id: &str, at: &str) -> Result<(), DbError> {
-        sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE id = ?")
-            .bind(at)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        self.execute(
+            "UPDATE sessions SET last_seen_at = $1 WHERE id = $2",
+            &[at, id],
+        )
+        .await?;
         Ok(())
     }
 
     pub(crate) async fn sessions_of(&self, user_id: &str) -> Result<Vec<SessionRow>, DbError> {
-        let rows = sqlx::query("SELECT * FROM sessions WHERE user_id = ? ORDER BY created_at")
+        with_pool!(self, pool => sqlx::query("SELECT * FROM sessions WHERE user_id = $1 ORDER BY created_at")
             .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(Self::session).collect()
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(Self::session)
+            .collect())
     }
 
     /// Ends a session of `user_id`; whether there was one.
     pub(crate) async fn delete_session(&self, user_id: &str, id: &str) -> Result<bool, DbError> {
-        let done = sqlx::query("DELETE FROM sessions WHERE id = ? AND user_id = ?")
-            .bind(id)
-            .bind(user_id)
-            .execute(&self.pool)
+        let done = self
+            .execute(
+                "DELETE FROM sessions WHERE id = $1 AND user_id = $2",
+                &[id, user_id],
+            )
             .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(done > 0)
     }
 
     /// Ends every session of a user.
     pub(crate) async fn delete_sessions_of(&self, user_id: &str) -> Result<(), DbError> {
-        sqlx::query("DELETE FROM sessions WHERE user_id = ?")
-            .bind(user_id)
-            .execute(&self.pool)
+        self.execute("DELETE FROM sessions WHERE user_id = $1", &[user_id])
             .await?;
         Ok(())
     }
@@ -231,29 +234,28 @@ impl Db {
         now: &str,
         idle_since: &str,
     ) -> Result<u64, DbError> {
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at < ?")
-            .bind(now)
-            .bind(idle_since)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        self.execute(
+            "DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2",
+            &[now, idle_since],
+        )
+        .await
     }
 
-    fn token(row: &SqliteRow) -> Result<TokenRow, DbError> {
+    fn token(row: &impl Columns) -> Result<TokenRow, DbError> {
         Ok(TokenRow {
-            id: row.try_get("id")?,
-            secret_hash: row.try_get("secret_hash")?,
-            user_id: row.try_get("user_id")?,
-            name: row.try_get("name")?,
-            created_at: row.try_get("created_at")?,
-            expires_at: row.try_get("expires_at")?,
-            last_used_at: row.try_get("last_used_at")?,
+            id: row.text("id")?,
+            secret_hash: row.text("secret_hash")?,
+            user_id: row.text("user_id")?,
+            name: row.text("name")?,
+            created_at: row.text("created_at")?,
+            expires_at: row.maybe_text("expires_at")?,
+            last_used_at: row.maybe_text("last_used_at")?,
         })
     }
 
     pub(crate) async fn insert_token(&self, t: &TokenRow) -> Result<(), DbError> {
-        sqlx::query(
-            "INSERT INTO tokens (id, secret_hash, user_id, name, created_at, expires_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, NULL)",
+        with_pool!(self, pool => sqlx::query(
+            "INSERT INTO tokens (id, secret_hash, user_id, name, created_at, expires_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)",
         )
         .bind(&t.id)
         .bind(&t.secret_hash)
@@ -261,8 +263,9 @@ impl Db {
         .bind(&t.name)
         .bind(&t.created_at)
         .bind(&t.expires_at)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
@@ -271,14 +274,16 @@ impl Db {
         &self,
         secret_hash: &str,
     ) -> Result<Option<(TokenRow, UserRow)>, DbError> {
-        let Some(row) = sqlx::query("SELECT * FROM tokens WHERE secret_hash = ?")
+        let token = with_pool!(self, pool => sqlx::query("SELECT * FROM tokens WHERE secret_hash = $1")
             .bind(secret_hash)
-            .fetch_optional(&self.pool)
+            .fetch_optional(pool)
             .await?
-        else {
+            .as_ref()
+            .map(Self::token)
+            .transpose())?;
+        let Some(token) = token else {
             return Ok(None);
         };
-        let token = Self::token(&row)?;
         let Some(user) = self.find_user(&token.user_id).await? else {
             return Ok(None);
         };
@@ -286,30 +291,33 @@ impl Db {
     }
 
     pub(crate) async fn touch_token(&self, id: &str, at: &str) -> Result<(), DbError> {
-        sqlx::query("UPDATE tokens SET last_used_at = ? WHERE id = ?")
-            .bind(at)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        self.execute(
+            "UPDATE tokens SET last_used_at = $1 WHERE id = $2",
+            &[at, id],
+        )
+        .await?;
         Ok(())
     }
 
     pub(crate) async fn tokens_of(&self, user_id: &str) -> Result<Vec<TokenRow>, DbError> {
-        let rows = sqlx::query("SELECT * FROM tokens WHERE user_id = ? ORDER BY created_at")
+        with_pool!(self, pool => sqlx::query("SELECT * FROM tokens WHERE user_id = $1 ORDER BY created_at")
             .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(Self::token).collect()
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(Self::token)
+            .collect())
     }
 
     /// Revokes a token of `user_id`; whether there was one.
     pub(crate) async fn delete_token(&self, user_id: &str, id: &str) -> Result<bool, DbError> {
-        let done = sqlx::query("DELETE FROM tokens WHERE id = ? AND user_id = ?")
-            .bind(id)
-            .bind(user_id)
-            .execute(&self.pool)
+        let done = self
+            .execute(
+                "DELETE FROM tokens WHERE id = $1 AND user_id = $2",
+                &[id, user_id],
+            )
             .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(done > 0)
     }
 
     /// Shares (or changes the share of) a workspace with a user.
@@ -319,14 +327,10 @@ impl Db {
         user_id: &str,
         access: ShareAccess,
     ) -> Result<(), DbError> {
-        sqlx::query(
-            "INSERT INTO shares (workspace_id, user_id, access, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (workspace_id, user_id) DO UPDATE SET access = excluded.access",
+        self.execute(
+            "INSERT INTO shares (workspace_id, user_id, access, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id, user_id) DO UPDATE SET access = excluded.access",
+            &[workspace_id, user_id, access.as_str(), &crate::now_rfc3339()],
         )
-        .bind(workspace_id)
-        .bind(user_id)
-        .bind(access.as_str())
-        .bind(crate::now_rfc3339())
-        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -337,12 +341,13 @@ impl Db {
         workspace_id: &str,
         user_id: &str,
     ) -> Result<bool, DbError> {
-        let done = sqlx::query("DELETE FROM shares WHERE workspace_id = ? AND user_id = ?")
-            .bind(workspace_id)
-            .bind(user_id)
-            .execute(&self.pool)
+        let done = self
+            .execute(
+                "DELETE FROM shares WHERE workspace_id = $1 AND user_id = $2",
+                &[workspace_id, user_id],
+            )
             .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(done > 0)
     }
 
     /// Who a workspace is shared with: (user id, username, access).
@@ -350,23 +355,24 @@ impl Db {
         &self,
         workspace_id: &str,
     ) -> Result<Vec<(String, String, ShareAccess)>, DbError> {
-        let rows = sqlx::query(
-            "SELECT s.user_id, u.username, s.access FROM shares s JOIN users u ON u.id = s.user_id WHERE s.workspace_id = ? ORDER BY u.username",
+        let read = |row: &dyn Columns| -> Result<(String, String, ShareAccess), DbError> {
+            let access = row.text("access")?;
+            let access = ShareAccess::parse(&access).ok_or_else(|| DbError::Unreadable {
+                id: workspace_id.to_string(),
+                column: "shares.access",
+                problem: format!("unknown access {access:?}"),
+            })?;
+            Ok((row.text("user_id")?, row.text("username")?, access))
+        };
+        with_pool!(self, pool => sqlx::query(
+            "SELECT s.user_id, u.username, s.access FROM shares s JOIN users u ON u.id = s.user_id WHERE s.workspace_id = $1 ORDER BY u.username",
         )
         .bind(workspace_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let access: String = row.try_get("access")?;
-                let access = ShareAccess::parse(&access).ok_or_else(|| DbError::Unreadable {
-                    id: workspace_id.to_string(),
-                    column: "shares.access",
-                    problem: format!("unknown access {access:?}"),
-                })?;
-                Ok((row.try_get("user_id")?, row.try_get("username")?, access))
-            })
-            .collect()
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| read(row))
+        .collect())
     }
 
     /// What a share gives `user_id` on a workspace, if it is shared with them.
@@ -375,12 +381,13 @@ impl Db {
         workspace_id: &str,
         user_id: &str,
     ) -> Result<Option<ShareAccess>, DbError> {
-        let access: Option<String> =
-            sqlx::query_scalar("SELECT access FROM shares WHERE workspace_id = ? AND user_id = ?")
-                .bind(workspace_id)
-                .bind(user_id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let access: Option<String> = with_pool!(self, pool => sqlx::query_scalar(
+            "SELECT access FROM shares WHERE workspace_id = $1 AND user_id = $2",
+        )
+        .bind(workspace_id)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await?);
         Ok(access.as_deref().and_then(ShareAccess::parse))
     }
 }

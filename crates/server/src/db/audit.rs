@@ -1,10 +1,8 @@
 //! The audit log in the store: rows are appended, never changed or removed (the table's
 //! triggers refuse it, whatever code runs).
 
+use super::{Columns, Db, DbError, with_pool};
 use cove_protocol::accounts::{AuditEntry, AuditQuery, Outcome};
-use sqlx::Row;
-
-use super::{Db, DbError};
 
 /// The most entries one page of `GET /api/audit` holds.
 pub(crate) const MAX_PAGE: u32 = 500;
@@ -12,17 +10,18 @@ const DEFAULT_PAGE: u32 = 100;
 
 impl Db {
     pub(crate) async fn append_audit(&self, entry: &AuditEntry) -> Result<(), DbError> {
-        sqlx::query(
-            "INSERT INTO audit (at, username, action, target, address, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        self.execute(
+            "INSERT INTO audit (at, username, action, target, address, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &entry.at,
+                &entry.user,
+                &entry.action,
+                &entry.target,
+                &entry.address,
+                entry.outcome.as_str(),
+                &entry.detail,
+            ],
         )
-        .bind(&entry.at)
-        .bind(&entry.user)
-        .bind(&entry.action)
-        .bind(&entry.target)
-        .bind(&entry.address)
-        .bind(entry.outcome.as_str())
-        .bind(&entry.detail)
-        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -33,8 +32,24 @@ impl Db {
         query: &AuditQuery,
     ) -> Result<(Vec<AuditEntry>, Option<i64>), DbError> {
         let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-        let rows = sqlx::query(
-            "SELECT * FROM audit WHERE (?1 IS NULL OR username = ?1 COLLATE NOCASE) AND (?2 IS NULL OR action = ?2) AND (?3 IS NULL OR at >= ?3) AND (?4 IS NULL OR at < ?4) AND (?5 IS NULL OR id < ?5) ORDER BY id DESC LIMIT ?6",
+        let read = |row: &dyn Columns| -> Result<AuditEntry, DbError> {
+            Ok(AuditEntry {
+                id: row.int("id")?,
+                at: row.text("at")?,
+                user: row.text("username")?,
+                action: row.text("action")?,
+                target: row.text("target")?,
+                address: row.text("address")?,
+                outcome: if row.text("outcome")? == "success" {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure
+                },
+                detail: row.text("detail")?,
+            })
+        };
+        let mut entries = with_pool!(self, pool => sqlx::query(
+            "SELECT * FROM audit WHERE ($1 IS NULL OR lower(username) = lower($1)) AND ($2 IS NULL OR action = $2) AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at < $4) AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6",
         )
         .bind(&query.user)
         .bind(&query.action)
@@ -42,28 +57,11 @@ impl Db {
         .bind(&query.until)
         .bind(query.before)
         .bind(i64::from(limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut entries = rows
-            .iter()
-            .map(|row| {
-                let outcome: String = row.try_get("outcome")?;
-                Ok(AuditEntry {
-                    id: row.try_get("id")?,
-                    at: row.try_get("at")?,
-                    user: row.try_get("username")?,
-                    action: row.try_get("action")?,
-                    target: row.try_get("target")?,
-                    address: row.try_get("address")?,
-                    outcome: if outcome == "success" {
-                        Outcome::Success
-                    } else {
-                        Outcome::Failure
-                    },
-                    detail: row.try_get("detail")?,
-                })
-            })
-            .collect::<Result<Vec<_>, DbError>>()?;
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| read(row))
+        .collect::<Result<Vec<_>, DbError>>())?;
         let next = if entries.len() > limit as usize {
             entries.truncate(limit as usize);
             entries.last().map(|e| e.id)
