@@ -711,11 +711,20 @@ async function main() {
     await page.setViewportSize(VIEWPORT);
   });
 
-  await step('home page lists the new workspace (screenshot)', async () => {
+  await step('home page lists the new workspace; "keep running" is a toggle the server keeps (screenshot)', async () => {
     await page.goto(base + '/', { waitUntil: 'domcontentloaded' });
-    await page.getByTestId(`workspace-${name}`).waitFor();
+    const row = page.getByTestId(`workspace-${name}`);
+    await row.waitFor();
+    const keep = row.getByTestId('keep-running');
+    if ((await keep.getAttribute('aria-pressed')) !== 'false') throw new Error('a new workspace is not kept running');
+    await keep.click();
+    await waitFor(async () => (await keep.getAttribute('aria-pressed')) === 'true', 10_000, 'the toggle to show "kept running"');
+    const kept = (await (await fetch(`${base}/api/workspaces/${encodeURIComponent(name)}`)).json()).keepRunning;
+    if (kept !== true) throw new Error(`the server did not keep it: keepRunning=${kept}`);
     await page.waitForTimeout(200);
     await page.screenshot({ path: path.join(shotsDir, 'home.png') });
+    await keep.click();
+    await waitFor(async () => (await keep.getAttribute('aria-pressed')) === 'false', 10_000, 'the toggle to turn off again');
   });
 
   await step('creating a second project with the same name shows the server\'s error message', async () => {

@@ -58,6 +58,11 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+    /// Stop a running workspace after this long with nobody connected (no IDE, terminal,
+    /// socket or preview connection): `30m`, `90s`, `2h`; `0` never stops one. A workspace
+    /// marked "keep running" (PATCH /api/workspaces/{id} {"keepRunning": true}) is passed by.
+    #[arg(long, env = "COVE_IDLE_STOP", value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    pub idle_stop: std::time::Duration,
     /// How people sign in. `password`: each request needs a session (signed in at /login)
     /// or an API token. `none`: everyone who can reach cove is the administrator; keep it on
     /// loopback.
@@ -242,4 +247,27 @@ impl std::str::FromStr for CertArg {
             path => CertArg::File(path.into()),
         })
     }
+}
+
+/// `30m`, `90s`, `2h`, `1d`, or a bare number of seconds; `0` is zero.
+pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration: a number and s, m, h or d (e.g. 30m)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => return Err(format!("{other:?} is not a unit of time: s, m, h or d")),
+    };
+    number
+        .checked_mul(seconds)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is too long"))
 }

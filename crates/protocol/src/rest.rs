@@ -151,6 +151,20 @@ pub struct WorkspaceView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(test, ts(optional))]
     pub access: Option<crate::accounts::WorkspaceAccess>,
+    /// Kept running with nobody connected: the server's idle stop passes it by.
+    #[serde(default)]
+    pub keep_running: bool,
+}
+
+/// `PATCH /api/workspaces/{id}` (a cove addition): what to change about a workspace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(TS))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateWorkspace {
+    /// Keep it running with nobody connected (background jobs), or let the idle stop take it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub keep_running: Option<bool>,
 }
 
 /// An entry of `GET /api/templates`.

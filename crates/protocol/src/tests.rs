@@ -380,6 +380,7 @@ fn typescript_bindings_are_current() {
         User,
         CreateUser,
         UpdateUser,
+        UpdateWorkspace,
         ChangePassword,
         SessionView,
         CreateToken,

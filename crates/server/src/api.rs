@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cove_protocol::ErrorCode;
 use cove_protocol::accounts::Outcome;
-use cove_protocol::rest::{CreateWorkspace, ServerInfo};
+use cove_protocol::rest::{CreateWorkspace, ServerInfo, UpdateWorkspace};
 use std::sync::Arc;
 
 use crate::accounts::{Auth, Caller};
@@ -92,6 +92,37 @@ pub(crate) async fn get_workspace(
 async fn current_view(app: &AppState, caller: &Caller, id: &str) -> Result<Response, ApiError> {
     let found = app.manager.find(caller, id).await?;
     Ok(axum::Json(app.manager.view_for(found).await).into_response())
+}
+
+/// `PATCH /api/workspaces/{id}`: keep it running with nobody connected, or not.
+pub(crate) async fn update_workspace(
+    State(app): Shared,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let change: UpdateWorkspace = parse_json(&headers, &body)?;
+    let found = app.manager.find(&caller, &id).await?;
+    found.require_edit()?;
+    if let Some(keep) = change.keep_running {
+        app.manager.set_keep_running(&found.row, keep).await?;
+        let detail = format!(
+            "{}: keep running {}",
+            found.row.name,
+            if keep { "on" } else { "off" }
+        );
+        app.accounts
+            .audit(
+                &caller,
+                "workspace.update",
+                &found.row.id,
+                Outcome::Success,
+                &detail,
+            )
+            .await;
+    }
+    current_view(&app, &caller, &id).await
 }
 
 pub(crate) async fn start_workspace(

@@ -45,6 +45,8 @@ pub(crate) struct WorkspaceRow {
     pub state_reason: String,
     /// Who stopped it, when a person did.
     pub stopped_by: Option<String>,
+    /// Kept running with nobody connected: the idle stop passes it by.
+    pub keep_running: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -274,6 +276,7 @@ impl Db {
             updated_at: row.text("updated_at")?,
             state_reason: row.text("state_reason")?,
             stopped_by: row.maybe_text("stopped_by")?,
+            keep_running: row.int("keep_running")? != 0,
             id,
         })
     }
@@ -281,7 +284,7 @@ impl Db {
     pub(crate) async fn insert(&self, w: &WorkspaceRow) -> Result<(), DbError> {
         let limits = serde_json::to_string(&w.limits).expect("limits serialize");
         let result = with_pool!(self, pool => sqlx::query(
-            "INSERT INTO workspaces (id, name, owner, template, state, created_at, updated_at, limits) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+            "INSERT INTO workspaces (id, name, owner, template, state, created_at, updated_at, limits, keep_running) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)",
         )
         .bind(&w.id)
         .bind(&w.name)
@@ -290,6 +293,7 @@ impl Db {
         .bind(w.state.as_str())
         .bind(&w.created_at)
         .bind(&limits)
+        .bind(i64::from(w.keep_running))
         .execute(pool)
         .await
         .map(|_| ()));
@@ -413,6 +417,17 @@ impl Db {
         .execute(pool)
         .await
         .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Keeps a workspace running with nobody connected, or lets the idle stop take it again.
+    pub(crate) async fn set_keep_running(&self, id: &str, keep: bool) -> Result<(), DbError> {
+        with_pool!(self, pool => sqlx::query("UPDATE workspaces SET keep_running = $1 WHERE id = $2")
+            .bind(i64::from(keep))
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 

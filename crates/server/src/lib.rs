@@ -42,6 +42,7 @@ pub use db::{DbError, Store};
 pub use error::ApiError;
 pub use perimeter::Cidr;
 pub use tls::TlsFiles;
+pub use workspaces::IdleStop;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -49,6 +50,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Where the metadata lives: SQLite in the data dir by default (`--database-url`).
     pub store: Store,
+    /// When a workspace nobody is connected to is stopped (`--idle-stop`).
+    pub idle_stop: IdleStop,
     /// Who may sign in and how (`--auth`, the administrator's password, quotas).
     pub accounts: AccountSettings,
     /// Reverse proxies whose `X-Forwarded-For`/`-Host`/`-Proto` are believed.
@@ -152,7 +155,9 @@ fn router(app: Arc<AppState>, max_file_bytes: u64) -> Router {
         )
         .route(
             "/api/workspaces/{id}",
-            get(api::get_workspace).delete(api::delete_workspace),
+            get(api::get_workspace)
+                .patch(api::update_workspace)
+                .delete(api::delete_workspace),
         )
         .route("/api/workspaces/{id}/start", post(api::start_workspace))
         .route("/api/workspaces/{id}/stop", post(api::stop_workspace))
@@ -293,6 +298,8 @@ pub async fn serve(
         .reconcile()
         .await
         .map_err(|e| anyhow::anyhow!("cannot reconcile workspaces: {}", e.reply.message))?;
+    app.tasks
+        .spawn(workspaces::watch(app.clone(), config.idle_stop));
     app.metrics.touch();
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await

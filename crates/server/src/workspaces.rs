@@ -56,6 +56,7 @@ fn view_of(row: WorkspaceRow) -> WorkspaceView {
         state_changed_at: row.updated_at,
         state_reason: Some(row.state_reason).filter(|r| !r.is_empty()),
         stopped_by: row.stopped_by,
+        keep_running: row.keep_running,
         access: None,
     }
 }
@@ -243,6 +244,7 @@ impl Manager {
             limits,
             state_reason: String::new(),
             stopped_by: None,
+            keep_running: false,
         };
         // The row reserves the name first; files follow, and a failure undoes the row.
         self.db.insert(&row).await?;
@@ -295,22 +297,28 @@ impl Manager {
     /// died without telling anyone).
     pub(crate) async fn view(&self, row: WorkspaceRow) -> WorkspaceView {
         let mut row = row;
-        if row.state == WorkspaceState::Running
-            && let Ok(RunnerState::Stopped) = self.backend.status(&row.id).await
+        if self.notice_exit(&row).await
+            && let Ok(Some(now)) = self.db.get(&row.id).await
         {
-            self.link.forget(&row.id);
-            let reason = RUNNER_EXITED;
-            tracing::warn!(workspace = %row.id, "{reason}");
-            if self
-                .transition(&row.id, WorkspaceState::Stopped, reason, None)
-                .await
-                .is_ok()
-                && let Ok(Some(now)) = self.db.get(&row.id).await
-            {
-                row = now;
-            }
+            row = now;
         }
         view_of(row)
+    }
+
+    /// Records that a workspace the store says is running has no runner any more (it
+    /// exited, was killed, ran out of memory), with the reason, for its live views. Whether
+    /// it found that.
+    pub(crate) async fn notice_exit(&self, row: &WorkspaceRow) -> bool {
+        if row.state != WorkspaceState::Running
+            || !matches!(self.backend.status(&row.id).await, Ok(RunnerState::Stopped))
+        {
+            return false;
+        }
+        self.link.forget(&row.id);
+        tracing::warn!(workspace = %row.id, name = %row.name, "{RUNNER_EXITED}");
+        self.transition(&row.id, WorkspaceState::Stopped, RUNNER_EXITED, None)
+            .await
+            .is_ok()
     }
 
     /// The workspaces `caller` may see: their own, those shared with them (every one for an
@@ -416,9 +424,40 @@ impl Manager {
     pub(crate) async fn stop(&self, row: &WorkspaceRow, by: &str) -> Result<(), ApiError> {
         let lock = self.lock(&row.id);
         let _turn = lock.lock().await;
+        self.halt(row, &format!("stopped by {by}"), Some(by)).await
+    }
+
+    /// Stops a running workspace nobody is connected to (the idle stop), unless someone
+    /// connected or it started to be kept running meanwhile. Whether it stopped it.
+    pub(crate) async fn stop_idle(
+        &self,
+        row: &WorkspaceRow,
+        reason: &str,
+    ) -> Result<bool, ApiError> {
+        let lock = self.lock(&row.id);
+        let _turn = lock.lock().await;
+        let Some(current) = self.db.get(&row.id).await? else {
+            return Ok(false);
+        };
+        if current.state != WorkspaceState::Running
+            || current.keep_running
+            || self.accounts.connections.connected(&row.id) > 0
+        {
+            return Ok(false);
+        }
+        self.halt(&current, reason, None).await?;
+        Ok(true)
+    }
+
+    /// Stops the runner and records why; the caller holds the workspace's lock.
+    async fn halt(
+        &self,
+        row: &WorkspaceRow,
+        reason: &str,
+        by: Option<&str>,
+    ) -> Result<(), ApiError> {
         self.link.forget(&row.id);
-        let reason = format!("stopped by {by}");
-        self.transition(&row.id, WorkspaceState::Stopping, &reason, Some(by))
+        self.transition(&row.id, WorkspaceState::Stopping, reason, by)
             .await?;
         if let Err(e) = self.backend.stop(&row.id).await {
             let message = "the workspace could not be stopped; see the server log";
@@ -428,8 +467,24 @@ impl Manager {
         }
         // A status read while the stop ran may have told the link the old address again.
         self.link.forget(&row.id);
-        self.transition(&row.id, WorkspaceState::Stopped, &reason, Some(by))
+        self.transition(&row.id, WorkspaceState::Stopped, reason, by)
             .await?;
+        tracing::info!(workspace = %row.id, name = %row.name, reason, "workspace stopped");
+        Ok(())
+    }
+
+    /// Keeps a workspace running with nobody connected, or lets the idle stop take it.
+    pub(crate) async fn set_keep_running(
+        &self,
+        row: &WorkspaceRow,
+        keep: bool,
+    ) -> Result<(), ApiError> {
+        self.db.set_keep_running(&row.id, keep).await?;
+        if let Some(row) = self.db.get(&row.id).await? {
+            let _ = self
+                .events
+                .send(WorkspaceEvent::Changed(Box::new(view_of(row))));
+        }
         Ok(())
     }
 
@@ -496,6 +551,10 @@ impl Manager {
         Ok(())
     }
 }
+
+mod watch;
+pub use watch::IdleStop;
+pub(crate) use watch::watch;
 
 #[cfg(test)]
 mod tests;

@@ -53,7 +53,11 @@ limits?: Limits,
 /**
  * What the caller may do with it (a cove addition).
  */
-access?: WorkspaceAccess, };
+access?: WorkspaceAccess, 
+/**
+ * Kept running with nobody connected: the server's idle stop passes it by.
+ */
+keepRunning: boolean, };
 
 export type Template = { name: string, description: string, runCommand?: string, previewPort?: number, };
 
@@ -166,6 +170,12 @@ quotas?: Quotas, };
 export type CreateUser = { username: string, password: string, role: Role, };
 
 export type UpdateUser = { password?: string, role?: Role, disabled?: boolean, quotas?: Quotas, };
+
+export type UpdateWorkspace = { 
+/**
+ * Keep it running with nobody connected (background jobs), or let the idle stop take it.
+ */
+keepRunning?: boolean, };
 
 export type ChangePassword = { password: string, currentPassword: string, };
 

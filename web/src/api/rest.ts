@@ -70,6 +70,8 @@ export const api = {
       { timeoutMs: 120_000 },
     ),
   startWorkspace: (id: string) => request<Workspace>('POST', `/api/workspaces/${enc(id)}/start`, undefined, { timeoutMs: 120_000 }),
+  /** Keep it running with nobody connected, or let the server's idle stop take it. */
+  setKeepRunning: (id: string, keepRunning: boolean) => request<Workspace>('PATCH', `/api/workspaces/${enc(id)}`, { keepRunning }),
   stopWorkspace: (id: string) => request<Workspace>('POST', `/api/workspaces/${enc(id)}/stop`, undefined, { timeoutMs: 60_000 }),
   deleteWorkspace: (id: string) => request<void>('DELETE', `/api/workspaces/${enc(id)}`, undefined, { timeoutMs: 60_000 }),
   listTemplates: () => request<Template[]>('GET', '/api/templates'),

@@ -61,7 +61,8 @@ export function TopBar({ children }: { children?: React.ReactNode }) {
   );
 }
 
-type Act = (w: Workspace, what: 'stop' | 'start' | 'delete') => void;
+type Action = 'stop' | 'start' | 'delete' | 'keep' | 'unkeep';
+type Act = (w: Workspace, what: Action) => void;
 
 /** The workspaces of one kind (the caller's own, or shared with them) as a table. */
 function WorkspaceTable(props: {
@@ -108,7 +109,7 @@ function WorkspaceTable(props: {
                 )}
               </td>
               <td className="muted">{w.template}</td>
-              <td>
+              <td title={w.stateReason ?? undefined}>
                 <StateBadge state={b === 'stop' ? 'stopping' : b === 'start' ? 'starting' : w.state} />
               </td>
               <td className="muted">{w.owner}</td>
@@ -129,6 +130,20 @@ function WorkspaceTable(props: {
                       Start
                     </button>
                   ))}
+                {access !== 'view' && (
+                  <button
+                    type="button"
+                    className={`icon-button${w.keepRunning ? ' on' : ''}`}
+                    disabled={!!b}
+                    onClick={() => act(w, w.keepRunning ? 'unkeep' : 'keep')}
+                    aria-pressed={w.keepRunning}
+                    aria-label={`Keep ${w.name} running when nobody is connected`}
+                    title={w.keepRunning ? 'Kept running when nobody is connected (click to let it stop when idle)' : 'Stops when nobody is connected for a while (click to keep it running)'}
+                    data-testid="keep-running"
+                  >
+                    <Icon name="pin" />
+                  </button>
+                )}
                 {canShare(w, account) && (
                   <button type="button" className="icon-button" onClick={() => props.onShare(w)} aria-label={`Share ${w.name}`} title="Share" data-testid="share-workspace">
                     <Icon name="share" />
@@ -193,7 +208,7 @@ export function Home() {
     };
   }, [load]);
 
-  const act = async (w: Workspace, what: 'stop' | 'start' | 'delete') => {
+  const act = async (w: Workspace, what: Action) => {
     if (what === 'delete') {
       const ok = await confirmDanger(
         'Delete workspace',
@@ -206,6 +221,7 @@ export function Home() {
     try {
       if (what === 'stop') await api.stopWorkspace(w.id);
       else if (what === 'start') await api.startWorkspace(w.id);
+      else if (what === 'keep' || what === 'unkeep') await api.setKeepRunning(w.id, what === 'keep');
       else {
         await api.deleteWorkspace(w.id);
         notify(`Deleted ${w.name}`);
@@ -226,7 +242,7 @@ export function Home() {
   const canCreate = account.user?.role !== 'viewer';
   const own = items?.filter((w) => accessOf(w) === 'owner') ?? [];
   const shared = items?.filter((w) => accessOf(w) !== 'owner') ?? [];
-  const tableProps = { busy, account, act: (w: Workspace, what: 'stop' | 'start' | 'delete') => void act(w, what), onShare: setSharing };
+  const tableProps = { busy, account, act: (w: Workspace, what: Action) => void act(w, what), onShare: setSharing };
 
   return (
     <div className="home">

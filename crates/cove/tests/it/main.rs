@@ -8,6 +8,7 @@ mod accounts;
 mod cli;
 mod control;
 mod files;
+mod lifecycle;
 mod limits;
 mod perimeter;
 mod postgres;

@@ -212,6 +212,16 @@ impl Connections {
         }
     }
 
+    /// How many connections of any kind reach a workspace (its idle stop waits for none).
+    pub(crate) fn connected(&self, workspace_id: &str) -> usize {
+        self.entries
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|e| e.workspace.as_ref().is_some_and(|(w, _)| w == workspace_id))
+            .count()
+    }
+
     /// Workspaces with someone present.
     pub(crate) fn occupied(&self) -> Vec<String> {
         let mut ids: Vec<String> = self

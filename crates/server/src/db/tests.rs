@@ -36,6 +36,7 @@ async fn workspaces(store: &TestStore) {
         },
         state_reason: String::new(),
         stopped_by: None,
+        keep_running: false,
     };
     db.insert(&w).await.unwrap();
     assert!(matches!(
@@ -132,6 +133,8 @@ async fn workspaces(store: &TestStore) {
         db.list_owned("admin").await.unwrap()[0].state,
         WorkspaceState::Running
     );
+    db.set_keep_running("a1", true).await.unwrap();
+    assert!(db.get("a1").await.unwrap().unwrap().keep_running);
     db.delete("a1").await.unwrap();
     assert!(db.list_owned("admin").await.unwrap().is_empty());
     // Reopening runs no migration twice.
@@ -259,6 +262,7 @@ async fn accounts(db: &Db) {
         limits: Limits::default(),
         state_reason: String::new(),
         stopped_by: None,
+        keep_running: false,
     };
     db.insert(&w).await.unwrap();
     db.set_share("w1", "u22", ShareAccess::View).await.unwrap();
@@ -433,6 +437,6 @@ async fn both_migration_directories_make_the_same_schema() {
     let sqlite = &stores[0];
     let (sqlite_schema, postgres_schema) = (schema(&sqlite.db).await, schema(&postgres.db).await);
     assert!(sqlite_schema.0.len() > 30, "{:?}", sqlite_schema.0);
-    assert_eq!(sqlite_schema.1, [1, 2, 3, 4, 5]);
+    assert_eq!(sqlite_schema.1, [1, 2, 3, 4, 5, 6]);
     assert_eq!(sqlite_schema, postgres_schema);
 }

@@ -232,3 +232,92 @@ fn states_only_move_forward() {
         );
     }
 }
+
+/// The idle stop: a running workspace nobody is connected to is stopped after the idle time
+/// (with why, in the store and the audit log); one with a connection, or kept running, is
+/// not; one whose runner died is recorded as stopped at the next look, idle stop or not.
+#[tokio::test]
+async fn idle_workspaces_stop_unless_connected_or_kept_running() {
+    use super::watch::{Idle, IdleStop};
+    use std::time::{Duration, Instant};
+    let (m, backend, _dir) = manager().await;
+    let admin = admin(&m).await;
+    let mut rows = Vec::new();
+    for name in ["idle", "connected", "kept"] {
+        m.create(&admin, name, None, Limits::default())
+            .await
+            .unwrap();
+        let row = m.find(&admin, name).await.unwrap().row;
+        m.ensure_running(&row).await.unwrap();
+        rows.push(row);
+    }
+    let (idle, connected, kept) = (&rows[0], &rows[1], &rows[2]);
+    m.set_keep_running(kept, true).await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let socket = m
+        .accounts
+        .open_connection(
+            &admin,
+            Some((&connected.id, WorkspaceAccess::Owner)),
+            crate::accounts::ConnectionKind::Control,
+            &shutdown,
+        )
+        .unwrap();
+    let policy = IdleStop(Some(Duration::from_secs(60)));
+    let mut seen = Idle::default();
+    let t0 = Instant::now();
+    assert!(m.look(policy, &mut seen, t0).await.is_empty());
+    assert!(
+        m.look(policy, &mut seen, t0 + Duration::from_secs(59))
+            .await
+            .is_empty(),
+        "not yet a minute"
+    );
+    let stopped = m
+        .look(policy, &mut seen, t0 + Duration::from_secs(61))
+        .await;
+    assert_eq!(stopped, [idle.id.clone()]);
+    let (st, reason) = state(&m, "idle").await;
+    assert_eq!(
+        (st.as_str(), reason.as_deref()),
+        ("stopped", Some("stopped after 1 min with nobody connected"))
+    );
+    assert_eq!(state(&m, "connected").await.0, "running");
+    assert_eq!(state(&m, "kept").await.0, "running");
+    let (entries, _) = m.db.audit(&Default::default()).await.unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.user == "cove" && e.action == "workspace.stop" && e.target == idle.id),
+        "{entries:?}"
+    );
+    // The last connection goes: the idle time counts from the next look.
+    drop(socket);
+    let t1 = t0 + Duration::from_secs(120);
+    assert!(m.look(policy, &mut seen, t1).await.is_empty());
+    assert_eq!(
+        m.look(policy, &mut seen, t1 + Duration::from_secs(61))
+            .await,
+        [connected.id.clone()]
+    );
+    // Never with the idle stop off; but a dead runner is noticed either way.
+    m.set_keep_running(kept, false).await.unwrap();
+    let off = IdleStop(None);
+    let far = t1 + Duration::from_secs(3600);
+    assert!(m.look(off, &mut seen, far).await.is_empty());
+    assert_eq!(state(&m, "kept").await.0, "running");
+    let mut events = m.events();
+    backend.set_running(&kept.id, false);
+    m.look(off, &mut seen, far).await;
+    let row = m.db.get(&kept.id).await.unwrap().unwrap();
+    assert_eq!(row.state, WorkspaceState::Stopped);
+    assert!(
+        row.state_reason.contains("runner exited"),
+        "{}",
+        row.state_reason
+    );
+    assert!(
+        matches!(events.try_recv(), Ok(WorkspaceEvent::Changed(v)) if v.id == kept.id && v.state == WorkspaceState::Stopped),
+        "live views are told"
+    );
+}

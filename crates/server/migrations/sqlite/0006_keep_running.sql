@@ -1,0 +1,2 @@
+-- A workspace kept running with nobody connected (background jobs): the idle stop passes it by.
+ALTER TABLE workspaces ADD COLUMN keep_running INTEGER NOT NULL DEFAULT 0;
