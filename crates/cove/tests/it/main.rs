@@ -7,6 +7,7 @@
 mod accounts;
 mod cli;
 mod control;
+mod durability;
 mod files;
 mod lifecycle;
 mod limits;
