@@ -760,6 +760,21 @@ async function main() {
     await page.getByTestId(`workspace-${name}`).waitFor();
   }, 120_000);
 
+  await step('hibernated: the home page says so, and opening it brings the files back', async () => {
+    const id = (await (await fetch(`${base}/api/workspaces/${encodeURIComponent(name)}`)).json()).id;
+    const r = await fetch(`${base}/api/workspaces/${id}/hibernate`, { method: 'POST' });
+    const view = await r.json();
+    if (r.status !== 200 || view.state !== 'hibernated') throw new Error(`hibernate answered ${r.status}: ${JSON.stringify(view)}`);
+    const row = page.getByTestId(`workspace-${name}`);
+    await waitFor(async () => (await row.getByTestId('workspace-state').textContent())?.trim().toLowerCase() === 'hibernated', 15_000, 'the state "hibernated"');
+    await page.screenshot({ path: path.join(shotsDir, 'home-hibernated.png') });
+    await row.getByRole('button', { name: `Open ${name}` }).click();
+    await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor({ timeout: 60_000 });
+    await page.getByTestId('tree-item-main.py').waitFor({ timeout: 30_000 });
+    await page.goto(base + '/', { waitUntil: 'domcontentloaded' });
+    await page.getByTestId(`workspace-${name}`).waitFor();
+  }, 120_000);
+
   await step('delete the workspace from the home page (with confirmation)', async () => {
     await page.getByTestId(`workspace-${name}`).getByRole('button', { name: `Delete ${name}` }).click();
     await page.getByTestId('ask-dialog').waitFor();

@@ -35,6 +35,7 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackendError
     move |source| BackendError::Io { context, source }
 }
 
+mod archive;
 mod process;
 mod settings;
 mod storage;
@@ -236,6 +237,27 @@ impl Backend for LocalBackend {
             }
             Ok(ids)
         })
+    }
+
+    fn export<'a>(
+        &'a self,
+        id: &'a str,
+        sink: cove_backend::ArchiveSink,
+    ) -> BoxFuture<'a, Result<u64, BackendError>> {
+        Box::pin(self.export_storage(id, sink))
+    }
+
+    fn import<'a>(
+        &'a self,
+        id: &'a str,
+        source: cove_backend::ArchiveSource,
+        verify: cove_backend::ArchiveCheck,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(self.import_storage(id, source, verify))
+    }
+
+    fn evict<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(self.evict_storage(id))
     }
 
     fn destroy<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {

@@ -4,13 +4,19 @@
 //! "found again", to test how the server copes.
 
 use std::collections::{BTreeSet, HashSet};
+use std::io::{Read as _, Write as _};
 use std::sync::Mutex;
 
-use crate::{Backend, BackendError, BoxFuture, RunnerAddr, RunnerState, SeedFile, WorkspaceLimits};
+use crate::{
+    ArchiveCheck, ArchiveSink, ArchiveSource, Backend, BackendError, BoxFuture, RunnerAddr,
+    RunnerState, SeedFile, WorkspaceLimits,
+};
 
 #[derive(Debug, Default)]
 struct State {
     storage: HashSet<String>,
+    /// Exports write this many bytes, then fail when `fail_exports_after` says so.
+    fail_exports_after: Option<usize>,
     running: BTreeSet<String>,
     fail_starts: bool,
     fail_stops: bool,
@@ -46,6 +52,11 @@ impl FakeBackend {
         } else {
             state.running.remove(id);
         }
+    }
+
+    /// From now on, exports fail after writing `bytes` (or work again with `None`).
+    pub fn fail_exports_after(&self, bytes: Option<usize>) {
+        self.state.lock().unwrap().fail_exports_after = bytes;
     }
 
     /// Whether the workspace has storage.
@@ -158,6 +169,95 @@ impl Backend for FakeBackend {
                 });
             }
             state.running.remove(id);
+            state.storage.remove(id);
+            Ok(())
+        })
+    }
+
+    fn export<'a>(
+        &'a self,
+        id: &'a str,
+        mut sink: ArchiveSink,
+    ) -> BoxFuture<'a, Result<u64, BackendError>> {
+        Box::pin(async move {
+            let fail_after = {
+                let state = self.record("export", id);
+                if !state.storage.contains(id) {
+                    return Err(BackendError::NoStorage(id.to_string()));
+                }
+                if state.running.contains(id) {
+                    return Err(BackendError::Running(id.to_string()));
+                }
+                state.fail_exports_after
+            };
+            // A workspace's "files": its id, many times over (enough for several chunks),
+            // written from a blocking thread as a real backend does.
+            let content = id.repeat(64 * 1024).into_bytes();
+            tokio::task::spawn_blocking(move || {
+                let io = |e: std::io::Error| BackendError::Io {
+                    context: "writing the archive".into(),
+                    source: e,
+                };
+                match fail_after {
+                    Some(bytes) => {
+                        sink.write_all(&content[..bytes.min(content.len())])
+                            .map_err(io)?;
+                        Err(BackendError::Storage(
+                            "the disk went away mid-export".into(),
+                        ))
+                    }
+                    None => {
+                        sink.write_all(&content).map_err(io)?;
+                        sink.flush().map_err(io)?;
+                        Ok(content.len() as u64)
+                    }
+                }
+            })
+            .await
+            .map_err(|_| BackendError::Interrupted("the fake export"))?
+        })
+    }
+
+    fn import<'a>(
+        &'a self,
+        id: &'a str,
+        mut source: ArchiveSource,
+        verify: ArchiveCheck,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            if self.record("import", id).storage.contains(id) {
+                return Err(BackendError::AlreadyExists(id.to_string()));
+            }
+            let bad = |reason: String| BackendError::BadArchive {
+                id: id.to_string(),
+                reason,
+            };
+            // Read from a blocking thread, as a real backend does.
+            let read = tokio::task::spawn_blocking(move || {
+                let mut content = Vec::new();
+                source
+                    .read_to_end(&mut content)
+                    .map_err(|e| e.to_string())?;
+                verify()?;
+                Ok::<_, String>(content)
+            })
+            .await
+            .map_err(|_| BackendError::Interrupted("the fake import"))?;
+            let content = read.map_err(bad)?;
+            if content != id.repeat(64 * 1024).into_bytes() {
+                return Err(bad("not this workspace's files".into()));
+            }
+            self.state.lock().unwrap().storage.insert(id.to_string());
+            Ok(())
+        })
+    }
+
+    fn evict<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            let mut state = self.record("evict", id);
+            if state.running.contains(id) {
+                return Err(BackendError::Running(id.to_string()));
+            }
             state.storage.remove(id);
             Ok(())
         })

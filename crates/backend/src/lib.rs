@@ -174,6 +174,12 @@ pub enum BackendError {
     /// Work handed to a blocking thread did not finish (the thread panicked).
     #[error("{0} did not finish")]
     Interrupted(&'static str),
+    /// The workspace is running and the operation needs it stopped.
+    #[error("workspace {0} is running; stop it first")]
+    Running(String),
+    /// An archive that could not be read, or that failed its check.
+    #[error("the archive of workspace {id} is unusable: {reason}")]
+    BadArchive { id: String, reason: String },
     #[error("invalid template file path {0:?}")]
     BadSeedPath(String),
     /// A workspace asked for limits this backend cannot give; the message is for the client.
@@ -220,4 +226,34 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// Stops the runner and deletes the storage for good.
     fn destroy<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), BackendError>>;
+
+    /// Writes a stopped workspace's storage into `sink` as one archive (the backend's own
+    /// format, read only by its [`Backend::import`]), from a blocking thread; the size of the
+    /// files it holds. A running workspace is refused.
+    fn export<'a>(
+        &'a self,
+        id: &'a str,
+        sink: ArchiveSink,
+    ) -> BoxFuture<'a, Result<u64, BackendError>>;
+
+    /// Makes the workspace's storage from an archive of [`Backend::export`]'s. It is unpacked
+    /// beside where the storage goes, `verify` is asked after its last byte is read, and only
+    /// then does it take the storage's place: a bad archive replaces nothing. A workspace
+    /// that has storage is refused.
+    fn import<'a>(
+        &'a self,
+        id: &'a str,
+        source: ArchiveSource,
+        verify: ArchiveCheck,
+    ) -> BoxFuture<'a, Result<(), BackendError>>;
+
+    /// Removes a stopped workspace's storage (after it was safely archived elsewhere).
+    fn evict<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), BackendError>>;
 }
+
+/// Where [`Backend::export`] writes (a blocking writer).
+pub type ArchiveSink = Box<dyn std::io::Write + Send>;
+/// What [`Backend::import`] reads (a blocking reader).
+pub type ArchiveSource = Box<dyn std::io::Read + Send>;
+/// Asked by [`Backend::import`] after the archive's last byte: `Err(why)` refuses it.
+pub type ArchiveCheck = Box<dyn FnOnce() -> Result<(), String> + Send>;

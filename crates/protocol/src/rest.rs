@@ -21,15 +21,18 @@ pub enum WorkspaceState {
     Running,
     Stopping,
     Error,
+    /// Stopped, with its files only in the object store (a snapshot); a start restores them.
+    Hibernated,
 }
 
 impl WorkspaceState {
-    pub const ALL: [WorkspaceState; 5] = [
+    pub const ALL: [WorkspaceState; 6] = [
         WorkspaceState::Stopped,
         WorkspaceState::Starting,
         WorkspaceState::Running,
         WorkspaceState::Stopping,
         WorkspaceState::Error,
+        WorkspaceState::Hibernated,
     ];
 
     /// The name on the wire and in the database.
@@ -40,6 +43,7 @@ impl WorkspaceState {
             WorkspaceState::Running => "running",
             WorkspaceState::Stopping => "stopping",
             WorkspaceState::Error => "error",
+            WorkspaceState::Hibernated => "hibernated",
         }
     }
 
@@ -57,11 +61,12 @@ impl WorkspaceState {
         use WorkspaceState::*;
         matches!(
             (self, next),
-            (Stopped, Starting | Stopping)
-                | (Starting, Running | Error | Stopped | Stopping)
+            (Stopped, Starting | Stopping | Hibernated)
+                | (Starting, Running | Error | Stopped | Stopping | Hibernated)
                 | (Running, Stopping | Stopped | Error)
                 | (Stopping, Stopped | Error)
-                | (Error, Starting | Stopping | Stopped)
+                | (Error, Starting | Stopping | Stopped | Hibernated)
+                | (Hibernated, Starting)
         )
     }
 }

@@ -143,17 +143,16 @@ pub(crate) async fn start(
     row: &WorkspaceRow,
 ) -> Result<(), ApiError> {
     if app.manager.ensure_running(row).await? {
-        app.accounts
-            .audit(
-                caller,
-                "workspace.start",
-                &row.id,
-                Outcome::Success,
-                &row.name,
-            )
-            .await;
+        audit_workspace(app, caller, "workspace.start", row).await;
     }
     Ok(())
+}
+
+/// An audit row of a successful action on a workspace: its id, and its name as detail.
+async fn audit_workspace(app: &AppState, caller: &Caller, action: &str, row: &WorkspaceRow) {
+    app.accounts
+        .audit(caller, action, &row.id, Outcome::Success, &row.name)
+        .await;
 }
 
 pub(crate) async fn stop_workspace(
@@ -164,15 +163,22 @@ pub(crate) async fn stop_workspace(
     let found = app.manager.find(&caller, &id).await?;
     found.require_edit()?;
     app.manager.stop(&found.row, &caller.user.username).await?;
-    app.accounts
-        .audit(
-            &caller,
-            "workspace.stop",
-            &found.row.id,
-            Outcome::Success,
-            &found.row.name,
-        )
-        .await;
+    audit_workspace(&app, &caller, "workspace.stop", &found.row).await;
+    current_view(&app, &caller, &id).await
+}
+
+/// `POST /api/workspaces/{id}/hibernate`: snapshot to the object store, then free the disk.
+pub(crate) async fn hibernate_workspace(
+    State(app): Shared,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let found = app.manager.find(&caller, &id).await?;
+    found.require_edit()?;
+    app.manager
+        .hibernate(&found.row, &caller.user.username)
+        .await?;
+    audit_workspace(&app, &caller, "workspace.hibernate", &found.row).await;
     current_view(&app, &caller, &id).await
 }
 
@@ -184,15 +190,7 @@ pub(crate) async fn delete_workspace(
     let found = app.manager.find(&caller, &id).await?;
     found.require_owner()?;
     app.manager.delete(&found.row).await?;
-    app.accounts
-        .audit(
-            &caller,
-            "workspace.delete",
-            &found.row.id,
-            Outcome::Success,
-            &found.row.name,
-        )
-        .await;
+    audit_workspace(&app, &caller, "workspace.delete", &found.row).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -47,6 +47,8 @@ pub(crate) struct WorkspaceRow {
     pub stopped_by: Option<String>,
     /// Kept running with nobody connected: the idle stop passes it by.
     pub keep_running: bool,
+    /// Its latest verified snapshot in the object store (JSON), if it has one.
+    pub snapshot: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -277,6 +279,7 @@ impl Db {
             state_reason: row.text("state_reason")?,
             stopped_by: row.maybe_text("stopped_by")?,
             keep_running: row.int("keep_running")? != 0,
+            snapshot: row.maybe_text("snapshot")?,
             id,
         })
     }
@@ -424,6 +427,21 @@ impl Db {
     pub(crate) async fn set_keep_running(&self, id: &str, keep: bool) -> Result<(), DbError> {
         with_pool!(self, pool => sqlx::query("UPDATE workspaces SET keep_running = $1 WHERE id = $2")
             .bind(i64::from(keep))
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Records a workspace's latest verified snapshot (JSON), or that it has none.
+    pub(crate) async fn set_snapshot(
+        &self,
+        id: &str,
+        snapshot: Option<&str>,
+    ) -> Result<(), DbError> {
+        with_pool!(self, pool => sqlx::query("UPDATE workspaces SET snapshot = $1 WHERE id = $2")
+            .bind(snapshot)
             .bind(id)
             .execute(pool)
             .await

@@ -161,6 +161,10 @@ fn router(app: Arc<AppState>, max_file_bytes: u64) -> Router {
         )
         .route("/api/workspaces/{id}/start", post(api::start_workspace))
         .route("/api/workspaces/{id}/stop", post(api::stop_workspace))
+        .route(
+            "/api/workspaces/{id}/hibernate",
+            post(api::hibernate_workspace),
+        )
         .route("/api/workspaces/{id}/ws", get(api::control_socket))
         .route(
             "/api/workspaces/{id}/terminals/{terminal}/ws",
@@ -277,12 +281,14 @@ pub async fn serve(
     })?;
     tracing::info!(store = %config.store.describe(), "metadata store ready");
     let accounts = Arc::new(accounts::Accounts::new(db.clone(), config.accounts.clone()));
+    let objects = cove_objects::Objects::local(&config.data_dir.join("objects"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     accounts
         .bootstrap()
         .await
         .map_err(|e| anyhow::anyhow!("cannot set up the administrator: {}", e.reply.message))?;
     let app = Arc::new(AppState {
-        manager: workspaces::Manager::new(db.clone(), backend, accounts.clone()),
+        manager: workspaces::Manager::new(db.clone(), backend, accounts.clone(), objects),
         accounts,
         proxies: perimeter::proxies::TrustedProxies::new(config.trusted_proxies.clone()),
         allowed_origins: config.allowed_origins.clone(),

@@ -116,6 +116,8 @@ pub(crate) struct Manager {
     events: tokio::sync::broadcast::Sender<WorkspaceEvent>,
     link: RunnerLink,
     accounts: Arc<Accounts>,
+    /// Where snapshots of hibernated workspaces go.
+    objects: cove_objects::Objects,
 }
 
 /// Why a workspace whose runner went away without being asked is stopped.
@@ -154,8 +156,14 @@ pub(crate) fn validate_name(name: &str) -> Result<String, ApiError> {
 }
 
 impl Manager {
-    pub(crate) fn new(db: Db, backend: SharedBackend, accounts: Arc<Accounts>) -> Manager {
+    pub(crate) fn new(
+        db: Db,
+        backend: SharedBackend,
+        accounts: Arc<Accounts>,
+        objects: cove_objects::Objects,
+    ) -> Manager {
         Manager {
+            objects,
             db,
             backend,
             locks: Mutex::new(HashMap::new()),
@@ -245,6 +253,7 @@ impl Manager {
             state_reason: String::new(),
             stopped_by: None,
             keep_running: false,
+            snapshot: None,
         };
         // The row reserves the name first; files follow, and a failure undoes the row.
         self.db.insert(&row).await?;
@@ -355,11 +364,7 @@ impl Manager {
         }
         let lock = self.lock(&row.id);
         let _turn = lock.lock().await;
-        let current = self
-            .db
-            .get(&row.id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no workspace {:?}", row.name)))?;
+        let current = self.reread(row).await?;
         if self.is_running(&current).await {
             // A start whose request went away before it finished (the runner came up, nobody
             // recorded it), or a runner found again after a restart: record what is true.
@@ -380,6 +385,9 @@ impl Manager {
         }
         let limits = backend_limits(&current.limits)?;
         self.accounts.check_start(&current).await?;
+        if current.state == WorkspaceState::Hibernated {
+            self.restore(&current).await?;
+        }
         self.transition(&row.id, WorkspaceState::Starting, "", None)
             .await?;
         let started = std::time::Instant::now();
@@ -402,6 +410,14 @@ impl Manager {
                 Err(ApiError::unavailable(message))
             }
         }
+    }
+
+    /// The workspace as stored now (another request may have changed it meanwhile).
+    async fn reread(&self, row: &WorkspaceRow) -> Result<WorkspaceRow, ApiError> {
+        self.db
+            .get(&row.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no workspace {:?}", row.name)))
     }
 
     /// Whether the workspace's runner is running (without starting it). The backend is the
@@ -496,6 +512,7 @@ impl Manager {
             .destroy(&row.id)
             .await
             .map_err(|e| ApiError::internal("cannot delete the workspace", e))?;
+        self.forget_snapshot(row).await;
         self.link.forget(&row.id);
         let mut seen_by: Vec<String> = self
             .db
@@ -525,8 +542,15 @@ impl Manager {
             .map_err(|e| ApiError::internal("cannot list runners", e))?;
         for row in self.db.list_all().await? {
             let alive = running.contains(&row.id);
+            let restoring = row.state == WorkspaceState::Starting
+                && row.snapshot.is_some()
+                && row.state_reason.starts_with("restoring");
             let state = if alive {
                 WorkspaceState::Running
+            } else if row.state == WorkspaceState::Hibernated || restoring {
+                // Its files are in the object store (a restore cut short put nothing in place,
+                // or put all of it: the next start finds out which).
+                WorkspaceState::Hibernated
             } else {
                 WorkspaceState::Stopped
             };
@@ -536,6 +560,10 @@ impl Manager {
                     // Stopped for good while the server was away: keep what was said.
                     (false, WorkspaceState::Stopped | WorkspaceState::Error) => {
                         row.state_reason.clone()
+                    }
+                    (false, _) if restoring => {
+                        "its restore was cut short by a server restart; its snapshot is kept"
+                            .to_string()
                     }
                     (false, _) => "the workspace stopped while the server was down".to_string(),
                 };
@@ -552,6 +580,7 @@ impl Manager {
     }
 }
 
+mod snapshots;
 mod watch;
 pub use watch::IdleStop;
 pub(crate) use watch::watch;

@@ -7,7 +7,7 @@ export type ErrorReply = { code: ErrorCode, message: string, };
 
 export type RestError = { error: ErrorReply, };
 
-export type WorkspaceState = "stopped" | "starting" | "running" | "stopping" | "error";
+export type WorkspaceState = "stopped" | "starting" | "running" | "stopping" | "error" | "hibernated";
 
 export type Limits = { memoryMib?: number, 
 /**

@@ -54,6 +54,7 @@ function stoppedText(w: Workspace): string {
   const by = w.stoppedBy ? ` by ${w.stoppedBy === 'admin' ? 'you' : w.stoppedBy}` : '';
   const when = w.stateChangedAt ? ` ${relativeTime(w.stateChangedAt)}` : '';
   if (w.state === 'error') return `The workspace failed${w.stateReason ? `: ${w.stateReason}` : ''}.`;
+  if (w.state === 'hibernated') return `This workspace is hibernated${when}: its files are kept in storage and come back when it starts.`;
   if (w.stoppedBy) return `This workspace was stopped${by}${when}.`;
   return `This workspace stopped${when}${w.stateReason ? ` (${w.stateReason})` : ''}.`;
 }
@@ -120,7 +121,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
         // The feed may not carry the caller's access (it is the same view for everyone):
         // keep the one the REST answer gave, or a viewer would look like an owner.
         setWorkspace((prev) => ({ ...w, access: w.access ?? prev?.access }));
-        if (w.state === 'stopping' || w.state === 'stopped' || w.state === 'error') client.setHalt({ kind: 'stopped', workspace: w });
+        if (w.state === 'stopping' || w.state === 'stopped' || w.state === 'error' || w.state === 'hibernated') client.setHalt({ kind: 'stopped', workspace: w });
       },
       deleted: (id) => {
         if (id === workspaceId || id === idRef.current) client.setHalt({ kind: 'deleted' });
@@ -434,6 +435,14 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
               You are viewing {workspace.name} shared by {workspace.owner}: read-only.
             </strong>{' '}
             <span className="muted">You can open files and follow terminals and processes, but not change, run or type anything.</span>
+          </span>
+        </div>
+      )}
+      {workspace?.state === 'starting' && workspace.stateReason?.startsWith('restoring') && (
+        <div className="halt-banner" role="status" data-testid="workspace-restoring">
+          <Icon name="download" />
+          <span>
+            <strong>Restoring the workspace from storage…</strong> <span className="muted">{workspace.stateReason}</span>
           </span>
         </div>
       )}

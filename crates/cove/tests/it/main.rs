@@ -9,6 +9,7 @@ mod cli;
 mod control;
 mod durability;
 mod files;
+mod hibernate;
 mod lifecycle;
 mod limits;
 mod perimeter;

@@ -37,6 +37,7 @@ async fn workspaces(store: &TestStore) {
         state_reason: String::new(),
         stopped_by: None,
         keep_running: false,
+        snapshot: None,
     };
     db.insert(&w).await.unwrap();
     assert!(matches!(
@@ -135,6 +136,11 @@ async fn workspaces(store: &TestStore) {
     );
     db.set_keep_running("a1", true).await.unwrap();
     assert!(db.get("a1").await.unwrap().unwrap().keep_running);
+    db.set_snapshot("a1", Some("{}")).await.unwrap();
+    assert_eq!(
+        db.get("a1").await.unwrap().unwrap().snapshot.as_deref(),
+        Some("{}")
+    );
     db.delete("a1").await.unwrap();
     assert!(db.list_owned("admin").await.unwrap().is_empty());
     // Reopening runs no migration twice.
@@ -263,6 +269,7 @@ async fn accounts(db: &Db) {
         state_reason: String::new(),
         stopped_by: None,
         keep_running: false,
+        snapshot: None,
     };
     db.insert(&w).await.unwrap();
     db.set_share("w1", "u22", ShareAccess::View).await.unwrap();
@@ -437,6 +444,6 @@ async fn both_migration_directories_make_the_same_schema() {
     let sqlite = &stores[0];
     let (sqlite_schema, postgres_schema) = (schema(&sqlite.db).await, schema(&postgres.db).await);
     assert!(sqlite_schema.0.len() > 30, "{:?}", sqlite_schema.0);
-    assert_eq!(sqlite_schema.1, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(sqlite_schema.1, [1, 2, 3, 4, 5, 6, 7]);
     assert_eq!(sqlite_schema, postgres_schema);
 }

@@ -9,7 +9,12 @@ async fn manager() -> (Manager, Arc<FakeBackend>, tempfile::TempDir) {
     let backend = Arc::new(FakeBackend::new());
     let accounts = Arc::new(Accounts::new(db.clone(), Default::default()));
     accounts.bootstrap().await.unwrap();
-    (Manager::new(db, backend.clone(), accounts), backend, dir)
+    let objects = cove_objects::Objects::local(&dir.path().join("objects")).unwrap();
+    (
+        Manager::new(db, backend.clone(), accounts, objects),
+        backend,
+        dir,
+    )
 }
 
 /// The first administrator, as every caller is with `--auth none`.
@@ -212,6 +217,9 @@ fn states_only_move_forward() {
         (Error, Starting),
         (Running, Stopped),
         (Starting, Stopping),
+        (Stopped, Hibernated),
+        (Hibernated, Starting),
+        (Starting, Hibernated),
     ];
     for (from, to) in allowed {
         assert!(from.can_become(to), "{from} -> {to}");
@@ -221,6 +229,9 @@ fn states_only_move_forward() {
         (Stopped, Running),
         (Stopping, Running),
         (Stopped, Error),
+        (Running, Hibernated),
+        (Hibernated, Running),
+        (Hibernated, Stopped),
     ] {
         assert!(!from.can_become(to), "{from} -> {to} must be refused");
     }
@@ -276,7 +287,7 @@ async fn idle_workspaces_stop_unless_connected_or_kept_running() {
     let stopped = m
         .look(policy, &mut seen, t0 + Duration::from_secs(61))
         .await;
-    assert_eq!(stopped, [idle.id.clone()]);
+    assert_eq!(stopped, vec![idle.id.clone()]);
     let (st, reason) = state(&m, "idle").await;
     assert_eq!(
         (st.as_str(), reason.as_deref()),
@@ -298,7 +309,7 @@ async fn idle_workspaces_stop_unless_connected_or_kept_running() {
     assert_eq!(
         m.look(policy, &mut seen, t1 + Duration::from_secs(61))
             .await,
-        [connected.id.clone()]
+        vec![connected.id.clone()]
     );
     // Never with the idle stop off; but a dead runner is noticed either way.
     m.set_keep_running(kept, false).await.unwrap();
@@ -319,5 +330,124 @@ async fn idle_workspaces_stop_unless_connected_or_kept_running() {
     assert!(
         matches!(events.try_recv(), Ok(WorkspaceEvent::Changed(v)) if v.id == kept.id && v.state == WorkspaceState::Stopped),
         "live views are told"
+    );
+}
+
+/// Every object file under the store's directory (snapshots and manifests).
+fn objects_in(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.join("objects")];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if entry.path().is_dir() {
+                stack.push(entry.path());
+            } else {
+                found.push(
+                    entry
+                        .path()
+                        .strip_prefix(dir)
+                        .unwrap()
+                        .display()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Hibernate and restore over the fake backend and a real (directory) object store: the
+/// files leave and come back; a corrupted snapshot replaces nothing; a snapshot cut short
+/// leaves the previous one recorded and in place, and nothing else.
+#[tokio::test]
+async fn hibernate_restore_and_what_goes_wrong() {
+    let (m, backend, dir) = manager().await;
+    let admin = admin(&m).await;
+    m.create(&admin, "sleepy", None, Limits::default())
+        .await
+        .unwrap();
+    let row = m.find(&admin, "sleepy").await.unwrap().row;
+    m.ensure_running(&row).await.unwrap();
+
+    m.hibernate(&row, "admin").await.unwrap();
+    let (st, reason) = state(&m, "sleepy").await;
+    assert_eq!(st, "hibernated");
+    assert!(reason.unwrap().contains("in the object store"));
+    assert!(!backend.has_storage(&row.id), "the local copy is gone");
+    let stored = objects_in(dir.path());
+    assert_eq!(stored.len(), 2, "the snapshot and its manifest: {stored:?}");
+    assert!(
+        m.hibernate(&row, "admin").await.is_err(),
+        "already hibernated"
+    );
+
+    // A start restores it, then starts it.
+    m.ensure_running(&row).await.unwrap();
+    assert_eq!(state(&m, "sleepy").await.0, "running");
+    assert!(backend.has_storage(&row.id));
+
+    // Hibernated again; then its snapshot is damaged: the start refuses it, nothing changes.
+    m.hibernate(&row, "admin").await.unwrap();
+    let snapshot = objects_in(dir.path())
+        .into_iter()
+        .find(|o| o.ends_with(".tar.zst"))
+        .unwrap();
+    assert_eq!(
+        objects_in(dir.path()).len(),
+        2,
+        "the older snapshot was removed"
+    );
+    let path = dir.path().join(&snapshot);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let refused = m.ensure_running(&row).await;
+    assert!(refused.is_err());
+    let (st, reason) = state(&m, "sleepy").await;
+    assert_eq!(st, "hibernated");
+    assert!(
+        reason.unwrap().contains("the restore failed"),
+        "kept, with why"
+    );
+    assert!(!backend.has_storage(&row.id), "nothing was put in place");
+    bytes[middle] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    m.ensure_running(&row).await.unwrap();
+    assert!(backend.has_storage(&row.id));
+
+    // A snapshot cut short: the workspace keeps its files and its last good snapshot.
+    let recorded = m.db.get(&row.id).await.unwrap().unwrap().snapshot;
+    let before = objects_in(dir.path());
+    backend.fail_exports_after(Some(300_000));
+    assert!(m.hibernate(&row, "admin").await.is_err());
+    let now = m.db.get(&row.id).await.unwrap().unwrap();
+    assert_eq!(
+        now.state,
+        WorkspaceState::Stopped,
+        "stopped to hibernate, not hibernated"
+    );
+    assert_eq!(
+        now.snapshot, recorded,
+        "the good snapshot is still the one recorded"
+    );
+    assert!(backend.has_storage(&row.id));
+    assert_eq!(
+        objects_in(dir.path()),
+        before,
+        "nothing else is left in the store"
+    );
+    backend.fail_exports_after(None);
+
+    // Deleting the workspace deletes its snapshots.
+    m.hibernate(&row, "admin").await.unwrap();
+    m.delete(&m.db.get(&row.id).await.unwrap().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        objects_in(dir.path()).is_empty(),
+        "{:?}",
+        objects_in(dir.path())
     );
 }
