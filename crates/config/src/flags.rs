@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// marked "keep running" (PATCH /api/workspaces/{id} {"keepRunning": true}) is passed by.
     #[arg(long, env = "COVE_IDLE_STOP", value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
     pub idle_stop: std::time::Duration,
+    /// Hibernate a workspace stopped this long: its files go to the object store (compressed,
+    /// checked) and leave this disk until it starts again (`7d`, `12h`; `0` never).
+    #[arg(long, env = "COVE_HIBERNATE_AFTER", value_name = "DURATION", default_value = "0", value_parser = parse_duration)]
+    pub hibernate_after: std::time::Duration,
     /// How people sign in. `password`: each request needs a session (signed in at /login)
     /// or an API token. `none`: everyone who can reach cove is the administrator; keep it on
     /// loopback.

@@ -262,7 +262,10 @@ async fn serve(settings: cove_config::Settings) -> anyhow::Result<()> {
     let config = cove_server::Config {
         bind: args.bind_addr,
         store,
-        idle_stop: cove_server::IdleStop(Some(args.idle_stop).filter(|d| !d.is_zero())),
+        lifecycle: cove_server::Lifecycle {
+            idle_stop: Some(args.idle_stop).filter(|d| !d.is_zero()),
+            hibernate_after: Some(args.hibernate_after).filter(|d| !d.is_zero()),
+        },
         data_dir,
         accounts,
         trusted_proxies,

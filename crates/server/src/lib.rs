@@ -42,7 +42,7 @@ pub use db::{DbError, Store};
 pub use error::ApiError;
 pub use perimeter::Cidr;
 pub use tls::TlsFiles;
-pub use workspaces::IdleStop;
+pub use workspaces::Lifecycle;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -50,8 +50,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Where the metadata lives: SQLite in the data dir by default (`--database-url`).
     pub store: Store,
-    /// When a workspace nobody is connected to is stopped (`--idle-stop`).
-    pub idle_stop: IdleStop,
+    /// When workspaces are stopped and hibernated by themselves (`--idle-stop`,
+    /// `--hibernate-after`).
+    pub lifecycle: Lifecycle,
     /// Who may sign in and how (`--auth`, the administrator's password, quotas).
     pub accounts: AccountSettings,
     /// Reverse proxies whose `X-Forwarded-For`/`-Host`/`-Proto` are believed.
@@ -305,7 +306,7 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("cannot reconcile workspaces: {}", e.reply.message))?;
     app.tasks
-        .spawn(workspaces::watch(app.clone(), config.idle_stop));
+        .spawn(workspaces::watch(app.clone(), config.lifecycle));
     app.metrics.touch();
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await

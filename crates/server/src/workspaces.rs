@@ -582,7 +582,7 @@ impl Manager {
 
 mod snapshots;
 mod watch;
-pub use watch::IdleStop;
+pub use watch::Lifecycle;
 pub(crate) use watch::watch;
 
 #[cfg(test)]

@@ -249,7 +249,7 @@ fn states_only_move_forward() {
 /// not; one whose runner died is recorded as stopped at the next look, idle stop or not.
 #[tokio::test]
 async fn idle_workspaces_stop_unless_connected_or_kept_running() {
-    use super::watch::{Idle, IdleStop};
+    use super::watch::{Idle, Lifecycle};
     use std::time::{Duration, Instant};
     let (m, backend, _dir) = manager().await;
     let admin = admin(&m).await;
@@ -274,18 +274,22 @@ async fn idle_workspaces_stop_unless_connected_or_kept_running() {
             &shutdown,
         )
         .unwrap();
-    let policy = IdleStop(Some(Duration::from_secs(60)));
+    let policy = Lifecycle {
+        idle_stop: Some(Duration::from_secs(60)),
+        hibernate_after: None,
+    };
+    let wall = crate::now_ms();
     let mut seen = Idle::default();
     let t0 = Instant::now();
-    assert!(m.look(policy, &mut seen, t0).await.is_empty());
+    assert!(m.look(policy, &mut seen, t0, wall).await.is_empty());
     assert!(
-        m.look(policy, &mut seen, t0 + Duration::from_secs(59))
+        m.look(policy, &mut seen, t0 + Duration::from_secs(59), wall)
             .await
             .is_empty(),
         "not yet a minute"
     );
     let stopped = m
-        .look(policy, &mut seen, t0 + Duration::from_secs(61))
+        .look(policy, &mut seen, t0 + Duration::from_secs(61), wall)
         .await;
     assert_eq!(stopped, vec![idle.id.clone()]);
     let (st, reason) = state(&m, "idle").await;
@@ -305,21 +309,21 @@ async fn idle_workspaces_stop_unless_connected_or_kept_running() {
     // The last connection goes: the idle time counts from the next look.
     drop(socket);
     let t1 = t0 + Duration::from_secs(120);
-    assert!(m.look(policy, &mut seen, t1).await.is_empty());
+    assert!(m.look(policy, &mut seen, t1, wall).await.is_empty());
     assert_eq!(
-        m.look(policy, &mut seen, t1 + Duration::from_secs(61))
+        m.look(policy, &mut seen, t1 + Duration::from_secs(61), wall)
             .await,
         vec![connected.id.clone()]
     );
     // Never with the idle stop off; but a dead runner is noticed either way.
     m.set_keep_running(kept, false).await.unwrap();
-    let off = IdleStop(None);
+    let off = Lifecycle::default();
     let far = t1 + Duration::from_secs(3600);
-    assert!(m.look(off, &mut seen, far).await.is_empty());
+    assert!(m.look(off, &mut seen, far, wall).await.is_empty());
     assert_eq!(state(&m, "kept").await.0, "running");
     let mut events = m.events();
     backend.set_running(&kept.id, false);
-    m.look(off, &mut seen, far).await;
+    m.look(off, &mut seen, far, wall).await;
     let row = m.db.get(&kept.id).await.unwrap().unwrap();
     assert_eq!(row.state, WorkspaceState::Stopped);
     assert!(
@@ -449,5 +453,58 @@ async fn hibernate_restore_and_what_goes_wrong() {
         objects_in(dir.path()).is_empty(),
         "{:?}",
         objects_in(dir.path())
+    );
+}
+
+/// A workspace stopped for longer than `--hibernate-after` is hibernated by the watcher (one
+/// per look), with an audit row; a running one, or one stopped more recently, is not.
+#[tokio::test]
+async fn long_stopped_workspaces_are_hibernated() {
+    use super::watch::{Idle, Lifecycle};
+    use std::time::{Duration, Instant};
+    let (m, backend, _dir) = manager().await;
+    let admin = admin(&m).await;
+    for name in ["old", "older", "running"] {
+        m.create(&admin, name, None, Limits::default())
+            .await
+            .unwrap();
+    }
+    let running = m.find(&admin, "running").await.unwrap().row;
+    m.ensure_running(&running).await.unwrap();
+    let policy = Lifecycle {
+        idle_stop: None,
+        hibernate_after: Some(Duration::from_secs(7 * 86_400)),
+    };
+    let mut seen = Idle::default();
+    let now = crate::now_ms();
+    assert!(
+        m.look(policy, &mut seen, Instant::now(), now)
+            .await
+            .is_empty(),
+        "stopped just now"
+    );
+    let week_later = now + 7 * 86_400_000 + 1000;
+    let first = m.look(policy, &mut seen, Instant::now(), week_later).await;
+    let second = m.look(policy, &mut seen, Instant::now(), week_later).await;
+    assert_eq!((first.len(), second.len()), (1, 1), "one per look");
+    for name in ["old", "older"] {
+        let (st, reason) = state(&m, name).await;
+        assert_eq!(st, "hibernated");
+        assert!(reason.unwrap().starts_with("hibernated by cove"));
+    }
+    assert_eq!(state(&m, "running").await.0, "running");
+    assert!(backend.has_storage(&running.id));
+    let (entries, _) = m.db.audit(&Default::default()).await.unwrap();
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e.user == "cove" && e.action == "workspace.hibernate")
+            .count(),
+        2
+    );
+    assert!(
+        m.look(policy, &mut seen, Instant::now(), week_later)
+            .await
+            .is_empty()
     );
 }

@@ -2,8 +2,10 @@
 //! checked against the backend, so that a runner that died (killed, out of memory) is
 //! recorded with the reason within seconds and live views are told; and against its
 //! connections, so that one nobody has been connected to for the idle time is stopped, unless
-//! it is kept running. The log and the audit say why. A client that connects while the stop
-//! runs waits for the workspace's lock and then starts it afresh.
+//! it is kept running. A workspace stopped for longer than `--hibernate-after` is hibernated
+//! (one per look, so a big one delays the next look, never the others' safety). The log and
+//! the audit say why. A client that connects while a stop runs waits for the workspace's
+//! lock and then starts it afresh.
 
 use cove_protocol::accounts::Outcome;
 use cove_protocol::rest::WorkspaceState;
@@ -13,15 +15,20 @@ use std::time::{Duration, Instant};
 
 use super::Manager;
 
-/// After how long with nobody connected a running workspace is stopped; `None`: never.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IdleStop(pub Option<Duration>);
+/// When the watcher stops and hibernates workspaces by itself; `None`: never.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// A running workspace with nobody connected this long is stopped (`--idle-stop`).
+    pub idle_stop: Option<Duration>,
+    /// A workspace stopped this long is hibernated (`--hibernate-after`).
+    pub hibernate_after: Option<Duration>,
+}
 
-impl IdleStop {
+impl Lifecycle {
     /// How often the watcher looks: every two seconds, more often for a short idle time.
     fn period(self) -> Duration {
         let two = Duration::from_secs(2);
-        self.0.map_or(two, |idle| {
+        self.idle_stop.map_or(two, |idle| {
             (idle / 4).clamp(Duration::from_millis(100), two)
         })
     }
@@ -45,12 +52,14 @@ pub(crate) struct Idle {
 }
 
 impl Manager {
-    /// One look at every running workspace at `now`; the ids it stopped for being idle.
+    /// One look at every workspace at `now` (`wall_ms`: the same moment as Unix time in ms);
+    /// the ids it stopped for being idle, and the one it hibernated.
     pub(crate) async fn look(
         &self,
-        idle_stop: IdleStop,
+        policy: Lifecycle,
         idle: &mut Idle,
         now: Instant,
+        wall_ms: u64,
     ) -> Vec<String> {
         let rows = match self.db.list_all().await {
             Ok(rows) => rows,
@@ -61,11 +70,38 @@ impl Manager {
         };
         let mut stopped = Vec::new();
         let mut unattended = HashSet::new();
+        let mut hibernated = false;
         for row in rows {
+            if let Some(after) = policy.hibernate_after
+                && !hibernated
+                && row.state == WorkspaceState::Stopped
+                && row.updated_at < crate::rfc3339(wall_ms.saturating_sub(after.as_millis() as u64))
+            {
+                hibernated = true;
+                match self.hibernate(&row, "cove").await {
+                    Ok(()) => {
+                        self.accounts
+                            .audit_as(
+                                "cove",
+                                "workspace.hibernate",
+                                &row.id,
+                                None,
+                                Outcome::Success,
+                                &format!("{}: stopped for {}", row.name, human(after)),
+                            )
+                            .await;
+                        stopped.push(row.id.clone());
+                    }
+                    Err(e) => {
+                        tracing::warn!(workspace = %row.id, error = %e.reply.message, "the automatic hibernation failed");
+                    }
+                }
+                continue;
+            }
             if row.state != WorkspaceState::Running || self.notice_exit(&row).await {
                 continue;
             }
-            let Some(after) = idle_stop.0 else {
+            let Some(after) = policy.idle_stop else {
                 continue;
             };
             if row.keep_running || self.accounts.connections.connected(&row.id) > 0 {
@@ -106,16 +142,18 @@ impl Manager {
 }
 
 /// Watches until the server shuts down.
-pub(crate) async fn watch(app: Arc<crate::AppState>, idle_stop: IdleStop) {
+pub(crate) async fn watch(app: Arc<crate::AppState>, policy: Lifecycle) {
     let mut idle = Idle::default();
-    let mut ticks = tokio::time::interval(idle_stop.period());
+    let mut ticks = tokio::time::interval(policy.period());
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = app.shutdown.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        app.manager.look(idle_stop, &mut idle, Instant::now()).await;
+        app.manager
+            .look(policy, &mut idle, Instant::now(), crate::now_ms())
+            .await;
     }
 }
 
@@ -125,15 +163,13 @@ mod tests {
 
     #[test]
     fn periods_and_words() {
-        assert_eq!(IdleStop(None).period(), Duration::from_secs(2));
-        assert_eq!(
-            IdleStop(Some(Duration::from_secs(1800))).period(),
-            Duration::from_secs(2)
-        );
-        assert_eq!(
-            IdleStop(Some(Duration::from_secs(2))).period(),
-            Duration::from_millis(500)
-        );
+        let idle = |secs| Lifecycle {
+            idle_stop: Some(Duration::from_secs(secs)),
+            hibernate_after: None,
+        };
+        assert_eq!(Lifecycle::default().period(), Duration::from_secs(2));
+        assert_eq!(idle(1800).period(), Duration::from_secs(2));
+        assert_eq!(idle(2).period(), Duration::from_millis(500));
         assert_eq!(human(Duration::from_secs(1800)), "30 min");
         assert_eq!(human(Duration::from_secs(7200)), "2 h");
         assert_eq!(human(Duration::from_secs(90)), "90 s");
