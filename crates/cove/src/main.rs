@@ -7,6 +7,7 @@
 
 mod accounts;
 mod admin;
+mod backup;
 
 use anyhow::Context as _;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
@@ -46,6 +47,11 @@ enum Command {
     Token(admin::TokenArgs),
     /// The audit log, newest first.
     Audit(admin::AuditArgs),
+    /// Copy a data dir's database and object store (hibernated workspaces with their files)
+    /// into an empty directory, while the server runs.
+    Backup(backup::BackupArgs),
+    /// Put a backup into a new data dir (no database yet, no server running).
+    Restore(backup::RestoreArgs),
     /// Internal: the agent of one workspace, started by the server. Not for people.
     Runner(RunnerArgs),
     /// Internal: confines a runner (namespaces, new root, cgroups, its own uid). Not for people.
@@ -133,6 +139,8 @@ fn main() -> anyhow::Result<()> {
         Command::User(args) => one_shot()?.block_on(admin::user(args)),
         Command::Token(args) => one_shot()?.block_on(admin::token(args)),
         Command::Audit(args) => one_shot()?.block_on(admin::audit(args)),
+        Command::Backup(args) => one_shot()?.block_on(backup::backup(args)),
+        Command::Restore(args) => one_shot()?.block_on(backup::restore(args)),
         // One runner serves one workspace: a single-threaded runtime keeps an idle runner
         // small (one thread, one malloc arena) and is fast enough for one workspace's I/O.
         Command::Runner(args) => tokio::runtime::Builder::new_current_thread()

@@ -477,6 +477,25 @@ impl Db {
         }))
     }
 
+    /// Writes a consistent copy of a SQLite store to `path` while it is in use.
+    pub(crate) async fn copy_into(&self, path: &Path) -> Result<(), DbError> {
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let target = path.to_str().ok_or_else(|| {
+                    DbError::BadUrl(format!("{} is not a UTF-8 path", path.display()))
+                })?;
+                sqlx::query("VACUUM INTO $1")
+                    .bind(target)
+                    .execute(pool)
+                    .await?;
+                Ok(())
+            }
+            Pool::Postgres(_) => Err(DbError::BadUrl(
+                "a PostgreSQL store is copied with pg_dump".into(),
+            )),
+        }
+    }
+
     pub(crate) async fn close(&self) {
         with_pool!(self, pool => pool.close().await);
     }

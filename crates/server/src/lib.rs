@@ -11,6 +11,7 @@ mod admin;
 mod api;
 mod assets;
 mod auth;
+mod backup;
 mod db;
 mod error;
 mod events;
@@ -38,6 +39,7 @@ use tokio_util::task::TaskTracker;
 
 pub use accounts::{AccountSettings, AdminPassword, Auth};
 pub use admin::AccountsAdmin;
+pub use backup::{BackupError, BackupReport, backup, restore};
 pub use db::{DbError, Store};
 pub use error::ApiError;
 pub use perimeter::Cidr;

@@ -5,6 +5,7 @@
 //! sandbox itself then skip and say why (`cove_test_support::needs_sandbox`).
 
 mod accounts;
+mod backup;
 mod cli;
 mod control;
 mod durability;

@@ -30,7 +30,7 @@ pub(crate) struct Snapshot {
     /// Bytes stored (compressed) and their SHA-256.
     pub(crate) size: u64,
     pub(crate) sha256: String,
-    /// Bytes of the files it holds.
+    /// Bytes the backend archived (a disk image's whole size, or the files').
     pub(crate) files_bytes: u64,
     pub(crate) created_at: String,
 }
@@ -261,7 +261,7 @@ impl Manager {
             .await
             .map_err(|e| ApiError::internal("cannot remove the workspace's local files", e))?;
         let reason = format!(
-            "hibernated by {by}: {} of files kept as {} in the object store",
+            "hibernated by {by}: {} archived, kept as {} in the object store",
             megabytes(snapshot.files_bytes),
             megabytes(snapshot.size)
         );
