@@ -101,7 +101,7 @@ fn export(id: &str, root: &Path, image: &Path, sink: ArchiveSink) -> Result<u64,
             .map_err(io("cannot archive the workspace's disk"))?;
         size
     } else if root.is_dir() {
-        tar.append_dir_all(FILES_ENTRY, root)
+        append_tree(&mut tar, root, Path::new(FILES_ENTRY))
             .map_err(io("cannot archive the workspace's files"))?;
         tree_size(root)
     } else {
@@ -110,6 +110,29 @@ fn export(id: &str, root: &Path, image: &Path, sink: ArchiveSink) -> Result<u64,
     let mut sink = tar.into_inner().map_err(failed)?;
     sink.flush().map_err(io("cannot write the archive"))?;
     Ok(size)
+}
+
+/// Adds `path` as `name`, and what is under it: directories, regular files and symlinks (as
+/// links). Sockets, pipes and devices a workspace left are not files to keep: they are
+/// passed by (tar would refuse the whole archive for one).
+fn append_tree(
+    tar: &mut tar::Builder<ArchiveSink>,
+    path: &Path,
+    name: &Path,
+) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(path)?;
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        tar.append_path_with_name(path, name)?;
+        let mut entries: Vec<_> = std::fs::read_dir(path)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            append_tree(tar, &entry.path(), &name.join(entry.file_name()))?;
+        }
+    } else if kind.is_file() || kind.is_symlink() {
+        tar.append_path_with_name(path, name)?;
+    }
+    Ok(())
 }
 
 /// Bytes of the regular files under `path` (symlinks are not followed).
@@ -236,6 +259,8 @@ mod tests {
         std::os::unix::fs::symlink("src/main.py", root.join("link")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", root.join("outside")).unwrap();
         let before = listing(&root);
+        // A socket the workspace left is passed by, not a reason to fail.
+        let _socket = std::os::unix::net::UnixListener::bind(root.join("app.sock")).unwrap();
 
         let buffer = SharedBuffer::default();
         export(

@@ -80,13 +80,14 @@ impl Objects {
         }
     }
 
-    /// Stores the chunks from `chunks` under `key`, in parts, as they come. An `Err` chunk
-    /// (the producer failed) or a closed channel before `Ok(None)`... ends it: the upload is
-    /// aborted and nothing is left under `key`.
+    /// Stores the chunks from `chunks` under `key`, in parts, as they come, until the channel
+    /// closes. An `Err` chunk (the producer failed) or a failed part aborts the upload:
+    /// nothing is left under `key`. The receiver is dropped on return, so a producer blocked
+    /// on a full channel learns at once that nobody reads any more.
     pub async fn put_stream(
         &self,
         key: &str,
-        chunks: &mut tokio::sync::mpsc::Receiver<Result<Bytes, String>>,
+        mut chunks: tokio::sync::mpsc::Receiver<Result<Bytes, String>>,
     ) -> Result<Stored, ObjectsError> {
         let upload = self
             .store
@@ -200,7 +201,7 @@ mod tests {
     async fn a_stream_is_stored_in_parts_and_a_failed_one_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let objects = Objects::local(dir.path()).unwrap();
-        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
         let producer = tokio::spawn(async move {
             for i in 0..20u8 {
                 tx.send(Ok(Bytes::from(vec![i; 1024 * 1024])))
@@ -208,15 +209,15 @@ mod tests {
                     .unwrap();
             }
         });
-        let stored = objects.put_stream("a/b.bin", &mut rx).await.unwrap();
+        let stored = objects.put_stream("a/b.bin", rx).await.unwrap();
         producer.await.unwrap();
         assert_eq!(stored.size, 20 * 1024 * 1024);
         assert_eq!(objects.verify("a/b.bin").await.unwrap(), stored);
 
-        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
         tx.send(Ok(Bytes::from_static(b"half"))).await.unwrap();
         tx.send(Err("the disk went away".into())).await.unwrap();
-        let failed = objects.put_stream("a/c.bin", &mut rx).await;
+        let failed = objects.put_stream("a/c.bin", rx).await;
         assert!(matches!(failed, Err(ObjectsError::Source(ref why)) if why.contains("disk")));
         assert_eq!(
             objects.get("a/c.bin").await.unwrap(),

@@ -167,16 +167,26 @@ pub(crate) async fn serve_host(
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
-    let address = app
-        .proxies
-        .client_address(peer_of(&request), request.headers());
+    let peer = peer_of(&request);
+    let address = app.proxies.client_address(peer, request.headers());
+    // A page of another site (another workspace's preview, with `--preview-domain` a
+    // same-site one) may load this preview, never send to it or open its sockets.
+    if let Err(why) = same_workspace_origin(&app, &workspace, &request) {
+        return problem(request.headers(), StatusCode::FORBIDDEN, "Refused", &why);
+    }
     let caller = match app.accounts.auth() {
         Auth::None => match app.accounts.open_caller(address).await {
             Ok(caller) => caller,
             Err(e) => return e.into_response(),
         },
         Auth::Password => {
-            let asked = signin::Asked::of(&request);
+            let tls = app.tls
+                || app
+                    .proxies
+                    .forwarded_host(peer, request.headers())
+                    .and_then(|(_, proto)| proto)
+                    .is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+            let asked = signin::Asked::of(&request, tls);
             match signin::admit(&app, &workspace, port, asked, address).await {
                 Ok(caller) => caller,
                 Err(answer) => return answer,
@@ -184,6 +194,32 @@ pub(crate) async fn serve_host(
         }
     };
     relay(app, caller, &workspace, port, target, request, Kind::Host).await
+}
+
+/// For a request that sends to a preview host (anything but GET and HEAD, and every
+/// WebSocket): an `Origin`, when there is one, must be a preview host of the same workspace
+/// (its other ports included, for a front end that calls its own back end).
+fn same_workspace_origin(app: &AppState, workspace: &str, request: &Request) -> Result<(), String> {
+    let sends = wants_upgrade(request.headers())
+        || !matches!(*request.method(), Method::GET | Method::HEAD);
+    let Some(origin) = request.headers().get(header::ORIGIN) else {
+        return Ok(());
+    };
+    if !sends {
+        return Ok(());
+    }
+    let origin = origin.to_str().unwrap_or("null");
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    match authority.map(|a| app.hosts.classify(Some(a))) {
+        Some(crate::perimeter::Destination::Preview { workspace: w, .. }) if w == workspace => {
+            Ok(())
+        }
+        _ => Err(format!(
+            "a page from {origin:?} may not send requests or open sockets to this preview"
+        )),
+    }
 }
 
 fn peer_of(request: &Request) -> std::net::IpAddr {

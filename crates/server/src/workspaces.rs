@@ -323,6 +323,20 @@ impl Manager {
         {
             return false;
         }
+        // A start or stop under way owns the workspace's state: leave it to them. Otherwise
+        // read the row again under the lock (the one passed in may be old).
+        let lock = self.lock(&row.id);
+        let Ok(_turn) = lock.try_lock() else {
+            return false;
+        };
+        let Ok(current) = self.reread(row).await else {
+            return false;
+        };
+        if current.state != WorkspaceState::Running
+            || !matches!(self.backend.status(&row.id).await, Ok(RunnerState::Stopped))
+        {
+            return false;
+        }
         self.link.forget(&row.id);
         tracing::warn!(workspace = %row.id, name = %row.name, "{RUNNER_EXITED}");
         self.transition(&row.id, WorkspaceState::Stopped, RUNNER_EXITED, None)
@@ -385,7 +399,7 @@ impl Manager {
         }
         let limits = backend_limits(&current.limits)?;
         self.accounts.check_start(&current).await?;
-        if current.state == WorkspaceState::Hibernated {
+        if Self::needs_restore(&current) {
             self.restore(&current).await?;
         }
         self.transition(&row.id, WorkspaceState::Starting, "", None)

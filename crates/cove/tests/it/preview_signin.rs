@@ -133,6 +133,20 @@ async fn preview_hosts_are_signed_in_to_through_cove() {
         403
     );
     assert_eq!(get(s.port, &signin, &[("Host", &host)]).await.status, 403);
+    // A ticket is redeemed only from the address that asked for it.
+    let signin = ticket_path().await;
+    let other_address = request_from(
+        Some(std::net::IpAddr::from([127, 0, 0, 2])),
+        s.port,
+        "GET",
+        &signin,
+        &[("Host", &host)],
+        None,
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(other_address.status, 403, "a ticket used from elsewhere");
     let signin = ticket_path().await;
     let raw = get(s.port, &signin, &[("Host", &host)]).await;
     assert_eq!(raw.status, 303, "{}", raw.text());
@@ -190,6 +204,33 @@ async fn preview_hosts_are_signed_in_to_through_cove() {
         )
         .await;
         assert_eq!(a.status, 401, "the pass on {other}: {}", a.head);
+    }
+
+    // Only pages of the same workspace may send to it (a POST or a socket): not another
+    // workspace's preview, not another site; its other ports may.
+    let other_workspace = format!("http://{port}-{}.localhost:{}", "1".repeat(32), s.port);
+    let sibling = format!("http://{}-{id}.localhost:{}", port + 1, s.port);
+    for (origin, refused) in [
+        ("http://evil.example", true),
+        (other_workspace.as_str(), true),
+        ("null", true),
+        (sibling.as_str(), false),
+    ] {
+        let a = send(
+            s.port,
+            None,
+            "POST",
+            "/form",
+            &[("Host", &host), ("Cookie", &pass), ("Origin", origin)],
+            None,
+        )
+        .await;
+        assert_eq!(
+            a.status == 403,
+            refused,
+            "POST with Origin {origin}: {}",
+            a.head
+        );
     }
 
     // Somebody with no access to the workspace gets no ticket: 404, as for a missing one.

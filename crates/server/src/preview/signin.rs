@@ -54,6 +54,9 @@ struct Entry {
     port: u16,
     proof: Proof,
     expires: Instant,
+    /// Who asked for the ticket: only the same address may redeem it (a ticket read by the
+    /// preview's own code, a service worker say, is no use elsewhere).
+    address: IpAddr,
 }
 
 /// Tickets (one-time, from the open route) and passes (cookies of preview hosts), by hash.
@@ -79,24 +82,35 @@ fn insert(map: &Mutex<HashMap<String, Entry>>, max: usize, entry: Entry) -> Opti
 }
 
 impl PreviewPasses {
-    fn issue_ticket(&self, workspace: &str, port: u16, proof: Proof) -> Option<String> {
+    fn issue_ticket(
+        &self,
+        workspace: &str,
+        port: u16,
+        proof: Proof,
+        address: IpAddr,
+    ) -> Option<String> {
         let entry = Entry {
             workspace: workspace.to_string(),
             port,
             proof,
             expires: Instant::now() + TICKET_LIFETIME,
+            address,
         };
         insert(&self.tickets, MAX_TICKETS, entry)
     }
 
     /// Uses up `ticket` and makes a pass from it, if it is live and meant for this host.
-    fn redeem(&self, ticket: &str, workspace: &str, port: u16) -> Option<String> {
+    fn redeem(&self, ticket: &str, workspace: &str, port: u16, address: IpAddr) -> Option<String> {
         let entry = self
             .tickets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&hash_secret(ticket))?;
-        if entry.expires <= Instant::now() || entry.workspace != workspace || entry.port != port {
+        if entry.expires <= Instant::now()
+            || entry.workspace != workspace
+            || entry.port != port
+            || entry.address != address
+        {
             return None;
         }
         insert(
@@ -200,7 +214,10 @@ pub(crate) async fn open(
         return ApiError::new(cove_protocol::ErrorCode::Unauthorized, "sign in first")
             .into_response();
     };
-    let Some(ticket) = app.previews.issue_ticket(&workspace, port, proof) else {
+    let Some(ticket) = app
+        .previews
+        .issue_ticket(&workspace, port, proof, caller.address)
+    else {
         return ApiError::unavailable("too many preview sign-ins at once; try again")
             .with_retry_after(1)
             .into_response();
@@ -217,15 +234,18 @@ pub(crate) struct Asked {
     uri: axum::http::Uri,
     headers: HeaderMap,
     host: Option<String>,
+    /// Whether the browser reached this host over TLS (cove's own, or a trusted proxy's).
+    tls: bool,
 }
 
 impl Asked {
-    pub(crate) fn of(request: &Request) -> Asked {
+    pub(crate) fn of(request: &Request, tls: bool) -> Asked {
         Asked {
             method: request.method().clone(),
             uri: request.uri().clone(),
             headers: request.headers().clone(),
             host: crate::perimeter::request_host(request),
+            tls,
         }
     }
 }
@@ -240,7 +260,7 @@ pub(crate) async fn admit(
 ) -> Result<Caller, Response> {
     let headers = &request.headers;
     if request.uri.path() == SIGNIN_PATH {
-        return Err(redeem(app, workspace, port, &request));
+        return Err(redeem(app, workspace, port, &request, address));
     }
     if let Some(token) = crate::auth::bearer(headers) {
         return match app.accounts.authenticate(None, Some(&token), address).await {
@@ -266,7 +286,13 @@ pub(crate) async fn admit(
 }
 
 /// `GET /.cove/preview-signin?ticket=…&next=/x` on a preview host.
-fn redeem(app: &AppState, workspace: &str, port: u16, request: &Asked) -> Response {
+fn redeem(
+    app: &AppState,
+    workspace: &str,
+    port: u16,
+    request: &Asked,
+    address: IpAddr,
+) -> Response {
     #[derive(Deserialize)]
     struct Signin {
         ticket: String,
@@ -290,7 +316,10 @@ fn redeem(app: &AppState, workspace: &str, port: u16, request: &Asked) -> Respon
             "Signing in to a preview is a GET from cove's link.",
         );
     }
-    let Some(pass) = app.previews.redeem(&signin.ticket, workspace, port) else {
+    let Some(pass) = app
+        .previews
+        .redeem(&signin.ticket, workspace, port, address)
+    else {
         return problem(
             headers,
             StatusCode::FORBIDDEN,
@@ -300,7 +329,7 @@ fn redeem(app: &AppState, workspace: &str, port: u16, request: &Asked) -> Respon
     };
     let next = signin.next.as_deref().and_then(local_path).unwrap_or("/");
     let mut response = see_other(next);
-    let secure = if app.tls { "; Secure" } else { "" };
+    let secure = if request.tls { "; Secure" } else { "" };
     if let Ok(value) = HeaderValue::from_str(&format!(
         "{PREVIEW_COOKIE}={pass}; Path=/; HttpOnly; SameSite=Lax{secure}"
     )) {
@@ -324,7 +353,7 @@ fn to_sign_in(app: &AppState, workspace: &str, port: u16, request: &Asked) -> Re
     if is_page_load(&request.method, headers)
         && let Some(cove) = cove
     {
-        let scheme = if app.tls { "https" } else { "http" };
+        let scheme = if request.tls { "https" } else { "http" };
         let path = request.uri.path_and_query().map_or("/", |p| p.as_str());
         return see_other(&format!(
             "{scheme}://{cove}/w/{workspace}/open/{port}?path={}",
@@ -357,16 +386,33 @@ mod tests {
         Proof::Session("hash".into())
     }
 
+    const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     #[test]
     fn a_ticket_works_once_for_its_own_host() {
         let passes = PreviewPasses::default();
-        let ticket = passes.issue_ticket("w1", 3000, proof()).unwrap();
-        assert!(passes.redeem(&ticket, "w2", 3000).is_none(), "another host");
-        let ticket = passes.issue_ticket("w1", 3000, proof()).unwrap();
-        assert!(passes.redeem(&ticket, "w1", 3001).is_none(), "another port");
-        let ticket = passes.issue_ticket("w1", 3000, proof()).unwrap();
-        let pass = passes.redeem(&ticket, "w1", 3000).unwrap();
-        assert!(passes.redeem(&ticket, "w1", 3000).is_none(), "used up");
+        let ticket = passes.issue_ticket("w1", 3000, proof(), HERE).unwrap();
+        assert!(
+            passes.redeem(&ticket, "w2", 3000, HERE).is_none(),
+            "another host"
+        );
+        let ticket = passes.issue_ticket("w1", 3000, proof(), HERE).unwrap();
+        assert!(
+            passes.redeem(&ticket, "w1", 3001, HERE).is_none(),
+            "another port"
+        );
+        let ticket = passes.issue_ticket("w1", 3000, proof(), HERE).unwrap();
+        let pass = passes.redeem(&ticket, "w1", 3000, HERE).unwrap();
+        assert!(
+            passes.redeem(&ticket, "w1", 3000, HERE).is_none(),
+            "used up"
+        );
+        let ticket = passes.issue_ticket("w1", 3000, proof(), HERE).unwrap();
+        let elsewhere = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+        assert!(
+            passes.redeem(&ticket, "w1", 3000, elsewhere).is_none(),
+            "another address"
+        );
         assert_eq!(passes.proof_of(&pass, "w1", 3000), Some(proof()));
         assert_eq!(passes.proof_of(&pass, "w1", 3001), None);
         assert_eq!(

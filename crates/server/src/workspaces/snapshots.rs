@@ -161,7 +161,7 @@ impl Manager {
         );
         let started = std::time::Instant::now();
         let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-        let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(8);
+        let (out_tx, out_rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(8);
         let sink = ChunkWriter {
             buffer: Vec::with_capacity(CHUNK),
             to: raw_tx,
@@ -169,7 +169,7 @@ impl Manager {
         let compressing = tokio::task::spawn_blocking(move || compress(raw_rx, out_tx));
         let (exported, uploaded, compressed) = tokio::join!(
             self.backend.export(&row.id, Box::new(sink)),
-            self.objects.put_stream(&key, &mut out_rx),
+            self.objects.put_stream(&key, out_rx),
             compressing
         );
         let outcome = match (exported, uploaded, compressed) {
@@ -248,6 +248,19 @@ impl Manager {
         {
             tracing::warn!(workspace = %row.id, error = %e, "cannot write the snapshot's manifest");
         }
+        // From here the object store's copy is the workspace's files: it is hibernated
+        // before the local copy goes, so a removal cut short leaves leftovers that a restore
+        // clears, never a half-deleted workspace that could be started or snapshotted again.
+        let reason = format!(
+            "hibernated by {by}: {} archived, kept as {} in the object store",
+            megabytes(snapshot.files_bytes),
+            megabytes(snapshot.size)
+        );
+        self.transition(&row.id, WorkspaceState::Hibernated, &reason, Some(by))
+            .await?;
+        if let Err(e) = self.backend.evict(&row.id).await {
+            tracing::error!(workspace = %row.id, error = %e, "hibernated, but its local copy could not be removed (a restore will clear it)");
+        }
         if let Some(previous) = current
             .snapshot
             .as_deref()
@@ -256,17 +269,16 @@ impl Manager {
         {
             let _ = self.objects.delete(&previous.key).await;
         }
-        self.backend
-            .evict(&row.id)
-            .await
-            .map_err(|e| ApiError::internal("cannot remove the workspace's local files", e))?;
-        let reason = format!(
-            "hibernated by {by}: {} archived, kept as {} in the object store",
-            megabytes(snapshot.files_bytes),
-            megabytes(snapshot.size)
-        );
-        self.transition(&row.id, WorkspaceState::Hibernated, &reason, Some(by))
-            .await
+        Ok(())
+    }
+
+    /// Whether a start must first bring the files back: it is hibernated, or a restore of it
+    /// was abandoned (its request went away; the caller holds the lock, so none runs now).
+    pub(super) fn needs_restore(row: &WorkspaceRow) -> bool {
+        row.state == WorkspaceState::Hibernated
+            || (row.state == WorkspaceState::Starting
+                && row.snapshot.is_some()
+                && row.state_reason.starts_with("restoring"))
     }
 
     /// Brings a hibernated workspace's files back (the caller holds its lock); it is
@@ -290,6 +302,13 @@ impl Manager {
             None,
         )
         .await?;
+        // Leftovers of a removal or a restore cut short: the snapshot is the truth.
+        if let Err(e) = self.backend.evict(&row.id).await {
+            let reason = format!("cannot clear the old local files ({e}); its snapshot is kept");
+            self.transition(&row.id, WorkspaceState::Hibernated, &reason, None)
+                .await?;
+            return Err(ApiError::unavailable(reason));
+        }
         match self.fetch(row, &snapshot).await {
             Ok(()) => {
                 tracing::info!(workspace = %row.id, size = %megabytes(snapshot.size), "restored from its snapshot");
@@ -371,15 +390,7 @@ impl Manager {
             drop(tx);
         };
         let (imported, ()) = tokio::join!(self.backend.import(&row.id, source, check), feed);
-        match imported {
-            Ok(()) => Ok(()),
-            // A restore that finished before a server restart could record it.
-            Err(cove_backend::BackendError::AlreadyExists(_)) => {
-                tracing::info!(workspace = %row.id, "its files were already restored");
-                Ok(())
-            }
-            Err(e) => Err(e.to_string()),
-        }
+        imported.map_err(|e| e.to_string())
     }
 
     /// Removes a workspace's snapshot from the object store (it is being deleted).

@@ -444,6 +444,21 @@ async fn hibernate_restore_and_what_goes_wrong() {
     );
     backend.fail_exports_after(None);
 
+    // A restore whose request went away (the state says so, nobody runs it): the next start
+    // restores it, instead of starting a workspace without files.
+    m.hibernate(&row, "admin").await.unwrap();
+    m.db.set_state(
+        &row.id,
+        WorkspaceState::Starting,
+        "restoring its files: 40%",
+        None,
+    )
+    .await
+    .unwrap();
+    m.ensure_running(&row).await.unwrap();
+    assert_eq!(state(&m, "sleepy").await.0, "running");
+    assert!(backend.has_storage(&row.id));
+
     // Deleting the workspace deletes its snapshots.
     m.hibernate(&row, "admin").await.unwrap();
     m.delete(&m.db.get(&row.id).await.unwrap().unwrap())

@@ -49,7 +49,13 @@ fn human(duration: Duration) -> String {
 #[derive(Debug, Default)]
 pub(crate) struct Idle {
     since: HashMap<String, Instant>,
+    /// When an automatic hibernation of a workspace last failed: it waits an hour before
+    /// the next try, and the others go first.
+    failed_hibernation: HashMap<String, Instant>,
 }
+
+/// How long a workspace whose hibernation failed is passed by.
+const RETRY_HIBERNATION: Duration = Duration::from_secs(3600);
 
 impl Manager {
     /// One look at every workspace at `now` (`wall_ms`: the same moment as Unix time in ms);
@@ -75,6 +81,10 @@ impl Manager {
             if let Some(after) = policy.hibernate_after
                 && !hibernated
                 && row.state == WorkspaceState::Stopped
+                && idle
+                    .failed_hibernation
+                    .get(&row.id)
+                    .is_none_or(|at| now.saturating_duration_since(*at) >= RETRY_HIBERNATION)
                 && row.updated_at < crate::rfc3339(wall_ms.saturating_sub(after.as_millis() as u64))
             {
                 hibernated = true;
@@ -93,7 +103,8 @@ impl Manager {
                         stopped.push(row.id.clone());
                     }
                     Err(e) => {
-                        tracing::warn!(workspace = %row.id, error = %e.reply.message, "the automatic hibernation failed");
+                        tracing::warn!(workspace = %row.id, error = %e.reply.message, "the automatic hibernation failed; the next try is in an hour");
+                        idle.failed_hibernation.insert(row.id.clone(), now);
                     }
                 }
                 continue;
