@@ -87,6 +87,9 @@ pub(crate) struct RunnerLink {
     client: Client<Connector, Body>,
     addrs: Addresses,
     generations: Arc<std::sync::atomic::AtomicU64>,
+    /// When each workspace last had a request (files, previews): activity that opens no
+    /// socket, for the idle stop.
+    used: Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
 }
 
 impl std::fmt::Debug for RunnerLink {
@@ -116,6 +119,7 @@ impl RunnerLink {
             client,
             addrs,
             generations: Arc::default(),
+            used: Arc::default(),
         }
     }
 
@@ -142,6 +146,11 @@ impl RunnerLink {
         self.addrs.lock().unwrap().remove(id);
     }
 
+    /// When the workspace's runner last got a request through this link.
+    pub(crate) fn last_used(&self, id: &str) -> Option<std::time::Instant> {
+        self.used.lock().unwrap().get(id).copied()
+    }
+
     /// Sends `request` (its URI a path and query on the runner) to the runner of workspace
     /// `id`; bodies stream both ways.
     pub(crate) async fn request(
@@ -149,6 +158,10 @@ impl RunnerLink {
         id: &str,
         mut request: Request<Body>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, LinkError> {
+        self.used
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), std::time::Instant::now());
         let known = self
             .addrs
             .lock()

@@ -1,6 +1,6 @@
 //! The lifecycle watcher on the real server (`--idle-stop 2s`): a running workspace nobody
-//! is connected to stops by itself, with why (state, reason, audit); one with an open socket
-//! or marked "keep running" does not; a runner killed from outside is noticed and told to
+//! is connected to stops by itself, with why (state, reason, audit); one with an open socket,
+//! one whose files are being read, or one marked "keep running" does not; a runner killed from outside is noticed and told to
 //! live views without anyone asking.
 
 use cove_test_support::{TestServer, WAIT};
@@ -46,6 +46,7 @@ async fn idle_workspaces_stop_and_dead_runners_are_noticed() {
     let idle = s.create_workspace("idle", "blank").await;
     let watched = s.create_workspace("watched", "blank").await;
     let kept = s.create_workspace("kept", "blank").await;
+    let browsed = s.create_workspace("browsed", "blank").await;
 
     // "Keep running", with bad input refused and nothing changed.
     let path = format!("/api/workspaces/{kept}");
@@ -74,13 +75,25 @@ async fn idle_workspaces_stop_and_dead_runners_are_noticed() {
         "{view}"
     );
 
-    for id in [&idle, &kept] {
+    for id in [&idle, &kept, &browsed] {
         let (status, view) = s
             .json("POST", &format!("/api/workspaces/{id}/start"), None)
             .await;
         assert_eq!((status, state(&view)), (200, "running"), "{view}");
     }
     let control = s.control(&watched).await;
+    // Someone reads its files now and then, with no socket open: that is activity too.
+    let reading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let reader = {
+        let (port, reading) = (s.port, reading.clone());
+        let path = format!("/api/workspaces/{browsed}/files/");
+        tokio::spawn(async move {
+            while reading.load(std::sync::atomic::Ordering::Relaxed) {
+                cove_test_support::http(port, "GET", &path, None, &[]).await;
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+        })
+    };
 
     let view = until(&s, &idle, "the idle stop", |v| state(v) == "stopped").await;
     assert_eq!(
@@ -90,7 +103,7 @@ async fn idle_workspaces_stop_and_dead_runners_are_noticed() {
     // The other two stay: one has a socket open, the other is kept running. (Both have been
     // up as long as the one that stopped; a look later they are still running.)
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    for id in [&watched, &kept] {
+    for id in [&watched, &kept, &browsed] {
         let (_, view) = s.json("GET", &format!("/api/workspaces/{id}"), None).await;
         assert_eq!(state(&view), "running", "{view}");
     }
@@ -106,6 +119,13 @@ async fn idle_workspaces_stop_and_dead_runners_are_noticed() {
     // The last socket closes: it stops too.
     drop(control);
     until(&s, &watched, "the idle stop after the socket closed", |v| {
+        state(v) == "stopped"
+    })
+    .await;
+
+    reading.store(false, std::sync::atomic::Ordering::Relaxed);
+    reader.await.unwrap();
+    until(&s, &browsed, "the idle stop after the reads ended", |v| {
         state(v) == "stopped"
     })
     .await;

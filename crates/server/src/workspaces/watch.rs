@@ -1,8 +1,8 @@
 //! The lifecycle watcher. Every couple of seconds each workspace the store says is running is
 //! checked against the backend, so that a runner that died (killed, out of memory) is
 //! recorded with the reason within seconds and live views are told; and against its
-//! connections, so that one nobody has been connected to for the idle time is stopped, unless
-//! it is kept running. A workspace stopped for longer than `--hibernate-after` is hibernated
+//! connections and requests, so that one nobody has been connected to or asked anything of
+//! for the idle time is stopped, unless it is kept running. A workspace stopped for longer than `--hibernate-after` is hibernated
 //! (one per look, so a big one delays the next look, never the others' safety). The log and
 //! the audit say why. A client that connects while a stop runs waits for the workspace's
 //! lock and then starts it afresh.
@@ -119,7 +119,14 @@ impl Manager {
                 continue;
             }
             unattended.insert(row.id.clone());
-            let since = *idle.since.entry(row.id.clone()).or_insert(now);
+            let since = idle.since.entry(row.id.clone()).or_insert(now);
+            // A request without a socket (a file read, a preview page) is activity too.
+            if let Some(used) = self.link.last_used(&row.id)
+                && used > *since
+            {
+                *since = used;
+            }
+            let since = *since;
             if now.saturating_duration_since(since) < after {
                 continue;
             }
