@@ -184,6 +184,16 @@ impl Objects {
         }
     }
 
+    /// Every key under `prefix` (a folder: `snapshots/`), in no particular order.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectsError> {
+        let mut keys = Vec::new();
+        let mut listing = self.store.list(Some(&Key::from(prefix)));
+        while let Some(meta) = listing.next().await {
+            keys.push(meta.map_err(|e| self.error(e))?.location.to_string());
+        }
+        Ok(keys)
+    }
+
     /// Removes `key`; a missing one is fine.
     pub async fn delete(&self, key: &str) -> Result<(), ObjectsError> {
         match self.store.delete(&Key::from(key)).await {

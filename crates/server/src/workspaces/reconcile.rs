@@ -1,6 +1,6 @@
 //! After a (re)start of the server: every workspace's recorded state set to what is true,
 //! from the backend (which runners run) and the snapshot records (a restore cut short is
-//! still hibernated).
+//! still hibernated); then the object store is swept of what no workspace records.
 
 use cove_protocol::rest::WorkspaceState;
 
@@ -50,6 +50,13 @@ impl Manager {
             if alive {
                 tracing::info!(workspace = %row.id, "found its runner still running");
             }
+        }
+        let removed = self.sweep_snapshots().await?;
+        if !removed.is_empty() {
+            tracing::info!(
+                count = removed.len(),
+                "swept objects that no workspace records"
+            );
         }
         Ok(())
     }

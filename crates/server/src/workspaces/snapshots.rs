@@ -393,6 +393,41 @@ impl Manager {
         imported.map_err(|e| e.to_string())
     }
 
+    /// Removes what the object store holds for nobody: snapshots of workspaces that are gone,
+    /// and snapshots no workspace records (a hibernation cut short between its upload and
+    /// its record). Run at start-up, before anything hibernates. The keys it removed.
+    pub(super) async fn sweep_snapshots(&self) -> Result<Vec<String>, ApiError> {
+        let keys = self
+            .objects
+            .list("snapshots")
+            .await
+            .map_err(|e| ApiError::internal("cannot list the object store", e))?;
+        let mut removed = Vec::new();
+        for key in keys {
+            let Some(id) = key
+                .strip_prefix("snapshots/")
+                .and_then(|k| k.split('/').next())
+            else {
+                continue;
+            };
+            let keep = match self.db.get(id).await? {
+                None => false,
+                Some(row) if key.ends_with("/manifest.json") => row.snapshot.is_some(),
+                Some(row) => row
+                    .snapshot
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str::<Snapshot>(s).ok())
+                    .is_some_and(|snapshot| snapshot.key == key),
+            };
+            if !keep {
+                tracing::info!(key, "removed an object that no workspace records");
+                let _ = self.objects.delete(&key).await;
+                removed.push(key);
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes a workspace's snapshot from the object store (it is being deleted).
     pub(super) async fn forget_snapshot(&self, row: &WorkspaceRow) {
         if let Some(snapshot) = row
