@@ -50,8 +50,33 @@ pub struct Objects {
 /// Bytes a multipart put sends per part.
 const PART_BYTES: usize = 8 * 1024 * 1024;
 
-fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+/// The size and SHA-256 of bytes as they pass: how a put, a read-back and a reader of an
+/// object elsewhere arrive at the same [`Stored`] to compare.
+#[derive(Debug, Clone, Default)]
+pub struct Digest {
+    hash: sha2::Sha256,
+    size: u64,
+}
+
+impl Digest {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.hash.update(bytes);
+        self.size += bytes.len() as u64;
+    }
+
+    /// What the bytes so far amount to.
+    pub fn stored(&self) -> Stored {
+        Stored {
+            size: self.size,
+            sha256: self
+                .hash
+                .clone()
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        }
+    }
 }
 
 impl Objects {
@@ -95,8 +120,7 @@ impl Objects {
             .await
             .map_err(|e| self.error(e))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
-        let mut hash = sha2::Sha256::new();
-        let mut size = 0u64;
+        let mut digest = Digest::default();
         while let Some(chunk) = chunks.recv().await {
             let chunk = match chunk {
                 Ok(chunk) => chunk,
@@ -109,15 +133,11 @@ impl Objects {
                 let _ = writer.abort().await;
                 return Err(self.error(e));
             }
-            hash.update(&chunk);
-            size += chunk.len() as u64;
+            digest.update(&chunk);
             writer.put(chunk);
         }
         writer.finish().await.map_err(|e| self.error(e))?;
-        Ok(Stored {
-            size,
-            sha256: hex(&hash.finalize()),
-        })
+        Ok(digest.stored())
     }
 
     /// Reads `key` as a stream of chunks, with its size.
@@ -153,17 +173,11 @@ impl Objects {
     /// Reads `key` back whole and hashes it: what is really stored.
     pub async fn verify(&self, key: &str) -> Result<Stored, ObjectsError> {
         let (_, mut stream) = self.get_stream(key).await?;
-        let mut hash = sha2::Sha256::new();
-        let mut size = 0u64;
+        let mut digest = Digest::default();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
-            hash.update(&chunk);
-            size += chunk.len() as u64;
+            digest.update(&chunk?);
         }
-        Ok(Stored {
-            size,
-            sha256: hex(&hash.finalize()),
-        })
+        Ok(digest.stored())
     }
 
     /// Stores a small object whole (a manifest).

@@ -13,7 +13,6 @@ use cove_backend::ArchiveSource;
 use cove_protocol::rest::WorkspaceState;
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
-use sha2::Digest as _;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 
@@ -126,7 +125,7 @@ fn compress(
 struct HashingReader {
     from: std::sync::mpsc::Receiver<Result<Bytes, String>>,
     current: Bytes,
-    hash: Arc<Mutex<(sha2::Sha256, u64)>>,
+    digest: Arc<Mutex<cove_objects::Digest>>,
 }
 
 impl Read for HashingReader {
@@ -134,9 +133,7 @@ impl Read for HashingReader {
         while self.current.is_empty() {
             match self.from.recv() {
                 Ok(Ok(chunk)) => {
-                    let mut hash = self.hash.lock().unwrap();
-                    hash.0.update(&chunk);
-                    hash.1 += chunk.len() as u64;
+                    self.digest.lock().unwrap().update(&chunk);
                     self.current = chunk;
                 }
                 Ok(Err(why)) => return Err(std::io::Error::other(why)),
@@ -331,23 +328,22 @@ impl Manager {
             .await
             .map_err(|e| e.to_string())?;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Bytes, String>>(8);
-        let hash = Arc::new(Mutex::new((sha2::Sha256::new(), 0u64)));
+        let digest = Arc::new(Mutex::new(cove_objects::Digest::default()));
         let reader = HashingReader {
             from: rx,
             current: Bytes::new(),
-            hash: hash.clone(),
+            digest: digest.clone(),
         };
-        let expected = snapshot.clone();
+        let expected = cove_objects::Stored {
+            size: snapshot.size,
+            sha256: snapshot.sha256.clone(),
+        };
         let check = Box::new(move || {
-            let (digest, read) = {
-                let hash = hash.lock().unwrap();
-                (hash.0.clone().finalize(), hash.1)
-            };
-            let digest: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            if read != expected.size || digest != expected.sha256 {
+            let read = digest.lock().unwrap().stored();
+            if read != expected {
                 return Err(format!(
-                    "it does not match its record ({read} bytes, sha256 {digest}; recorded {} bytes, {})",
-                    expected.size, expected.sha256
+                    "it does not match its record ({} bytes, sha256 {}; recorded {} bytes, {})",
+                    read.size, read.sha256, expected.size, expected.sha256
                 ));
             }
             Ok(())

@@ -77,15 +77,19 @@ impl Manager {
         let mut stopped = Vec::new();
         let mut unattended = HashSet::new();
         let mut hibernated = false;
+        // Stopped before this moment (RFC 3339 text compares in time order).
+        let hibernate_before = policy
+            .hibernate_after
+            .map(|after| crate::rfc3339(wall_ms.saturating_sub(after.as_millis() as u64)));
         for row in rows {
-            if let Some(after) = policy.hibernate_after
+            if let (Some(after), Some(before)) = (policy.hibernate_after, &hibernate_before)
                 && !hibernated
                 && row.state == WorkspaceState::Stopped
                 && idle
                     .failed_hibernation
                     .get(&row.id)
                     .is_none_or(|at| now.saturating_duration_since(*at) >= RETRY_HIBERNATION)
-                && row.updated_at < crate::rfc3339(wall_ms.saturating_sub(after.as_millis() as u64))
+                && row.updated_at < *before
             {
                 hibernated = true;
                 match self.hibernate(&row, "cove").await {
