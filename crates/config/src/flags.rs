@@ -67,6 +67,31 @@ pub struct ServeArgs {
     /// checked) and leave this disk until it starts again (`7d`, `12h`; `0` never).
     #[arg(long, env = "COVE_HIBERNATE_AFTER", value_name = "DURATION", default_value = "0", value_parser = parse_duration)]
     pub hibernate_after: std::time::Duration,
+    /// Where snapshots of hibernated workspaces go: `s3://BUCKET[/PREFIX]` for any
+    /// S3-compatible store (with --s3-endpoint for one that is not AWS's; credentials from
+    /// --s3-access-key-id/--s3-secret-access-key or the usual AWS_* variables), or a
+    /// directory [default: `objects` in the data dir].
+    #[arg(long, env = "COVE_OBJECT_STORE", value_name = "URL")]
+    pub object_store: Option<String>,
+    /// The S3 endpoint, for a store that is not AWS's: `http://127.0.0.1:9000` (MinIO,
+    /// Garage, Ceph, moto). Plain `http://` is used only when written here [default:
+    /// $AWS_ENDPOINT, else AWS].
+    #[arg(long, env = "COVE_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// The S3 region [default: $AWS_REGION or $AWS_DEFAULT_REGION, else us-east-1].
+    #[arg(long, env = "COVE_S3_REGION", value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// Address the bucket as `BUCKET.ENDPOINT/KEY` (virtual-hosted style) rather than
+    /// `ENDPOINT/BUCKET/KEY` (path style, the default, which MinIO, Garage and Ceph expect).
+    #[arg(long, env = "COVE_S3_VIRTUAL_HOSTED")]
+    pub s3_virtual_hosted: bool,
+    /// The S3 access key id [default: $AWS_ACCESS_KEY_ID].
+    #[arg(long, env = "COVE_S3_ACCESS_KEY_ID", value_name = "ID")]
+    pub s3_access_key_id: Option<String>,
+    /// The S3 secret access key [default: $AWS_SECRET_ACCESS_KEY]; prefer the environment
+    /// or the config file to a flag, which `ps` shows.
+    #[arg(long, env = "COVE_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<Secret>,
     /// How people sign in. `password`: each request needs a session (signed in at /login)
     /// or an API token. `none`: everyone who can reach cove is the administrator; keep it on
     /// loopback.

@@ -11,7 +11,8 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
-    /// The secret itself: for the code that checks a password, and nothing else.
+    /// The secret itself: for the code that checks a password or signs a request, and
+    /// nothing else.
     pub fn expose(&self) -> &str {
         &self.0
     }

@@ -9,6 +9,7 @@ const SECRETS: &[&str] = &[
     "admin-password",
     "hashed-password",
     "database-url",
+    "s3-secret-access-key",
 ];
 
 /// One setting as it is shown.

@@ -267,9 +267,11 @@ async fn serve(settings: cove_config::Settings) -> anyhow::Result<()> {
         Some(url) => cove_server::Store::parse(url)?,
         None => cove_server::Store::in_data_dir(&data_dir),
     };
+    let objects = object_store_place(args, &data_dir)?;
     let config = cove_server::Config {
         bind: args.bind_addr,
         store,
+        objects,
         lifecycle: cove_server::Lifecycle {
             idle_stop: Some(args.idle_stop).filter(|d| !d.is_zero()),
             hibernate_after: Some(args.hibernate_after).filter(|d| !d.is_zero()),
@@ -286,6 +288,43 @@ async fn serve(settings: cove_config::Settings) -> anyhow::Result<()> {
         tls,
     };
     cove_server::serve(config, Arc::new(backend), shutdown).await
+}
+
+/// Where snapshots go: `--object-store` and the `--s3-*` flags, else the data dir's `objects`.
+fn object_store_place(
+    args: &cove_config::ServeArgs,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<cove_objects::Place> {
+    let Some(url) = &args.object_store else {
+        let s3_flags = args.s3_endpoint.is_some()
+            || args.s3_region.is_some()
+            || args.s3_access_key_id.is_some()
+            || args.s3_secret_access_key.is_some()
+            || args.s3_virtual_hosted;
+        anyhow::ensure!(
+            !s3_flags,
+            "an --s3-* setting is given but --object-store is not s3://BUCKET"
+        );
+        return Ok(cove_objects::Place::Local(data_dir.join("objects")));
+    };
+    let mut place = cove_objects::Place::parse(url)?;
+    match &mut place {
+        cove_objects::Place::S3(s3) => {
+            s3.endpoint = args.s3_endpoint.clone();
+            s3.region = args.s3_region.clone();
+            s3.virtual_hosted = args.s3_virtual_hosted;
+            s3.access_key_id = args.s3_access_key_id.clone();
+            s3.secret_access_key = args
+                .s3_secret_access_key
+                .as_ref()
+                .map(|secret| secret.expose().to_string());
+        }
+        cove_objects::Place::Local(_) => anyhow::ensure!(
+            args.s3_endpoint.is_none() && args.s3_access_key_id.is_none(),
+            "--s3-* settings need --object-store s3://BUCKET, not a directory"
+        ),
+    }
+    Ok(place)
 }
 
 fn network_choice(mode: NetworkMode) -> cove_backend_local::NetworkChoice {

@@ -1,5 +1,6 @@
 //! Where blobs live: the object store that snapshots of workspaces go to (and templates
-//! next), through the `object_store` crate: a directory in the data dir on one machine.
+//! next), through the `object_store` crate: a directory in the data dir on one machine, or
+//! any S3-compatible store (the `s3` feature).
 //!
 //! Owns: putting a stream of bytes under a key in parts (never whole in memory), with its
 //! size and SHA-256; reading one back as a stream; small JSON-sized objects; deleting.
@@ -14,7 +15,11 @@ use futures_util::StreamExt as _;
 use object_store::path::Path as Key;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload, WriteMultipart};
 use sha2::Digest as _;
+use std::path::PathBuf;
 use std::sync::Arc;
+
+#[cfg(feature = "s3")]
+mod s3;
 
 /// Why an object operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +43,98 @@ pub struct Stored {
     pub size: u64,
     /// SHA-256 of the bytes, lowercase hex.
     pub sha256: String,
+}
+
+/// Where the object store is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// A directory (made if missing).
+    Local(PathBuf),
+    S3(S3Place),
+}
+
+/// A bucket of an S3-compatible store. What is `None` comes from the usual `AWS_*`
+/// environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
+/// `AWS_ENDPOINT`...).
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Place {
+    pub bucket: String,
+    /// A folder of the bucket that everything goes under (`cove/` of `s3://b/cove`).
+    pub prefix: Option<String>,
+    /// Another S3 than AWS's, e.g. `http://127.0.0.1:9000` (plain HTTP is allowed only when
+    /// asked for this way).
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// `bucket.endpoint/key` instead of `endpoint/bucket/key` (path style, the default, is
+    /// what MinIO, Garage, Ceph and moto expect).
+    pub virtual_hosted: bool,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+impl std::fmt::Debug for S3Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        write!(f, "S3Place({self})")
+    }
+}
+
+impl std::fmt::Display for S3Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}", self.bucket)?;
+        if let Some(prefix) = &self.prefix {
+            write!(f, "/{prefix}")?;
+        }
+        if let Some(endpoint) = &self.endpoint {
+            write!(f, " at {endpoint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Place {
+    /// An `--object-store` value: `s3://BUCKET[/PREFIX]`, `file:///PATH` or a path. The
+    /// rest of an S3 place (endpoint, region, credentials) is filled in by the caller.
+    pub fn parse(value: &str) -> Result<Place, ObjectsError> {
+        let bad = |why: &str| ObjectsError::Setup(value.to_string(), why.to_string());
+        if let Some(rest) = value.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let prefix = prefix.trim_matches('/');
+            if bucket.is_empty() {
+                return Err(bad(
+                    "it names no bucket (s3://BUCKET or s3://BUCKET/PREFIX)",
+                ));
+            }
+            return Ok(Place::S3(S3Place {
+                bucket: bucket.to_string(),
+                prefix: (!prefix.is_empty()).then(|| prefix.to_string()),
+                endpoint: None,
+                region: None,
+                virtual_hosted: false,
+                access_key_id: None,
+                secret_access_key: None,
+            }));
+        }
+        let path = value.strip_prefix("file://").unwrap_or(value);
+        if value.contains("://") && !value.starts_with("file://") {
+            return Err(bad(
+                "cove takes s3://BUCKET[/PREFIX], file:///PATH or a path",
+            ));
+        }
+        if !path.starts_with('/') {
+            return Err(bad("a directory must be an absolute path"));
+        }
+        Ok(Place::Local(PathBuf::from(path)))
+    }
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Local(dir) => write!(f, "{}", dir.display()),
+            Place::S3(s3) => write!(f, "{s3}"),
+        }
+    }
 }
 
 /// The object store, and where it is (for logs).
@@ -91,6 +188,34 @@ impl Objects {
             store: Arc::new(store),
             place,
         })
+    }
+
+    /// The store at `place`. An S3 store is only described here: [`Objects::check`] is
+    /// what finds out whether it answers.
+    pub fn open(place: &Place) -> Result<Objects, ObjectsError> {
+        match place {
+            Place::Local(dir) => Objects::local(dir),
+            #[cfg(feature = "s3")]
+            Place::S3(s3) => Ok(Objects {
+                store: s3::open(s3)?,
+                place: s3.to_string(),
+            }),
+            #[cfg(not(feature = "s3"))]
+            Place::S3(s3) => Err(ObjectsError::Setup(
+                s3.to_string(),
+                "this cove was built without S3 support (cargo feature `s3`)".into(),
+            )),
+        }
+    }
+
+    /// Whether the store answers and lets us in: one listing, so a wrong endpoint, bucket or
+    /// credential stops a start with its reason instead of failing the first hibernation.
+    pub async fn check(&self) -> Result<(), ObjectsError> {
+        let mut listing = self.store.list(Some(&Key::from("snapshots")));
+        match listing.next().await {
+            Some(Err(e)) => Err(self.error(e)),
+            _ => Ok(()),
+        }
     }
 
     /// Where the store is, for people.
@@ -214,48 +339,5 @@ impl Objects {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.error(e)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_stream_is_stored_in_parts_and_a_failed_one_leaves_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let objects = Objects::local(dir.path()).unwrap();
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let producer = tokio::spawn(async move {
-            for i in 0..20u8 {
-                tx.send(Ok(Bytes::from(vec![i; 1024 * 1024])))
-                    .await
-                    .unwrap();
-            }
-        });
-        let stored = objects.put_stream("a/b.bin", rx).await.unwrap();
-        producer.await.unwrap();
-        assert_eq!(stored.size, 20 * 1024 * 1024);
-        assert_eq!(objects.verify("a/b.bin").await.unwrap(), stored);
-
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tx.send(Ok(Bytes::from_static(b"half"))).await.unwrap();
-        tx.send(Err("the disk went away".into())).await.unwrap();
-        let failed = objects.put_stream("a/c.bin", rx).await;
-        assert!(matches!(failed, Err(ObjectsError::Source(ref why)) if why.contains("disk")));
-        assert_eq!(
-            objects.get("a/c.bin").await.unwrap(),
-            None,
-            "nothing is left"
-        );
-
-        objects
-            .put("m.json", Bytes::from_static(b"{}"))
-            .await
-            .unwrap();
-        assert_eq!(objects.get("m.json").await.unwrap().unwrap(), "{}");
-        objects.delete("m.json").await.unwrap();
-        objects.delete("m.json").await.unwrap();
-        assert_eq!(objects.get("m.json").await.unwrap(), None);
     }
 }

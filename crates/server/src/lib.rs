@@ -52,6 +52,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Where the metadata lives: SQLite in the data dir by default (`--database-url`).
     pub store: Store,
+    /// Where snapshots go: `objects` in the data dir by default (`--object-store`).
+    pub objects: cove_objects::Place,
     /// When workspaces are stopped and hibernated by themselves (`--idle-stop`,
     /// `--hibernate-after`).
     pub lifecycle: Lifecycle,
@@ -284,8 +286,13 @@ pub async fn serve(
     })?;
     tracing::info!(store = %config.store.describe(), "metadata store ready");
     let accounts = Arc::new(accounts::Accounts::new(db.clone(), config.accounts.clone()));
-    let objects = cove_objects::Objects::local(&config.data_dir.join("objects"))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let objects =
+        cove_objects::Objects::open(&config.objects).map_err(|e| anyhow::anyhow!("{e}"))?;
+    objects
+        .check()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot use the object store: {e}"))?;
+    tracing::info!(objects = %objects.describe(), "object store ready");
     accounts
         .bootstrap()
         .await

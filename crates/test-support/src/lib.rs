@@ -3,7 +3,8 @@
 //!
 //! Owns: starting and stopping the binary under test with a temp data dir, bounded waits,
 //! clients that speak cove's HTTP and sockets as a test would, whether the sandbox can
-//! run here, and a throwaway PostgreSQL cluster for the store tests (`postgres`).
+//! run here, a throwaway PostgreSQL cluster for the store tests (`postgres`) and a real S3
+//! server for the object store's (`s3`).
 //! Must not know: cove's internals: it drives the real binary from outside, through the same
 //! HTTP and sockets as any client, and links no cove crate.
 //!
@@ -13,10 +14,29 @@
 // report a failure rather than panic.
 pub mod postgres;
 pub mod request;
+pub mod s3;
 pub mod serve;
 
 mod clients;
 pub use clients::{Control, RawTerminal};
+
+/// A free TCP port on loopback (for a helper server that cannot take port 0).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A tool a group of tests needs is not installed: fine outside CI (the tests are skipped,
+/// saying so), a failure under CI, whose `.ci/run` installs it.
+fn missing_tool(tool: &str, skipped: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must install {tool} (see .ci/run)"
+    );
+    eprintln!("{tool} is not installed: {skipped} are skipped");
+}
 
 use serde_json::{Value, json};
 use std::collections::VecDeque;

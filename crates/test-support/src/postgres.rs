@@ -35,13 +35,6 @@ fn binaries() -> Option<PathBuf> {
     versions.pop().map(|(_, bin)| bin)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 impl Cluster {
     /// The cluster of this test process, started at first use; `None` when PostgreSQL is not
     /// installed (outside CI only: under CI, `.ci/run` installs it and its absence fails).
@@ -50,11 +43,7 @@ impl Cluster {
         CLUSTER
             .get_or_init(|| {
                 let Some(bin) = binaries() else {
-                    assert!(
-                        std::env::var_os("CI").is_none(),
-                        "CI must install Debian's postgresql (see .ci/run)"
-                    );
-                    eprintln!("PostgreSQL is not installed: its store tests are skipped");
+                    crate::missing_tool("Debian's postgresql", "the PostgreSQL store tests");
                     return None;
                 };
                 Some(Cluster::start(bin))
@@ -80,7 +69,7 @@ impl Cluster {
         }
         let data = dir.join("data");
         let cluster = Cluster {
-            port: free_port(),
+            port: crate::free_port(),
             bin,
             run_as,
         };

@@ -1,9 +1,10 @@
-//! Hibernate on the real server: a stopped workspace's files go to the object store (in the
-//! data dir here) and leave this machine's disk; a start brings back exactly what was there:
-//! contents, modes, symlinks, empty directories, names with spaces and non-ASCII, and a
-//! 100 MB file.
+//! Hibernate on the real server: a stopped workspace's files go to the object store (the
+//! data dir's, and a real S3 server's) and leave this machine's disk; a start brings back
+//! exactly what was there: contents, modes, symlinks, empty directories, names with spaces
+//! and non-ASCII, and a 100 MB file.
 
 use cove_test_support::TestServer;
+use cove_test_support::s3::{ACCESS_KEY_ID, S3Server, SECRET_ACCESS_KEY};
 
 /// Everything about the workspace's files that must survive, as text (from inside it).
 const LISTING: &str = "find . -path ./lost+found -prune -o -printf '%p|%y|%m|%s|%l\\n' | LC_ALL=C sort; \
@@ -12,6 +13,58 @@ const LISTING: &str = "find . -path ./lost+found -prune -o -printf '%p|%y|%m|%s|
 #[tokio::test]
 async fn a_hibernated_workspace_comes_back_exactly() {
     let s = TestServer::start_with(env!("CARGO_BIN_EXE_cove"), &["--disk-limit-mib", "256"]).await;
+    let objects = s.data_dir.path().join("objects");
+    comes_back_exactly(&s, |id| {
+        let dir = objects.join("snapshots").join(id);
+        std::fs::read_dir(&dir).map_or(Vec::new(), |d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+    })
+    .await;
+}
+
+/// The same through an S3 bucket (moto), under a prefix: the snapshot is an object another
+/// S3 client sees there, and nothing of it is left on this disk.
+#[tokio::test]
+async fn a_workspace_hibernated_to_s3_comes_back_exactly() {
+    let Some(moto) = S3Server::shared() else {
+        return;
+    };
+    let bucket = moto.bucket();
+    let s = TestServer::start_with(
+        env!("CARGO_BIN_EXE_cove"),
+        &[
+            "--disk-limit-mib",
+            "256",
+            "--object-store",
+            &format!("s3://{bucket}/team-a"),
+            "--s3-endpoint",
+            &moto.endpoint(),
+            "--s3-access-key-id",
+            ACCESS_KEY_ID,
+            "--s3-secret-access-key",
+            SECRET_ACCESS_KEY,
+        ],
+    )
+    .await;
+    comes_back_exactly(&s, |id| {
+        let folder = format!("team-a/snapshots/{id}/");
+        moto.keys(&bucket)
+            .into_iter()
+            .filter_map(|key| key.strip_prefix(&folder).map(str::to_string))
+            .collect()
+    })
+    .await;
+    assert!(
+        !s.data_dir.path().join("objects").exists(),
+        "no local object store was made"
+    );
+}
+
+/// Files in, hibernated, started, files compared; `snapshots` lists what the object store
+/// holds for a workspace id.
+async fn comes_back_exactly(s: &TestServer, snapshots: impl Fn(&str) -> Vec<String>) {
     let id = s.create_workspace("sleeper", "blank").await;
     let mut c = s.control(&id).await;
     let (out, code) = c
@@ -39,6 +92,12 @@ async fn a_hibernated_workspace_comes_back_exactly() {
     );
     let reason = view["stateReason"].as_str().unwrap_or_default();
     assert!(reason.contains("in the object store"), "{reason}");
+    let mut stored = snapshots(&id);
+    stored.sort();
+    assert!(
+        stored.len() == 2 && stored[0].ends_with(".tar.zst") && stored[1] == "manifest.json",
+        "the snapshot and its manifest: {stored:?}"
+    );
     let workspaces = s.data_dir.path().join("workspaces");
     assert!(
         !workspaces.join(format!("{id}.img")).exists() && !workspaces.join(&id).exists(),
@@ -74,9 +133,52 @@ async fn a_hibernated_workspace_comes_back_exactly() {
         .json("DELETE", &format!("/api/workspaces/{id}"), None)
         .await;
     assert_eq!(status, 204);
-    let snapshots = s.data_dir.path().join("objects/snapshots").join(&id);
+    assert_eq!(snapshots(&id), Vec::<String>::new());
+}
+
+/// A store cove cannot use stops the start with the reason, not the first hibernation
+/// hours later; the secret is never printed.
+#[tokio::test]
+async fn an_object_store_that_does_not_answer_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let serve = |extra: &[&str]| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cove"));
+        command
+            .args(["serve", "--bind-addr", "127.0.0.1:0", "--auth", "none"])
+            .arg(format!(
+                "--config={}",
+                dir.path().join("config.yaml").display()
+            ))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(extra);
+        command.output()
+    };
+    let output = serve(&[
+        "--object-store",
+        "s3://snapshots/cove",
+        "--s3-endpoint",
+        &endpoint,
+        "--s3-secret-access-key",
+        "hunter2",
+        "--s3-access-key-id",
+        "id",
+    ])
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
     assert!(
-        std::fs::read_dir(&snapshots).map_or(true, |mut d| d.next().is_none()),
-        "{snapshots:?} is empty"
+        err.contains("cannot use the object store") && err.contains("s3://snapshots/cove"),
+        "{err}"
     );
+    assert!(!err.contains("hunter2"), "{err}");
+
+    let output = serve(&["--s3-endpoint", &endpoint]).await.unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(err.contains("--object-store is not s3://BUCKET"), "{err}");
 }

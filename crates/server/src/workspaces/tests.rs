@@ -5,11 +5,19 @@ use cove_backend::FakeBackend;
 
 async fn manager() -> (Manager, Arc<FakeBackend>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
+    let objects = cove_objects::Objects::local(&dir.path().join("objects")).unwrap();
+    manager_with(objects, dir).await
+}
+
+/// A manager whose database is in `dir` and whose snapshots go to `objects`.
+async fn manager_with(
+    objects: cove_objects::Objects,
+    dir: tempfile::TempDir,
+) -> (Manager, Arc<FakeBackend>, tempfile::TempDir) {
     let db = Db::open(dir.path()).await.unwrap();
     let backend = Arc::new(FakeBackend::new());
     let accounts = Arc::new(Accounts::new(db.clone(), Default::default()));
     accounts.bootstrap().await.unwrap();
-    let objects = cove_objects::Objects::local(&dir.path().join("objects")).unwrap();
     (
         Manager::new(db, backend.clone(), accounts, objects),
         backend,
@@ -337,10 +345,11 @@ async fn idle_workspaces_stop_unless_connected_or_kept_running() {
     );
 }
 
-/// Every object file under the store's directory (snapshots and manifests).
-fn objects_in(dir: &std::path::Path) -> Vec<String> {
+/// Every file under a directory store (snapshots, manifests, and anything half-written),
+/// as keys.
+fn files_under(root: &std::path::Path) -> Vec<String> {
     let mut found = Vec::new();
-    let mut stack = vec![dir.join("objects")];
+    let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             if entry.path().is_dir() {
@@ -349,7 +358,7 @@ fn objects_in(dir: &std::path::Path) -> Vec<String> {
                 found.push(
                     entry
                         .path()
-                        .strip_prefix(dir)
+                        .strip_prefix(root)
                         .unwrap()
                         .display()
                         .to_string(),
@@ -366,7 +375,41 @@ fn objects_in(dir: &std::path::Path) -> Vec<String> {
 /// leaves the previous one recorded and in place, and nothing else.
 #[tokio::test]
 async fn hibernate_restore_and_what_goes_wrong() {
-    let (m, backend, dir) = manager().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("objects");
+    let objects = cove_objects::Objects::local(&root).unwrap();
+    hibernate_cycle(objects, dir, || files_under(&root)).await;
+}
+
+/// The same on a real S3 server (moto), whose bucket is listed by the harness's own client.
+#[cfg(feature = "s3")]
+#[tokio::test]
+async fn hibernate_restore_and_what_goes_wrong_on_s3() {
+    use cove_test_support::s3::{ACCESS_KEY_ID, S3Server, SECRET_ACCESS_KEY};
+    let Some(moto) = S3Server::shared() else {
+        return;
+    };
+    let bucket = moto.bucket();
+    let objects = cove_objects::Objects::open(&cove_objects::Place::S3(cove_objects::S3Place {
+        bucket: bucket.clone(),
+        prefix: None,
+        endpoint: Some(moto.endpoint()),
+        region: None,
+        virtual_hosted: false,
+        access_key_id: Some(ACCESS_KEY_ID.into()),
+        secret_access_key: Some(SECRET_ACCESS_KEY.into()),
+    }))
+    .unwrap();
+    hibernate_cycle(objects, tempfile::tempdir().unwrap(), || moto.keys(&bucket)).await;
+}
+
+/// `objects_in` lists every key of `objects`, as the store itself holds them.
+async fn hibernate_cycle(
+    objects: cove_objects::Objects,
+    dir: tempfile::TempDir,
+    objects_in: impl Fn() -> Vec<String>,
+) {
+    let (m, backend, _dir) = manager_with(objects, dir).await;
     let admin = admin(&m).await;
     m.create(&admin, "sleepy", None, Limits::default())
         .await
@@ -379,7 +422,7 @@ async fn hibernate_restore_and_what_goes_wrong() {
     assert_eq!(st, "hibernated");
     assert!(reason.unwrap().contains("in the object store"));
     assert!(!backend.has_storage(&row.id), "the local copy is gone");
-    let stored = objects_in(dir.path());
+    let stored = objects_in();
     assert_eq!(stored.len(), 2, "the snapshot and its manifest: {stored:?}");
     assert!(
         m.hibernate(&row, "admin").await.is_err(),
@@ -393,20 +436,18 @@ async fn hibernate_restore_and_what_goes_wrong() {
 
     // Hibernated again; then its snapshot is damaged: the start refuses it, nothing changes.
     m.hibernate(&row, "admin").await.unwrap();
-    let snapshot = objects_in(dir.path())
+    let snapshot = objects_in()
         .into_iter()
         .find(|o| o.ends_with(".tar.zst"))
         .unwrap();
-    assert_eq!(
-        objects_in(dir.path()).len(),
-        2,
-        "the older snapshot was removed"
-    );
-    let path = dir.path().join(&snapshot);
-    let mut bytes = std::fs::read(&path).unwrap();
+    assert_eq!(objects_in().len(), 2, "the older snapshot was removed");
+    let mut bytes = m.objects.get(&snapshot).await.unwrap().unwrap().to_vec();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
-    std::fs::write(&path, &bytes).unwrap();
+    m.objects
+        .put(&snapshot, bytes.clone().into())
+        .await
+        .unwrap();
     let refused = m.ensure_running(&row).await;
     assert!(refused.is_err());
     let (st, reason) = state(&m, "sleepy").await;
@@ -417,13 +458,13 @@ async fn hibernate_restore_and_what_goes_wrong() {
     );
     assert!(!backend.has_storage(&row.id), "nothing was put in place");
     bytes[middle] ^= 0xff;
-    std::fs::write(&path, &bytes).unwrap();
+    m.objects.put(&snapshot, bytes.into()).await.unwrap();
     m.ensure_running(&row).await.unwrap();
     assert!(backend.has_storage(&row.id));
 
     // A snapshot cut short: the workspace keeps its files and its last good snapshot.
     let recorded = m.db.get(&row.id).await.unwrap().unwrap().snapshot;
-    let before = objects_in(dir.path());
+    let before = objects_in();
     backend.fail_exports_after(Some(300_000));
     assert!(m.hibernate(&row, "admin").await.is_err());
     let now = m.db.get(&row.id).await.unwrap().unwrap();
@@ -437,11 +478,7 @@ async fn hibernate_restore_and_what_goes_wrong() {
         "the good snapshot is still the one recorded"
     );
     assert!(backend.has_storage(&row.id));
-    assert_eq!(
-        objects_in(dir.path()),
-        before,
-        "nothing else is left in the store"
-    );
+    assert_eq!(objects_in(), before, "nothing else is left in the store");
     backend.fail_exports_after(None);
 
     // A restore whose request went away (the state says so, nobody runs it): the next start
@@ -461,7 +498,7 @@ async fn hibernate_restore_and_what_goes_wrong() {
 
     // At start-up, what no workspace records is swept: a snapshot cut short between upload
     // and record, and the objects of a workspace that is gone; the recorded one stays.
-    let recorded_objects = objects_in(dir.path());
+    let recorded_objects = objects_in();
     m.objects
         .put(
             &format!("snapshots/{}/orphan.tar.zst", row.id),
@@ -477,18 +514,14 @@ async fn hibernate_restore_and_what_goes_wrong() {
         .await
         .unwrap();
     m.reconcile().await.unwrap();
-    assert_eq!(objects_in(dir.path()), recorded_objects);
+    assert_eq!(objects_in(), recorded_objects);
 
     // Deleting the workspace deletes its snapshots.
     m.hibernate(&row, "admin").await.unwrap();
     m.delete(&m.db.get(&row.id).await.unwrap().unwrap())
         .await
         .unwrap();
-    assert!(
-        objects_in(dir.path()).is_empty(),
-        "{:?}",
-        objects_in(dir.path())
-    );
+    assert!(objects_in().is_empty(), "{:?}", objects_in());
 }
 
 /// A workspace stopped for longer than `--hibernate-after` is hibernated by the watcher (one
