@@ -29,6 +29,8 @@ fn main() {
     for path in WATCHED {
         println!("cargo:rerun-if-changed={}", web.join(path).display());
     }
+    // sqlx::migrate! embeds the migrations, but a stable compiler does not notice a new one.
+    println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-env-changed=COVE_SKIP_WEB_BUILD");
     let _ = std::fs::remove_dir_all(&dist);
     std::fs::create_dir_all(&dist).unwrap();

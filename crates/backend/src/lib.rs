@@ -138,7 +138,7 @@ pub enum RunnerState {
 }
 
 /// A file a new workspace starts with (from its template).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeedFile {
     /// Relative path, `/`-separated, without `..`.
     pub path: String,

@@ -557,6 +557,9 @@ pub struct DirEntry {
     pub size: u64,
     /// Milliseconds since the Unix epoch.
     pub mtime: i64,
+    /// A regular file with an execute bit set.
+    #[serde(default)]
+    pub executable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

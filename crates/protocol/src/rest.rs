@@ -172,19 +172,69 @@ pub struct UpdateWorkspace {
     pub keep_running: Option<bool>,
 }
 
-/// An entry of `GET /api/templates`.
+/// An entry of `GET /api/templates`: what a new workspace starts with (its files are in the
+/// object store; the built-in ones are published there at first start).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Template {
     pub name: String,
     pub description: String,
+    /// A short symbol shown beside the name (an emoji, or a few letters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub icon: Option<String>,
+    /// What the Processes panel offers to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub run_command: Option<String>,
+    /// The port the run command serves, for the preview.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub preview_port: Option<u16>,
+    /// A shell command run once, as the process `init`, when a workspace made from this
+    /// template first starts (installing dependencies, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub init_command: Option<String>,
+    /// How many files it holds, and their bytes.
+    #[serde(default)]
+    pub files: u64,
+    #[serde(default)]
+    pub bytes: u64,
+    /// Who published it (`cove` for the built-in ones), and when (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub published_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub published_at: Option<String>,
+}
+
+/// `POST /api/templates` (a cove addition, administrators only): publish the files of a
+/// workspace as a template. Publishing under an existing name replaces that template; the
+/// workspaces made from it before keep their files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(TS))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PublishTemplate {
+    /// The workspace (id, or a name of the caller's) whose files become the template.
+    pub workspace: String,
+    /// Lowercase letters, digits and `-`, at most 40.
+    pub name: String,
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub icon: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(test, ts(optional))]
     pub run_command: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(test, ts(optional))]
     pub preview_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub init_command: Option<String>,
 }
 
 /// `GET /api/info` (a cove addition): what a client needs to know about this server.

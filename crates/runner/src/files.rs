@@ -403,9 +403,11 @@ impl Files {
             else {
                 continue; // Gone between readdir and stat.
             };
+            let kind = kind_of(FileType::from_raw_mode(stat.st_mode as _));
             entries.push(DirEntry {
                 name,
-                kind: kind_of(FileType::from_raw_mode(stat.st_mode as _)),
+                executable: kind == EntryKind::File && stat.st_mode & 0o111 != 0,
+                kind,
                 size: stat.st_size as u64,
                 mtime: stat.st_mtime * 1000 + stat.st_mtime_nsec as i64 / 1_000_000,
             });

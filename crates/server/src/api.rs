@@ -10,16 +10,18 @@ use cove_protocol::accounts::Outcome;
 use cove_protocol::rest::{CreateWorkspace, ServerInfo, UpdateWorkspace};
 use std::sync::Arc;
 
+use crate::AppState;
 use crate::accounts::{Auth, Caller};
 use crate::db::WorkspaceRow;
 use crate::error::ApiError;
-use crate::{AppState, templates};
 
 mod accounts;
 mod sockets;
+mod templates;
 
 pub(crate) use accounts::*;
 pub(crate) use sockets::*;
+pub(crate) use templates::*;
 
 type Shared = State<Arc<AppState>>;
 
@@ -44,6 +46,11 @@ fn parse_json<T: serde::de::DeserializeOwned>(
             }
         ))
         .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+    }
+    // serde reads a struct from an array too (`["a", "b"]` fills its fields in order):
+    // every body of this API is an object, and anything else is a mistake to name.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
     }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
@@ -194,11 +201,6 @@ pub(crate) async fn delete_workspace(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub(crate) async fn list_templates() -> Response {
-    let list: Vec<_> = templates::TEMPLATES.iter().map(|t| t.view()).collect();
-    axum::Json(list).into_response()
-}
-
 /// `GET /api/info`: what the IDE needs to know about this server: its version and where
 /// the previews of workspaces' ports live, as seen from the name the client used.
 pub(crate) async fn info(State(app): Shared, request: Request) -> Response {
@@ -238,24 +240,6 @@ pub(crate) async fn files(
     forward_file(app, &caller, &id, &path, request).await
 }
 
-/// A path for a URI: each segment percent-encoded but for unreserved characters.
-fn encode_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for (i, segment) in path.split('/').enumerate() {
-        if i > 0 {
-            out.push('/');
-        }
-        for b in segment.bytes() {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                out.push(b as char);
-            } else {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-    }
-    out
-}
-
 async fn forward_file(
     app: Arc<AppState>,
     caller: &Caller,
@@ -286,7 +270,7 @@ async fn forward_file(
         .query()
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
-    let target = format!("/files/{}{query}", encode_path(path));
+    let target = format!("/files/{}{query}", crate::link::encode_path(path));
     let (parts, body) = request.into_parts();
     // Refused here, before a byte reaches the runner: a body the runner would refuse
     // mid-upload ends as a reset connection the client cannot read.

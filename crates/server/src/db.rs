@@ -11,8 +11,10 @@
 
 mod accounts;
 mod audit;
+mod templates;
 
 pub(crate) use accounts::{SessionRow, TokenRow, UserRow};
+pub(crate) use templates::TemplateRow;
 
 use cove_protocol::accounts::ShareAccess;
 use cove_protocol::rest::{Limits, WorkspaceState};
@@ -49,6 +51,8 @@ pub(crate) struct WorkspaceRow {
     pub keep_running: bool,
     /// Its latest verified snapshot in the object store (JSON), if it has one.
     pub snapshot: Option<String>,
+    /// Its template's init command, until its first start has run it.
+    pub init_command: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -280,6 +284,7 @@ impl Db {
             stopped_by: row.maybe_text("stopped_by")?,
             keep_running: row.int("keep_running")? != 0,
             snapshot: row.maybe_text("snapshot")?,
+            init_command: row.maybe_text("init_command")?,
             id,
         })
     }
@@ -287,7 +292,7 @@ impl Db {
     pub(crate) async fn insert(&self, w: &WorkspaceRow) -> Result<(), DbError> {
         let limits = serde_json::to_string(&w.limits).expect("limits serialize");
         let result = with_pool!(self, pool => sqlx::query(
-            "INSERT INTO workspaces (id, name, owner, template, state, created_at, updated_at, limits, keep_running) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)",
+            "INSERT INTO workspaces (id, name, owner, template, state, created_at, updated_at, limits, keep_running, init_command) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9)",
         )
         .bind(&w.id)
         .bind(&w.name)
@@ -297,6 +302,7 @@ impl Db {
         .bind(&w.created_at)
         .bind(&limits)
         .bind(i64::from(w.keep_running))
+        .bind(&w.init_command)
         .execute(pool)
         .await
         .map(|_| ()));
@@ -431,6 +437,16 @@ impl Db {
             .execute(pool)
             .await
             .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Forgets a workspace's init command: its first start has run it (or tried to).
+    pub(crate) async fn clear_init_command(&self, id: &str) -> Result<(), DbError> {
+        self.execute(
+            "UPDATE workspaces SET init_command = NULL WHERE id = $1",
+            &[id],
+        )
+        .await?;
         Ok(())
     }
 

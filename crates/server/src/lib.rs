@@ -29,7 +29,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use cove_backend::SharedBackend;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -206,7 +206,11 @@ fn router(app: Arc<AppState>, max_file_bytes: u64) -> Router {
             axum::routing::put(api::put_share).delete(api::delete_share),
         )
         .route("/api/audit", get(api::audit))
-        .route("/api/templates", get(api::list_templates))
+        .route(
+            "/api/templates",
+            get(api::list_templates).post(api::publish_template),
+        )
+        .route("/api/templates/{name}", delete(api::delete_template))
         .route("/api/info", get(api::info))
         .route("/api/events", get(events::events))
         .route("/w/{id}/open/{port}", get(preview::open))
@@ -297,8 +301,19 @@ pub async fn serve(
         .bootstrap()
         .await
         .map_err(|e| anyhow::anyhow!("cannot set up the administrator: {}", e.reply.message))?;
+    let templates = Arc::new(
+        templates::Catalog::load(db.clone(), objects.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot load the templates: {}", e.reply.message))?,
+    );
     let app = Arc::new(AppState {
-        manager: workspaces::Manager::new(db.clone(), backend, accounts.clone(), objects),
+        manager: workspaces::Manager::new(
+            db.clone(),
+            backend,
+            accounts.clone(),
+            objects,
+            templates,
+        ),
         accounts,
         proxies: perimeter::proxies::TrustedProxies::new(config.trusted_proxies.clone()),
         allowed_origins: config.allowed_origins.clone(),

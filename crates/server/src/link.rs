@@ -65,6 +65,24 @@ impl From<LinkError> for ApiError {
     }
 }
 
+/// A path for a URI: each segment percent-encoded but for unreserved characters.
+pub(crate) fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        for b in segment.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
 /// How long an unused connection to a runner is kept.
 const IDLE: Duration = Duration::from_secs(30);
 /// Unused connections kept per runner.

@@ -1,113 +1,397 @@
-//! Built-in project templates, embedded in the binary.
+//! Templates: what a new workspace starts with. Each is a manifest (name, description, icon,
+//! run command, preview port, init command) and an archive of files in the object store
+//! (`templates/<name>/<uuid>.tar.zst`, with `templates/<name>/manifest.json` beside it); the
+//! database says which archive is current. The built-in ones are published there when the
+//! store has no template at all (the first start); an administrator publishes a workspace's
+//! files as a new one.
+//!
+//! The catalog keeps every manifest in memory (workspace views read them on every list), and
+//! the unpacked files of the templates used lately, so a create does not fetch its template.
 
+use crate::db::{Db, TemplateRow};
+use crate::error::ApiError;
 use cove_backend::SeedFile;
+use cove_objects::Objects;
+use cove_protocol::ErrorCode;
+use cove_protocol::rest::{PublishTemplate, Template};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
 
-/// A template: what a new workspace starts with.
-#[derive(Debug, Clone)]
-pub(crate) struct Template {
-    pub name: &'static str,
-    pub description: &'static str,
-    /// What the Processes panel offers to run.
-    pub run_command: Option<&'static str>,
-    /// The port the run command serves, for the preview.
+pub(crate) mod archive;
+mod builtin;
+pub(crate) mod publish;
+
+/// The template a workspace gets when none is named (while it exists).
+pub(crate) const DEFAULT: &str = "blank";
+/// Who the built-in templates are published by.
+const BUILTIN_PUBLISHER: &str = "cove";
+/// The most unpacked templates kept in memory.
+const CACHED: usize = 8;
+
+/// What a template says about itself (stored as JSON in the database and the object store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Manifest {
+    pub name: String,
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_command: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_port: Option<u16>,
-    pub files: &'static [(&'static str, &'static str)],
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_command: Option<String>,
 }
 
-macro_rules! file {
-    ($template:literal, $path:literal) => {
-        (
-            $path,
-            include_str!(concat!("../templates/", $template, "/", $path)),
-        )
-    };
+/// Where a template's files are in the object store, and what they amount to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Archive {
+    key: String,
+    size: u64,
+    sha256: String,
+    files: u64,
+    bytes: u64,
 }
 
-/// Every built-in template; the first is the default.
-pub(crate) static TEMPLATES: &[Template] = &[
-    Template {
-        name: "blank",
-        description: "An empty workspace with a shell.",
-        run_command: None,
-        preview_port: None,
-        files: &[file!("blank", "README.md")],
-    },
-    Template {
-        name: "python",
-        description: "Python 3: a main.py to run and edit.",
-        run_command: Some("python3 main.py"),
-        preview_port: Some(8000),
-        files: &[
-            file!("python", "main.py"),
-            file!("python", "README.md"),
-            file!("python", "requirements.txt"),
-        ],
-    },
-    Template {
-        name: "node",
-        description: "Node.js: a small HTTP server on port 3000.",
-        run_command: Some("node index.js"),
-        preview_port: Some(3000),
-        files: &[
-            file!("node", "package.json"),
-            file!("node", "index.js"),
-            file!("node", "README.md"),
-        ],
-    },
-    Template {
-        name: "static-web",
-        description: "HTML, CSS and JavaScript served on port 8000.",
-        run_command: Some("python3 -m http.server 8000"),
-        preview_port: Some(8000),
-        files: &[
-            file!("static-web", "index.html"),
-            file!("static-web", "style.css"),
-            file!("static-web", "script.js"),
-        ],
-    },
-];
-
-/// The template with this name.
-pub(crate) fn find(name: &str) -> Option<&'static Template> {
-    TEMPLATES.iter().find(|t| t.name == name)
+#[derive(Debug, Clone)]
+struct Entry {
+    manifest: Manifest,
+    archive: Archive,
+    published_by: String,
+    published_at: String,
 }
 
-impl Template {
-    /// As `GET /api/templates` lists it.
-    pub(crate) fn view(&self) -> cove_protocol::rest::Template {
-        cove_protocol::rest::Template {
-            name: self.name.to_string(),
-            description: self.description.to_string(),
-            run_command: self.run_command.map(str::to_string),
-            preview_port: self.preview_port,
+impl Entry {
+    fn view(&self) -> Template {
+        let m = &self.manifest;
+        Template {
+            name: m.name.clone(),
+            description: m.description.clone(),
+            icon: m.icon.clone(),
+            run_command: m.run_command.clone(),
+            preview_port: m.preview_port,
+            init_command: m.init_command.clone(),
+            files: self.archive.files,
+            bytes: self.archive.bytes,
+            published_by: Some(self.published_by.clone()),
+            published_at: Some(self.published_at.clone()),
         }
     }
+}
 
-    /// The files a workspace made from this template starts with.
-    pub(crate) fn seed(&self) -> Vec<SeedFile> {
-        self.files
-            .iter()
-            .map(|(path, contents)| SeedFile {
-                path: (*path).to_string(),
-                contents: contents.as_bytes().to_vec(),
-                executable: false,
-            })
+/// Every template, and the files of the ones used lately.
+#[derive(Debug)]
+pub(crate) struct Catalog {
+    db: Db,
+    objects: Objects,
+    entries: RwLock<BTreeMap<String, Entry>>,
+    /// Unpacked files by archive key, most recently used last.
+    unpacked: Mutex<Vec<(String, Arc<Vec<SeedFile>>)>>,
+    publishing: tokio::sync::Mutex<()>,
+}
+
+/// Lowercase letters, digits and `-`, starting with a letter or digit, at most 40.
+pub(crate) fn valid_name(name: &str) -> bool {
+    (1..=40).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+}
+
+impl Catalog {
+    /// The catalog as the database has it; with no template at all, the built-in ones are
+    /// published first.
+    pub(crate) async fn load(db: Db, objects: Objects) -> Result<Catalog, ApiError> {
+        let catalog = Catalog {
+            db,
+            objects,
+            entries: RwLock::default(),
+            unpacked: Mutex::default(),
+            publishing: tokio::sync::Mutex::default(),
+        };
+        let rows = catalog.db.templates().await?;
+        if rows.is_empty() {
+            for template in builtin::BUILTIN {
+                let manifest = Manifest {
+                    name: template.name.to_string(),
+                    description: template.description.to_string(),
+                    icon: Some(template.icon.to_string()),
+                    run_command: template.run_command.map(str::to_string),
+                    preview_port: template.preview_port,
+                    init_command: None,
+                };
+                catalog
+                    .store(manifest, &template.files(), BUILTIN_PUBLISHER)
+                    .await?;
+            }
+            tracing::info!(
+                count = builtin::BUILTIN.len(),
+                objects = %catalog.objects.describe(),
+                "published the built-in templates to the object store"
+            );
+        } else {
+            let mut entries = catalog.entries.write().unwrap();
+            for row in rows {
+                match entry_of(&row) {
+                    Ok(entry) => {
+                        entries.insert(row.name.clone(), entry);
+                    }
+                    Err(e) => tracing::error!(template = %row.name, "unreadable template: {e}"),
+                }
+            }
+        }
+        Ok(catalog)
+    }
+
+    /// Every template, by name.
+    pub(crate) fn list(&self) -> Vec<Template> {
+        self.entries
+            .read()
+            .unwrap()
+            .values()
+            .map(Entry::view)
             .collect()
     }
+
+    /// The manifest of template `name`.
+    pub(crate) fn manifest(&self, name: &str) -> Option<Manifest> {
+        let entries = self.entries.read().unwrap();
+        entries.get(name).map(|e| e.manifest.clone())
+    }
+
+    /// The template a create without one gets: `blank`, else the first by name.
+    pub(crate) fn default_name(&self) -> Option<String> {
+        let entries = self.entries.read().unwrap();
+        entries
+            .get(DEFAULT)
+            .or_else(|| entries.values().next())
+            .map(|e| e.manifest.name.clone())
+    }
+
+    /// An unknown template, with the names there are.
+    pub(crate) fn unknown(&self, name: &str) -> ApiError {
+        let known: Vec<String> = self.entries.read().unwrap().keys().cloned().collect();
+        ApiError::bad_request(format!(
+            "unknown template {name:?}; known: {}",
+            known.join(", ")
+        ))
+    }
+
+    /// The files of template `name`, checked against what the database recorded.
+    pub(crate) async fn files(&self, name: &str) -> Result<Arc<Vec<SeedFile>>, ApiError> {
+        let archive = {
+            let entries = self.entries.read().unwrap();
+            entries
+                .get(name)
+                .map(|e| e.archive.clone())
+                .ok_or_else(|| self.unknown(name))?
+        };
+        if let Some(files) = self.cached(&archive.key) {
+            return Ok(files);
+        }
+        let unreadable = |why: String| {
+            tracing::error!(template = %name, key = %archive.key, "{why}");
+            ApiError::new(
+                ErrorCode::Internal,
+                format!("the files of template {name:?} cannot be read; see the server log"),
+            )
+        };
+        let packed = self
+            .objects
+            .get(&archive.key)
+            .await
+            .map_err(|e| unreadable(e.to_string()))?
+            .ok_or_else(|| unreadable("its archive is missing from the object store".into()))?;
+        let mut digest = cove_objects::Digest::default();
+        digest.update(&packed);
+        if digest.stored().sha256 != archive.sha256 {
+            return Err(unreadable(
+                "its archive is not the one recorded (SHA-256 differs)".into(),
+            ));
+        }
+        let files = tokio::task::spawn_blocking(move || archive::unpack(&packed))
+            .await
+            .map_err(|e| unreadable(e.to_string()))?
+            .map_err(|e| unreadable(e.to_string()))?;
+        let files = Arc::new(files);
+        let mut unpacked = self.unpacked.lock().unwrap();
+        unpacked.push((archive.key, files.clone()));
+        if unpacked.len() > CACHED {
+            unpacked.remove(0);
+        }
+        Ok(files)
+    }
+
+    fn cached(&self, key: &str) -> Option<Arc<Vec<SeedFile>>> {
+        let mut unpacked = self.unpacked.lock().unwrap();
+        let at = unpacked.iter().position(|(k, _)| k == key)?;
+        let hit = unpacked.remove(at);
+        let files = hit.1.clone();
+        unpacked.push(hit);
+        Some(files)
+    }
+
+    /// Checks what `POST /api/templates` asks for, before any file is read.
+    pub(crate) fn manifest_of(request: &PublishTemplate) -> Result<Manifest, ApiError> {
+        if !valid_name(&request.name) {
+            return Err(ApiError::bad_request(
+                "a template name is 1 to 40 lowercase letters, digits and '-', not starting with '-'",
+            ));
+        }
+        let text = |field: &str, value: &str, max: usize| {
+            if value.chars().count() > max || value.chars().any(char::is_control) {
+                Err(ApiError::bad_request(format!(
+                    "{field} is at most {max} characters, on one line"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        text("description", &request.description, 300)?;
+        let optional = |value: &Option<String>| {
+            value
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        for (field, value, max) in [
+            ("icon", &request.icon, 8),
+            ("runCommand", &request.run_command, 1000),
+            ("initCommand", &request.init_command, 4000),
+        ] {
+            text(field, value.as_deref().unwrap_or(""), max)?;
+        }
+        if request.preview_port == Some(0) {
+            return Err(ApiError::bad_request("previewPort must be 1 to 65535"));
+        }
+        Ok(Manifest {
+            name: request.name.clone(),
+            description: request.description.trim().to_string(),
+            icon: optional(&request.icon),
+            run_command: optional(&request.run_command),
+            preview_port: request.preview_port,
+            init_command: optional(&request.init_command),
+        })
+    }
+
+    /// Publishes `files` as template `manifest.name` (replacing one of that name): archive
+    /// and manifest into the object store, then the database, then the old archive goes.
+    /// One publish at a time, so the database and the catalog agree on which is current.
+    pub(crate) async fn publish(
+        &self,
+        manifest: Manifest,
+        files: &[SeedFile],
+        by: &str,
+    ) -> Result<Template, ApiError> {
+        let _turn = self.publishing.lock().await;
+        let previous = {
+            let entries = self.entries.read().unwrap();
+            entries.get(&manifest.name).map(|e| e.archive.key.clone())
+        };
+        let view = self.store(manifest, files, by).await?;
+        if let Some(key) = previous {
+            let _ = self.objects.delete(&key).await;
+        }
+        Ok(view)
+    }
+
+    /// Packs, uploads and records a template.
+    async fn store(
+        &self,
+        manifest: Manifest,
+        files: &[SeedFile],
+        by: &str,
+    ) -> Result<Template, ApiError> {
+        let owned = files.to_vec();
+        let (packed, bytes) = tokio::task::spawn_blocking(move || archive::pack(&owned))
+            .await
+            .map_err(|e| ApiError::internal("packing the template", e))?
+            .map_err(|e| match e {
+                archive::ArchiveError::TooBig => ApiError::new(ErrorCode::TooLarge, e.to_string()),
+                _ => ApiError::bad_request(e.to_string()),
+            })?;
+        let mut digest = cove_objects::Digest::default();
+        digest.update(&packed);
+        let stored = digest.stored();
+        let name = manifest.name.clone();
+        let archive = Archive {
+            key: format!("templates/{name}/{}.tar.zst", uuid::Uuid::new_v4().simple()),
+            size: stored.size,
+            sha256: stored.sha256,
+            files: files.len() as u64,
+            bytes,
+        };
+        let store_error = |e: cove_objects::ObjectsError| {
+            ApiError::internal("storing the template in the object store", e)
+        };
+        self.objects
+            .put(&archive.key, packed.into())
+            .await
+            .map_err(store_error)?;
+        let manifest_json = serde_json::to_string(&manifest).expect("a manifest serializes");
+        let archive_json = serde_json::to_string(&archive).expect("an archive serializes");
+        let described = serde_json::json!({ "manifest": &manifest, "archive": &archive });
+        self.objects
+            .put(
+                &format!("templates/{name}/manifest.json"),
+                serde_json::to_vec_pretty(&described)
+                    .expect("a manifest serializes")
+                    .into(),
+            )
+            .await
+            .map_err(store_error)?;
+        let row = TemplateRow {
+            name: name.clone(),
+            manifest: manifest_json,
+            archive: archive_json,
+            published_by: by.to_string(),
+            published_at: crate::now_rfc3339(),
+        };
+        if let Err(e) = self.db.put_template(&row).await {
+            let _ = self.objects.delete(&archive.key).await;
+            return Err(e.into());
+        }
+        let entry = Entry {
+            manifest,
+            archive,
+            published_by: row.published_by,
+            published_at: row.published_at,
+        };
+        let view = entry.view();
+        self.entries.write().unwrap().insert(name, entry);
+        Ok(view)
+    }
+
+    /// Removes template `name` (workspaces made from it keep their files).
+    pub(crate) async fn delete(&self, name: &str) -> Result<(), ApiError> {
+        if !self.db.delete_template(name).await? {
+            return Err(ApiError::not_found(format!("no template {name:?}")));
+        }
+        let removed = self.entries.write().unwrap().remove(name);
+        if let Some(entry) = removed {
+            let _ = self.objects.delete(&entry.archive.key).await;
+        }
+        let _ = self
+            .objects
+            .delete(&format!("templates/{name}/manifest.json"))
+            .await;
+        Ok(())
+    }
+}
+
+fn entry_of(row: &TemplateRow) -> Result<Entry, serde_json::Error> {
+    Ok(Entry {
+        manifest: serde_json::from_str(&row.manifest)?,
+        archive: serde_json::from_str(&row.archive)?,
+        published_by: row.published_by.clone(),
+        published_at: row.published_at.clone(),
+    })
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn templates_have_files_and_unique_names() {
-        let mut names: Vec<_> = super::TEMPLATES.iter().map(|t| t.name).collect();
-        names.dedup();
-        assert_eq!(names.len(), super::TEMPLATES.len());
-        for t in super::TEMPLATES {
-            assert!(!t.files.is_empty(), "{}", t.name);
-        }
-        for required in ["blank", "python", "node", "static-web"] {
-            assert!(super::find(required).is_some(), "{required}");
-        }
-    }
-}
+mod tests;

@@ -15,7 +15,7 @@ use crate::accounts::{Accounts, Caller};
 use crate::db::{Db, WorkspaceRow};
 use crate::error::ApiError;
 use crate::link::RunnerLink;
-use crate::templates;
+use crate::templates::Catalog;
 
 /// The limits a workspace asks for, in the backend's units (bytes, thousandths of a core).
 fn backend_limits(limits: &Limits) -> Result<WorkspaceLimits, ApiError> {
@@ -40,13 +40,13 @@ fn backend_limits(limits: &Limits) -> Result<WorkspaceLimits, ApiError> {
     })
 }
 
-/// A workspace as the API shows it.
-fn view_of(row: WorkspaceRow) -> WorkspaceView {
-    let template = templates::find(&row.template);
+/// A workspace as the API shows it (its run command and preview port from its template).
+fn view_of(row: WorkspaceRow, templates: &Catalog) -> WorkspaceView {
+    let template = templates.manifest(&row.template);
     WorkspaceView {
         limits: Some(row.limits).filter(|l| !l.is_empty()),
-        run_command: template.and_then(|t| t.run_command).map(str::to_string),
-        preview_port: template.and_then(|t| t.preview_port),
+        run_command: template.as_ref().and_then(|t| t.run_command.clone()),
+        preview_port: template.as_ref().and_then(|t| t.preview_port),
         id: row.id,
         name: row.name,
         template: row.template,
@@ -118,6 +118,8 @@ pub(crate) struct Manager {
     accounts: Arc<Accounts>,
     /// Where snapshots of hibernated workspaces go.
     objects: cove_objects::Objects,
+    /// What new workspaces start with.
+    templates: Arc<Catalog>,
 }
 
 /// Why a workspace whose runner went away without being asked is stopped.
@@ -161,9 +163,11 @@ impl Manager {
         backend: SharedBackend,
         accounts: Arc<Accounts>,
         objects: cove_objects::Objects,
+        templates: Arc<Catalog>,
     ) -> Manager {
         Manager {
             objects,
+            templates,
             db,
             backend,
             locks: Mutex::new(HashMap::new()),
@@ -199,9 +203,10 @@ impl Manager {
         }
         self.db.set_state(id, state, reason, stopped_by).await?;
         if let Some(row) = self.db.get(id).await? {
-            let _ = self
-                .events
-                .send(WorkspaceEvent::Changed(Box::new(view_of(row))));
+            let _ = self.events.send(WorkspaceEvent::Changed(Box::new(view_of(
+                row,
+                &self.templates,
+            ))));
         }
         Ok(())
     }
@@ -232,20 +237,24 @@ impl Manager {
         self.backend
             .check_limits(&backend_limits)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let template_name = template.unwrap_or(templates::TEMPLATES[0].name);
-        let template = templates::find(template_name).ok_or_else(|| {
-            let known: Vec<_> = templates::TEMPLATES.iter().map(|t| t.name).collect();
-            ApiError::bad_request(format!(
-                "unknown template {template_name:?}; known: {}",
-                known.join(", ")
-            ))
-        })?;
+        let template_name = match template {
+            Some(name) => name.to_string(),
+            None => self
+                .templates
+                .default_name()
+                .ok_or_else(|| ApiError::bad_request("there is no template to create from"))?,
+        };
+        let manifest = self
+            .templates
+            .manifest(&template_name)
+            .ok_or_else(|| self.templates.unknown(&template_name))?;
+        let files = self.templates.files(&template_name).await?;
         let row = WorkspaceRow {
             id: uuid::Uuid::new_v4().simple().to_string(),
             name,
             owner: caller.user.id.clone(),
             owner_name: caller.user.username.clone(),
-            template: template.name.to_string(),
+            template: manifest.name.clone(),
             state: WorkspaceState::Stopped,
             created_at: crate::now_rfc3339(),
             updated_at: crate::now_rfc3339(),
@@ -254,19 +263,20 @@ impl Manager {
             stopped_by: None,
             keep_running: false,
             snapshot: None,
+            init_command: manifest.init_command.clone(),
         };
         // The row reserves the name first; files follow, and a failure undoes the row.
         self.db.insert(&row).await?;
         if let Err(e) = self
             .backend
-            .provision(&row.id, &template.seed(), &backend_limits)
+            .provision(&row.id, &files, &backend_limits)
             .await
         {
             let _ = self.db.delete(&row.id).await;
             return Err(ApiError::internal("cannot create the workspace's files", e));
         }
         tracing::info!(workspace = %row.id, name = %row.name, template = %row.template, "workspace created");
-        let mut view = view_of(row);
+        let mut view = view_of(row, &self.templates);
         let _ = self
             .events
             .send(WorkspaceEvent::Changed(Box::new(view.clone())));
@@ -277,7 +287,7 @@ impl Manager {
     /// Tells `user_id`'s live views that what they may do with `row` changed.
     pub(crate) fn notify_access_changed(&self, row: &WorkspaceRow, user_id: &str) {
         let _ = self.events.send(WorkspaceEvent::AccessChanged {
-            view: Box::new(view_of(row.clone())),
+            view: Box::new(view_of(row.clone(), &self.templates)),
             user_id: user_id.to_string(),
         });
     }
@@ -311,7 +321,7 @@ impl Manager {
         {
             row = now;
         }
-        view_of(row)
+        view_of(row, &self.templates)
     }
 
     /// Records that a workspace the store says is running has no runner any more (it
@@ -366,6 +376,10 @@ impl Manager {
     }
 
     /// The link to the workspaces' runners.
+    pub(crate) fn templates(&self) -> &Catalog {
+        &self.templates
+    }
+
     pub(crate) fn link(&self) -> &RunnerLink {
         &self.link
     }
@@ -411,6 +425,9 @@ impl Manager {
                 self.transition(&row.id, WorkspaceState::Running, "", None)
                     .await?;
                 tracing::info!(workspace = %row.id, elapsed_ms = started.elapsed().as_millis() as u64, "workspace running");
+                if current.init_command.is_some() {
+                    self.run_pending_init(&row.id).await;
+                }
                 Ok(true)
             }
             Err(e) => {
@@ -511,9 +528,10 @@ impl Manager {
     ) -> Result<(), ApiError> {
         self.db.set_keep_running(&row.id, keep).await?;
         if let Some(row) = self.db.get(&row.id).await? {
-            let _ = self
-                .events
-                .send(WorkspaceEvent::Changed(Box::new(view_of(row))));
+            let _ = self.events.send(WorkspaceEvent::Changed(Box::new(view_of(
+                row,
+                &self.templates,
+            ))));
         }
         Ok(())
     }
@@ -548,6 +566,7 @@ impl Manager {
     }
 }
 
+mod init;
 mod reconcile;
 mod snapshots;
 mod watch;

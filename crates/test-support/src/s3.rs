@@ -95,6 +95,23 @@ impl S3Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The `cove serve` flags that put its object store at `url` (`s3://BUCKET[/PREFIX]`)
+    /// on this server.
+    pub fn cove_args(&self, url: &str) -> Vec<String> {
+        [
+            "--object-store",
+            url,
+            "--s3-endpoint",
+            &self.endpoint(),
+            "--s3-access-key-id",
+            ACCESS_KEY_ID,
+            "--s3-secret-access-key",
+            SECRET_ACCESS_KEY,
+        ]
+        .map(str::to_string)
+        .to_vec()
+    }
+
     /// A new, empty bucket; its name.
     pub fn bucket(&self) -> String {
         static NEXT: AtomicU32 = AtomicU32::new(0);

@@ -59,7 +59,32 @@ access?: WorkspaceAccess,
  */
 keepRunning: boolean, };
 
-export type Template = { name: string, description: string, runCommand?: string, previewPort?: number, };
+export type Template = { name: string, description: string, 
+/**
+ * A short symbol shown beside the name (an emoji, or a few letters).
+ */
+icon?: string, 
+/**
+ * What the Processes panel offers to run.
+ */
+runCommand?: string, 
+/**
+ * The port the run command serves, for the preview.
+ */
+previewPort?: number, 
+/**
+ * A shell command run once, as the process `init`, when a workspace made from this
+ * template first starts (installing dependencies, say).
+ */
+initCommand?: string, 
+/**
+ * How many files it holds, and their bytes.
+ */
+files: number, bytes: number, 
+/**
+ * Who published it (`cove` for the built-in ones), and when (RFC 3339).
+ */
+publishedBy?: string, publishedAt?: string, };
 
 export type ServerInfo = { version: string, 
 /**
@@ -355,7 +380,11 @@ export type DirEntry = { name: string, kind: EntryKind, size: number,
 /**
  * Milliseconds since the Unix epoch.
  */
-mtime: number, };
+mtime: number, 
+/**
+ * A regular file with an execute bit set.
+ */
+executable: boolean, };
 
 export type DirListing = { path: string, entries: Array<DirEntry>, };
 

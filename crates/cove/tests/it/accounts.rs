@@ -55,6 +55,19 @@ pub(crate) async fn send(
     }
 }
 
+/// Has `admin` make user `username` with `role`, then signs them in.
+pub(crate) async fn add_user(admin: &Client, username: &str, password: &str, role: &str) -> Client {
+    let a = admin
+        .call(
+            "POST",
+            "/api/users",
+            Some(serde_json::json!({"username": username, "password": password, "role": role})),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    sign_in(admin.port, username, password).await
+}
+
 /// Signs in; panics unless it works. Checks what the cookie promises.
 pub(crate) async fn sign_in(port: u16, username: &str, password: &str) -> Client {
     sign_in_from(None, port, username, password).await

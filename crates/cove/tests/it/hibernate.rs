@@ -4,7 +4,7 @@
 //! and non-ASCII, and a 100 MB file.
 
 use cove_test_support::TestServer;
-use cove_test_support::s3::{ACCESS_KEY_ID, S3Server, SECRET_ACCESS_KEY};
+use cove_test_support::s3::S3Server;
 
 /// Everything about the workspace's files that must survive, as text (from inside it).
 const LISTING: &str = "find . -path ./lost+found -prune -o -printf '%p|%y|%m|%s|%l\\n' | LC_ALL=C sort; \
@@ -32,22 +32,10 @@ async fn a_workspace_hibernated_to_s3_comes_back_exactly() {
         return;
     };
     let bucket = moto.bucket();
-    let s = TestServer::start_with(
-        env!("CARGO_BIN_EXE_cove"),
-        &[
-            "--disk-limit-mib",
-            "256",
-            "--object-store",
-            &format!("s3://{bucket}/team-a"),
-            "--s3-endpoint",
-            &moto.endpoint(),
-            "--s3-access-key-id",
-            ACCESS_KEY_ID,
-            "--s3-secret-access-key",
-            SECRET_ACCESS_KEY,
-        ],
-    )
-    .await;
+    let mut args = moto.cove_args(&format!("s3://{bucket}/team-a"));
+    args.extend(["--disk-limit-mib".to_string(), "256".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let s = TestServer::start_with(env!("CARGO_BIN_EXE_cove"), &args).await;
     comes_back_exactly(&s, |id| {
         let folder = format!("team-a/snapshots/{id}/");
         moto.keys(&bucket)

@@ -23,6 +23,7 @@ mod sandbox;
 mod security;
 mod seeds;
 mod sharing;
+mod templates;
 mod terminals;
 mod tls_config;
 mod view;

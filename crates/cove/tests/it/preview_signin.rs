@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::Message;
 use cove_test_support::WAIT;
 use cove_test_support::request::{Response, request_from};
 
-use crate::accounts::{ADMIN_PASSWORD, Answer, Client, password_server, send, sign_in};
+use crate::accounts::{ADMIN_PASSWORD, Answer, Client, add_user, password_server, send, sign_in};
 use crate::preview::ECHO_SERVER;
 
 /// The value of header `name` in a lower-cased head.
@@ -234,15 +234,7 @@ async fn preview_hosts_are_signed_in_to_through_cove() {
     }
 
     // Somebody with no access to the workspace gets no ticket: 404, as for a missing one.
-    let a = admin
-        .call(
-            "POST",
-            "/api/users",
-            Some(json!({"username": "ulla", "password": "ulla-password-1", "role": "user"})),
-        )
-        .await;
-    assert_eq!(a.status, 201, "{}", a.body);
-    let ulla = sign_in(s.port, "ulla", "ulla-password-1").await;
+    let ulla = add_user(&admin, "ulla", "ulla-password-1", "user").await;
     assert_eq!(ulla.call("GET", &open, None).await.status, 404);
     assert_eq!(
         ulla.call("GET", &format!("/w/{id}/open/http"), None)

@@ -38,6 +38,7 @@ async fn workspaces(store: &TestStore) {
         stopped_by: None,
         keep_running: false,
         snapshot: None,
+        init_command: None,
     };
     db.insert(&w).await.unwrap();
     assert!(matches!(
@@ -270,6 +271,7 @@ async fn accounts(db: &Db) {
         stopped_by: None,
         keep_running: false,
         snapshot: None,
+        init_command: None,
     };
     db.insert(&w).await.unwrap();
     db.set_share("w1", "u22", ShareAccess::View).await.unwrap();
@@ -444,6 +446,6 @@ async fn both_migration_directories_make_the_same_schema() {
     let sqlite = &stores[0];
     let (sqlite_schema, postgres_schema) = (schema(&sqlite.db).await, schema(&postgres.db).await);
     assert!(sqlite_schema.0.len() > 30, "{:?}", sqlite_schema.0);
-    assert_eq!(sqlite_schema.1, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(sqlite_schema.1, [1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(sqlite_schema, postgres_schema);
 }
