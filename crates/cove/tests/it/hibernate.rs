@@ -170,3 +170,77 @@ async fn an_object_store_that_does_not_answer_stops_the_start() {
     assert!(!output.status.success());
     assert!(err.contains("--object-store is not s3://BUCKET"), "{err}");
 }
+
+/// A client that opens a hibernated workspace is told how the restore goes: the control
+/// socket in `status` messages, the plain-text socket of seed 004 in lines.
+#[tokio::test]
+async fn the_restore_is_reported_on_the_sockets_that_wait_for_it() {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let s = TestServer::start_with(env!("CARGO_BIN_EXE_cove"), &["--disk-limit-mib", "128"]).await;
+    let id = s.create_workspace("napper", "blank").await;
+    let mut c = s.control(&id).await;
+    let (out, code) = c.sh("head -c 20000000 /dev/urandom > noise.bin").await;
+    assert_eq!(code, 0, "{out}");
+    drop(c);
+    let hibernate = || async {
+        let (status, view) = s
+            .json("POST", &format!("/api/workspaces/{id}/hibernate"), None)
+            .await;
+        assert_eq!(
+            (status, view["state"].as_str()),
+            (200, Some("hibernated")),
+            "{view}"
+        );
+    };
+    /// Text frames until one contains `until` (bounded by WAIT).
+    async fn read(ws: &mut cove_test_support::Ws, until: &str) -> Vec<String> {
+        let mut frames = Vec::new();
+        tokio::time::timeout(cove_test_support::WAIT, async {
+            while !frames.iter().any(|f: &String| f.contains(until)) {
+                match ws.next().await {
+                    Some(Ok(Message::Text(t))) => frames.push(t.to_string()),
+                    Some(Ok(_)) => {}
+                    other => panic!("the socket ended: {other:?} after {frames:?}"),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {until:?} in {frames:?}"));
+        frames
+    }
+
+    hibernate().await;
+    let mut ws = s.websocket(&format!("/api/workspaces/{id}/ws")).await;
+    let frames = read(&mut ws, "\"ready\"").await;
+    let restoring: Vec<&String> = frames
+        .iter()
+        .filter(|f| f.contains("\"status\"") && f.contains("restoring its files: "))
+        .collect();
+    assert!(
+        !restoring.is_empty()
+            && restoring
+                .iter()
+                .all(|f| f.contains("\"starting\"") && f.contains("MB")),
+        "{frames:?}"
+    );
+    drop(ws);
+    let (status, _) = s
+        .json("POST", &format!("/api/workspaces/{id}/stop"), None)
+        .await;
+    assert_eq!(status, 200);
+
+    hibernate().await;
+    let mut plain = s.websocket("/api/terminal/ws/napper").await;
+    let lines = read(&mut plain, "Workspace ready.").await.concat();
+    let restoring = lines.find("Restoring its files: 0% of ").expect(&lines);
+    assert!(
+        restoring < lines.find("Workspace ready.").unwrap(),
+        "{lines}"
+    );
+    drop(plain);
+    let (status, _) = s
+        .json("POST", &format!("/api/workspaces/{id}/stop"), None)
+        .await;
+    assert_eq!(status, 200);
+}

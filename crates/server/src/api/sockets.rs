@@ -36,6 +36,36 @@ fn status_frame(state: StatusState, message: &str) -> String {
     .encode()
 }
 
+/// Starts a workspace for a socket that is already open, passing each step it reports on the
+/// way (a restore's bytes and percent, from its state reason) to the client as `frame` makes
+/// it; a client that went away only stops the reports, not the start.
+async fn start_reporting(
+    app: &AppState,
+    caller: &Caller,
+    row: &crate::db::WorkspaceRow,
+    client: &mut (impl tokio::io::AsyncWrite + Unpin),
+    frame: impl Fn(&str) -> String,
+) -> Result<(), ApiError> {
+    use crate::workspaces::WorkspaceEvent;
+    let mut events = app.manager.events();
+    let starting = start(app, caller, row);
+    tokio::pin!(starting);
+    let mut last = String::new();
+    loop {
+        tokio::select! {
+            result = &mut starting => return result,
+            event = events.recv() => {
+                let Ok(WorkspaceEvent::Changed(view)) = event else { continue };
+                let Some(reason) = view.state_reason.filter(|r| view.id == row.id && *r != last) else {
+                    continue;
+                };
+                let _ = relay::send_text(client, &frame(&reason)).await;
+                last = reason;
+            }
+        }
+    }
+}
+
 /// Admits a socket of `caller` on a workspace: its origin, then its place among the
 /// caller's connections. The request is only read before the first await (a request is not
 /// `Sync`, so a handler holding a reference to it across one would not be `Send`).
@@ -159,7 +189,10 @@ pub(crate) async fn control_socket(
                         &status_frame(StatusState::Starting, "starting the workspace"),
                     )
                     .await;
-                    start(&app, &caller, row).await
+                    start_reporting(&app, &caller, row, &mut client, |step| {
+                        status_frame(StatusState::Starting, step)
+                    })
+                    .await
                 }
             };
             match started {
@@ -331,9 +364,16 @@ async fn connect_plain(
     if !app.manager.is_running(&found.row).await {
         found.require_edit().map_err(|e| e.reply.message)?;
         let _ = relay::send_text(client, "Starting workspace...\r\n").await;
-        start(app, caller, &found.row)
-            .await
-            .map_err(|e| e.reply.message)?;
+        start_reporting(app, caller, &found.row, client, |step| {
+            let mut line = step.to_string();
+            // Capitalised, as the lines around it ("Restoring its files: 40% ...").
+            if let Some(first) = line.get(..1) {
+                line.replace_range(..1, &first.to_uppercase());
+            }
+            format!("{line}\r\n")
+        })
+        .await
+        .map_err(|e| e.reply.message)?;
         let _ = relay::send_text(client, "Workspace ready.\r\n").await;
     }
     let query = TerminalQuery {
