@@ -238,6 +238,35 @@ impl RunnerLink {
         })
     }
 
+    /// `GET /files/{path}` on the runner of workspace `id`: a file's bytes or a folder's
+    /// listing. Anything but a success is an error that names the path.
+    pub(crate) async fn read_file(&self, id: &str, path: &str) -> Result<bytes::Bytes, ApiError> {
+        use http_body_util::BodyExt as _;
+        let request = Request::get(format!("/files/{}", encode_path(path)))
+            .body(Body::empty())
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let answer = self.request(id, request).await?;
+        let status = answer.status();
+        let body = answer
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ApiError::internal("reading from the workspace", e))?
+            .to_bytes();
+        if !status.is_success() {
+            let reply = serde_json::from_slice::<RestError>(&body)
+                .map(|rest| rest.error)
+                .unwrap_or_else(|_| {
+                    ErrorReply::new(
+                        ErrorCode::Internal,
+                        String::from_utf8_lossy(&body).into_owned(),
+                    )
+                });
+            return Err(ApiError::from_reply(reply).with_status(status));
+        }
+        Ok(body)
+    }
+
     /// Opens a WebSocket to `path_and_query` on the runner of workspace `id` and returns the
     /// upgraded stream, or the runner's refusal (its status and JSON error) as an error.
     pub(crate) async fn websocket(

@@ -263,7 +263,8 @@ impl Manager {
             stopped_by: None,
             keep_running: false,
             snapshot: None,
-            init_command: manifest.init_command.clone(),
+            // Some until the first start (empty when the template has no init command).
+            init_command: Some(manifest.init_command.clone().unwrap_or_default()),
         };
         // The row reserves the name first; files follow, and a failure undoes the row.
         self.db.insert(&row).await?;
@@ -425,9 +426,7 @@ impl Manager {
                 self.transition(&row.id, WorkspaceState::Running, "", None)
                     .await?;
                 tracing::info!(workspace = %row.id, elapsed_ms = started.elapsed().as_millis() as u64, "workspace running");
-                if current.init_command.is_some() {
-                    self.run_pending_init(&row.id).await;
-                }
+                self.after_start(&row.id).await;
                 Ok(true)
             }
             Err(e) => {
@@ -566,6 +565,7 @@ impl Manager {
     }
 }
 
+mod devcontainer;
 mod init;
 mod reconcile;
 mod snapshots;

@@ -67,6 +67,24 @@ async fn publish_and_create(s: &TestServer) {
              && ln -s /etc/passwd passwd")
         .await;
     assert_eq!(code, 0, "{out}");
+    // A devcontainer.json with comments and trailing commas: postCreateCommand at the first
+    // start, postStartCommand (a named group) after it and at every start, with the env.
+    let devcontainer = r#"{
+        // postStart must find what postCreate made: it waits for it
+        "postCreateCommand": "sleep 1; printf created > created.out",
+        "postStartCommand": { "greet": "test -e created.out && printf \"$GREETING\" > started.out", },
+        "containerEnv": { "GREETING": "hi" },
+        "remoteEnv": { "GREETING": "hello", },
+        "forwardPorts": [8000],
+    }"#;
+    let (status, _) = s
+        .http(
+            "PUT",
+            &format!("/api/workspaces/{source}/files/.devcontainer/devcontainer.json"),
+            Some(devcontainer.as_bytes()),
+        )
+        .await;
+    assert_eq!(status, 201);
     drop(c);
 
     let publish = json!({
@@ -82,8 +100,9 @@ async fn publish_and_create(s: &TestServer) {
         .json("POST", "/api/templates", Some(publish.clone()))
         .await;
     assert_eq!(status, 201, "{view}");
-    // The blank template's README.md, and the four files made above; not the symlink.
-    assert_eq!(view["files"], 5, "{view}");
+    // The blank template's README.md, the four files made above and the devcontainer.json;
+    // not the symlink.
+    assert_eq!(view["files"], 6, "{view}");
     assert_eq!(view["publishedBy"], "admin");
     let (_, list) = s.json("GET", "/api/templates", None).await;
     assert_eq!(
@@ -106,6 +125,13 @@ async fn publish_and_create(s: &TestServer) {
     let mut c = s.control(&id).await;
     let init = wait_for_exit(&mut c, "init").await;
     assert_eq!(init["exitCode"], 0, "{init}");
+    let post_start = wait_for_exit(&mut c, "postStart:greet").await;
+    assert_eq!(
+        post_start["exitCode"], 0,
+        "it ran after postCreate: {post_start}"
+    );
+    let (out, _) = c.sh("cat created.out started.out").await;
+    assert_eq!(out, "createdhello");
     let (out, code) = c
         .sh("cat init.out; echo; stat -c '%a %n' bin/hello.sh Makefile; cat 'src/naïve dir/日本 語.txt' .hidden; \
              test -e passwd || echo no-symlink; sh bin/hello.sh")
@@ -121,10 +147,14 @@ async fn publish_and_create(s: &TestServer) {
         .await;
     assert_eq!(status, 200);
     let mut c = s.control(&id).await;
-    let processes = c.request("list_processes", json!({})).await;
+    let processes = c.request("list_processes", json!({})).await.to_string();
     assert!(
-        !processes.to_string().contains("\"init\""),
-        "the init command ran once: {processes}"
+        !processes.contains("\"init\"") && !processes.contains("postCreate"),
+        "the init command and postCreateCommand ran once: {processes}"
+    );
+    assert!(
+        processes.contains("postStart:greet"),
+        "postStartCommand runs at every start: {processes}"
     );
     drop(c);
 

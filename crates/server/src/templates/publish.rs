@@ -4,12 +4,10 @@
 //! and so are directories with nothing in them.
 
 use crate::error::ApiError;
-use crate::link::{RunnerLink, encode_path};
+use crate::link::RunnerLink;
 use crate::templates::archive::{self, MAX_BYTES, MAX_FILES};
-use axum::body::Body;
 use cove_backend::SeedFile;
 use cove_protocol::{DirListing, EntryKind, ErrorCode};
-use http_body_util::BodyExt as _;
 
 /// Every regular file under the workspace's root. Refuses, before reading them all, a tree
 /// past a template's bounds.
@@ -21,7 +19,7 @@ pub(crate) async fn workspace_files(
     let mut total = 0u64;
     let mut folders = vec![String::new()];
     while let Some(folder) = folders.pop() {
-        let listing: DirListing = serde_json::from_slice(&get(link, id, &folder).await?)
+        let listing: DirListing = serde_json::from_slice(&link.read_file(id, &folder).await?)
             .map_err(|e| ApiError::internal("the runner's listing", e))?;
         for entry in listing.entries {
             let path = if folder.is_empty() {
@@ -39,7 +37,7 @@ pub(crate) async fn workspace_files(
                     if total > MAX_BYTES || files.len() >= MAX_FILES {
                         return Err(too_big());
                     }
-                    let contents = get(link, id, &path).await?;
+                    let contents = link.read_file(id, &path).await?;
                     files.push(SeedFile {
                         path,
                         contents: contents.to_vec(),
@@ -63,27 +61,4 @@ fn too_big() -> ApiError {
         ErrorCode::TooLarge,
         archive::ArchiveError::TooBig.to_string(),
     )
-}
-
-/// `GET /files/{path}` on the runner: a file's bytes or a folder's listing.
-async fn get(link: &RunnerLink, id: &str, path: &str) -> Result<bytes::Bytes, ApiError> {
-    let request = hyper::Request::get(format!("/files/{}", encode_path(path)))
-        .body(Body::empty())
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let answer = link.request(id, request).await?;
-    let status = answer.status();
-    let body = answer
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| ApiError::internal("reading from the workspace", e))?
-        .to_bytes();
-    if !status.is_success() {
-        let why = String::from_utf8_lossy(&body);
-        return Err(ApiError::new(
-            ErrorCode::Internal,
-            format!("cannot read {path:?} of the workspace ({status}): {why}"),
-        ));
-    }
-    Ok(body)
 }

@@ -1,87 +1,243 @@
-//! A template's init command: run once, when a workspace made from the template first
-//! starts, as the process `init` (so the Processes panel shows it and its output, like any
-//! program the person started), through the runner's own control socket.
+//! What runs by itself when a workspace starts, as processes the Processes panel shows like
+//! any other, started through the runner's own control socket:
+//! - at the first start, its template's init command (process `init`) and the project's
+//!   devcontainer `postCreateCommand` (`postCreate`, or `postCreate:<name>` for each of a
+//!   named group);
+//! - at every start, the devcontainer `postStartCommand` (`postStart...`), after the
+//!   `postCreate` processes have exited when both run at a first start, as the spec orders.
+//!
+//! Each runs once per occasion whatever its outcome: a failing install is for the person to
+//! see and run again, not for every start to repeat.
 
 use super::Manager;
-use cove_protocol::{ClientMessage, Request, RunCommand};
+use super::devcontainer::{self, DevContainer};
+use cove_protocol::{ClientMessage, Env, Request, RunCommand};
 use futures_util::{SinkExt as _, StreamExt as _};
+use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-/// The process id the init command runs as.
+/// The process id a template's init command runs as.
 pub(crate) const INIT_PROCESS: &str = "init";
-/// Longest wait for the runner to take the command.
+/// Longest wait for the runner to take the commands.
 const TAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
+type Socket = tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
+
+/// One process to start.
+#[derive(Debug, Clone)]
+struct Launch {
+    process_id: String,
+    command: String,
+    args: Option<Vec<String>>,
+    env: Option<Env>,
+}
+
+fn launches(prefix: &str, command: &devcontainer::Command, env: &Env) -> Vec<Launch> {
+    command
+        .steps()
+        .into_iter()
+        .map(|step| Launch {
+            process_id: match step.name {
+                Some(name) => format!("{prefix}:{name}"),
+                None => prefix.to_string(),
+            },
+            command: step.command,
+            args: step.args,
+            env: (!env.is_empty()).then(|| env.clone()),
+        })
+        .collect()
+}
+
 impl Manager {
-    /// Starts the workspace's pending init command, if it has one, and forgets it: it runs
-    /// once whatever its outcome (a failing install is for the person to see and re-run,
-    /// not for every start to repeat).
-    pub(super) async fn run_pending_init(&self, id: &str) {
+    /// Starts what runs by itself after a start (see the module docs). Called once the
+    /// workspace is running; problems are logged, never a failed start.
+    pub(super) async fn after_start(&self, id: &str) {
         let Ok(Some(row)) = self.db.get(id).await else {
             return;
         };
-        let Some(command) = row.init_command else {
-            return;
-        };
-        if let Err(e) = self.db.clear_init_command(id).await {
-            tracing::warn!(workspace = %id, "cannot record that the init command ran: {e}");
+        // A workspace's first start is recorded as done before anything runs.
+        let first = row.init_command.is_some();
+        if first && let Err(e) = self.db.clear_init_command(id).await {
+            tracing::warn!(workspace = %id, "cannot record the first start: {e}");
             return;
         }
-        match tokio::time::timeout(TAKE_TIMEOUT, self.start_process(id, &command)).await {
-            Ok(Ok(())) => {
-                tracing::info!(workspace = %id, "started the template's init command");
+        let mut now = Vec::new();
+        if let Some(command) = row.init_command.filter(|c| !c.trim().is_empty()) {
+            now.push(Launch {
+                process_id: INIT_PROCESS.to_string(),
+                command,
+                args: None,
+                env: None,
+            });
+        }
+        let mut later = Vec::new();
+        if let Some(dev) = self.devcontainer(id).await {
+            let env = dev.env();
+            if !dev.forward_ports.is_empty() {
+                tracing::debug!(workspace = %id, ports = ?dev.forward_ports, "forwardPorts: every listening port is previewable");
             }
+            let created = match (&dev.post_create_command, first) {
+                (Some(command), true) => launches("postCreate", command, &env),
+                _ => Vec::new(),
+            };
+            let started = dev
+                .post_start_command
+                .as_ref()
+                .map(|command| launches("postStart", command, &env))
+                .unwrap_or_default();
+            if created.is_empty() {
+                now.extend(started);
+            } else {
+                now.extend(created);
+                later = started;
+            }
+        }
+        if now.is_empty() {
+            return;
+        }
+        let mut socket = match tokio::time::timeout(TAKE_TIMEOUT, self.control(id)).await {
+            Ok(Ok(socket)) => socket,
             Ok(Err(why)) => {
-                tracing::warn!(workspace = %id, "the template's init command did not start: {why}");
+                tracing::warn!(workspace = %id, "cannot start what runs after a start: {why}");
+                return;
             }
-            Err(_) => tracing::warn!(workspace = %id, "the runner did not take the init command"),
+            Err(_) => {
+                tracing::warn!(workspace = %id, "the runner did not answer in time");
+                return;
+            }
+        };
+        let awaited: BTreeSet<String> = now
+            .iter()
+            .filter(|l| l.process_id.starts_with("postCreate"))
+            .map(|l| l.process_id.clone())
+            .collect();
+        if let Err(why) = tokio::time::timeout(TAKE_TIMEOUT, run(&mut socket, &now))
+            .await
+            .unwrap_or_else(|_| Err("the runner did not take them in time".into()))
+        {
+            tracing::warn!(workspace = %id, "cannot start what runs after a start: {why}");
+            return;
         }
+        tracing::info!(workspace = %id, processes = ?now.iter().map(|l| &l.process_id).collect::<Vec<_>>(), "started what runs after a start");
+        if later.is_empty() {
+            let _ = socket.close(None).await;
+            return;
+        }
+        // postStart waits for postCreate. The task ends when they have exited and postStart
+        // is taken, or when the socket closes (the workspace stopped).
+        let id = id.to_string();
+        tokio::spawn(async move {
+            if wait_for_exits(&mut socket, awaited).await {
+                match tokio::time::timeout(TAKE_TIMEOUT, run(&mut socket, &later)).await {
+                    Ok(Ok(())) => tracing::info!(workspace = %id, "started postStartCommand"),
+                    _ => tracing::warn!(workspace = %id, "cannot start postStartCommand"),
+                }
+            }
+            let _ = socket.close(None).await;
+        });
     }
 
-    /// `run_command` on the runner's control socket, waiting for `process_started`.
-    async fn start_process(&self, id: &str, command: &str) -> Result<(), String> {
+    /// The project's devcontainer.json, if it has one that reads.
+    async fn devcontainer(&self, id: &str) -> Option<DevContainer> {
+        for place in devcontainer::PLACES {
+            let Ok(bytes) = self.link.read_file(id, place).await else {
+                continue;
+            };
+            if bytes.len() > devcontainer::MAX_BYTES {
+                tracing::warn!(workspace = %id, "{place} is too large to read");
+                return None;
+            }
+            return match DevContainer::parse(&String::from_utf8_lossy(&bytes)) {
+                Ok(dev) => Some(dev),
+                Err(why) => {
+                    tracing::warn!(workspace = %id, "{place} cannot be read: {why}");
+                    None
+                }
+            };
+        }
+        None
+    }
+
+    /// A control socket on the workspace's runner.
+    async fn control(&self, id: &str) -> Result<Socket, String> {
         let upgraded = self
             .link
             .websocket(id, "/ws")
             .await
             .map_err(|e| e.to_string())?;
-        let mut socket = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        Ok(tokio_tungstenite::WebSocketStream::from_raw_socket(
             upgraded,
             tokio_tungstenite::tungstenite::protocol::Role::Client,
             None,
         )
-        .await;
+        .await)
+    }
+}
+
+/// Sends `run_command` for each launch and waits until every one is `process_started`.
+async fn run(socket: &mut Socket, launches: &[Launch]) -> Result<(), String> {
+    let mut pending = BTreeSet::new();
+    for launch in launches {
         let request = ClientMessage {
             request: Request::RunCommand(RunCommand {
-                command: command.to_string(),
-                args: None,
+                command: launch.command.clone(),
+                args: launch.args.clone(),
                 cwd: None,
-                env: None,
-                process_id: Some(INIT_PROCESS.to_string()),
+                env: launch.env.clone(),
+                process_id: Some(launch.process_id.clone()),
             }),
-            request_id: Some("init".into()),
+            request_id: Some(launch.process_id.clone()),
         };
         socket
             .send(Message::text(request.encode()))
             .await
             .map_err(|e| e.to_string())?;
-        while let Some(frame) = socket.next().await {
-            let Message::Text(text) = frame.map_err(|e| e.to_string())? else {
-                continue;
-            };
-            let Ok(reply) = serde_json::from_str::<serde_json::Value>(&text) else {
-                continue;
-            };
-            if reply["requestId"] != "init" {
-                continue;
-            }
-            let _ = socket.close(None).await;
-            return match reply["type"].as_str() {
-                Some("process_started") => Ok(()),
-                _ => Err(reply["message"].as_str().unwrap_or("refused").to_string()),
-            };
-        }
-        Err("the runner closed the socket".into())
+        pending.insert(launch.process_id.clone());
     }
+    while !pending.is_empty() {
+        let Some(reply) = next_json(socket).await else {
+            return Err("the runner closed the socket".into());
+        };
+        let Some(request) = reply["requestId"].as_str() else {
+            continue;
+        };
+        if pending.remove(request) && reply["type"] != "process_started" {
+            return Err(format!(
+                "{request}: {}",
+                reply["message"].as_str().unwrap_or("refused")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Waits for `process_exit` of every process in `ids`; false when the socket closed first.
+async fn wait_for_exits(socket: &mut Socket, mut ids: BTreeSet<String>) -> bool {
+    while !ids.is_empty() {
+        let Some(message) = next_json(socket).await else {
+            return false;
+        };
+        if message["type"] == "process_exit"
+            && let Some(id) = message["processId"].as_str()
+        {
+            ids.remove(id);
+        }
+    }
+    true
+}
+
+async fn next_json(socket: &mut Socket) -> Option<serde_json::Value> {
+    while let Some(frame) = socket.next().await {
+        match frame {
+            Ok(Message::Text(text)) => {
+                if let Ok(value) = serde_json::from_str(&text) {
+                    return Some(value);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
 }
