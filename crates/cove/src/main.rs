@@ -8,6 +8,7 @@
 mod accounts;
 mod admin;
 mod backup;
+mod template;
 
 use anyhow::Context as _;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
@@ -47,6 +48,9 @@ enum Command {
     Token(admin::TokenArgs),
     /// The audit log, newest first.
     Audit(admin::AuditArgs),
+    /// Templates of a running server: list, publish a workspace as one, remove (through its
+    /// API, with an administrator's token in --token or $COVE_TOKEN).
+    Template(template::TemplateArgs),
     /// Copy a data dir's database and object store (hibernated workspaces with their files)
     /// into an empty directory, while the server runs.
     Backup(backup::BackupArgs),
@@ -139,6 +143,7 @@ fn main() -> anyhow::Result<()> {
         Command::User(args) => one_shot()?.block_on(admin::user(args)),
         Command::Token(args) => one_shot()?.block_on(admin::token(args)),
         Command::Audit(args) => one_shot()?.block_on(admin::audit(args)),
+        Command::Template(args) => one_shot()?.block_on(template::template(args)),
         Command::Backup(args) => one_shot()?.block_on(backup::backup(args)),
         Command::Restore(args) => one_shot()?.block_on(backup::restore(args)),
         // One runner serves one workspace: a single-threaded runtime keeps an idle runner

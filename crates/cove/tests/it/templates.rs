@@ -271,3 +271,99 @@ async fn only_an_administrator_publishes_or_removes_templates() {
     let anonymous = crate::accounts::send(s.port, None, "GET", "/api/templates", &[], None).await;
     assert_eq!(anonymous.status, 401);
 }
+
+/// `cove template list|publish|remove` against a running server, with an API token; a
+/// user's token is refused with the server's reason, a missing one with a hint.
+#[tokio::test]
+async fn the_cli_publishes_lists_and_removes_templates() {
+    let s = password_server(&[]).await;
+    let admin = sign_in(s.port, "admin", crate::accounts::ADMIN_PASSWORD).await;
+    let a = admin
+        .call(
+            "POST",
+            "/api/workspaces",
+            Some(json!({"name": "cli-src", "template": "python"})),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    let token = admin
+        .call("POST", "/api/tokens", Some(json!({"name": "cli"})))
+        .await
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let user = add_user(&admin, "ulla", "ulla-password-1", "user").await;
+    let user_token = user
+        .call("POST", "/api/tokens", Some(json!({"name": "cli"})))
+        .await
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = format!("http://127.0.0.1:{}", s.port);
+    let cove = |args: &[&str], token: &str| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cove"));
+        command
+            .args(["template", "--url", &url])
+            .args(args)
+            .env_remove("COVE_TOKEN")
+            .kill_on_drop(true);
+        if !token.is_empty() {
+            command.env("COVE_TOKEN", token);
+        }
+        async move {
+            let out = tokio::time::timeout(WAIT, command.output())
+                .await
+                .expect("cove template ends in time")
+                .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
+    let (ok, out, err) = cove(
+        &[
+            "publish",
+            "cli-src",
+            "--name",
+            "py-team",
+            "--description",
+            "Python, our way",
+            "--init-command",
+            "pip --version",
+        ],
+        &token,
+    )
+    .await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("Published template py-team (3 files"), "{out}");
+    let (ok, out, err) = cove(&["list"], &token).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("py-team") && out.contains("Python, our way") && out.contains("(by admin)"),
+        "{out}"
+    );
+
+    let (ok, _, err) = cove(&["remove", "python"], &user_token).await;
+    assert!(
+        !ok && err.contains("403") && err.contains("only an administrator"),
+        "{err}"
+    );
+    let (ok, _, err) = cove(&["list"], "").await;
+    assert!(
+        !ok && err.contains("401") && err.contains("--token"),
+        "{err}"
+    );
+
+    let (ok, out, err) = cove(&["remove", "py-team"], &token).await;
+    assert!(ok && out.contains("Removed template py-team"), "{out}{err}");
+    let (ok, _, err) = cove(&["remove", "py-team"], &token).await;
+    assert!(!ok && err.contains("404"), "{err}");
+    let a = admin
+        .call("POST", "/api/workspaces/cli-src/stop", None)
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+}
