@@ -775,6 +775,86 @@ async function main() {
     await page.getByTestId(`workspace-${name}`).waitFor();
   }, 120_000);
 
+  // Publishing a workspace as a template (the caller is the administrator with `--auth none`),
+  // then a new project from it: its files, its description in the dialog, its init command run
+  // once as the process `init`.
+  const templateName = 'e2e-team';
+  const templateDescription = `Python starter of the e2e team (${name})`;
+  const fromTemplate = `${name}-from-template`;
+  let fromTemplateId = '';
+  await step('publish the workspace as a template from the home page; a project made from it has its files and runs its init command', async () => {
+    cleanups.push(() => fetch(`${base}/api/templates/${templateName}`, { method: 'DELETE' }));
+    const row = page.getByTestId(`workspace-${name}`);
+    await row.getByRole('button', { name: `Publish ${name} as a template` }).click();
+    const dialog = page.getByTestId('publish-template-dialog');
+    await dialog.waitFor({ state: 'visible' });
+    const prefilled = await page.getByTestId('publish-name').inputValue();
+    if (prefilled !== name) throw new Error(`the name is prefilled with "${prefilled}", not "${name}"`);
+    await page.getByTestId('publish-name').fill(templateName);
+    await page.getByTestId('publish-description').fill(templateDescription);
+    await page.getByTestId('publish-icon').fill('🧪');
+    await page.getByTestId('publish-run-command').fill('python3 main.py');
+    await page.getByTestId('publish-init-command').fill('printf init-ran > init.out');
+    await page.screenshot({ path: path.join(shotsDir, 'publish-template.png') });
+    await page.getByTestId('publish-template-submit').click();
+    await dialog.waitFor({ state: 'detached', timeout: 60_000 });
+    await page.locator('.toast', { hasText: `Published template ${templateName}` }).waitFor({ timeout: 10_000 });
+    const published = ((await (await fetch(`${base}/api/templates`)).json()) ?? []).find((t) => t.name === templateName);
+    if (!published || published.initCommand !== 'printf init-ran > init.out' || published.icon !== '🧪' || !(published.files > 0)) {
+      throw new Error(`the server lists: ${JSON.stringify(published)}`);
+    }
+
+    await page.getByTestId('new-project').first().click();
+    await page.getByTestId('new-project-dialog').waitFor({ state: 'visible' });
+    const card = page.getByTestId(`template-${templateName}`);
+    await card.waitFor({ timeout: 10_000 });
+    const description = card.getByTestId('template-description');
+    if (!(await description.isVisible()) || (await description.textContent())?.trim() !== templateDescription) {
+      throw new Error(`the card shows: "${(await card.textContent())?.trim()}"`);
+    }
+    const by = ((await card.getByTestId('template-published-by').textContent()) ?? '').trim();
+    if (by !== `by ${published.publishedBy}`) throw new Error(`the card says "${by}", the server says publishedBy=${published.publishedBy}`);
+    // Its icon (drawn as letters where the browser has no emoji font, as here without one).
+    if ((await card.getByTestId('template-glyph').getAttribute('data-icon')) !== '🧪') throw new Error('the card does not carry the icon');
+    // The built-in ones keep their descriptions too, and say nothing of who published them.
+    for (const t of ['blank', 'python', 'node', 'static-web']) {
+      const d = ((await page.getByTestId(`template-${t}`).getByTestId('template-description').textContent()) ?? '').trim();
+      if (!d || d === 'No description') throw new Error(`the ${t} template shows no description`);
+      if ((await page.getByTestId(`template-${t}`).getByTestId('template-published-by').count()) !== 0) throw new Error(`the ${t} template names a publisher`);
+    }
+    await card.click();
+    await page.getByTestId('project-name').fill(fromTemplate);
+    createdNames.add(fromTemplate);
+    await page.getByTestId('template-init-hint').waitFor();
+    await page.screenshot({ path: path.join(shotsDir, 'new-project-templates.png') });
+    await page.getByTestId('create-project').click();
+    await page.waitForURL(/\/w\/[^/]+$/, { timeout: 60_000 });
+    fromTemplateId = new URL(page.url()).pathname.split('/').pop();
+    await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor({ timeout: 60_000 });
+    await page.getByTestId('tree-item-main.py').waitFor({ timeout: 30_000 });
+    await page.getByTestId('panel-tab-processes').click();
+    await page.getByTestId('process-init').waitFor({ timeout: 30_000 });
+    await page.getByTestId('process-init').getByTestId('process-init-tag').waitFor();
+    // It ran: what it wrote is there.
+    await page.getByTestId('tree-item-init.out').waitFor({ timeout: 30_000 });
+    await page.getByTestId('process-init').locator('.process-select').click();
+    await page.screenshot({ path: path.join(shotsDir, 'template-init-process.png') });
+    await page.goto(base + '/', { waitUntil: 'domcontentloaded' });
+    await page.getByTestId(`workspace-${name}`).waitFor();
+  }, 150_000);
+
+  await step('the workspace made from the template and the template are deleted', async () => {
+    if (fromTemplateId) {
+      const r = await fetch(`${base}/api/workspaces/${fromTemplateId}`, { method: 'DELETE' });
+      if (!r.ok) throw new Error(`DELETE workspace answered ${r.status}`);
+    }
+    const r = await fetch(`${base}/api/templates/${templateName}`, { method: 'DELETE' });
+    if (r.status !== 204) throw new Error(`DELETE /api/templates/${templateName} answered ${r.status}: ${await r.text()}`);
+    const left = ((await (await fetch(`${base}/api/templates`)).json()) ?? []).map((t) => t.name);
+    if (left.includes(templateName)) throw new Error(`still listed: ${left.join(', ')}`);
+    await page.getByTestId(`workspace-${fromTemplate}`).waitFor({ state: 'detached', timeout: 15_000 });
+  }, 30_000);
+
   await step('delete the workspace from the home page (with confirmation)', async () => {
     await page.getByTestId(`workspace-${name}`).getByRole('button', { name: `Delete ${name}` }).click();
     await page.getByTestId('ask-dialog').waitFor();

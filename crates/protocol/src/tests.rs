@@ -364,6 +364,7 @@ fn typescript_bindings_are_current() {
         CreateWorkspace,
         WorkspaceView,
         Template,
+        PublishTemplate,
         ServerInfo,
         Healthz,
         Health,

@@ -86,6 +86,16 @@ files: number, bytes: number,
  */
 publishedBy?: string, publishedAt?: string, };
 
+export type PublishTemplate = { 
+/**
+ * The workspace (id, or a name of the caller's) whose files become the template.
+ */
+workspace: string, 
+/**
+ * Lowercase letters, digits and `-`, at most 40.
+ */
+name: string, description: string, icon?: string, runCommand?: string, previewPort?: number, initCommand?: string, };
+
 export type ServerInfo = { version: string, 
 /**
  * `http://{port}-{id}.localhost:8080/`: where previews live, from the name the client

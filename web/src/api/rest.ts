@@ -1,6 +1,6 @@
 // REST client for PROTOCOL.md sections 0 and 7.
 import { unauthorized } from './auth';
-import { ApiError, type Template, type Workspace, type WorkspaceLimits } from './types';
+import { ApiError, type PublishTemplate, type Template, type Workspace, type WorkspaceLimits } from './types';
 
 const DEFAULT_TIMEOUT_MS = 20_000;
 
@@ -75,6 +75,10 @@ export const api = {
   stopWorkspace: (id: string) => request<Workspace>('POST', `/api/workspaces/${enc(id)}/stop`, undefined, { timeoutMs: 60_000 }),
   deleteWorkspace: (id: string) => request<void>('DELETE', `/api/workspaces/${enc(id)}`, undefined, { timeoutMs: 60_000 }),
   listTemplates: () => request<Template[]>('GET', '/api/templates'),
+  /** Administrators only. The workspace is started first if it is not running, hence the wait. */
+  publishTemplate: (t: PublishTemplate) => request<Template>('POST', '/api/templates', t, { timeoutMs: 120_000 }),
+  /** Administrators only; workspaces made from it keep their files. */
+  deleteTemplate: (name: string) => request<void>('DELETE', `/api/templates/${enc(name)}`),
   info: () => request<ServerInfo>('GET', '/api/info'),
 };
 

@@ -8,6 +8,8 @@ export type Workspace = W.WorkspaceView;
 /** Resource limits a workspace may ask for (each at most the server's own). */
 export type WorkspaceLimits = W.Limits;
 export type Template = W.Template;
+/** `POST /api/templates` (administrators only): a workspace's files become a template. */
+export type PublishTemplate = W.PublishTemplate;
 export type ServerInfo = W.ServerInfo;
 
 // Accounts, sharing and audit (PROTOCOL.md section 7).

@@ -240,6 +240,7 @@ const PATHS: Record<string, string> = {
   share: 'M6 7.5a2.5 2.5 0 1 0 0-5a2.5 2.5 0 1 0 0 5zM1.5 14c0-2.5 2-4.5 4.5-4.5s4.5 2 4.5 4.5M12.5 5.5v5M10 8h5',
   eye: 'M1.5 8s2.5-4.5 6.5-4.5S14.5 8 14.5 8s-2.5 4.5-6.5 4.5S1.5 8 1.5 8zM8 6a2 2 0 1 0 0 4a2 2 0 1 0 0-4z',
   pin: 'M6 2h4M7 2v4L4.5 9h7L9 6V2M8 9v5',
+  publish: 'M8 10V2.5M5 5.5l3-3 3 3M2.5 9.5v4h11v-4',
 };
 
 /** A button that cycles the theme: the OS setting, light, dark. */

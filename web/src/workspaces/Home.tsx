@@ -8,6 +8,7 @@ import { UserMenu } from '../accounts/UserMenu';
 import { Icon, ThemeToggle, confirmDanger, notify } from '../app/feedback';
 import { linkHandler, navigate } from '../app/router';
 import { NewProjectDialog } from './NewProjectDialog';
+import { PublishTemplateDialog } from './PublishTemplateDialog';
 import { ShareDialog } from './ShareDialog';
 
 /** What the caller may do with a workspace; servers older than accounts say nothing: the owner. */
@@ -72,12 +73,14 @@ function WorkspaceTable(props: {
   account: Account;
   act: Act;
   onShare: (w: Workspace) => void;
+  /** Offered to administrators only: the server refuses everyone else. */
+  onPublish?: (w: Workspace) => void;
   testId: string;
   label: string;
 }) {
   const { items, shared, busy, account, act } = props;
   return (
-    <table className={`ws-table${shared ? ' shared' : ''}`} data-testid={props.testId} aria-label={props.label}>
+    <table className={`ws-table${shared ? ' shared' : ''}${props.onPublish ? ' admin' : ''}`} data-testid={props.testId} aria-label={props.label}>
       <thead>
         <tr>
           <th scope="col">Name</th>
@@ -149,6 +152,18 @@ function WorkspaceTable(props: {
                     <Icon name="share" />
                   </button>
                 )}
+                {props.onPublish && (
+                  <button
+                    type="button"
+                    className="icon-button"
+                    onClick={() => props.onPublish?.(w)}
+                    aria-label={`Publish ${w.name} as a template`}
+                    title="Publish as template"
+                    data-testid="publish-template"
+                  >
+                    <Icon name="publish" />
+                  </button>
+                )}
                 {access === 'owner' && (
                   <button type="button" className="icon-button danger" disabled={!!b} onClick={() => act(w, 'delete')} aria-label={`Delete ${w.name}`} title="Delete">
                     <Icon name="trash" />
@@ -169,6 +184,7 @@ export function Home() {
   const [error, setError] = useState<string | null>(null);
   const [showNew, setShowNew] = useState(false);
   const [sharing, setSharing] = useState<Workspace | null>(null);
+  const [publishing, setPublishing] = useState<Workspace | null>(null);
   const [busy, setBusy] = useState<Record<string, string>>({});
 
   const load = useCallback(async () => {
@@ -242,7 +258,15 @@ export function Home() {
   const canCreate = account.user?.role !== 'viewer';
   const own = items?.filter((w) => accessOf(w) === 'owner') ?? [];
   const shared = items?.filter((w) => accessOf(w) !== 'owner') ?? [];
-  const tableProps = { busy, account, act: (w: Workspace, what: Action) => void act(w, what), onShare: setSharing };
+  // Templates are what every user's new projects start from: the administrators' to publish.
+  const isAdmin = account.user?.role === 'admin';
+  const tableProps = {
+    busy,
+    account,
+    act: (w: Workspace, what: Action) => void act(w, what),
+    onShare: setSharing,
+    onPublish: isAdmin ? setPublishing : undefined,
+  };
 
   return (
     <div className="home">
@@ -307,6 +331,7 @@ export function Home() {
         />
       )}
       {sharing && <ShareDialog workspace={sharing} onClose={() => setSharing(null)} />}
+      {publishing && <PublishTemplateDialog workspace={publishing} onClose={() => setPublishing(null)} />}
     </div>
   );
 }

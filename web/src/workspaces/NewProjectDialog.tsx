@@ -16,6 +16,64 @@ const TEMPLATE_GLYPH: Record<string, string> = {
   html: '<>',
 };
 
+/** An emoji (drawn larger) rather than letters. */
+const PICTOGRAPH = /\p{Extended_Pictographic}/u;
+
+const drawable = new Map<string, boolean>();
+
+/**
+ * Whether this browser draws `emoji` in colour. Without an emoji font (a bare Linux, a kiosk)
+ * it draws an empty box, and the built-in glyph says more than that.
+ */
+function drawsEmoji(emoji: string): boolean {
+  let known = drawable.get(emoji);
+  if (known !== undefined) return known;
+  known = true;
+  try {
+    const canvas = document.createElement('canvas');
+    canvas.width = canvas.height = 24;
+    const ctx = canvas.getContext('2d', { willReadFrequently: true });
+    if (ctx) {
+      ctx.fillStyle = '#000';
+      ctx.textBaseline = 'top';
+      ctx.font = '18px sans-serif';
+      ctx.fillText(emoji, 0, 0);
+      const px = ctx.getImageData(0, 0, 24, 24).data;
+      known = false;
+      for (let i = 0; i < px.length && !known; i += 4) {
+        known = px[i + 3] > 0 && Math.max(px[i], px[i + 1], px[i + 2]) - Math.min(px[i], px[i + 1], px[i + 2]) > 40;
+      }
+    }
+  } catch {
+    /* no canvas: assume it can */
+  }
+  drawable.set(emoji, known);
+  return known;
+}
+
+/**
+ * The symbol beside a template's name: its own icon (an emoji only where the browser can draw
+ * it), else a built-in glyph, else its first two letters.
+ */
+export function TemplateGlyph({ name, icon }: { name: string; icon?: string }) {
+  const own = icon?.trim() ?? '';
+  const emoji = PICTOGRAPH.test(own);
+  const text = own && (!emoji || drawsEmoji(own)) ? own : TEMPLATE_GLYPH[name] || name.slice(0, 2);
+  const kind = PICTOGRAPH.test(text) ? ' emoji' : [...text].length > 3 ? ' long' : '';
+  return (
+    <span className={`template-glyph${kind}`} aria-hidden="true" data-testid="template-glyph" data-icon={own || undefined}>
+      {text}
+    </span>
+  );
+}
+
+/** "Published by ada on 3 May 2025" for a template someone published; null for cove's own. */
+function publishedText(t: Template): string | null {
+  if (!t.publishedBy || t.publishedBy === 'cove') return null;
+  const at = t.publishedAt ? Date.parse(t.publishedAt) : NaN;
+  return `Published by ${t.publishedBy}${Number.isFinite(at) ? ` on ${new Date(at).toLocaleDateString()}` : ''}`;
+}
+
 export function NewProjectDialog({ onClose, onCreated }: { onClose: () => void; onCreated: (w: Workspace) => void }) {
   const [templates, setTemplates] = useState<Template[] | null>(null);
   const [template, setTemplate] = useState('');
@@ -36,6 +94,8 @@ export function NewProjectDialog({ onClose, onCreated }: { onClose: () => void; 
       })
       .catch((e) => setError(`Could not load templates: ${e instanceof Error ? e.message : String(e)}`));
   }, []);
+
+  const chosen = templates?.find((t) => t.name === template) ?? null;
 
   const submit = async () => {
     if (busy) return;
@@ -108,19 +168,38 @@ export function NewProjectDialog({ onClose, onCreated }: { onClose: () => void; 
         <legend className="field-label">Template</legend>
         {!templates && !error && <div className="muted">Loading templates…</div>}
         <div className="template-grid" role="radiogroup" aria-label="Template">
-          {templates?.map((t) => (
-            <label key={t.name} className={`template-card${template === t.name ? ' selected' : ''}`} data-testid={`template-${t.name}`}>
-              <input type="radio" name="template" value={t.name} checked={template === t.name} onChange={() => setTemplate(t.name)} />
-              <span className="template-glyph" aria-hidden="true">
-                {TEMPLATE_GLYPH[t.name] ?? t.name.slice(0, 2)}
-              </span>
-              <span className="template-text">
-                <span className="template-name">{t.name}</span>
-                <span className="template-desc">{t.description}</span>
-              </span>
-            </label>
-          ))}
+          {templates?.map((t) => {
+            const published = publishedText(t);
+            const description = t.description.trim();
+            return (
+              <label
+                key={t.name}
+                className={`template-card${template === t.name ? ' selected' : ''}`}
+                data-testid={`template-${t.name}`}
+                title={[description, published].filter(Boolean).join('\n') || undefined}
+              >
+                <input type="radio" name="template" value={t.name} checked={template === t.name} onChange={() => setTemplate(t.name)} />
+                <TemplateGlyph name={t.name} icon={t.icon} />
+                <span className="template-text">
+                  <span className="template-name">{t.name}</span>
+                  <span className={`template-desc${description ? '' : ' none'}`} data-testid="template-description">
+                    {description || 'No description'}
+                  </span>
+                  {published && (
+                    <span className="template-by" data-testid="template-published-by">
+                      by {t.publishedBy}
+                    </span>
+                  )}
+                </span>
+              </label>
+            );
+          })}
         </div>
+        {chosen?.initCommand && (
+          <span className="field-hint" data-testid="template-init-hint">
+            At its first start, a project from {chosen.name} runs <code>{chosen.initCommand}</code> (the process init).
+          </span>
+        )}
       </fieldset>
       <details className="field" data-testid="project-limits">
         <summary className="field-label">Resources (optional)</summary>

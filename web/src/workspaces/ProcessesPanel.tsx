@@ -216,6 +216,11 @@ export function ProcessesPanel({
               <button type="button" className="process-select" aria-pressed={p.processId === selected} onClick={() => setSelected(p.processId)}>
                 <span className={`proc-state ${p.running ? 'running' : p.exitCode === 0 ? 'ok' : 'failed'}`} aria-hidden="true" />
                 <span className="proc-label mono">{p.label}</span>
+                {p.processId === 'init' && (
+                  <span className="tag accent proc-tag" title="The template's init command: run once, at this workspace's first start" data-testid="process-init-tag">
+                    init
+                  </span>
+                )}
                 <span className="proc-status" data-testid="process-status">
                   {p.running ? 'running' : p.signal ? signalName(p.signal) : `exit ${p.exitCode ?? '?'}`}
                 </span>
