@@ -8,6 +8,8 @@
 //!   `tar -c | zstd -3` and `zstd -d | tar -x` of the same tree on this machine's disk;
 //! - resume: a hibernated workspace from the raw terminal socket's open to the first byte of
 //!   its shell's prompt;
+//! - the same hibernate and restore with the snapshots in an S3 bucket (`--s3`: moto, the
+//!   S3 server the tests use, on loopback);
 //! - create from a template (`POST /api/workspaces`) on SQLite and on PostgreSQL (a
 //!   throwaway cluster the bench starts), p50 and p99.
 //!
@@ -45,6 +47,10 @@ struct Args {
     /// Workspaces created per store for the create timings.
     #[arg(long, default_value_t = 50)]
     creates: usize,
+    /// Also hibernate and restore with the snapshots in S3 (moto_server, on PATH or in
+    /// $COVE_MOTO_SERVER).
+    #[arg(long)]
+    s3: bool,
     /// Where to write the markdown (default: stdout).
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -224,8 +230,16 @@ fn floor(runs: usize) -> anyhow::Result<(f64, f64)> {
     Ok((median(pack), median(unpack)))
 }
 
-async fn hibernation(cove: &std::path::Path, runs: usize) -> anyhow::Result<(f64, f64, f64, u64)> {
-    let server = Server::start(cove, &["--disk-limit-mib", "512"], "cove-snapshot-bench-").await?;
+/// Medians of hibernate, start-from-hibernated and resume seconds, and the snapshot's bytes
+/// when it is in the data dir. `extra` are more `cove serve` flags (another object store).
+async fn hibernation(
+    cove: &std::path::Path,
+    runs: usize,
+    extra: &[String],
+) -> anyhow::Result<(f64, f64, f64, u64)> {
+    let mut flags = vec!["--disk-limit-mib", "512"];
+    flags.extend(extra.iter().map(String::as_str));
+    let server = Server::start(cove, &flags, "cove-snapshot-bench-").await?;
     let id = server.create("project").await?;
     server.run_python(&id, MAKE_PROJECT).await?;
     let (mut snapshot, mut restore, mut resume) = (Vec::new(), Vec::new(), Vec::new());
@@ -237,7 +251,9 @@ async fn hibernation(cove: &std::path::Path, runs: usize) -> anyhow::Result<(f64
             .http("GET", &format!("/api/workspaces/{id}"), "")
             .await?;
         eprintln!("{}", view["stateReason"].as_str().unwrap_or_default());
-        stored = std::fs::read_dir(server.serve.data_dir().join("objects/snapshots").join(&id))?
+        stored = std::fs::read_dir(server.serve.data_dir().join("objects/snapshots").join(&id))
+            .into_iter()
+            .flatten()
             .flatten()
             .filter(|e| e.file_name().to_string_lossy().ends_with(".tar.zst"))
             .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
@@ -278,7 +294,16 @@ async fn main() -> anyhow::Result<()> {
         args.runs
     ));
     let (pack, unpack) = floor(args.runs)?;
-    let (snapshot, restore, resume, stored) = hibernation(&args.cove, args.runs).await?;
+    let (snapshot, restore, resume, stored) = hibernation(&args.cove, args.runs, &[]).await?;
+    let on_s3 = match args.s3 {
+        true => {
+            let moto = cove_test_support::s3::S3Server::shared()
+                .context("--s3 needs moto_server (PyPI moto[server])")?;
+            let flags = moto.cove_args(&format!("s3://{}/bench", moto.bucket()));
+            Some(hibernation(&args.cove, args.runs, &flags).await?)
+        }
+        false => None,
+    };
     out.push_str("| what | seconds | MB/s of files |\n|---|---:|---:|\n");
     for (what, seconds) in [
         (
@@ -297,7 +322,20 @@ async fn main() -> anyhow::Result<()> {
             "floor: `zstd -d \\| tar -x` of the same tree, from disk",
             unpack,
         ),
-    ] {
+    ]
+    .into_iter()
+    .chain(on_s3.iter().flat_map(|(snapshot, restore, _, _)| {
+        [
+            (
+                "cove, snapshots in S3 (moto on loopback): hibernate",
+                *snapshot,
+            ),
+            (
+                "cove, snapshots in S3 (moto on loopback): start a hibernated workspace",
+                *restore,
+            ),
+        ]
+    })) {
         out.push_str(&format!(
             "| {what} | {seconds:.2} | {:.0} |\n",
             PROJECT_BYTES / 1e6 / seconds
@@ -308,6 +346,12 @@ async fn main() -> anyhow::Result<()> {
         stored as f64 / 1e6,
         resume * 1000.0
     ));
+    if let Some((_, _, resume, _)) = on_s3 {
+        out.push_str(&format!(
+            "Resume with the snapshot in S3 (moto): {:.0} ms.\n\n",
+            resume * 1000.0
+        ));
+    }
     out.push_str("| store | creates | p50 ms | p99 ms |\n|---|---:|---:|---:|\n");
     let cluster = cove_test_support::postgres::Cluster::shared();
     let postgres = cluster.map(|c| c.database());

@@ -13,8 +13,14 @@ use std::time::Duration;
 
 /// Longest wait for a connection to the store.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest wait for an answer's head once a request is sent (bodies stream at their pace).
+/// Longest wait for an answer's head after a request's body is sent; the body itself is
+/// given time at [`SLOWEST_UPLOAD`] on top.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+/// The slowest upload (bytes per second) not taken for a stalled one.
+const SLOWEST_UPLOAD: u64 = 64 * 1024;
+/// Longest wait for the next part of an answer's body (a download that stalls ends, and
+/// object_store retries it from where it was).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The S3 store `place` describes; credentials the place leaves out come from the usual
 /// `AWS_*` environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
@@ -59,6 +65,7 @@ impl HttpConnector for HyperConnector {
         tcp.enforce_http(false);
         tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
         tcp.set_nodelay(true);
+        tcp.set_keepalive(Some(Duration::from_secs(30)));
         let tls = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_native_roots(Arc::new(
                 tokio_rustls::rustls::crypto::ring::default_provider(),
@@ -94,7 +101,9 @@ struct HyperService {
 impl HttpService for HyperService {
     async fn call(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         use http_body_util::BodyExt as _;
-        let answer = tokio::time::timeout(ANSWER_TIMEOUT, self.client.request(request))
+        let upload = request.body().content_length() as u64 / SLOWEST_UPLOAD;
+        let wait = ANSWER_TIMEOUT + Duration::from_secs(upload);
+        let answer = tokio::time::timeout(wait, self.client.request(request))
             .await
             .map_err(|elapsed| HttpError::new(HttpErrorKind::Timeout, elapsed))?
             .map_err(|e| {
@@ -106,14 +115,24 @@ impl HttpService for HyperService {
                 HttpError::new(kind, e)
             })?;
         let (head, body) = answer.into_parts();
-        let body = body.map_err(|e| {
-            let kind = if e.is_incomplete_message() || e.is_closed() {
-                HttpErrorKind::Interrupted
-            } else {
-                HttpErrorKind::Decode
-            };
-            HttpError::new(kind, e)
+        // Each frame within IDLE_TIMEOUT, else the body ends with a timeout.
+        let frames = futures_util::stream::unfold(Some(body), |body| async move {
+            let mut body = body?;
+            match tokio::time::timeout(IDLE_TIMEOUT, body.frame()).await {
+                Err(elapsed) => Some((Err(HttpError::new(HttpErrorKind::Timeout, elapsed)), None)),
+                Ok(None) => None,
+                Ok(Some(Ok(frame))) => Some((Ok(frame), Some(body))),
+                Ok(Some(Err(e))) => {
+                    let kind = if e.is_incomplete_message() || e.is_closed() {
+                        HttpErrorKind::Interrupted
+                    } else {
+                        HttpErrorKind::Decode
+                    };
+                    Some((Err(HttpError::new(kind, e)), None))
+                }
+            }
         });
+        let body = http_body_util::StreamBody::new(frames);
         Ok(HttpResponse::from_parts(head, HttpResponseBody::new(body)))
     }
 }

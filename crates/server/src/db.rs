@@ -53,6 +53,10 @@ pub(crate) struct WorkspaceRow {
     pub snapshot: Option<String>,
     /// Its template's init command, until its first start has run it.
     pub init_command: Option<String>,
+    /// Its template's run command and preview port when it was made (`""` and 0 for none;
+    /// `None` for a workspace older than these columns).
+    pub run_command: Option<String>,
+    pub preview_port: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +177,7 @@ pub(crate) trait Columns {
     fn text(&self, column: &str) -> Result<String, sqlx::Error>;
     fn maybe_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
     fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
+    fn maybe_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
 }
 
 macro_rules! columns_of {
@@ -185,6 +190,9 @@ macro_rules! columns_of {
                 self.try_get(column)
             }
             fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn maybe_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
                 self.try_get(column)
             }
         }
@@ -285,6 +293,8 @@ impl Db {
             keep_running: row.int("keep_running")? != 0,
             snapshot: row.maybe_text("snapshot")?,
             init_command: row.maybe_text("init_command")?,
+            run_command: row.maybe_text("run_command")?,
+            preview_port: row.maybe_int("preview_port")?,
             id,
         })
     }
@@ -292,7 +302,7 @@ impl Db {
     pub(crate) async fn insert(&self, w: &WorkspaceRow) -> Result<(), DbError> {
         let limits = serde_json::to_string(&w.limits).expect("limits serialize");
         let result = with_pool!(self, pool => sqlx::query(
-            "INSERT INTO workspaces (id, name, owner, template, state, created_at, updated_at, limits, keep_running, init_command) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9)",
+            "INSERT INTO workspaces (id, name, owner, template, state, created_at, updated_at, limits, keep_running, init_command, run_command, preview_port) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&w.id)
         .bind(&w.name)
@@ -303,6 +313,8 @@ impl Db {
         .bind(&limits)
         .bind(i64::from(w.keep_running))
         .bind(&w.init_command)
+        .bind(&w.run_command)
+        .bind(w.preview_port)
         .execute(pool)
         .await
         .map(|_| ()));

@@ -239,19 +239,33 @@ impl RunnerLink {
     }
 
     /// `GET /files/{path}` on the runner of workspace `id`: a file's bytes or a folder's
-    /// listing. Anything but a success is an error that names the path.
-    pub(crate) async fn read_file(&self, id: &str, path: &str) -> Result<bytes::Bytes, ApiError> {
+    /// listing, at most `max` bytes (more is `too_large`). Anything but a success is the
+    /// runner's error (`not_found` for a path that is not there).
+    pub(crate) async fn read_file(
+        &self,
+        id: &str,
+        path: &str,
+        max: usize,
+    ) -> Result<bytes::Bytes, ApiError> {
         use http_body_util::BodyExt as _;
         let request = Request::get(format!("/files/{}", encode_path(path)))
             .body(Body::empty())
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let answer = self.request(id, request).await?;
         let status = answer.status();
-        let body = answer
-            .into_body()
+        let body = http_body_util::Limited::new(answer.into_body(), max)
             .collect()
             .await
-            .map_err(|e| ApiError::internal("reading from the workspace", e))?
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    ApiError::new(
+                        ErrorCode::TooLarge,
+                        format!("{path:?} is larger than {max} bytes"),
+                    )
+                } else {
+                    ApiError::internal("reading from the workspace", e)
+                }
+            })?
             .to_bytes();
         if !status.is_success() {
             let reply = serde_json::from_slice::<RestError>(&body)

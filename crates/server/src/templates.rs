@@ -91,6 +91,7 @@ pub(crate) struct Catalog {
     /// Unpacked files by archive key, most recently used last.
     unpacked: Mutex<Vec<(String, Arc<Vec<SeedFile>>)>>,
     publishing: tokio::sync::Mutex<()>,
+    loading: tokio::sync::Mutex<()>,
 }
 
 /// Lowercase letters, digits and `-`, starting with a letter or digit, at most 40.
@@ -112,10 +113,11 @@ impl Catalog {
             entries: RwLock::default(),
             unpacked: Mutex::default(),
             publishing: tokio::sync::Mutex::default(),
+            loading: tokio::sync::Mutex::default(),
         };
         let rows = catalog.db.templates().await?;
         if rows.is_empty() {
-            for template in builtin::BUILTIN {
+            let manifests = builtin::BUILTIN.iter().map(|template| {
                 let manifest = Manifest {
                     name: template.name.to_string(),
                     description: template.description.to_string(),
@@ -124,10 +126,9 @@ impl Catalog {
                     preview_port: template.preview_port,
                     init_command: None,
                 };
-                catalog
-                    .store(manifest, &template.files(), BUILTIN_PUBLISHER)
-                    .await?;
-            }
+                (manifest, template.files())
+            });
+            catalog.seed(manifests.collect()).await?;
             tracing::info!(
                 count = builtin::BUILTIN.len(),
                 objects = %catalog.objects.describe(),
@@ -181,49 +182,78 @@ impl Catalog {
         ))
     }
 
-    /// The files of template `name`, checked against what the database recorded.
+    /// The files of template `name`, checked against what the database recorded. One load
+    /// per archive at a time (concurrent creates wait for it and share it); a load that finds
+    /// its archive replaced meanwhile by a publish takes the new one.
     pub(crate) async fn files(&self, name: &str) -> Result<Arc<Vec<SeedFile>>, ApiError> {
-        let archive = {
-            let entries = self.entries.read().unwrap();
-            entries
-                .get(name)
-                .map(|e| e.archive.clone())
-                .ok_or_else(|| self.unknown(name))?
-        };
-        if let Some(files) = self.cached(&archive.key) {
-            return Ok(files);
+        let _turn = self.loading.lock().await;
+        let mut last = None;
+        for _ in 0..2 {
+            let archive = self.archive_of(name)?;
+            if let Some(files) = self.cached(&archive.key) {
+                return Ok(files);
+            }
+            match self.fetch(&archive).await {
+                Ok(files) => {
+                    let files = Arc::new(files);
+                    let mut unpacked = self.unpacked.lock().unwrap();
+                    unpacked.push((archive.key, files.clone()));
+                    if unpacked.len() > CACHED {
+                        unpacked.remove(0);
+                    }
+                    return Ok(files);
+                }
+                Err(why) => {
+                    tracing::error!(template = %name, key = %archive.key, "{why}");
+                    last = Some(why);
+                }
+            }
         }
-        let unreadable = |why: String| {
-            tracing::error!(template = %name, key = %archive.key, "{why}");
-            ApiError::new(
-                ErrorCode::Internal,
-                format!("the files of template {name:?} cannot be read; see the server log"),
-            )
+        tracing::debug!(template = %name, ?last, "giving up on the template's files");
+        Err(ApiError::new(
+            ErrorCode::Internal,
+            format!("the files of template {name:?} cannot be read; see the server log"),
+        ))
+    }
+
+    fn archive_of(&self, name: &str) -> Result<Archive, ApiError> {
+        let found = {
+            let entries = self.entries.read().unwrap();
+            entries.get(name).map(|e| e.archive.clone())
         };
-        let packed = self
-            .objects
-            .get(&archive.key)
-            .await
-            .map_err(|e| unreadable(e.to_string()))?
-            .ok_or_else(|| unreadable("its archive is missing from the object store".into()))?;
-        let mut digest = cove_objects::Digest::default();
-        digest.update(&packed);
-        if digest.stored().sha256 != archive.sha256 {
-            return Err(unreadable(
-                "its archive is not the one recorded (SHA-256 differs)".into(),
+        found.ok_or_else(|| self.unknown(name))
+    }
+
+    /// Downloads an archive (no more than its recorded size), checks it and unpacks it.
+    async fn fetch(&self, archive: &Archive) -> Result<Vec<SeedFile>, String> {
+        use futures_util::StreamExt as _;
+        let (size, mut stream) = match self.objects.get_stream(&archive.key).await {
+            Ok(found) => found,
+            Err(e) => return Err(e.to_string()),
+        };
+        if size != archive.size {
+            return Err(format!(
+                "its archive is {size} bytes, not the {} recorded",
+                archive.size
             ));
         }
-        let files = tokio::task::spawn_blocking(move || archive::unpack(&packed))
-            .await
-            .map_err(|e| unreadable(e.to_string()))?
-            .map_err(|e| unreadable(e.to_string()))?;
-        let files = Arc::new(files);
-        let mut unpacked = self.unpacked.lock().unwrap();
-        unpacked.push((archive.key, files.clone()));
-        if unpacked.len() > CACHED {
-            unpacked.remove(0);
+        let mut packed = Vec::with_capacity(size as usize);
+        let mut digest = cove_objects::Digest::default();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| e.to_string())?;
+            if packed.len() + chunk.len() > size as usize {
+                return Err("its archive is longer than recorded".into());
+            }
+            digest.update(&chunk);
+            packed.extend_from_slice(&chunk);
         }
-        Ok(files)
+        if digest.stored().sha256 != archive.sha256 {
+            return Err("its archive is not the one recorded (SHA-256 differs)".into());
+        }
+        tokio::task::spawn_blocking(move || archive::unpack(&packed))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
     }
 
     fn cached(&self, key: &str) -> Option<Arc<Vec<SeedFile>>> {
@@ -300,6 +330,20 @@ impl Catalog {
         Ok(view)
     }
 
+    /// Publishes the built-in templates: every archive is uploaded before any is recorded, so
+    /// a first start that fails halfway leaves no template recorded, and the next start
+    /// publishes them all again.
+    async fn seed(&self, templates: Vec<(Manifest, Vec<SeedFile>)>) -> Result<(), ApiError> {
+        let mut uploaded = Vec::new();
+        for (manifest, files) in templates {
+            uploaded.push(self.upload(manifest, &files).await?);
+        }
+        for (manifest, archive) in uploaded {
+            self.record(manifest, archive, BUILTIN_PUBLISHER).await?;
+        }
+        Ok(())
+    }
+
     /// Packs, uploads and records a template.
     async fn store(
         &self,
@@ -307,6 +351,16 @@ impl Catalog {
         files: &[SeedFile],
         by: &str,
     ) -> Result<Template, ApiError> {
+        let (manifest, archive) = self.upload(manifest, files).await?;
+        self.record(manifest, archive, by).await
+    }
+
+    /// Packs a template's files and puts them and its manifest into the object store.
+    async fn upload(
+        &self,
+        manifest: Manifest,
+        files: &[SeedFile],
+    ) -> Result<(Manifest, Archive), ApiError> {
         let owned = files.to_vec();
         let (packed, bytes) = tokio::task::spawn_blocking(move || archive::pack(&owned))
             .await
@@ -333,8 +387,6 @@ impl Catalog {
             .put(&archive.key, packed.into())
             .await
             .map_err(store_error)?;
-        let manifest_json = serde_json::to_string(&manifest).expect("a manifest serializes");
-        let archive_json = serde_json::to_string(&archive).expect("an archive serializes");
         let described = serde_json::json!({ "manifest": &manifest, "archive": &archive });
         self.objects
             .put(
@@ -345,6 +397,20 @@ impl Catalog {
             )
             .await
             .map_err(store_error)?;
+        Ok((manifest, archive))
+    }
+
+    /// Records an uploaded template in the database and the catalog (its archive is removed
+    /// again when the database refuses).
+    async fn record(
+        &self,
+        manifest: Manifest,
+        archive: Archive,
+        by: &str,
+    ) -> Result<Template, ApiError> {
+        let name = manifest.name.clone();
+        let manifest_json = serde_json::to_string(&manifest).expect("a manifest serializes");
+        let archive_json = serde_json::to_string(&archive).expect("an archive serializes");
         let row = TemplateRow {
             name: name.clone(),
             manifest: manifest_json,
@@ -369,6 +435,7 @@ impl Catalog {
 
     /// Removes template `name` (workspaces made from it keep their files).
     pub(crate) async fn delete(&self, name: &str) -> Result<(), ApiError> {
+        let _turn = self.publishing.lock().await;
         if !self.db.delete_template(name).await? {
             return Err(ApiError::not_found(format!("no template {name:?}")));
         }

@@ -42,11 +42,24 @@ fn backend_limits(limits: &Limits) -> Result<WorkspaceLimits, ApiError> {
 
 /// A workspace as the API shows it (its run command and preview port from its template).
 fn view_of(row: WorkspaceRow, templates: &Catalog) -> WorkspaceView {
-    let template = templates.manifest(&row.template);
+    // Kept from its template when it was made; a workspace older than that asks the template.
+    let (run_command, preview_port) = match (&row.run_command, row.preview_port) {
+        (Some(command), port) => (
+            Some(command.clone()).filter(|c| !c.is_empty()),
+            port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0),
+        ),
+        (None, _) => {
+            let template = templates.manifest(&row.template);
+            (
+                template.as_ref().and_then(|t| t.run_command.clone()),
+                template.as_ref().and_then(|t| t.preview_port),
+            )
+        }
+    };
     WorkspaceView {
         limits: Some(row.limits).filter(|l| !l.is_empty()),
-        run_command: template.as_ref().and_then(|t| t.run_command.clone()),
-        preview_port: template.as_ref().and_then(|t| t.preview_port),
+        run_command,
+        preview_port,
         id: row.id,
         name: row.name,
         template: row.template,
@@ -248,7 +261,6 @@ impl Manager {
             .templates
             .manifest(&template_name)
             .ok_or_else(|| self.templates.unknown(&template_name))?;
-        let files = self.templates.files(&template_name).await?;
         let row = WorkspaceRow {
             id: uuid::Uuid::new_v4().simple().to_string(),
             name,
@@ -265,9 +277,19 @@ impl Manager {
             snapshot: None,
             // Some until the first start (empty when the template has no init command).
             init_command: Some(manifest.init_command.clone().unwrap_or_default()),
+            run_command: Some(manifest.run_command.clone().unwrap_or_default()),
+            preview_port: Some(i64::from(manifest.preview_port.unwrap_or(0))),
         };
-        // The row reserves the name first; files follow, and a failure undoes the row.
+        // The row reserves the name (and counts against the quota) first; files follow, and
+        // a failure undoes the row.
         self.db.insert(&row).await?;
+        let files = match self.templates.files(&template_name).await {
+            Ok(files) => files,
+            Err(e) => {
+                let _ = self.db.delete(&row.id).await;
+                return Err(e);
+            }
+        };
         if let Err(e) = self
             .backend
             .provision(&row.id, &files, &backend_limits)
@@ -426,7 +448,7 @@ impl Manager {
                 self.transition(&row.id, WorkspaceState::Running, "", None)
                     .await?;
                 tracing::info!(workspace = %row.id, elapsed_ms = started.elapsed().as_millis() as u64, "workspace running");
-                self.after_start(&row.id).await;
+                init::after_start(self.db.clone(), self.link.clone(), row.id.clone()).await;
                 Ok(true)
             }
             Err(e) => {

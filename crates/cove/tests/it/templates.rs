@@ -64,7 +64,8 @@ async fn publish_and_create(s: &TestServer) {
         .sh("mkdir -p bin 'src/naïve dir' empty && printf 'run:\\n\\techo hi\\n' > Makefile \
              && printf '#!/bin/sh\\necho hello-from-template\\n' > bin/hello.sh && chmod 755 bin/hello.sh \
              && printf 'ünï\\n' > 'src/naïve dir/日本 語.txt' && printf s > .hidden \
-             && ln -s /etc/passwd passwd")
+             && ln -s /etc/passwd passwd && mkdir -p .ssh && printf key > .ssh/id_ed25519 \
+             && printf 'ls\n' >> .bash_history")
         .await;
     assert_eq!(code, 0, "{out}");
     // A devcontainer.json with comments and trailing commas: postCreateCommand at the first
@@ -101,7 +102,7 @@ async fn publish_and_create(s: &TestServer) {
         .await;
     assert_eq!(status, 201, "{view}");
     // The blank template's README.md, the four files made above and the devcontainer.json;
-    // not the symlink.
+    // not the symlink, the key or the shell's history.
     assert_eq!(view["files"], 6, "{view}");
     assert_eq!(view["publishedBy"], "admin");
     let (_, list) = s.json("GET", "/api/templates", None).await;
@@ -134,12 +135,13 @@ async fn publish_and_create(s: &TestServer) {
     assert_eq!(out, "createdhello");
     let (out, code) = c
         .sh("cat init.out; echo; stat -c '%a %n' bin/hello.sh Makefile; cat 'src/naïve dir/日本 語.txt' .hidden; \
-             test -e passwd || echo no-symlink; sh bin/hello.sh")
+             test -e passwd || echo no-symlink; sh bin/hello.sh; \
+             test -e .ssh/id_ed25519 || test -s .bash_history || echo nothing-personal")
         .await;
     assert_eq!(code, 0, "{out}");
     assert_eq!(
         out,
-        "init-ran\n755 bin/hello.sh\n644 Makefile\nünï\nsno-symlink\nhello-from-template\n"
+        "init-ran\n755 bin/hello.sh\n644 Makefile\nünï\nsno-symlink\nhello-from-template\nnothing-personal\n"
     );
     drop(c);
     let (status, _) = s
@@ -147,6 +149,8 @@ async fn publish_and_create(s: &TestServer) {
         .await;
     assert_eq!(status, 200);
     let mut c = s.control(&id).await;
+    // postStartCommand runs at every start (in the background of the start).
+    wait_for_exit(&mut c, "postStart:greet").await;
     let processes = c.request("list_processes", json!({})).await.to_string();
     assert!(
         !processes.contains("\"init\"") && !processes.contains("postCreate"),

@@ -10,3 +10,8 @@ CREATE TABLE templates (
 );
 -- The template's init command, until the workspace's first start has run it.
 ALTER TABLE workspaces ADD COLUMN init_command TEXT;
+-- The template's run command and preview port as they were when the workspace was made
+-- ('' and 0 for none; NULL for a workspace older than this column, which reads its
+-- template's current ones).
+ALTER TABLE workspaces ADD COLUMN run_command TEXT;
+ALTER TABLE workspaces ADD COLUMN preview_port BIGINT;

@@ -56,7 +56,11 @@ async fn start_reporting(
             result = &mut starting => return result,
             event = events.recv() => {
                 let Ok(WorkspaceEvent::Changed(view)) = event else { continue };
-                let Some(reason) = view.state_reason.filter(|r| view.id == row.id && *r != last) else {
+                // Progress only: a failure's reason comes as the error it is, after this.
+                let Some(reason) = view
+                    .state_reason
+                    .filter(|r| view.id == row.id && r.starts_with("restoring") && *r != last)
+                else {
                     continue;
                 };
                 let _ = relay::send_text(client, &frame(&reason)).await;

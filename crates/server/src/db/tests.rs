@@ -39,6 +39,8 @@ async fn workspaces(store: &TestStore) {
         keep_running: false,
         snapshot: None,
         init_command: None,
+        run_command: None,
+        preview_port: None,
     };
     db.insert(&w).await.unwrap();
     assert!(matches!(
@@ -272,6 +274,8 @@ async fn accounts(db: &Db) {
         keep_running: false,
         snapshot: None,
         init_command: None,
+        run_command: None,
+        preview_port: None,
     };
     db.insert(&w).await.unwrap();
     db.set_share("w1", "u22", ShareAccess::View).await.unwrap();

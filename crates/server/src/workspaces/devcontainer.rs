@@ -87,7 +87,9 @@ impl DevContainer {
     }
 
     /// The commands' environment: `containerEnv`, then `remoteEnv` over it (a `null` in
-    /// `remoteEnv` removes a variable).
+    /// `remoteEnv` removes a variable). A value that refers to another (`${containerEnv:PATH}`)
+    /// is left out: cove does not expand them, and a literal `${...}` in PATH would hide every
+    /// program.
     pub(super) fn env(&self) -> Env {
         let mut env: Env = self.container_env.clone();
         for (name, value) in &self.remote_env {
@@ -96,6 +98,13 @@ impl DevContainer {
                 None => env.remove(name),
             };
         }
+        env.retain(|name, value| {
+            let plain = !value.contains("${");
+            if !plain {
+                tracing::warn!(variable = %name, "devcontainer.json: ${{...}} in a variable is not expanded; left out");
+            }
+            plain
+        });
         env
     }
 }
@@ -167,7 +176,7 @@ mod tests {
                 "watch": "npm run watch",
             },
             "containerEnv": { "A": "1", "B": "2" },
-            "remoteEnv": { "B": "3", "A": null, },
+            "remoteEnv": { "B": "3", "A": null, "PATH": "${containerEnv:PATH}:/x", },
             "forwardPorts": [3000, "db:5432"],
         }"#;
         let dev = DevContainer::parse(text).unwrap();
