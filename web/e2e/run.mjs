@@ -768,9 +768,21 @@ async function main() {
     const row = page.getByTestId(`workspace-${name}`);
     await waitFor(async () => (await row.getByTestId('workspace-state').textContent())?.trim().toLowerCase() === 'hibernated', 15_000, 'the state "hibernated"');
     await page.screenshot({ path: path.join(shotsDir, 'home-hibernated.png') });
+    // The IDE opens in this page (no reload): an observer notes whether the restore's
+    // progress banner was ever shown, however briefly.
+    await page.evaluate(() => {
+      window.__restoringSeen = '';
+      new MutationObserver(() => {
+        const banner = document.querySelector('[data-testid="workspace-restoring"]');
+        if (banner && !window.__restoringSeen) window.__restoringSeen = banner.textContent ?? 'shown';
+      }).observe(document.body, { childList: true, subtree: true, characterData: true });
+    });
     await row.getByRole('button', { name: `Open ${name}` }).click();
     await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor({ timeout: 60_000 });
     await page.getByTestId('tree-item-main.py').waitFor({ timeout: 30_000 });
+    const restoring = await page.evaluate(() => window.__restoringSeen);
+    if (!/restoring its files/.test(restoring)) throw new Error(`the restore's progress was not shown (banner: ${JSON.stringify(restoring)})`);
+    log(`  info the restore banner said: ${restoring.trim()}`);
     await page.goto(base + '/', { waitUntil: 'domcontentloaded' });
     await page.getByTestId(`workspace-${name}`).waitFor();
   }, 120_000);

@@ -39,9 +39,14 @@ const CHUNK: usize = 1024 * 1024;
 /// zstd's level: fast, and most of the gain (files are often already compressed).
 const LEVEL: i32 = 3;
 
-/// `12.3 MB`.
+/// `12.3 MB`, or `4.5 kB` below a tenth of a megabyte (so a small project does not read as
+/// `0.0 MB`).
 fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
+    if bytes < 100_000 {
+        format!("{:.1} kB", bytes as f64 / 1e3)
+    } else {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    }
 }
 
 fn manifest_key(id: &str) -> String {
