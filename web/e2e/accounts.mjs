@@ -185,6 +185,9 @@ async function main() {
     await owner.getByTestId('user-menu-button').click();
     await owner.getByTestId('menu-sign-out').click();
     await owner.waitForURL(/\/login/, { timeout: 20_000 });
+    // The URL changes before the sign-in page has loaded; a screenshot in between fails.
+    await owner.getByTestId('login-form').waitFor({ timeout: 20_000 });
+    await owner.waitForLoadState('load');
     await owner.screenshot({ path: path.join(shotsDir, 'accounts-signed-out.png') });
     await owner.goto(`${base}/`, { waitUntil: 'domcontentloaded' });
     await owner.waitForURL(/\/login/, { timeout: 20_000 });
