@@ -41,7 +41,7 @@ pub struct ClientMessage {
 #[serde(tag = "type", content = "payload", rename_all = "snake_case")]
 pub enum Request {
     CreateTerminal(CreateTerminal),
-    AttachTerminal(TerminalRef),
+    AttachTerminal(AttachTerminal),
     TerminalInput(TerminalInput),
     ResizeTerminal(ResizeTerminal),
     CloseTerminal(TerminalRef),
@@ -117,6 +117,19 @@ pub struct CreateTerminal {
 #[serde(rename_all = "camelCase")]
 pub struct TerminalRef {
     pub terminal_id: String,
+}
+
+/// `attach_terminal`: follow a terminal's output. Without `offset`, its scrollback is
+/// replayed first; with one, the output resumes exactly at that byte of everything the
+/// terminal has written since it started (PROTOCOL.md section 8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct AttachTerminal {
+    pub terminal_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub offset: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -420,6 +433,16 @@ pub struct TerminalAttached {
     pub terminal_id: String,
     pub cols: u16,
     pub rows: u16,
+    /// Where the output that follows starts, in bytes of the terminal's output since it
+    /// started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub offset: Option<u64>,
+    /// The offset asked for is no longer held (or never was): the output starts later, at
+    /// `offset`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub gap: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -428,6 +451,11 @@ pub struct TerminalAttached {
 pub struct TerminalOutput {
     pub terminal_id: String,
     pub data: String,
+    /// The offset of `data`'s first byte in the terminal's output since it started: a client
+    /// that reconnects asks `attach_terminal` for the offset after the last byte it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub offset: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -91,6 +91,7 @@ fn seed_000_replies() {
         ServerMessage::event(Event::TerminalOutput(TerminalOutput {
             terminal_id: "main-terminal".into(),
             data: "$ ls -la\n...".into(),
+            offset: None,
         })),
     );
     // Seed 000 shows process_started without a pid; cove adds one when it knows it.
@@ -400,6 +401,7 @@ fn typescript_bindings_are_current() {
         Empty,
         CreateTerminal,
         TerminalRef,
+        AttachTerminal,
         TerminalInput,
         ResizeTerminal,
         RunCommand,

@@ -40,6 +40,12 @@ impl Utf8Stream {
         out
     }
 
+    /// Bytes of a partial character held back from the last call (0 to 3): they start the
+    /// next call's text.
+    pub(crate) fn pending(&self) -> usize {
+        self.carry.len()
+    }
+
     /// Flushes a dangling partial character at the end of the stream.
     pub(crate) fn finish(&mut self) -> String {
         if self.carry.is_empty() {

@@ -296,7 +296,7 @@ export type Presence = { workspaceId: string, users: Array<PresentUser>, };
 
 export type PresentUser = { username: string, access: WorkspaceAccess, };
 
-export type Request = { "type": "create_terminal", "payload": CreateTerminal } | { "type": "attach_terminal", "payload": TerminalRef } | { "type": "terminal_input", "payload": TerminalInput } | { "type": "resize_terminal", "payload": ResizeTerminal } | { "type": "close_terminal", "payload": TerminalRef } | { "type": "list_terminals", "payload": Empty } | { "type": "run_command", "payload": RunCommand } | { "type": "stop_process", "payload": StopProcess } | { "type": "list_processes", "payload": Empty } | { "type": "subscribe_process", "payload": ProcessRef } | { "type": "read_file", "payload": ReadFile } | { "type": "write_file", "payload": WriteFile } | { "type": "list_dir", "payload": PathRef } | { "type": "make_dir", "payload": PathRef } | { "type": "delete_path", "payload": DeletePath } | { "type": "rename_path", "payload": RenamePath } | { "type": "watch", "payload": OptionalPath } | { "type": "unwatch", "payload": OptionalPath } | { "type": "list_ports", "payload": Empty } | { "type": "stats", "payload": Empty } | { "type": "ping", "payload": Empty };
+export type Request = { "type": "create_terminal", "payload": CreateTerminal } | { "type": "attach_terminal", "payload": AttachTerminal } | { "type": "terminal_input", "payload": TerminalInput } | { "type": "resize_terminal", "payload": ResizeTerminal } | { "type": "close_terminal", "payload": TerminalRef } | { "type": "list_terminals", "payload": Empty } | { "type": "run_command", "payload": RunCommand } | { "type": "stop_process", "payload": StopProcess } | { "type": "list_processes", "payload": Empty } | { "type": "subscribe_process", "payload": ProcessRef } | { "type": "read_file", "payload": ReadFile } | { "type": "write_file", "payload": WriteFile } | { "type": "list_dir", "payload": PathRef } | { "type": "make_dir", "payload": PathRef } | { "type": "delete_path", "payload": DeletePath } | { "type": "rename_path", "payload": RenamePath } | { "type": "watch", "payload": OptionalPath } | { "type": "unwatch", "payload": OptionalPath } | { "type": "list_ports", "payload": Empty } | { "type": "stats", "payload": Empty } | { "type": "ping", "payload": Empty };
 
 export type Empty = Record<symbol, never>;
 
@@ -307,6 +307,8 @@ export type CreateTerminal = { terminalId?: string | null, cols?: number | null,
 command?: string | null, };
 
 export type TerminalRef = { terminalId: string, };
+
+export type AttachTerminal = { terminalId: string, offset?: number, };
 
 export type TerminalInput = { terminalId: string, input: string, };
 
@@ -354,9 +356,24 @@ export type Status = { state: StatusState, message: string, };
 
 export type TerminalCreated = { terminalId: string, };
 
-export type TerminalAttached = { terminalId: string, cols: number, rows: number, };
+export type TerminalAttached = { terminalId: string, cols: number, rows: number, 
+/**
+ * Where the output that follows starts, in bytes of the terminal's output since it
+ * started.
+ */
+offset?: number, 
+/**
+ * The offset asked for is no longer held (or never was): the output starts later, at
+ * `offset`.
+ */
+gap?: boolean, };
 
-export type TerminalOutput = { terminalId: string, data: string, };
+export type TerminalOutput = { terminalId: string, data: string, 
+/**
+ * The offset of `data`'s first byte in the terminal's output since it started: a client
+ * that reconnects asks `attach_terminal` for the offset after the last byte it has.
+ */
+offset?: number, };
 
 export type TerminalExit = { terminalId: string, exitCode: number | null, signal: number | null, };
 

@@ -480,3 +480,106 @@ async fn ports_stats_and_ping() {
     c.wait_for(|m| m["type"] == "port_closed" && m["port"] == port)
         .await;
 }
+
+/// `attach_terminal` with an `offset` resumes the control socket's terminal output exactly
+/// where a client left it (PROTOCOL.md section 8): every `terminal_output` carries the offset
+/// of its first byte, the offsets are contiguous, a resume from one of them gets exactly the
+/// bytes after it, and an offset the terminal never reached is a `gap` with everything held.
+#[tokio::test]
+async fn the_control_socket_resumes_a_terminal_at_an_offset() {
+    let s = server().await;
+    let id = s.create_workspace("resume", "blank").await;
+    let mut a = s.control(&id).await;
+    let created = a
+        .request("create_terminal", json!({"terminalId": "r"}))
+        .await;
+    assert_eq!(created["type"], "terminal_created", "{created}");
+    a.send(
+        "terminal_input",
+        json!({"terminalId": "r", "input": "printf 'first-%s\\n' one; printf 'ünïcödé-%s\\n' two; echo done-$((6*7))\n"}),
+    )
+    .await;
+    // Every event, with its offset, until the last line is out.
+    let mut events: Vec<(u64, String)> = Vec::new();
+    while !events.iter().any(|(_, d)| d.contains("done-42")) {
+        let m = a
+            .wait_for(|m| m["type"] == "terminal_output" && m["terminalId"] == "r")
+            .await;
+        let offset = m["offset"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no offset: {m}"));
+        events.push((offset, m["data"].as_str().unwrap().to_string()));
+    }
+    for pair in events.windows(2) {
+        assert_eq!(
+            pair[1].0,
+            pair[0].0 + pair[0].1.len() as u64,
+            "contiguous: {events:?}"
+        );
+    }
+    let end = events.last().map(|(o, d)| o + d.len() as u64).unwrap();
+    let all: String = events.iter().map(|(_, d)| d.as_str()).collect();
+    assert_eq!(events[0].0, 0, "a new terminal's output starts at 0");
+
+    // Resume from the second event's offset: exactly the bytes after it, no replay.
+    let (from, _) = events[events.len().min(2) - 1].clone();
+    let mut b = s.control(&id).await;
+    let attached = b
+        .request(
+            "attach_terminal",
+            json!({"terminalId": "r", "offset": from}),
+        )
+        .await;
+    assert_eq!(
+        (
+            attached["type"].as_str(),
+            attached["offset"].as_u64(),
+            attached["gap"].as_bool()
+        ),
+        (Some("terminal_attached"), Some(from), Some(false)),
+        "{attached}"
+    );
+    let mut resumed = String::new();
+    while (from + resumed.len() as u64) < end {
+        let m = b
+            .wait_for(|m| m["type"] == "terminal_output" && m["terminalId"] == "r")
+            .await;
+        assert_eq!(
+            m["offset"].as_u64(),
+            Some(from + resumed.len() as u64),
+            "{m}"
+        );
+        resumed.push_str(m["data"].as_str().unwrap());
+    }
+    assert_eq!(resumed, all[from as usize..], "exactly what followed");
+
+    // Past the end (another incarnation's offset): a gap, and everything held from 0.
+    let mut c = s.control(&id).await;
+    let attached = c
+        .request(
+            "attach_terminal",
+            json!({"terminalId": "r", "offset": end + 1_000}),
+        )
+        .await;
+    assert_eq!(
+        (attached["offset"].as_u64(), attached["gap"].as_bool()),
+        (Some(0), Some(true)),
+        "{attached}"
+    );
+    let replay = c.terminal_until("r", "done-42").await;
+    assert!(replay.contains("ünïcödé-two"), "{replay}");
+    assert!(
+        !c.pending().iter().any(|m| m["type"] == "error"),
+        "an announced gap is not reported again: {:?}",
+        c.pending()
+    );
+
+    // Wrong types are refused and change nothing.
+    let refused = c
+        .request(
+            "attach_terminal",
+            json!({"terminalId": "r", "offset": "ten"}),
+        )
+        .await;
+    assert_eq!(refused["type"], "error", "{refused}");
+}

@@ -95,10 +95,18 @@ impl Session {
             let mut decoders = [Utf8Stream::default(), Utf8Stream::default()];
             let mut queries = QueryScanner::default();
             let mut position = reader.position();
+            // A gap the attach reply already announced (an offset no longer held) is not news.
+            let mut announced_gap = reader.starts_with_gap();
             while let Some(batch) = reader.next(MAX_OUTPUT).await {
-                if batch.gap && skipped(&out, P::KIND, program.id()).await.is_err() {
-                    return;
+                if batch.gap && !std::mem::take(&mut announced_gap) {
+                    // A partial character from before the gap has no end any more.
+                    decoders = [Utf8Stream::default(), Utf8Stream::default()];
+                    if skipped(&out, P::KIND, program.id()).await.is_err() {
+                        return;
+                    }
                 }
+                announced_gap = false;
+                position = batch.offset;
                 if let Some((replay_end, filter)) = &replay
                     && position < *replay_end
                 {
@@ -116,14 +124,28 @@ impl Session {
                 } else {
                     Stream::Stdout
                 };
-                let data = decoders[(stream == Stream::Stderr) as usize].decode(&batch.data);
-                if !data.is_empty() && out.event(program.output(stream, data)).await.is_err() {
+                let decoder = &mut decoders[(stream == Stream::Stderr) as usize];
+                // The text starts with the bytes of a character held back from the last batch.
+                let starts_at = batch.offset - decoder.pending() as u64;
+                let data = decoder.decode(&batch.data);
+                if !data.is_empty()
+                    && out
+                        .event(program.output(stream, data, starts_at))
+                        .await
+                        .is_err()
+                {
                     return;
                 }
             }
             for (decoder, stream) in decoders.iter_mut().zip([Stream::Stdout, Stream::Stderr]) {
+                let starts_at = position - decoder.pending() as u64;
                 let tail = decoder.finish();
-                if !tail.is_empty() && out.event(program.output(stream, tail)).await.is_err() {
+                if !tail.is_empty()
+                    && out
+                        .event(program.output(stream, tail, starts_at))
+                        .await
+                        .is_err()
+                {
                     return;
                 }
             }
@@ -158,7 +180,8 @@ pub(super) trait Followed: Send + Sync + 'static {
     const KIND: Kind;
     fn id(&self) -> &str;
     fn exited(&self) -> impl std::future::Future<Output = Exit> + Send;
-    fn output(&self, stream: Stream, data: String) -> Event;
+    /// An output event of `data`, whose first byte is at `offset` of the program's output.
+    fn output(&self, stream: Stream, data: String, offset: u64) -> Event;
     fn exit_event(&self, exit: Exit) -> Event;
 }
 
@@ -173,10 +196,11 @@ impl Followed for Terminal {
         Terminal::exited(self)
     }
 
-    fn output(&self, _stream: Stream, data: String) -> Event {
+    fn output(&self, _stream: Stream, data: String, offset: u64) -> Event {
         Event::TerminalOutput(TerminalOutput {
             terminal_id: self.id.clone(),
             data,
+            offset: Some(offset),
         })
     }
 
@@ -196,7 +220,7 @@ impl Followed for Process {
         Process::exited(self)
     }
 
-    fn output(&self, stream: Stream, data: String) -> Event {
+    fn output(&self, stream: Stream, data: String, _offset: u64) -> Event {
         Event::ProcessOutput(ProcessOutput {
             process_id: self.id.clone(),
             stream,

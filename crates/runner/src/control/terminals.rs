@@ -41,23 +41,33 @@ impl Session {
         Ok(None)
     }
 
+    /// Without an offset the scrollback is replayed (and queries in it kept from getting
+    /// answers); with one, output resumes at that byte, as on the raw socket: a resume is
+    /// not a replay.
     pub(super) async fn attach_terminal(
         &mut self,
-        r: TerminalRef,
+        r: AttachTerminal,
         request_id: &Option<String>,
     ) -> Result<Option<Event>, Error> {
         let terminal = self.ws.terminals.get(&r.terminal_id)?;
         let size = terminal.size();
+        let reader = terminal.log.reader(r.offset);
         let attached = Event::TerminalAttached(TerminalAttached {
             terminal_id: terminal.id.clone(),
             cols: size.cols,
             rows: size.rows,
+            offset: Some(reader.position()),
+            gap: Some(reader.starts_with_gap()),
         });
         self.reply(request_id, Ok(attached)).await;
-        let reader = terminal.log.reader(None);
-        let filter = self.answers.entry(terminal.id.clone()).or_default().clone();
-        let replay = (terminal.log.end(), filter);
-        self.feed(terminal, reader, Some(replay));
+        let replay = match r.offset {
+            Some(_) => None,
+            None => {
+                let filter = self.answers.entry(terminal.id.clone()).or_default().clone();
+                Some((terminal.log.end(), filter))
+            }
+        };
+        self.feed(terminal, reader, replay);
         Ok(None)
     }
 
