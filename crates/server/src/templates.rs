@@ -451,6 +451,43 @@ impl Catalog {
     }
 }
 
+impl Catalog {
+    /// Removes what the object store holds under `templates/` for no recorded template: an
+    /// archive a publish uploaded but never recorded (it was cut short), the manifest of a
+    /// template removed while its removal was cut short. Run at start-up, before anyone
+    /// publishes; each removal is logged. The keys it removed.
+    pub(crate) async fn sweep(&self) -> Result<Vec<String>, ApiError> {
+        let _turn = self.publishing.lock().await;
+        let keep: std::collections::BTreeSet<String> = {
+            let entries = self.entries.read().unwrap();
+            entries
+                .values()
+                .flat_map(|e| {
+                    [
+                        e.archive.key.clone(),
+                        format!("templates/{}/manifest.json", e.manifest.name),
+                    ]
+                })
+                .collect()
+        };
+        let keys = self
+            .objects
+            .list("templates")
+            .await
+            .map_err(|e| ApiError::internal("listing the object store", e))?;
+        let mut removed = Vec::new();
+        for key in keys.into_iter().filter(|k| !keep.contains(k)) {
+            tracing::info!(%key, "removing a template object no template records");
+            self.objects
+                .delete(&key)
+                .await
+                .map_err(|e| ApiError::internal("cleaning the object store", e))?;
+            removed.push(key);
+        }
+        Ok(removed)
+    }
+}
+
 fn entry_of(row: &TemplateRow) -> Result<Entry, serde_json::Error> {
     Ok(Entry {
         manifest: serde_json::from_str(&row.manifest)?,

@@ -115,3 +115,35 @@ fn what_a_publish_may_ask_for() {
     blank.init_command = Some("   ".into());
     assert_eq!(Catalog::manifest_of(&blank).unwrap().init_command, None);
 }
+
+#[tokio::test]
+async fn objects_no_template_records_are_swept() {
+    let (catalog, objects, _dir) = catalog().await;
+    let before = objects.list("templates").await.unwrap();
+    for key in [
+        "templates/team-app/0123.tar.zst",
+        "templates/gone/manifest.json",
+        "templates/python/old.tar.zst",
+    ] {
+        objects
+            .put(key, bytes::Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+    }
+    let mut removed = catalog.sweep().await.unwrap();
+    removed.sort();
+    assert_eq!(
+        removed,
+        [
+            "templates/gone/manifest.json",
+            "templates/python/old.tar.zst",
+            "templates/team-app/0123.tar.zst"
+        ]
+    );
+    let mut after = objects.list("templates").await.unwrap();
+    let mut before = before;
+    after.sort();
+    before.sort();
+    assert_eq!(after, before, "every recorded archive and manifest stays");
+    assert!(catalog.files("python").await.is_ok());
+}

@@ -58,6 +58,13 @@ impl Manager {
                 "swept objects that no workspace records"
             );
         }
+        let removed = self.templates.sweep().await?;
+        if !removed.is_empty() {
+            tracing::info!(
+                count = removed.len(),
+                "swept template objects that no template records"
+            );
+        }
         Ok(())
     }
 }
