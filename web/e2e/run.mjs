@@ -770,19 +770,39 @@ async function main() {
     await page.screenshot({ path: path.join(shotsDir, 'home-hibernated.png') });
     // The IDE opens in this page (no reload): an observer notes whether the restore's
     // progress banner was ever shown, however briefly.
+    // The restore's progress reaches the browser as the workspace's events (the banner is
+    // drawn from them); a small project restores in milliseconds, so the banner itself may
+    // never be painted, and is only reported.
     await page.evaluate(() => {
       window.__restoringSeen = '';
+      window.__restoreEvents = [];
+      const feed = new EventSource('/api/events');
+      feed.onmessage = (e) => window.__restoreEvents.push(e.data);
+      for (const type of ['workspace', 'workspace_changed', 'changed']) {
+        feed.addEventListener(type, (e) => window.__restoreEvents.push(e.data));
+      }
+      window.__restoreFeed = feed;
       new MutationObserver(() => {
         const banner = document.querySelector('[data-testid="workspace-restoring"]');
         if (banner && !window.__restoringSeen) window.__restoringSeen = banner.textContent ?? 'shown';
       }).observe(document.body, { childList: true, subtree: true, characterData: true });
+      // Listening before the start, so the first step is not missed.
+      return new Promise((resolve) => {
+        feed.addEventListener('open', resolve, { once: true });
+        setTimeout(resolve, 10_000);
+      });
     });
     await row.getByRole('button', { name: `Open ${name}` }).click();
     await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor({ timeout: 60_000 });
     await page.getByTestId('tree-item-main.py').waitFor({ timeout: 30_000 });
-    const restoring = await page.evaluate(() => window.__restoringSeen);
-    if (!/restoring its files/.test(restoring)) throw new Error(`the restore's progress was not shown (banner: ${JSON.stringify(restoring)})`);
-    log(`  info the restore banner said: ${restoring.trim()}`);
+    const { banner, events } = await page.evaluate(() => {
+      window.__restoreFeed.close();
+      return { banner: window.__restoringSeen, events: window.__restoreEvents };
+    });
+    const progress = events.find((e) => /restoring its files/.test(e));
+    if (!progress) throw new Error(`no restore progress reached the browser: ${JSON.stringify(events).slice(0, 600)}`);
+    log(`  info the restore's progress as the browser got it: ${progress.slice(0, 200)}`);
+    log(`  info the restore banner was ${banner ? `shown: ${banner.trim()}` : 'not painted (the restore was too quick)'}`);
     await page.goto(base + '/', { waitUntil: 'domcontentloaded' });
     await page.getByTestId(`workspace-${name}`).waitFor();
   }, 120_000);
