@@ -364,11 +364,7 @@ impl Catalog {
         let owned = files.to_vec();
         let (packed, bytes) = tokio::task::spawn_blocking(move || archive::pack(&owned))
             .await
-            .map_err(|e| ApiError::internal("packing the template", e))?
-            .map_err(|e| match e {
-                archive::ArchiveError::TooBig => ApiError::new(ErrorCode::TooLarge, e.to_string()),
-                _ => ApiError::bad_request(e.to_string()),
-            })?;
+            .map_err(|e| ApiError::internal("packing the template", e))??;
         let mut digest = cove_objects::Digest::default();
         digest.update(&packed);
         let stored = digest.stored();

@@ -27,6 +27,17 @@ pub(crate) enum ArchiveError {
     BadPath(String),
 }
 
+/// A template past its bounds is `too_large`; anything else about its files a bad request.
+impl From<ArchiveError> for crate::error::ApiError {
+    fn from(e: ArchiveError) -> Self {
+        let code = match e {
+            ArchiveError::TooBig => cove_protocol::ErrorCode::TooLarge,
+            _ => cove_protocol::ErrorCode::BadRequest,
+        };
+        crate::error::ApiError::new(code, e.to_string())
+    }
+}
+
 /// Whether `path` is a relative, `/`-separated path that stays where it is put.
 pub(crate) fn valid_path(path: &str) -> bool {
     !path.is_empty()

@@ -107,10 +107,7 @@ pub(crate) async fn workspace_files(
 }
 
 fn too_big() -> ApiError {
-    ApiError::new(
-        ErrorCode::TooLarge,
-        archive::ArchiveError::TooBig.to_string(),
-    )
+    archive::ArchiveError::TooBig.into()
 }
 
 #[cfg(test)]
