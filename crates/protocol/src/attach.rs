@@ -55,6 +55,40 @@ impl<'de> Deserialize<'de> for AttachMode {
     }
 }
 
+/// What a terminal socket attached without an `offset` gets first (docs/PROTOCOL.md section 8):
+/// `screen` (the default), a snapshot that redraws the terminal as it is now, then live output;
+/// `raw`, the bytes the terminal still keeps (its scrollback), then live output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "lowercase")]
+pub enum Replay {
+    #[default]
+    Screen,
+    Raw,
+}
+
+impl Replay {
+    /// The name in a query string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Replay::Screen => "screen",
+            Replay::Raw => "raw",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Replay {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Replay, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        [Replay::Screen, Replay::Raw]
+            .into_iter()
+            .find(|r| r.as_str() == name)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("replay must be screen or raw, not {name:?}"))
+            })
+    }
+}
+
 impl Request {
     /// The request's `type` on the wire (`write_file`).
     pub fn kind(&self) -> &'static str {

@@ -19,7 +19,7 @@ mod attach;
 mod error;
 pub mod launch;
 pub mod rest;
-pub use attach::AttachMode;
+pub use attach::{AttachMode, Replay};
 pub use error::{ErrorCode, ErrorReply, RestError};
 
 /// Version of the control protocol, sent in `welcome`.
@@ -130,6 +130,11 @@ pub struct AttachTerminal {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(test, ts(optional))]
     pub offset: Option<u64>,
+    /// Without `offset`: `screen` (default) sends one `terminal_output` without an offset that
+    /// redraws the screen as it is, `raw` the scrollback the terminal keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub replay: Option<Replay>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -678,12 +683,17 @@ pub struct Stats {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RawControl {
     /// First message from the server: the binary bytes that follow start at `offset`.
+    /// With a screen replay, the first `snapshot` binary bytes redraw the screen and are not
+    /// counted: `offset` is where the live bytes after them start.
     Attached {
         offset: u64,
         cols: u16,
         rows: u16,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         gap: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
+        snapshot: Option<u64>,
     },
     /// From the client: the window size changed.
     Resize { cols: u16, rows: u16 },

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::AttachMode;
+use crate::{AttachMode, Replay};
 
 #[cfg(test)]
 use ts_rs::TS;
@@ -291,6 +291,11 @@ pub struct TerminalQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(test, ts(optional))]
     pub offset: Option<u64>,
+    /// Without `offset`: `screen` (default on the raw socket) or `raw` (default with
+    /// `format=text`), see [`Replay`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub replay: Option<Replay>,
     /// `raw` (default) or `text` (the plain-text socket of seed 004).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(test, ts(optional))]

@@ -229,6 +229,25 @@ fn attach_modes_in_queries() {
     assert_eq!(control.mode, AttachMode::Edit);
 }
 
+#[test]
+fn replay_modes_in_queries_and_requests() {
+    assert_eq!(Replay::default(), Replay::Screen);
+    for replay in [Replay::Screen, Replay::Raw] {
+        let query: rest::TerminalQuery =
+            serde_urlencoded::from_str(&format!("replay={}", replay.as_str())).unwrap();
+        assert_eq!(query.replay, Some(replay));
+    }
+    let err = serde_urlencoded::from_str::<rest::TerminalQuery>("replay=bytes").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(r#"replay must be screen or raw, not "bytes""#),
+        "{err}"
+    );
+    let attach: AttachTerminal =
+        serde_json::from_value(json!({"terminalId": "t", "replay": "raw"})).unwrap();
+    assert_eq!(attach.replay, Some(Replay::Raw));
+}
+
 /// Each malformed frame fails with a message that names the problem.
 #[test]
 fn malformed_requests_are_explained() {
@@ -294,10 +313,22 @@ fn raw_control_shapes() {
         cols: 80,
         rows: 24,
         gap: false,
+        snapshot: None,
     };
     assert_eq!(
         serde_json::to_value(&attached).unwrap(),
         json!({"type":"attached","offset":5,"cols":80,"rows":24})
+    );
+    let attached = RawControl::Attached {
+        offset: 5,
+        cols: 80,
+        rows: 24,
+        gap: false,
+        snapshot: Some(900),
+    };
+    assert_eq!(
+        serde_json::to_value(&attached).unwrap(),
+        json!({"type":"attached","offset":5,"cols":80,"rows":24,"snapshot":900})
     );
     let exit = RawControl::Exit {
         exit_code: Some(0),
@@ -370,6 +401,7 @@ fn typescript_bindings_are_current() {
         Healthz,
         Health,
         AttachMode,
+        Replay,
         TerminalQuery,
         ControlQuery,
         DeleteQuery,

@@ -18,7 +18,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cove_protocol::rest::{ControlQuery, DeleteQuery, TerminalQuery};
-use cove_protocol::{AttachMode, DirListing, ErrorCode, ErrorReply, FileWritten, RestError};
+use cove_protocol::{
+    AttachMode, DirListing, ErrorCode, ErrorReply, FileWritten, Replay, RestError,
+};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -198,27 +200,37 @@ async fn terminal_socket(
             rows: rows.unwrap_or(24),
         }),
     };
+    // A viewer's window size is its own business, not the terminal's. A new terminal starts
+    // at the size; an existing one is resized as the socket attaches.
+    let mut resize = size.filter(|_| query.mode == AttachMode::Edit);
     let terminal = match (ws.terminals.get(&id), query.mode) {
-        (Ok(t), mode) => {
-            // A viewer's window size is its own business, not the terminal's.
-            if let Some(size) = size.filter(|_| mode == AttachMode::Edit) {
-                let _ = t.resize(size);
-            }
-            Ok(t)
-        }
+        (Ok(t), _) => Ok(t),
         // A viewer creates nothing: refused before the upgrade, as a missing terminal.
         (Err(e), AttachMode::View) => return ApiError::from(e).into_response(),
         (Err(_), AttachMode::Edit) => ws.terminals.create(NewTerminal {
             id: Some(id),
             command: query.command,
-            size,
+            size: resize.take(),
             ..Default::default()
         }),
     };
+    // The plain-text socket (seed 004) keeps its raw replay unless asked: its clients may
+    // read the scrollback as text.
+    let replay = query.replay.unwrap_or(match format {
+        Format::Raw => Replay::Screen,
+        Format::Text => Replay::Raw,
+    });
     let shutdown = ws.shutdown.clone();
     match terminal {
         Ok(terminal) => upgrade.on_upgrade(move |socket| {
-            crate::raw::serve(terminal, socket, query.offset, format, query.mode, shutdown)
+            let attach = crate::raw::Attach {
+                offset: query.offset,
+                replay,
+                resize,
+                format,
+                mode: query.mode,
+            };
+            crate::raw::serve(terminal, socket, attach, shutdown)
         }),
         // Answer the upgrade, then say why and close, so browsers see the reason.
         Err(e) => upgrade.on_upgrade(move |mut socket| async move {

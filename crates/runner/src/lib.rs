@@ -27,6 +27,7 @@ mod processes;
 mod raw;
 mod registry;
 mod replay;
+mod screen;
 mod stats;
 mod stopping;
 mod terminals;

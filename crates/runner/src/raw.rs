@@ -12,7 +12,7 @@
 //! `forbidden` error (a line `Error: ...` in text format) and dropped; the socket stays open.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use cove_protocol::{AttachMode, ErrorCode, ErrorReply, RawControl};
+use cove_protocol::{AttachMode, ErrorCode, ErrorReply, RawControl, Replay};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 
@@ -44,23 +44,63 @@ fn control(message: &RawControl) -> Message {
     )
 }
 
+/// What a client asked for in its socket's query.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attach {
+    /// Resume at this byte of the output.
+    pub(crate) offset: Option<u64>,
+    /// Without an offset: a snapshot of the screen or the raw scrollback.
+    pub(crate) replay: Replay,
+    /// The client's window size, for a client that may resize.
+    pub(crate) resize: Option<cove_pty::Size>,
+    pub(crate) format: Format,
+    pub(crate) mode: AttachMode,
+}
+
 /// Serves one terminal socket until the client leaves, the terminal exits or the runner stops.
 pub(crate) async fn serve(
     terminal: Arc<Terminal>,
     socket: WebSocket,
-    offset: Option<u64>,
-    format: Format,
-    mode: AttachMode,
+    attach: Attach,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
+    let Attach {
+        offset,
+        replay,
+        resize,
+        format,
+        mode,
+    } = attach;
     let (mut sink, mut stream) = socket.split();
-    let mut reader = terminal.log.reader(offset);
+    // A snapshot is taken at the socket's size, so that full-screen programs redraw for it.
+    let attach = match (offset, replay) {
+        (None, Replay::Screen) => terminal
+            .attach_screen(resize)
+            .map(|(snapshot, reader)| (reader, snapshot)),
+        _ => resize
+            .map_or(Ok(()), |size| terminal.resize(size))
+            .map(|()| (terminal.log.reader(offset), None)),
+    };
+    let (mut reader, snapshot) = match attach {
+        Ok(attach) => attach,
+        Err(e) => {
+            let _ = sink.send(refusal(e.to_reply())).await;
+            let _ = sink
+                .send(Message::Close(Some(CloseFrame {
+                    code: 1008,
+                    reason: "cannot attach".into(),
+                })))
+                .await;
+            return;
+        }
+    };
     let announced_gap = reader.starts_with_gap();
-    // Without an offset the scrollback is replayed: queries in it must not get answers
-    // typed into what runs now (see `replay.rs`). A resume by offset is not a replay.
-    let replay_end = match offset {
-        None => terminal.log.end(),
-        Some(_) => reader.position(),
+    // A raw replay of the scrollback: queries in it must not get answers typed into what
+    // runs now (see `replay.rs`). A resume by offset is not a replay, and a snapshot holds
+    // no queries.
+    let replay_end = match (offset, &snapshot) {
+        (None, None) => terminal.log.end(),
+        _ => reader.position(),
     };
     let answers = std::sync::Arc::new(std::sync::Mutex::new(AnswerFilter::default()));
     // Set by the input half when a client message is too large: the output half, which
@@ -76,8 +116,18 @@ pub(crate) async fn serve(
             cols: size.cols,
             rows: size.rows,
             gap: reader.starts_with_gap(),
+            snapshot: snapshot.as_ref().map(|s| s.len() as u64),
         };
         if sink.send(control(&attached)).await.is_err() {
+            return;
+        }
+    }
+    if let Some(snapshot) = snapshot {
+        let frame = match format {
+            Format::Raw => Message::Binary(snapshot.into()),
+            Format::Text => Message::Text(snapshot.into()),
+        };
+        if sink.send(frame).await.is_err() {
             return;
         }
     }

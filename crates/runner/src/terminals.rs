@@ -14,8 +14,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::error::Error;
 use crate::launch::Launch;
-use crate::output::{OutputLog, STDOUT};
+use crate::output::{OutputLog, Reader, STDOUT};
 use crate::registry::{Entry, Kind, Registry};
+use crate::screen::{SLEEP_AFTER, Screen};
 use crate::stopping::{Lifecycle, Sweeper, new_marker, signal_group};
 use crate::{Exit, Notice, clip};
 
@@ -36,6 +37,9 @@ pub(crate) struct Terminal {
     size: Mutex<Size>,
     /// Everything the terminal printed, bounded by the scrollback size.
     pub(crate) log: Arc<OutputLog>,
+    /// The screen those bytes drew. Fed before each append to the log and under this lock, so
+    /// that a snapshot and the log's end always describe the same moment.
+    screen: Mutex<Screen>,
     life: Arc<Lifecycle>,
     created: u64,
 }
@@ -96,12 +100,43 @@ impl Terminal {
 
     /// Sets the window size (the last resize from any client wins).
     pub(crate) fn resize(&self, size: Size) -> Result<(), Error> {
+        self.resize_screen(&mut self.screen.lock().unwrap(), size)
+    }
+
+    /// Resizes the PTY and the screen at the same point of the output (the caller holds the
+    /// screen's lock, so no output is fed in between).
+    fn resize_screen(&self, screen: &mut Screen, size: Size) -> Result<(), Error> {
         check_size(size)?;
         *self.size.lock().unwrap() = size;
+        screen.resize(size);
         if self.exit_status().is_none() {
             let _ = self.master.resize(size);
         }
         Ok(())
+    }
+
+    /// A snapshot that redraws the screen as it is now, after resizing it to `size` if given,
+    /// and a reader of the output that follows it: nothing in between is lost or drawn twice,
+    /// and output the program writes for its new size follows the snapshot. No snapshot for a
+    /// terminal that has printed nothing yet: there is nothing to draw.
+    pub(crate) fn attach_screen(
+        &self,
+        size: Option<Size>,
+    ) -> Result<(Option<String>, Reader), Error> {
+        let mut screen = self.screen.lock().unwrap();
+        if let Some(size) = size {
+            self.resize_screen(&mut screen, size)?;
+        }
+        let end = self.log.end();
+        let snapshot = (end > 0).then(|| screen.snapshot());
+        Ok((snapshot, self.log.reader(Some(end))))
+    }
+
+    /// Feeds the screen and appends to the log, as one step (see `screen`).
+    fn append(&self, chunk: Bytes) {
+        let mut screen = self.screen.lock().unwrap();
+        screen.feed(&chunk);
+        self.log.append(STDOUT, chunk);
     }
 
     /// Hangs up the terminal's session (SIGHUP), kills it after `grace`, then whatever it
@@ -219,6 +254,7 @@ impl Terminals {
                     input: tokio::sync::Mutex::new(()),
                     size: Mutex::new(size),
                     log: OutputLog::new(self.launch.limits.scrollback_bytes),
+                    screen: Mutex::new(Screen::new(size)),
                     life: Arc::new(Lifecycle::new(
                         pid,
                         marker,
@@ -252,6 +288,7 @@ async fn pump(
     let ooms_before = crate::stats::oom_kills();
     let master = terminal.master.clone();
     let mut buf = vec![0u8; 64 * 1024];
+    let mut awake = true;
     let status = loop {
         tokio::select! {
             status = child.wait() => {
@@ -263,8 +300,12 @@ async fn pump(
                         _ => break,
                     }
                 }
-                terminal.log.append(STDOUT, tail.freeze());
+                terminal.append(tail.freeze());
                 break status;
+            }
+            _ = tokio::time::sleep(SLEEP_AFTER), if awake => {
+                terminal.screen.lock().unwrap().sleep();
+                awake = false;
             }
             read = async {
                 terminal.log.wait_for_room().await;
@@ -298,7 +339,8 @@ async fn pump(
                             spill.freeze()
                         }
                     };
-                    terminal.log.append(STDOUT, chunk);
+                    terminal.append(chunk);
+                    awake = true;
                 }
             }
         }

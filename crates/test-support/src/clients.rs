@@ -201,6 +201,24 @@ impl RawTerminal {
         text
     }
 
+    /// Reads until nothing has arrived for `quiet` (a full-screen program done drawing), at
+    /// most [`WAIT`] in all.
+    pub async fn settle(&mut self, quiet: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while tokio::time::Instant::now() < deadline {
+            match tokio::time::timeout(quiet, self.ws.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Binary(bytes)))) => self.output.extend_from_slice(&bytes),
+                Ok(Some(Ok(Message::Text(text)))) => self
+                    .controls
+                    .push(serde_json::from_str(&text).expect("JSON")),
+                Ok(Some(Ok(_))) => {}
+                Ok(_) => return,
+            }
+        }
+        panic!("output never settled");
+    }
+
     /// Reads until the socket closes; returns the close code.
     pub async fn until_closed(&mut self) -> Option<u16> {
         tokio::time::timeout(WAIT, async {

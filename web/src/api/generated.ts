@@ -125,6 +125,8 @@ connections: { [key in string]: number }, activeStreams: number, };
 
 export type AttachMode = "edit" | "view";
 
+export type Replay = "screen" | "raw";
+
 export type TerminalQuery = { cols?: number, rows?: number, 
 /**
  * Used only when the terminal does not exist yet.
@@ -134,6 +136,11 @@ command?: string,
  * Resume at this byte of the terminal's output.
  */
 offset?: number, 
+/**
+ * Without `offset`: `screen` (default on the raw socket) or `raw` (default with
+ * `format=text`), see [`Replay`].
+ */
+replay?: Replay, 
 /**
  * `raw` (default) or `text` (the plain-text socket of seed 004).
  */
@@ -308,7 +315,12 @@ command?: string | null, };
 
 export type TerminalRef = { terminalId: string, };
 
-export type AttachTerminal = { terminalId: string, offset?: number, };
+export type AttachTerminal = { terminalId: string, offset?: number, 
+/**
+ * Without `offset`: `screen` (default) sends one `terminal_output` without an offset that
+ * redraws the screen as it is, `raw` the scrollback the terminal keeps.
+ */
+replay?: Replay, };
 
 export type TerminalInput = { terminalId: string, input: string, };
 
@@ -447,4 +459,4 @@ export type Ports = { ports: Array<PortInfo>, };
 
 export type Stats = { cpuPercent: number, memoryBytes: number, memoryLimitBytes: number | null, pids: number, diskBytes: number, diskLimitBytes: number | null, };
 
-export type RawControl = { "type": "attached", offset: number, cols: number, rows: number, gap?: boolean, } | { "type": "resize", cols: number, rows: number, } | { "type": "exit", exitCode: number | null, signal: number | null, } | { "type": "error", code: ErrorCode, message: string, };
+export type RawControl = { "type": "attached", offset: number, cols: number, rows: number, gap?: boolean, snapshot?: number, } | { "type": "resize", cols: number, rows: number, } | { "type": "exit", exitCode: number | null, signal: number | null, } | { "type": "error", code: ErrorCode, message: string, };

@@ -65,8 +65,9 @@ export function terminalTheme(): ITheme {
 /**
  * Owns an xterm.js instance and its raw socket. Counts the PTY bytes it has
  * received so that a reconnect asks for `?offset=<count>` and nothing is shown
- * twice; the first attach of a page passes no offset, so the server replays
- * the scrollback.
+ * twice; the first attach of a page passes no offset and asks for a screen
+ * replay: a snapshot that redraws the terminal as it is (vim, htop, a prompt),
+ * whose bytes are not PTY bytes and are not counted.
  */
 export class TermSession {
   readonly term: Terminal;
@@ -74,6 +75,8 @@ export class TermSession {
   private ws: WebSocket | null = null;
   /** Byte offset of the next PTY byte we expect (server numbering). */
   private received = 0;
+  /** Bytes of the screen snapshot still to come on this connection (not counted). */
+  private snapshotLeft = 0;
   private attachedOnce = false;
   /** True once this connection received `attached`. */
   private attachedNow = false;
@@ -200,6 +203,7 @@ export class TermSession {
     const rows = dims && Number.isFinite(dims.rows) && dims.rows > 1 ? dims.rows : this.term.rows;
     const q = new URLSearchParams({ cols: String(cols), rows: String(rows) });
     if (this.attachedOnce) q.set('offset', String(this.received));
+    else q.set('replay', 'screen');
     if (this.viewOnly) q.set('mode', 'view');
     const url = wsUrl(
       `/api/workspaces/${encodeURIComponent(this.workspaceId)}/terminals/${encodeURIComponent(this.terminalId)}/ws?${q}`,
@@ -220,7 +224,9 @@ export class TermSession {
     ws.onmessage = (ev) => {
       if (ev.data instanceof ArrayBuffer) {
         const bytes = new Uint8Array(ev.data);
-        this.received += bytes.length;
+        const snapshot = Math.min(this.snapshotLeft, bytes.length);
+        this.snapshotLeft -= snapshot;
+        this.received += bytes.length - snapshot;
         this.term.write(bytes);
         return;
       }
@@ -265,6 +271,10 @@ export class TermSession {
           this.term.write('\r\n\x1b[2m[some output was skipped while disconnected]\x1b[0m\r\n');
         }
         this.received = Number.isFinite(offset) ? offset : 0;
+        const snapshot = Number(msg.snapshot ?? 0);
+        this.snapshotLeft = Number.isFinite(snapshot) && snapshot > 0 ? snapshot : 0;
+        // A snapshot redraws everything, so it starts from a clean terminal.
+        if (this.snapshotLeft > 0) this.term.reset();
         this.attachedOnce = true;
         this.attachedNow = true;
         this.backoff.reset();

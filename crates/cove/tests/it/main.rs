@@ -17,6 +17,7 @@ mod perimeter;
 mod postgres;
 mod preview;
 mod preview_signin;
+mod replay;
 mod restart;
 mod robustness;
 mod sandbox;

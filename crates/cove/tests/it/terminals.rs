@@ -42,8 +42,22 @@ async fn raw_socket_creates_replays_and_resumes_without_loss_or_duplicates() {
         "bytes before the offset are not sent again: {resumed}"
     );
 
-    // Without an offset, the scrollback is replayed from the start.
-    let (mut replay, attached) = s.raw(&id, "r1", "").await;
+    // Without an offset, a screen snapshot first (not counted in offsets), then live output.
+    let (mut screen, attached) = s.raw(&id, "r1", "").await;
+    let snapshot = attached["snapshot"]
+        .as_u64()
+        .expect("a snapshot by default") as usize;
+    assert!(
+        attached["offset"].as_u64().unwrap() >= seen + b.output.len() as u64,
+        "live output starts after what was printed: {attached}"
+    );
+    screen.until("END-2").await;
+    assert!(screen.output.len() >= snapshot);
+    drop(screen);
+
+    // With `replay=raw`, the scrollback is replayed from the start.
+    let (mut replay, attached) = s.raw(&id, "r1", "?replay=raw").await;
+    assert!(attached.get("snapshot").is_none(), "{attached}");
     assert_eq!(attached["offset"], 0);
     let all = replay.until("END-2").await;
     assert!(
@@ -192,8 +206,9 @@ async fn answers_to_replayed_queries_never_reach_the_program() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     drop(live);
 
-    // A reload: attach without an offset, read the replay, answer as xterm.js does.
-    let (mut reload, _) = s.raw(&id, "q", "").await;
+    // A reload with a raw replay: read it, answer as xterm.js does. (A screen replay holds
+    // no queries at all.)
+    let (mut reload, _) = s.raw(&id, "q", "?replay=raw").await;
     reload.until("\x1b]11;?").await;
     for answer in [
         &b"\x1b[>0;276;0c"[..],
@@ -218,7 +233,10 @@ async fn answers_to_replayed_queries_never_reach_the_program() {
     drop(c);
     let mut c = s.control(&id).await;
     let attached = c
-        .request("attach_terminal", json!({"terminalId": "q"}))
+        .request(
+            "attach_terminal",
+            json!({"terminalId": "q", "replay": "raw"}),
+        )
         .await;
     assert_eq!(attached["type"], "terminal_attached", "{attached}");
     for input in ["\u{1b}[3;1R", "again\n"] {

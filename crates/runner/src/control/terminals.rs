@@ -1,8 +1,9 @@
 //! Terminal requests of the control socket: create, attach, input, resize, close.
 //!
 //! Create and attach reply before the terminal's output starts flowing, so the client knows
-//! the terminal before its first byte. An attach replays the scrollback, and answers the
-//! client's emulator gives to queries in it are kept out of the input (see `replay.rs`).
+//! the terminal before its first byte. An attach sends a snapshot of the screen; one that asks
+//! for the raw scrollback gets it, and answers the client's emulator gives to queries in it
+//! are kept out of the input (see `replay.rs`).
 
 use cove_protocol::*;
 
@@ -41,9 +42,10 @@ impl Session {
         Ok(None)
     }
 
-    /// Without an offset the scrollback is replayed (and queries in it kept from getting
-    /// answers); with one, output resumes at that byte, as on the raw socket: a resume is
-    /// not a replay.
+    /// Without an offset: a snapshot of the screen (one `terminal_output` without an offset),
+    /// or with `replay: raw` the scrollback (and queries in it kept from getting answers);
+    /// with an offset, output resumes at that byte, as on the raw socket: a resume is not a
+    /// replay.
     pub(super) async fn attach_terminal(
         &mut self,
         r: AttachTerminal,
@@ -51,7 +53,13 @@ impl Session {
     ) -> Result<Option<Event>, Error> {
         let terminal = self.ws.terminals.get(&r.terminal_id)?;
         let size = terminal.size();
-        let reader = terminal.log.reader(r.offset);
+        let (reader, snapshot) = match (r.offset, r.replay.unwrap_or_default()) {
+            (None, Replay::Screen) => {
+                let (snapshot, reader) = terminal.attach_screen(None)?;
+                (reader, snapshot)
+            }
+            (offset, _) => (terminal.log.reader(offset), None),
+        };
         let attached = Event::TerminalAttached(TerminalAttached {
             terminal_id: terminal.id.clone(),
             cols: size.cols,
@@ -60,12 +68,22 @@ impl Session {
             gap: Some(reader.starts_with_gap()),
         });
         self.reply(request_id, Ok(attached)).await;
-        let replay = match r.offset {
-            Some(_) => None,
-            None => {
+        if let Some(snapshot) = snapshot {
+            let screen = Event::TerminalOutput(TerminalOutput {
+                terminal_id: terminal.id.clone(),
+                data: snapshot,
+                offset: None,
+            });
+            if self.out.event(screen).await.is_err() {
+                return Ok(None);
+            }
+        }
+        let replay = match (r.offset, r.replay) {
+            (None, Some(Replay::Raw)) => {
                 let filter = self.answers.entry(terminal.id.clone()).or_default().clone();
                 Some((terminal.log.end(), filter))
             }
+            _ => None,
         };
         self.feed(terminal, reader, replay);
         Ok(None)

@@ -1,0 +1,217 @@
+//! Plain text in bulk (a `cat` of a big file, a build log) without emulating every character.
+//!
+//! avt draws about 45 MB/s; a PTY on this machine moves 120-190 MB/s, so emulating every byte
+//! would make the emulator, not the kernel, the limit of a terminal's throughput. But in a long
+//! run of plain text (printable ASCII, CR and LF, with the parser in ground state) most
+//! characters are scrolled out of view by the ones after them: once the cursor has reached the
+//! bottom and `rows` more lines start below it, every row on view was scrolled in fresh after
+//! that point, so the screen depends only on what follows it and on the cursor's column there.
+//!
+//! A [`Plan`] finds that point in a run. The screen is then cleared (the primary screen's rows
+//! go to the history, in order), the cursor put where it was at that point, and only the tail
+//! is emulated: the same cells, cursor and pen as emulating all of it. The skipped lines reach
+//! the history as plain text (rendered by [`text_lines`], without colours).
+//!
+//! It only applies when the modes that change how plain text moves the cursor are known to be
+//! at their defaults: full-screen scroll margins, autowrap on, insert and newline modes off
+//! ([`Layout`], kept from the parsed functions, and erring towards "not known").
+
+use std::collections::VecDeque;
+
+/// A run shorter than this is emulated as it is: planning would not pay.
+pub(super) const MIN_BURST: usize = 16 * 1024;
+
+/// Bytes of plain text `Screen` passes through the fast path untouched.
+pub(super) fn is_plain(byte: u8) -> bool {
+    matches!(byte, 0x20..=0x7e | b'\r' | b'\n')
+}
+
+/// The modes that decide how plain text moves the cursor, as far as they are known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Layout {
+    full_margins: bool,
+    autowrap: bool,
+    insert: bool,
+    newline: bool,
+}
+
+impl Default for Layout {
+    fn default() -> Layout {
+        Layout {
+            full_margins: true,
+            autowrap: true,
+            insert: false,
+            newline: false,
+        }
+    }
+}
+
+impl Layout {
+    /// Whether a burst can skip its head.
+    fn plain(&self) -> bool {
+        self.full_margins && self.autowrap && !self.insert && !self.newline
+    }
+
+    /// Follows a function the emulator is about to run on a screen of `rows` rows. Mirrors
+    /// avt's rules; where unsure, it marks the layout not plain (only costs speed).
+    pub(super) fn follow(&mut self, function: &avt::parser::Function, rows: usize) {
+        use avt::parser::{AnsiMode, DecMode, Function};
+        match function {
+            Function::Decstbm(top, bottom) => {
+                let top = usize::from(*top).max(1) - 1;
+                let bottom = if *bottom == 0 {
+                    rows
+                } else {
+                    usize::from(*bottom)
+                } - 1;
+                if top < bottom && bottom < rows {
+                    self.full_margins = top == 0 && bottom == rows - 1;
+                }
+            }
+            Function::Sm(modes) | Function::Rm(modes) => {
+                let on = matches!(function, Function::Sm(_));
+                for mode in modes.as_slice() {
+                    match mode {
+                        AnsiMode::Insert => self.insert = on,
+                        AnsiMode::NewLine => self.newline = on,
+                    }
+                }
+            }
+            Function::Decset(modes) | Function::Decrst(modes)
+                if modes.as_slice().contains(&DecMode::AutoWrap) =>
+            {
+                self.autowrap = matches!(function, Function::Decset(_));
+            }
+            // A soft reset: full margins, insert off (avt's `soft_reset`).
+            Function::Decstr => {
+                self.full_margins = true;
+                self.insert = false;
+            }
+            Function::Ris => *self = Layout::default(),
+            _ => {}
+        }
+    }
+
+    /// avt resets the margins when the number of rows changes.
+    pub(super) fn resized(&mut self, rows_changed: bool) {
+        if rows_changed {
+            self.full_margins = true;
+        }
+    }
+}
+
+/// Where a burst can be cut, and the cursor's column there (`cols` when a wrap is pending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Plan {
+    pub(super) cut: usize,
+    pub(super) col: usize,
+}
+
+/// Plans a burst of plain bytes that starts with the cursor at column `col` (`cols`: a wrap is
+/// pending) on a screen of `cols` x `rows`. `None` when it cannot be cut: too short, modes not
+/// known plain, or too few lines.
+pub(super) fn plan(
+    run: &[u8],
+    layout: &Layout,
+    mut col: usize,
+    cols: usize,
+    rows: usize,
+) -> Option<Plan> {
+    if run.len() < MIN_BURST || !layout.plain() {
+        return None;
+    }
+    // The cursor moves to a new line on LF and on a print with a wrap pending. Keep the last
+    // `rows + 1` such moves: the cut is before the oldest, so `rows + 1` follow it.
+    let keep = rows + 1;
+    let mut moves: VecDeque<Plan> = VecDeque::with_capacity(keep + 1);
+    let mut total = 0usize;
+    for (i, &byte) in run.iter().enumerate() {
+        let moved = match byte {
+            b'\r' => {
+                col = 0;
+                false
+            }
+            b'\n' => true,
+            _ if col >= cols => true,
+            _ => {
+                col += 1;
+                false
+            }
+        };
+        if moved {
+            if moves.len() == keep {
+                moves.pop_front();
+            }
+            moves.push_back(Plan { cut: i, col });
+            total += 1;
+            if byte != b'\n' {
+                col = 1;
+            }
+        }
+    }
+    // At least `rows` moves before the cut put the cursor on the bottom row there.
+    if total < keep + rows {
+        return None;
+    }
+    moves.front().copied()
+}
+
+/// The functions that put a screen of `rows` x `cols` where the skipped head left it: the
+/// cursor on the bottom row at `col` (past the last column: a wrap pending). What the rows on
+/// view hold does not matter: all of them scroll out before the end of the burst.
+pub(super) fn cursor_at(plan: Plan, cols: usize, rows: usize) -> Vec<avt::parser::Function> {
+    use avt::parser::Function;
+    let row = u16::try_from(rows).unwrap_or(u16::MAX);
+    if plan.col >= cols {
+        let last = u16::try_from(cols).unwrap_or(u16::MAX);
+        vec![Function::Cup(row, last), Function::Print(' ')]
+    } else {
+        let col = u16::try_from(plan.col + 1).unwrap_or(u16::MAX);
+        vec![Function::Cup(row, col)]
+    }
+}
+
+/// The lines of plain text `head` (CR returns to the line's start and overwrites, LF ends a
+/// line, a line wraps at `cols`), each ending in CR LF, at most the last `budget` bytes' worth.
+pub(super) fn text_lines(head: &[u8], cols: usize, budget: usize) -> Vec<String> {
+    let start = head.len().saturating_sub(budget);
+    // Start at a line boundary, so that the first line is whole.
+    let start = match head[start..].iter().position(|&b| b == b'\n') {
+        Some(i) if start > 0 => start + i + 1,
+        _ => start,
+    };
+    let mut lines = Vec::new();
+    let mut line: Vec<u8> = Vec::with_capacity(cols);
+    let mut col = 0;
+    let finish = |line: &mut Vec<u8>, lines: &mut Vec<String>| {
+        let mut text = String::from_utf8_lossy(line).trim_end().to_string();
+        text.push_str("\r\n");
+        lines.push(text);
+        line.clear();
+    };
+    for &byte in &head[start..] {
+        match byte {
+            b'\r' => col = 0,
+            b'\n' => {
+                finish(&mut line, &mut lines);
+                col = 0;
+            }
+            _ => {
+                if col >= cols {
+                    finish(&mut line, &mut lines);
+                    col = 0;
+                }
+                if col < line.len() {
+                    line[col] = byte;
+                } else {
+                    line.push(byte);
+                }
+                col += 1;
+            }
+        }
+    }
+    if !line.is_empty() {
+        finish(&mut line, &mut lines);
+    }
+    lines
+}

@@ -1,0 +1,284 @@
+use super::*;
+
+fn size(cols: u16, rows: u16) -> Size {
+    Size { cols, rows }
+}
+
+/// The cells of a screen on view: character and pen.
+type Cells = Vec<Vec<(char, avt::Pen)>>;
+
+/// Everything a person sees of a terminal: both screens cell by cell (character and pen),
+/// which one is active, and the cursor.
+fn seen(vt: &avt::Terminal) -> (Cells, Cells, String) {
+    let cells = |screen: avt::Screen<'_>| {
+        screen
+            .visible_lines()
+            .map(|l| l.cells().iter().map(|c| (c.char(), *c.pen())).collect())
+            .collect()
+    };
+    (
+        cells(vt.screen()),
+        cells(vt.primary_screen()),
+        format!("{:?} {:?}", vt.active_screen_kind(), vt.cursor()),
+    )
+}
+
+/// Feeds `bytes` to a screen, then checks that its snapshot rebuilds the same thing on a
+/// fresh emulator of the same size.
+fn round_trip(size: Size, bytes: &[u8]) -> (Screen, String) {
+    let mut screen = Screen::new(size);
+    for chunk in bytes.chunks(7) {
+        screen.feed(chunk);
+    }
+    let snapshot = screen.snapshot();
+    let mut fresh = emulator(size);
+    fresh.feed(snapshot.as_str());
+    assert_eq!(
+        seen(&fresh),
+        seen(screen.vt.as_ref().unwrap()),
+        "snapshot {snapshot:?}"
+    );
+    (screen, snapshot)
+}
+
+#[test]
+fn a_snapshot_rebuilds_both_screens_the_cursor_and_colours() {
+    // A coloured prompt, then a full-screen program on the alternate screen with a scroll
+    // region, a saved cursor, a hidden cursor and a half-written escape sequence.
+    let bytes =
+        b"\x1b[1;32muser@box\x1b[0m:\x1b[34m~\x1b[0m$ ls\r\nfile \x1b[7minverse\x1b[0m\r\n$ \
+        \x1b[?1049h\x1b[2J\x1b[H\x1b[2;20r\x1b[5;3HvimText\x1b[38;2;10;20;30mrgb\x1b[48;5;200mbg\
+        \x1b7\x1b[10;10Hmoved\x1b[?25l\x1b[3";
+    let (_, snapshot) = round_trip(size(40, 24), bytes);
+    assert!(snapshot.contains("vimText"), "{snapshot:?}");
+    // Back on the primary screen the prompt is still there.
+    let (screen, _) = round_trip(size(40, 24), &[&bytes[..], b"1m\x1b[?1049lback"].concat());
+    let text = screen.vt.as_ref().unwrap().screen().text().join("\n");
+    assert!(
+        text.contains("user@box:~$ ls") && text.contains("back"),
+        "{text}"
+    );
+}
+
+#[test]
+fn lines_that_scrolled_off_go_first_into_the_clients_scrollback() {
+    let mut bytes = Vec::new();
+    for i in 1..=30 {
+        bytes.extend_from_slice(format!("line-{i}\r\n").as_bytes());
+    }
+    bytes.extend_from_slice(b"\x1b[31mred\x1b[0m $ ");
+    let (screen, snapshot) = round_trip(size(20, 5), &bytes);
+    assert_eq!(screen.history.lines.len(), 26, "{:?}", screen.history);
+    assert!(
+        snapshot.starts_with("\x1b[0mline-1\r\nline-2\r\n"),
+        "{snapshot:?}"
+    );
+    // On a client, the history ends up above the screen, and the screen is as it was.
+    let mut client = avt::Terminal::with_scrollback(20, 5, None).unwrap();
+    client.feed(snapshot.as_str());
+    let all: Vec<String> = client
+        .screen()
+        .all_lines()
+        .map(|l| l.text().trim_end().to_string())
+        .collect();
+    assert_eq!(all[0], "line-1");
+    assert_eq!(all[25], "line-26");
+    assert_eq!(
+        &all[26..],
+        ["line-27", "line-28", "line-29", "line-30", "red $"]
+    );
+}
+
+#[test]
+fn the_history_is_bounded_in_bytes() {
+    let mut screen = Screen::new(size(80, 24));
+    let line = format!("{}\r\n", "x".repeat(70));
+    for _ in 0..5000 {
+        screen.feed(line.as_bytes());
+    }
+    assert!(
+        screen.history.bytes <= HISTORY_BYTES,
+        "{}",
+        screen.history.bytes
+    );
+    assert!(screen.history.lines.len() > 500);
+}
+
+#[test]
+fn modes_avt_does_not_keep_are_in_the_snapshot() {
+    let mut screen = Screen::new(size(80, 24));
+    screen.feed(b"\x1b[?1002;1006h\x1b[?2004h\x1b[?1004h\x1b=\x1b[5 q\x1b]2;vim \x01main.rs\x07");
+    let snapshot = screen.snapshot();
+    for expected in [
+        "\x1b[?1002h",
+        "\x1b[?1006h",
+        "\x1b[?2004h",
+        "\x1b[?1004h",
+        "\x1b=",
+        "\x1b[5 q",
+        "\x1b]2;vim main.rs\x07",
+    ] {
+        assert!(snapshot.contains(expected), "{expected:?} in {snapshot:?}");
+    }
+    // Turned off again, or reset: gone.
+    screen.feed(b"\x1b[?1002l\x1b[?2004l\x1b>");
+    let snapshot = screen.snapshot();
+    assert!(!snapshot.contains("\x1b[?1002h") && !snapshot.contains("\x1b[?2004h"));
+    assert!(snapshot.contains("\x1b[?1006h"), "{snapshot:?}");
+    screen.feed(b"\x1bc");
+    let snapshot = screen.snapshot();
+    assert!(!snapshot.contains("\x1b[?1006h") && !snapshot.contains("\x1b]2;"));
+}
+
+#[test]
+fn a_huge_title_is_cut() {
+    let mut screen = Screen::new(size(80, 24));
+    screen.feed(format!("\x1b]0;{}\x07", "é".repeat(5000)).as_bytes());
+    let snapshot = screen.snapshot();
+    let title = snapshot
+        .split("\x1b]2;")
+        .nth(1)
+        .unwrap()
+        .split('\x07')
+        .next();
+    assert!(title.unwrap().len() <= 1024);
+}
+
+#[test]
+fn a_sleeping_screen_wakes_as_it_was() {
+    let bytes = b"\x1b[?1049h\x1b[3;4r\x1b[4;1Hin region\x1b[?7l\x1b(0lqk\x1b(B\x1b[?1h";
+    let (mut screen, before) = round_trip(size(30, 10), bytes);
+    assert!(screen.sleep(), "it was awake");
+    assert!(screen.vt.is_none());
+    assert!(!screen.sleep(), "already asleep");
+    assert_eq!(screen.snapshot(), before);
+    // And it goes on from where it was.
+    screen.sleep();
+    screen.feed(b"\x1b[5;1Hmore");
+    let text = screen.vt.as_ref().unwrap().screen().text().join("\n");
+    assert!(
+        text.contains("in region") && text.contains("more"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_resize_reflows_and_a_character_split_across_reads_survives() {
+    let mut screen = Screen::new(size(10, 4));
+    let bytes = "héllo wörld, a long line\r\n$ ".as_bytes();
+    let split = bytes.iter().position(|&b| b >= 0x80).unwrap() + 1;
+    screen.feed(&bytes[..split]);
+    screen.feed(&bytes[split..]);
+    screen.resize(size(30, 4));
+    let text = screen.vt.as_ref().unwrap().screen().text().join("|");
+    assert!(text.contains("héllo wörld, a long line"), "{text}");
+    let snapshot = screen.snapshot();
+    let mut fresh = emulator(size(30, 4));
+    fresh.feed(snapshot.as_str());
+    assert_eq!(seen(&fresh), seen(screen.vt.as_ref().unwrap()));
+}
+
+/// The same bytes fed to avt as they are: what the fast path must match.
+fn reference(size: Size, bytes: &[u8]) -> avt::Terminal {
+    let mut vt = emulator(size);
+    vt.feed(String::from_utf8_lossy(bytes).as_ref());
+    vt
+}
+
+fn burst_matches(size: Size, before: &[u8], burst: &[u8], after: &[u8]) -> Screen {
+    let all = [before, burst, after].concat();
+    let mut screen = Screen::new(size);
+    screen.feed(before);
+    // In one piece and in odd pieces: plans are made per run of plain text.
+    for chunk in burst.chunks(40_000) {
+        screen.feed(chunk);
+    }
+    screen.feed(after);
+    assert_eq!(
+        seen(screen.vt.as_ref().unwrap()),
+        seen(&reference(size, &all)),
+        "before {:?}",
+        String::from_utf8_lossy(before)
+    );
+    // And the snapshot still rebuilds it.
+    let mut fresh = emulator(size);
+    fresh.feed(screen.snapshot().as_str());
+    assert_eq!(seen(&fresh), seen(screen.vt.as_ref().unwrap()));
+    screen
+}
+
+#[test]
+fn a_burst_of_plain_text_draws_what_emulating_all_of_it_draws() {
+    let lines: String = (0..5000)
+        .map(|i| format!("line {i} {}\r\n", "x".repeat(i % 97)))
+        .collect();
+    let one_long_line = "a".repeat(300_001);
+    let progress: String = (0..20_000).map(|i| format!("\r{i:>8} done")).collect();
+    let mixed = format!("{lines}{progress}\r\n{one_long_line}");
+    for burst in [lines.as_str(), one_long_line.as_str(), mixed.as_str()] {
+        for before in [
+            &b""[..],
+            b"$ cat big\r\n",
+            // Coloured background: blank rows scrolled in take it.
+            b"\x1b[44;1m",
+            // A wrap pending when the burst starts.
+            b"\x1b[24;80Hz",
+            // The alternate screen, the cursor mid-screen.
+            b"\x1b[?1049h\x1b[10;30Hpartial",
+            // Modes the fast path must not ignore: it falls back to emulating everything.
+            b"\x1b[3;20r",
+            b"\x1b[4h",
+            b"\x1b[?7l",
+            b"\x1b[20h",
+        ] {
+            let fast = burst_matches(size(80, 24), before, burst.as_bytes(), b"\x1b[0m$ ");
+            let small = burst_matches(size(37, 5), before, burst.as_bytes(), b"");
+            // The modes set after the first five keep it on the slow path.
+            let plain = [&b""[..], b"$ cat big\r\n", b"\x1b[44;1m", b"\x1b[24;80Hz"]
+                .contains(&before)
+                || before.starts_with(b"\x1b[?1049h");
+            assert_eq!(
+                fast.skipped > 0,
+                plain,
+                "{:?}",
+                String::from_utf8_lossy(before)
+            );
+            // On 5 rows a region down to row 20 is refused, as avt refuses it.
+            let refused = before == b"\x1b[3;20r";
+            assert_eq!(small.skipped > 0, plain || refused);
+        }
+    }
+}
+
+#[test]
+fn a_burst_keeps_its_last_lines_in_the_history() {
+    let lines: String = (0..5000).map(|i| format!("line {i}\r\n")).collect();
+    let screen = burst_matches(size(80, 24), b"$ prompt\r\n", lines.as_bytes(), b"");
+    let history: Vec<&str> = screen.history.lines.iter().map(|l| l.trim_end()).collect();
+    let last = history.len() - 1;
+    // The screen shows lines 4977 to 4999 and the empty last row; the history ends just
+    // above them, in order, with no blank rows from the fast path.
+    assert_eq!(history[last], "line 4976");
+    assert_eq!(history[last - 1], "line 4975");
+    assert!(history.iter().all(|l| !l.is_empty()), "{history:?}");
+}
+
+#[test]
+fn a_burst_is_cut_only_where_the_rows_on_view_are_all_new() {
+    // Bare LFs keep the column: a staircase that wraps, where the column at the cut matters.
+    let staircase: String = (0..20_000).map(|i| format!("{}\n", i % 10)).collect();
+    burst_matches(size(80, 24), b"", staircase.as_bytes(), b"");
+    // Few new lines over a screen full of old text: rows the cursor only moves onto keep
+    // their old cells, so the burst cannot be cut where the cursor was not yet at the bottom.
+    let stale = format!("{}\x1b[H", format!("{}\r\n", "X".repeat(79)).repeat(23));
+    // About 40 lines to a 40,000-byte piece: more than `rows + 1` but less than twice that.
+    let line = format!("{}\r\n", "\rokok".repeat(200));
+    for lines in [30, 45, 100] {
+        burst_matches(
+            size(80, 24),
+            stale.as_bytes(),
+            line.repeat(lines).as_bytes(),
+            b"",
+        );
+    }
+}
