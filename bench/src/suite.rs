@@ -523,6 +523,23 @@ async fn load_one(conf: &SuiteConf, srv: Option<&Srv>, target: Target, row: &mut
             mem,
         });
     }
+    // The same terminals after longer idle: cove's runner puts the screens of terminals with
+    // no output for 20 s to sleep (their grids dropped, their dump kept).
+    if let (Some(pid), Some(last), Ok(idle)) = (pid, steps.last(), &row.idle) {
+        let asleep = mem_after_settle(pid, Duration::from_secs(25)).await;
+        if let Ok(m) = asleep {
+            let per = (m.kib.saturating_sub(idle.kib)) as f64 / *last as f64;
+            progress(&format!(
+                "{}: after 25 s more of idle, server {:.1} MiB: {per:.1} KiB per terminal",
+                row.name,
+                m.mib()
+            ));
+            row.notes.push(format!(
+                "after 25 s more of idle: {:.1} MiB, (RSS − idle RSS) / {last} = {per:.1} KiB per terminal",
+                m.mib()
+            ));
+        }
+    }
     // Echo while `active` terminals type.
     let active = conf.active.min(fleet.stats.opened.load(Ordering::Relaxed));
     row.active = async {

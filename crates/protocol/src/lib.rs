@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 pub mod accounts;
 mod attach;
 mod error;
+pub mod handover;
 pub mod launch;
 pub mod rest;
 pub use attach::{AttachMode, Replay};

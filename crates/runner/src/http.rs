@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `GET /ws` | control socket (docs/PROTOCOL.md section 1); `mode=view` to watch and read only |
 //! | `GET /terminals/{id}/ws` | raw terminal socket (section 2); `format=text` for section 3, `mode=view` for output only (section 8) |
+//! | `GET /terminals/{id}/adopt` | the same socket, its client connection handed over by the server (`adopt.rs`) |
 //! | `GET/PUT/DELETE /files/{path}` | file bytes, as the REST routes of section 0 |
 //! | `/ports/{port}/...` | port preview: HTTP and WebSocket to `127.0.0.1:{port}` |
 //! | `GET /healthz` | liveness and identity, for the server to find its runners again |
@@ -30,7 +31,7 @@ use crate::terminals::NewTerminal;
 use crate::{Listen, Workspace};
 
 /// An error as the REST API answers it.
-struct ApiError(ErrorReply);
+pub(crate) struct ApiError(ErrorReply);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -50,7 +51,7 @@ impl From<Error> for ApiError {
 /// zero-filled on every read: with many idle terminals it was most of their memory, and with
 /// many typing ones a third of the runner's CPU. Keystrokes are tiny; large frames still
 /// arrive whole, in several reads.
-const READ_BUFFER: usize = 4096;
+pub(crate) const READ_BUFFER: usize = 4096;
 
 /// The router over one workspace.
 pub(crate) fn router(ws: Arc<Workspace>) -> Router {
@@ -58,6 +59,7 @@ pub(crate) fn router(ws: Arc<Workspace>) -> Router {
     Router::new()
         .route("/ws", get(control_socket))
         .route("/terminals/{id}/ws", get(terminal_socket))
+        .route("/terminals/{id}/adopt", get(crate::adopt::adopt))
         .route("/files", get(get_file).put(put_file).delete(delete_file))
         .route("/files/", get(get_file).put(put_file).delete(delete_file))
         .route(
@@ -88,9 +90,7 @@ pub(crate) async fn serve(
         Listen::Inherited(listener) => {
             let listener = tokio::net::UnixListener::from_std(listener)?;
             tracing::info!("runner listening on the socket the server made for it");
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await?;
+            serve_unix(listener, app, stop).await;
         }
         Listen::Unix(path) => {
             if path.exists() {
@@ -104,9 +104,7 @@ pub(crate) async fn serve(
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
             tracing::info!(socket = %path.display(), "runner listening");
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await?;
+            serve_unix(listener, app, stop).await;
         }
         Listen::Tcp { addr, token } => {
             let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -143,6 +141,56 @@ pub(crate) async fn serve(
     Ok(())
 }
 
+/// The descriptor of the Unix connection a request came on, for a hand-over (`adopt.rs`),
+/// which receives the client's connection on it. Valid while the request's connection is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectionFd(pub(crate) std::os::fd::RawFd);
+
+/// Serves a Unix listener until `stop`, then lets open requests finish: `axum::serve`'s
+/// connection handling, plus [`ConnectionFd`] on each request.
+async fn serve_unix(listener: tokio::net::UnixListener, app: Router, stop: CancellationToken) {
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => break,
+        };
+        connections.spawn(serve_connection(stream, app.clone(), stop.clone()));
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+/// One connection of [`serve_unix`].
+async fn serve_connection(stream: tokio::net::UnixStream, app: Router, stop: CancellationToken) {
+    let fd = ConnectionFd(std::os::fd::AsRawFd::as_raw_fd(&stream));
+    let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(fd);
+        let mut app = app.clone();
+        let request = request.map(axum::body::Body::new);
+        async move { <Router as tower_service::Service<_>>::call(&mut app, request).await }
+    });
+    let builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    let connection =
+        builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = stop.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), connection).await;
+        }
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -176,21 +224,68 @@ async fn terminal_socket(
         .max_message_size(1024 * 1024)
         .max_frame_size(1024 * 1024)
         .read_buffer_size(READ_BUFFER);
+    let (terminal, attach) = match open_terminal(&ws, id, query) {
+        Ok(Opened::Terminal(terminal, attach)) => (terminal, attach),
+        Ok(Opened::Refused(e)) => {
+            // Answer the upgrade, then say why and close, so browsers see the reason.
+            return upgrade.on_upgrade(move |mut socket| async move {
+                let _ = socket.send(crate::raw::refusal(e.to_reply())).await;
+                let _ = socket
+                    .send(axum::extract::ws::Message::Close(Some(
+                        axum::extract::ws::CloseFrame {
+                            code: 1008,
+                            reason: "cannot open terminal".into(),
+                        },
+                    )))
+                    .await;
+            });
+        }
+        Err(refusal) => return refusal.into_response(),
+    };
+    let shutdown = ws.shutdown.clone();
+    upgrade.on_upgrade(move |socket| {
+        use futures_util::StreamExt;
+        let (sink, stream) = socket.split();
+        let ending = crate::raw::Ending {
+            shutdown,
+            revoked: CancellationToken::new(),
+        };
+        crate::raw::serve(terminal, sink, stream, attach, ending)
+    })
+}
+
+/// What a terminal socket's request comes to: a terminal to attach to and how, or a refusal
+/// to say on the socket (the terminal could not be created).
+pub(crate) enum Opened {
+    Terminal(Arc<crate::terminals::Terminal>, crate::raw::Attach),
+    Refused(Error),
+}
+
+/// Checks a terminal socket's query and finds (or, in edit mode, creates) its terminal. A
+/// refusal that must be an HTTP answer (a bad query, a viewer asking for a missing terminal)
+/// is `Err`.
+pub(crate) fn open_terminal(
+    ws: &Workspace,
+    id: String,
+    query: Result<Query<TerminalQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Opened, ApiError> {
     let query = match query {
         Ok(Query(q)) => q,
         Err(e) => {
-            return ApiError(ErrorReply::new(ErrorCode::BadRequest, e.body_text())).into_response();
+            return Err(ApiError(ErrorReply::new(
+                ErrorCode::BadRequest,
+                e.body_text(),
+            )));
         }
     };
     let format = match query.format.as_deref() {
         None | Some("raw") => Format::Raw,
         Some("text") => Format::Text,
         Some(other) => {
-            return ApiError(ErrorReply::new(
+            return Err(ApiError(ErrorReply::new(
                 ErrorCode::BadRequest,
                 format!("unknown format {other:?}"),
-            ))
-            .into_response();
+            )));
         }
     };
     let size = match (query.cols, query.rows) {
@@ -206,7 +301,7 @@ async fn terminal_socket(
     let terminal = match (ws.terminals.get(&id), query.mode) {
         (Ok(t), _) => Ok(t),
         // A viewer creates nothing: refused before the upgrade, as a missing terminal.
-        (Err(e), AttachMode::View) => return ApiError::from(e).into_response(),
+        (Err(e), AttachMode::View) => return Err(ApiError::from(e)),
         (Err(_), AttachMode::Edit) => ws.terminals.create(NewTerminal {
             id: Some(id),
             command: query.command,
@@ -220,31 +315,19 @@ async fn terminal_socket(
         Format::Raw => Replay::Screen,
         Format::Text => Replay::Raw,
     });
-    let shutdown = ws.shutdown.clone();
-    match terminal {
-        Ok(terminal) => upgrade.on_upgrade(move |socket| {
-            let attach = crate::raw::Attach {
+    Ok(match terminal {
+        Ok(terminal) => Opened::Terminal(
+            terminal,
+            crate::raw::Attach {
                 offset: query.offset,
                 replay,
                 resize,
                 format,
                 mode: query.mode,
-            };
-            crate::raw::serve(terminal, socket, attach, shutdown)
-        }),
-        // Answer the upgrade, then say why and close, so browsers see the reason.
-        Err(e) => upgrade.on_upgrade(move |mut socket| async move {
-            let _ = socket.send(crate::raw::refusal(e.to_reply())).await;
-            let _ = socket
-                .send(axum::extract::ws::Message::Close(Some(
-                    axum::extract::ws::CloseFrame {
-                        code: 1008,
-                        reason: "cannot open terminal".into(),
-                    },
-                )))
-                .await;
-        }),
-    }
+            },
+        ),
+        Err(e) => Opened::Refused(e),
+    })
 }
 
 /// Runs a file operation off the async threads.

@@ -15,6 +15,7 @@
 
 #![warn(unreachable_pub)]
 
+mod adopt;
 mod control;
 mod error;
 mod files;

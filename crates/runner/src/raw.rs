@@ -11,10 +11,11 @@
 //! from the client reaches the terminal: each input frame and each resize is answered with a
 //! `forbidden` error (a line `Error: ...` in text format) and dropped; the socket stays open.
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message};
 use cove_protocol::{AttachMode, ErrorCode, ErrorReply, RawControl, Replay};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 use crate::control::PING_EVERY;
 use crate::error::Error;
@@ -57,13 +58,29 @@ pub(crate) struct Attach {
     pub(crate) mode: AttachMode,
 }
 
-/// Serves one terminal socket until the client leaves, the terminal exits or the runner stops.
-pub(crate) async fn serve(
+/// What ends a socket from outside.
+#[derive(Debug, Clone)]
+pub(crate) struct Ending {
+    /// The runner stops: the socket closes with 1001.
+    pub(crate) shutdown: CancellationToken,
+    /// The server revoked the caller's access (a handed-over socket, `adopt.rs`): the socket
+    /// closes with 1008.
+    pub(crate) revoked: CancellationToken,
+}
+
+/// Serves one terminal socket (its two halves) until the client leaves, the terminal exits,
+/// the runner stops or the socket is revoked.
+pub(crate) async fn serve<Out, In>(
     terminal: Arc<Terminal>,
-    socket: WebSocket,
+    mut sink: Out,
+    mut stream: In,
     attach: Attach,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
+    ending: Ending,
+) where
+    Out: Sink<Message, Error = axum::Error> + Unpin + Send,
+    In: Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
+{
+    let Ending { shutdown, revoked } = ending;
     let Attach {
         offset,
         replay,
@@ -71,7 +88,6 @@ pub(crate) async fn serve(
         format,
         mode,
     } = attach;
-    let (mut sink, mut stream) = socket.split();
     // A snapshot is taken at the socket's size, so that full-screen programs redraw for it.
     let attach = match (offset, replay) {
         (None, Replay::Screen) => terminal
@@ -187,6 +203,10 @@ pub(crate) async fn serve(
                     }
                     _ = shutdown.cancelled() => {
                         let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "the workspace is stopping".into() }))).await;
+                        return;
+                    }
+                    _ = revoked.cancelled() => {
+                        let _ = sink.send(Message::Close(Some(CloseFrame { code: 1008, reason: "access to the workspace was revoked".into() }))).await;
                         return;
                     }
                 };

@@ -70,7 +70,7 @@ impl std::fmt::Debug for Screen {
         f.debug_struct("Screen")
             .field("size", &self.size)
             .field("asleep", &self.vt.is_none())
-            .field("history_lines", &self.history.lines.len())
+            .field("history_bytes", &self.history.bytes)
             .field("skipped", &self.skipped)
             .finish_non_exhaustive()
     }
@@ -97,15 +97,20 @@ impl Screen {
     /// Reads what the program printed.
     pub(crate) fn feed(&mut self, bytes: &[u8]) {
         self.modes_parser.advance(&mut self.modes, bytes);
-        let text = self.utf8.decode(bytes);
+        // Most reads are whole UTF-8: read them in place.
+        let decoded;
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) if self.utf8.pending() == 0 => text,
+            _ => {
+                decoded = self.utf8.decode(bytes);
+                decoded.as_str()
+            }
+        };
         self.wake();
-        let mut rest = text.as_str();
+        let mut rest = text;
         while !rest.is_empty() {
             if self.parser.state == State::Ground {
-                let plain = rest
-                    .bytes()
-                    .position(|b| !is_plain(b))
-                    .unwrap_or(rest.len());
+                let plain = burst::plain_prefix(rest.as_bytes());
                 if plain > 0 {
                     self.plain(&rest.as_bytes()[..plain]);
                     rest = &rest[plain..];
@@ -156,9 +161,7 @@ impl Screen {
                     // The rows on view go to the history first, as they would have scrolled.
                     self.functions.push(Function::Ed(avt::parser::EdScope::All));
                     self.run();
-                    for line in burst::text_lines(&run[..plan.cut], cols, HISTORY_BYTES) {
-                        self.history.push_text(line);
-                    }
+                    self.history.push_skipped(&run[..plan.cut], cols);
                     // The blank rows the cursor lands among scroll out as the tail goes on:
                     // they were never seen, so they are not history.
                     self.history.hidden = rows;
@@ -208,12 +211,10 @@ impl Screen {
         let rows = usize::from(self.size.rows);
         let mut out = String::with_capacity(self.history.bytes + 4096);
         out.push_str("\x1b[0m");
-        for line in &self.history.lines {
-            out.push_str(line);
-        }
+        let lines = self.history.render(&mut out);
         // Scroll exactly the history rows still on view into the scrollback, leaving a blank
         // screen: the dump expects one, with the cursor home.
-        let on_view = self.history.lines.len().min(rows.saturating_sub(1));
+        let on_view = lines.min(rows.saturating_sub(1));
         if on_view > 0 {
             let _ = write!(out, "\x1b[{rows};1H");
             out.extend(std::iter::repeat_n('\n', on_view));
@@ -261,14 +262,25 @@ fn emulator(size: Size) -> avt::Terminal {
         .expect("sizes are at least 1")
 }
 
-/// Lines that scrolled off the top, oldest first, each rendered with its colours and ending
-/// in CR LF (or nothing, when it wrapped into the next).
+/// Lines that scrolled off the top, oldest first, within [`HISTORY_BYTES`].
 #[derive(Debug, Default)]
 struct History {
-    lines: VecDeque<String>,
+    entries: VecDeque<Scrolled>,
     bytes: usize,
     /// How many lines the emulator evicts next that are not history (see `burst`).
     hidden: usize,
+}
+
+/// What scrolled off the top.
+#[derive(Debug)]
+enum Scrolled {
+    /// A line the emulator evicted, rendered with its colours, ending in CR LF (or nothing,
+    /// when it wrapped into the next).
+    Line(String),
+    /// The tail of a burst that was not emulated, as the program wrote it: rendered into lines
+    /// only when a snapshot needs them (a flood would otherwise render 64 KiB of lines per
+    /// read, to drop them at the next).
+    Skipped { text: Vec<u8>, cols: usize },
 }
 
 impl History {
@@ -277,18 +289,59 @@ impl History {
             self.hidden -= 1;
             return;
         }
-        self.push_text(render_line(line));
+        let rendered = render_line(line);
+        self.bytes += rendered.len();
+        self.entries.push_back(Scrolled::Line(rendered));
+        self.trim();
     }
 
-    fn push_text(&mut self, rendered: String) {
-        self.bytes += rendered.len();
-        self.lines.push_back(rendered);
+    /// Keeps the last [`HISTORY_BYTES`] of a skipped burst, from the start of a line.
+    fn push_skipped(&mut self, head: &[u8], cols: usize) {
+        let mut start = head.len().saturating_sub(HISTORY_BYTES);
+        if start > 0 {
+            start = memchr::memchr(b'\n', &head[start..]).map_or(head.len(), |i| start + i + 1);
+        }
+        if start == head.len() {
+            return;
+        }
+        self.bytes += head.len() - start;
+        self.entries.push_back(Scrolled::Skipped {
+            text: head[start..].to_vec(),
+            cols,
+        });
+        self.trim();
+    }
+
+    fn trim(&mut self) {
         while self.bytes > HISTORY_BYTES {
-            let Some(old) = self.lines.pop_front() else {
+            let Some(old) = self.entries.pop_front() else {
                 break;
             };
-            self.bytes -= old.len();
+            self.bytes -= match old {
+                Scrolled::Line(line) => line.len(),
+                Scrolled::Skipped { text, .. } => text.len(),
+            };
         }
+    }
+
+    /// Writes every line into `out`; returns how many.
+    fn render(&self, out: &mut String) -> usize {
+        let mut lines = 0;
+        for entry in &self.entries {
+            match entry {
+                Scrolled::Line(line) => {
+                    out.push_str(line);
+                    lines += 1;
+                }
+                Scrolled::Skipped { text, cols } => {
+                    for line in burst::text_lines(text, *cols) {
+                        out.push_str(&line);
+                        lines += 1;
+                    }
+                }
+            }
+        }
+        lines
     }
 }
 

@@ -15,6 +15,7 @@ mod backup;
 mod db;
 mod error;
 mod events;
+mod handover;
 mod health;
 mod link;
 mod listener;

@@ -294,7 +294,49 @@ impl RunnerLink {
             .header(hyper::header::CONNECTION, "Upgrade")
             .header(hyper::header::UPGRADE, "websocket")
             .header(hyper::header::SEC_WEBSOCKET_VERSION, "13")
-            .header(hyper::header::SEC_WEBSOCKET_KEY, websocket_key())
+            .header(hyper::header::SEC_WEBSOCKET_KEY, websocket_key());
+        self.upgrade(id, request).await.map(TokioIo::new)
+    }
+
+    /// Asks the runner of workspace `id` to adopt a terminal socket (`path_and_query`, its
+    /// `/terminals/{id}/adopt` route, see `handover.rs`). `None` when the runner is not on
+    /// this machine (no descriptor can reach it): the caller relays as usual.
+    pub(crate) async fn adopt(
+        &self,
+        id: &str,
+        path_and_query: &str,
+    ) -> Result<Option<tokio::net::UnixStream>, LinkError> {
+        let local = matches!(
+            self.addrs.lock().unwrap().get(id).map(|k| &k.addr),
+            Some(RunnerAddr::Unix { .. })
+        );
+        if !local {
+            return Ok(None);
+        }
+        let request = Request::builder()
+            .method("GET")
+            .uri(path_and_query)
+            .header(hyper::header::CONNECTION, "Upgrade")
+            .header(hyper::header::UPGRADE, cove_protocol::handover::UPGRADE);
+        let upgraded = self.upgrade(id, request).await?;
+        match upgraded.downcast::<TokioIo<RunnerIo>>() {
+            Ok(parts) if parts.read_buf.is_empty() => match parts.io.into_inner() {
+                RunnerIo::Unix(stream) => Ok(Some(stream)),
+                RunnerIo::Tcp(_) => Err(LinkError::Connect("a hand-over over TCP".into())),
+            },
+            _ => Err(LinkError::Connect(
+                "the runner's hand-over connection is not what was opened".into(),
+            )),
+        }
+    }
+
+    /// Sends an upgrade request and returns the upgraded connection, or the runner's refusal.
+    async fn upgrade(
+        &self,
+        id: &str,
+        request: hyper::http::request::Builder,
+    ) -> Result<hyper::upgrade::Upgraded, LinkError> {
+        let request = request
             .body(Body::empty())
             .map_err(|e| LinkError::Refused {
                 status: hyper::StatusCode::BAD_REQUEST,
@@ -327,10 +369,9 @@ impl RunnerLink {
             }
             return Err(LinkError::Refused { status, reply });
         }
-        let upgraded = hyper::upgrade::on(&mut response)
+        hyper::upgrade::on(&mut response)
             .await
-            .map_err(|e| LinkError::Connect(e.to_string()))?;
-        Ok(TokioIo::new(upgraded))
+            .map_err(|e| LinkError::Connect(e.to_string()))
     }
 }
 
@@ -409,24 +450,24 @@ impl tower_service::Service<hyper::Uri> for Connector {
             let addr = addr.ok_or_else(|| {
                 io::Error::new(io::ErrorKind::NotFound, "the runner is not known")
             })?;
-            let io: Box<dyn Stream> = match &addr {
-                RunnerAddr::Unix { path, peer } => Box::new(connect_unix(path, peer).await?),
+            let io = match &addr {
+                RunnerAddr::Unix { path, peer } => RunnerIo::Unix(connect_unix(path, peer).await?),
                 RunnerAddr::Tcp { authority, .. } => {
                     let stream = tokio::net::TcpStream::connect(authority).await?;
                     stream.set_nodelay(true)?;
-                    Box::new(stream)
+                    RunnerIo::Tcp(stream)
                 }
             };
-            Ok(TokioIo::new(RunnerIo(io)))
+            Ok(TokioIo::new(io))
         })
     }
 }
 
-trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
-
 /// A connection to a runner, whatever carries it.
-struct RunnerIo(Box<dyn Stream>);
+enum RunnerIo {
+    Unix(tokio::net::UnixStream),
+    Tcp(tokio::net::TcpStream),
+}
 
 impl Connection for RunnerIo {
     fn connected(&self) -> Connected {
@@ -436,29 +477,41 @@ impl Connection for RunnerIo {
 
 impl AsyncRead for RunnerIo {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        match self.get_mut() {
+            RunnerIo::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            RunnerIo::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+        }
     }
 }
 
 impl AsyncWrite for RunnerIo {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        match self.get_mut() {
+            RunnerIo::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            RunnerIo::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+        }
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            RunnerIo::Unix(s) => Pin::new(s).poll_flush(cx),
+            RunnerIo::Tcp(s) => Pin::new(s).poll_flush(cx),
+        }
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            RunnerIo::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            RunnerIo::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+        }
     }
 }
 

@@ -106,3 +106,24 @@ async fn stop_and_start_through_the_api() {
     let (status, _) = s.json("GET", &format!("/api/workspaces/{id}"), None).await;
     assert_eq!(status, 404);
 }
+
+/// The server hands a terminal socket's connection to the runner: the socket does not go
+/// through the server, and a server that dies takes nothing of it down.
+#[tokio::test]
+async fn a_terminal_socket_lives_through_a_server_sigkill_without_reconnecting() {
+    let mut s = server().await;
+    let id = s.create_workspace("handed", "blank").await;
+    let (mut socket, _) = s.raw(&id, "t", "?cols=80&rows=24").await;
+    socket.send(b"echo before-\"\"kill\n").await;
+    socket.until("before-kill").await;
+    let runner = s.runner_pids()[0];
+
+    s.kill_and_restart().await;
+    // The same socket, never reconnected: input reaches the shell, output comes back.
+    socket.send(b"echo after-\"\"kill\n").await;
+    socket.until("after-kill").await;
+    assert_eq!(s.runner_pids(), vec![runner], "the same runner serves it");
+    // And the socket still closes as every socket does when the terminal ends.
+    socket.send(b"exit\n").await;
+    assert_eq!(socket.until_closed().await, Some(1000));
+}

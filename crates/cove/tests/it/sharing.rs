@@ -387,6 +387,17 @@ async fn cross_origin_sockets_revoked_tokens_and_quotas() {
         .await
         .expect("a token opens sockets");
     read_until(&mut socket, "welcome").await;
+    // A terminal socket, which the server hands over to the runner: it closes too, with 1008.
+    let mut terminal = agent
+        .websocket(&format!("/api/workspaces/{id}/terminals/t/ws"), None)
+        .await
+        .expect("a token opens terminal sockets");
+    read_until(&mut terminal, "attached").await;
+    terminal
+        .send(Message::Binary(b"echo handed-\"\"over\n".to_vec().into()))
+        .await
+        .unwrap();
+    read_until(&mut terminal, "handed-over").await;
     let a = user
         .call("DELETE", &format!("/api/tokens/{token_id}"), None)
         .await;
@@ -394,6 +405,18 @@ async fn cross_origin_sockets_revoked_tokens_and_quotas() {
     let revoked_at = std::time::Instant::now();
     let closed = until_closed(&mut socket).await;
     assert!(closed.is_ok(), "the revoked token's socket closes");
+    let code = tokio::time::timeout(WAIT, async {
+        loop {
+            match terminal.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the revoked token's terminal socket closes");
+    assert_eq!(code, Some(1008), "closed as revoked");
     eprintln!(
         "the revoked token's socket closed {:?} after the revocation",
         revoked_at.elapsed()

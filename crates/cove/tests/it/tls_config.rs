@@ -96,20 +96,25 @@ async fn cert_without_a_path_serves_https_with_a_self_signed_certificate() {
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let answer = tokio::time::timeout(WAIT, async {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .unwrap();
-        let name = ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
-        let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
-        tls.write_all(request.as_bytes()).await.unwrap();
-        let mut answer = Vec::new();
-        // A server may close without close_notify; what was read is the answer.
-        let _ = tls.read_to_end(&mut answer).await;
-        String::from_utf8_lossy(&answer).into_owned()
-    })
-    .await
-    .expect("an answer over TLS in time");
+    // One request over a new TLS connection; the answer as read until the server closes (it
+    // may close without close_notify).
+    let tls_request = |request: String| {
+        let connector = connector.clone();
+        async move {
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            let name = ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+            let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+            tls.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = Vec::new();
+            let _ = tls.read_to_end(&mut answer).await;
+            String::from_utf8_lossy(&answer).into_owned()
+        }
+    };
+    let answer = tokio::time::timeout(WAIT, tls_request(request))
+        .await
+        .expect("an answer over TLS in time");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let head = answer.to_ascii_lowercase();
     let cookie = head
@@ -121,6 +126,66 @@ async fn cert_without_a_path_serves_https_with_a_self_signed_certificate() {
         head.contains("strict-transport-security: max-age="),
         "{answer}"
     );
+
+    // A terminal socket over TLS: only the server can decrypt it, so it is relayed (the
+    // runner is not handed the connection) and works as any other.
+    // From the answer as sent (`cookie` is lowercased).
+    let session = answer
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: cove_session=")
+        })
+        .and_then(|l| l.split_once(": "))
+        .and_then(|(_, v)| v.split(';').next())
+        .unwrap()
+        .to_string();
+    let body = r#"{"name":"over-tls"}"#;
+    let created = tls_request(format!(
+        "POST /api/workspaces HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {session}\r\n\
+         Origin: https://127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ))
+    .await;
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let json = &created[created.find("\r\n\r\n").unwrap() + 4..];
+    let id = serde_json::from_str::<serde_json::Value>(json).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    tokio::time::timeout(WAIT, async {
+        use futures_util::{SinkExt as _, StreamExt as _};
+        use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _};
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let name = ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+        let tls = connector.connect(name, tcp).await.expect("TLS handshake");
+        let mut request = format!("wss://127.0.0.1:{port}/api/workspaces/{id}/terminals/t/ws")
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("Cookie", session.parse().unwrap());
+        let (mut socket, _) = tokio_tungstenite::client_async(request, tls)
+            .await
+            .expect("a terminal socket over TLS");
+        socket
+            .send(Message::Binary(b"echo over-\"\"tls\n".to_vec().into()))
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        while !String::from_utf8_lossy(&seen).contains("over-tls") {
+            match socket.next().await {
+                Some(Ok(Message::Binary(bytes))) => seen.extend_from_slice(&bytes),
+                Some(Ok(_)) => {}
+                other => panic!("the socket ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the terminal answers over TLS in time");
 
     // SAFETY: kill has no preconditions; the pid is our own child's.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };

@@ -10,7 +10,8 @@
 //! A [`Plan`] finds that point in a run. The screen is then cleared (the primary screen's rows
 //! go to the history, in order), the cursor put where it was at that point, and only the tail
 //! is emulated: the same cells, cursor and pen as emulating all of it. The skipped lines reach
-//! the history as plain text (rendered by [`text_lines`], without colours).
+//! the history as plain text (rendered by [`text_lines`] when a snapshot is taken, without
+//! colours).
 //!
 //! It only applies when the modes that change how plain text moves the cursor are known to be
 //! at their defaults: full-screen scroll margins, autowrap on, insert and newline modes off
@@ -24,6 +25,29 @@ pub(super) const MIN_BURST: usize = 16 * 1024;
 /// Bytes of plain text `Screen` passes through the fast path untouched.
 pub(super) fn is_plain(byte: u8) -> bool {
     matches!(byte, 0x20..=0x7e | b'\r' | b'\n')
+}
+
+/// How many bytes at the start of `bytes` are plain. Eight at a time while all eight are
+/// printable ASCII (the bulk of a flood), then byte by byte.
+pub(super) fn plain_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut at = 0;
+    while let Some(word) = bytes.get(at..at + 8) {
+        let x = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        // A byte below 0x20, or above 0x7e (0x7f + 1 reaches the high bit), sets its high bit
+        // in one of these.
+        let below = x.wrapping_sub(ONES * 0x20) & !x;
+        let above = x.wrapping_add(ONES) | x;
+        if (below | above) & HIGH != 0 {
+            break;
+        }
+        at += 8;
+    }
+    at + bytes[at..]
+        .iter()
+        .position(|&b| !is_plain(b))
+        .unwrap_or(bytes.len() - at)
 }
 
 /// The modes that decide how plain text moves the cursor, as far as they are known.
@@ -109,7 +133,8 @@ pub(super) struct Plan {
 
 /// Plans a burst of plain bytes that starts with the cursor at column `col` (`cols`: a wrap is
 /// pending) on a screen of `cols` x `rows`. `None` when it cannot be cut: too short, modes not
-/// known plain, or too few lines.
+/// known plain, or too few lines. Costs one pass of `memchr` over the run, not a step per
+/// byte: between CRs and LFs, where the cursor wraps is arithmetic.
 pub(super) fn plan(
     run: &[u8],
     layout: &Layout,
@@ -117,43 +142,69 @@ pub(super) fn plan(
     cols: usize,
     rows: usize,
 ) -> Option<Plan> {
-    if run.len() < MIN_BURST || !layout.plain() {
+    if run.len() < MIN_BURST || !layout.plain() || cols == 0 {
         return None;
     }
     // The cursor moves to a new line on LF and on a print with a wrap pending. Keep the last
     // `rows + 1` such moves: the cut is before the oldest, so `rows + 1` follow it.
     let keep = rows + 1;
-    let mut moves: VecDeque<Plan> = VecDeque::with_capacity(keep + 1);
-    let mut total = 0usize;
-    for (i, &byte) in run.iter().enumerate() {
-        let moved = match byte {
-            b'\r' => {
-                col = 0;
-                false
+    let mut moves = Moves {
+        last: VecDeque::with_capacity(keep + 1),
+        keep,
+        total: 0,
+    };
+    let mut start = 0;
+    loop {
+        let end = memchr::memchr2(b'\r', b'\n', &run[start..]).map_or(run.len(), |i| start + i);
+        // Printable characters from `start` to `end`: the first fill the line; after that, one
+        // in every `cols` finds a wrap pending and moves the cursor.
+        let printable = end - start;
+        let room = cols.saturating_sub(col);
+        if printable <= room {
+            col += printable;
+        } else {
+            let wrapping = printable - room;
+            let wraps = wrapping.div_ceil(cols);
+            let first = start + room;
+            // Only the last `keep` wraps can matter.
+            for k in wraps.saturating_sub(keep)..wraps {
+                moves.push(Plan {
+                    cut: first + k * cols,
+                    col: cols,
+                });
             }
-            b'\n' => true,
-            _ if col >= cols => true,
-            _ => {
-                col += 1;
-                false
-            }
-        };
-        if moved {
-            if moves.len() == keep {
-                moves.pop_front();
-            }
-            moves.push_back(Plan { cut: i, col });
-            total += 1;
-            if byte != b'\n' {
-                col = 1;
-            }
+            moves.total += wraps.saturating_sub(keep);
+            col = wrapping - (wraps - 1) * cols;
         }
+        match run.get(end) {
+            None => break,
+            Some(b'\r') => col = 0,
+            Some(_) => moves.push(Plan { cut: end, col }),
+        }
+        start = end + 1;
     }
     // At least `rows` moves before the cut put the cursor on the bottom row there.
-    if total < keep + rows {
+    if moves.total < keep + rows {
         return None;
     }
-    moves.front().copied()
+    moves.last.front().copied()
+}
+
+/// The last moves of the cursor to a new line, and how many there were.
+struct Moves {
+    last: VecDeque<Plan>,
+    keep: usize,
+    total: usize,
+}
+
+impl Moves {
+    fn push(&mut self, at: Plan) {
+        if self.last.len() == self.keep {
+            self.last.pop_front();
+        }
+        self.last.push_back(at);
+        self.total += 1;
+    }
 }
 
 /// The functions that put a screen of `rows` x `cols` where the skipped head left it: the
@@ -172,14 +223,8 @@ pub(super) fn cursor_at(plan: Plan, cols: usize, rows: usize) -> Vec<avt::parser
 }
 
 /// The lines of plain text `head` (CR returns to the line's start and overwrites, LF ends a
-/// line, a line wraps at `cols`), each ending in CR LF, at most the last `budget` bytes' worth.
-pub(super) fn text_lines(head: &[u8], cols: usize, budget: usize) -> Vec<String> {
-    let start = head.len().saturating_sub(budget);
-    // Start at a line boundary, so that the first line is whole.
-    let start = match head[start..].iter().position(|&b| b == b'\n') {
-        Some(i) if start > 0 => start + i + 1,
-        _ => start,
-    };
+/// line, a line wraps at `cols`), each ending in CR LF.
+pub(super) fn text_lines(head: &[u8], cols: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line: Vec<u8> = Vec::with_capacity(cols);
     let mut col = 0;
@@ -189,7 +234,7 @@ pub(super) fn text_lines(head: &[u8], cols: usize, budget: usize) -> Vec<String>
         lines.push(text);
         line.clear();
     };
-    for &byte in &head[start..] {
+    for &byte in head {
         match byte {
             b'\r' => col = 0,
             b'\n' => {

@@ -4,6 +4,15 @@ fn size(cols: u16, rows: u16) -> Size {
     Size { cols, rows }
 }
 
+/// The history's lines, as a snapshot writes them, without their line ends.
+fn history(screen: &Screen) -> Vec<String> {
+    let mut out = String::new();
+    screen.history.render(&mut out);
+    out.split_inclusive("\r\n")
+        .map(|l| l.trim_end().to_string())
+        .collect()
+}
+
 /// The cells of a screen on view: character and pen.
 type Cells = Vec<Vec<(char, avt::Pen)>>;
 
@@ -68,7 +77,7 @@ fn lines_that_scrolled_off_go_first_into_the_clients_scrollback() {
     }
     bytes.extend_from_slice(b"\x1b[31mred\x1b[0m $ ");
     let (screen, snapshot) = round_trip(size(20, 5), &bytes);
-    assert_eq!(screen.history.lines.len(), 26, "{:?}", screen.history);
+    assert_eq!(history(&screen).len(), 26, "{:?}", screen.history);
     assert!(
         snapshot.starts_with("\x1b[0mline-1\r\nline-2\r\n"),
         "{snapshot:?}"
@@ -101,7 +110,7 @@ fn the_history_is_bounded_in_bytes() {
         "{}",
         screen.history.bytes
     );
-    assert!(screen.history.lines.len() > 500);
+    assert!(history(&screen).len() > 500);
 }
 
 #[test]
@@ -254,7 +263,7 @@ fn a_burst_of_plain_text_draws_what_emulating_all_of_it_draws() {
 fn a_burst_keeps_its_last_lines_in_the_history() {
     let lines: String = (0..5000).map(|i| format!("line {i}\r\n")).collect();
     let screen = burst_matches(size(80, 24), b"$ prompt\r\n", lines.as_bytes(), b"");
-    let history: Vec<&str> = screen.history.lines.iter().map(|l| l.trim_end()).collect();
+    let history = history(&screen);
     let last = history.len() - 1;
     // The screen shows lines 4977 to 4999 and the empty last row; the history ends just
     // above them, in order, with no blank rows from the fast path.
@@ -280,5 +289,62 @@ fn a_burst_is_cut_only_where_the_rows_on_view_are_all_new() {
             line.repeat(lines).as_bytes(),
             b"",
         );
+    }
+}
+
+/// How fast a screen takes a flood of plain text and of coloured lines (not a check: run with
+/// `cargo test --release -p cove-runner screen_speed -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn screen_speed() {
+    let flood = "a".repeat(200_000_000);
+    let coloured: String = (0..400_000)
+        .map(|i| format!("\x1b[01;34mdir{i}\x1b[0m  \x1b[32mfile{i}.rs\x1b[0m some text\r\n"))
+        .collect();
+    for (name, data) in [
+        ("plain", flood.as_bytes()),
+        ("coloured", coloured.as_bytes()),
+    ] {
+        let mut screen = Screen::new(size(80, 24));
+        let start = std::time::Instant::now();
+        for chunk in data.chunks(256 * 1024) {
+            screen.feed(chunk);
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        eprintln!(
+            "{name}: {:.0} MB/s, {} bytes skipped",
+            data.len() as f64 / seconds / 1e6,
+            screen.skipped
+        );
+    }
+}
+
+#[test]
+fn the_plain_prefix_stops_at_the_first_byte_that_is_not_plain() {
+    for (bytes, expected) in [
+        (&b"hello world, a long run\r\nx"[..], 26),
+        (b"0123456789abcdef\x1b[m", 16),
+        (b"0123456\x7f", 7),
+        (b"01234567\x1f", 8),
+        ("0123456789é".as_bytes(), 10),
+        (b"\t", 0),
+        (b"", 0),
+        (b"~~~~~~~~ !!!!!!!", 16),
+    ] {
+        assert_eq!(burst::plain_prefix(bytes), expected, "{bytes:?}");
+        let slow = bytes
+            .iter()
+            .position(|&b| !is_plain(b))
+            .unwrap_or(bytes.len());
+        assert_eq!(slow, expected);
+    }
+    // Every byte value, at every position of a word.
+    for byte in 0..=255u8 {
+        for at in 0..16 {
+            let mut bytes = vec![b'a'; 16];
+            bytes[at] = byte;
+            let expected = if is_plain(byte) { 16 } else { at };
+            assert_eq!(burst::plain_prefix(&bytes), expected, "{byte:#x} at {at}");
+        }
     }
 }

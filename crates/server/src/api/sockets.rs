@@ -19,6 +19,7 @@ use super::{Shared, start};
 use crate::AppState;
 use crate::accounts::{Caller, ConnectionKind, Registered};
 use crate::error::ApiError;
+use crate::handover::{self, HandedOver};
 use crate::relay::{self, Gauge};
 
 fn take_upgrade(request: &mut Request) -> Result<hyper::upgrade::OnUpgrade, ApiError> {
@@ -285,8 +286,15 @@ pub(crate) async fn terminal_socket(
             format!("the workspace {:?} is stopped", found.row.name),
         ));
     }
-    let path = runner_path(&format!("/terminals/{terminal}/ws"), &query);
-    let runner = app.manager.link().websocket(&found.row.id, &path).await?;
+    // Local runners take the client's connection itself (`handover.rs`); others are relayed.
+    let adopt = runner_path(&format!("/terminals/{terminal}/adopt"), &query);
+    let runner = match app.manager.link().adopt(&found.row.id, &adopt).await? {
+        Some(lease) => Runner::Adopt(lease),
+        None => {
+            let path = runner_path(&format!("/terminals/{terminal}/ws"), &query);
+            Runner::Relay(app.manager.link().websocket(&found.row.id, &path).await?)
+        }
+    };
     let on_upgrade = take_upgrade(&mut request)?;
     let task_app = app.clone();
     app.tasks.spawn(async move {
@@ -294,10 +302,28 @@ pub(crate) async fn terminal_socket(
             return;
         };
         let _gauge = Gauge::enter(&task_app.metrics.terminal);
-        relay::pipe(TokioIo::new(upgraded), runner, registered.closed.clone()).await;
+        let closed = registered.closed.clone();
+        match runner {
+            Runner::Relay(runner) => relay::pipe(TokioIo::new(upgraded), runner, closed).await,
+            Runner::Adopt(lease) => match handover::hand_over(upgraded, lease).await {
+                Ok(HandedOver::Adopted(lease)) => {
+                    handover::hold(lease, closed, task_app.shutdown.clone()).await
+                }
+                Ok(HandedOver::Relay(client, lease)) => relay::pipe(client, lease, closed).await,
+                Err(e) => tracing::warn!(error = %e, "could not hand a terminal socket over"),
+            },
+        }
         drop(registered);
     });
     Ok(relay::switching_protocols(&accept))
+}
+
+/// Where a terminal socket's bytes go.
+enum Runner {
+    /// The runner takes the client's connection over this lease.
+    Adopt(tokio::net::UnixStream),
+    /// Relayed through the server.
+    Relay(TokioIo<hyper::upgrade::Upgraded>),
 }
 
 /// `GET /api/terminal/ws/{session_id}` (seed 004): a plain-text socket on the workspace's main
