@@ -581,15 +581,27 @@ async function main() {
     }
   }, 60_000);
 
-  await step('terminal tabs name the program in the foreground (vim while vim runs)', async () => {
+  await step('terminal tabs name the program in the foreground (vim while vim runs), and a reload brings vim back as it was', async () => {
     await page.getByTestId('panel-tab-terminal').click();
     await page.getByTestId(`terminal-tab-${termId}`).click();
     await typeInTerminal(page, 'vim -u NONE -N\n');
     await waitFor(async () => /vim/.test((await page.getByTestId(`terminal-tab-${termId}`).textContent()) ?? ''), 15_000, 'the tab to read vim');
     await page.screenshot({ path: path.join(shotsDir, 'terminal-tab-vim.png') });
+    // A reload while vim runs: the screen comes back as it was (a snapshot, not a replay of
+    // bytes that may start mid-drawing), on the alternate screen, and vim still takes keys.
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor({ timeout: 30_000 });
+    await page.getByTestId('panel-tab-terminal').click();
+    await page.getByTestId(`terminal-tab-${termId}`).click();
+    await waitFor(async () => {
+      const t = await page.evaluate((id) => window.__coveTerminals?.get(id)?.buffer.active.type, termId);
+      // Vim's empty buffer: lines of "~" (its intro text goes with the redraw for the page's size).
+      return t === 'alternate' && /^~\s*$/m.test(await terminalText(page, termId));
+    }, 20_000, 'vim back on the alternate screen after the reload');
+    await page.screenshot({ path: path.join(shotsDir, 'terminal-vim-after-reload.png') });
     await typeInTerminal(page, ':q\n');
     await waitFor(async () => /bash/.test((await page.getByTestId(`terminal-tab-${termId}`).textContent()) ?? ''), 15_000, 'the tab to read bash again');
-  }, 45_000);
+  }, 90_000);
 
   await step('a stop from elsewhere is shown at once and not undone; the home page follows live', async () => {
     const home = await context.newPage();

@@ -201,7 +201,11 @@ export class TermSession {
     const dims = visible ? this.fit.proposeDimensions() : undefined;
     const cols = dims && Number.isFinite(dims.cols) && dims.cols > 1 ? dims.cols : this.term.cols;
     const rows = dims && Number.isFinite(dims.rows) && dims.rows > 1 ? dims.rows : this.term.rows;
-    const q = new URLSearchParams({ cols: String(cols), rows: String(rows) });
+    // A first attach from a hidden panel knows no size of its own: it takes the terminal's
+    // (from `attached`) rather than squeeze it to xterm's default and back.
+    const q = new URLSearchParams(
+      dims || this.attachedOnce ? { cols: String(cols), rows: String(rows) } : {},
+    );
     if (this.attachedOnce) q.set('offset', String(this.received));
     else q.set('replay', 'screen');
     if (this.viewOnly) q.set('mode', 'view');
@@ -273,8 +277,13 @@ export class TermSession {
         this.received = Number.isFinite(offset) ? offset : 0;
         const snapshot = Number(msg.snapshot ?? 0);
         this.snapshotLeft = Number.isFinite(snapshot) && snapshot > 0 ? snapshot : 0;
-        // A snapshot redraws everything, so it starts from a clean terminal.
-        if (this.snapshotLeft > 0) this.term.reset();
+        // A snapshot redraws everything, at the terminal's size, so it starts from a clean
+        // terminal of that size (a fit to the panel follows, and the program redraws).
+        if (this.snapshotLeft > 0) {
+          this.term.reset();
+          const [c, r] = [Number(msg.cols), Number(msg.rows)];
+          if (c > 0 && r > 0 && (c !== this.term.cols || r !== this.term.rows)) this.term.resize(c, r);
+        }
         this.attachedOnce = true;
         this.attachedNow = true;
         this.backoff.reset();
