@@ -48,8 +48,14 @@ pub(crate) async fn adopt(
         .headers()
         .get(header::UPGRADE)
         .is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(UPGRADE.as_bytes()));
-    if !upgrading {
-        return (StatusCode::BAD_REQUEST, "expected Upgrade: cove-adopt").into_response();
+    // HTTP/1.1 only: the connection's descriptor is this request's alone (HTTP/2 would
+    // share it between streams).
+    if !upgrading || request.version() != axum::http::Version::HTTP_11 {
+        return (
+            StatusCode::BAD_REQUEST,
+            "expected an HTTP/1.1 request with Upgrade: cove-adopt",
+        )
+            .into_response();
     }
     let opened = match open_terminal(&ws, id, query) {
         Ok(opened) => opened,
@@ -107,7 +113,13 @@ async fn take_over(
         .max_message_size(Some(1024 * 1024))
         .max_frame_size(Some(1024 * 1024))
         .read_buffer_size(crate::http::READ_BUFFER);
-    let (kind, client, early) = receive(&mut lease, control).await?;
+    // The whole header within a bound: a server that stalls mid-way does not hold a task.
+    let (kind, client, early) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        receive(&mut lease, control),
+    )
+    .await
+    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no hand-over header"))??;
     let revoked = CancellationToken::new();
     match (kind, client) {
         (ADOPT, Some(client)) => {
@@ -168,9 +180,8 @@ async fn receive(
     let mut ancillary = RecvAncillaryBuffer::new(&mut space);
     // A second descriptor of the same socket (already non-blocking), to wait on.
     let control = tokio::net::UnixStream::from_std(std::os::unix::net::UnixStream::from(control))?;
-    let read = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        control.async_io(tokio::io::Interest::READABLE, || {
+    let read = control
+        .async_io(tokio::io::Interest::READABLE, || {
             recvmsg(
                 &control,
                 &mut [IoSliceMut::new(&mut header)],
@@ -179,10 +190,8 @@ async fn receive(
             )
             .map(|message| message.bytes)
             .map_err(std::io::Error::from)
-        }),
-    )
-    .await
-    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no hand-over header"))??;
+        })
+        .await?;
     drop(control);
     if read == 0 {
         return Err(std::io::Error::new(

@@ -89,25 +89,16 @@ pub(crate) async fn serve<Out, In>(
         mode,
     } = attach;
     // A snapshot is taken at the socket's size, so that full-screen programs redraw for it.
-    let attach = match (offset, replay) {
-        (None, Replay::Screen) => terminal
-            .attach_screen(resize)
-            .map(|(snapshot, reader)| (reader, snapshot)),
-        _ => resize
-            .map_or(Ok(()), |size| terminal.resize(size))
-            .map(|()| (terminal.log.reader(offset), None)),
-    };
-    let (mut reader, snapshot) = match attach {
-        Ok(attach) => attach,
-        Err(e) => {
-            let _ = sink.send(refusal(e.to_reply())).await;
-            let _ = sink
-                .send(Message::Close(Some(CloseFrame {
-                    code: 1008,
-                    reason: "cannot attach".into(),
-                })))
-                .await;
-            return;
+    let (mut reader, snapshot) = match (offset, replay) {
+        (None, Replay::Screen) => {
+            let (snapshot, reader) = terminal.attach_screen(resize);
+            (reader, snapshot)
+        }
+        _ => {
+            if let Some(size) = resize {
+                let _ = terminal.resize(size);
+            }
+            (terminal.log.reader(offset), None)
         }
     };
     let announced_gap = reader.starts_with_gap();
@@ -150,6 +141,7 @@ pub(crate) async fn serve<Out, In>(
     let output = {
         let terminal = terminal.clone();
         let shutdown = shutdown.clone();
+        let revoked = revoked.clone();
         let answers = answers.clone();
         async move {
             let mut utf8 = Utf8Stream::default();
@@ -243,6 +235,10 @@ pub(crate) async fn serve<Out, In>(
             let _ = read_only.try_send(Error::ReadOnly { action }.to_reply());
         };
         while let Some(message) = stream.next().await {
+            // Not one byte more from someone whose access went.
+            if revoked.is_cancelled() {
+                break;
+            }
             let message = match message {
                 Ok(message) => message,
                 Err(e) => {
@@ -294,11 +290,25 @@ pub(crate) async fn serve<Out, In>(
     };
     // When output ends (exit or shutdown), the socket is closed; when the client leaves,
     // output stops. The terminal keeps running either way unless it exited.
+    // The output half says why it closes when it can; a client that stopped reading keeps
+    // it stuck in a send, so a stop or a revocation also ends the socket from here, after a
+    // moment for that close frame.
+    let ended = async {
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = revoked.cancelled() => {}
+        }
+        tokio::time::sleep(CLOSE_GRACE).await
+    };
     tokio::select! {
         _ = output => {}
         _ = input => {}
+        _ = ended => {}
     }
 }
+
+/// How long a socket that is being closed from outside gets to send its close frame.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The error message a raw socket sends before it closes: it cannot attach, or the client
 /// sent too much.

@@ -37,6 +37,9 @@ pub(crate) const SLEEP_AFTER: Duration = Duration::from_secs(20);
 /// Bytes of rendered lines kept above the screen.
 const HISTORY_BYTES: usize = 64 * 1024;
 
+/// Most plain text held back from the emulator before it is drawn (see `held`).
+const MAX_HELD: usize = 1024 * 1024;
+
 /// Longest half-written escape sequence kept for a snapshot (an OSC 52 copy can be megabytes;
 /// a snapshot cut inside one that long leaves the rest of it to show up as text).
 const MAX_PENDING: usize = 4096;
@@ -53,6 +56,9 @@ pub(crate) struct Screen {
     parser: avt::Parser,
     /// Parsed, not yet run by the emulator.
     functions: Vec<Function>,
+    /// Plain text in ground state not yet drawn, after `functions`: a burst spans many PTY
+    /// reads (4 KiB each at times), and only a long one can skip its head (`burst`).
+    held: Vec<u8>,
     /// The half-written escape sequence the parser is in, replayed at the end of a snapshot.
     pending: String,
     layout: Layout,
@@ -63,6 +69,8 @@ pub(crate) struct Screen {
     utf8: Utf8Stream,
     /// Bytes of plain text drawn without emulating them (see `burst`).
     skipped: u64,
+    /// When it was last fed, resized or drawn for a snapshot.
+    used: std::time::Instant,
 }
 
 impl std::fmt::Debug for Screen {
@@ -84,6 +92,7 @@ impl Screen {
             size,
             parser: avt::Parser::new(),
             functions: Vec::new(),
+            held: Vec::new(),
             pending: String::new(),
             layout: Layout::default(),
             modes: Modes::default(),
@@ -91,11 +100,13 @@ impl Screen {
             history: History::default(),
             utf8: Utf8Stream::default(),
             skipped: 0,
+            used: std::time::Instant::now(),
         }
     }
 
     /// Reads what the program printed.
     pub(crate) fn feed(&mut self, bytes: &[u8]) {
+        self.used = std::time::Instant::now();
         self.modes_parser.advance(&mut self.modes, bytes);
         // Most reads are whole UTF-8: read them in place.
         let decoded;
@@ -112,11 +123,15 @@ impl Screen {
             if self.parser.state == State::Ground {
                 let plain = burst::plain_prefix(rest.as_bytes());
                 if plain > 0 {
-                    self.plain(&rest.as_bytes()[..plain]);
+                    self.held.extend_from_slice(&rest.as_bytes()[..plain]);
+                    if self.held.len() >= MAX_HELD {
+                        self.draw_held();
+                    }
                     rest = &rest[plain..];
                     continue;
                 }
             }
+            self.draw_held();
             // Parse up to where ground state meets plain text again.
             let mut end = rest.len();
             for (i, ch) in rest.char_indices() {
@@ -139,13 +154,60 @@ impl Screen {
             self.pending.clear();
         }
         let function = self.parser.feed(ch);
-        if self.parser.state != State::Ground && self.pending.len() < MAX_PENDING {
+        if self.parser.state == State::Ground {
+            // A sequence that ended is not half written any more.
+            self.pending.clear();
+        } else if self.pending.len() < MAX_PENDING {
             self.pending.push(ch);
         }
         if let Some(function) = function {
             self.layout.follow(&function, self.size.rows.into());
+            match function {
+                // ED 3 and a full reset clear the scrollback on every terminal: here too
+                // (a secret printed, then `clear`, must not come back with a snapshot).
+                Function::Ed(avt::parser::EdScope::SavedLines) | Function::Ris => {
+                    self.run();
+                    self.history.clear();
+                }
+                // xterm.js erases the screen on ED 2 without keeping it as scrollback; avt
+                // keeps it. Keep what xterm.js keeps.
+                Function::Ed(avt::parser::EdScope::All) => {
+                    self.run();
+                    self.history.hidden = usize::MAX;
+                    self.functions.push(function);
+                    self.run();
+                    self.history.hidden = 0;
+                    return;
+                }
+                _ => {}
+            }
             self.functions.push(function);
+            // Bounded: a long stretch of coloured text is many functions.
+            if self.functions.len() >= 4096 {
+                self.run();
+            }
         }
+    }
+
+    /// Draws the plain text held back, and everything parsed before it.
+    fn draw_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        self.plain(&held);
+        // Keep a small buffer for the next run; a flood's megabyte goes.
+        if held.capacity() <= 64 * 1024 {
+            self.held = held;
+            self.held.clear();
+        }
+    }
+
+    /// Everything read so far, drawn.
+    fn catch_up(&mut self) {
+        self.wake();
+        self.draw_held();
+        self.run();
     }
 
     /// Plain text in ground state: emulated as it is, or, for a long burst, only its tail
@@ -155,7 +217,9 @@ impl Screen {
         if run.len() >= burst::MIN_BURST {
             self.run();
             let vt = self.vt.as_ref().expect("awake");
-            if let Some(plan) = burst::plan(run, &self.layout, vt.cursor().col, cols, rows) {
+            let cursor = vt.cursor();
+            if let Some(plan) = burst::plan(run, &self.layout, (cursor.col, cursor.row), cols, rows)
+            {
                 let primary = vt.active_screen_kind() == avt::ScreenKind::Primary;
                 if primary {
                     // The rows on view go to the history first, as they would have scrolled.
@@ -193,7 +257,8 @@ impl Screen {
         if size == self.size {
             return;
         }
-        self.wake();
+        self.used = std::time::Instant::now();
+        self.catch_up();
         self.layout.resized(size.rows != self.size.rows);
         self.size = size;
         let vt = self.vt.as_mut().expect("awake");
@@ -208,6 +273,15 @@ impl Screen {
     /// history (into the client's scrollback), then the modes, then both screens, the cursor
     /// and whatever escape sequence is half written.
     pub(crate) fn snapshot(&mut self) -> String {
+        // Asleep, everything read is drawn already and the dump is at hand: no need to wake.
+        let dump = match self.vt {
+            None => self.dump.clone(),
+            Some(_) => {
+                self.used = std::time::Instant::now();
+                self.catch_up();
+                self.vt.as_ref().expect("awake").dump()
+            }
+        };
         let rows = usize::from(self.size.rows);
         let mut out = String::with_capacity(self.history.bytes + 4096);
         out.push_str("\x1b[0m");
@@ -219,15 +293,32 @@ impl Screen {
             let _ = write!(out, "\x1b[{rows};1H");
             out.extend(std::iter::repeat_n('\n', on_view));
         }
-        out.push_str("\x1b[H");
+        // Home, and blank whatever history rows a narrower client still shows.
+        out.push_str("\x1b[H\x1b[2J");
         self.modes.render(&mut out);
-        out.push_str(&self.wake().dump());
+        out.push_str(&dump);
         out.push_str(&self.pending);
         out
     }
 
+    /// Sleeps if nothing used it for `idle`. Returns whether it went to sleep.
+    pub(crate) fn sleep_if_idle(&mut self, idle: Duration) -> bool {
+        self.vt.is_some() && self.used.elapsed() >= idle && self.sleep()
+    }
+
+    /// Bytes read but not drawn: the start of a UTF-8 character whose end has not arrived.
+    /// A client attaching gets them as live output after the snapshot.
+    pub(crate) fn undrawn(&self) -> usize {
+        self.utf8.pending()
+    }
+
     /// Drops the grids, keeping what rebuilds them. Returns whether it was awake.
     pub(crate) fn sleep(&mut self) -> bool {
+        if self.vt.is_some() {
+            self.catch_up();
+            self.functions = Vec::new();
+            self.held = Vec::new();
+        }
         match self.vt.take() {
             Some(vt) => {
                 self.dump = vt.dump();
@@ -280,7 +371,12 @@ enum Scrolled {
     /// The tail of a burst that was not emulated, as the program wrote it: rendered into lines
     /// only when a snapshot needs them (a flood would otherwise render 64 KiB of lines per
     /// read, to drop them at the next).
-    Skipped { text: Vec<u8>, cols: usize },
+    Skipped {
+        text: Vec<u8>,
+        /// Where the lines still kept start in `text` (older ones were trimmed).
+        start: usize,
+        cols: usize,
+    },
 }
 
 impl History {
@@ -307,20 +403,40 @@ impl History {
         self.bytes += head.len() - start;
         self.entries.push_back(Scrolled::Skipped {
             text: head[start..].to_vec(),
+            start: 0,
             cols,
         });
         self.trim();
     }
 
+    /// Drops the oldest lines beyond [`HISTORY_BYTES`]; a skipped burst loses lines from its
+    /// start, not all at once.
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
     fn trim(&mut self) {
         while self.bytes > HISTORY_BYTES {
-            let Some(old) = self.entries.pop_front() else {
-                break;
-            };
-            self.bytes -= match old {
-                Scrolled::Line(line) => line.len(),
-                Scrolled::Skipped { text, .. } => text.len(),
-            };
+            let excess = self.bytes - HISTORY_BYTES;
+            match self.entries.front_mut() {
+                None => break,
+                Some(Scrolled::Skipped { text, start, .. }) if text.len() - *start > excess => {
+                    let from = *start + excess;
+                    let cut =
+                        memchr::memchr(b'\n', &text[from..]).map_or(text.len(), |i| from + i + 1);
+                    self.bytes -= cut - *start;
+                    *start = cut;
+                }
+                Some(_) => {
+                    let dropped = match self.entries.pop_front() {
+                        Some(Scrolled::Line(line)) => line.len(),
+                        Some(Scrolled::Skipped { text, start, .. }) => text.len() - start,
+                        None => 0,
+                    };
+                    self.bytes -= dropped;
+                }
+            }
         }
     }
 
@@ -333,8 +449,8 @@ impl History {
                     out.push_str(line);
                     lines += 1;
                 }
-                Scrolled::Skipped { text, cols } => {
-                    for line in burst::text_lines(text, *cols) {
+                Scrolled::Skipped { text, start, cols } => {
+                    for line in burst::text_lines(&text[*start..], *cols) {
                         out.push_str(&line);
                         lines += 1;
                     }

@@ -119,17 +119,18 @@ impl Terminal {
     /// and a reader of the output that follows it: nothing in between is lost or drawn twice,
     /// and output the program writes for its new size follows the snapshot. No snapshot for a
     /// terminal that has printed nothing yet: there is nothing to draw.
-    pub(crate) fn attach_screen(
-        &self,
-        size: Option<Size>,
-    ) -> Result<(Option<String>, Reader), Error> {
+    pub(crate) fn attach_screen(&self, size: Option<Size>) -> (Option<String>, Reader) {
         let mut screen = self.screen.lock().unwrap();
+        // A size out of range is not the terminal's: it keeps its own, as on a resume.
         if let Some(size) = size {
-            self.resize_screen(&mut screen, size)?;
+            let _ = self.resize_screen(&mut screen, size);
         }
         let end = self.log.end();
         let snapshot = (end > 0).then(|| screen.snapshot());
-        Ok((snapshot, self.log.reader(Some(end))))
+        // The start of a character split across reads is in the log but not drawn yet: it
+        // comes as live output, with the rest of the character.
+        let from = end - screen.undrawn() as u64;
+        (snapshot, self.log.reader(Some(from)))
     }
 
     /// Feeds the screen and appends to the log, as one step (see `screen`).
@@ -288,7 +289,7 @@ async fn pump(
     let ooms_before = crate::stats::oom_kills();
     let master = terminal.master.clone();
     let mut buf = vec![0u8; 64 * 1024];
-    let mut awake = true;
+    let mut idle_check = tokio::time::interval(SLEEP_AFTER / 2);
     let status = loop {
         tokio::select! {
             status = child.wait() => {
@@ -303,9 +304,8 @@ async fn pump(
                 terminal.append(tail.freeze());
                 break status;
             }
-            _ = tokio::time::sleep(SLEEP_AFTER), if awake => {
-                terminal.screen.lock().unwrap().sleep();
-                awake = false;
+            _ = idle_check.tick() => {
+                terminal.screen.lock().unwrap().sleep_if_idle(SLEEP_AFTER);
             }
             read = async {
                 terminal.log.wait_for_room().await;
@@ -340,7 +340,6 @@ async fn pump(
                         }
                     };
                     terminal.append(chunk);
-                    awake = true;
                 }
             }
         }
@@ -350,5 +349,7 @@ async fn pump(
     tracing::info!(terminal = %clip(&terminal.id), ?exit, "terminal exited");
     crate::stats::report_oom(&notices, Kind::Terminal, &terminal.id, exit, ooms_before);
     terminal.log.close();
+    // Nothing more will be drawn: keep the last screen as its dump.
+    terminal.screen.lock().unwrap().sleep();
     terminal.life.output_done(exit);
 }

@@ -90,6 +90,8 @@ pub(crate) async fn hold(
     tokio::select! {
         // The runner writes nothing: this is its end of the socket.
         _ = lease.read(&mut byte) => {}
+        // The server stops: the socket carries on without it.
+        _ = shutdown.cancelled() => {}
         _ = closed.cancelled() => {
             if shutdown.is_cancelled() {
                 return;

@@ -318,7 +318,18 @@ impl RunnerLink {
             .uri(path_and_query)
             .header(hyper::header::CONNECTION, "Upgrade")
             .header(hyper::header::UPGRADE, cove_protocol::handover::UPGRADE);
-        let upgraded = self.upgrade(id, request).await?;
+        let upgraded = match self.upgrade(id, request).await {
+            Ok(upgraded) => upgraded,
+            // A runner started by an older server (runners outlive it) has no such route: it
+            // answers 404 outside the API's error shape. Its sockets are relayed.
+            Err(LinkError::Refused { status, reply })
+                if status == hyper::StatusCode::NOT_FOUND && reply.code == ErrorCode::Internal =>
+            {
+                tracing::debug!(workspace = %id, "the runner cannot adopt sockets; relaying");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         match upgraded.downcast::<TokioIo<RunnerIo>>() {
             Ok(parts) if parts.read_buf.is_empty() => match parts.io.into_inner() {
                 RunnerIo::Unix(stream) => Ok(Some(stream)),

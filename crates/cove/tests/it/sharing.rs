@@ -398,6 +398,20 @@ async fn cross_origin_sockets_revoked_tokens_and_quotas() {
         .await
         .unwrap();
     read_until(&mut terminal, "handed-over").await;
+    // And one whose client stopped reading while its terminal floods: the runner is stuck
+    // sending to it, and it must close all the same.
+    let mut flooded = agent
+        .websocket(&format!("/api/workspaces/{id}/terminals/flood/ws"), None)
+        .await
+        .expect("a token opens terminal sockets");
+    read_until(&mut flooded, "attached").await;
+    flooded
+        .send(Message::Binary(
+            b"yes flooding-the-socket\n".to_vec().into(),
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let a = user
         .call("DELETE", &format!("/api/tokens/{token_id}"), None)
         .await;
@@ -417,6 +431,14 @@ async fn cross_origin_sockets_revoked_tokens_and_quotas() {
     .await
     .expect("the revoked token's terminal socket closes");
     assert_eq!(code, Some(1008), "closed as revoked");
+    let ended = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(_)) = flooded.next().await {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the flooded socket of the revoked token ends too"
+    );
     eprintln!(
         "the revoked token's socket closed {:?} after the revocation",
         revoked_at.elapsed()

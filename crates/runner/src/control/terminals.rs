@@ -55,7 +55,7 @@ impl Session {
         let size = terminal.size();
         let (reader, snapshot) = match (r.offset, r.replay.unwrap_or_default()) {
             (None, Replay::Screen) => {
-                let (snapshot, reader) = terminal.attach_screen(None)?;
+                let (snapshot, reader) = terminal.attach_screen(None);
                 (reader, snapshot)
             }
             (offset, _) => (terminal.log.reader(offset), None),

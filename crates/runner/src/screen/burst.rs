@@ -57,6 +57,11 @@ pub(super) struct Layout {
     autowrap: bool,
     insert: bool,
     newline: bool,
+    /// Which screen is active (each has its saved cursor, which carries autowrap).
+    alternate: bool,
+    /// Autowrap as saved with the cursor of each screen (primary, alternate); restoring the
+    /// cursor restores it.
+    saved_autowrap: [bool; 2],
 }
 
 impl Default for Layout {
@@ -66,6 +71,8 @@ impl Default for Layout {
             autowrap: true,
             insert: false,
             newline: false,
+            alternate: false,
+            saved_autowrap: [true, true],
         }
     }
 }
@@ -101,19 +108,46 @@ impl Layout {
                     }
                 }
             }
-            Function::Decset(modes) | Function::Decrst(modes)
-                if modes.as_slice().contains(&DecMode::AutoWrap) =>
-            {
-                self.autowrap = matches!(function, Function::Decset(_));
+            Function::Decset(modes) | Function::Decrst(modes) => {
+                let on = matches!(function, Function::Decset(_));
+                for mode in modes.as_slice() {
+                    match (mode, on) {
+                        (DecMode::AutoWrap, _) => self.autowrap = on,
+                        (DecMode::AltScreenBuffer, _) => self.alternate = on,
+                        (DecMode::SaveCursor, true) => self.save(),
+                        (DecMode::SaveCursor, false) => self.restore(),
+                        (DecMode::SaveCursorAltScreenBuffer, true) => {
+                            self.save();
+                            self.alternate = true;
+                        }
+                        (DecMode::SaveCursorAltScreenBuffer, false) => {
+                            self.alternate = false;
+                            self.restore();
+                        }
+                        _ => {}
+                    }
+                }
             }
-            // A soft reset: full margins, insert off (avt's `soft_reset`).
+            Function::Decsc | Function::Scosc => self.save(),
+            Function::Decrc | Function::Scorc => self.restore(),
+            // A soft reset: full margins, insert off, the saved cursor back to its default
+            // (avt's `soft_reset`).
             Function::Decstr => {
                 self.full_margins = true;
                 self.insert = false;
+                self.saved_autowrap[usize::from(self.alternate)] = true;
             }
             Function::Ris => *self = Layout::default(),
             _ => {}
         }
+    }
+
+    fn save(&mut self) {
+        self.saved_autowrap[usize::from(self.alternate)] = self.autowrap;
+    }
+
+    fn restore(&mut self) {
+        self.autowrap = self.saved_autowrap[usize::from(self.alternate)];
     }
 
     /// avt resets the margins when the number of rows changes.
@@ -131,23 +165,24 @@ pub(super) struct Plan {
     pub(super) col: usize,
 }
 
-/// Plans a burst of plain bytes that starts with the cursor at column `col` (`cols`: a wrap is
-/// pending) on a screen of `cols` x `rows`. `None` when it cannot be cut: too short, modes not
+/// Plans a burst of plain bytes that starts with the cursor at `(col, row)` (`col == cols`:
+/// a wrap is pending) on a screen of `cols` x `rows`. `None` when it cannot be cut: too short, modes not
 /// known plain, or too few lines. Costs one pass of `memchr` over the run, not a step per
 /// byte: between CRs and LFs, where the cursor wraps is arithmetic.
 pub(super) fn plan(
     run: &[u8],
     layout: &Layout,
-    mut col: usize,
+    (mut col, mut row): (usize, usize),
     cols: usize,
     rows: usize,
 ) -> Option<Plan> {
-    if run.len() < MIN_BURST || !layout.plain() || cols == 0 {
+    if run.len() < MIN_BURST || !layout.plain() || cols == 0 || rows == 0 {
         return None;
     }
     // The cursor moves to a new line on LF and on a print with a wrap pending. Keep the last
     // `rows + 1` such moves: the cut is before the oldest, so `rows + 1` follow it.
     let keep = rows + 1;
+    let bottom = rows - 1;
     let mut moves = Moves {
         last: VecDeque::with_capacity(keep + 1),
         keep,
@@ -175,11 +210,20 @@ pub(super) fn plan(
             }
             moves.total += wraps.saturating_sub(keep);
             col = wrapping - (wraps - 1) * cols;
+            row = (row + wraps).min(bottom);
         }
         match run.get(end) {
             None => break,
             Some(b'\r') => col = 0,
-            Some(_) => moves.push(Plan { cut: end, col }),
+            Some(_) => {
+                moves.push(Plan { cut: end, col });
+                // avt keeps the column past the last one (a wrap pending) when an LF scrolls
+                // at the bottom, and clamps it to the last column when the cursor moves down.
+                if row < bottom {
+                    col = col.min(cols - 1);
+                }
+                row = (row + 1).min(bottom);
+            }
         }
         start = end + 1;
     }

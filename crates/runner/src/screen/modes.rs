@@ -52,16 +52,16 @@ impl Modes {
     }
 
     fn dec_mode(&mut self, mode: u16, on: bool) {
-        let toggle = |slot: &mut Option<u16>| {
-            if on {
-                *slot = Some(mode);
-            } else if *slot == Some(mode) {
-                *slot = None;
-            }
-        };
         match mode {
-            9 | 1000 | 1001 | 1002 | 1003 => toggle(&mut self.mouse),
-            1005 | 1006 | 1015 | 1016 => toggle(&mut self.mouse_encoding),
+            // As xterm.js: turning any reporting mode off turns reporting off.
+            9 | 1000 | 1001 | 1002 | 1003 => self.mouse = on.then_some(mode),
+            1005 | 1006 | 1015 | 1016 => {
+                if on {
+                    self.mouse_encoding = Some(mode);
+                } else if self.mouse_encoding == Some(mode) {
+                    self.mouse_encoding = None;
+                }
+            }
             1004 => self.focus = on,
             2004 => self.bracketed_paste = on,
             _ => {}

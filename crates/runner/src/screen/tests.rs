@@ -44,7 +44,7 @@ fn round_trip(size: Size, bytes: &[u8]) -> (Screen, String) {
     fresh.feed(snapshot.as_str());
     assert_eq!(
         seen(&fresh),
-        seen(screen.vt.as_ref().unwrap()),
+        seen(drawn(&mut screen)),
         "snapshot {snapshot:?}"
     );
     (screen, snapshot)
@@ -61,8 +61,8 @@ fn a_snapshot_rebuilds_both_screens_the_cursor_and_colours() {
     let (_, snapshot) = round_trip(size(40, 24), bytes);
     assert!(snapshot.contains("vimText"), "{snapshot:?}");
     // Back on the primary screen the prompt is still there.
-    let (screen, _) = round_trip(size(40, 24), &[&bytes[..], b"1m\x1b[?1049lback"].concat());
-    let text = screen.vt.as_ref().unwrap().screen().text().join("\n");
+    let (mut screen, _) = round_trip(size(40, 24), &[&bytes[..], b"1m\x1b[?1049lback"].concat());
+    let text = drawn(&mut screen).screen().text().join("\n");
     assert!(
         text.contains("user@box:~$ ls") && text.contains("back"),
         "{text}"
@@ -105,12 +105,14 @@ fn the_history_is_bounded_in_bytes() {
     for _ in 0..5000 {
         screen.feed(line.as_bytes());
     }
+    screen.catch_up();
     assert!(
         screen.history.bytes <= HISTORY_BYTES,
         "{}",
         screen.history.bytes
     );
-    assert!(history(&screen).len() > 500);
+    let lines = history(&screen).len();
+    assert!(lines > 500, "{lines} lines, {} bytes", screen.history.bytes);
 }
 
 #[test]
@@ -164,7 +166,7 @@ fn a_sleeping_screen_wakes_as_it_was() {
     // And it goes on from where it was.
     screen.sleep();
     screen.feed(b"\x1b[5;1Hmore");
-    let text = screen.vt.as_ref().unwrap().screen().text().join("\n");
+    let text = drawn(&mut screen).screen().text().join("\n");
     assert!(
         text.contains("in region") && text.contains("more"),
         "{text}"
@@ -179,12 +181,18 @@ fn a_resize_reflows_and_a_character_split_across_reads_survives() {
     screen.feed(&bytes[..split]);
     screen.feed(&bytes[split..]);
     screen.resize(size(30, 4));
-    let text = screen.vt.as_ref().unwrap().screen().text().join("|");
+    let text = drawn(&mut screen).screen().text().join("|");
     assert!(text.contains("héllo wörld, a long line"), "{text}");
     let snapshot = screen.snapshot();
     let mut fresh = emulator(size(30, 4));
     fresh.feed(snapshot.as_str());
-    assert_eq!(seen(&fresh), seen(screen.vt.as_ref().unwrap()));
+    assert_eq!(seen(&fresh), seen(drawn(&mut screen)));
+}
+
+/// The emulator with everything fed so far drawn.
+fn drawn(screen: &mut Screen) -> &avt::Terminal {
+    screen.catch_up();
+    screen.vt.as_ref().expect("awake")
 }
 
 /// The same bytes fed to avt as they are: what the fast path must match.
@@ -204,7 +212,7 @@ fn burst_matches(size: Size, before: &[u8], burst: &[u8], after: &[u8]) -> Scree
     }
     screen.feed(after);
     assert_eq!(
-        seen(screen.vt.as_ref().unwrap()),
+        seen(drawn(&mut screen)),
         seen(&reference(size, &all)),
         "before {:?}",
         String::from_utf8_lossy(before)
@@ -212,7 +220,7 @@ fn burst_matches(size: Size, before: &[u8], burst: &[u8], after: &[u8]) -> Scree
     // And the snapshot still rebuilds it.
     let mut fresh = emulator(size);
     fresh.feed(screen.snapshot().as_str());
-    assert_eq!(seen(&fresh), seen(screen.vt.as_ref().unwrap()));
+    assert_eq!(seen(&fresh), seen(drawn(&mut screen)));
     screen
 }
 
@@ -347,4 +355,95 @@ fn the_plain_prefix_stops_at_the_first_byte_that_is_not_plain() {
             assert_eq!(burst::plain_prefix(&bytes), expected, "{byte:#x} at {at}");
         }
     }
+}
+
+/// What a fresh emulator shows after a snapshot and then `live`: the snapshot must leave the
+/// parser where the live output expects it (a sequence that ended is not replayed).
+fn after_snapshot(bytes: &[u8], live: &str) -> String {
+    let mut screen = Screen::new(size(40, 5));
+    screen.feed(bytes);
+    let snapshot = screen.snapshot();
+    let mut fresh = emulator(size(40, 5));
+    fresh.feed(snapshot.as_str());
+    fresh.feed(live);
+    fresh.screen().text().join("|")
+}
+
+#[test]
+fn a_snapshot_ends_outside_escape_sequences_that_ended() {
+    // A coloured prompt, an OSC 133 mark, a finished CSI: the next live byte is text.
+    for bytes in [
+        &b"\x1b[01;32muser\x1b[00m$ "[..],
+        b"\x1b]133;A\x07$ \x1b]133;B\x07",
+        b"vim\x1b[12;5H",
+    ] {
+        let text = after_snapshot(bytes, "make");
+        assert!(text.contains("make"), "{bytes:?}: {text:?}");
+    }
+    // A sequence cut in the middle is finished by the live bytes, as on the live terminal.
+    let text = after_snapshot(b"ab\x1b[3", "1mred");
+    assert!(text.contains("abred"), "{text:?}");
+}
+
+#[test]
+fn a_burst_matches_where_avt_clamps_the_column_and_restores_autowrap() {
+    // Bare LFs with a wrap pending above the bottom row: avt clamps the column there.
+    let lines = format!("{}\n", "A".repeat(80)).repeat(300);
+    burst_matches(size(80, 24), b"\x1b[H\x1b[2J", lines.as_bytes(), b"");
+    burst_matches(size(80, 24), b"\x1b[10;1H", lines.as_bytes(), b"");
+    // Autowrap saved off with the cursor, turned on, then restored with it: off again.
+    let long = format!("{}\r\n", "w".repeat(200)).repeat(200);
+    for before in [
+        &b"\x1b[?7l\x1b7\x1b[?7h\x1b8"[..],
+        b"\x1b[?7l\x1b[?1048h\x1b[?7h\x1b[?1048l",
+        b"\x1b[?7l\x1b[?1049h\x1b[?7h\x1b[?1049l",
+    ] {
+        let screen = burst_matches(size(80, 24), before, long.as_bytes(), b"");
+        assert_eq!(screen.skipped, 0, "autowrap is off: {before:?}");
+    }
+}
+
+#[test]
+fn clearing_the_scrollback_clears_the_history() {
+    let mut screen = Screen::new(size(20, 5));
+    let lines: String = (0..30).map(|i| format!("secret-{i}\r\n")).collect();
+    screen.feed(lines.as_bytes());
+    screen.catch_up();
+    assert!(!history(&screen).is_empty());
+    // `clear`: home, erase the screen (not kept as history, as xterm.js), erase the scrollback.
+    screen.feed(b"\x1b[H\x1b[2J\x1b[3J$ ");
+    screen.catch_up();
+    assert!(history(&screen).is_empty(), "{:?}", history(&screen));
+    assert!(!screen.snapshot().contains("secret"));
+}
+
+#[test]
+fn turning_any_mouse_mode_off_turns_reporting_off() {
+    let mut screen = Screen::new(size(20, 5));
+    screen.feed(b"\x1b[?1003h\x1b[?1000l");
+    assert!(!screen.snapshot().contains("\x1b[?100"));
+}
+
+#[test]
+fn a_snapshot_of_a_sleeping_screen_lets_it_sleep() {
+    let mut screen = Screen::new(size(20, 5));
+    screen.feed(b"\x1b[1;31mhello\x1b[0m");
+    let awake = screen.snapshot();
+    assert!(screen.sleep());
+    assert_eq!(screen.snapshot(), awake);
+    assert!(screen.vt.is_none(), "still asleep");
+    // An idle screen goes to sleep, a used one does not.
+    let mut screen = Screen::new(size(20, 5));
+    assert!(!screen.sleep_if_idle(Duration::from_secs(60)));
+    assert!(screen.sleep_if_idle(Duration::ZERO));
+}
+
+#[test]
+fn the_start_of_a_split_character_is_not_drawn_yet() {
+    let mut screen = Screen::new(size(20, 5));
+    let e = "é".as_bytes();
+    screen.feed(&e[..1]);
+    assert_eq!(screen.undrawn(), 1);
+    screen.feed(&e[1..]);
+    assert_eq!(screen.undrawn(), 0);
 }
