@@ -524,11 +524,13 @@ async fn load_one(conf: &SuiteConf, srv: Option<&Srv>, target: Target, row: &mut
         });
     }
     // The same terminals after longer idle: cove's runner puts the screens of terminals with
-    // no output for 20 s to sleep (their grids dropped, their dump kept).
-    if let (Some(pid), Some(last), Ok(idle)) = (pid, steps.last(), &row.idle) {
+    // no use for 10 s to sleep (their grids dropped, their dump kept; checked every 5 s).
+    let opened = row.steps.last().map(|s| s.opened).unwrap_or(0).max(1);
+    if let (Some(pid), Ok(idle)) = (pid, &row.idle) {
+        let last = opened;
         let asleep = mem_after_settle(pid, Duration::from_secs(25)).await;
         if let Ok(m) = asleep {
-            let per = (m.kib.saturating_sub(idle.kib)) as f64 / *last as f64;
+            let per = (m.kib.saturating_sub(idle.kib)) as f64 / last as f64;
             progress(&format!(
                 "{}: after 25 s more of idle, server {:.1} MiB: {per:.1} KiB per terminal",
                 row.name,

@@ -4,7 +4,8 @@
 //!
 //! One server, one running workspace (sandboxed as by default), a terminal of each size in
 //! `--sizes` running vim on a 400-line Rust file with syntax colours, line numbers, a
-//! search highlighted and a split window. Then `--runs` new clients attach in turn, each
+//! search highlighted and a split window: right away, and after 200,000 lines of log have
+//! filled the scrollback (1 MiB kept). Then `--runs` new clients attach in turn, each
 //! timed from the start of its connection (TCP, WebSocket handshake, hand-over) to its last
 //! byte of replay: the whole snapshot, or every byte of the scrollback.
 
@@ -74,22 +75,32 @@ struct Row {
     raw_ms: Vec<f64>,
 }
 
-async fn measure(port: u16, id: &str, cols: u16, rows: u16, runs: usize) -> anyhow::Result<Row> {
-    let terminal = format!("vim{cols}x{rows}");
+async fn measure(
+    port: u16,
+    id: &str,
+    (cols, rows): (u16, u16),
+    log_lines: u32,
+    runs: usize,
+) -> anyhow::Result<Row> {
+    let terminal = format!("vim{cols}x{rows}-{log_lines}");
     let base = format!("/api/workspaces/{id}/terminals/{terminal}/ws");
     let (mut first, _) =
         connect(port, &format!("{base}?cols={cols}&rows={rows}&replay=raw")).await?;
-    let script = "for i in $(seq 1 400); do printf 'fn line_%d(x: u32) -> String { let s = \"text %d\"; format!(\"{s}{x}\") } // %d\\n' $i $i $i; done > main.rs; \
-                  vim -N -u NONE -c 'syntax on' -c 'set number' -c 'set hlsearch' -c split -c '/format' main.rs\n";
+    // A file of its own per terminal: a second vim on the same file stops at a swap-file
+    // question instead of drawing it.
+    let script = format!(
+        "seq 1 {log_lines} | grep -v '^0$'; for i in $(seq 1 400); do printf 'fn line_%d(x: u32) -> String {{ let s = \"text %d\"; format!(\"{{s}}{{x}}\") }} // %d\\n' $i $i $i; done > {terminal}.rs; \
+         vim -N -u NONE -c 'syntax on' -c 'set number' -c 'set hlsearch' -c split -c '/format' {terminal}.rs\n"
+    );
     first
         .send(Message::Binary(script.as_bytes().to_vec().into()))
         .await?;
-    let printed = read(&mut first, 0, Duration::from_secs(2)).await?;
+    let printed = read(&mut first, 0, Duration::from_secs(3)).await?;
     ensure!(printed > 1000, "vim drew only {printed} bytes");
     drop(first);
 
     let mut row = Row {
-        size: format!("{cols}x{rows}"),
+        size: format!("{cols}x{rows}, after {log_lines} lines of log"),
         snapshot: 0,
         scrollback: printed,
         screen_ms: Vec::new(),
@@ -107,8 +118,11 @@ async fn measure(port: u16, id: &str, cols: u16, rows: u16, runs: usize) -> anyh
         let _ = ws.close(None).await;
 
         let start = Instant::now();
-        let (mut ws, _) = connect(port, &format!("{base}?replay=raw")).await?;
-        read(&mut ws, printed, Duration::ZERO).await?;
+        let (mut ws, attached) = connect(port, &format!("{base}?replay=raw")).await?;
+        // The scrollback kept: from where the replay starts to what was printed.
+        let kept = printed - attached["offset"].as_u64().unwrap_or(0) as usize;
+        read(&mut ws, kept, Duration::ZERO).await?;
+        row.scrollback = kept;
         row.raw_ms.push(start.elapsed().as_secs_f64() * 1e3);
         let _ = ws.close(None).await;
     }
@@ -156,13 +170,19 @@ async fn main() -> anyhow::Result<()> {
     let id = created.json()?["id"].as_str().context("an id")?.to_string();
     let mut rows = Vec::new();
     let mut failure = None;
-    for (cols, rows_) in sizes {
-        eprintln!("vim at {cols}x{rows_}: {} attaches each way", args.runs);
-        match measure(port, &id, cols, rows_, args.runs).await {
-            Ok(row) => rows.push(row),
-            Err(e) => {
-                failure = Some(e);
-                break;
+    'sizes: for size in sizes {
+        // Right after vim starts, and after a long build log has filled the scrollback.
+        for log_lines in [0, 200_000] {
+            eprintln!(
+                "vim at {}x{} after {log_lines} lines: {} attaches each way",
+                size.0, size.1, args.runs
+            );
+            match measure(port, &id, size, log_lines, args.runs).await {
+                Ok(row) => rows.push(row),
+                Err(e) => {
+                    failure = Some(e);
+                    break 'sizes;
+                }
             }
         }
     }

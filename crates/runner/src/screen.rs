@@ -32,7 +32,7 @@ use burst::{Layout, is_plain};
 use modes::Modes;
 
 /// How long a screen stays awake after its last output.
-pub(crate) const SLEEP_AFTER: Duration = Duration::from_secs(20);
+pub(crate) const SLEEP_AFTER: Duration = Duration::from_secs(10);
 
 /// Bytes of rendered lines kept above the screen.
 const HISTORY_BYTES: usize = 64 * 1024;

@@ -447,3 +447,37 @@ fn the_start_of_a_split_character_is_not_drawn_yet() {
     screen.feed(&e[1..]);
     assert_eq!(screen.undrawn(), 0);
 }
+
+/// Memory of idle screens, awake and asleep (not a check: run with
+/// `cargo test --release -p cove-runner screen_memory -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn screen_memory() {
+    fn rss_kib() -> usize {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+        statm
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+            * 4
+    }
+    let before = rss_kib();
+    let mut screens: Vec<Screen> = (0..1000).map(|_| Screen::new(size(80, 24))).collect();
+    for screen in &mut screens {
+        screen.feed(b"\x1b[?2004h\x1b[01;32muser@host\x1b[00m:\x1b[01;34m~\x1b[00m$ ");
+    }
+    let awake = rss_kib();
+    for screen in &mut screens {
+        screen.sleep();
+    }
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe { libc::malloc_trim(0) };
+    let asleep = rss_kib();
+    eprintln!(
+        "per screen: awake {:.1} KiB, asleep {:.1} KiB",
+        (awake - before) as f64 / 1000.0,
+        (asleep - before) as f64 / 1000.0
+    );
+}
