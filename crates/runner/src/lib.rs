@@ -337,6 +337,17 @@ async fn release_memory(shutdown: CancellationToken) {
     }
 }
 
+/// Puts idle terminals' screens to sleep, every half of `screen::SLEEP_AFTER`.
+async fn sleep_idle_screens(terminals: Arc<terminals::Terminals>, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(screen::SLEEP_AFTER / 2);
+    loop {
+        tokio::select! {
+            _ = every.tick() => terminals.sleep_idle_screens(),
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
 /// Serves the workspace until `shutdown` is cancelled (or SIGTERM/SIGINT arrives), then stops
 /// its terminals and processes and returns.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -372,6 +383,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         }
     };
     tasks.spawn(release_memory(shutdown.clone()));
+    tasks.spawn(sleep_idle_screens(
+        workspace.terminals.clone(),
+        shutdown.clone(),
+    ));
     let (served, _) = tokio::join!(server, signals);
     workspace.stop_everything().await;
     tasks.close();

@@ -273,6 +273,15 @@ impl Terminals {
         Ok(terminal)
     }
 
+    /// Puts the screens nobody used for [`SLEEP_AFTER`] to sleep. Run now and then by one
+    /// task for all terminals (`lib.rs`), not in each terminal's pump: a timer there would
+    /// cancel the pump's wait for a stalled reader before it could give up on it.
+    pub(crate) fn sleep_idle_screens(&self) {
+        for terminal in self.list() {
+            terminal.screen.lock().unwrap().sleep_if_idle(SLEEP_AFTER);
+        }
+    }
+
     /// Closes every terminal (runner shutdown).
     pub(crate) async fn close_all(&self, grace: Duration) {
         let all = self.list();
@@ -289,7 +298,6 @@ async fn pump(
     let ooms_before = crate::stats::oom_kills();
     let master = terminal.master.clone();
     let mut buf = vec![0u8; 64 * 1024];
-    let mut idle_check = tokio::time::interval(SLEEP_AFTER / 2);
     let status = loop {
         tokio::select! {
             status = child.wait() => {
@@ -303,9 +311,6 @@ async fn pump(
                 }
                 terminal.append(tail.freeze());
                 break status;
-            }
-            _ = idle_check.tick() => {
-                terminal.screen.lock().unwrap().sleep_if_idle(SLEEP_AFTER);
             }
             read = async {
                 terminal.log.wait_for_room().await;

@@ -179,8 +179,21 @@ impl RawTerminal {
 
     /// Reads until the output received so far contains `needle`.
     pub async fn until(&mut self, needle: &str) -> String {
+        // Only the bytes not searched yet (and a needle's length before them): a flood
+        // is megabytes, searched once, not once per message.
+        let wanted = needle.as_bytes();
+        let mut searched: usize = 0;
         let result = tokio::time::timeout(WAIT, async {
-            while !String::from_utf8_lossy(&self.output).contains(needle) {
+            loop {
+                let from = searched.saturating_sub(wanted.len());
+                if wanted.is_empty()
+                    || self.output[from..]
+                        .windows(wanted.len())
+                        .any(|w| w == wanted)
+                {
+                    break;
+                }
+                searched = self.output.len();
                 match self.ws.next().await {
                     Some(Ok(Message::Binary(bytes))) => self.output.extend_from_slice(&bytes),
                     Some(Ok(Message::Text(text))) => self
