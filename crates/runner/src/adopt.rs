@@ -244,15 +244,7 @@ where
         Opened::Terminal(terminal, attach) => {
             crate::raw::serve(terminal, sink, stream, attach, ending).await
         }
-        Opened::Refused(e) => {
-            let _ = sink.send(crate::raw::refusal(e.to_reply())).await;
-            let _ = sink
-                .send(Message::Close(Some(CloseFrame {
-                    code: 1008,
-                    reason: "cannot open terminal".into(),
-                })))
-                .await;
-        }
+        Opened::Refused(e) => crate::raw::refuse(&mut sink, e.to_reply()).await,
     }
 }
 

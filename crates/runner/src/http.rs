@@ -229,15 +229,7 @@ async fn terminal_socket(
         Ok(Opened::Refused(e)) => {
             // Answer the upgrade, then say why and close, so browsers see the reason.
             return upgrade.on_upgrade(move |mut socket| async move {
-                let _ = socket.send(crate::raw::refusal(e.to_reply())).await;
-                let _ = socket
-                    .send(axum::extract::ws::Message::Close(Some(
-                        axum::extract::ws::CloseFrame {
-                            code: 1008,
-                            reason: "cannot open terminal".into(),
-                        },
-                    )))
-                    .await;
+                crate::raw::refuse(&mut socket, e.to_reply()).await
             });
         }
         Err(refusal) => return refusal.into_response(),

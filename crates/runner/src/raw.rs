@@ -310,6 +310,17 @@ pub(crate) async fn serve<Out, In>(
 /// How long a socket that is being closed from outside gets to send its close frame.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Says why a terminal could not be opened on a socket, then closes it (1008).
+pub(crate) async fn refuse<Out: Sink<Message> + Unpin>(sink: &mut Out, error: ErrorReply) {
+    let _ = sink.send(refusal(error)).await;
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code: 1008,
+            reason: "cannot open terminal".into(),
+        })))
+        .await;
+}
+
 /// The error message a raw socket sends before it closes: it cannot attach, or the client
 /// sent too much.
 pub(crate) fn refusal(error: ErrorReply) -> Message {

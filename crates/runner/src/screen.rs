@@ -328,13 +328,13 @@ impl Screen {
         }
     }
 
-    fn wake(&mut self) -> &mut avt::Terminal {
+    fn wake(&mut self) {
         let (size, dump) = (self.size, &mut self.dump);
         self.vt.get_or_insert_with(|| {
             let mut vt = emulator(size);
             vt.feed(std::mem::take(dump).as_str());
             vt
-        })
+        });
     }
 }
 
