@@ -19,6 +19,7 @@ mod attach;
 mod error;
 pub mod handover;
 pub mod launch;
+pub mod realtime;
 pub mod rest;
 pub use attach::{AttachMode, Replay};
 pub use error::{ErrorCode, ErrorReply, RestError};

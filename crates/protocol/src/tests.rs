@@ -476,6 +476,22 @@ fn typescript_bindings_are_current() {
         Ports,
         Stats,
         RawControl,
+        crate::realtime::LogsSubscription,
+        crate::realtime::Logs,
+        crate::realtime::LogsSkipped,
+        crate::realtime::StreamClosed,
+        crate::realtime::StatsSubscription,
+        crate::realtime::WorkspaceStats,
+        crate::realtime::HostStats,
+        crate::realtime::RecentError,
+        crate::realtime::StatsEvent,
+        crate::realtime::WatchFiles,
+        crate::realtime::FileChange,
+        crate::realtime::Room,
+        crate::realtime::Connected,
+        crate::realtime::RealtimeError,
+        crate::realtime::EmitRequest,
+        crate::realtime::EmitReply,
     );
     let out = out.trim_end().to_string() + "\n";
     let path =

@@ -8,6 +8,7 @@
 //! | `GET/PUT/DELETE /files/{path}` | file bytes, as the REST routes of section 0 |
 //! | `/ports/{port}/...` | port preview: HTTP and WebSocket to `127.0.0.1:{port}` |
 //! | `GET /healthz` | liveness and identity, for the server to find its runners again |
+//! | `GET /stats` | resource use against limits, live terminals and processes, OOM kills |
 //! | `POST /shutdown` | stop the workspace's programs and exit |
 
 use axum::Router;
@@ -73,6 +74,7 @@ pub(crate) fn router(ws: Arc<Workspace>) -> Router {
             axum::routing::any(crate::preview::proxy),
         )
         .route("/healthz", get(health))
+        .route("/stats", get(stats))
         .route("/shutdown", axum::routing::post(shutdown))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(ws)
@@ -455,6 +457,31 @@ async fn delete_file(
     let path = path_of(path);
     run_files(move || ws.files.delete(&path, q.recursive)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /stats`: what the control socket's `stats` answers, with the live programs and the
+/// sandbox's OOM kills, for the server's metrics and its `/system` namespace.
+async fn stats(State(ws): State<Arc<Workspace>>) -> Result<impl IntoResponse, ApiError> {
+    let sampled = ws.clone();
+    let stats = tokio::task::spawn_blocking(move || sampled.stats.sample(&sampled.files))
+        .await
+        .map_err(|_| ApiError::from(Error::Internal("stats failed")))?;
+    Ok(axum::Json(cove_protocol::realtime::RunnerStats {
+        stats,
+        terminals: ws
+            .terminals
+            .list()
+            .iter()
+            .filter(|t| t.exit_status().is_none())
+            .count() as u64,
+        processes: ws
+            .processes
+            .list()
+            .iter()
+            .filter(|p| p.exit_status().is_none())
+            .count() as u64,
+        oom_kills: crate::stats::oom_kills(),
+    }))
 }
 
 async fn health(State(ws): State<Arc<Workspace>>) -> impl IntoResponse {

@@ -460,3 +460,73 @@ export type Ports = { ports: Array<PortInfo>, };
 export type Stats = { cpuPercent: number, memoryBytes: number, memoryLimitBytes: number | null, pids: number, diskBytes: number, diskLimitBytes: number | null, };
 
 export type RawControl = { "type": "attached", offset: number, cols: number, rows: number, gap?: boolean, snapshot?: number, } | { "type": "resize", cols: number, rows: number, } | { "type": "exit", exitCode: number | null, signal: number | null, } | { "type": "error", code: ErrorCode, message: string, };
+
+export type LogsSubscription = { workspaceId: string, processId: string, };
+
+export type Logs = { workspaceId: string, processId: string, stream: Stream, data: string, };
+
+export type LogsSkipped = { workspaceId: string, processId: string, 
+/**
+ * Bytes dropped on the way to this client; `0` when the runner's kept log was outrun and
+ * the amount is not known.
+ */
+bytes: number, message: string, };
+
+export type StreamClosed = { workspaceId: string, processId: string, exitCode: number | null, signal: number | null, };
+
+export type StatsSubscription = { workspaceId?: string | null, };
+
+export type WorkspaceStats = { workspaceId: string, name: string, owner: string, terminals: number, processes: number, cpuPercent: number, memoryBytes: number, memoryLimitBytes: number | null, pids: number, diskBytes: number, diskLimitBytes: number | null, };
+
+export type HostStats = { cpuCount: number, 
+/**
+ * 1-minute load average.
+ */
+load: number, memoryTotalBytes: number, memoryAvailableBytes: number, serverMemoryBytes: number, 
+/**
+ * Open connections by kind: control, terminal, plain, events, preview, and each
+ * Socket.IO namespace.
+ */
+connections: { [key in string]: number }, runningWorkspaces: number, 
+/**
+ * Workspace start latency: how many starts, and their mean, in milliseconds.
+ */
+starts: number, startMeanMs: number, 
+/**
+ * The last few failures the server logged (starts, runners), newest first.
+ */
+recentErrors: Array<RecentError>, };
+
+export type RecentError = { 
+/**
+ * RFC 3339.
+ */
+at: string, workspaceId: string | null, message: string, };
+
+export type StatsEvent = { workspaces: Array<WorkspaceStats>, host?: HostStats | null, };
+
+export type WatchFiles = { workspaceId: string, path?: string | null, };
+
+export type FileChange = { workspaceId: string, path: string, kind: ChangeKind, to?: string | null, };
+
+export type Room = { workspaceId: string, };
+
+export type Connected = { namespace: string, username: string, };
+
+export type RealtimeError = { code: ErrorCode, message: string, 
+/**
+ * The event that was refused, when there is one.
+ */
+event?: string | null, workspaceId?: string | null, };
+
+export type EmitRequest = { namespace: string, room?: string | null, event: string, data: unknown, };
+
+export type EmitReply = { 
+/**
+ * Clients the event was queued for.
+ */
+delivered: number, 
+/**
+ * Clients that were too far behind to take it.
+ */
+dropped: number, };
