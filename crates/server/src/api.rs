@@ -27,7 +27,7 @@ type Shared = State<Arc<AppState>>;
 
 /// Parses a JSON request body. A body must say it is JSON: a form or `text/plain` body is
 /// what another site can make a browser send without asking, so it is refused (415).
-fn parse_json<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<T, ApiError> {

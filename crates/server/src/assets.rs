@@ -85,6 +85,7 @@ const PAGES: &[&str] = &[
     "/settings/tokens",
     "/admin/users",
     "/admin/audit",
+    "/admin/system",
 ];
 
 /// The browser app's own routes (web/src/app/router.ts).
@@ -112,6 +113,7 @@ mod tests {
             "/w/my%20app",
             "/login",
             "/admin/audit",
+            "/admin/system",
         ] {
             assert!(super::is_page(page), "{page}");
         }

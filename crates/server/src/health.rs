@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -34,7 +35,7 @@ impl Metrics {
         self.last_activity.store(crate::now_ms(), Ordering::Relaxed);
     }
 
-    fn open(&self) -> [(&'static str, i64); 4] {
+    pub(crate) fn open(&self) -> [(&'static str, i64); 4] {
         [
             ("control", self.control.load(Ordering::Relaxed)),
             ("terminal", self.terminal.load(Ordering::Relaxed)),
@@ -57,52 +58,56 @@ pub(crate) async fn healthz(State(app): State<Arc<AppState>>) -> Response {
     .into_response()
 }
 
-/// `GET /health`, seed 001's shape.
+/// Open connections by kind (control, terminal, plain, events) and Socket.IO namespace.
+pub(crate) fn open_connections(app: &AppState) -> BTreeMap<String, i64> {
+    let mut open: BTreeMap<String, i64> = app
+        .metrics
+        .open()
+        .iter()
+        .map(|(k, n)| (k.to_string(), *n))
+        .collect();
+    for (namespace, n) in app.realtime.counts() {
+        open.insert(namespace.to_string(), n);
+    }
+    open
+}
+
+/// `GET /health`, seed 001's shape: `connections` counts every socket kind and Socket.IO
+/// namespace; `activeStreams` the relays and subscriptions that carry data now.
 pub(crate) async fn health(State(app): State<Arc<AppState>>) -> Response {
-    let open = app.metrics.open();
+    let connections = open_connections(&app);
+    let relays: i64 = app.metrics.open().iter().map(|(_, n)| n).sum();
     axum::Json(Health {
         success: true,
         status: "healthy".to_string(),
-        connections: open.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-        active_streams: open.iter().map(|(_, n)| n).sum(),
+        connections,
+        active_streams: relays + app.realtime.subscriptions(),
     })
     .into_response()
 }
 
-/// `GET /metrics`, Prometheus text format: server-wide counts, for administrators (and
+/// `GET /metrics`, Prometheus text format (see `observe.rs`), for administrators (and
 /// their tokens, for a scraper).
 pub(crate) async fn metrics(State(app): State<Arc<AppState>>, caller: Caller) -> Response {
     if !caller.is_admin() {
         return ApiError::forbidden("only an administrator may read the server's metrics")
             .into_response();
     }
-    let mut out = String::new();
-    out.push_str("# HELP cove_open_sockets WebSocket relays open now, by kind.\n# TYPE cove_open_sockets gauge\n");
-    for (kind, n) in app.metrics.open() {
-        out.push_str(&format!("cove_open_sockets{{kind=\"{kind}\"}} {n}\n"));
-    }
-    out.push_str("# HELP cove_http_requests_total HTTP requests served.\n# TYPE cove_http_requests_total counter\n");
-    out.push_str(&format!(
-        "cove_http_requests_total {}\n",
-        app.metrics.requests.load(Ordering::Relaxed)
-    ));
+    let connections = open_connections(&app);
+    let mut states = Vec::new();
     if let Ok(rows) = app.manager.all().await {
-        out.push_str("# HELP cove_workspaces Workspaces by state.\n# TYPE cove_workspaces gauge\n");
         for state in cove_protocol::rest::WorkspaceState::ALL {
             let n = rows.iter().filter(|w| w.state == state).count();
-            out.push_str(&format!("cove_workspaces{{state=\"{state}\"}} {n}\n"));
+            states.push((state.to_string(), n as i64));
         }
     }
-    if let Some(rss) = rss_bytes() {
-        out.push_str("# HELP cove_server_resident_memory_bytes Resident memory of the server process.\n# TYPE cove_server_resident_memory_bytes gauge\n");
-        out.push_str(&format!("cove_server_resident_memory_bytes {rss}\n"));
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
-}
-
-fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    let text = app.observer.render(&connections, &states);
+    (
+        [(
+            header::CONTENT_TYPE,
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        )],
+        text,
+    )
+        .into_response()
 }

@@ -19,8 +19,10 @@ mod handover;
 mod health;
 mod link;
 mod listener;
+mod observe;
 mod perimeter;
 mod preview;
+mod realtime;
 mod relay;
 mod templates;
 mod tls;
@@ -92,6 +94,10 @@ pub struct AppState {
     tasks: TaskTracker,
     shutdown: CancellationToken,
     metrics: health::Metrics,
+    /// Prometheus metrics, runner figures and recent failures.
+    observer: Arc<observe::Observer>,
+    /// The Socket.IO namespaces.
+    realtime: realtime::Realtime,
     /// Which names cove answers to, and where previews live.
     hosts: perimeter::Hosts,
     /// Who is signed in to which preview host.
@@ -138,16 +144,36 @@ pub(crate) fn rfc3339(ms: u64) -> String {
     )
 }
 
+/// Counts every request, by route template (not path: ids would make a series each) and
+/// status, and how long its answer (its head, for sockets and streams) took.
 async fn track_activity(
     State(app): State<Arc<AppState>>,
     request: Request,
     next: Next,
 ) -> Response {
     app.metrics.touch();
-    next.run(request).await
+    let route = match request.extensions().get::<axum::extract::MatchedPath>() {
+        Some(matched) => matched.as_str().to_string(),
+        None if request.uri().path().starts_with("/socket.io") => "/socket.io/".to_string(),
+        None => "fallback".to_string(),
+    };
+    let method = request.method().clone();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    app.observer.request(
+        &route,
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
-fn router(app: Arc<AppState>, max_file_bytes: u64) -> Router {
+fn router(
+    app: Arc<AppState>,
+    max_file_bytes: u64,
+    socket_io: socketioxide::layer::SocketIoLayer,
+) -> Router {
     let files_root = axum::routing::get(api::files_root)
         .put(api::files_root)
         .delete(api::files_root);
@@ -246,8 +272,15 @@ fn router(app: Arc<AppState>, max_file_bytes: u64) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/health", get(health::health))
         .route("/metrics", get(health::metrics))
+        .route("/api/emit", post(realtime::emit))
         .fallback(assets::serve)
         .layer(DefaultBodyLimit::max(64 * 1024))
+        // Socket.IO answers `/socket.io/` itself, inside every check below.
+        .layer(socket_io)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            realtime::guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             track_activity,
@@ -307,6 +340,8 @@ pub async fn serve(
             .await
             .map_err(|e| anyhow::anyhow!("cannot load the templates: {}", e.reply.message))?,
     );
+    let observer = Arc::new(observe::Observer::new());
+    let (socket_io, realtime) = realtime::build();
     let app = Arc::new(AppState {
         manager: workspaces::Manager::new(
             db.clone(),
@@ -314,7 +349,10 @@ pub async fn serve(
             accounts.clone(),
             objects,
             templates,
+            observer.clone(),
         ),
+        observer,
+        realtime,
         accounts,
         proxies: perimeter::proxies::TrustedProxies::new(config.trusted_proxies.clone()),
         allowed_origins: config.allowed_origins.clone(),
@@ -332,6 +370,8 @@ pub async fn serve(
         .map_err(|e| anyhow::anyhow!("cannot reconcile workspaces: {}", e.reply.message))?;
     app.tasks
         .spawn(workspaces::watch(app.clone(), config.lifecycle));
+    app.tasks.spawn(observe::collect(app.clone()));
+    app.realtime.register(&app);
     app.metrics.touch();
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
@@ -365,13 +405,14 @@ pub async fn serve(
     tracing::debug!(?limits, fd_limit, "accepting connections");
     listener::serve(
         listener,
-        router(app.clone(), config.max_file_bytes),
+        router(app.clone(), config.max_file_bytes, socket_io),
         limits,
         acceptor,
         shutdown.clone(),
         app.tasks.clone(),
     )
     .await;
+    app.realtime.close().await;
     app.tasks.close();
     if tokio::time::timeout(std::time::Duration::from_secs(5), app.tasks.wait())
         .await

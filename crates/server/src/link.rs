@@ -65,6 +65,46 @@ impl From<LinkError> for ApiError {
     }
 }
 
+/// Longest wait for a runner's figures: a runner that cannot answer this quickly is busy, and
+/// its figures can wait for the next round.
+const STATS_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A runner's answer body, at most `max` bytes (more is `too_large`).
+async fn read_limited(
+    answer: hyper::Response<hyper::body::Incoming>,
+    max: usize,
+    path: &str,
+) -> Result<bytes::Bytes, ApiError> {
+    use http_body_util::BodyExt as _;
+    Ok(http_body_util::Limited::new(answer.into_body(), max)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                ApiError::new(
+                    ErrorCode::TooLarge,
+                    format!("{path:?} is larger than {max} bytes"),
+                )
+            } else {
+                ApiError::internal("reading from the workspace", e)
+            }
+        })?
+        .to_bytes())
+}
+
+/// A runner's error answer, as the API passes it on.
+fn refusal(status: hyper::StatusCode, body: &[u8]) -> ApiError {
+    let reply = serde_json::from_slice::<RestError>(body)
+        .map(|rest| rest.error)
+        .unwrap_or_else(|_| {
+            ErrorReply::new(
+                ErrorCode::Internal,
+                String::from_utf8_lossy(body).into_owned(),
+            )
+        });
+    ApiError::from_reply(reply).with_status(status)
+}
+
 /// A path for a URI: each segment percent-encoded but for unreserved characters.
 pub(crate) fn encode_path(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
@@ -174,12 +214,43 @@ impl RunnerLink {
     pub(crate) async fn request(
         &self,
         id: &str,
-        mut request: Request<Body>,
+        request: Request<Body>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, LinkError> {
         self.used
             .lock()
             .unwrap()
             .insert(id.to_string(), std::time::Instant::now());
+        self.send(id, request).await
+    }
+
+    /// The runner's `GET /stats`. Looking is not using: this does not count as activity for
+    /// stopping idle workspaces.
+    pub(crate) async fn stats(
+        &self,
+        id: &str,
+    ) -> Result<cove_protocol::realtime::RunnerStats, ApiError> {
+        let request = Request::get("/stats")
+            .body(Body::empty())
+            .map_err(|e| ApiError::internal("asking a runner for its figures", e))?;
+        let answer = tokio::time::timeout(STATS_TIMEOUT, self.send(id, request))
+            .await
+            .map_err(|_| {
+                ApiError::unavailable("the workspace did not answer for its figures in time")
+            })??;
+        let status = answer.status();
+        let body = read_limited(answer, 64 * 1024, "/stats").await?;
+        if !status.is_success() {
+            return Err(refusal(status, &body));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::internal("reading a runner's figures", e))
+    }
+
+    async fn send(
+        &self,
+        id: &str,
+        mut request: Request<Body>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, LinkError> {
         let known = self
             .addrs
             .lock()
@@ -247,36 +318,14 @@ impl RunnerLink {
         path: &str,
         max: usize,
     ) -> Result<bytes::Bytes, ApiError> {
-        use http_body_util::BodyExt as _;
         let request = Request::get(format!("/files/{}", encode_path(path)))
             .body(Body::empty())
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let answer = self.request(id, request).await?;
         let status = answer.status();
-        let body = http_body_util::Limited::new(answer.into_body(), max)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    ApiError::new(
-                        ErrorCode::TooLarge,
-                        format!("{path:?} is larger than {max} bytes"),
-                    )
-                } else {
-                    ApiError::internal("reading from the workspace", e)
-                }
-            })?
-            .to_bytes();
+        let body = read_limited(answer, max, path).await?;
         if !status.is_success() {
-            let reply = serde_json::from_slice::<RestError>(&body)
-                .map(|rest| rest.error)
-                .unwrap_or_else(|_| {
-                    ErrorReply::new(
-                        ErrorCode::Internal,
-                        String::from_utf8_lossy(&body).into_owned(),
-                    )
-                });
-            return Err(ApiError::from_reply(reply).with_status(status));
+            return Err(refusal(status, &body));
         }
         Ok(body)
     }

@@ -10,6 +10,7 @@
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
+use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -126,9 +127,15 @@ impl Drop for Gauge {
 /// client sees the connection drop; the runner keeps everything running).
 pub(crate) async fn pipe(
     mut client: ClientIo,
-    mut runner: impl tokio::io::AsyncRead + AsyncWrite + Unpin,
+    runner: impl tokio::io::AsyncRead + AsyncWrite + Unpin,
     stop: tokio_util::sync::CancellationToken,
+    counters: (Counter, Counter),
 ) {
+    let mut runner = Counted {
+        inner: runner,
+        down: counters.0,
+        up: counters.1,
+    };
     tokio::select! {
         result = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut runner, COPY_BUFFER, COPY_BUFFER) => {
             if let Err(e) = result {
@@ -138,6 +145,55 @@ pub(crate) async fn pipe(
         _ = stop.cancelled() => {
             let _ = send_close(&mut client, 1001, "the server is restarting").await;
         }
+    }
+}
+
+/// A runner connection that counts the bytes read from it (`down`, to the client) and
+/// written to it (`up`) as they pass, for `cove_relay_bytes_total`.
+struct Counted<T> {
+    inner: T,
+    down: Counter,
+    up: Counter,
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Counted<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.down.inc_by((buf.filled().len() - before) as u64);
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, data);
+        if let std::task::Poll::Ready(Ok(n)) = &polled {
+            self.up.inc_by(*n as u64);
+        }
+        polled
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -5,7 +5,7 @@
 //! and `error` when a start fails (a later start may succeed). Starts and stops of one
 //! workspace are serialized, so two clients connecting at once start one runner.
 
-use cove_backend::{BackendError, RunnerState, SharedBackend, WorkspaceLimits};
+use cove_backend::{BackendError, RunnerState, SharedBackend};
 use cove_protocol::accounts::WorkspaceAccess;
 use cove_protocol::rest::{Limits, WorkspaceState, WorkspaceView};
 use std::collections::HashMap;
@@ -16,29 +16,6 @@ use crate::db::{Db, WorkspaceRow};
 use crate::error::ApiError;
 use crate::link::RunnerLink;
 use crate::templates::Catalog;
-
-/// The limits a workspace asks for, in the backend's units (bytes, thousandths of a core).
-fn backend_limits(limits: &Limits) -> Result<WorkspaceLimits, ApiError> {
-    const MIB: u64 = 1024 * 1024;
-    let mib = |v: u64| {
-        v.checked_mul(MIB)
-            .ok_or_else(|| ApiError::bad_request("limit too large"))
-    };
-    let cpu_millis = match limits.cpu {
-        Some(cpu) if !cpu.is_finite() || cpu <= 0.0 || cpu > 1e6 => {
-            return Err(ApiError::bad_request(
-                "cpu must be a positive number of cores",
-            ));
-        }
-        cpu => cpu.map(|c| (c * 1000.0).round() as u64),
-    };
-    Ok(WorkspaceLimits {
-        memory_bytes: limits.memory_mib.map(mib).transpose()?,
-        cpu_millis,
-        pids: limits.pids,
-        disk_bytes: limits.disk_mib.map(mib).transpose()?,
-    })
-}
 
 /// A workspace as the API shows it (its run command and preview port from its template).
 fn view_of(row: WorkspaceRow, templates: &Catalog) -> WorkspaceView {
@@ -133,42 +110,12 @@ pub(crate) struct Manager {
     objects: cove_objects::Objects,
     /// What new workspaces start with.
     templates: Arc<Catalog>,
+    /// Start latency, failures and runner exits are counted here.
+    observer: Arc<crate::observe::Observer>,
 }
 
 /// Why a workspace whose runner went away without being asked is stopped.
 const RUNNER_EXITED: &str = "the workspace stopped on its own (its runner exited)";
-
-/// Longest workspace name.
-pub(crate) const MAX_NAME_CHARS: usize = 64;
-
-/// Checks a workspace name. Names are what people read in lists and type in URLs, so they
-/// are plain: ASCII letters, digits, spaces and `-_.`, starting and ending with a letter or a
-/// digit, at most [`MAX_NAME_CHARS`]. That leaves out look-alikes (`a` and `a` + a zero-width
-/// space, right-to-left overrides), `.` and `..`, and anything that needs escaping in a path.
-/// Names are unique per owner whatever their case: `Demo` and `demo` are one name.
-pub(crate) fn validate_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    let rule = "names are 1 to 64 characters: letters, digits, spaces and - _ . (ASCII), starting and ending with a letter or a digit";
-    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    if name.is_empty()
-        || name.len() > MAX_NAME_CHARS
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.'))
-        || !edge_ok(name.chars().next())
-        || !edge_ok(name.chars().last())
-    {
-        return Err(ApiError::bad_request(format!(
-            "invalid name {name:?}: {rule}"
-        )));
-    }
-    if name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::bad_request(
-            "name must not look like a workspace id",
-        ));
-    }
-    Ok(name.to_string())
-}
 
 impl Manager {
     pub(crate) fn new(
@@ -177,8 +124,10 @@ impl Manager {
         accounts: Arc<Accounts>,
         objects: cove_objects::Objects,
         templates: Arc<Catalog>,
+        observer: Arc<crate::observe::Observer>,
     ) -> Manager {
         Manager {
+            observer,
             objects,
             templates,
             db,
@@ -372,6 +321,7 @@ impl Manager {
         }
         self.link.forget(&row.id);
         tracing::warn!(workspace = %row.id, name = %row.name, "{RUNNER_EXITED}");
+        self.observer.runner_exited(&row.id, RUNNER_EXITED);
         self.transition(&row.id, WorkspaceState::Stopped, RUNNER_EXITED, None)
             .await
             .is_ok()
@@ -391,6 +341,22 @@ impl Manager {
             }
         }
         Ok(views)
+    }
+
+    /// The workspaces `caller` may see, with what they may do, as stored (no runner is
+    /// asked: for views refreshed every second).
+    pub(crate) async fn visible(&self, caller: &Caller) -> Result<Vec<Found>, ApiError> {
+        let rows = self
+            .db
+            .list_visible(&caller.user.id, caller.is_admin())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(row, share)| {
+                let access = caller.access_to(&row, share)?;
+                Some(Found { row, access })
+            })
+            .collect())
     }
 
     /// Every workspace, whoever owns it (for the server's own counts).
@@ -435,9 +401,17 @@ impl Manager {
                 .await?;
         }
         let limits = backend_limits(&current.limits)?;
-        self.accounts.check_start(&current).await?;
-        if Self::needs_restore(&current) {
-            self.restore(&current).await?;
+        if let Err(e) = self.accounts.check_start(&current).await {
+            self.observer
+                .start_failed(&row.id, "quota", &e.reply.message);
+            return Err(e);
+        }
+        if Self::needs_restore(&current)
+            && let Err(e) = self.restore(&current).await
+        {
+            self.observer
+                .start_failed(&row.id, "restore", &e.reply.message);
+            return Err(e);
         }
         self.transition(&row.id, WorkspaceState::Starting, "", None)
             .await?;
@@ -448,15 +422,23 @@ impl Manager {
                 self.transition(&row.id, WorkspaceState::Running, "", None)
                     .await?;
                 tracing::info!(workspace = %row.id, elapsed_ms = started.elapsed().as_millis() as u64, "workspace running");
+                self.observer.started(started.elapsed());
                 init::after_start(self.db.clone(), self.link.clone(), row.id.clone()).await;
                 Ok(true)
             }
             Err(e) => {
                 tracing::error!(workspace = %row.id, error = %e, "workspace failed to start");
-                let message = match e {
-                    BackendError::NoStorage(_) => "the workspace's files are missing".to_string(),
-                    _ => "the workspace could not start; see the server log".to_string(),
+                let (reason, message) = match e {
+                    BackendError::NoStorage(_) => (
+                        "no_storage",
+                        "the workspace's files are missing".to_string(),
+                    ),
+                    _ => (
+                        "backend",
+                        "the workspace could not start; see the server log".to_string(),
+                    ),
                 };
+                self.observer.start_failed(&row.id, reason, &e.to_string());
                 self.transition(&row.id, WorkspaceState::Error, &message, None)
                     .await?;
                 Err(ApiError::unavailable(message))
@@ -589,6 +571,9 @@ impl Manager {
 
 mod devcontainer;
 mod init;
+mod requests;
+use requests::backend_limits;
+pub(crate) use requests::validate_name;
 mod reconcile;
 mod snapshots;
 mod watch;

@@ -16,6 +16,7 @@ pub mod postgres;
 pub mod request;
 pub mod s3;
 pub mod serve;
+pub mod socketio;
 
 mod clients;
 pub use clients::{Control, RawTerminal};

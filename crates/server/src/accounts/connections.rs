@@ -1,4 +1,4 @@
-//! Every open socket (control, terminal, plain-text, events) and preview relay, with who
+//! Every open socket (control, terminal, plain-text, events, Socket.IO) and preview relay, with who
 //! opened it and how: so that revoking a session or token, disabling or deleting a user, or
 //! removing a share closes that party's sockets at once; so that a user's open connections
 //! can be held to their quota; and so that the people in a workspace can see each other.
@@ -20,6 +20,8 @@ pub(crate) enum Kind {
     Events,
     /// A WebSocket to a workspace's own server, through a preview.
     Preview,
+    /// A Socket.IO socket on a namespace, or one of its subscriptions.
+    Realtime,
 }
 
 #[derive(Debug)]

@@ -59,7 +59,20 @@ pub(crate) async fn login(
             address,
             user_agent,
         )
-        .await?;
+        .await;
+    app.observer.sign_in(match &signed_in {
+        Ok(_) => "success",
+        Err(e)
+            if matches!(
+                e.reply.code,
+                cove_protocol::ErrorCode::LimitExceeded | cove_protocol::ErrorCode::Unavailable
+            ) =>
+        {
+            "throttled"
+        }
+        Err(_) => "failure",
+    });
+    let signed_in = signed_in?;
     let cookie = session_cookie(tls, &signed_in.secret, signed_in.max_age);
     let mut response = match next {
         Some(next) => {

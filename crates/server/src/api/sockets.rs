@@ -224,7 +224,10 @@ pub(crate) async fn control_socket(
         }
         let path = runner_path("/ws", &query);
         match app.manager.link().websocket(&row.id, &path).await {
-            Ok(runner) => relay::pipe(client, runner, registered.closed.clone()).await,
+            Ok(runner) => {
+                let counters = app.observer.relay_counters("control");
+                relay::pipe(client, runner, registered.closed.clone(), counters).await
+            }
             Err(e) => {
                 tracing::warn!(workspace = %row.id, error = %e, "cannot reach the runner");
                 let error = ErrorReply::new(
@@ -304,12 +307,18 @@ pub(crate) async fn terminal_socket(
         let _gauge = Gauge::enter(&task_app.metrics.terminal);
         let closed = registered.closed.clone();
         match runner {
-            Runner::Relay(runner) => relay::pipe(TokioIo::new(upgraded), runner, closed).await,
+            Runner::Relay(runner) => {
+                let counters = task_app.observer.relay_counters("terminal");
+                relay::pipe(TokioIo::new(upgraded), runner, closed, counters).await
+            }
             Runner::Adopt(lease) => match handover::hand_over(upgraded, lease).await {
                 Ok(HandedOver::Adopted(lease)) => {
                     handover::hold(lease, closed, task_app.shutdown.clone()).await
                 }
-                Ok(HandedOver::Relay(client, lease)) => relay::pipe(client, lease, closed).await,
+                Ok(HandedOver::Relay(client, lease)) => {
+                    let counters = task_app.observer.relay_counters("terminal");
+                    relay::pipe(client, lease, closed, counters).await
+                }
                 Err(e) => tracing::warn!(error = %e, "could not hand a terminal socket over"),
             },
         }
@@ -347,7 +356,10 @@ pub(crate) async fn plain_terminal_socket(
         let mut client = TokioIo::new(upgraded);
         let _gauge = Gauge::enter(&app.metrics.plain);
         match connect_plain(&app, &caller, &session, &registered, &mut client).await {
-            Ok(runner) => relay::pipe(client, runner, registered.closed.clone()).await,
+            Ok(runner) => {
+                let counters = app.observer.relay_counters("plain");
+                relay::pipe(client, runner, registered.closed.clone(), counters).await
+            }
             Err(message) => {
                 let _ = relay::send_text(&mut client, &format!("Error: {message}\r\n")).await;
                 let _ = relay::send_close(&mut client, 1011, "cannot open the terminal").await;

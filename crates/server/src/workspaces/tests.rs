@@ -24,7 +24,14 @@ async fn manager_with(
             .unwrap(),
     );
     (
-        Manager::new(db, backend.clone(), accounts, objects, templates),
+        Manager::new(
+            db,
+            backend.clone(),
+            accounts,
+            objects,
+            templates,
+            Arc::default(),
+        ),
         backend,
         dir,
     )

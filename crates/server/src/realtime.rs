@@ -1,0 +1,493 @@
+//! Socket.IO at `/socket.io/` (docs/PROTOCOL.md section 4), for clients nobody here wrote:
+//! the stock `socket.io-client`, over long-polling or WebSocket.
+//!
+//! Owns: the namespaces `/processes` (a process's output), `/system` (resource use),
+//! `/files` (changes under a folder) and `/mcp` (what agents do in a workspace), who may
+//! connect to them, the subscriptions each socket holds, and `POST /api/emit`.
+//!
+//! A socket is let in only with a caller (the same session cookie or token as every other
+//! route, checked by `auth::identify` before the request gets here) and, from a browser, from
+//! an allowed origin ([`guard`]). Each namespace socket is a registered connection, held to
+//! its owner's connection quota and closed when their session, token or account goes; each
+//! subscription to a workspace is registered too, so losing access to the workspace ends it.
+//!
+//! Each subscription is one task with one view-mode control socket to the workspace's runner
+//! (`upstream.rs`): it can read and watch, never change anything. socketioxide keeps
+//! [`BUFFER`] packets per connection and then refuses to queue more; a subscription never
+//! waits for a slow client and never queues without bound: what does not fit is dropped,
+//! counted, and the client is told what it missed before the next thing it gets (`outlet.rs`).
+
+mod emit;
+mod files;
+mod mcp;
+mod outlet;
+mod processes;
+mod system;
+mod upstream;
+
+pub(crate) use emit::emit;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use cove_protocol::ErrorCode;
+use cove_protocol::realtime::{Connected, RealtimeError};
+use socketioxide::SocketIo;
+use socketioxide::extract::{Data, SocketRef};
+use socketioxide::layer::SocketIoLayer;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use crate::AppState;
+use crate::accounts::{Caller, ConnectionKind, Registered};
+use crate::error::ApiError;
+use crate::workspaces::Found;
+
+/// Packets socketioxide queues per connection before `emit` is refused.
+const BUFFER: usize = 64;
+
+/// Largest packet either way. `logs` events carry at most `processes::BATCH` bytes of
+/// text, which JSON can make up to six times larger.
+const MAX_PAYLOAD: u64 = 256 * 1024;
+
+/// Most subscriptions one socket may hold at once.
+const MAX_SUBSCRIPTIONS: usize = 64;
+
+/// The Socket.IO server: its namespaces and their sockets.
+#[derive(Debug, Clone)]
+pub(crate) struct Realtime {
+    io: SocketIo,
+    /// Subscriptions running now, for `/health`'s `activeStreams`.
+    active: Arc<std::sync::atomic::AtomicI64>,
+}
+
+/// The layer that answers `/socket.io/`, and the server behind it (namespaces are added by
+/// [`Realtime::register`] once the application state exists).
+pub(crate) fn build() -> (SocketIoLayer, Realtime) {
+    let (layer, io) = SocketIo::builder()
+        .max_buffer_size(BUFFER)
+        .max_payload(MAX_PAYLOAD)
+        .ws_max_message_size(MAX_PAYLOAD as usize)
+        .ws_max_frame_size(MAX_PAYLOAD as usize)
+        .ws_read_buffer_size(4096)
+        .connect_timeout(Duration::from_secs(20))
+        .build_layer();
+    (
+        layer,
+        Realtime {
+            io,
+            active: Arc::default(),
+        },
+    )
+}
+
+impl Realtime {
+    /// Adds the namespaces. They hold the state weakly: the state owns them.
+    pub(crate) fn register(&self, app: &Arc<AppState>) {
+        for namespace in cove_protocol::realtime::NAMESPACES {
+            let app = Arc::downgrade(app);
+            self.io
+                .ns(format!("/{namespace}"), move |socket: SocketRef| {
+                    let app = app.clone();
+                    async move { connect(app, socket, namespace).await }
+                });
+        }
+    }
+
+    /// Open sockets per namespace, by name (`processes`, ...).
+    pub(crate) fn counts(&self) -> Vec<(&'static str, i64)> {
+        cove_protocol::realtime::NAMESPACES
+            .iter()
+            .map(|ns| {
+                let n = self
+                    .io
+                    .of(format!("/{ns}"))
+                    .map_or(0, |ops| ops.sockets().len());
+                (*ns, n as i64)
+            })
+            .collect()
+    }
+
+    /// Emits `event` to the sockets of `namespace` (in `room`, a workspace id, if given):
+    /// how many it was queued for, and how many were too far behind to take it.
+    pub(crate) async fn broadcast(
+        &self,
+        namespace: &str,
+        room: Option<&str>,
+        event: &str,
+        data: &serde_json::Value,
+    ) -> (u64, u64) {
+        let operators = || {
+            let all = self.io.of(format!("/{namespace}"))?;
+            Some(match room {
+                Some(room) => all.to(room.to_string()),
+                None => all,
+            })
+        };
+        let (Some(counted), Some(ops)) = (operators(), operators()) else {
+            return (0, 0);
+        };
+        let targets = counted.sockets().len() as u64;
+        let dropped = match ops.emit(event, data).await {
+            Ok(()) => 0,
+            Err(socketioxide::BroadcastError::Socket(errors)) => errors.len() as u64,
+            Err(e) => {
+                tracing::warn!(namespace, event, error = %e, "an emitted event could not be sent");
+                targets
+            }
+        };
+        (targets.saturating_sub(dropped), dropped)
+    }
+
+    /// Subscriptions running now.
+    pub(crate) fn subscriptions(&self) -> i64 {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Disconnects every socket (the server is stopping).
+    pub(crate) async fn close(&self) {
+        self.io.close().await;
+    }
+}
+
+/// Refuses a browser's Socket.IO request from another origin, for every request of a
+/// session (the long-polling GETs and POSTs, and the WebSocket upgrade): a page elsewhere
+/// must not read or drive a signed-in person's sockets with their cookie.
+pub(crate) async fn guard(
+    State(app): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.uri().path().starts_with("/socket.io")
+        && let Err(e) = crate::perimeter::check_websocket_origin(&app, &request)
+    {
+        if let Some(caller) = request.extensions().get::<Caller>() {
+            app.accounts
+                .audit(
+                    caller,
+                    "socket.refused",
+                    "/socket.io/",
+                    cove_protocol::accounts::Outcome::Failure,
+                    &e.reply.message,
+                )
+                .await;
+        }
+        return e.into_response();
+    }
+    next.run(request).await
+}
+
+/// A socket on one namespace: who it is, and what it follows.
+pub(super) struct Client {
+    app: Arc<AppState>,
+    caller: Caller,
+    namespace: &'static str,
+    /// Cancelled when the socket goes, or its caller's credential does.
+    registered: Registered,
+    /// Taken when the socket disconnects (handlers hold the client: no cycle outlives it).
+    socket: Mutex<Option<SocketRef>>,
+    subscriptions: Mutex<HashMap<String, Subscription>>,
+    next_id: AtomicU64,
+}
+
+struct Subscription {
+    id: u64,
+    workspace: Option<String>,
+    stop: CancellationToken,
+}
+
+/// A new socket on `namespace`.
+async fn connect(app: Weak<AppState>, socket: SocketRef, namespace: &'static str) {
+    let Some(app) = app.upgrade() else {
+        let _ = socket.disconnect();
+        return;
+    };
+    let Some(caller) = socket.req_parts().extensions.get::<Caller>().cloned() else {
+        // `auth::identify` lets no request here without one; refuse rather than trust that.
+        refuse(
+            &socket,
+            ApiError::new(ErrorCode::Unauthorized, "sign in first"),
+        );
+        return;
+    };
+    let registered =
+        match app
+            .accounts
+            .open_connection(&caller, None, ConnectionKind::Realtime, &app.shutdown)
+        {
+            Ok(registered) => registered,
+            Err(e) => {
+                refuse(&socket, e);
+                return;
+            }
+        };
+    let closed = registered.closed.clone();
+    let client = Arc::new(Client {
+        app: app.clone(),
+        caller,
+        namespace,
+        registered,
+        socket: Mutex::new(Some(socket.clone())),
+        subscriptions: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(1),
+    });
+    tracing::debug!(
+        namespace,
+        user = %client.caller.user.username,
+        transport = ?socket.transport_type(),
+        "Socket.IO client connected"
+    );
+    let _ = socket.emit(
+        "connected",
+        &Connected {
+            namespace: format!("/{namespace}"),
+            username: client.caller.user.username.clone(),
+        },
+    );
+    match namespace {
+        "processes" => processes::on_connect(&client, &socket),
+        "system" => system::on_connect(&client, &socket),
+        "files" => files::on_connect(&client, &socket),
+        _ => mcp::on_connect(&client, &socket),
+    }
+    let gone = client.clone();
+    socket.on_disconnect(move || {
+        let gone = gone.clone();
+        async move { gone.close() }
+    });
+    // The caller's session or token ended, or the server stops: the socket goes too.
+    let watched = client.clone();
+    app.tasks.spawn(async move {
+        closed.cancelled().await;
+        let socket = watched.socket.lock().unwrap().take();
+        watched.close();
+        if let Some(socket) = socket {
+            let _ = socket.disconnect();
+        }
+    });
+}
+
+/// Tells a socket why it may not stay, and closes it.
+fn refuse(socket: &SocketRef, e: ApiError) {
+    let _ = socket.emit("error", &realtime_error(&e, None, None));
+    let _ = socket.clone().disconnect();
+}
+
+/// An `error` event from an API error.
+pub(super) fn realtime_error(
+    e: &ApiError,
+    event: Option<&str>,
+    workspace: Option<&str>,
+) -> RealtimeError {
+    RealtimeError {
+        code: e.reply.code,
+        message: e.reply.message.clone(),
+        event: event.map(str::to_string),
+        workspace_id: workspace.map(str::to_string),
+    }
+}
+
+impl Client {
+    /// Ends every subscription and forgets the socket.
+    fn close(&self) {
+        self.socket.lock().unwrap().take();
+        for (_, sub) in self.subscriptions.lock().unwrap().drain() {
+            sub.stop.cancel();
+        }
+        self.registered.closed.cancel();
+    }
+
+    /// Sends an `error` about `event` (and its workspace) to this socket.
+    pub(super) fn error(
+        &self,
+        socket: &SocketRef,
+        e: &ApiError,
+        event: &str,
+        workspace: Option<&str>,
+    ) {
+        if socket
+            .emit("error", &realtime_error(e, Some(event), workspace))
+            .is_err()
+        {
+            self.app.observer.dropped(self.namespace);
+        }
+    }
+
+    /// The workspace `id` as this caller may see it.
+    pub(super) async fn find(&self, id: &str) -> Result<Found, Refused> {
+        self.app
+            .manager
+            .find(&self.caller, id)
+            .await
+            .map_err(|e| Refused::about(e, id))
+    }
+
+    /// The workspace `id`, which must be running (for what is read from its runner: `to`
+    /// says what, for the refusal).
+    pub(super) async fn running(&self, id: &str, to: &str) -> Result<Found, Refused> {
+        let found = self.find(id).await?;
+        if !self.app.manager.is_running(&found.row).await {
+            return Err(Refused::about(
+                ApiError::unavailable(format!(
+                    "the workspace {:?} is not running; start it to {to}",
+                    found.row.name
+                )),
+                id,
+            ));
+        }
+        Ok(found)
+    }
+
+    /// Starts `task` as the subscription `key` (replacing an earlier one of that key), on
+    /// `workspace` if any. The task gets a token that is cancelled on unsubscribe, on
+    /// disconnect, and when the caller loses access to the workspace; it is registered as a
+    /// connection of the caller for its whole life.
+    pub(super) fn subscribe<F, Fut>(
+        self: &Arc<Self>,
+        key: String,
+        workspace: Option<&Found>,
+        task: F,
+    ) -> Result<(), ApiError>
+    where
+        F: FnOnce(CancellationToken) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let registered = self.app.accounts.open_connection(
+            &self.caller,
+            workspace.map(|f| (f.row.id.as_str(), f.access)),
+            ConnectionKind::Realtime,
+            &self.registered.closed,
+        )?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let stop = registered.closed.clone();
+        {
+            let mut subscriptions = self.subscriptions.lock().unwrap();
+            if !subscriptions.contains_key(&key) && subscriptions.len() >= MAX_SUBSCRIPTIONS {
+                return Err(ApiError::new(
+                    ErrorCode::LimitExceeded,
+                    format!("a socket may hold at most {MAX_SUBSCRIPTIONS} subscriptions"),
+                ));
+            }
+            let workspace = workspace.map(|f| f.row.id.clone());
+            if let (Some(ws), Some(socket)) = (&workspace, self.socket.lock().unwrap().as_ref()) {
+                // Rooms are workspaces: `POST /api/emit` reaches the sockets that follow one.
+                socket.join(ws.clone());
+            }
+            let old = subscriptions.insert(
+                key.clone(),
+                Subscription {
+                    id,
+                    workspace,
+                    stop: stop.clone(),
+                },
+            );
+            if let Some(old) = old {
+                old.stop.cancel();
+            }
+        }
+        let run = task(stop);
+        let client = self.clone();
+        let active = crate::relay::Gauge::enter(&self.app.realtime.active);
+        self.app.tasks.spawn(async move {
+            run.await;
+            drop(active);
+            drop(registered);
+            client.ended(&key, id);
+        });
+        Ok(())
+    }
+
+    /// Ends the subscription `key`; whether there was one.
+    pub(super) fn unsubscribe(&self, key: &str) -> bool {
+        let removed = self.subscriptions.lock().unwrap().remove(key);
+        match removed {
+            Some(sub) => {
+                sub.stop.cancel();
+                self.leave_if_unused(sub.workspace.as_deref());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A subscription's task finished: its entry goes, unless a newer one took the key.
+    fn ended(&self, key: &str, id: u64) {
+        let removed = {
+            let mut subscriptions = self.subscriptions.lock().unwrap();
+            match subscriptions.get(key) {
+                Some(sub) if sub.id == id => subscriptions.remove(key),
+                _ => None,
+            }
+        };
+        if let Some(sub) = removed {
+            self.leave_if_unused(sub.workspace.as_deref());
+        }
+    }
+
+    /// Leaves the workspace's room when no subscription follows it any more.
+    fn leave_if_unused(&self, workspace: Option<&str>) {
+        let Some(workspace) = workspace else {
+            return;
+        };
+        let used = self
+            .subscriptions
+            .lock()
+            .unwrap()
+            .values()
+            .any(|s| s.workspace.as_deref() == Some(workspace));
+        if !used && let Some(socket) = self.socket.lock().unwrap().as_ref() {
+            socket.leave(workspace.to_string());
+        }
+    }
+}
+
+/// A refused request: why, and the workspace it was about when that is known.
+pub(super) struct Refused(ApiError, Option<String>);
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Refused {
+        Refused(e, None)
+    }
+}
+
+impl Refused {
+    pub(super) fn about(e: ApiError, workspace: &str) -> Refused {
+        Refused(e, Some(workspace.to_string()))
+    }
+}
+
+/// Handles `event` on `socket`: its payload goes to `handle`, and a refusal goes back to
+/// the socket as an `error` about that event.
+pub(super) fn on<H, Fut>(client: &Arc<Client>, socket: &SocketRef, event: &'static str, handle: H)
+where
+    H: Fn(Arc<Client>, SocketRef, serde_json::Value) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Refused>> + Send + 'static,
+{
+    let client = client.clone();
+    let handle = Arc::new(handle);
+    socket.on(
+        event,
+        move |socket: SocketRef, Data(value): Data<serde_json::Value>| {
+            let (client, handle) = (client.clone(), handle.clone());
+            async move {
+                if let Err(Refused(e, workspace)) =
+                    handle(client.clone(), socket.clone(), value).await
+                {
+                    client.error(&socket, &e, event, workspace.as_deref());
+                }
+            }
+        },
+    );
+}
+
+/// Reads an event's payload as `T`, or says what is wrong with it.
+pub(super) fn payload<T: serde::de::DeserializeOwned>(
+    event: &str,
+    value: serde_json::Value,
+) -> Result<T, ApiError> {
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request(format!("invalid {event} payload: {e}")))
+}
