@@ -181,6 +181,31 @@ async function main() {
     }
   }, 60_000);
 
+  await step("the administrator's System page shows the running workspace live; a viewer is refused it", async () => {
+    await owner.getByTestId('user-menu-button').click();
+    await owner.getByTestId('menu-system').click();
+    await owner.waitForURL(/\/admin\/system$/);
+    await waitFor(async () => (await owner.getByTestId('system-link').textContent()) === 'live', 15_000, 'the /system socket');
+    const row = owner.getByTestId('system-workspace-shared-demo');
+    await row.waitFor({ timeout: 15_000 });
+    // The viewer's IDE is still open: its control socket is among the connections.
+    await waitFor(async () => /control\s*\d/.test((await owner.getByTestId('system-connections').textContent()) ?? ''), 10_000, 'control sockets counted');
+    const memory = await row.locator('td[data-label="Memory"]').textContent();
+    if (!/\d/.test(memory ?? '')) throw new Error(`no memory figure: ${memory}`);
+    await owner.screenshot({ path: path.join(shotsDir, 'accounts-system.png') });
+    const refused = await newPage();
+    try {
+      await refused.goto(`${base}/login`, { waitUntil: 'domcontentloaded' });
+      await signInThroughPage(refused, 'vic', VIEWER_PASSWORD);
+      await refused.waitForURL((u) => !u.pathname.startsWith('/login'), { timeout: 20_000 });
+      await refused.goto(`${base}/admin/system`, { waitUntil: 'domcontentloaded' });
+      await refused.screenshot({ path: path.join(shotsDir, 'accounts-system-refused.png') });
+      await refused.getByTestId('page-refused').waitFor({ timeout: 15_000 });
+    } finally {
+      await refused.context().close();
+    }
+  }, 60_000);
+
   await step('signing out ends the session and shows the sign-in page', async () => {
     await owner.getByTestId('user-menu-button').click();
     await owner.getByTestId('menu-sign-out').click();

@@ -10,12 +10,13 @@ const TITLES: Record<AccountPage, string> = {
   tokens: 'API tokens',
   users: 'Users',
   audit: 'Audit log',
+  system: 'System',
 };
 
 const PATHS = Object.fromEntries(Object.entries(ACCOUNT_PAGES).map(([path, page]) => [page, path])) as Record<AccountPage, string>;
 
 function isAdminPage(page: AccountPage): boolean {
-  return page === 'users' || page === 'audit';
+  return page === 'users' || page === 'audit' || page === 'system';
 }
 
 /** Why `page` is not for this person, or null when it is. */

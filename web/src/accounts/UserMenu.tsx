@@ -167,6 +167,7 @@ export function UserMenu() {
               {signIn && <div className="menu-separator" role="separator" />}
               {link('/admin/users', 'Users', 'menu-users')}
               {link('/admin/audit', 'Audit log', 'menu-audit')}
+              {link('/admin/system', 'System', 'menu-system')}
             </>
           )}
           {signIn && (

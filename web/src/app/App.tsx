@@ -4,6 +4,7 @@ import { AccountLayout } from '../accounts/AccountLayout';
 import { AuditPage } from '../accounts/AuditPage';
 import { Login } from '../accounts/Login';
 import { SessionsPage } from '../accounts/SessionsPage';
+import { SystemPage } from '../accounts/SystemPage';
 import { TokensPage } from '../accounts/TokensPage';
 import { UsersPage } from '../accounts/UsersPage';
 import { Home } from '../workspaces/Home';
@@ -19,6 +20,7 @@ const ACCOUNT_PAGE: Record<AccountPage, () => React.ReactNode> = {
   tokens: () => <TokensPage />,
   users: () => <UsersPage />,
   audit: () => <AuditPage />,
+  system: () => <SystemPage />,
 };
 
 const Ide = lazy(() => import('./Ide'));

@@ -61,6 +61,7 @@ export const ACCOUNT_PAGES = {
   '/settings/tokens': 'tokens',
   '/admin/users': 'users',
   '/admin/audit': 'audit',
+  '/admin/system': 'system',
 } as const;
 export type AccountPage = (typeof ACCOUNT_PAGES)[keyof typeof ACCOUNT_PAGES];
 
