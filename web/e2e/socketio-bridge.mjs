@@ -2,7 +2,7 @@
 //
 // In:  {"op":"connect","id":"a","url":"http://127.0.0.1:PORT/processes","transports":["polling"],
 //       "headers":{"Cookie":"..."}}
-//      {"op":"emit","id":"a","event":"subscribe:logs","data":{...}}
+//      {"op":"emit","id":"a","event":"subscribe:logs","data":{...}}  (no "data": no argument)
 //      {"op":"pause","id":"a"} / {"op":"resume","id":"a"}  (stop / start reading a WebSocket)
 //      {"op":"close","id":"a"}
 // Out: {"id":"a","event":"connect","transport":"websocket"}, {"id":"a","event":"connect_error",
@@ -59,7 +59,9 @@ function handle(command) {
     socket.on('disconnect', (reason) => out({ id, event: 'disconnect', reason }));
     socket.onAny((event, data) => out({ id, event, data: summarize(event, data) }));
   } else if (op === 'emit') {
-    sockets.get(id).emit(command.event, command.data);
+    // Without `data`, the event carries no argument at all (not even null).
+    if (command.data === undefined) sockets.get(id).emit(command.event);
+    else sockets.get(id).emit(command.event, command.data);
   } else if (op === 'pause') {
     const raw = rawSocket(sockets.get(id));
     if (!raw) throw new Error('pause needs a WebSocket transport');

@@ -41,8 +41,8 @@ pub struct Logs {
 pub struct LogsSkipped {
     pub workspace_id: String,
     pub process_id: String,
-    /// Bytes dropped on the way to this client; `0` when the runner's kept log was outrun and
-    /// the amount is not known.
+    /// Bytes dropped on the way to this client; a lower bound when the runner's kept log was
+    /// outrun too (the message then says "at least").
     pub bytes: u64,
     pub message: String,
 }

@@ -463,7 +463,7 @@ async fn delete_file(
 /// sandbox's OOM kills, for the server's metrics and its `/system` namespace.
 async fn stats(State(ws): State<Arc<Workspace>>) -> Result<impl IntoResponse, ApiError> {
     let sampled = ws.clone();
-    let stats = tokio::task::spawn_blocking(move || sampled.stats.sample(&sampled.files))
+    let stats = tokio::task::spawn_blocking(move || sampled.figures.sample(&sampled.files))
         .await
         .map_err(|_| ApiError::from(Error::Internal("stats failed")))?;
     Ok(axum::Json(cove_protocol::realtime::RunnerStats {

@@ -223,6 +223,9 @@ pub(crate) struct Workspace {
     pub(crate) watcher: watch::Watcher,
     pub(crate) ports: ports::PortScanner,
     pub(crate) stats: stats::StatsSampler,
+    /// `GET /stats`'s own sampler: its CPU figure covers the time since the last `GET /stats`,
+    /// not since a control socket's `stats`.
+    pub(crate) figures: stats::StatsSampler,
     /// Notices for every control socket of the workspace (status, ports, kills).
     pub(crate) notices: tokio::sync::broadcast::Sender<Notice>,
     pub(crate) tasks: TaskTracker,
@@ -301,6 +304,7 @@ impl Workspace {
                 owners,
             ),
             stats: stats::StatsSampler::default(),
+            figures: stats::StatsSampler::default(),
             launch,
             notices,
             tasks,

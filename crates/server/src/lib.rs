@@ -157,12 +157,22 @@ async fn track_activity(
         None if request.uri().path().starts_with("/socket.io") => "/socket.io/".to_string(),
         None => "fallback".to_string(),
     };
-    let method = request.method().clone();
+    // Known methods only: any token is a method to hyper, and each would be a series.
+    let method = match *request.method() {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::HEAD => "HEAD",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::PATCH => "PATCH",
+        axum::http::Method::DELETE => "DELETE",
+        axum::http::Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     app.observer.request(
         &route,
-        method.as_str(),
+        method,
         response.status().as_u16(),
         started.elapsed(),
     );
@@ -412,7 +422,13 @@ pub async fn serve(
         app.tasks.clone(),
     )
     .await;
-    app.realtime.close().await;
+    // A client that takes nothing can hold socketioxide's close up: bounded.
+    if tokio::time::timeout(std::time::Duration::from_secs(5), app.realtime.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some Socket.IO clients did not close within 5 s");
+    }
     app.tasks.close();
     if tokio::time::timeout(std::time::Duration::from_secs(5), app.tasks.wait())
         .await

@@ -121,6 +121,8 @@ pub(crate) struct Observer {
     start_total_ms: AtomicU64,
     figures: Mutex<HashMap<String, Figures>>,
     errors: Mutex<VecDeque<RecentError>>,
+    /// One scrape at a time: each sets the levels it then reads.
+    rendering: Mutex<()>,
 }
 
 impl Default for Observer {
@@ -148,7 +150,7 @@ impl Observer {
         let open_connections = Family::<KindLabels, Gauge>::default();
         registry.register(
             "open_connections",
-            "Open sockets and streams by kind (control, terminal, plain, events, preview) and Socket.IO namespace (socketio_*)",
+            "Open sockets and streams by kind (control, terminal, plain, events) and Socket.IO namespace (processes, system, files, mcp)",
             open_connections.clone(),
         );
         let relay_bytes = Family::<RelayLabels, Counter>::default();
@@ -256,6 +258,7 @@ impl Observer {
             start_total_ms: AtomicU64::new(0),
             figures: Mutex::new(HashMap::new()),
             errors: Mutex::new(VecDeque::new()),
+            rendering: Mutex::new(()),
         }
     }
 
@@ -395,6 +398,7 @@ impl Observer {
         connections: &BTreeMap<String, i64>,
         workspaces: &[(String, i64)],
     ) -> String {
+        let _one = self.rendering.lock().unwrap();
         for (kind, n) in connections {
             self.open_connections
                 .get_or_create(&KindLabels { kind: kind.clone() })
@@ -486,6 +490,14 @@ pub(crate) async fn collect(app: Arc<crate::AppState>) {
         for id in &running {
             if app.shutdown.is_cancelled() {
                 return;
+            }
+            // Read within the last second for `/system`: good enough, and not asked twice.
+            if app
+                .observer
+                .figures_of(id, Duration::from_secs(1))
+                .is_some()
+            {
+                continue;
             }
             if let Ok(stats) = app.manager.link().stats(id).await {
                 app.observer.record_figures(id, stats);

@@ -33,7 +33,8 @@ use axum::response::{IntoResponse, Response};
 use cove_protocol::ErrorCode;
 use cove_protocol::realtime::{Connected, RealtimeError};
 use socketioxide::SocketIo;
-use socketioxide::extract::{Data, SocketRef};
+use socketioxide::extract::{SocketRef, TryData};
+use socketioxide::handler::ConnectHandler as _;
 use socketioxide::layer::SocketIoLayer;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +53,9 @@ const BUFFER: usize = 64;
 /// Largest packet either way. `logs` events carry at most `processes::BATCH` bytes of
 /// text, which JSON can make up to six times larger.
 const MAX_PAYLOAD: u64 = 256 * 1024;
+
+/// How long a client has to connect to a namespace after its transport is open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Most subscriptions one socket may hold at once.
 const MAX_SUBSCRIPTIONS: usize = 64;
@@ -73,7 +77,7 @@ pub(crate) fn build() -> (SocketIoLayer, Realtime) {
         .ws_max_message_size(MAX_PAYLOAD as usize)
         .ws_max_frame_size(MAX_PAYLOAD as usize)
         .ws_read_buffer_size(4096)
-        .connect_timeout(Duration::from_secs(20))
+        .connect_timeout(CONNECT_TIMEOUT)
         .build_layer();
     (
         layer,
@@ -88,12 +92,19 @@ impl Realtime {
     /// Adds the namespaces. They hold the state weakly: the state owns them.
     pub(crate) fn register(&self, app: &Arc<AppState>) {
         for namespace in cove_protocol::realtime::NAMESPACES {
-            let app = Arc::downgrade(app);
-            self.io
-                .ns(format!("/{namespace}"), move |socket: SocketRef| {
-                    let app = app.clone();
-                    async move { connect(app, socket, namespace).await }
-                });
+            let admitting = Arc::downgrade(app);
+            let starting = Arc::downgrade(app);
+            let start = move |socket: SocketRef| {
+                let app = starting.clone();
+                async move { start(app, socket).await }
+            };
+            self.io.ns(
+                format!("/{namespace}"),
+                start.with(move |socket: SocketRef| {
+                    let app = admitting.clone();
+                    async move { admit(app, socket, namespace).await }
+                }),
+            );
         }
     }
 
@@ -133,7 +144,10 @@ impl Realtime {
         let targets = counted.sockets().len() as u64;
         let dropped = match ops.emit(event, data).await {
             Ok(()) => 0,
-            Err(socketioxide::BroadcastError::Socket(errors)) => errors.len() as u64,
+            Err(socketioxide::BroadcastError::Socket(errors)) => errors
+                .iter()
+                .filter(|e| matches!(e, socketioxide::SocketError::InternalChannelFull))
+                .count() as u64,
             Err(e) => {
                 tracing::warn!(namespace, event, error = %e, "an emitted event could not be sent");
                 targets
@@ -191,6 +205,12 @@ pub(super) struct Client {
     socket: Mutex<Option<SocketRef>>,
     subscriptions: Mutex<HashMap<String, Subscription>>,
     next_id: AtomicU64,
+    /// Set when the client was told it is connected.
+    started: std::sync::atomic::AtomicBool,
+    /// Taken by each event's handler: a socket's events are handled in the order sent
+    /// (socketioxide runs each handler on its own task), so an `unsubscribe` that follows a
+    /// `subscribe` is not overtaken by it.
+    turn: tokio::sync::Mutex<()>,
 }
 
 struct Subscription {
@@ -199,32 +219,27 @@ struct Subscription {
     stop: CancellationToken,
 }
 
-/// A new socket on `namespace`.
-async fn connect(app: Weak<AppState>, socket: SocketRef, namespace: &'static str) {
-    let Some(app) = app.upgrade() else {
-        let _ = socket.disconnect();
-        return;
-    };
-    let Some(caller) = socket.req_parts().extensions.get::<Caller>().cloned() else {
-        // `auth::identify` lets no request here without one; refuse rather than trust that.
-        refuse(
-            &socket,
-            ApiError::new(ErrorCode::Unauthorized, "sign in first"),
-        );
-        return;
-    };
-    let registered =
-        match app
-            .accounts
-            .open_connection(&caller, None, ConnectionKind::Realtime, &app.shutdown)
-        {
-            Ok(registered) => registered,
-            Err(e) => {
-                refuse(&socket, e);
-                return;
-            }
-        };
-    let closed = registered.closed.clone();
+/// Whether a new socket on `namespace` may connect, and if so its set-up: run before the
+/// client is told it is connected (socketioxide sends the CONNECT packet after this and
+/// before the handler), so that its event handlers are there for its first event. A refusal
+/// is the client's `connect_error`, with the reason.
+async fn admit(
+    app: Weak<AppState>,
+    socket: SocketRef,
+    namespace: &'static str,
+) -> Result<(), String> {
+    let app = app.upgrade().ok_or("the server is stopping")?;
+    // `auth::identify` lets no request here without one; refuse rather than trust that.
+    let caller = socket
+        .req_parts()
+        .extensions
+        .get::<Caller>()
+        .cloned()
+        .ok_or("sign in first")?;
+    let registered = app
+        .accounts
+        .open_connection(&caller, None, ConnectionKind::Realtime, &app.shutdown)
+        .map_err(|e| e.reply.message)?;
     let client = Arc::new(Client {
         app: app.clone(),
         caller,
@@ -233,9 +248,46 @@ async fn connect(app: Weak<AppState>, socket: SocketRef, namespace: &'static str
         socket: Mutex::new(Some(socket.clone())),
         subscriptions: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
+        turn: tokio::sync::Mutex::new(()),
+        started: std::sync::atomic::AtomicBool::new(false),
     });
+    let gone = client.clone();
+    socket.on_disconnect(move || {
+        let gone = gone.clone();
+        async move { gone.close() }
+    });
+    match namespace {
+        "processes" => processes::on_connect(&client, &socket),
+        "system" => system::on_connect(&client, &socket),
+        "files" => files::on_connect(&client, &socket),
+        _ => mcp::on_connect(&client, &socket),
+    }
+    socket.extensions.insert(client.clone());
+    // Should the connection fail between here and [`start`], nothing would call the
+    // disconnect handler: the registration goes after the connect timeout.
+    app.tasks.spawn(async move {
+        tokio::time::sleep(CONNECT_TIMEOUT).await;
+        if !client.started.load(Ordering::Relaxed) {
+            client.close();
+        }
+    });
+    Ok(())
+}
+
+/// A socket that was let in and is now connected: it is greeted, and watched for its
+/// caller's session ending.
+async fn start(app: Weak<AppState>, socket: SocketRef) {
+    let (Some(app), Some(client)) = (app.upgrade(), socket.extensions.get::<Arc<Client>>()) else {
+        let _ = socket.disconnect();
+        return;
+    };
+    client.started.store(true, Ordering::Relaxed);
+    if !socket.connected() {
+        client.close();
+        return;
+    }
     tracing::debug!(
-        namespace,
+        namespace = client.namespace,
         user = %client.caller.user.username,
         transport = ?socket.transport_type(),
         "Socket.IO client connected"
@@ -243,37 +295,31 @@ async fn connect(app: Weak<AppState>, socket: SocketRef, namespace: &'static str
     let _ = socket.emit(
         "connected",
         &Connected {
-            namespace: format!("/{namespace}"),
+            namespace: format!("/{}", client.namespace),
             username: client.caller.user.username.clone(),
         },
     );
-    match namespace {
-        "processes" => processes::on_connect(&client, &socket),
-        "system" => system::on_connect(&client, &socket),
-        "files" => files::on_connect(&client, &socket),
-        _ => mcp::on_connect(&client, &socket),
-    }
-    let gone = client.clone();
-    socket.on_disconnect(move || {
-        let gone = gone.clone();
-        async move { gone.close() }
-    });
-    // The caller's session or token ended, or the server stops: the socket goes too.
-    let watched = client.clone();
+    // The caller's session or token ended, or the server stops: the socket goes too, even
+    // when its queue is full (a disconnect packet must fit: retried, bounded).
+    let closed = client.registered.closed.clone();
     app.tasks.spawn(async move {
         closed.cancelled().await;
-        let socket = watched.socket.lock().unwrap().take();
-        watched.close();
-        if let Some(socket) = socket {
-            let _ = socket.disconnect();
+        let socket = client.socket.lock().unwrap().take();
+        client.close();
+        let Some(socket) = socket else {
+            return;
+        };
+        socket.leave_all();
+        for _ in 0..100 {
+            match socket.clone().disconnect() {
+                Err(socketioxide::SocketError::InternalChannelFull) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                _ => return,
+            }
         }
+        tracing::debug!("a Socket.IO client that takes nothing could not be told to go");
     });
-}
-
-/// Tells a socket why it may not stay, and closes it.
-fn refuse(socket: &SocketRef, e: ApiError) {
-    let _ = socket.emit("error", &realtime_error(&e, None, None));
-    let _ = socket.clone().disconnect();
 }
 
 /// An `error` event from an API error.
@@ -293,7 +339,9 @@ pub(super) fn realtime_error(
 impl Client {
     /// Ends every subscription and forgets the socket.
     fn close(&self) {
-        self.socket.lock().unwrap().take();
+        if let Some(socket) = self.socket.lock().unwrap().take() {
+            socket.leave_all();
+        }
         for (_, sub) in self.subscriptions.lock().unwrap().drain() {
             sub.stop.cancel();
         }
@@ -323,6 +371,15 @@ impl Client {
             .find(&self.caller, id)
             .await
             .map_err(|e| Refused::about(e, id))
+    }
+
+    /// The id of the workspace `id_or_name` names for this caller (as given when there is
+    /// none: nothing will match it), for keys that must not depend on how it was named.
+    pub(super) async fn id_of(&self, id_or_name: &str) -> String {
+        match self.app.manager.find(&self.caller, id_or_name).await {
+            Ok(found) => found.row.id,
+            Err(_) => id_or_name.to_string(),
+        }
     }
 
     /// The workspace `id`, which must be running (for what is read from its runner: `to`
@@ -386,27 +443,37 @@ impl Client {
             );
             if let Some(old) = old {
                 old.stop.cancel();
+                self.leave_if_unused(&subscriptions, old.workspace.as_deref());
             }
         }
         let run = task(stop);
         let client = self.clone();
         let active = crate::relay::Gauge::enter(&self.app.realtime.active);
-        self.app.tasks.spawn(async move {
+        let span = tracing::info_span!(
+            "subscription",
+            namespace = self.namespace,
+            key = %key,
+            user = %self.caller.user.username
+        );
+        let life = async move {
             run.await;
             drop(active);
             drop(registered);
             client.ended(&key, id);
-        });
+        };
+        self.app
+            .tasks
+            .spawn(tracing::Instrument::instrument(life, span));
         Ok(())
     }
 
     /// Ends the subscription `key`; whether there was one.
     pub(super) fn unsubscribe(&self, key: &str) -> bool {
-        let removed = self.subscriptions.lock().unwrap().remove(key);
-        match removed {
+        let mut subscriptions = self.subscriptions.lock().unwrap();
+        match subscriptions.remove(key) {
             Some(sub) => {
                 sub.stop.cancel();
-                self.leave_if_unused(sub.workspace.as_deref());
+                self.leave_if_unused(&subscriptions, sub.workspace.as_deref());
                 true
             }
             None => false,
@@ -415,27 +482,25 @@ impl Client {
 
     /// A subscription's task finished: its entry goes, unless a newer one took the key.
     fn ended(&self, key: &str, id: u64) {
-        let removed = {
-            let mut subscriptions = self.subscriptions.lock().unwrap();
-            match subscriptions.get(key) {
-                Some(sub) if sub.id == id => subscriptions.remove(key),
-                _ => None,
-            }
-        };
-        if let Some(sub) = removed {
-            self.leave_if_unused(sub.workspace.as_deref());
+        let mut subscriptions = self.subscriptions.lock().unwrap();
+        if subscriptions.get(key).is_some_and(|sub| sub.id == id)
+            && let Some(sub) = subscriptions.remove(key)
+        {
+            self.leave_if_unused(&subscriptions, sub.workspace.as_deref());
         }
     }
 
-    /// Leaves the workspace's room when no subscription follows it any more.
-    fn leave_if_unused(&self, workspace: Option<&str>) {
+    /// Leaves the workspace's room when no subscription follows it any more (called with
+    /// the subscriptions locked, so that a new one cannot join in between).
+    fn leave_if_unused(
+        &self,
+        subscriptions: &HashMap<String, Subscription>,
+        workspace: Option<&str>,
+    ) {
         let Some(workspace) = workspace else {
             return;
         };
-        let used = self
-            .subscriptions
-            .lock()
-            .unwrap()
+        let used = subscriptions
             .values()
             .any(|s| s.workspace.as_deref() == Some(workspace));
         if !used && let Some(socket) = self.socket.lock().unwrap().as_ref() {
@@ -470,9 +535,15 @@ where
     let handle = Arc::new(handle);
     socket.on(
         event,
-        move |socket: SocketRef, Data(value): Data<serde_json::Value>| {
+        move |socket: SocketRef, TryData(value): TryData<serde_json::Value>| {
             let (client, handle) = (client.clone(), handle.clone());
             async move {
+                let _turn = client.turn.lock().await;
+                if client.registered.closed.is_cancelled() {
+                    return;
+                }
+                // An event sent with no argument at all has no payload: `null`.
+                let value = value.unwrap_or(serde_json::Value::Null);
                 if let Err(Refused(e, workspace)) =
                     handle(client.clone(), socket.clone(), value).await
                 {

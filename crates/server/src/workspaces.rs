@@ -379,6 +379,12 @@ impl Manager {
         if row.state == WorkspaceState::Running && self.is_running(row).await {
             return Ok(false);
         }
+        let span = tracing::info_span!("workspace.start", workspace = %row.id, name = %row.name);
+        tracing::Instrument::instrument(self.start_now(row), span).await
+    }
+
+    /// [`Manager::ensure_running`] past its quick check, in its span.
+    async fn start_now(&self, row: &WorkspaceRow) -> Result<bool, ApiError> {
         let lock = self.lock(&row.id);
         let _turn = lock.lock().await;
         let current = self.reread(row).await?;

@@ -83,6 +83,12 @@ impl Bridge {
             .await;
     }
 
+    /// Emits `event` with no argument at all on socket `id`.
+    pub async fn emit_bare(&mut self, id: &str, event: &str) {
+        self.send(json!({"op": "emit", "id": id, "event": event}))
+            .await;
+    }
+
     /// The first event of socket `id` that matches, waiting up to [`WAIT`]; it is taken out
     /// of what was seen.
     pub async fn until(&mut self, id: &str, pred: impl Fn(&Value) -> bool) -> Value {

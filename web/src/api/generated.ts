@@ -467,8 +467,8 @@ export type Logs = { workspaceId: string, processId: string, stream: Stream, dat
 
 export type LogsSkipped = { workspaceId: string, processId: string, 
 /**
- * Bytes dropped on the way to this client; `0` when the runner's kept log was outrun and
- * the amount is not known.
+ * Bytes dropped on the way to this client; a lower bound when the runner's kept log was
+ * outrun too (the message then says "at least").
  */
 bytes: number, message: string, };
 

@@ -14,6 +14,7 @@ use cove_protocol::accounts::{Outcome, WorkspaceAccess};
 use cove_protocol::rest::{ControlQuery, TerminalQuery};
 use cove_protocol::{AttachMode, ErrorCode, ErrorReply, Event, ServerMessage, Status, StatusState};
 use hyper_util::rt::TokioIo;
+use tracing::Instrument as _;
 
 use super::{Shared, start};
 use crate::AppState;
@@ -171,7 +172,8 @@ pub(crate) async fn control_socket(
     .await?;
     let on_upgrade = take_upgrade(&mut request)?;
     let task_app = app.clone();
-    app.tasks.spawn(async move {
+    let span = socket_span("control", Some(&found.row.id), &caller);
+    let life = async move {
         let app = task_app;
         let Ok(upgraded) = on_upgrade.await else {
             return;
@@ -243,8 +245,19 @@ pub(crate) async fn control_socket(
             }
         }
         drop(registered);
-    });
+    };
+    app.tasks.spawn(life.instrument(span));
     Ok(relay::switching_protocols(&accept))
+}
+
+/// The span of one socket's life: its log lines carry what it is, where and whose.
+fn socket_span(kind: &'static str, workspace: Option<&str>, caller: &Caller) -> tracing::Span {
+    tracing::info_span!(
+        "socket",
+        kind,
+        workspace = workspace.unwrap_or(""),
+        user = %caller.user.username
+    )
 }
 
 /// Terminal ids travel in URL paths: the same rule as the runner's, checked before relaying.
@@ -300,7 +313,8 @@ pub(crate) async fn terminal_socket(
     };
     let on_upgrade = take_upgrade(&mut request)?;
     let task_app = app.clone();
-    app.tasks.spawn(async move {
+    let span = socket_span("terminal", Some(&found.row.id), &caller);
+    let life = async move {
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
@@ -323,7 +337,8 @@ pub(crate) async fn terminal_socket(
             },
         }
         drop(registered);
-    });
+    };
+    app.tasks.spawn(life.instrument(span));
     Ok(relay::switching_protocols(&accept))
 }
 

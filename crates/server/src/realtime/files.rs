@@ -10,7 +10,7 @@ use socketioxide::extract::SocketRef;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-use super::outlet::{Missed, Outlet};
+use super::outlet::{Missed, Outlet, REST};
 use super::upstream::{ASKED, Upstream};
 use super::{Client, Refused, on, payload, realtime_error};
 use crate::error::ApiError;
@@ -18,7 +18,8 @@ use crate::error::ApiError;
 pub(super) fn on_connect(client: &Arc<Client>, socket: &SocketRef) {
     on(client, socket, "watch", watch);
     on(client, socket, "unwatch", |client, _, value| async move {
-        let asked: WatchFiles = payload("unwatch", value)?;
+        let mut asked: WatchFiles = payload("unwatch", value)?;
+        asked.workspace_id = client.id_of(&asked.workspace_id).await;
         client.unsubscribe(&key(&asked));
         Ok(())
     });
@@ -44,7 +45,7 @@ async fn watch(client: Arc<Client>, socket: SocketRef, value: Value) -> Result<(
     };
     let observer = app.observer.clone();
     client
-        .subscribe(key(&asked), Some(&found), move |stop| async move {
+        .subscribe(key(&watched), Some(&found), move |stop| async move {
             let mut outlet = Outlet::new(socket, "files", observer);
             follow(&app, &watched, &mut outlet, &stop).await;
         })
@@ -73,6 +74,12 @@ async fn follow(
         let message = tokio::select! {
             _ = stop.cancelled() => return,
             message = upstream.next() => message,
+            _ = tokio::time::sleep(REST), if outlet.owes() => {
+                if outlet.flush(missed(asked)).is_err() {
+                    return;
+                }
+                continue;
+            }
         };
         let Some(message) = message else {
             let e = ApiError::unavailable("the workspace stopped; watching its files ended");

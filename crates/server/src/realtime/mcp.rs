@@ -1,5 +1,4 @@
-//! `/mcp`: `join {workspaceId}` (an id or a name) -> `joined {workspaceId}` (the id, which
-//! `leave` takes), then the events agents cause in
+//! `/mcp`: `join {workspaceId}` (an id or a name) -> `joined {workspaceId}` (the id), then the events agents cause in
 //! that workspace, so a person can watch an agent work; `leave` stops them.
 //!
 //! Joining puts the socket in the workspace's room; events reach it through
@@ -17,7 +16,7 @@ pub(super) fn on_connect(client: &Arc<Client>, socket: &SocketRef) {
     on(client, socket, "join", join);
     on(client, socket, "leave", |client, _, value| async move {
         let room: Room = payload("leave", value)?;
-        client.unsubscribe(&room.workspace_id);
+        client.unsubscribe(&client.id_of(&room.workspace_id).await);
         Ok(())
     });
 }

@@ -1,4 +1,4 @@
-//! Sending to one Socket.IO socket without waiting for it and without losing track.
+//! Sending to one Socket.IO socket without waiting on it for long and without losing track.
 //!
 //! socketioxide queues a fixed number of packets per connection and then refuses more. What
 //! does not fit is not queued here either: the newest such event is held (one, so memory
@@ -25,6 +25,9 @@ pub(super) struct Gone;
 pub(super) struct Missed {
     pub(super) events: u64,
     pub(super) bytes: u64,
+    /// Some of it was lost before it reached this server (the runner's kept log was
+    /// outrun): `bytes` is a lower bound.
+    pub(super) more: bool,
 }
 
 /// An event that did not fit, kept to be sent when there is room.
@@ -41,7 +44,22 @@ pub(super) struct Outlet {
     observer: Arc<Observer>,
     missed: Missed,
     held: Option<Held>,
+    /// Whether the client is told what it missed (not for events the next one replaces).
+    notices: bool,
+    /// After a full queue, nothing more is tried until then: the queue drains meanwhile, so
+    /// that Engine.IO's own ping (which shares it, and closes the connection when it does
+    /// not fit) finds room.
+    resting_until: Option<tokio::time::Instant>,
+    /// Set when a client took nothing for [`PATIENCE`]; cleared when it catches up.
+    slow: bool,
 }
+
+/// How long output waits for a client's queue to have room before the client counts as
+/// slow: the runner holds a process back for a reader as long.
+const PATIENCE: Duration = Duration::from_secs(5);
+
+/// How long an outlet leaves a full queue alone before it tries again.
+pub(super) const REST: Duration = Duration::from_millis(200);
 
 /// Longest a last event (an exit) waits for room before the client is given up.
 const LAST_WAIT: Duration = Duration::from_secs(30);
@@ -58,7 +76,16 @@ impl Outlet {
             observer,
             missed: Missed::default(),
             held: None,
+            notices: true,
+            resting_until: None,
+            slow: false,
         }
+    }
+
+    /// An outlet whose missed events are just replaced by the next ones.
+    pub(super) fn without_notices(mut self) -> Outlet {
+        self.notices = false;
+        self
     }
 
     /// Queues `event` if the socket has room for it after what is owed (the notice made by
@@ -76,10 +103,113 @@ impl Outlet {
         N: Fn(Missed) -> (&'static str, M),
         M: Serialize,
     {
-        if self.catch_up(&notice)? && self.try_emit(event, data)? {
+        let resting = self
+            .resting_until
+            .is_some_and(|until| tokio::time::Instant::now() < until);
+        if !resting && self.catch_up(&notice)? && self.try_emit(event, data)? {
+            self.resting_until = None;
             return Ok(());
         }
+        if !resting {
+            self.resting_until = Some(tokio::time::Instant::now() + REST);
+        }
         self.hold(event, data, bytes);
+        Ok(())
+    }
+
+    /// Like [`Outlet::offer`], but first waits up to [`PATIENCE`] for room (or until `stop`):
+    /// for output, whose producer is held back meanwhile through the runner's socket (this
+    /// subscription stops reading it), so that a client that is only briefly slower misses
+    /// nothing. A client that takes nothing for that long is slow: from then on until it
+    /// takes something again, events are held and counted at once, as `offer` does.
+    pub(super) async fn patiently<T, N, M>(
+        &mut self,
+        event: &str,
+        data: &T,
+        bytes: u64,
+        notice: N,
+        stop: &CancellationToken,
+    ) -> Result<(), Gone>
+    where
+        T: Serialize + ?Sized,
+        N: Fn(Missed) -> (&'static str, M),
+        M: Serialize,
+    {
+        if self.slow {
+            self.offer(event, data, bytes, &notice)?;
+            if !self.owes() {
+                self.slow = false;
+            }
+            return Ok(());
+        }
+        if self
+            .send_within(event, data, &notice, PATIENCE, stop)
+            .await?
+        {
+            return Ok(());
+        }
+        self.slow = true;
+        self.resting_until = Some(tokio::time::Instant::now() + REST);
+        self.hold(event, data, bytes);
+        Ok(())
+    }
+
+    /// Sends what is owed and then `event`, trying again (backing off to 50 ms) for up to
+    /// `wait` or until `stop`: whether it went.
+    async fn send_within<T, N, M>(
+        &mut self,
+        event: &str,
+        data: &T,
+        notice: &N,
+        wait: Duration,
+        stop: &CancellationToken,
+    ) -> Result<bool, Gone>
+    where
+        T: Serialize + ?Sized,
+        N: Fn(Missed) -> (&'static str, M),
+        M: Serialize,
+    {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            if self.catch_up(notice)? && self.try_emit(event, data)? {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return Err(Gone),
+                _ = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Counts a loss the runner reported (its kept log was outrun): the client is told with
+    /// the next notice.
+    pub(super) fn lost_upstream(&mut self) {
+        self.missed.events += 1;
+        self.missed.more = true;
+    }
+
+    /// Whether something is owed to the client (a notice, a held event).
+    pub(super) fn owes(&self) -> bool {
+        self.held.is_some() || (self.notices && self.missed.events > 0)
+    }
+
+    /// Sends what is owed if the queue has room again (for a stream that went quiet after
+    /// its client fell behind: the last of it must not wait for more).
+    pub(super) fn flush<N, M>(&mut self, notice: N) -> Result<(), Gone>
+    where
+        N: Fn(Missed) -> (&'static str, M),
+        M: Serialize,
+    {
+        if self.catch_up(&notice)? {
+            self.resting_until = None;
+        } else {
+            self.resting_until = Some(tokio::time::Instant::now() + REST);
+        }
         Ok(())
     }
 
@@ -97,26 +227,18 @@ impl Outlet {
         N: Fn(Missed) -> (&'static str, M),
         M: Serialize,
     {
-        let deadline = tokio::time::Instant::now() + LAST_WAIT;
-        let mut pause = Duration::from_millis(5);
-        loop {
-            if self.catch_up(&notice)? && self.try_emit(event, data)? {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                tracing::debug!(
-                    namespace = self.namespace,
-                    event,
-                    "a client took nothing for 30 s; giving up on it"
-                );
-                return Err(Gone);
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return Err(Gone),
-                _ = tokio::time::sleep(pause) => {}
-            }
-            pause = (pause * 2).min(Duration::from_millis(250));
+        if self
+            .send_within(event, data, &notice, LAST_WAIT, stop)
+            .await?
+        {
+            return Ok(());
         }
+        tracing::debug!(
+            namespace = self.namespace,
+            event,
+            "a client took nothing for 30 s; giving up on it"
+        );
+        Err(Gone)
     }
 
     /// Sends what is owed: the notice of what was missed, then the held event. Whether all
@@ -126,6 +248,9 @@ impl Outlet {
         N: Fn(Missed) -> (&'static str, M),
         M: Serialize,
     {
+        if self.missed.events > 0 && !self.notices {
+            self.missed = Missed::default();
+        }
         if self.missed.events > 0 {
             let (name, payload) = notice(self.missed);
             if !self.try_emit(name, &payload)? {

@@ -3,8 +3,10 @@
 //! `subscribe:logs {workspaceId, processId}` first sends what the runner kept of the output
 //! (as `subscribe_process` does), then live output. Reads that arrive together are sent as
 //! one `logs` event of up to [`BATCH`] bytes: a process printing fast costs a few packets a
-//! second, not one per read. A client that falls behind gets `logs:skipped` (with how much it
-//! missed) before the output that follows.
+//! second, not one per read. A client that is briefly slower holds the process back (its
+//! subscription stops reading the runner, whose own backpressure applies); one that takes
+//! nothing for 5 s gets `logs:skipped` (with how much it missed) before the output that
+//! follows.
 
 use cove_protocol::realtime::{Logs, LogsSkipped, LogsSubscription, StreamClosed};
 use cove_protocol::{ErrorCode, Event, ProcessRef, Request, Stream};
@@ -13,7 +15,7 @@ use socketioxide::extract::SocketRef;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-use super::outlet::{Missed, Outlet};
+use super::outlet::{Missed, Outlet, REST};
 use super::upstream::{ASKED, Upstream};
 use super::{Client, Refused, on, payload};
 use crate::error::ApiError;
@@ -28,7 +30,8 @@ pub(super) fn on_connect(client: &Arc<Client>, socket: &SocketRef) {
         socket,
         "unsubscribe:logs",
         |client, _, value| async move {
-            let asked: LogsSubscription = payload("unsubscribe:logs", value)?;
+            let mut asked: LogsSubscription = payload("unsubscribe:logs", value)?;
+            asked.workspace_id = client.id_of(&asked.workspace_id).await;
             client.unsubscribe(&key(&asked));
             Ok(())
         },
@@ -51,7 +54,7 @@ async fn subscribe(client: Arc<Client>, socket: SocketRef, value: Value) -> Resu
     };
     let observer = app.observer.clone();
     client
-        .subscribe(key(&asked), Some(&found), move |stop| async move {
+        .subscribe(key(&subscribed), Some(&found), move |stop| async move {
             let mut outlet = Outlet::new(socket, "processes", observer);
             follow(&app, &subscribed, &mut outlet, &stop).await;
         })
@@ -84,6 +87,12 @@ async fn follow(
             None => tokio::select! {
                 _ = stop.cancelled() => return,
                 message = upstream.next() => message,
+                _ = tokio::time::sleep(REST), if outlet.owes() => {
+                    if outlet.flush(skipped(asked)).is_err() {
+                        return;
+                    }
+                    continue;
+                }
             },
         };
         let Some(message) = message else {
@@ -104,7 +113,11 @@ async fn follow(
                     stream: output.stream,
                     data,
                 };
-                if outlet.offer("logs", &logs, bytes, skipped(asked)).is_err() {
+                if outlet
+                    .patiently("logs", &logs, bytes, skipped(asked), stop)
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -129,17 +142,10 @@ async fn follow(
                 return;
             }
             Event::Error(reply) if reply.code == ErrorCode::LimitExceeded => {
-                // The runner's own notice: this subscription fell behind its kept log.
-                let notice = LogsSkipped {
-                    workspace_id: asked.workspace_id.clone(),
-                    process_id: asked.process_id.clone(),
-                    bytes: 0,
-                    message: reply.message,
-                };
-                if outlet
-                    .offer("logs:skipped", &notice, 0, skipped(asked))
-                    .is_err()
-                {
+                // The runner's own notice: this subscription fell behind its kept log. The
+                // client hears of it with the next notice.
+                outlet.lost_upstream();
+                if outlet.flush(skipped(asked)).is_err() {
                     return;
                 }
             }
@@ -183,10 +189,17 @@ fn skipped(asked: &LogsSubscription) -> impl Fn(Missed) -> (&'static str, LogsSk
                 workspace_id: asked.workspace_id.clone(),
                 process_id: asked.process_id.clone(),
                 bytes: missed.bytes,
-                message: format!(
-                    "{} bytes of output in {} events were not sent: this client fell behind",
-                    missed.bytes, missed.events
-                ),
+                message: if missed.more {
+                    format!(
+                        "at least {} bytes of output were not sent: this client fell behind by more than the runner keeps",
+                        missed.bytes
+                    )
+                } else {
+                    format!(
+                        "{} bytes of output in {} events were not sent: this client fell behind",
+                        missed.bytes, missed.events
+                    )
+                },
             },
         )
     }

@@ -59,7 +59,8 @@ async fn subscribe(client: Arc<Client>, socket: SocketRef, value: Value) -> Resu
     let one = found.as_ref().map(|f| f.row.id.clone());
     client
         .subscribe(KEY.to_string(), found.as_ref(), move |stop| async move {
-            let mut outlet = Outlet::new(socket, "system", observer);
+            // A `stats` that does not fit is not worth a notice: the next one replaces it.
+            let mut outlet = Outlet::new(socket, "system", observer).without_notices();
             tick(&app, &caller_client, one.as_deref(), &mut outlet, &stop).await;
         })
         .map_err(|e| Refused(e, asked.workspace_id.clone()))
@@ -80,7 +81,11 @@ async fn tick(
             _ = stop.cancelled() => return,
             _ = every.tick() => {}
         }
-        let event = match figures(app, client, one).await {
+        let event = tokio::select! {
+            _ = stop.cancelled() => return,
+            event = figures(app, client, one) => event,
+        };
+        let event = match event {
             Ok(event) => event,
             Err(e) => {
                 let error = super::realtime_error(&e, Some("subscribe:stats"), one);
@@ -88,15 +93,15 @@ async fn tick(
                 return;
             }
         };
-        // A `stats` that does not fit is not worth a notice: the next one replaces it.
         if outlet.offer("stats", &event, 0, no_notice).is_err() {
             return;
         }
     }
 }
 
+/// Never called: the outlet sends no notices.
 fn no_notice(_: super::outlet::Missed) -> (&'static str, Value) {
-    ("stats:skipped", Value::Null)
+    ("", Value::Null)
 }
 
 /// One `stats` event for this client.

@@ -14,6 +14,9 @@ use crate::error::ApiError;
 /// The `requestId` of the one request a subscription makes.
 pub(super) const ASKED: &str = "subscription";
 
+/// Read buffer of the socket to the runner.
+const READ_BUFFER: usize = 8 * 1024;
+
 /// Largest message taken from a runner (its output events carry at most 64 KiB of text).
 const MAX_MESSAGE: usize = 1024 * 1024;
 
@@ -33,7 +36,12 @@ impl Upstream {
             .link()
             .websocket(workspace, "/ws?mode=view")
             .await?;
+        // tungstenite keeps a 128 KiB read buffer per connection by default: with a
+        // subscription per client, most of a client's memory. Output arrives in several
+        // reads all the same.
         let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(0)
             .max_message_size(Some(MAX_MESSAGE))
             .max_frame_size(Some(MAX_MESSAGE));
         let mut socket =
