@@ -57,6 +57,12 @@ const MAX_PAYLOAD: u64 = 256 * 1024;
 /// How long a client has to connect to a namespace after its transport is open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Events of one socket waiting to be handled; more are refused.
+const INBOX: usize = 64;
+
+/// One event's handling, queued.
+type Job = Box<dyn FnOnce() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
 /// Most subscriptions one socket may hold at once.
 const MAX_SUBSCRIPTIONS: usize = 64;
 
@@ -207,10 +213,12 @@ pub(super) struct Client {
     next_id: AtomicU64,
     /// Set when the client was told it is connected.
     started: std::sync::atomic::AtomicBool,
-    /// Taken by each event's handler: a socket's events are handled in the order sent
-    /// (socketioxide runs each handler on its own task), so an `unsubscribe` that follows a
-    /// `subscribe` is not overtaken by it.
-    turn: tokio::sync::Mutex<()>,
+    /// The socket's events, queued in the order they arrived (socketioxide runs each
+    /// handler on a task of its own, in no promised order): one worker handles them one
+    /// after another, so an `unsubscribe` is never overtaken by the `subscribe` before it.
+    inbox: tokio::sync::mpsc::Sender<Job>,
+    /// The worker's end of `inbox`, taken when the worker starts (after `connected`).
+    jobs: Mutex<Option<tokio::sync::mpsc::Receiver<Job>>>,
 }
 
 struct Subscription {
@@ -240,6 +248,7 @@ async fn admit(
         .accounts
         .open_connection(&caller, None, ConnectionKind::Realtime, &app.shutdown)
         .map_err(|e| e.reply.message)?;
+    let (inbox, jobs) = tokio::sync::mpsc::channel(INBOX);
     let client = Arc::new(Client {
         app: app.clone(),
         caller,
@@ -248,7 +257,8 @@ async fn admit(
         socket: Mutex::new(Some(socket.clone())),
         subscriptions: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
-        turn: tokio::sync::Mutex::new(()),
+        inbox,
+        jobs: Mutex::new(Some(jobs)),
         started: std::sync::atomic::AtomicBool::new(false),
     });
     let gone = client.clone();
@@ -264,11 +274,20 @@ async fn admit(
     }
     socket.extensions.insert(client.clone());
     // Should the connection fail between here and [`start`], nothing would call the
-    // disconnect handler: the registration goes after the connect timeout.
+    // disconnect handler: the registration goes after the connect timeout. Held weakly,
+    // so that a client that went meanwhile frees its place at once.
+    let closed = client.registered.closed.clone();
+    let unstarted = Arc::downgrade(&client);
     app.tasks.spawn(async move {
-        tokio::time::sleep(CONNECT_TIMEOUT).await;
-        if !client.started.load(Ordering::Relaxed) {
-            client.close();
+        tokio::select! {
+            _ = closed.cancelled() => {}
+            _ = tokio::time::sleep(CONNECT_TIMEOUT) => {
+                if let Some(client) = unstarted.upgrade()
+                    && !client.started.load(Ordering::Relaxed)
+                {
+                    client.close();
+                }
+            }
         }
     });
     Ok(())
@@ -299,6 +318,23 @@ async fn start(app: Weak<AppState>, socket: SocketRef) {
             username: client.caller.user.username.clone(),
         },
     );
+    // Events are handled from now on, in order, after `connected`.
+    let jobs = client.jobs.lock().unwrap().take();
+    if let Some(mut jobs) = jobs {
+        let closed = client.registered.closed.clone();
+        app.tasks.spawn(async move {
+            loop {
+                let job = tokio::select! {
+                    _ = closed.cancelled() => return,
+                    job = jobs.recv() => job,
+                };
+                match job {
+                    Some(job) => job().await,
+                    None => return,
+                }
+            }
+        });
+    }
     // The caller's session or token ended, or the server stops: the socket goes too, even
     // when its queue is full (a disconnect packet must fit: retried, bounded).
     let closed = client.registered.closed.clone();
@@ -536,20 +572,33 @@ where
     socket.on(
         event,
         move |socket: SocketRef, TryData(value): TryData<serde_json::Value>| {
-            let (client, handle) = (client.clone(), handle.clone());
-            async move {
-                let _turn = client.turn.lock().await;
-                if client.registered.closed.is_cancelled() {
-                    return;
-                }
-                // An event sent with no argument at all has no payload: `null`.
-                let value = value.unwrap_or(serde_json::Value::Null);
-                if let Err(Refused(e, workspace)) =
-                    handle(client.clone(), socket.clone(), value).await
-                {
-                    client.error(&socket, &e, event, workspace.as_deref());
+            // This part runs as the packet arrives, in order: the job joins the queue here.
+            let (worker, handle) = (client.clone(), handle.clone());
+            let job: Job = Box::new(move || {
+                Box::pin(async move {
+                    if worker.registered.closed.is_cancelled() {
+                        return;
+                    }
+                    // An event sent with no argument at all has no payload: `null`.
+                    let value = value.unwrap_or(serde_json::Value::Null);
+                    if let Err(Refused(e, workspace)) =
+                        handle(worker.clone(), socket.clone(), value).await
+                    {
+                        worker.error(&socket, &e, event, workspace.as_deref());
+                    }
+                })
+            });
+            if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = client.inbox.try_send(job)
+            {
+                let e = ApiError::new(
+                    ErrorCode::LimitExceeded,
+                    format!("more than {INBOX} events are waiting to be handled; this one was not"),
+                );
+                if let Some(socket) = client.socket.lock().unwrap().as_ref() {
+                    client.error(socket, &e, event, None);
                 }
             }
+            async {}
         },
     );
 }

@@ -30,6 +30,12 @@ pub(super) struct Missed {
     pub(super) more: bool,
 }
 
+impl Missed {
+    fn any(&self) -> bool {
+        self.events > 0 || self.more
+    }
+}
+
 /// An event that did not fit, kept to be sent when there is room.
 struct Held {
     event: String,
@@ -169,7 +175,8 @@ impl Outlet {
         N: Fn(Missed) -> (&'static str, M),
         M: Serialize,
     {
-        let deadline = tokio::time::Instant::now() + wait;
+        let started = tokio::time::Instant::now();
+        let deadline = started + wait;
         let mut pause = Duration::from_millis(1);
         loop {
             if self.catch_up(notice)? && self.try_emit(event, data)? {
@@ -182,20 +189,25 @@ impl Outlet {
                 _ = stop.cancelled() => return Err(Gone),
                 _ = tokio::time::sleep(pause) => {}
             }
-            pause = (pause * 2).min(Duration::from_millis(50));
+            // Quick tries at first (a client that is only a moment behind); past that, the
+            // queue is left to drain for REST at a time, so that Engine.IO's ping fits.
+            pause = if started.elapsed() < REST {
+                (pause * 2).min(Duration::from_millis(50))
+            } else {
+                REST
+            };
         }
     }
 
     /// Counts a loss the runner reported (its kept log was outrun): the client is told with
     /// the next notice.
     pub(super) fn lost_upstream(&mut self) {
-        self.missed.events += 1;
         self.missed.more = true;
     }
 
     /// Whether something is owed to the client (a notice, a held event).
     pub(super) fn owes(&self) -> bool {
-        self.held.is_some() || (self.notices && self.missed.events > 0)
+        self.held.is_some() || (self.notices && self.missed.any())
     }
 
     /// Sends what is owed if the queue has room again (for a stream that went quiet after
@@ -207,6 +219,7 @@ impl Outlet {
     {
         if self.catch_up(&notice)? {
             self.resting_until = None;
+            self.slow = false;
         } else {
             self.resting_until = Some(tokio::time::Instant::now() + REST);
         }
@@ -248,10 +261,10 @@ impl Outlet {
         N: Fn(Missed) -> (&'static str, M),
         M: Serialize,
     {
-        if self.missed.events > 0 && !self.notices {
+        if self.missed.any() && !self.notices {
             self.missed = Missed::default();
         }
-        if self.missed.events > 0 {
+        if self.missed.any() {
             let (name, payload) = notice(self.missed);
             if !self.try_emit(name, &payload)? {
                 return Ok(false);

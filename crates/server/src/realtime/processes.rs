@@ -189,7 +189,10 @@ fn skipped(asked: &LogsSubscription) -> impl Fn(Missed) -> (&'static str, LogsSk
                 workspace_id: asked.workspace_id.clone(),
                 process_id: asked.process_id.clone(),
                 bytes: missed.bytes,
-                message: if missed.more {
+                message: if missed.more && missed.bytes == 0 {
+                    "output was not sent: this client fell behind by more than the runner keeps"
+                        .to_string()
+                } else if missed.more {
                     format!(
                         "at least {} bytes of output were not sent: this client fell behind by more than the runner keeps",
                         missed.bytes
