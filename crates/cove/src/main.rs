@@ -8,13 +8,13 @@
 mod accounts;
 mod admin;
 mod backup;
+mod telemetry;
 mod template;
 
 use anyhow::Context as _;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use cove_config::{AuthMode, NetworkMode, SandboxMode};
 use cove_protocol::launch::{RunnerLimits, SandboxLimits};
-use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -106,15 +106,8 @@ fn main() -> anyhow::Result<()> {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let filter = std::env::var("RUST_LOG").unwrap_or(cli.log.clone());
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&filter).context("bad --log filter")?,
-        )
-        // Colour for people at a terminal; a log file (`cove serve > log`, a runner's log)
-        // gets plain text that grep and less read as it is.
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    // Traces leave only from the server; runners and commands just log.
+    let _telemetry = telemetry::init(&filter, matches!(cli.command, Command::Serve(_)))?;
     // No async runtime for these two: the sandbox's setup must run single-threaded.
     match cli.command {
         Command::SandboxInit(args) => return sandbox_init(args),

@@ -31,7 +31,7 @@ fn free_port() -> u16 {
 
 /// A tool a group of tests needs is not installed: fine outside CI (the tests are skipped,
 /// saying so), a failure under CI, whose `.ci/run` installs it.
-fn missing_tool(tool: &str, skipped: &str) {
+pub fn missing_tool(tool: &str, skipped: &str) {
     assert!(
         std::env::var_os("CI").is_none(),
         "CI must install {tool} (see .ci/run)"
