@@ -187,6 +187,17 @@ async fn cert_without_a_path_serves_https_with_a_self_signed_certificate() {
     .await
     .expect("the terminal answers over TLS in time");
 
+    // Runners outlive the server on purpose: the workspace is stopped through the API first,
+    // or its runner would be left behind.
+    let stop = format!(
+        "POST /api/workspaces/{id}/stop HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {session}\r\n\
+         Origin: https://127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let stopped = tokio::time::timeout(WAIT, tls_request(stop))
+        .await
+        .expect("the stop answers over TLS in time");
+    assert!(stopped.starts_with("HTTP/1.1 200"), "{stopped}");
+
     // SAFETY: kill has no preconditions; the pid is our own child's.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let _ = tokio::time::timeout(WAIT, child.wait()).await;
