@@ -24,14 +24,12 @@ pub(crate) struct Metrics {
     pub plain: Arc<AtomicI64>,
     /// Live feeds of `GET /api/events`.
     pub events: Arc<AtomicI64>,
-    pub requests: AtomicU64,
     /// Milliseconds since the epoch of the last request.
     pub last_activity: AtomicU64,
 }
 
 impl Metrics {
     pub(crate) fn touch(&self) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
         self.last_activity.store(crate::now_ms(), Ordering::Relaxed);
     }
 
