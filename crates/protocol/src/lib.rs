@@ -18,6 +18,7 @@ pub mod accounts;
 mod attach;
 mod error;
 pub mod handover;
+pub mod ide;
 pub mod launch;
 pub mod realtime;
 pub mod rest;

@@ -371,6 +371,7 @@ fn error_codes_map_to_http() {
 #[test]
 fn typescript_bindings_are_current() {
     use crate::accounts::*;
+    use crate::ide::*;
     use crate::rest::*;
     use ts_rs::{Config, TS};
     let cfg = Config::new().with_large_int("number");
@@ -389,6 +390,10 @@ fn typescript_bindings_are_current() {
     }
     declare!(
         ErrorCode,
+        LanguageServers,
+        LanguageServer,
+        SearchQuery,
+        SearchLine,
         ErrorReply,
         RestError,
         WorkspaceState,

@@ -90,6 +90,14 @@ pub(crate) enum Error {
     /// (docs/PROTOCOL.md section 8): `action` is the request type, or what a raw socket sent.
     #[error("this connection is read-only (mode=view): {action} is not allowed")]
     ReadOnly { action: &'static str },
+    /// No language server for this language is on the PATH or named by the workspace.
+    #[error(
+        "no language server for {language:?}: none is on the workspace's PATH or named in .cove/languages.json"
+    )]
+    NoLanguageServer { language: String },
+    /// As many language servers run as a workspace may run.
+    #[error("this workspace already runs {running} language servers (the limit)")]
+    TooManyLanguageServers { running: usize },
     /// The file watcher cannot start; the text says why.
     #[error("{0}")]
     Watcher(String),
@@ -198,15 +206,16 @@ impl Error {
             Error::BadRequest(_) | Error::BadId { .. } | Error::Pty(_) | Error::Spawn { .. } => {
                 ErrorCode::BadRequest
             }
-            Error::NotFound { .. } => ErrorCode::NotFound,
+            Error::NotFound { .. } | Error::NoLanguageServer { .. } => ErrorCode::NotFound,
             Error::StillRunning { .. }
             | Error::Exited { .. }
             | Error::Input { .. }
             | Error::Stale { .. }
             | Error::Taken { .. } => ErrorCode::Conflict,
-            Error::TooMany { .. } | Error::OutOfMemory { .. } | Error::StorageFull { .. } => {
-                ErrorCode::LimitExceeded
-            }
+            Error::TooMany { .. }
+            | Error::TooManyLanguageServers { .. }
+            | Error::OutOfMemory { .. }
+            | Error::StorageFull { .. } => ErrorCode::LimitExceeded,
             Error::TooLarge { .. } => ErrorCode::TooLarge,
             Error::Path { problem, .. } => match problem {
                 PathProblem::Missing => ErrorCode::NotFound,

@@ -7,6 +7,9 @@
 //! | `GET /terminals/{id}/adopt` | the same socket, its client connection handed over by the server (`adopt.rs`) |
 //! | `GET/PUT/DELETE /files/{path}` | file bytes, as the REST routes of section 0 |
 //! | `/ports/{port}/...` | port preview: HTTP and WebSocket to `127.0.0.1:{port}` |
+//! | `GET /lsp` | the language servers the workspace can run, and its root as a URI |
+//! | `GET /lsp/{language}` | a language server started for this socket, LSP messages both ways (`lsp.rs`) |
+//! | `GET /search` | search across files with ripgrep, as newline-delimited JSON (`search.rs`) |
 //! | `GET /healthz` | liveness and identity, for the server to find its runners again |
 //! | `GET /stats` | resource use against limits, live terminals and processes, OOM kills |
 //! | `POST /shutdown` | stop the workspace's programs and exit |
@@ -32,7 +35,7 @@ use crate::terminals::NewTerminal;
 use crate::{Listen, Workspace};
 
 /// An error as the REST API answers it.
-pub(crate) struct ApiError(ErrorReply);
+pub(crate) struct ApiError(pub(crate) ErrorReply);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -73,6 +76,9 @@ pub(crate) fn router(ws: Arc<Workspace>) -> Router {
             "/ports/{port}/{*rest}",
             axum::routing::any(crate::preview::proxy),
         )
+        .route("/lsp", get(language_servers))
+        .route("/lsp/{language}", get(language_server_socket))
+        .route("/search", get(crate::search::search))
         .route("/healthz", get(health))
         .route("/stats", get(stats))
         .route("/shutdown", axum::routing::post(shutdown))
@@ -195,6 +201,49 @@ async fn serve_connection(stream: tokio::net::UnixStream, app: Router, stop: Can
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn language_servers(State(ws): State<Arc<Workspace>>) -> Response {
+    axum::Json(ws.language_servers.list()).into_response()
+}
+
+async fn language_server_socket(
+    State(ws): State<Arc<Workspace>>,
+    Path(language): Path<String>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if !crate::lsp::valid_language(&language) {
+        return ApiError(ErrorReply::new(
+            ErrorCode::BadRequest,
+            "a language is 1-32 letters, digits, - or _",
+        ))
+        .into_response();
+    }
+    // Refused before the upgrade where it can be: the editor then knows why at once.
+    let command = match ws.language_servers.command_for(&language) {
+        Ok(command) => command,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if ws.language_servers.running() >= crate::lsp::MAX_RUNNING {
+        return ApiError::from(Error::TooManyLanguageServers {
+            running: ws.language_servers.running(),
+        })
+        .into_response();
+    }
+    let limit = ws.launch.limits.max_message_bytes;
+    upgrade
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .read_buffer_size(READ_BUFFER)
+        .on_upgrade(move |mut socket| async move {
+            match ws.language_servers.start(&language, &command) {
+                Ok(server) => crate::lsp::bridge(server, socket, ws.shutdown.clone()).await,
+                Err(e) => {
+                    let reason = e.to_reply().message;
+                    let _ = socket.send(crate::lsp::close(1011, &reason)).await;
+                }
+            }
+        })
 }
 
 async fn control_socket(

@@ -21,6 +21,7 @@ mod error;
 mod files;
 mod http;
 mod launch;
+mod lsp;
 mod output;
 mod ports;
 mod preview;
@@ -29,6 +30,7 @@ mod raw;
 mod registry;
 mod replay;
 mod screen;
+mod search;
 mod stats;
 mod stopping;
 mod terminals;
@@ -219,6 +221,7 @@ pub(crate) struct Workspace {
     pub(crate) launch: Arc<Launch>,
     pub(crate) terminals: Arc<terminals::Terminals>,
     pub(crate) processes: Arc<processes::Processes>,
+    pub(crate) language_servers: lsp::LanguageServersHost,
     pub(crate) files: files::Files,
     pub(crate) watcher: watch::Watcher,
     pub(crate) ports: ports::PortScanner,
@@ -263,6 +266,8 @@ impl Workspace {
             sweeper.clone(),
             notices.clone(),
         ));
+        let language_servers =
+            lsp::LanguageServersHost::new(launch.clone(), tasks.clone(), sweeper.clone());
         let processes = Arc::new(processes::Processes::new(
             launch.clone(),
             tasks.clone(),
@@ -295,6 +300,7 @@ impl Workspace {
             id: config.workspace_id.clone(),
             terminals,
             processes,
+            language_servers,
             files,
             watcher: watch::Watcher::new(config.root.clone(), tasks.clone(), shutdown.clone()),
             ports: ports::PortScanner::new(
@@ -319,7 +325,8 @@ impl Workspace {
         let _ = self.notices.send(Notice::Stopping);
         tokio::join!(
             self.terminals.close_all(grace),
-            self.processes.stop_all(grace)
+            self.processes.stop_all(grace),
+            self.language_servers.stop_all()
         );
     }
 }

@@ -16,10 +16,12 @@ use crate::db::WorkspaceRow;
 use crate::error::ApiError;
 
 mod accounts;
+mod ide;
 mod sockets;
 mod templates;
 
 pub(crate) use accounts::*;
+pub(crate) use ide::*;
 pub(crate) use sockets::*;
 pub(crate) use templates::*;
 

@@ -208,6 +208,12 @@ fn router(
             post(api::hibernate_workspace),
         )
         .route("/api/workspaces/{id}/ws", get(api::control_socket))
+        .route("/api/workspaces/{id}/lsp", get(api::language_servers))
+        .route(
+            "/api/workspaces/{id}/lsp/{language}",
+            get(api::language_server_socket),
+        )
+        .route("/api/workspaces/{id}/search", get(api::search))
         .route(
             "/api/workspaces/{id}/terminals/{terminal}/ws",
             get(api::terminal_socket),

@@ -3,6 +3,57 @@
 
 export type ErrorCode = "bad_request" | "unauthorized" | "not_found" | "conflict" | "forbidden" | "too_large" | "limit_exceeded" | "unavailable" | "internal";
 
+export type LanguageServers = { 
+/**
+ * The workspace root as the language servers see it (`file:///...`): documents are
+ * named by URIs beneath it.
+ */
+rootUri: string, servers: Array<LanguageServer>, };
+
+export type LanguageServer = { 
+/**
+ * The key of the socket (`python`, `typescript`, `rust`, `go`, `c`, or a name the
+ * workspace's `.cove/languages.json` adds).
+ */
+language: string, 
+/**
+ * The program and its arguments, as it is started.
+ */
+command: Array<string>, 
+/**
+ * Where the command came from: `workspace` (`.cove/languages.json`) or `path`.
+ */
+source: string, };
+
+export type SearchQuery = { query: string, 
+/**
+ * `query` is a regular expression (Rust/ripgrep syntax), not literal text.
+ */
+regex: boolean, caseSensitive: boolean, wholeWord: boolean, 
+/**
+ * Comma-separated globs a file must match (`src/**,*.py`).
+ */
+include?: string, 
+/**
+ * Comma-separated globs a file must not match.
+ */
+exclude?: string, 
+/**
+ * At most this many matches (default and ceiling: 10,000).
+ */
+maxResults?: number, };
+
+export type SearchLine = { "type": "match", path: string, 
+/**
+ * 1-based.
+ */
+line: number, text: string, 
+/**
+ * `[start, end)` character offsets (UTF-16 code units, as the browser counts) of
+ * each match in `text`.
+ */
+ranges: Array<[number, number]>, } | { "type": "done", matches: number, files: number, truncated: boolean, elapsedMs: number, } | { "type": "error", message: string, };
+
 export type ErrorReply = { code: ErrorCode, message: string, };
 
 export type RestError = { error: ErrorReply, };

@@ -11,6 +11,7 @@ mod control;
 mod durability;
 mod files;
 mod hibernate;
+mod ide;
 mod lifecycle;
 mod limits;
 mod metrics;

@@ -22,6 +22,8 @@ pub(crate) enum Kind {
     Preview,
     /// A Socket.IO socket on a namespace, or one of its subscriptions.
     Realtime,
+    /// The IDE's socket to a language server in a workspace.
+    LanguageServer,
 }
 
 #[derive(Debug)]

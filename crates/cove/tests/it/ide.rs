@@ -1,0 +1,454 @@
+//! The IDE's routes beside the protocol: a real language server (pyright, as `.ci/run`
+//! installs it) through the LSP socket, a server that crashes or is missing, who may open
+//! one, and search across files with the real `rg`.
+
+use cove_test_support::request::request_from;
+use cove_test_support::{WAIT, missing_tool};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::accounts::{ADMIN_PASSWORD, Client, add_user, password_server, sign_in};
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+}
+
+async fn put(client: &Client, id: &str, path: &str, content: &str) {
+    let (k, v) = &client.credential;
+    let answer = request_from(
+        None,
+        client.port,
+        "PUT",
+        &format!("/api/workspaces/{id}/files/{path}?createParents=true"),
+        &[(k, v), ("Content-Type", "application/octet-stream")],
+        Some(content.as_bytes()),
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert!(answer.status < 300, "PUT {path}: {}", answer.text());
+}
+
+/// Creates a workspace from `template` and starts it.
+async fn create(client: &Client, name: &str, template: &str) -> String {
+    let a = client
+        .call(
+            "POST",
+            "/api/workspaces",
+            Some(json!({"name": name, "template": template})),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    let id = a.body["id"].as_str().unwrap().to_string();
+    let started = client
+        .call("POST", &format!("/api/workspaces/{id}/start"), None)
+        .await;
+    assert_eq!(started.status, 200, "{}", started.body);
+    id
+}
+
+async fn stop(client: &Client, id: &str) {
+    let stopped = client
+        .call("POST", &format!("/api/workspaces/{id}/stop"), None)
+        .await;
+    assert_eq!(stopped.status, 200, "{}", stopped.body);
+}
+
+async fn get_text(client: &Client, path: &str) -> (u16, String) {
+    let (k, v) = &client.credential;
+    let answer = request_from(None, client.port, "GET", path, &[(k, v)], None, WAIT)
+        .await
+        .unwrap();
+    (answer.status, answer.text())
+}
+
+/// An LSP client over the socket: requests with ids, and answers to the server's own
+/// requests (pyright asks for configuration and registers capabilities before it answers).
+struct Lsp {
+    ws: cove_test_support::Ws,
+    next: u64,
+    seen: Vec<Value>,
+}
+
+impl Lsp {
+    async fn send(&mut self, message: Value) {
+        self.ws
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    async fn request(&mut self, method: &str, params: Value) -> Value {
+        self.next += 1;
+        let id = self.next;
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await;
+        self.until(|m| m["id"] == id && m.get("method").is_none())
+            .await
+    }
+
+    async fn until(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
+        let found = tokio::time::timeout(WAIT * 3, async {
+            loop {
+                let Some(Ok(message)) = self.ws.next().await else {
+                    panic!("the socket ended; saw {:?}", self.seen)
+                };
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let value: Value = serde_json::from_str(&text).expect("one JSON message a frame");
+                if value.get("method").is_some() && value.get("id").is_some() {
+                    let result = if value["method"] == "workspace/configuration" {
+                        json!(vec![
+                            Value::Null;
+                            value["params"]["items"].as_array().map_or(0, Vec::len)
+                        ])
+                    } else {
+                        Value::Null
+                    };
+                    self.send(json!({"jsonrpc": "2.0", "id": value["id"], "result": result}))
+                        .await;
+                }
+                if wanted(&value) {
+                    return value;
+                }
+                self.seen.push(value);
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("no such message; saw {:?}", self.seen))
+    }
+}
+
+/// The close frame a socket ends with.
+async fn close_of(ws: &mut cove_test_support::Ws) -> (u16, String) {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return (u16::from(frame.code), frame.reason.to_string());
+                }
+                Some(Ok(_)) => {}
+                other => panic!("ended without a close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a close frame in time")
+}
+
+fn pids_running(pattern: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(pattern) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_language_server_completes_and_diagnoses_and_goes_with_its_socket() {
+    if !on_path("pyright-langserver") {
+        return missing_tool("pyright", "the language server tests");
+    }
+    let s = password_server(&[]).await;
+    let owner = sign_in(s.port, "admin", ADMIN_PASSWORD).await;
+    let id = create(&owner, "lsp", "python").await;
+    put(
+        &owner,
+        &id,
+        "lib/helpers.py",
+        "def greet(name: str) -> str:\n    return name\n",
+    )
+    .await;
+    let listed = owner
+        .call("GET", &format!("/api/workspaces/{id}/lsp"), None)
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let root = listed.body["rootUri"].as_str().unwrap().to_string();
+    assert!(root.starts_with("file:///"), "{root}");
+    assert!(
+        listed.body["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["language"] == "python"),
+        "{}",
+        listed.body
+    );
+
+    let ws = owner
+        .websocket(&format!("/api/workspaces/{id}/lsp/python"), None)
+        .await
+        .expect("the python language server socket opens");
+    let mut lsp = Lsp {
+        ws,
+        next: 0,
+        seen: Vec::new(),
+    };
+    let init = lsp
+        .request(
+            "initialize",
+            json!({"processId": null, "rootUri": root, "capabilities": {
+                "textDocument": {"completion": {"completionItem": {"snippetSupport": false}},
+                                 "publishDiagnostics": {}}},
+                "workspaceFolders": [{"uri": root, "name": "lsp"}]}),
+        )
+        .await;
+    assert!(
+        init["result"]["capabilities"]["completionProvider"].is_object(),
+        "{init}"
+    );
+    lsp.send(json!({"jsonrpc": "2.0", "method": "initialized", "params": {}}))
+        .await;
+    let uri = format!("{root}/main.py");
+    let text = "import os\nos.pa\ncount: int = \"three\"\n";
+    lsp.send(
+        json!({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {
+        "textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}}}),
+    )
+    .await;
+    let diagnostics = lsp
+        .until(|m| {
+            m["method"] == "textDocument/publishDiagnostics"
+                && m["params"]["uri"] == uri.as_str()
+                && m["params"]["diagnostics"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(|d| d["range"]["start"]["line"] == 2))
+        })
+        .await;
+    assert!(diagnostics.to_string().contains("int"), "{diagnostics}");
+    let completion = lsp
+        .request(
+            "textDocument/completion",
+            json!({"textDocument": {"uri": uri}, "position": {"line": 1, "character": 5}}),
+        )
+        .await;
+    let items = completion["result"]["items"]
+        .as_array()
+        .or(completion["result"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        items.iter().any(|i| i["label"] == "path"),
+        "`os.pa` offers path: {completion}"
+    );
+
+    // The editor goes: so does the server, with everything it started.
+    drop(lsp);
+    let gone = tokio::time::timeout(WAIT, async {
+        loop {
+            let still: Vec<u32> = pids_running("pyright")
+                .into_iter()
+                .filter(|p| {
+                    std::fs::read(format!("/proc/{p}/environ"))
+                        .is_ok_and(|e| String::from_utf8_lossy(&e).contains(&id))
+                })
+                .collect();
+            if still.is_empty() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "the language server outlived its socket");
+    stop(&owner, &id).await;
+}
+
+#[tokio::test]
+async fn missing_and_crashing_servers_say_why_and_viewers_cannot_start_one() {
+    let s = password_server(&[]).await;
+    let owner = sign_in(s.port, "admin", ADMIN_PASSWORD).await;
+    let id = create(&owner, "lsp-bad", "blank").await;
+    // No server for the language: refused before the upgrade, with the reason.
+    assert_eq!(
+        owner
+            .websocket(&format!("/api/workspaces/{id}/lsp/cobol"), None)
+            .await
+            .err(),
+        Some(404)
+    );
+    for bad in ["..%2Fws", "a.b", "x%00"] {
+        assert_eq!(
+            owner
+                .websocket(&format!("/api/workspaces/{id}/lsp/{bad}"), None)
+                .await
+                .err(),
+            Some(400),
+            "{bad}"
+        );
+    }
+    // A server the workspace names, which dies at once: the socket closes saying so.
+    put(
+        &owner,
+        &id,
+        ".cove/languages.json",
+        r#"{"crashy": ["sh", "-c", "echo it broke >&2; exit 3"]}"#,
+    )
+    .await;
+    let mut ws = owner
+        .websocket(&format!("/api/workspaces/{id}/lsp/crashy"), None)
+        .await
+        .expect("the socket opens");
+    let (code, reason) = close_of(&mut ws).await;
+    assert_eq!(code, 1011, "{reason}");
+    assert!(
+        reason.contains("status 3") && reason.contains("it broke"),
+        "{reason}"
+    );
+    // A server whose output is not LSP: it ends, and the editor is told.
+    put(
+        &owner,
+        &id,
+        ".cove/languages.json",
+        r#"{"noisy": ["sh", "-c", "yes garbage-without-headers"]}"#,
+    )
+    .await;
+    let mut ws = owner
+        .websocket(&format!("/api/workspaces/{id}/lsp/noisy"), None)
+        .await
+        .expect("the socket opens");
+    let (code, reason) = close_of(&mut ws).await;
+    assert_eq!(code, 1011, "{reason}");
+    assert!(
+        reason.contains("Content-Length") || reason.contains("header"),
+        "{reason}"
+    );
+
+    // A viewer reads (and searches) but starts no program through a language server.
+    let viewer = add_user(&owner, "vic", "vic-password-12", "viewer").await;
+    let shared = owner
+        .call(
+            "PUT",
+            &format!("/api/workspaces/{id}/shares/vic"),
+            Some(json!({"access": "view"})),
+        )
+        .await;
+    assert_eq!(shared.status, 200, "{}", shared.body);
+    assert_eq!(
+        viewer
+            .websocket(&format!("/api/workspaces/{id}/lsp/crashy"), None)
+            .await
+            .err(),
+        Some(403)
+    );
+    // From another site, not even the owner.
+    assert_eq!(
+        owner
+            .websocket(
+                &format!("/api/workspaces/{id}/lsp/crashy"),
+                Some("https://evil.example")
+            )
+            .await
+            .err(),
+        Some(403)
+    );
+    let (status, _) = get_text(&viewer, &format!("/api/workspaces/{id}/search?query=x")).await;
+    assert_eq!(status, 200);
+    stop(&owner, &id).await;
+}
+
+fn lines(body: &str) -> Vec<Value> {
+    body.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("NDJSON line: {l:?}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn search_finds_across_files_respects_gitignore_and_refuses_bad_queries() {
+    if !on_path("rg") {
+        return missing_tool("ripgrep", "the search tests");
+    }
+    let s = password_server(&[]).await;
+    let owner = sign_in(s.port, "admin", ADMIN_PASSWORD).await;
+    let id = create(&owner, "search", "blank").await;
+    put(&owner, &id, "a.py", "needle = 1\nprint(needle)\n").await;
+    put(&owner, &id, "src/b.js", "const x = 'Needle';\n").await;
+    put(&owner, &id, "docs/é.md", "ünïcode before the needle\n").await;
+    put(&owner, &id, ".gitignore", "build/\n").await;
+    put(&owner, &id, "build/out.txt", "needle in the build\n").await;
+    put(
+        &owner,
+        &id,
+        "needles.txt",
+        "needles are not a whole needle word? needle\n",
+    )
+    .await;
+
+    let search = |query: &str| {
+        let owner = owner.clone();
+        let path = format!("/api/workspaces/{id}/search?{query}");
+        async move {
+            let (status, body) = get_text(&owner, &path).await;
+            (status, body)
+        }
+    };
+    let (status, body) = search("query=needle").await;
+    assert_eq!(status, 200, "{body}");
+    let found = lines(&body);
+    let done = found.last().unwrap();
+    assert_eq!(done["type"], "done", "{body}");
+    let paths: std::collections::BTreeSet<&str> = found
+        .iter()
+        .filter(|l| l["type"] == "match")
+        .map(|l| l["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        ["a.py", "docs/é.md", "needles.txt", "src/b.js"].into(),
+        "case-insensitive by default, .gitignore respected: {body}"
+    );
+    assert_eq!(done["files"], 4, "{body}");
+    // Ranges count as the browser counts: "ünïcode before the " is 19 UTF-16 units.
+    let accented = found.iter().find(|l| l["path"] == "docs/é.md").unwrap();
+    assert_eq!(accented["ranges"], json!([[19, 25]]), "{accented}");
+    assert_eq!(accented["line"], 1);
+
+    let (_, body) = search("query=Needle&caseSensitive=true").await;
+    assert_eq!(
+        lines(&body).iter().filter(|l| l["type"] == "match").count(),
+        1,
+        "{body}"
+    );
+    let (_, body) = search("query=needle&wholeWord=true&include=*.txt").await;
+    let found = lines(&body);
+    let only: Vec<&Value> = found.iter().filter(|l| l["type"] == "match").collect();
+    assert_eq!(only.len(), 1, "{body}");
+    assert_eq!(only[0]["ranges"].as_array().unwrap().len(), 2, "{body}");
+    let (_, body) = search("query=ne%2Be.l&regex=true&exclude=a.py,src/**").await;
+    let found = lines(&body);
+    assert!(
+        found
+            .iter()
+            .filter(|l| l["type"] == "match")
+            .all(|l| l["path"] != "a.py" && l["path"] != "src/b.js"),
+        "{body}"
+    );
+    assert!(found.iter().any(|l| l["type"] == "match"), "{body}");
+    let (_, body) = search("query=needle&maxResults=2").await;
+    let done = lines(&body).pop().unwrap();
+    assert_eq!(done["truncated"], true, "{body}");
+    assert_eq!(done["matches"], 2, "{body}");
+
+    // A bad regular expression is an error line, not a failure of the route.
+    let (status, body) = search("query=%28unclosed&regex=true").await;
+    assert_eq!(status, 200);
+    assert!(lines(&body).iter().any(|l| l["type"] == "error"), "{body}");
+    for bad in ["", "query=", "query=x&rm=-rf", "query=x&regex=maybe"] {
+        let (status, body) = search(bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    // A query that looks like an option stays a pattern.
+    let (status, body) = search("query=--files").await;
+    assert_eq!(status, 200);
+    assert!(lines(&body).iter().all(|l| l["type"] != "match"), "{body}");
+    stop(&owner, &id).await;
+}

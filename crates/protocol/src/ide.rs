@@ -1,0 +1,86 @@
+//! The IDE's own routes beside the protocol's sockets: language servers (`GET
+//! /api/workspaces/{id}/lsp`, and the socket `/lsp/{language}` that carries LSP messages, one
+//! JSON-RPC message per WebSocket text message) and search across files (`GET
+//! /api/workspaces/{id}/search`, answered as newline-delimited JSON as matches are found).
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /api/workspaces/{id}/lsp`: the language servers this workspace can run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct LanguageServers {
+    /// The workspace root as the language servers see it (`file:///...`): documents are
+    /// named by URIs beneath it.
+    pub root_uri: String,
+    pub servers: Vec<LanguageServer>,
+}
+
+/// One language and the server that serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct LanguageServer {
+    /// The key of the socket (`python`, `typescript`, `rust`, `go`, `c`, or a name the
+    /// workspace's `.cove/languages.json` adds).
+    pub language: String,
+    /// The program and its arguments, as it is started.
+    pub command: Vec<String>,
+    /// Where the command came from: `workspace` (`.cove/languages.json`) or `path`.
+    pub source: String,
+}
+
+/// The query of `GET /api/workspaces/{id}/search`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SearchQuery {
+    pub query: String,
+    /// `query` is a regular expression (Rust/ripgrep syntax), not literal text.
+    #[serde(default)]
+    pub regex: bool,
+    #[serde(default)]
+    pub case_sensitive: bool,
+    #[serde(default)]
+    pub whole_word: bool,
+    /// Comma-separated globs a file must match (`src/**,*.py`).
+    #[serde(default)]
+    #[cfg_attr(test, ts(optional))]
+    pub include: Option<String>,
+    /// Comma-separated globs a file must not match.
+    #[serde(default)]
+    #[cfg_attr(test, ts(optional))]
+    pub exclude: Option<String>,
+    /// At most this many matching lines (default and ceiling: 10,000).
+    #[serde(default)]
+    #[cfg_attr(test, ts(optional))]
+    pub max_results: Option<u32>,
+}
+
+/// One line of a search's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum SearchLine {
+    /// A line that matches, and where in it.
+    #[serde(rename_all = "camelCase")]
+    Match {
+        path: String,
+        /// 1-based.
+        line: u64,
+        text: String,
+        /// `[start, end)` character offsets (UTF-16 code units, as the browser counts) of
+        /// each match in `text`.
+        ranges: Vec<(u32, u32)>,
+    },
+    /// The search is over: matching lines and files, and whether it stopped at `maxResults`.
+    #[serde(rename_all = "camelCase")]
+    Done {
+        matches: u64,
+        files: u64,
+        truncated: bool,
+        elapsed_ms: u64,
+    },
+    /// The search could not run or stopped (a bad regular expression, a failed `rg`).
+    Error { message: String },
+}

@@ -1,0 +1,150 @@
+//! The IDE's routes beside the protocol (cove-protocol's `ide` module): the language servers
+//! a workspace can run and the socket to one, and search across its files. All go to the
+//! workspace's runner, which runs the servers and `rg` as programs of the workspace.
+//!
+//! Who may call what: listing servers and searching read the workspace (any access); a
+//! language server socket starts a program in it, so only its owner and editors open one
+//! (language servers run build scripts and plugins: a viewer must not make code run). None of
+//! them starts a stopped workspace: a page from anywhere can make a browser send a GET.
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::response::Response;
+use cove_protocol::ErrorCode;
+use cove_protocol::ide::SearchQuery;
+use hyper_util::rt::TokioIo;
+use tracing::Instrument as _;
+
+use super::Shared;
+use super::sockets::admit;
+use crate::AppState;
+use crate::accounts::{Caller, ConnectionKind};
+use crate::error::ApiError;
+use crate::relay;
+use crate::workspaces::Found;
+
+/// The workspace of `id` for `caller`, which must be running.
+async fn running(app: &AppState, caller: &Caller, id: &str) -> Result<Found, ApiError> {
+    let found = app.manager.find(caller, id).await?;
+    if !app.manager.is_running(&found.row).await {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("workspace {:?} is stopped; start it first", found.row.name),
+        ));
+    }
+    Ok(found)
+}
+
+/// Sends a GET to the runner and streams its answer back.
+async fn forward_get(app: &AppState, id: &str, target: String) -> Result<Response, ApiError> {
+    let request = hyper::Request::get(target)
+        .body(Body::empty())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let response = app.manager.link().request(id, request).await?;
+    let (parts, body) = response.into_parts();
+    Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+/// `GET /api/workspaces/{id}/lsp`: the language servers the workspace can run.
+pub(crate) async fn language_servers(
+    State(app): Shared,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let found = running(&app, &caller, &id).await?;
+    forward_get(&app, &found.row.id, "/lsp".into()).await
+}
+
+/// `GET /api/workspaces/{id}/search?query=...`: ripgrep's matches as newline-delimited JSON,
+/// streamed. The query is parsed here and encoded again, never passed on as it came.
+pub(crate) async fn search(
+    State(app): Shared,
+    caller: Caller,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let query: SearchQuery = serde_urlencoded::from_str(request.uri().query().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("invalid search: {e}")))?;
+    let found = running(&app, &caller, &id).await?;
+    let query = serde_urlencoded::to_string(&query).expect("a search query encodes");
+    forward_get(&app, &found.row.id, format!("/search?{query}")).await
+}
+
+/// Language keys as the runner takes them: they become part of its URL path.
+fn valid_language(language: &str) -> bool {
+    (1..=32).contains(&language.len())
+        && language
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `GET /api/workspaces/{id}/lsp/{language}`: a WebSocket to a language server the runner
+/// starts for it. The runner is asked first, so a language without a server is refused with
+/// its reason before the upgrade; then bytes are relayed both ways.
+pub(crate) async fn language_server_socket(
+    State(app): Shared,
+    caller: Caller,
+    Path((id, language)): Path<(String, String)>,
+    mut request: Request,
+) -> Result<Response, ApiError> {
+    let accept = relay::accept_key(request.headers())?;
+    if !valid_language(&language) {
+        return Err(ApiError::bad_request(
+            "a language is 1-32 letters, digits, - or _",
+        ));
+    }
+    let found = running(&app, &caller, &id).await?;
+    found.require_edit()?;
+    let registered = admit(
+        &app,
+        &caller,
+        &request,
+        Some((&found.row.id, found.access)),
+        ConnectionKind::LanguageServer,
+    )
+    .await?;
+    let on_upgrade = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+        .ok_or_else(ApiError::upgrade_required)?;
+    let runner = app
+        .manager
+        .link()
+        .websocket(&found.row.id, &format!("/lsp/{language}"))
+        .await?;
+    let span = tracing::info_span!(
+        "socket",
+        kind = "lsp",
+        workspace = %found.row.id,
+        language = %language,
+        user = %caller.user.username
+    );
+    let task_app = app.clone();
+    let life = async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let counters = task_app.observer.relay_counters("lsp");
+        relay::pipe(
+            TokioIo::new(upgraded),
+            runner,
+            registered.closed.clone(),
+            counters,
+        )
+        .await;
+        drop(registered);
+    };
+    app.tasks.spawn(life.instrument(span));
+    Ok(relay::switching_protocols(&accept))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn language_keys_cannot_reach_other_runner_routes() {
+        for bad in ["", "../ws", "a/b", "a%2Fb", "ws?x=1", &"a".repeat(33)] {
+            assert!(!super::valid_language(bad), "{bad:?}");
+        }
+        assert!(super::valid_language("python") && super::valid_language("c_sharp-2"));
+    }
+}
