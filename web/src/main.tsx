@@ -1,6 +1,7 @@
 import { createRoot } from 'react-dom/client';
 import { App, preloadIde } from './app/App';
 import './app/styles.css';
+import './app/ide-extras.css';
 import './accounts/accounts.css';
 import { applyTheme } from './app/theme';
 

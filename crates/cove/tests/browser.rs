@@ -1,5 +1,5 @@
-//! The browser end-to-end tests (`web/e2e/run.mjs`, and `web/e2e/accounts.mjs` for signing
-//! in, sharing and viewing): headless Debian Chromium, driven by
+//! The browser end-to-end tests (`web/e2e/run.mjs`, `web/e2e/accounts.mjs` for signing
+//! in, sharing and viewing, `web/e2e/ide.mjs` for language servers, search and the comforts): headless Debian Chromium, driven by
 //! playwright-core, against the `cove` binary under test. Part of `cargo test` so that one
 //! command runs everything.
 //!
@@ -17,6 +17,11 @@ fn browser_end_to_end() {
 #[test]
 fn browser_accounts_end_to_end() {
     run_scenario("e2e/accounts.mjs");
+}
+
+#[test]
+fn browser_ide_end_to_end() {
+    run_scenario("e2e/ide.mjs");
 }
 
 fn run_scenario(script: &str) {

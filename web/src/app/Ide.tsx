@@ -8,6 +8,8 @@ import { WorkspaceClient, type Halt } from '../api/workspace';
 import { watchWorkspaces } from '../api/events';
 import { EditorPane } from '../editor/EditorPane';
 import { EditorModel } from '../editor/model';
+import { ProblemsPanel, useProblems } from '../editor/ProblemsPanel';
+import { SearchView } from '../search/SearchView';
 import { FileTree } from '../files/FileTree';
 import { FileTreeModel } from '../files/model';
 import { QuickOpen } from '../files/QuickOpen';
@@ -22,9 +24,10 @@ import { useAccount } from '../accounts/account';
 import { Icon, ThemeToggle, ask, notify } from './feedback';
 import { linkHandler, setNavigationGuard } from './router';
 import { Sash } from './Sash';
+import { SidebarViews, type SidebarView } from './SidebarViews';
 import { StatusBar } from './StatusBar';
 
-type PanelTab = 'terminal' | 'processes' | 'ports';
+type PanelTab = 'terminal' | 'problems' | 'processes' | 'ports';
 
 function useStoredNumber(key: string, initial: number): [number, (v: number) => void] {
   const [v, setV] = useState(() => {
@@ -85,6 +88,12 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
   const [sidebarWidth, setSidebarWidth] = useStoredNumber('cove.sidebarWidth', 240);
   const [panelHeight, setPanelHeight] = useStoredNumber('cove.panelHeight', 280);
   const [quickOpen, setQuickOpen] = useState(false);
+  const [sidebarView, setSidebarView] = useState<SidebarView>('files');
+  /** Bumped to put the cursor in the search box again. */
+  const [searchFocus, setSearchFocus] = useState(0);
+  const lsp = useSyncExternalStore(editor.subscribe, editor.getLanguageServices);
+  const problems = useProblems(lsp);
+  useEffect(() => () => editor.getLanguageServices()?.dispose(), [editor]);
   /** The port shown in the preview pane beside the editor, if open. */
   const [previewPort2, setPreviewPort2] = useState<number | null>(null);
   const [previewWidth, setPreviewWidth] = useStoredNumber('cove.previewWidth', 480);
@@ -295,7 +304,12 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
       const key = e.key.toLowerCase();
       // Ctrl+B and Ctrl+J mean something to the shell: leave them to the terminal.
       const inTerminal = e.target instanceof Element && !!e.target.closest('.xterm');
-      if (isMod(e) && !e.shiftKey && !e.altKey && key === 'p') {
+      if (isMod(e) && e.shiftKey && !e.altKey && key === 'f') {
+        e.preventDefault();
+        setSidebarOpen(true);
+        setSidebarView('search');
+        setSearchFocus((n) => n + 1);
+      } else if (isMod(e) && !e.shiftKey && !e.altKey && key === 'p') {
         e.preventDefault();
         setQuickOpen(true);
       } else if (isMod(e) && !e.altKey && key === 's') {
@@ -330,6 +344,13 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
       setQuickOpen(false);
       void tree.reveal(path);
       void editor.open(path).then(() => editor.focus());
+    },
+    [editor, tree],
+  );
+  const openAt = useCallback(
+    (path: string, line: number, col: number) => {
+      void tree.reveal(path);
+      void editor.revealAt(path, line, col);
     },
     [editor, tree],
   );
@@ -462,7 +483,10 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
         {sidebarOpen && (
           <>
             <aside className="sidebar" aria-label="Sidebar">
-              <FileTree client={client} tree={tree} editor={editor} activePath={activePath} workspaceName={name} readOnly={viewOnly} />
+              <SidebarViews view={sidebarView} onView={setSidebarView}>
+                <FileTree client={client} tree={tree} editor={editor} activePath={activePath} workspaceName={name} readOnly={viewOnly} />
+                <SearchView workspaceId={workspace?.id ?? workspaceId} client={client} readOnly={viewOnly} onOpen={openAt} focusKey={searchFocus} />
+              </SidebarViews>
             </aside>
             <Sash orientation="vertical" value={sidebarWidth} min={160} max={600} direction={1} onChange={setSidebarWidth} label="Resize sidebar" />
           </>
@@ -491,7 +515,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
           <section className="panel" hidden={!panelOpen} aria-label="Panel">
             <div className="panel-header">
               <div className="panel-tabs" role="tablist" aria-label="Panel views">
-                {(['terminal', 'processes', 'ports'] as PanelTab[]).map((p) => (
+                {(['terminal', 'problems', 'processes', 'ports'] as PanelTab[]).map((p) => (
                   <button
                     key={p}
                     type="button"
@@ -503,7 +527,8 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
                     data-testid={`panel-tab-${p}`}
                     onClick={() => setPanel(p)}
                   >
-                    {p === 'terminal' ? 'Terminal' : p === 'processes' ? 'Processes' : 'Ports'}
+                    {p === 'terminal' ? 'Terminal' : p === 'problems' ? 'Problems' : p === 'processes' ? 'Processes' : 'Ports'}
+                    {p === 'problems' && problems.length > 0 && <span className="count-badge" data-testid="problems-count">{problems.length}</span>}
                     {p === 'processes' && runningNow > 0 && <span className="count-badge">{runningNow}</span>}
                     {p === 'ports' && ports.length > 0 && <span className="count-badge">{ports.length}</span>}
                   </button>
@@ -528,6 +553,9 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
             <div className="panel-views">
               <div id="panel-view-terminal" role="tabpanel" aria-labelledby="panel-tab-terminal" className="panel-view" hidden={panel !== 'terminal'}>
                 <TerminalPanel ref={termRef} client={client} visible={panelOpen && panel === 'terminal'} viewOnly={viewOnly} />
+              </div>
+ <div id="panel-view-problems" role="tabpanel" aria-labelledby="panel-tab-problems" className="panel-view" hidden={panel !== 'problems'}>
+                <ProblemsPanel lsp={lsp} onOpen={openAt} />
               </div>
               <div id="panel-view-processes" role="tabpanel" aria-labelledby="panel-tab-processes" className="panel-view" hidden={panel !== 'processes'}>
                 <ProcessesPanel

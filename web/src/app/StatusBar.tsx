@@ -2,6 +2,7 @@ import { useEffect, useState, useSyncExternalStore } from 'react';
 import type { ConnectionState } from '../api/control';
 import type { EditorModel } from '../editor/model';
 import { Icon } from './feedback';
+import { LanguageServerStatus } from '../editor/ProblemsPanel';
 
 function useNow(active: boolean): number {
   const [now, setNow] = useState(Date.now());
@@ -45,6 +46,7 @@ export function StatusBar(props: {
   const now = useNow(conn.kind === 'reconnecting');
   const cursor = useSyncExternalStore(editor.subscribe, editor.getCursor);
   const { tabs } = useSyncExternalStore(editor.subscribe, editor.getTabs);
+  const lsp = useSyncExternalStore(editor.subscribe, editor.getLanguageServices);
   const dirty = tabs.filter((t) => t.dirty).length;
   const text = props.stopped ? 'Workspace stopped' : connectionText(conn, now);
   // Red only when something is wrong: a connection that is being made, or a workspace a
@@ -80,6 +82,7 @@ export function StatusBar(props: {
         </button>
       </div>
       <div className="status-right">
+        <LanguageServerStatus lsp={lsp} />
         {dirty > 0 && <span className="status-item" data-testid="status-dirty">{dirty} unsaved</span>}
         {cursor && (
           <>

@@ -1,26 +1,13 @@
 // Editor tabs: one CodeMirror view, one EditorState per open file (so undo
 // history and unsaved text live in the browser and survive any reconnect).
 import { Compartment, EditorState, type Extension, type Text, type Transaction, type TransactionSpec } from '@codemirror/state';
-import {
-  EditorView,
-  crosshairCursor,
-  drawSelection,
-  dropCursor,
-  highlightActiveLine,
-  highlightActiveLineGutter,
-  highlightSpecialChars,
-  keymap,
-  lineNumbers,
-  rectangularSelection,
-} from '@codemirror/view';
-import { defaultKeymap, history, historyKeymap, indentWithTab } from '@codemirror/commands';
-import { bracketMatching, foldGutter, foldKeymap, indentOnInput, indentUnit } from '@codemirror/language';
-import { highlightSelectionMatches, searchKeymap } from '@codemirror/search';
-import { autocompletion, closeBrackets, closeBracketsKeymap, completionKeymap } from '@codemirror/autocomplete';
+import { EditorView } from '@codemirror/view';
 import type { WorkspaceClient } from '../api/workspace';
 import { normPath } from '../api/workspace';
 import { ApiError, type FileChangedMessage } from '../api/types';
-import { editorHighlighting, editorTheme } from './theme';
+import { baseExtensions, decodeContent, minimalChange, tabInfo } from './parts';
+import { serverFor } from './servers';
+import type { LanguageServices } from './lsp';
 import { fileKind, languageLabel, loadLanguage } from './languages';
 
 /** How a tab shows its file: in the editor, as an image, or as a file the editor does not open. */
@@ -57,7 +44,7 @@ export interface EditorHooks {
   notify(message: string, kind?: 'info' | 'error'): void;
 }
 
-interface Tab {
+export interface Tab {
   path: string;
   kind: TabKind;
   state: EditorState | null;
@@ -72,80 +59,9 @@ interface Tab {
   diskChanged: boolean;
   deleted: boolean;
   language: Compartment;
+  /** The language server's extension, once it is connected. */
+  lsp: Compartment;
   scrollTop: number;
-}
-
-// Mod-S is handled by the IDE's window-level shortcut (also outside the editor).
-function baseExtensions(): Extension[] {
-  return [
-    lineNumbers(),
-    highlightActiveLineGutter(),
-    highlightSpecialChars(),
-    history(),
-    foldGutter({ openText: '\u25be', closedText: '\u25b8' }),
-    drawSelection(),
-    dropCursor(),
-    EditorState.allowMultipleSelections.of(true),
-    indentOnInput(),
-    editorHighlighting,
-    bracketMatching(),
-    closeBrackets(),
-    autocompletion(),
-    rectangularSelection(),
-    crosshairCursor(),
-    highlightActiveLine(),
-    highlightSelectionMatches(),
-    indentUnit.of('    '),
-    EditorState.tabSize.of(4),
-    keymap.of([
-      ...closeBracketsKeymap,
-      ...defaultKeymap,
-      ...searchKeymap,
-      ...historyKeymap,
-      ...foldKeymap,
-      ...completionKeymap,
-      indentWithTab,
-    ]),
-    editorTheme,
-    EditorView.contentAttributes.of({ 'aria-label': 'Code editor', 'data-testid': 'editor-content' }),
-  ];
-}
-
-function tabInfo(t: Tab): TabInfo {
-  return {
-    path: t.path,
-    title: t.path.slice(t.path.lastIndexOf('/') + 1),
-    kind: t.kind,
-    dirty: t.dirty,
-    loading: t.loading,
-    saving: t.saving,
-    error: t.error,
-    diskChanged: t.diskChanged,
-    deleted: t.deleted,
-  };
-}
-
-/** A change that turns `old` into `next` touching only the differing middle. */
-function minimalChange(old: string, next: string): { from: number; to: number; insert: string } | null {
-  if (old === next) return null;
-  let start = 0;
-  const max = Math.min(old.length, next.length);
-  while (start < max && old.charCodeAt(start) === next.charCodeAt(start)) start++;
-  let endOld = old.length;
-  let endNew = next.length;
-  while (endOld > start && endNew > start && old.charCodeAt(endOld - 1) === next.charCodeAt(endNew - 1)) {
-    endOld--;
-    endNew--;
-  }
-  return { from: start, to: endOld, insert: next.slice(start, endNew) };
-}
-
-function decodeContent(content: string, encoding: string): string {
-  if (encoding !== 'base64') return content;
-  const bin = atob(content);
-  const bytes = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  return new TextDecoder().decode(bytes);
 }
 
 /** What survives a reload or a crash of the page: open tabs and unsaved text. */
@@ -255,7 +171,7 @@ export class EditorModel {
       // The file is gone (or unreadable): start from empty so the text can be saved again.
       tab.kind = 'text';
       tab.error = undefined;
-      tab.state = this.createState('', tab.language);
+      tab.state = this.createState('', tab);
       tab.savedDoc = null;
       this.loadLanguageFor(tab);
     }
@@ -349,13 +265,14 @@ export class EditorModel {
     this.emitCursor();
   }
 
-  private createState(content: string, compartment: Compartment): EditorState {
+  private createState(content: string, tab: Tab): EditorState {
     const crlf = /\r\n/.test(content);
     return EditorState.create({
       doc: content,
       extensions: [
         this.base,
-        compartment.of([]),
+        tab.language.of([]),
+        tab.lsp.of([]),
         this.readOnlyConf.of(EditorState.readOnly.of(this.readOnly)),
         crlf ? EditorState.lineSeparator.of('\r\n') : [],
       ],
@@ -397,6 +314,87 @@ export class EditorModel {
     });
   }
 
+  // ---- language servers (loaded with the first file whose language may have one) ----
+  private lsp: LanguageServices | null = null;
+  private lspLoading: Promise<LanguageServices> | null = null;
+
+  /** The language services, once a file has needed them (for the status bar and Problems). */
+  getLanguageServices = (): LanguageServices | null => this.lsp;
+
+  private languageServices(): Promise<LanguageServices> {
+    this.lspLoading ??= import('./lsp').then((m) => {
+      this.lsp = new m.LanguageServices(
+        this.client.workspaceId,
+        {
+          docOf: (path) => {
+            const tab = this.find(path);
+            return tab === this.active() && this.view ? this.view.state.doc : (tab?.state?.doc ?? null);
+          },
+          viewOf: (path) => (this.activePath === path && this.view && this.find(path)?.state ? this.view : null),
+          show: (path) => this.openAndShow(path),
+          docFor: async (path) => {
+            await this.open(path, false);
+            return this.find(normPath(path))?.state?.doc ?? null;
+          },
+          notify: (message) => this.hooks.notify(message),
+          update: (path, spec) => this.updateTab(path, spec),
+          attach: (server) => {
+            for (const tab of this.tabs) if (serverFor(tab.path)?.server === server) this.loadLspFor(tab);
+          },
+        },
+        () => !this.readOnly,
+      );
+      this.emit();
+      return this.lsp;
+    });
+    return this.lspLoading;
+  }
+
+  /** Connects a text tab to its language server, if its language has one; quietly not, if not. */
+  private loadLspFor(tab: Tab): void {
+    if (!serverFor(tab.path) || tab.kind !== 'text') return;
+    void this.languageServices()
+      .then((lsp) => lsp.extensionFor(tab.path))
+      .then((ext) => {
+        if (!this.tabs.includes(tab) || !tab.state) return;
+        this.applyToTab(tab, { effects: tab.lsp.reconfigure(ext ?? []) });
+      })
+      .catch((e) => {
+        // The plain editor stays; the status bar says what it can.
+        console.warn('language server:', e);
+      });
+  }
+
+  /** Opens `path`, shows it, and resolves with the view once its text is in. */
+  private async openAndShow(path: string): Promise<EditorView | null> {
+    await this.open(path);
+    const tab = this.find(normPath(path));
+    if (!tab || !tab.state || !this.view) return null;
+    this.activate(tab.path);
+    return this.view;
+  }
+
+  /** Opens `path` and puts the cursor at `line`:`col` (1-based), scrolled into view. */
+  async revealAt(path: string, line: number, col = 1): Promise<void> {
+    await this.open(path);
+    const tab = this.find(normPath(path));
+    if (!tab?.state || !this.view || this.activePath !== tab.path) return;
+    const doc = this.view.state.doc;
+    const target = doc.line(Math.max(1, Math.min(line, doc.lines)));
+    const pos = Math.min(target.to, target.from + Math.max(0, col - 1));
+    this.view.dispatch({ selection: { anchor: pos }, effects: EditorView.scrollIntoView(pos, { y: 'center' }) });
+    this.view.focus();
+  }
+
+  /** A change from a language server (a rename) to a tab, shown or not. */
+  private updateTab(path: string, spec: TransactionSpec): void {
+    const tab = this.find(normPath(path));
+    if (!tab || !tab.state || this.readOnly) return;
+    this.applyToTab(tab, spec);
+    tab.dirty = !(tab.savedDoc && tab.state.doc.eq(tab.savedDoc)) || tab.deleted;
+    this.emit();
+  }
+
   // ---- tabs ----
   async open(rawPath: string, activate = true): Promise<void> {
     const path = normPath(rawPath);
@@ -418,6 +416,7 @@ export class EditorModel {
       diskChanged: false,
       deleted: false,
       language: new Compartment(),
+      lsp: new Compartment(),
       scrollTop: 0,
     };
     // Insert after the active tab, like most editors (restored tabs keep their order).
@@ -437,7 +436,7 @@ export class EditorModel {
     try {
       const r = await this.client.readFile(tab.path);
       const content = decodeContent(r.content, r.encoding);
-      tab.state = this.createState(content, tab.language);
+      tab.state = this.createState(content, tab);
       tab.savedDoc = tab.state.doc;
       tab.version = r.version;
       tab.loading = false;
@@ -445,6 +444,7 @@ export class EditorModel {
       this.applyRestore(tab, false);
       if (tab === this.active()) this.showActive();
       this.loadLanguageFor(tab);
+      this.loadLspFor(tab);
     } catch (e) {
       tab.loading = false;
       if (e instanceof ApiError && e.code === 'bad_request' && /utf-?8/i.test(e.message)) {
@@ -493,6 +493,7 @@ export class EditorModel {
     }
     const idx = this.tabs.indexOf(tab);
     this.tabs.splice(idx, 1);
+    this.lsp?.closed(tab.path);
     if (this.activePath === path) {
       const next = this.tabs[Math.min(idx, this.tabs.length - 1)];
       this.activePath = next ? next.path : null;
@@ -693,9 +694,11 @@ export class EditorModel {
       else if (tab.path.startsWith(from + '/')) np = to + tab.path.slice(from.length);
       if (np && !this.find(np)) {
         if (this.activePath === tab.path) this.activePath = np;
+        this.lsp?.closed(tab.path);
         tab.path = np;
         changed = true;
         this.loadLanguageFor(tab);
+        this.loadLspFor(tab);
       }
     }
     if (changed) {

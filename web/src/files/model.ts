@@ -156,7 +156,13 @@ export class FileTreeModel {
 
   onFileChanged(ev: FileChangedMessage): void {
     const path = normPath(ev.path);
-    if (ev.kind === 'modified') return;
+    if (ev.kind === 'modified') {
+      // The runner's atomic writes (a file saved through the API) show as `modified` even when
+      // they make the file: a name its folder's listing lacks is new.
+      const known = this.dirs.get(parentOf(path))?.entries;
+      const name = path.slice(path.lastIndexOf('/') + 1);
+      if (!known || known.some((e) => e.name === name)) return;
+    }
     this.structureVersion++;
     this.indexCache = null;
     const touch = (p: string) => {

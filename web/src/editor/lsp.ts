@@ -1,0 +1,443 @@
+// Language intelligence: one LSP client per language server, each over its own socket to a
+// server the workspace's runner starts for it (GET /api/workspaces/{id}/lsp/{language}).
+// Everything here is loaded lazily, on the first file of a language that has a server; a
+// language without one, or a server that fails, leaves the editor as it was, with a word in
+// the status bar.
+import type { Extension, Text, TransactionSpec } from '@codemirror/state';
+import { ChangeSet } from '@codemirror/state';
+import { EditorView, ViewPlugin, keymap, type ViewUpdate } from '@codemirror/view';
+import { setDiagnostics, type Diagnostic } from '@codemirror/lint';
+import {
+  LSPClient,
+  LSPPlugin,
+  Workspace,
+  type Transport,
+  type WorkspaceFile,
+  findReferencesKeymap,
+  formatDocument,
+  formatKeymap,
+  hoverTooltips,
+  jumpToDefinitionKeymap,
+  serverCompletion,
+  signatureHelp,
+} from '@codemirror/lsp-client';
+import { request, wsUrl } from '../api/rest';
+import type { LanguageServers } from '../api/generated';
+import { serverFor } from './servers';
+import { renameCommand } from './rename';
+
+/** One problem the language servers report, for the Problems panel. */
+export interface Problem {
+  path: string;
+  line: number;
+  col: number;
+  severity: 'error' | 'warning' | 'info' | 'hint';
+  message: string;
+  source: string;
+}
+
+/** What the editor model lets language services do with its tabs. */
+export interface EditorAccess {
+  /** The text of `path`, its tab opened in the background first if it is not open. */
+  docFor(path: string): Promise<Text | null>;
+  /** A message to the person. */
+  notify(message: string): void;
+  /** The current text of an open tab. */
+  docOf(path: string): Text | null;
+  /** The view showing `path`, if it is the active tab. */
+  viewOf(path: string): EditorView | null;
+  /** Opens (or shows) `path` and returns the view once its text is in. */
+  show(path: string): Promise<EditorView | null>;
+  /** Applies a change to an open tab (shown or not). */
+  update(path: string, spec: TransactionSpec): void;
+  /** Puts an extension into every open tab of `server`'s files (or takes it out: null). */
+  attach(server: string): void;
+}
+
+export interface LspStatus {
+  server: string;
+  state: 'starting' | 'ready' | 'stopped';
+  message: string;
+}
+
+interface TrackedFile extends WorkspaceFile {
+  path: string;
+}
+
+function severityOf(n: number | undefined): Problem['severity'] {
+  return n === 2 ? 'warning' : n === 3 ? 'info' : n === 4 ? 'hint' : 'error';
+}
+
+/** Syncs documents half a second after typing stops (as the library's own diagnostics do). */
+const autoSync = ViewPlugin.fromClass(
+  class {
+    pending: ReturnType<typeof setTimeout> | null = null;
+    constructor(readonly view: EditorView) {}
+    update(update: ViewUpdate) {
+      if (!update.docChanged) return;
+      if (this.pending) clearTimeout(this.pending);
+      this.pending = setTimeout(() => {
+        this.pending = null;
+        LSPPlugin.get(this.view)?.client.sync();
+      }, 500);
+    }
+    destroy() {
+      if (this.pending) clearTimeout(this.pending);
+    }
+  },
+);
+
+/** A minimal change from `a` to `b` (the differing middle), for files edited while hidden. */
+function diff(a: Text, b: Text): ChangeSet {
+  const x = a.toString();
+  const y = b.toString();
+  let start = 0;
+  const max = Math.min(x.length, y.length);
+  while (start < max && x.charCodeAt(start) === y.charCodeAt(start)) start++;
+  let endX = x.length;
+  let endY = y.length;
+  while (endX > start && endY > start && x.charCodeAt(endX - 1) === y.charCodeAt(endY - 1)) {
+    endX--;
+    endY--;
+  }
+  return ChangeSet.of([{ from: start, to: endX, insert: y.slice(start, endY) }], x.length);
+}
+
+/** The editor's tabs as the LSP client's workspace: a file stays open while its tab is. */
+class TabsWorkspace extends Workspace {
+  files: TrackedFile[] = [];
+  constructor(
+    client: LSPClient,
+    private readonly services: LanguageServices,
+  ) {
+    super(client);
+  }
+
+  syncFiles() {
+    const out = [];
+    for (const file of this.files) {
+      const current = this.services.editor.docOf(file.path);
+      if (!current) continue;
+      const view = this.services.editor.viewOf(file.path);
+      const plugin = view ? LSPPlugin.get(view) : null;
+      let changes: ChangeSet | null = null;
+      if (plugin && plugin.client === this.client && !plugin.unsyncedChanges.empty && plugin.syncedDoc.eq(file.doc)) {
+        changes = plugin.unsyncedChanges;
+        plugin.clear();
+      } else if (!current.eq(file.doc)) {
+        changes = diff(file.doc, current);
+        plugin?.clear();
+      }
+      if (!changes) continue;
+      const prevDoc = file.doc;
+      file.doc = current;
+      file.version++;
+      out.push({ changes, file, prevDoc });
+    }
+    return out;
+  }
+
+  openFile(uri: string, languageId: string, view: EditorView) {
+    if (this.getFile(uri)) {
+      // The tab is shown again: its problems go back into the view.
+      queueMicrotask(() => this.services.showProblemsIn(uri));
+      return;
+    }
+    const path = this.services.pathOf(uri);
+    const file: TrackedFile = {
+      uri,
+      path,
+      languageId,
+      version: 0,
+      doc: view.state.doc,
+      getView: () => this.services.editor.viewOf(path),
+    };
+    this.files.push(file);
+    this.client.didOpen(file);
+  }
+
+  closeFile(): void {
+    // A tab switch destroys the view's plugin; the file stays open until its tab closes.
+  }
+
+  /** The tab of `path` closed. */
+  forget(path: string): void {
+    const file = this.files.find((f) => f.path === path);
+    if (!file) return;
+    this.files = this.files.filter((f) => f !== file);
+    this.client.didClose(file.uri);
+  }
+
+  connected(): void {
+    for (const file of this.files) this.client.didOpen(file);
+  }
+
+  updateFile(uri: string, update: TransactionSpec): void {
+    this.services.editor.update(this.services.pathOf(uri), update);
+  }
+
+  async displayFile(uri: string): Promise<EditorView | null> {
+    return this.services.editor.show(this.services.pathOf(uri));
+  }
+}
+
+interface Connection {
+  client: LSPClient;
+  workspace: TabsWorkspace | null;
+  socket: WebSocket;
+}
+
+export class LanguageServices {
+  private available: Promise<LanguageServers | null> | null = null;
+  /** When the list was asked for: a language it lacks is asked about again after a while
+   * (a server installed, or named in .cove/languages.json, since). */
+  private availableAt = 0;
+  private rootUri = '';
+  private readonly connections = new Map<string, Connection>();
+  private readonly failed = new Set<string>();
+  private problems = new Map<string, { version: number | null; items: unknown[] }>();
+  private readonly listeners = new Set<() => void>();
+  private statusSnap: LspStatus | null = null;
+  private readonly rename = renameCommand({
+    pathOf: (uri) => this.pathOf(uri),
+    docFor: (path) => this.editor.docFor(path),
+    apply: (path, changes) => this.editor.update(path, { changes, userEvent: 'rename' }),
+    notify: (message) => this.editor.notify(message),
+  });
+  private problemsSnap: Problem[] = [];
+
+  constructor(
+    private readonly workspaceId: string,
+    readonly editor: EditorAccess,
+    private readonly canEdit: () => boolean,
+  ) {
+    // For the browser tests and the benchmark, as the terminals are.
+    (window as unknown as { __coveLsp?: LanguageServices }).__coveLsp = this;
+  }
+
+  subscribe = (fn: () => void): (() => void) => {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  };
+  getStatus = () => this.statusSnap;
+  getProblems = () => this.problemsSnap;
+
+  private emit(): void {
+    for (const l of this.listeners) l();
+  }
+
+  private setStatus(server: string, state: LspStatus['state'], message: string): void {
+    this.statusSnap = { server, state, message };
+    this.emit();
+  }
+
+  pathOf(uri: string): string {
+    const prefix = this.rootUri.endsWith('/') ? this.rootUri : this.rootUri + '/';
+    const rest = uri.startsWith(prefix) ? uri.slice(prefix.length) : uri.replace(/^file:\/\//, '');
+    return decodeURIComponent(rest);
+  }
+
+  uriOf(path: string): string {
+    return `${this.rootUri}/${path.split('/').map(encodeURIComponent).join('/')}`;
+  }
+
+  private servers(fresh = false): Promise<LanguageServers | null> {
+    if (fresh && Date.now() - this.availableAt > 5000) this.available = null;
+    if (!this.available) {
+      this.availableAt = Date.now();
+      this.available = request<LanguageServers>('GET', `/api/workspaces/${encodeURIComponent(this.workspaceId)}/lsp`).then(
+        (list) => {
+          this.rootUri = list.rootUri.replace(/\/$/, '');
+          return list;
+        },
+        () => {
+          this.available = null; // asked again with the next file
+          return null;
+        },
+      );
+    }
+    return this.available;
+  }
+
+  /**
+   * The LSP extension for a tab of `path`, once its server is connected; null when the file's
+   * language has no server (or it failed): the editor then stays as it is.
+   */
+  async extensionFor(path: string): Promise<Extension | null> {
+    const wanted = serverFor(path);
+    if (!wanted || !this.canEdit() || this.failed.has(wanted.server)) return null;
+    let list = await this.servers();
+    if (list && !list.servers.some((s) => s.language === wanted.server)) list = await this.servers(true);
+    if (!list || !list.servers.some((s) => s.language === wanted.server)) return null;
+    const connection = await this.connect(wanted.server);
+    if (!connection) return null;
+    return [
+      connection.client.plugin(this.uriOf(path), wanted.languageId),
+      autoSync,
+      keymap.of([{ key: 'Shift-Alt-f', run: formatDocument }]),
+    ];
+  }
+
+  private connect(server: string): Promise<Connection | null> {
+    const existing = this.connections.get(server);
+    if (existing) return existing.client.initializing.then(() => existing);
+    const url = wsUrl(`/api/workspaces/${encodeURIComponent(this.workspaceId)}/lsp/${encodeURIComponent(server)}`);
+    const socket = new WebSocket(url);
+    let handlers: ((value: string) => void)[] = [];
+    const transport: Transport = {
+      send: (message) => {
+        if (socket.readyState === WebSocket.OPEN) socket.send(this.withWorkspaceFolder(message));
+      },
+      subscribe: (h) => {
+        handlers.push(h);
+      },
+      unsubscribe: (h) => {
+        handlers = handlers.filter((x) => x !== h);
+      },
+    };
+    socket.onmessage = (e) => {
+      for (const h of handlers) h(String(e.data));
+    };
+    // The client makes its workspace in its constructor.
+    let workspace: TabsWorkspace | null = null;
+    const client = new LSPClient({
+        rootUri: this.rootUri,
+        timeout: 20000,
+        workspace: (c) => (workspace = new TabsWorkspace(c, this)),
+        notificationHandlers: {
+          'textDocument/publishDiagnostics': (_client, params: { uri: string; version?: number; diagnostics: unknown[] }) => {
+            this.problems.set(params.uri, { version: params.version ?? null, items: params.diagnostics });
+            this.showProblemsIn(params.uri);
+            this.updateProblems();
+            return true;
+          },
+        },
+        extensions: [serverCompletion(), hoverTooltips(), signatureHelp(), keymap.of([...formatKeymap, { key: 'F2', run: this.rename, preventDefault: true }, ...jumpToDefinitionKeymap, ...findReferencesKeymap])],
+      });
+    const connection: Connection = { socket, client, workspace };
+    this.connections.set(server, connection);
+    this.setStatus(server, 'starting', `Starting the ${server} language server…`);
+    return new Promise((resolve) => {
+      let opened = false;
+      socket.onopen = () => {
+        opened = true;
+        connection.client.connect(transport);
+        connection.client.initializing.then(
+          () => {
+            this.setStatus(server, 'ready', `${server} language server`);
+            resolve(connection);
+          },
+          (e) => {
+            this.fail(server, `did not start: ${e instanceof Error ? e.message : String(e)}`);
+            resolve(null);
+          },
+        );
+      };
+      socket.onclose = (e) => {
+        const why = e.reason || (opened ? 'the connection closed' : 'it is not available here');
+        this.fail(server, why);
+        if (!opened) resolve(null);
+      };
+    });
+  }
+
+  /**
+   * The client's `initialize` names only `rootUri`; servers such as pyright treat the project
+   * as a workspace folder only when it is listed as one (otherwise a rename stays in one file).
+   */
+  private withWorkspaceFolder(message: string): string {
+    if (!message.includes('"initialize"')) return message;
+    const parsed = JSON.parse(message) as { method?: string; params?: Record<string, unknown> };
+    if (parsed.method !== 'initialize' || !parsed.params) return message;
+    parsed.params.workspaceFolders = [{ uri: this.rootUri, name: this.rootUri.slice(this.rootUri.lastIndexOf('/') + 1) || 'workspace' }];
+    return JSON.stringify(parsed);
+  }
+
+  /** A server that stopped: its tabs go back to the plain editor, and the status bar says why. */
+  private fail(server: string, why: string): void {
+    const connection = this.connections.get(server);
+    if (!connection) return;
+    this.connections.delete(server);
+    this.failed.add(server);
+    try {
+      connection.client.disconnect();
+    } catch {
+      /* already gone */
+    }
+    if (connection.socket.readyState === WebSocket.OPEN) connection.socket.close();
+    for (const uri of [...this.problems.keys()]) if (serverFor(this.pathOf(uri))?.server === server) this.problems.delete(uri);
+    this.updateProblems();
+    // The runner's reason already says which server stopped and how.
+    const said = /^the \S+ language server stopped/i.test(why);
+    this.setStatus(server, 'stopped', said ? why.charAt(0).toUpperCase() + why.slice(1) : `The ${server} language server stopped: ${why}`);
+    this.editor.attach(server);
+  }
+
+  /** Lets a failed server be tried again (from the status bar). */
+  retry(server: string): void {
+    this.failed.delete(server);
+    this.statusSnap = null;
+    this.emit();
+    this.editor.attach(server);
+  }
+
+  /** The tab of `path` closed: its server stops tracking it. */
+  closed(path: string): void {
+    const wanted = serverFor(path);
+    if (!wanted) return;
+    this.connections.get(wanted.server)?.workspace?.forget(path);
+    const uri = this.uriOf(path);
+    if (this.problems.delete(uri)) this.updateProblems();
+  }
+
+  /** Puts the last reported problems of `uri` into its view, if it is shown. */
+  showProblemsIn(uri: string): void {
+    const kept = this.problems.get(uri);
+    const view = this.editor.viewOf(this.pathOf(uri));
+    if (!kept || !view) return;
+    const doc = view.state.doc;
+    const at = (p: { line: number; character: number }) => {
+      if (p.line >= doc.lines) return doc.length;
+      const line = doc.line(p.line + 1);
+      return Math.min(line.to, line.from + p.character);
+    };
+    const diagnostics: Diagnostic[] = (kept.items as { range: { start: { line: number; character: number }; end: { line: number; character: number } }; severity?: number; message: string }[]).map(
+      (d) => ({ from: at(d.range.start), to: Math.max(at(d.range.start), at(d.range.end)), severity: severityOf(d.severity), message: d.message }),
+    );
+    view.dispatch(setDiagnostics(view.state, diagnostics));
+  }
+
+  private updateProblems(): void {
+    const all: Problem[] = [];
+    for (const [uri, kept] of this.problems) {
+      for (const d of kept.items as { range: { start: { line: number; character: number } }; severity?: number; message: string; source?: string }[]) {
+        all.push({
+          path: this.pathOf(uri),
+          line: d.range.start.line + 1,
+          col: d.range.start.character + 1,
+          severity: severityOf(d.severity),
+          message: d.message,
+          source: d.source ?? '',
+        });
+      }
+    }
+    const rank = { error: 0, warning: 1, info: 2, hint: 3 };
+    all.sort((a, b) => a.path.localeCompare(b.path) || rank[a.severity] - rank[b.severity] || a.line - b.line);
+    this.problemsSnap = all;
+    this.emit();
+  }
+
+  /** Ends every connection (the IDE is leaving the workspace). */
+  dispose(): void {
+    for (const [, c] of this.connections) {
+      c.socket.onclose = null;
+      try {
+        c.client.disconnect();
+      } catch {
+        /* gone */
+      }
+      c.socket.close();
+    }
+    this.connections.clear();
+  }
+}
