@@ -84,3 +84,71 @@ pub enum SearchLine {
     /// The search could not run or stopped (a bad regular expression, a failed `rg`).
     Error { message: String },
 }
+
+/// `GET/PUT /api/users/me/settings`: a person's IDE settings, kept on the server so that they
+/// follow the person. Every field is optional: what is not set is the IDE's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Settings {
+    /// `light`, `dark` or `system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub theme: Option<String>,
+    /// A CSS font family list for the editor and terminals (at most 200 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub font_family: Option<String>,
+    /// 8-32 pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub font_size: Option<u8>,
+    /// 1-16 columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub tab_size: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub word_wrap: Option<bool>,
+    /// `default` or `vim`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub keymap: Option<String>,
+    /// Format a document with its language server when it is saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub format_on_save: Option<bool>,
+}
+
+impl Settings {
+    /// Why these settings cannot be stored, if they cannot.
+    pub fn problem(&self) -> Option<String> {
+        let one_of = |field: &str, value: &Option<String>, allowed: &[&str]| {
+            value
+                .as_deref()
+                .filter(|v| !allowed.contains(v))
+                .map(|v| format!("{field} must be one of {}, not {v:?}", allowed.join(", ")))
+        };
+        let within = |field: &str, value: Option<u8>, low: u8, high: u8| {
+            value
+                .filter(|v| !(low..=high).contains(v))
+                .map(|v| format!("{field} must be {low}-{high}, not {v}"))
+        };
+        one_of("theme", &self.theme, &["light", "dark", "system"])
+            .or_else(|| one_of("keymap", &self.keymap, &["default", "vim"]))
+            .or_else(|| within("fontSize", self.font_size, 8, 32))
+            .or_else(|| within("tabSize", self.tab_size, 1, 16))
+            .or_else(|| {
+                self.font_family
+                    .as_deref()
+                    .filter(|f| {
+                        f.chars().count() > 200
+                            || f.chars()
+                                .any(|c| c.is_control() || matches!(c, ';' | '{' | '}' | '<' | '>'))
+                    })
+                    .map(|_| {
+                        "fontFamily must be at most 200 characters of a CSS font list".to_string()
+                    })
+            })
+    }
+}

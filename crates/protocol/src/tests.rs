@@ -394,6 +394,7 @@ fn typescript_bindings_are_current() {
         LanguageServer,
         SearchQuery,
         SearchLine,
+        Settings,
         ErrorReply,
         RestError,
         WorkspaceState,

@@ -10,6 +10,7 @@
 //! | `GET /lsp` | the language servers the workspace can run, and its root as a URI |
 //! | `GET /lsp/{language}` | a language server started for this socket, LSP messages both ways (`lsp.rs`) |
 //! | `GET /search` | search across files with ripgrep, as newline-delimited JSON (`search.rs`) |
+//! | `GET /archive` | a folder as a tar.gz stream, packed by `tar` in the workspace (`archive.rs`) |
 //! | `GET /healthz` | liveness and identity, for the server to find its runners again |
 //! | `GET /stats` | resource use against limits, live terminals and processes, OOM kills |
 //! | `POST /shutdown` | stop the workspace's programs and exit |
@@ -79,6 +80,7 @@ pub(crate) fn router(ws: Arc<Workspace>) -> Router {
         .route("/lsp", get(language_servers))
         .route("/lsp/{language}", get(language_server_socket))
         .route("/search", get(crate::search::search))
+        .route("/archive", get(crate::archive::archive))
         .route("/healthz", get(health))
         .route("/stats", get(stats))
         .route("/shutdown", axum::routing::post(shutdown))

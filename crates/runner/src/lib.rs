@@ -16,6 +16,7 @@
 #![warn(unreachable_pub)]
 
 mod adopt;
+mod archive;
 mod control;
 mod error;
 mod files;

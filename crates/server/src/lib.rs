@@ -214,6 +214,7 @@ fn router(
             get(api::language_server_socket),
         )
         .route("/api/workspaces/{id}/search", get(api::search))
+        .route("/api/workspaces/{id}/archive", get(api::archive))
         .route(
             "/api/workspaces/{id}/terminals/{terminal}/ws",
             get(api::terminal_socket),
@@ -228,6 +229,10 @@ fn router(
         .route("/logout", post(api::logout))
         .route("/api/users", get(api::list_users).post(api::create_user))
         .route("/api/users/me", get(api::me).put(api::update_me))
+        .route(
+            "/api/users/me/settings",
+            get(api::my_settings).put(api::update_my_settings),
+        )
         .route("/api/users/me/sessions", get(api::list_sessions))
         .route(
             "/api/users/me/sessions/{session}",

@@ -39,7 +39,7 @@ include?: string,
  */
 exclude?: string, 
 /**
- * At most this many matches (default and ceiling: 10,000).
+ * At most this many matching lines (default and ceiling: 10,000).
  */
 maxResults?: number, };
 
@@ -53,6 +53,32 @@ line: number, text: string,
  * each match in `text`.
  */
 ranges: Array<[number, number]>, } | { "type": "done", matches: number, files: number, truncated: boolean, elapsedMs: number, } | { "type": "error", message: string, };
+
+export type Settings = { 
+/**
+ * `light`, `dark` or `system`.
+ */
+theme?: string, 
+/**
+ * A CSS font family list for the editor and terminals (at most 200 characters).
+ */
+fontFamily?: string, 
+/**
+ * 8-32 pixels.
+ */
+fontSize?: number, 
+/**
+ * 1-16 columns.
+ */
+tabSize?: number, wordWrap?: boolean, 
+/**
+ * `default` or `vim`.
+ */
+keymap?: string, 
+/**
+ * Format a document with its language server when it is saved.
+ */
+formatOnSave?: boolean, };
 
 export type ErrorReply = { code: ErrorCode, message: string, };
 

@@ -13,7 +13,9 @@ import {
   Workspace,
   type Transport,
   type WorkspaceFile,
+  findReferences,
   findReferencesKeymap,
+  jumpToDefinition,
   formatDocument,
   formatKeymap,
   hoverTooltips,
@@ -425,6 +427,13 @@ export class LanguageServices {
     all.sort((a, b) => a.path.localeCompare(b.path) || rank[a.severity] - rank[b.severity] || a.line - b.line);
     this.problemsSnap = all;
     this.emit();
+  }
+
+  /** Runs a language command on the editor (for the command palette); false when it cannot. */
+  run(command: 'definition' | 'references' | 'rename' | 'format', view: EditorView): boolean {
+    if (!LSPPlugin.get(view)) return false;
+    const commands = { definition: jumpToDefinition, references: findReferences, rename: this.rename, format: formatDocument };
+    return commands[command](view);
   }
 
   /** Ends every connection (the IDE is leaving the workspace). */

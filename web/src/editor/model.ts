@@ -7,6 +7,8 @@ import { normPath } from '../api/workspace';
 import { ApiError, type FileChangedMessage } from '../api/types';
 import { baseExtensions, decodeContent, minimalChange, tabInfo } from './parts';
 import { serverFor } from './servers';
+import { prepare, settingsExtension } from './settingsExtension';
+import { settings } from '../app/settings';
 import type { LanguageServices } from './lsp';
 import { fileKind, languageLabel, loadLanguage } from './languages';
 
@@ -89,6 +91,10 @@ export class EditorModel {
   private readOnly = false;
   /** One compartment across every tab's state, so that one switch reaches them all. */
   private readonly readOnlyConf = new Compartment();
+  /** The person's settings (tab size, wrap, font, keymap), across every tab. */
+  private readonly settingsConf = new Compartment();
+  private settingsExt: Extension = [];
+  private readonly unsubscribeSettings: () => void;
   private cursorSnap: CursorInfo | null = null;
 
   constructor(
@@ -96,6 +102,15 @@ export class EditorModel {
     private readonly hooks: EditorHooks,
   ) {
     this.base = baseExtensions();
+    const apply = () => {
+      const s = settings.get();
+      void prepare(s).then(() => {
+        this.settingsExt = settingsExtension(s);
+        for (const tab of this.tabs) this.applyToTab(tab, { effects: this.settingsConf.reconfigure(this.settingsExt) });
+      });
+    };
+    this.unsubscribeSettings = settings.subscribe(apply);
+    apply();
   }
 
   // ---- subscription (useSyncExternalStore) ----
@@ -274,6 +289,7 @@ export class EditorModel {
         tab.language.of([]),
         tab.lsp.of([]),
         this.readOnlyConf.of(EditorState.readOnly.of(this.readOnly)),
+        this.settingsConf.of(this.settingsExt),
         crlf ? EditorState.lineSeparator.of('\r\n') : [],
       ],
     });
@@ -372,6 +388,24 @@ export class EditorModel {
     if (!tab || !tab.state || !this.view) return null;
     this.activate(tab.path);
     return this.view;
+  }
+
+  /** Runs a command of the active editor (the command palette); false when there is none. */
+  runCommand(command: (view: EditorView) => boolean): boolean {
+    if (!this.view || !this.active()?.state) return false;
+    this.view.focus();
+    return command(this.view);
+  }
+
+  /** Runs a language server command on the active editor; false when its file has no server. */
+  runLanguageCommand(command: 'definition' | 'references' | 'rename' | 'format'): boolean {
+    return this.runCommand((view) => this.lsp?.run(command, view) ?? false);
+  }
+
+  /** Ends what the model started (the IDE is leaving the workspace). */
+  dispose(): void {
+    this.unsubscribeSettings();
+    this.lsp?.dispose();
   }
 
   /** Opens `path` and puts the cursor at `line`:`col` (1-based), scrolled into view. */

@@ -10,6 +10,7 @@ use cove_protocol::accounts::{
     AuditPage, AuditQuery, ChangePassword, CreateToken, CreateUser, LoginRequest, LoginResponse,
     Outcome, SessionView, Share, ShareRequest, UpdateUser,
 };
+use cove_protocol::ide::Settings;
 
 use super::{Shared, parse_json};
 use crate::accounts::{Caller, Credential, SESSION_COOKIE, user_view};
@@ -179,6 +180,39 @@ pub(crate) async fn update_me(
         .change_own_password(&caller, &change.current_password, &change.password)
         .await?;
     Ok(axum::Json(user).into_response())
+}
+
+/// `GET /api/users/me/settings`: the caller's IDE settings (`{}` until they save some).
+pub(crate) async fn my_settings(State(app): Shared, caller: Caller) -> Result<Response, ApiError> {
+    let stored = app.accounts.db().settings_of(&caller.user.id).await?;
+    // Stored only after the same checks; a row that no longer reads is the defaults.
+    let settings: Settings = stored
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    Ok(axum::Json(settings).into_response())
+}
+
+/// `PUT /api/users/me/settings`: replaces the caller's IDE settings.
+pub(crate) async fn update_my_settings(
+    State(app): Shared,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if body.len() > 4096 {
+        return Err(ApiError::bad_request("settings are at most 4 KiB"));
+    }
+    let settings: Settings = parse_json(&headers, &body)?;
+    if let Some(problem) = settings.problem() {
+        return Err(ApiError::bad_request(problem));
+    }
+    let json = serde_json::to_string(&settings).expect("settings encode");
+    let now = crate::now_rfc3339();
+    app.accounts
+        .db()
+        .set_settings(&caller.user.id, &json, &now)
+        .await?;
+    Ok(axum::Json(settings).into_response())
 }
 
 pub(crate) async fn delete_user(

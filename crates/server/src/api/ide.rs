@@ -1,8 +1,9 @@
 //! The IDE's routes beside the protocol (cove-protocol's `ide` module): the language servers
-//! a workspace can run and the socket to one, and search across its files. All go to the
+//! a workspace can run and the socket to one, search across its files, and a folder as an
+//! archive. All go to the
 //! workspace's runner, which runs the servers and `rg` as programs of the workspace.
 //!
-//! Who may call what: listing servers and searching read the workspace (any access); a
+//! Who may call what: listing servers, searching and archives read the workspace (any access); a
 //! language server socket starts a program in it, so only its owner and editors open one
 //! (language servers run build scripts and plugins: a viewer must not make code run). None of
 //! them starts a stopped workspace: a page from anywhere can make a browser send a GET.
@@ -68,6 +69,31 @@ pub(crate) async fn search(
     let found = running(&app, &caller, &id).await?;
     let query = serde_urlencoded::to_string(&query).expect("a search query encodes");
     forward_get(&app, &found.row.id, format!("/search?{query}")).await
+}
+
+/// The query of `GET /api/workspaces/{id}/archive`.
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ArchiveQuery {
+    #[serde(default)]
+    path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    format: Option<String>,
+}
+
+/// `GET /api/workspaces/{id}/archive?path=dir&format=tar.gz`: a folder (the whole workspace
+/// without `path`) as an archive, streamed while the runner packs it.
+pub(crate) async fn archive(
+    State(app): Shared,
+    caller: Caller,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let query: ArchiveQuery = serde_urlencoded::from_str(request.uri().query().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("invalid archive request: {e}")))?;
+    let found = running(&app, &caller, &id).await?;
+    let query = serde_urlencoded::to_string(&query).expect("an archive query encodes");
+    forward_get(&app, &found.row.id, format!("/archive?{query}")).await
 }
 
 /// Language keys as the runner takes them: they become part of its URL path.

@@ -139,6 +139,33 @@ impl Db {
         Ok(())
     }
 
+    /// A user's IDE settings as stored (a JSON object), if they saved any.
+    pub(crate) async fn settings_of(&self, user_id: &str) -> Result<Option<String>, DbError> {
+        with_pool!(self, pool => sqlx::query("SELECT settings FROM user_settings WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?
+            .as_ref()
+            .map(|row| row.text("settings").map_err(DbError::from))
+            .transpose())
+    }
+
+    /// Stores a user's IDE settings (checked JSON), replacing what was there.
+    pub(crate) async fn set_settings(
+        &self,
+        user_id: &str,
+        settings: &str,
+        at: &str,
+    ) -> Result<(), DbError> {
+        self.execute(
+            "INSERT INTO user_settings (user_id, settings, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at",
+            &[user_id, settings, at],
+        )
+        .await?;
+        Ok(())
+    }
+
     fn session(row: &impl Columns) -> Result<SessionRow, DbError> {
         Ok(SessionRow {
             id: row.text("id")?,
