@@ -9,7 +9,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
 import { chromium } from 'playwright-core';
+import { AxeBuilder } from '@axe-core/playwright';
 import { runCleanups, waitFor, withTimeout } from './harness.mjs';
 import { startServer } from './server.mjs';
 
@@ -215,6 +218,160 @@ async function main() {
     await page.keyboard.press('Control+S');
     await waitFor(async () => (await read('main.go')).includes('still typing'), 10_000, 'saving still works');
     await page.screenshot({ path: path.join(shotsDir, 'ide-lsp-crashed.png') });
+  }, 60_000);
+
+  await step("hover documentation with raw HTML is shown without its active parts", async () => {
+    await page.evaluate(() => {
+      window.__pwned = false;
+    });
+    // A language server of the workspace's own that answers every hover with hostile Markdown:
+    // what a docstring could carry through a server that passes HTML on.
+    const server = [
+      'import json, sys',
+      'def send(m):',
+      '    b = json.dumps(m).encode()',
+      '    sys.stdout.buffer.write(b"Content-Length: %d\\r\\n\\r\\n" % len(b) + b); sys.stdout.buffer.flush()',
+      'while True:',
+      '    n = None',
+      '    while True:',
+      '        line = sys.stdin.buffer.readline()',
+      '        if not line: sys.exit(0)',
+      '        if line.strip() == b"": break',
+      '        if line.lower().startswith(b"content-length:"): n = int(line.split(b":")[1])',
+      '    m = json.loads(sys.stdin.buffer.read(n))',
+      '    if "id" not in m: continue',
+      '    if m.get("method") == "initialize": send({"jsonrpc": "2.0", "id": m["id"], "result": {"capabilities": {"hoverProvider": True, "textDocumentSync": 1}}})',
+      '    elif m.get("method") == "textDocument/hover": send({"jsonrpc": "2.0", "id": m["id"], "result": {"contents": {"kind": "markdown", "value": "<img src=x onerror=\\"window.__pwned=true\\"><script>window.__pwned=true</script><a href=\\"javascript:window.__pwned=true\\">link</a> <b>bold</b>"}}})',
+      '    else: send({"jsonrpc": "2.0", "id": m["id"], "result": None})',
+    ].join('\n');
+    await put('.cove/hostile_lsp.py', server + '\n');
+    await put('.cove/languages.json', JSON.stringify({ go: ['sh', '-c', 'echo go server exploded >&2; exit 7'], rust: ['python3', '.cove/hostile_lsp.py'] }));
+    await put('trap.rs', 'fn trap() {}\n');
+    await page.getByTestId('tree-item-trap.rs').waitFor();
+    await openFile('trap.rs');
+    await waitFor(async () => (await page.getByTestId('lsp-status').getAttribute('data-state')) === 'ready', 30_000, 'the hostile server ready');
+    const word = page.locator('.cm-line').first();
+    await waitFor(async () => {
+      await page.mouse.move(0, 0);
+      await word.hover({ position: { x: 30, y: 5 } });
+      return page.locator('.cm-tooltip-hover').waitFor({ timeout: 3000 }).then(() => true, () => false);
+    }, 30_000, 'a hover tooltip', 200);
+    const tooltip = page.locator('.cm-tooltip-hover').first();
+    await waitFor(async () => /bold/.test((await tooltip.textContent()) ?? ''), 10_000, 'the documentation in the tooltip');
+    const active = await tooltip.locator('img, script, [onerror], a[href^="javascript"]').count();
+    if (active > 0) throw new Error(`active HTML reached the page: ${await tooltip.innerHTML()}`);
+    if ((await tooltip.locator('b').count()) !== 1) throw new Error(`harmless markup is kept: ${await tooltip.innerHTML()}`);
+    if (await page.evaluate(() => window.__pwned)) throw new Error('the documentation ran code');
+    await page.screenshot({ path: path.join(shotsDir, 'ide-hover.png') });
+  }, 60_000);
+
+  await step('the command palette lists actions with their shortcuts and runs them', async () => {
+    await page.keyboard.press('Control+Shift+P');
+    const palette = page.getByTestId('command-palette');
+    await palette.waitFor();
+    await palette.locator('input').fill('go to file');
+    const item = page.getByTestId('command-quick-open');
+    if (!/Ctrl\+P|⌘P/.test((await item.textContent()) ?? '')) throw new Error('the palette shows no shortcut');
+    await page.screenshot({ path: path.join(shotsDir, 'ide-palette.png') });
+    await page.keyboard.press('Enter');
+    await page.getByTestId('quick-open').waitFor();
+    await page.keyboard.press('Escape');
+  });
+
+  await step('Vim mode, chosen in settings, is kept on the server and `dd` deletes a line', async () => {
+    await page.getByTestId('open-settings').click();
+    await page.getByTestId('settings-keymap').selectOption('vim');
+    await page.getByTestId('settings-tab-size').selectOption('2');
+    await page.screenshot({ path: path.join(shotsDir, 'ide-settings.png') });
+    await page.keyboard.press('Escape');
+    await waitFor(async () => (await call('GET', '/api/users/me/settings')).body?.keymap === 'vim', 10_000, 'the setting on the server');
+    await put('vim.txt', 'first line\nsecond line\nthird line\n');
+    await page.getByTestId('tree-item-vim.txt').waitFor();
+    await openFile('vim.txt');
+    await waitFor(async () => (await editorText()).includes('third line'), 10_000, 'vim.txt text');
+    await content.click();
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('g');
+    await page.keyboard.press('g');
+    await page.keyboard.press('j');
+    await page.keyboard.press('d');
+    await page.keyboard.press('d');
+    await waitFor(async () => !(await editorText()).includes('second line') && (await editorText()).includes('third line'), 5000, '`dd` to delete the second line');
+    await page.screenshot({ path: path.join(shotsDir, 'ide-vim.png') });
+    // Back to the default keymap for the steps that follow; the server keeps that too.
+    await page.keyboard.press('u');
+    await page.keyboard.press('Control+Shift+P');
+    await page.getByTestId('command-palette').locator('input').fill('toggle vim');
+    await page.keyboard.press('Enter');
+    await waitFor(async () => (await call('GET', '/api/users/me/settings')).body?.keymap === 'default', 10_000, 'the default keymap on the server');
+  });
+
+  await step('format on save formats a TypeScript file with its language server', async () => {
+    await page.getByTestId('open-settings').click();
+    await page.getByTestId('settings-format-on-save').check();
+    await page.keyboard.press('Escape');
+    await waitFor(async () => (await call('GET', '/api/users/me/settings')).body?.formatOnSave === true, 10_000, 'the setting on the server');
+    await put('fmt.ts', 'const   answer:number=42\n');
+    await page.getByTestId('tree-item-fmt.ts').waitFor();
+    await openFile('fmt.ts');
+    await waitFor(async () => (await page.getByTestId('lsp-status').getAttribute('data-state')) === 'ready' && /typescript/.test((await page.getByTestId('lsp-status').textContent()) ?? ''), 60_000, 'the typescript language server ready').catch(async (e) => {
+      throw new Error(`${e.message}; the status bar says ${await page.getByTestId('status-bar').textContent()}; the servers: ${(await call('GET', `/api/workspaces/${id}/lsp`)).text}`);
+    });
+    // tsserver loads the project on its first request (seconds on a 0.5-CPU workspace), and
+    // a save waits at most 3 s for formatting: ask once before, as an editing person would have.
+    await page.evaluate(async () => {
+      const lsp = window.__coveLsp;
+      await lsp.connections.get('typescript').client.request('textDocument/formatting', { textDocument: { uri: lsp.uriOf('fmt.ts') }, options: { tabSize: 2, insertSpaces: true } });
+    });
+    await content.click();
+    await page.keyboard.press('Control+End');
+    await page.keyboard.insertText('// saved\n');
+    await page.keyboard.press('Control+S');
+    await waitFor(async () => (await read('fmt.ts')).startsWith('const answer: number = 42'), 20_000, 'fmt.ts formatted on disk');
+  }, 90_000);
+
+  await step('a folder dropped on the tree uploads whole, and downloads back identical', async () => {
+    const local = fs.mkdtempSync(path.join(os.tmpdir(), 'cove-upload-'));
+    cleanups.push(() => fs.rmSync(local, { recursive: true, force: true }));
+    const folder = path.join(local, 'assets');
+    fs.mkdirSync(path.join(folder, 'deep', 'er'), { recursive: true });
+    fs.writeFileSync(path.join(folder, 'readme.txt'), 'uploaded by drag and drop\n');
+    fs.writeFileSync(path.join(folder, 'deep', 'data.bin'), Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7919) % 251)));
+    fs.writeFileSync(path.join(folder, 'deep', 'er', 'note.md'), '# note\n');
+    // A real drop of a real folder: Chromium's DevTools protocol drags files from disk.
+    const target = page.getByTestId('file-tree');
+    const box = await target.boundingBox();
+    const cdp = await context.newCDPSession(page);
+    const at = { x: box.x + box.width / 2, y: box.y + box.height - 20 };
+    const data = { items: [], files: [folder], dragOperationsMask: 1 };
+    for (const type of ['dragEnter', 'dragOver', 'drop']) await cdp.send('Input.dispatchDragEvent', { type, ...at, data });
+    await waitFor(async () => (await read('assets/deep/er/note.md')) === '# note\n', 30_000, 'the folder uploaded');
+    await page.getByTestId('tree-item-assets').waitFor();
+    // Downloaded as the person would: the tree's menu.
+    await page.getByTestId('tree-item-assets').click({ button: 'right' });
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('menuitem', { name: 'Download as .tar.gz' }).click()]);
+    const tarball = path.join(local, 'assets.tar.gz');
+    await download.saveAs(tarball);
+    const back = path.join(local, 'back');
+    fs.mkdirSync(back);
+    execFileSync('tar', ['-xzf', tarball, '-C', back]);
+    for (const file of ['readme.txt', 'deep/data.bin', 'deep/er/note.md']) {
+      if (!fs.readFileSync(path.join(back, 'assets', file)).equals(fs.readFileSync(path.join(folder, file)))) throw new Error(`${file} did not come back identical`);
+    }
+    await page.screenshot({ path: path.join(shotsDir, 'ide-upload.png') });
+  }, 60_000);
+
+  await step('axe-core finds no serious or critical problem on the home page and in the IDE', async () => {
+    const serious = async (what) => {
+      const results = await new AxeBuilder({ page }).analyze();
+      const bad = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+      if (bad.length) throw new Error(`${what}: ${bad.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`).join('\n')}`);
+    };
+    await serious('the IDE');
+    await page.goto(`${base}/`, { waitUntil: 'domcontentloaded' });
+    await page.getByTestId('workspace-list').waitFor().catch(() => {});
+    await page.waitForTimeout(500);
+    await serious('the home page');
   }, 60_000);
 }
 

@@ -28,6 +28,12 @@ pub struct LanguageServer {
     pub command: Vec<String>,
     /// Where the command came from: `workspace` (`.cove/languages.json`) or `path`.
     pub source: String,
+    /// What the editor passes as `initializationOptions` in `initialize`, where the server
+    /// needs to be told something about this machine (typescript-language-server: where
+    /// TypeScript is installed, when the workspace has none of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional, type = "unknown"))]
+    pub initialization_options: Option<serde_json::Value>,
 }
 
 /// The query of `GET /api/workspaces/{id}/search`.

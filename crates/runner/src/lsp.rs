@@ -90,6 +90,7 @@ impl LanguageServersHost {
                         language: language.to_string(),
                         command: found.iter().map(|s| s.to_string()).collect(),
                         source: "path".into(),
+                        initialization_options: initialization_options(language, &self.launch.root),
                     },
                 );
             }
@@ -101,6 +102,7 @@ impl LanguageServersHost {
                     language,
                     command,
                     source: "workspace".into(),
+                    initialization_options: None,
                 },
             );
         }
@@ -420,6 +422,21 @@ fn on_path(name: &str) -> Option<PathBuf> {
             p.metadata()
                 .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
+}
+
+/// What a server found on the PATH needs to be told in `initialize`: typescript-language-server
+/// finds TypeScript only in the workspace's `node_modules`, so a workspace without one is
+/// pointed at the TypeScript installed beside `tsserver` on the PATH.
+fn initialization_options(language: &str, root: &Path) -> Option<serde_json::Value> {
+    if language != "typescript" || root.join("node_modules/typescript/lib").is_dir() {
+        return None;
+    }
+    // `tsserver` on the PATH is (a link to) `<typescript>/bin/tsserver`.
+    let bin = std::fs::canonicalize(on_path("tsserver")?).ok()?;
+    let lib = bin.parent()?.parent()?.join("lib");
+    lib.join("tsserver.js")
+        .is_file()
+        .then(|| serde_json::json!({ "tsserver": { "path": lib.join("tsserver.js") } }))
 }
 
 /// The servers the workspace names in `.cove/languages.json` (a file it owns; a bad one is

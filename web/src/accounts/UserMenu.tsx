@@ -126,7 +126,6 @@ export function UserMenu() {
         aria-haspopup="menu"
         aria-expanded={open}
         aria-controls={open ? menuId : undefined}
-        aria-label={`Account: ${user.username} (${ROLE_LABEL[user.role] ?? user.role})`}
         title={`${user.username} (${ROLE_LABEL[user.role] ?? user.role})`}
         data-testid="user-menu-button"
         onClick={() => {
@@ -137,6 +136,10 @@ export function UserMenu() {
       >
         <Avatar username={user.username} />
         <span className="user-menu-name">{user.username}</span>
+        <span className="sr-only">
+          {' '}
+          ({ROLE_LABEL[user.role] ?? user.role}): account menu
+        </span>
         <Icon name="chevronDown" size={12} />
       </button>
       {open && (

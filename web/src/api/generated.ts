@@ -23,7 +23,13 @@ command: Array<string>,
 /**
  * Where the command came from: `workspace` (`.cove/languages.json`) or `path`.
  */
-source: string, };
+source: string, 
+/**
+ * What the editor passes as `initializationOptions` in `initialize`, where the server
+ * needs to be told something about this machine (typescript-language-server: where
+ * TypeScript is installed, when the workspace has none of its own).
+ */
+initializationOptions?: unknown, };
 
 export type SearchQuery = { query: string, 
 /**

@@ -10,6 +10,7 @@ import { EditorPane } from '../editor/EditorPane';
 import { EditorModel } from '../editor/model';
 import { ProblemsPanel, useProblems } from '../editor/ProblemsPanel';
 import { SearchView } from '../search/SearchView';
+import { useUploader } from '../files/UploadBar';
 import { FileTree } from '../files/FileTree';
 import { FileTreeModel } from '../files/model';
 import { QuickOpen } from '../files/QuickOpen';
@@ -17,7 +18,12 @@ import { TerminalPanel, type TerminalPanelHandle } from '../terminal/TerminalPan
 import { PortsPanel, usePorts } from '../workspaces/PortsPanel';
 import { ProcessesPanel } from '../workspaces/ProcessesPanel';
 import { PreviewPane } from '../workspaces/PreviewPane';
-import { StateBadge, accessOf, relativeTime } from '../workspaces/Home';
+import { StateBadge, accessOf } from '../workspaces/Home';
+import { WorkspaceDeleted, WorkspaceMissing, isMod, stoppedText, useStoredNumber } from './ideParts';
+import { CommandPalette } from './CommandPalette';
+import { ideCommands } from './commands';
+import { SettingsDialog } from './SettingsDialog';
+import { settings } from './settings';
 import { PresenceList } from '../accounts/Avatar';
 import { UserMenu } from '../accounts/UserMenu';
 import { useAccount } from '../accounts/account';
@@ -28,39 +34,6 @@ import { SidebarViews, type SidebarView } from './SidebarViews';
 import { StatusBar } from './StatusBar';
 
 type PanelTab = 'terminal' | 'problems' | 'processes' | 'ports';
-
-function useStoredNumber(key: string, initial: number): [number, (v: number) => void] {
-  const [v, setV] = useState(() => {
-    const s = Number(localStorage.getItem(key));
-    return Number.isFinite(s) && s > 0 ? s : initial;
-  });
-  const set = useCallback(
-    (n: number) => {
-      setV(n);
-      try {
-        localStorage.setItem(key, String(n));
-      } catch {
-        /* private mode */
-      }
-    },
-    [key],
-  );
-  return [v, set];
-}
-
-function isMod(e: KeyboardEvent): boolean {
-  return /Mac|iPhone|iPad/.test(navigator.platform) ? e.metaKey : e.ctrlKey;
-}
-
-/** "Stopped by you 2 min ago" and the like. */
-function stoppedText(w: Workspace): string {
-  const by = w.stoppedBy ? ` by ${w.stoppedBy === 'admin' ? 'you' : w.stoppedBy}` : '';
-  const when = w.stateChangedAt ? ` ${relativeTime(w.stateChangedAt)}` : '';
-  if (w.state === 'error') return `The workspace failed${w.stateReason ? `: ${w.stateReason}` : ''}.`;
-  if (w.state === 'hibernated') return `This workspace is hibernated${when}: its files are kept in storage and come back when it starts.`;
-  if (w.stoppedBy) return `This workspace was stopped${by}${when}.`;
-  return `This workspace stopped${when}${w.stateReason ? ` (${w.stateReason})` : ''}.`;
-}
 
 export default function Ide({ workspaceId }: { workspaceId: string }) {
   const [client] = useState(() => new WorkspaceClient(workspaceId));
@@ -88,12 +61,18 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
   const [sidebarWidth, setSidebarWidth] = useStoredNumber('cove.sidebarWidth', 240);
   const [panelHeight, setPanelHeight] = useStoredNumber('cove.panelHeight', 280);
   const [quickOpen, setQuickOpen] = useState(false);
+  const [palette, setPalette] = useState(false);
+  const uploader = useUploader(workspace?.id ?? workspaceId);
+  const [settingsOpen, setSettingsOpen] = useState(false);
   const [sidebarView, setSidebarView] = useState<SidebarView>('files');
   /** Bumped to put the cursor in the search box again. */
   const [searchFocus, setSearchFocus] = useState(0);
   const lsp = useSyncExternalStore(editor.subscribe, editor.getLanguageServices);
   const problems = useProblems(lsp);
-  useEffect(() => () => editor.getLanguageServices()?.dispose(), [editor]);
+  useEffect(() => {
+    void settings.load();
+    return () => editor.dispose();
+  }, [editor]);
   /** The port shown in the preview pane beside the editor, if open. */
   const [previewPort2, setPreviewPort2] = useState<number | null>(null);
   const [previewWidth, setPreviewWidth] = useStoredNumber('cove.previewWidth', 480);
@@ -304,7 +283,10 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
       const key = e.key.toLowerCase();
       // Ctrl+B and Ctrl+J mean something to the shell: leave them to the terminal.
       const inTerminal = e.target instanceof Element && !!e.target.closest('.xterm');
-      if (isMod(e) && e.shiftKey && !e.altKey && key === 'f') {
+      if (isMod(e) && e.shiftKey && !e.altKey && key === 'p') {
+        e.preventDefault();
+        setPalette(true);
+      } else if (isMod(e) && e.shiftKey && !e.altKey && key === 'f') {
         e.preventDefault();
         setSidebarOpen(true);
         setSidebarView('search');
@@ -359,36 +341,8 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
     editor.focus();
   }, [editor]);
 
-  if (loadError) {
-    return (
-      <main className="notfound">
-        <h1>Workspace not found</h1>
-        <p className="muted">{loadError.message}</p>
-        <p>
-          <a href="/" onClick={linkHandler('/')}>
-            Back to your workspaces
-          </a>
-        </p>
-      </main>
-    );
-  }
-
-  if (halt?.kind === 'deleted') {
-    return (
-      <main className="notfound" data-testid="workspace-deleted">
-        <h1>This workspace was deleted</h1>
-        <p className="muted">
-          {workspace ? `“${workspace.name}”` : 'It'} no longer exists: its files, terminals and processes are gone.
-          {editor.dirtyCount() > 0 ? ' Your unsaved editor text stays in this browser.' : ''}
-        </p>
-        <p>
-          <a href="/" onClick={linkHandler('/')} className="button primary">
-            Back to your workspaces
-          </a>
-        </p>
-      </main>
-    );
-  }
+  if (loadError) return <WorkspaceMissing message={loadError.message} />;
+  if (halt?.kind === 'deleted') return <WorkspaceDeleted name={workspace?.name} unsaved={editor.dirtyCount()} />;
 
   const name = workspace?.name ?? workspaceId;
   const previewPort = workspace?.previewPort;
@@ -401,7 +355,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
   return (
     <div className="ide" style={{ '--sidebar-width': `${sidebarWidth}px`, '--panel-height': `${panelHeight}px` } as React.CSSProperties}>
       <header className="titlebar">
-        <a className="brand" href="/" onClick={linkHandler('/')} aria-label="All workspaces">
+        <a className="brand" href="/" onClick={linkHandler('/')} aria-label="cove: all workspaces">
           <span className="brand-mark" aria-hidden="true">
             <Icon name="logo" size={14} />
           </span>
@@ -418,7 +372,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
           {workspace && <StateBadge state={conn.kind === 'connected' && !wsStatus ? 'running' : workspace.state} />}
         </nav>
         <div className="title-actions">
-          <button type="button" className="title-search" onClick={() => setQuickOpen(true)} aria-label="Go to file" data-testid="open-quick-open">
+          <button type="button" className="title-search" onClick={() => setQuickOpen(true)} data-testid="open-quick-open">
             <Icon name="search" size={14} />
             <span>Go to file</span>
             <kbd>{/Mac/.test(navigator.platform) ? '⌘P' : 'Ctrl+P'}</kbd>
@@ -435,6 +389,12 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
               <Icon name="split" size={14} /> <span className="button-text">Preview :{firstPort}</span>
             </button>
           )}
+          <button type="button" className="icon-button" aria-label="Command palette (Ctrl+Shift+P)" title="Command palette (Ctrl+Shift+P)" onClick={() => setPalette(true)} data-testid="open-palette">
+            <Icon name="list" />
+          </button>
+          <button type="button" className="icon-button" aria-label="Settings" title="Settings" onClick={() => setSettingsOpen(true)} data-testid="open-settings">
+            <Icon name="settings" />
+          </button>
           <ThemeToggle />
           <button type="button" className={`icon-button${sidebarOpen ? ' on' : ''}`} aria-pressed={sidebarOpen} aria-label="Toggle sidebar" title="Toggle sidebar (Ctrl+B)" onClick={() => setSidebarOpen((o) => !o)}>
             <Icon name="sidebar" />
@@ -484,7 +444,10 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
           <>
             <aside className="sidebar" aria-label="Sidebar">
               <SidebarViews view={sidebarView} onView={setSidebarView}>
-                <FileTree client={client} tree={tree} editor={editor} activePath={activePath} workspaceName={name} readOnly={viewOnly} />
+                <>
+                  <FileTree client={client} tree={tree} editor={editor} activePath={activePath} workspaceName={name} readOnly={viewOnly} onDropFiles={uploader.onDropFiles} onPick={uploader.onPick} />
+                  {uploader.bar}
+                </>
                 <SearchView workspaceId={workspace?.id ?? workspaceId} client={client} readOnly={viewOnly} onOpen={openAt} focusKey={searchFocus} />
               </SidebarViews>
             </aside>
@@ -586,6 +549,33 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
         onShowPanel={showPanel}
       />
       {quickOpen && <QuickOpen tree={tree} onOpen={openFile} onClose={closeQuickOpen} />}
+      {palette && (
+        <CommandPalette
+          onClose={() => setPalette(false)}
+          commands={ideCommands(
+            editor,
+            {
+              quickOpen: () => setQuickOpen(true),
+              searchInFiles: () => {
+                setSidebarOpen(true);
+                setSidebarView('search');
+                setSearchFocus((n) => n + 1);
+              },
+              toggleSidebar: () => setSidebarOpen((o) => !o),
+              togglePanel: () => setPanelOpen((o) => !o),
+              newTerminal: () => {
+                showPanel('terminal');
+                termRef.current?.newTerminal();
+              },
+              showPanel,
+              openSettings: () => setSettingsOpen(true),
+              downloadWorkspace: () => window.location.assign(`/api/workspaces/${encodeURIComponent(workspace?.id ?? workspaceId)}/archive`),
+            },
+            viewOnly,
+          )}
+        />
+      )}
+      {settingsOpen && <SettingsDialog onClose={() => setSettingsOpen(false)} />}
     </div>
   );
 }

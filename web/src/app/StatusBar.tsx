@@ -3,6 +3,7 @@ import type { ConnectionState } from '../api/control';
 import type { EditorModel } from '../editor/model';
 import { Icon } from './feedback';
 import { LanguageServerStatus } from '../editor/ProblemsPanel';
+import { DEFAULTS, settings } from './settings';
 
 function useNow(active: boolean): number {
   const [now, setNow] = useState(Date.now());
@@ -45,8 +46,9 @@ export function StatusBar(props: {
   const { conn, editor } = props;
   const now = useNow(conn.kind === 'reconnecting');
   const cursor = useSyncExternalStore(editor.subscribe, editor.getCursor);
-  const { tabs } = useSyncExternalStore(editor.subscribe, editor.getTabs);
+  const { tabs, active } = useSyncExternalStore(editor.subscribe, editor.getTabs);
   const lsp = useSyncExternalStore(editor.subscribe, editor.getLanguageServices);
+  const tabSize = useSyncExternalStore(settings.subscribe, settings.get).tabSize ?? DEFAULTS.tabSize;
   const dirty = tabs.filter((t) => t.dirty).length;
   const text = props.stopped ? 'Workspace stopped' : connectionText(conn, now);
   // Red only when something is wrong: a connection that is being made, or a workspace a
@@ -82,7 +84,7 @@ export function StatusBar(props: {
         </button>
       </div>
       <div className="status-right">
-        <LanguageServerStatus lsp={lsp} />
+        <LanguageServerStatus lsp={lsp} path={active} />
         {dirty > 0 && <span className="status-item" data-testid="status-dirty">{dirty} unsaved</span>}
         {cursor && (
           <>
@@ -90,7 +92,7 @@ export function StatusBar(props: {
               Ln {cursor.line}, Col {cursor.col}
               {cursor.selected > 0 ? ` (${cursor.selected} selected)` : ''}
             </span>
-            <span className="status-item">Spaces: 4</span>
+            <span className="status-item">Spaces: {tabSize}</span>
             <span className="status-item">UTF-8</span>
             <span className="status-item">{cursor.lineSeparator}</span>
             <span className="status-item">{cursor.language}</span>

@@ -1,6 +1,7 @@
 // Modal dialogs, questions with buttons, and toasts.
 import { useEffect, useLayoutEffect, useRef, useState, useSyncExternalStore } from 'react';
 import { setTheme, themeChoice, type ThemeChoice } from './theme';
+import { settings } from './settings';
 import type { AskAction } from '../editor/model';
 
 // ---------- Dialog ----------
@@ -240,6 +241,8 @@ const PATHS: Record<string, string> = {
   share: 'M6 7.5a2.5 2.5 0 1 0 0-5a2.5 2.5 0 1 0 0 5zM1.5 14c0-2.5 2-4.5 4.5-4.5s4.5 2 4.5 4.5M12.5 5.5v5M10 8h5',
   eye: 'M1.5 8s2.5-4.5 6.5-4.5S14.5 8 14.5 8s-2.5 4.5-6.5 4.5S1.5 8 1.5 8zM8 6a2 2 0 1 0 0 4a2 2 0 1 0 0-4z',
   pin: 'M6 2h4M7 2v4L4.5 9h7L9 6V2M8 9v5',
+  settings: 'M8 5.5a2.5 2.5 0 1 0 0 5a2.5 2.5 0 1 0 0-5zM8 1.5v2M8 12.5v2M1.5 8h2M12.5 8h2M3.4 3.4l1.4 1.4M11.2 11.2l1.4 1.4M3.4 12.6l1.4-1.4M11.2 4.8l1.4-1.4',
+  upload: 'M8 10.5V2M4.5 5.5L8 2l3.5 3.5M2.5 13.5h11',
   publish: 'M8 10V2.5M5 5.5l3-3 3 3M2.5 9.5v4h11v-4',
 };
 
@@ -260,6 +263,8 @@ export function ThemeToggle() {
       onClick={() => {
         setTheme(next[choice]);
         setChoice(next[choice]);
+        // Kept with the person's settings, so that it follows them.
+        settings.update({ theme: next[choice] });
       }}
     >
       <Icon name={icon[choice]} />

@@ -154,20 +154,21 @@ export function EditorPane({ editor, workspaceId, onQuickOpen }: { editor: Edito
                 <span className="tab-label">{t.title}</span>
                 {folders.get(t.path) && <span className="tab-folder">{folders.get(t.path)}</span>}
                 {t.saving && <span className="tab-saving" aria-label="saving" />}
-                <button
-                  type="button"
+                {/* For the pointer only: keyboards close a tab with Delete or Ctrl+W on it (a
+                    button inside a tab would be a control nested in a control). */}
+                <span
                   className="tab-close"
-                  tabIndex={-1}
-                  aria-label={`Close ${t.title}${t.dirty ? ' (unsaved changes)' : ''}`}
+                  aria-hidden="true"
+                  data-testid={`close-tab-${t.path}`}
                   title={t.dirty ? 'Unsaved changes — close' : 'Close'}
                   onClick={(e) => {
                     e.stopPropagation();
                     void editor.close(t.path);
                   }}
                 >
-                  <span className="dirty-dot" aria-hidden="true" />
+                  <span className="dirty-dot" />
                   <Icon name="close" size={14} />
-                </button>
+                </span>
               </div>
             );
           })}

@@ -3,6 +3,7 @@
 import { useSyncExternalStore } from 'react';
 import { Icon } from '../app/feedback';
 import type { LanguageServices, Problem } from './lsp';
+import { serverFor } from './servers';
 
 const NONE: Problem[] = [];
 const noop = () => () => {};
@@ -40,8 +41,10 @@ export function ProblemsPanel({ lsp, onOpen }: { lsp: LanguageServices | null; o
 }
 
 /** The language server's word in the status bar: starting, ready, or why it stopped. */
-export function LanguageServerStatus({ lsp }: { lsp: LanguageServices | null }) {
-  const status = useSyncExternalStore(lsp ? lsp.subscribe : noop, lsp ? lsp.getStatus : () => null);
+export function LanguageServerStatus({ lsp, path }: { lsp: LanguageServices | null; path: string | null }) {
+  const all = useSyncExternalStore(lsp ? lsp.subscribe : noop, lsp ? lsp.getStatus : () => null);
+  const server = path ? serverFor(path)?.server : undefined;
+  const status = server ? all?.[server] : undefined;
   if (!lsp || !status) return null;
   const stopped = status.state === 'stopped';
   return (

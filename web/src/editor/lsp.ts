@@ -26,7 +26,8 @@ import {
 import { request, wsUrl } from '../api/rest';
 import type { LanguageServers } from '../api/generated';
 import { serverFor } from './servers';
-import { renameCommand } from './rename';
+import { sanitizeHTML } from './sanitize';
+import { offsetOf, renameCommand, type TextEdit } from './rename';
 
 /** One problem the language servers report, for the Problems panel. */
 export interface Problem {
@@ -199,7 +200,8 @@ export class LanguageServices {
   private readonly failed = new Set<string>();
   private problems = new Map<string, { version: number | null; items: unknown[] }>();
   private readonly listeners = new Set<() => void>();
-  private statusSnap: LspStatus | null = null;
+  /** Each server's last state; the status bar shows the active file's. */
+  private statusSnap: Record<string, LspStatus> = {};
   private readonly rename = renameCommand({
     pathOf: (uri) => this.pathOf(uri),
     docFor: (path) => this.editor.docFor(path),
@@ -229,7 +231,7 @@ export class LanguageServices {
   }
 
   private setStatus(server: string, state: LspStatus['state'], message: string): void {
-    this.statusSnap = { server, state, message };
+    this.statusSnap = { ...this.statusSnap, [server]: { server, state, message } };
     this.emit();
   }
 
@@ -271,7 +273,7 @@ export class LanguageServices {
     let list = await this.servers();
     if (list && !list.servers.some((s) => s.language === wanted.server)) list = await this.servers(true);
     if (!list || !list.servers.some((s) => s.language === wanted.server)) return null;
-    const connection = await this.connect(wanted.server);
+    const connection = await this.connect(wanted.server, list.servers.find((s) => s.language === wanted.server)?.initializationOptions);
     if (!connection) return null;
     return [
       connection.client.plugin(this.uriOf(path), wanted.languageId),
@@ -280,7 +282,7 @@ export class LanguageServices {
     ];
   }
 
-  private connect(server: string): Promise<Connection | null> {
+  private connect(server: string, initializationOptions?: unknown): Promise<Connection | null> {
     const existing = this.connections.get(server);
     if (existing) return existing.client.initializing.then(() => existing);
     const url = wsUrl(`/api/workspaces/${encodeURIComponent(this.workspaceId)}/lsp/${encodeURIComponent(server)}`);
@@ -304,6 +306,8 @@ export class LanguageServices {
     let workspace: TabsWorkspace | null = null;
     const client = new LSPClient({
         rootUri: this.rootUri,
+        initializationOptions,
+        sanitizeHTML,
         timeout: 20000,
         workspace: (c) => (workspace = new TabsWorkspace(c, this)),
         notificationHandlers: {
@@ -330,7 +334,9 @@ export class LanguageServices {
             resolve(connection);
           },
           (e) => {
-            this.fail(server, `did not start: ${e instanceof Error ? e.message : String(e)}`);
+            // The client rejects with the server's error object ({code, message}), not an Error.
+            const message = e instanceof Error ? e.message : typeof e?.message === 'string' ? e.message : String(e);
+            this.fail(server, `did not start: ${message}`);
             resolve(null);
           },
         );
@@ -375,10 +381,16 @@ export class LanguageServices {
     this.editor.attach(server);
   }
 
+  /** The workspace's own list of servers changed (.cove/languages.json): ask again next time. */
+  forgetServers(): void {
+    this.available = null;
+  }
+
   /** Lets a failed server be tried again (from the status bar). */
   retry(server: string): void {
     this.failed.delete(server);
-    this.statusSnap = null;
+    const { [server]: _gone, ...rest } = this.statusSnap;
+    this.statusSnap = rest;
     this.emit();
     this.editor.attach(server);
   }
@@ -434,6 +446,26 @@ export class LanguageServices {
     if (!LSPPlugin.get(view)) return false;
     const commands = { definition: jumpToDefinition, references: findReferences, rename: this.rename, format: formatDocument };
     return commands[command](view);
+  }
+
+  /**
+   * Formats `path` with its language server before it is saved (format on save). Gives up
+   * quietly after a few seconds, or when the text changed meanwhile: saving never waits long.
+   */
+  async formatBeforeSave(path: string, tabSize: number): Promise<void> {
+    const wanted = serverFor(path);
+    const connection = wanted && this.connections.get(wanted.server);
+    if (!connection || !connection.client.serverCapabilities?.documentFormattingProvider) return;
+    connection.client.sync();
+    const before = this.editor.docOf(path);
+    if (!before) return;
+    const asked = connection.client.request<unknown, TextEdit[] | null>('textDocument/formatting', {
+      textDocument: { uri: this.uriOf(path) },
+      options: { tabSize, insertSpaces: true },
+    });
+    const edits = await Promise.race([asked.catch(() => null), new Promise<null>((r) => setTimeout(() => r(null), 3000))]);
+    if (!edits?.length || this.editor.docOf(path) !== before) return;
+    this.editor.update(path, { changes: edits.map((e) => ({ from: offsetOf(before, e.range.start), to: offsetOf(before, e.range.end), insert: e.newText })), userEvent: 'format' });
   }
 
   /** Ends every connection (the IDE is leaving the workspace). */

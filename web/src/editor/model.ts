@@ -558,6 +558,8 @@ export class EditorModel {
     // Read-only: the server would refuse the write; the IDE's banner says why.
     if (this.readOnly) return false;
     if (!tab || !tab.state || tab.loading || tab.kind !== 'text') return false;
+    const s = settings.get();
+    if (s.formatOnSave && this.lsp && !tab.saving) await this.lsp.formatBeforeSave(tab.path, s.tabSize ?? 4);
     if (tab === this.active() && this.view) tab.state = this.view.state;
     if (tab.saving) {
       tab.saveAgain = true;
@@ -686,6 +688,7 @@ export class EditorModel {
   // ---- file system events ----
   onFileChanged(ev: FileChangedMessage): void {
     const path = normPath(ev.path);
+    if (path === '.cove/languages.json' || path === '.cove') this.lsp?.forgetServers();
     switch (ev.kind) {
       case 'modified':
       case 'created': {

@@ -11,7 +11,7 @@ interface Position {
   line: number;
   character: number;
 }
-interface TextEdit {
+export interface TextEdit {
   range: { start: Position; end: Position };
   newText: string;
 }

@@ -4,6 +4,7 @@ import { baseName, joinPath, parentOf, type WorkspaceClient } from '../api/works
 import { Icon, confirmDanger, notify } from '../app/feedback';
 import type { EditorModel } from '../editor/model';
 import type { FileTreeModel, Row } from './model';
+import { carriesFiles, downloadUrl } from './upload';
 
 type Edit = { kind: 'new-file' | 'new-folder'; dir: string } | { kind: 'rename'; path: string };
 
@@ -43,6 +44,10 @@ export function FileTree(props: {
   workspaceName: string;
   /** View access: browse and open files; create, rename, move or delete none. */
   readOnly?: boolean;
+  /** Files dropped from outside the page onto folder `dir` (the root: ''). */
+  onDropFiles?: (dt: DataTransfer, dir: string) => void;
+  /** Upload files or a folder, chosen in the browser's dialog, into `dir`. */
+  onPick?: (dir: string, folder: boolean) => void;
 }) {
   const { client, tree, editor } = props;
   const readOnly = !!props.readOnly;
@@ -366,9 +371,10 @@ export function FileTree(props: {
         aria-label="Files"
         data-testid="file-tree"
         onDragOver={(e) => {
-          if (!e.dataTransfer.types.includes(DRAG_TYPE)) return;
+          const files = !readOnly && carriesFiles(e.dataTransfer);
+          if (!e.dataTransfer.types.includes(DRAG_TYPE) && !files) return;
           e.preventDefault();
-          e.dataTransfer.dropEffect = 'move';
+          e.dataTransfer.dropEffect = files ? 'copy' : 'move';
           if (e.target === treeRef.current) setDropTarget('');
         }}
         onDragLeave={(e) => {
@@ -377,6 +383,11 @@ export function FileTree(props: {
         onDrop={(e) => {
           const from = e.dataTransfer.getData(DRAG_TYPE);
           setDropTarget(null);
+          if (!from && !readOnly && carriesFiles(e.dataTransfer)) {
+            e.preventDefault();
+            props.onDropFiles?.(e.dataTransfer, '');
+            return;
+          }
           if (!from) return;
           e.preventDefault();
           void move(from, '');
@@ -439,10 +450,11 @@ export function FileTree(props: {
                 e.dataTransfer.effectAllowed = 'move';
               }}
               onDragOver={(e) => {
-                if (!e.dataTransfer.types.includes(DRAG_TYPE)) return;
+                const files = !readOnly && carriesFiles(e.dataTransfer);
+                if (!e.dataTransfer.types.includes(DRAG_TYPE) && !files) return;
                 e.preventDefault();
                 e.stopPropagation();
-                e.dataTransfer.dropEffect = 'move';
+                e.dataTransfer.dropEffect = files ? 'copy' : 'move';
                 setDropTarget(isDir ? r.path : parentOf(r.path));
               }}
               onDragEnd={() => setDropTarget(null)}
@@ -452,6 +464,7 @@ export function FileTree(props: {
                 e.stopPropagation();
                 setDropTarget(null);
                 if (from) void move(from, isDir ? r.path : parentOf(r.path));
+                else if (!readOnly && carriesFiles(e.dataTransfer)) props.onDropFiles?.(e.dataTransfer, isDir ? r.path : parentOf(r.path));
               }}
             >
               <span className="twistie" aria-hidden="true">
@@ -480,10 +493,13 @@ export function FileTree(props: {
           }}
           items={
             readOnly
-              ? [menu.path ? { label: 'Copy Path', run: () => void navigator.clipboard?.writeText(menu.path) } : { label: 'Refresh', run: () => void tree.resync() }]
+              ? [menu.path ? { label: 'Copy Path', run: () => void navigator.clipboard?.writeText(menu.path) } : { label: 'Refresh', run: () => void tree.resync() }, download(menu, client.workspaceId)]
               : [
+                  download(menu, client.workspaceId),
                   { label: 'New File…', run: () => void startCreate('new-file', menu.isDir ? menu.path : parentOf(menu.path)) },
                   { label: 'New Folder…', run: () => void startCreate('new-folder', menu.isDir ? menu.path : parentOf(menu.path)) },
+                  { label: 'Upload Files…', run: () => props.onPick?.(menu.isDir ? menu.path : parentOf(menu.path), false) },
+                  { label: 'Upload Folder…', run: () => props.onPick?.(menu.isDir ? menu.path : parentOf(menu.path), true) },
                   ...(menu.path
                     ? [
                         { separator: true as const },
@@ -502,6 +518,11 @@ export function FileTree(props: {
 }
 
 type MenuItem = { label: string; hint?: string; danger?: boolean; run: () => void } | { separator: true };
+
+/** The menu item that downloads a file, or a folder as a .tar.gz. */
+function download(menu: MenuState, workspaceId: string): MenuItem {
+  return { label: menu.isDir ? 'Download as .tar.gz' : 'Download', run: () => window.location.assign(downloadUrl(workspaceId, menu.path, menu.isDir)) };
+}
 
 function ContextMenu({ x, y, items, onClose }: { x: number; y: number; items: MenuItem[]; onClose: (chosen: boolean) => void }) {
   const ref = useRef<HTMLDivElement>(null);
