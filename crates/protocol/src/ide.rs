@@ -158,3 +158,105 @@ impl Settings {
             })
     }
 }
+
+/// `GET /api/workspaces/{id}/git/status`: the workspace's repository as `git status` sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct GitStatus {
+    /// Whether the workspace root is (inside) a git repository.
+    pub repository: bool,
+    /// The branch checked out; `None` when detached or before the first commit's branch exists.
+    pub branch: Option<String>,
+    pub upstream: Option<String>,
+    pub ahead: u32,
+    pub behind: u32,
+    pub files: Vec<GitFile>,
+    /// Local branches.
+    pub branches: Vec<String>,
+}
+
+/// A changed path: its state in the index and in the working tree, as `git status` letters
+/// (`M` modified, `A` added, `D` deleted, `R` renamed, `?` untracked, `.` unchanged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct GitFile {
+    pub path: String,
+    pub index: String,
+    pub worktree: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub renamed_from: Option<String>,
+}
+
+/// The query of `GET /api/workspaces/{id}/git/show`: a file as it is in `HEAD` or in the index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitShowQuery {
+    pub path: String,
+    /// `head` or `index`.
+    pub from: String,
+}
+
+/// The answer of `GET .../git/show`: the text, or `None` where the file is not (new, deleted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct GitShown {
+    pub content: Option<String>,
+}
+
+/// `POST /api/workspaces/{id}/git`: one git operation, run by the real `git` in the workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(tag = "op", rename_all = "camelCase", deny_unknown_fields)]
+pub enum GitRequest {
+    /// `git init` in the workspace root.
+    Init,
+    Stage {
+        paths: Vec<String>,
+    },
+    Unstage {
+        paths: Vec<String>,
+    },
+    /// Throws away the working tree's changes to tracked paths (untracked ones are deleted).
+    Discard {
+        paths: Vec<String>,
+    },
+    /// Puts `content` in the index as `path` (what staging one hunk comes to).
+    SetIndex {
+        path: String,
+        content: String,
+    },
+    Commit {
+        message: String,
+    },
+    /// `git switch` (`create`: `git switch -c`).
+    Switch {
+        branch: String,
+        create: bool,
+    },
+    Pull,
+    Push,
+    /// Stores a credential in the workspace's own git credential store (`~/.git-credentials`,
+    /// never in cove's database) and makes git use it.
+    Credentials {
+        url: String,
+        username: String,
+        password: String,
+    },
+}
+
+/// What a git operation said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct GitReply {
+    pub ok: bool,
+    /// git's output (stdout then stderr), at most 64 KiB.
+    pub output: String,
+    /// The push or pull failed for want of a credential: the IDE asks for one.
+    pub needs_credentials: bool,
+}

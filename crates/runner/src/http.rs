@@ -11,6 +11,7 @@
 //! | `GET /lsp/{language}` | a language server started for this socket, LSP messages both ways (`lsp.rs`) |
 //! | `GET /search` | search across files with ripgrep, as newline-delimited JSON (`search.rs`) |
 //! | `GET /archive` | a folder as a tar.gz stream, packed by `tar` in the workspace (`archive.rs`) |
+//! | `GET /git/status`, `GET /git/show`, `POST /git` | source control with the real `git` (`git.rs`) |
 //! | `GET /healthz` | liveness and identity, for the server to find its runners again |
 //! | `GET /stats` | resource use against limits, live terminals and processes, OOM kills |
 //! | `POST /shutdown` | stop the workspace's programs and exit |
@@ -81,6 +82,9 @@ pub(crate) fn router(ws: Arc<Workspace>) -> Router {
         .route("/lsp/{language}", get(language_server_socket))
         .route("/search", get(crate::search::search))
         .route("/archive", get(crate::archive::archive))
+        .route("/git/status", get(crate::git::status))
+        .route("/git/show", get(crate::git::show))
+        .route("/git", axum::routing::post(crate::git::run))
         .route("/healthz", get(health))
         .route("/stats", get(stats))
         .route("/shutdown", axum::routing::post(shutdown))

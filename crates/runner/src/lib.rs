@@ -20,6 +20,7 @@ mod archive;
 mod control;
 mod error;
 mod files;
+mod git;
 mod http;
 mod launch;
 mod lsp;

@@ -215,6 +215,9 @@ fn router(
         )
         .route("/api/workspaces/{id}/search", get(api::search))
         .route("/api/workspaces/{id}/archive", get(api::archive))
+        .route("/api/workspaces/{id}/git", post(api::git))
+        .route("/api/workspaces/{id}/git/status", get(api::git_status))
+        .route("/api/workspaces/{id}/git/show", get(api::git_show))
         .route(
             "/api/workspaces/{id}/terminals/{terminal}/ws",
             get(api::terminal_socket),

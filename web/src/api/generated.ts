@@ -86,6 +86,42 @@ keymap?: string,
  */
 formatOnSave?: boolean, };
 
+export type GitStatus = { 
+/**
+ * Whether the workspace root is (inside) a git repository.
+ */
+repository: boolean, 
+/**
+ * The branch checked out; `None` when detached or before the first commit's branch exists.
+ */
+branch: string | null, upstream: string | null, ahead: number, behind: number, files: Array<GitFile>, 
+/**
+ * Local branches.
+ */
+branches: Array<string>, };
+
+export type GitFile = { path: string, index: string, worktree: string, renamedFrom?: string, };
+
+export type GitShowQuery = { path: string, 
+/**
+ * `head` or `index`.
+ */
+from: string, };
+
+export type GitShown = { content: string | null, };
+
+export type GitRequest = { "op": "init" } | { "op": "stage", paths: Array<string>, } | { "op": "unstage", paths: Array<string>, } | { "op": "discard", paths: Array<string>, } | { "op": "setIndex", path: string, content: string, } | { "op": "commit", message: string, } | { "op": "switch", branch: string, create: boolean, } | { "op": "pull" } | { "op": "push" } | { "op": "credentials", url: string, username: string, password: string, };
+
+export type GitReply = { ok: boolean, 
+/**
+ * git's output (stdout then stderr), at most 64 KiB.
+ */
+output: string, 
+/**
+ * The push or pull failed for want of a credential: the IDE asks for one.
+ */
+needsCredentials: boolean, };
+
 export type ErrorReply = { code: ErrorCode, message: string, };
 
 export type RestError = { error: ErrorReply, };

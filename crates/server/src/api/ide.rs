@@ -1,9 +1,10 @@
 //! The IDE's routes beside the protocol (cove-protocol's `ide` module): the language servers
 //! a workspace can run and the socket to one, search across its files, and a folder as an
-//! archive. All go to the
+//! archive, and source control with the workspace's own git. All go to the
 //! workspace's runner, which runs the servers and `rg` as programs of the workspace.
 //!
-//! Who may call what: listing servers, searching and archives read the workspace (any access); a
+//! Who may call what: listing servers, searching, archives and git's status read the
+//! workspace (any access); git operations change it (owner and editors); a
 //! language server socket starts a program in it, so only its owner and editors open one
 //! (language servers run build scripts and plugins: a viewer must not make code run). None of
 //! them starts a stopped workspace: a page from anywhere can make a browser send a GET.
@@ -12,7 +13,7 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::response::Response;
 use cove_protocol::ErrorCode;
-use cove_protocol::ide::SearchQuery;
+use cove_protocol::ide::{GitRequest, GitShowQuery, SearchQuery};
 use hyper_util::rt::TokioIo;
 use tracing::Instrument as _;
 
@@ -94,6 +95,52 @@ pub(crate) async fn archive(
     let found = running(&app, &caller, &id).await?;
     let query = serde_urlencoded::to_string(&query).expect("an archive query encodes");
     forward_get(&app, &found.row.id, format!("/archive?{query}")).await
+}
+
+/// `GET /api/workspaces/{id}/git/status`: the workspace's repository.
+pub(crate) async fn git_status(
+    State(app): Shared,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let found = running(&app, &caller, &id).await?;
+    forward_get(&app, &found.row.id, "/git/status".into()).await
+}
+
+/// `GET /api/workspaces/{id}/git/show?path=...&from=head|index`: a file as git keeps it.
+pub(crate) async fn git_show(
+    State(app): Shared,
+    caller: Caller,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let query: GitShowQuery = serde_urlencoded::from_str(request.uri().query().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?;
+    let found = running(&app, &caller, &id).await?;
+    let query = serde_urlencoded::to_string(&query).expect("a git query encodes");
+    forward_get(&app, &found.row.id, format!("/git/show?{query}")).await
+}
+
+/// `POST /api/workspaces/{id}/git`: one git operation (only its owner and editors); the
+/// runner is told who asks, for commits in a repository without an identity of its own.
+pub(crate) async fn git(
+    State(app): Shared,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let request: GitRequest = super::parse_json(&headers, &body)?;
+    let found = running(&app, &caller, &id).await?;
+    found.require_edit()?;
+    let body = serde_json::json!({ "author": caller.user.username, "request": request });
+    let forwarded = hyper::Request::post("/git")
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let response = app.manager.link().request(&found.row.id, forwarded).await?;
+    let (parts, body) = response.into_parts();
+    Ok(Response::from_parts(parts, Body::new(body)))
 }
 
 /// Language keys as the runner takes them: they become part of its URL path.
