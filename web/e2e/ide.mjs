@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { chromium } from 'playwright-core';
 import { AxeBuilder } from '@axe-core/playwright';
-import { runCleanups, waitFor, withTimeout } from './harness.mjs';
+import { runCleanups, terminalText, typeInTerminal, waitFor, withTimeout } from './harness.mjs';
 import { startServer } from './server.mjs';
 
 const webDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -330,6 +330,45 @@ async function main() {
     await waitFor(async () => (await read('fmt.ts')).startsWith('const answer: number = 42'), 20_000, 'fmt.ts formatted on disk');
   }, 90_000);
 
+  await step('source control: an edit shows as modified, its diff stages one hunk, a commit lands in git log', async () => {
+    // The repository, made as a script would make it.
+    for (const op of [{ op: 'init' }, { op: 'stage', paths: ['app.py', 'helpers.py'] }, { op: 'commit', message: 'base' }]) {
+      const r = await call('POST', `/api/workspaces/${id}/git`, op);
+      if (r.status !== 200 || !r.body.ok) throw new Error(`${op.op}: ${r.text}`);
+    }
+    await page.getByTestId('sidebar-files').click();
+    await openFile('app.py');
+    await content.click();
+    await page.keyboard.press('Control+End');
+    await page.keyboard.insertText('print("second hunk")\n');
+    await page.keyboard.press('Control+Home');
+    await page.keyboard.insertText('# first hunk\n');
+    await page.keyboard.press('Control+S');
+    await waitFor(async () => (await read('app.py')).includes('second hunk'), 10_000, 'app.py saved');
+    await page.keyboard.press('Control+Shift+G');
+    const row = page.getByTestId('scm-changes').getByTestId('scm-file-app.py');
+    await row.waitFor({ timeout: 15_000 });
+    if (!/M/.test((await row.locator('.scm-letter').textContent()) ?? '')) throw new Error('app.py is not marked modified');
+    await row.locator('.scm-open').click();
+    await page.locator('.diff-pane .cm-mergeView').waitFor();
+    const hunks = page.locator('.diff-pane .diff-hunk-button');
+    await waitFor(async () => (await hunks.count()) === 2, 10_000, 'two hunks in the diff');
+    await page.screenshot({ path: path.join(shotsDir, 'ide-diff.png') });
+    await hunks.first().click();
+    await page.getByTestId('scm-staged').getByTestId('scm-file-app.py').waitFor({ timeout: 15_000 });
+    await page.getByTestId('scm-changes').getByTestId('scm-file-app.py').waitFor();
+    await page.getByTestId('diff-close').click();
+    await page.getByTestId('scm-message').fill('Stage one hunk from cove');
+    await page.getByTestId('scm-commit').click();
+    await waitFor(async () => (await page.getByTestId('scm-staged').locator('li').count()) === 0, 15_000, 'the staged list empty after the commit');
+    await page.screenshot({ path: path.join(shotsDir, 'ide-scm.png') });
+    await page.getByTestId('panel-tab-terminal').click();
+    await typeInTerminal(page, 'git log --oneline -2; git diff --stat\n');
+    await waitFor(async () => /Stage one hunk from cove/.test(await terminalText(page)), 15_000, 'the commit in git log');
+    // Only the staged hunk was committed: the other is still a change.
+    await waitFor(async () => /app\.py \| 1 \+/.test(await terminalText(page)), 15_000, 'the other hunk still unstaged');
+  }, 90_000);
+
   await step('a folder dropped on the tree uploads whole, and downloads back identical', async () => {
     const local = fs.mkdtempSync(path.join(os.tmpdir(), 'cove-upload-'));
     cleanups.push(() => fs.rmSync(local, { recursive: true, force: true }));
@@ -338,6 +377,7 @@ async function main() {
     fs.writeFileSync(path.join(folder, 'readme.txt'), 'uploaded by drag and drop\n');
     fs.writeFileSync(path.join(folder, 'deep', 'data.bin'), Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7919) % 251)));
     fs.writeFileSync(path.join(folder, 'deep', 'er', 'note.md'), '# note\n');
+    await page.getByTestId('sidebar-files').click();
     // A real drop of a real folder: Chromium's DevTools protocol drags files from disk.
     const target = page.getByTestId('file-tree');
     const box = await target.boundingBox();

@@ -11,6 +11,10 @@ import { EditorModel } from '../editor/model';
 import { ProblemsPanel, useProblems } from '../editor/ProblemsPanel';
 import { SearchView } from '../search/SearchView';
 import { useUploader } from '../files/UploadBar';
+import { GitStore } from '../scm/store';
+import { ScmView } from '../scm/ScmView';
+import { DiffPane, type DiffTarget } from '../scm/DiffPane';
+import { useGitDecorations } from '../scm/decorations';
 import { FileTree } from '../files/FileTree';
 import { FileTreeModel } from '../files/model';
 import { QuickOpen } from '../files/QuickOpen';
@@ -63,6 +67,9 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
   const [quickOpen, setQuickOpen] = useState(false);
   const [palette, setPalette] = useState(false);
   const uploader = useUploader(workspace?.id ?? workspaceId);
+  const [git] = useState(() => new GitStore(client));
+  const [diff, setDiff] = useState<DiffTarget | null>(null);
+  const decorations = useGitDecorations(git);
   const [settingsOpen, setSettingsOpen] = useState(false);
   const [sidebarView, setSidebarView] = useState<SidebarView>('files');
   /** Bumped to put the cursor in the search box again. */
@@ -71,8 +78,11 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
   const problems = useProblems(lsp);
   useEffect(() => {
     void settings.load();
-    return () => editor.dispose();
-  }, [editor]);
+    return () => {
+      editor.dispose();
+      git.dispose();
+    };
+  }, [editor, git]);
   /** The port shown in the preview pane beside the editor, if open. */
   const [previewPort2, setPreviewPort2] = useState<number | null>(null);
   const [previewWidth, setPreviewWidth] = useStoredNumber('cove.previewWidth', 480);
@@ -291,6 +301,10 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
         setSidebarOpen(true);
         setSidebarView('search');
         setSearchFocus((n) => n + 1);
+      } else if (isMod(e) && e.shiftKey && !e.altKey && key === 'g') {
+        e.preventDefault();
+        setSidebarOpen(true);
+        setSidebarView('scm');
       } else if (isMod(e) && !e.shiftKey && !e.altKey && key === 'p') {
         e.preventDefault();
         setQuickOpen(true);
@@ -445,10 +459,11 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
             <aside className="sidebar" aria-label="Sidebar">
               <SidebarViews view={sidebarView} onView={setSidebarView}>
                 <>
-                  <FileTree client={client} tree={tree} editor={editor} activePath={activePath} workspaceName={name} readOnly={viewOnly} onDropFiles={uploader.onDropFiles} onPick={uploader.onPick} />
+                  <FileTree client={client} tree={tree} editor={editor} activePath={activePath} workspaceName={name} readOnly={viewOnly} onDropFiles={uploader.onDropFiles} onPick={uploader.onPick} decorations={decorations} />
                   {uploader.bar}
                 </>
                 <SearchView workspaceId={workspace?.id ?? workspaceId} client={client} readOnly={viewOnly} onOpen={openAt} focusKey={searchFocus} />
+                <ScmView store={git} readOnly={viewOnly} onDiff={setDiff} />
               </SidebarViews>
             </aside>
             <Sash orientation="vertical" value={sidebarWidth} min={160} max={600} direction={1} onChange={setSidebarWidth} label="Resize sidebar" />
@@ -457,6 +472,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
         <div className={`main-column${panelOpen ? '' : ' no-panel'}`}>
           <div className="editor-split">
             <EditorPane editor={editor} workspaceId={workspaceId} onQuickOpen={() => setQuickOpen(true)} />
+            {diff && <DiffPane target={diff} store={git} client={client} onClose={() => setDiff(null)} />}
             {previewPort2 !== null && (
               <>
                 <Sash orientation="vertical" value={previewWidth} min={240} max={Math.max(300, window.innerWidth - 400)} direction={-1} onChange={setPreviewWidth} label="Resize preview" />

@@ -3,11 +3,12 @@
 import { Children } from 'react';
 import { Icon } from './feedback';
 
-export type SidebarView = 'files' | 'search';
+export type SidebarView = 'files' | 'search' | 'scm';
 
 const VIEWS: { id: SidebarView; label: string; icon: string; title: string }[] = [
   { id: 'files', label: 'Explorer', icon: 'file', title: 'Explorer' },
   { id: 'search', label: 'Search', icon: 'search', title: 'Search in files (Ctrl+Shift+F)' },
+  { id: 'scm', label: 'Git', icon: 'split', title: 'Source control (Ctrl+Shift+G)' },
 ];
 
 /** `children` are the views in the order of VIEWS. */

@@ -46,6 +46,8 @@ export function FileTree(props: {
   readOnly?: boolean;
   /** Files dropped from outside the page onto folder `dir` (the root: ''). */
   onDropFiles?: (dt: DataTransfer, dir: string) => void;
+  /** What git sees changed, by path (a letter; folders holding changes: •). */
+  decorations?: Map<string, string>;
   /** Upload files or a folder, chosen in the browser's dialog, into `dir`. */
   onPick?: (dir: string, folder: boolean) => void;
 }) {
@@ -428,7 +430,7 @@ export function FileTree(props: {
               aria-level={r.depth + 1}
               aria-expanded={isDir ? r.expanded : undefined}
               aria-selected={isSel}
-              aria-label={r.name}
+              aria-label={props.decorations?.has(r.path) ? `${r.name} (changed)` : r.name}
               tabIndex={r.path === focusable ? 0 : -1}
               className={`tree-row${isSel ? ' selected' : ''}${isActive ? ' active' : ''}${dropHere ? ' drop-target' : ''}`}
               style={{ paddingLeft: 8 + r.depth * 12 }}
@@ -478,6 +480,8 @@ export function FileTree(props: {
                 </span>
               )}
               <span className="tree-label">{r.name}</span>
+              {/* The letter is drawn by CSS (data-git): the row's name says it in words. */}
+              {props.decorations?.get(r.path) && <span className={`tree-git git-${props.decorations.get(r.path) === '•' ? 'dir' : props.decorations.get(r.path)}`} data-git={props.decorations.get(r.path)} title="changed since the last commit" aria-hidden="true" />}
               {r.loading && <span className="tree-spinner" aria-label="loading" />}
             </div>
           );

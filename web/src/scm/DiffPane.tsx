@@ -1,0 +1,74 @@
+// A changed file side by side (@codemirror/merge): the index against the working tree, where
+// a chunk's arrow stages that hunk; or HEAD against the index, where it unstages it.
+import { useEffect, useRef, useState } from 'react';
+import { EditorState } from '@codemirror/state';
+import { EditorView } from '@codemirror/view';
+import { Icon, notify } from '../app/feedback';
+import type { WorkspaceClient } from '../api/workspace';
+import { editorHighlighting, editorTheme } from '../editor/theme';
+import { loadLanguage } from '../editor/languages';
+import type { GitStore } from './store';
+
+export interface DiffTarget {
+  path: string;
+  /** `unstaged`: index ↔ working tree; `staged`: HEAD ↔ index. */
+  side: 'unstaged' | 'staged';
+}
+
+export function DiffPane({ target, store, client, onClose }: { target: DiffTarget; store: GitStore; client: WorkspaceClient; onClose: () => void }) {
+  const hostRef = useRef<HTMLDivElement>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    let view: { destroy(): void } | null = null;
+    let live = true;
+    const staged = target.side === 'staged';
+    (async () => {
+      const [{ MergeView }, language] = await Promise.all([import('@codemirror/merge'), loadLanguage(target.path) ?? Promise.resolve([])]);
+      const left = (await store.show(target.path, staged ? 'head' : 'index')) ?? '';
+      const right = staged ? ((await store.show(target.path, 'index')) ?? '') : await client.readFile(target.path).then((f) => (f.encoding === 'utf8' ? f.content : ''), () => '');
+      if (!live || !hostRef.current) return;
+      // The side that is the index is written back to git whenever a chunk's arrow changes it.
+      const writeIndex = EditorView.updateListener.of((u) => {
+        if (!u.docChanged) return;
+        void store.run({ op: 'setIndex', path: target.path, content: u.state.doc.toString() }).then((r) => {
+          if (!r.ok) notify(`git: ${r.output}`, 'error');
+        });
+      });
+      const base = [editorTheme, editorHighlighting, language, EditorState.readOnly.of(true), EditorView.editable.of(false)];
+      const named = (what: string) => EditorView.contentAttributes.of({ 'aria-label': `${target.path}, ${what}` });
+      view = new MergeView({
+        a: { doc: left, extensions: [...base, named(staged ? 'as committed' : 'as staged'), staged ? [] : writeIndex] },
+        b: { doc: right, extensions: [...base, named(staged ? 'as staged' : 'in the working tree'), staged ? writeIndex : []] },
+        parent: hostRef.current,
+        revertControls: staged ? 'a-to-b' : 'b-to-a',
+        renderRevertControl: () => {
+          const button = document.createElement('button');
+          button.className = 'diff-hunk-button';
+          button.textContent = staged ? '→' : '←';
+          button.title = staged ? 'Unstage this hunk' : 'Stage this hunk';
+          button.setAttribute('aria-label', button.title);
+          return button;
+        },
+        collapseUnchanged: { margin: 3, minSize: 6 },
+      });
+    })().catch((e) => live && setError(e instanceof Error ? e.message : String(e)));
+    return () => {
+      live = false;
+      view?.destroy();
+    };
+  }, [target, store, client]);
+  return (
+    <section className="diff-pane" aria-label={`Changes in ${target.path}`} data-testid="diff-pane">
+      <header className="diff-header">
+        <Icon name="split" size={14} />
+        <strong>{target.path}</strong>
+        <span className="muted">{target.side === 'staged' ? 'HEAD ↔ staged (the arrows unstage a hunk)' : 'staged ↔ working tree (the arrows stage a hunk)'}</span>
+        <button type="button" className="icon-button" aria-label="Close the diff" onClick={onClose} data-testid="diff-close">
+          <Icon name="close" />
+        </button>
+      </header>
+      {error && <p className="error">{error}</p>}
+      <div ref={hostRef} className="diff-host" />
+    </section>
+  );
+}
