@@ -211,7 +211,9 @@ pub struct GitShown {
 /// `POST /api/workspaces/{id}/git`: one git operation, run by the real `git` in the workspace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
-#[serde(tag = "op", rename_all = "camelCase", deny_unknown_fields)]
+#[serde(tag = "op", rename_all = "camelCase")]
+// Refused fields stay refused; ts-rs (tests only) cannot read the attribute on a tagged enum.
+#[cfg_attr(not(test), serde(deny_unknown_fields))]
 pub enum GitRequest {
     /// `git init` in the workspace root.
     Init,

@@ -5,11 +5,13 @@
 //! sandbox itself then skip and say why (`cove_test_support::needs_sandbox`).
 
 mod accounts;
+mod archive;
 mod backup;
 mod cli;
 mod control;
 mod durability;
 mod files;
+mod git;
 mod hibernate;
 mod ide;
 mod lifecycle;
