@@ -209,6 +209,8 @@ async function main() {
       throw e;
     });
     await openFile('main.go');
+    // A server the workspace names runs only once the person allows that command.
+    await page.getByRole('button', { name: 'Run it' }).click();
     const status = page.getByTestId('lsp-status');
     await waitFor(async () => (await status.getAttribute('data-state')) === 'stopped' && /exploded|status 7/.test((await status.getAttribute('title')) ?? ''), 20_000, 'the status bar to say the go server stopped');
     await content.click();
@@ -249,6 +251,9 @@ async function main() {
     await put('trap.rs', 'fn trap() {}\n');
     await page.getByTestId('tree-item-trap.rs').waitFor();
     await openFile('trap.rs');
+    const dialog = page.getByRole('dialog').filter({ hasText: 'hostile_lsp.py' });
+    await dialog.waitFor();
+    await dialog.getByRole('button', { name: 'Run it' }).click();
     await waitFor(async () => (await page.getByTestId('lsp-status').getAttribute('data-state')) === 'ready', 30_000, 'the hostile server ready');
     const word = page.locator('.cm-line').first();
     await waitFor(async () => {
@@ -399,6 +404,24 @@ async function main() {
       if (!fs.readFileSync(path.join(back, 'assets', file)).equals(fs.readFileSync(path.join(folder, file)))) throw new Error(`${file} did not come back identical`);
     }
     await page.screenshot({ path: path.join(shotsDir, 'ide-upload.png') });
+  }, 60_000);
+
+  await step('a Markdown file previews beside its editor, and its HTML cannot run', async () => {
+    await page.getByTestId('sidebar-files').click();
+    await put('notes/guide.md', '# Guide\n\nSome **bold** text.\n\n<img src=x onerror="parent.__pwned=true"><script>parent.__pwned=true</script>\n');
+    await page.getByTestId('tree-item-notes').click();
+    await page.getByTestId('tree-item-notes/guide.md').click();
+    await page.getByTestId('markdown-preview-toggle').click();
+    const frame = page.frameLocator('[data-testid="markdown-preview"]');
+    await frame.locator('h1').waitFor({ timeout: 10_000 });
+    if ((await frame.locator('strong').textContent()) !== 'bold') throw new Error('the Markdown is not rendered');
+    await content.click();
+    await page.keyboard.press('Control+End');
+    await page.keyboard.insertText('\n## Typed now\n');
+    await frame.locator('h2').waitFor({ timeout: 10_000 });
+    if (await page.evaluate(() => window.__pwned)) throw new Error('the preview ran code');
+    await page.screenshot({ path: path.join(shotsDir, 'ide-markdown.png') });
+    await page.getByTestId('markdown-preview-toggle').click();
   }, 60_000);
 
   await step('axe-core finds no serious or critical problem on the home page and in the IDE', async () => {

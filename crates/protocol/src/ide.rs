@@ -78,6 +78,11 @@ pub enum SearchLine {
         /// `[start, end)` character offsets (UTF-16 code units, as the browser counts) of
         /// each match in `text`.
         ranges: Vec<(u32, u32)>,
+        /// Where the first match starts in the whole line (UTF-16, 0-based): `text` is cut
+        /// around the match when the line is long (minified files), `ranges` are within it.
+        column: u32,
+        /// `text` is a cut of a longer line.
+        clipped: bool,
     },
     /// The search is over: matching lines and files, and whether it stopped at `maxResults`.
     #[serde(rename_all = "camelCase")]

@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use cove_protocol::{ErrorCode, ErrorReply};
+use futures_util::StreamExt as _;
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -108,11 +109,19 @@ pub(crate) async fn archive(
     };
     let stdout = child.stdout.take().expect("piped");
     // A client that goes drops the stream and its end of the pipe: tar then fails to write
-    // and exits, and is reaped here.
-    ws.tasks.spawn(async move {
-        let _ = child.wait().await;
-    });
-    let stream = tokio_util::io::ReaderStream::with_capacity(stdout, 64 * 1024);
+    // and exits, and is reaped here. A tar that fails (an unreadable file) ends the body with
+    // an error, so that the download is marked failed rather than silently short.
+    let waited = ws
+        .tasks
+        .spawn(async move { child.wait().await.is_ok_and(|s| s.success()) });
+    let verdict = futures_util::stream::once(async move {
+        match waited.await {
+            Ok(true) => None,
+            _ => Some(Err(std::io::Error::other("tar could not pack every file"))),
+        }
+    })
+    .filter_map(|item| async move { item });
+    let stream = tokio_util::io::ReaderStream::with_capacity(stdout, 64 * 1024).chain(verdict);
     let ext = if gzip { "tar.gz" } else { "tar" };
     Response::builder()
         .header(
@@ -127,7 +136,16 @@ pub(crate) async fn archive(
             "content-disposition",
             format!(
                 "attachment; filename=\"{}.{ext}\"",
-                download.replace(['"', '\\', '\r', '\n'], "_")
+                // Printable ASCII only: a folder may be named anything, a header may not.
+                download
+                    .chars()
+                    .map(|c| match c {
+                        '"' | '\\' => '_',
+                        ' ' => ' ',
+                        c if c.is_ascii_graphic() => c,
+                        _ => '_',
+                    })
+                    .collect::<String>()
             ),
         )
         .header("cache-control", "no-store")

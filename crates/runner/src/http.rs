@@ -210,7 +210,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn language_servers(State(ws): State<Arc<Workspace>>) -> Response {
-    axum::Json(ws.language_servers.list()).into_response()
+    axum::Json(ws.language_servers.list(&ws.files)).into_response()
 }
 
 async fn language_server_socket(
@@ -226,7 +226,7 @@ async fn language_server_socket(
         .into_response();
     }
     // Refused before the upgrade where it can be: the editor then knows why at once.
-    let command = match ws.language_servers.command_for(&language) {
+    let command = match ws.language_servers.command_for(&language, &ws.files) {
         Ok(command) => command,
         Err(e) => return ApiError::from(e).into_response(),
     };

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::error::Error;
+use crate::files::Files;
 use crate::launch::Launch;
 use crate::stopping::{Lifecycle, Sweeper, new_marker, signal_group};
 use crate::{Exit, clip};
@@ -29,7 +30,12 @@ use crate::{Exit, clip};
 /// Language servers that may run at once in one workspace (each is an editor's socket).
 pub(crate) const MAX_RUNNING: usize = 8;
 /// Largest message a language server may send (pyright's answers on big files are megabytes).
-const MAX_SERVER_MESSAGE: usize = 64 * 1024 * 1024;
+const MAX_SERVER_MESSAGE: usize = 16 * 1024 * 1024;
+/// Messages read from a server and not yet sent to its editor (at most 4 x 16 MiB held).
+const INBOX: usize = 4;
+/// Messages from the editor not yet written to its server; a server that lets this fill up
+/// has stopped reading and is ended.
+const OUTBOX: usize = 64;
 /// Longest header line a language server may send.
 const MAX_HEADER_LINE: u64 = 1024;
 /// Most header lines one message may have (LSP defines two).
@@ -38,6 +44,8 @@ const MAX_HEADERS: usize = 16;
 const STDERR_TAIL: usize = 2048;
 /// How long a server gets between TERM and KILL once its editor is gone.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+/// The largest `.cove/languages.json` read.
+const MAX_WORKSPACE_FILE: usize = 64 * 1024;
 /// Where a workspace names its own servers: `{"python": ["pylsp"], ...}`.
 const WORKSPACE_FILE: &str = ".cove/languages.json";
 
@@ -80,7 +88,7 @@ impl LanguageServersHost {
     }
 
     /// Every language this workspace has a server for.
-    pub(crate) fn list(&self) -> LanguageServers {
+    pub(crate) fn list(&self, files: &Files) -> LanguageServers {
         let mut servers: BTreeMap<String, LanguageServer> = BTreeMap::new();
         for (language, candidates) in KNOWN {
             if let Some(found) = candidates.iter().find(|c| on_path(c[0]).is_some()) {
@@ -95,7 +103,7 @@ impl LanguageServersHost {
                 );
             }
         }
-        for (language, command) in workspace_servers(&self.launch.root) {
+        for (language, command) in workspace_servers(files) {
             servers.insert(
                 language.clone(),
                 LanguageServer {
@@ -113,8 +121,8 @@ impl LanguageServersHost {
     }
 
     /// The command that serves `language`, or why there is none.
-    pub(crate) fn command_for(&self, language: &str) -> Result<Vec<String>, Error> {
-        let list = self.list();
+    pub(crate) fn command_for(&self, language: &str, files: &Files) -> Result<Vec<String>, Error> {
+        let list = self.list(files);
         match list.servers.into_iter().find(|s| s.language == language) {
             Some(server) => Ok(server.command),
             None => Err(Error::NoLanguageServer {
@@ -157,7 +165,7 @@ impl LanguageServersHost {
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
         let tail = Arc::new(Mutex::new(String::new()));
-        let (messages, inbox) = tokio::sync::mpsc::channel(16);
+        let (messages, inbox) = tokio::sync::mpsc::channel(INBOX);
         self.tasks.spawn(read_messages(
             tokio::io::BufReader::with_capacity(64 * 1024, stdout),
             messages,
@@ -180,6 +188,7 @@ impl LanguageServersHost {
             stdin,
             inbox,
             tail,
+            tasks: self.tasks.clone(),
         })
     }
 
@@ -223,14 +232,43 @@ pub(crate) struct Started {
     stdin: tokio::process::ChildStdin,
     inbox: tokio::sync::mpsc::Receiver<Result<String, String>>,
     tail: Arc<Mutex<String>>,
+    tasks: TaskTracker,
 }
 
 /// Carries messages both ways until the editor or the server goes, then ends the other side.
-pub(crate) async fn bridge(mut server: Started, socket: WebSocket, shutdown: CancellationToken) {
+pub(crate) async fn bridge(server: Started, socket: WebSocket, shutdown: CancellationToken) {
+    let Started {
+        language,
+        pid,
+        life,
+        mut stdin,
+        mut inbox,
+        tail,
+        tasks,
+    } = server;
     let (mut to_editor, mut from_editor) = socket.split();
+    // Editor to server in a task of its own: a server that stops reading its input stalls
+    // only that task, never the loop that notices the editor, the server or the runner going.
+    let (to_server, mut outbox) =
+        tokio::sync::mpsc::channel::<axum::extract::ws::Utf8Bytes>(OUTBOX);
+    tasks.spawn(async move {
+        while let Some(text) = outbox.recv().await {
+            let header = format!("Content-Length: {}\r\n\r\n", text.len());
+            let written = async {
+                stdin.write_all(header.as_bytes()).await?;
+                stdin.write_all(text.as_bytes()).await?;
+                stdin.flush().await
+            };
+            if written.await.is_err() {
+                return;
+            }
+        }
+    });
+    let exited = life.exited();
+    tokio::pin!(exited);
     let ended: Option<String> = loop {
         tokio::select! {
-            message = server.inbox.recv() => match message {
+            message = inbox.recv() => match message {
                 Some(Ok(text)) => {
                     if to_editor.send(Message::Text(text.into())).await.is_err() {
                         break None;
@@ -241,36 +279,30 @@ pub(crate) async fn bridge(mut server: Started, socket: WebSocket, shutdown: Can
             },
             message = from_editor.next() => match message {
                 Some(Ok(Message::Text(text))) => {
-                    let header = format!("Content-Length: {}\r\n\r\n", text.len());
-                    let written = async {
-                        server.stdin.write_all(header.as_bytes()).await?;
-                        server.stdin.write_all(text.as_bytes()).await?;
-                        server.stdin.flush().await
-                    };
-                    if written.await.is_err() {
-                        break Some(String::new());
+                    if to_server.try_send(text).is_err() {
+                        break Some("it stopped reading what the editor sends".into());
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
-                    let _ = to_editor
-                        .send(close(1003, "LSP messages are text"))
-                        .await;
+                    let _ = to_editor.send(close(1003, "LSP messages are text")).await;
                     break None;
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
                 Some(Ok(_)) => {}
             },
+            _ = &mut exited => break Some(String::new()),
             _ = shutdown.cancelled() => {
                 let _ = to_editor.send(close(1001, "the workspace is stopping")).await;
                 break None;
             }
         }
     };
+    drop(to_server);
     // Whoever ended first, the server goes with its whole tree.
-    signal_group(server.pid, libc::SIGTERM);
-    let exit = server.life.stop(Some(STOP_GRACE)).await;
+    signal_group(pid, libc::SIGTERM);
+    let exit = life.stop(Some(STOP_GRACE)).await;
     if let Some(problem) = ended {
-        let tail = server.tail.lock().unwrap().clone();
+        let tail = tail.lock().unwrap().clone();
         let last = tail
             .lines()
             .rev()
@@ -281,11 +313,8 @@ pub(crate) async fn bridge(mut server: Started, socket: WebSocket, shutdown: Can
         } else {
             problem
         };
-        let reason = format!(
-            "the {} language server stopped: {why}. {last}",
-            server.language
-        );
-        tracing::warn!(language = %clip(&server.language), %reason, "language server ended");
+        let reason = format!("the {language} language server stopped: {why}. {last}");
+        tracing::warn!(language = %clip(&language), %reason, "language server ended");
         let _ = to_editor.send(close(1011, &reason)).await;
     }
 }
@@ -439,13 +468,21 @@ fn initialization_options(language: &str, root: &Path) -> Option<serde_json::Val
         .then(|| serde_json::json!({ "tsserver": { "path": lib.join("tsserver.js") } }))
 }
 
-/// The servers the workspace names in `.cove/languages.json` (a file it owns; a bad one is
+/// The servers the workspace names in `.cove/languages.json` (a file it owns, read as the
+/// API reads files: beneath the root, a regular file, no FIFO waited on; a large or bad one is
 /// logged and ignored).
-fn workspace_servers(root: &Path) -> Vec<(String, Vec<String>)> {
-    let Ok(text) = std::fs::read_to_string(root.join(WORKSPACE_FILE)) else {
+fn workspace_servers(files: &Files) -> Vec<(String, Vec<String>)> {
+    let Ok(data) = files.read(WORKSPACE_FILE) else {
         return Vec::new();
     };
-    match serde_json::from_str::<BTreeMap<String, Vec<String>>>(&text) {
+    if data.bytes.len() > MAX_WORKSPACE_FILE {
+        tracing::info!(
+            bytes = data.bytes.len(),
+            "ignoring {WORKSPACE_FILE}: larger than 64 KiB"
+        );
+        return Vec::new();
+    }
+    match serde_json::from_slice::<BTreeMap<String, Vec<String>>>(&data.bytes) {
         Ok(map) => map
             .into_iter()
             .filter(|(language, command)| valid_language(language) && !command.is_empty())

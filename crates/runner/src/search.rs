@@ -146,20 +146,40 @@ async fn run(ws: Arc<Workspace>, query: SearchQuery, out: tokio::sync::mpsc::Sen
     let pid = child.id().unwrap_or(0);
     let stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
-    let errors = tokio::spawn(async move {
-        let mut text = String::new();
-        let _ = tokio::io::AsyncReadExt::read_to_string(
-            &mut tokio::io::AsyncReadExt::take(&mut stderr, 4096),
-            &mut text,
-        )
-        .await;
-        text
+    // Read to the end (rg stops quietly when its stderr closes), keeping the first 4 KiB.
+    let errors = ws.tasks.spawn(async move {
+        use tokio::io::AsyncReadExt as _;
+        let mut kept = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            let room = 4096usize.saturating_sub(kept.len());
+            kept.extend_from_slice(&buf[..n.min(room)]);
+        }
+        String::from_utf8_lossy(&kept).into_owned()
     });
     let mut reader = tokio::io::BufReader::new(stdout).lines();
     let (mut matches, mut files, mut truncated) = (0u64, 0u64, false);
     let mut gone = false;
     let mut last_path = String::new();
-    while let Ok(Some(line)) = reader.next_line().await {
+    loop {
+        // A client that went, or a runner that stops, ends the search at once.
+        let line = tokio::select! {
+            line = reader.next_line() => match line {
+                Ok(Some(line)) => line,
+                _ => break,
+            },
+            _ = out.closed() => {
+                gone = true;
+                break;
+            }
+            _ = ws.shutdown.cancelled() => {
+                gone = true;
+                break;
+            }
+        };
         let Some(found) = parse_match(&line) else {
             continue;
         };
@@ -182,6 +202,7 @@ async fn run(ws: Arc<Workspace>, query: SearchQuery, out: tokio::sync::mpsc::Sen
         }
     }
     if truncated || gone {
+        // rg and whatever it started (it starts nothing, but its group is its own).
         signal_group(pid, libc::SIGKILL);
     }
     let status = child.wait().await.ok();
@@ -231,7 +252,12 @@ fn parse_match(line: &str) -> Option<SearchLine> {
         .filter_map(|m| Some((m["start"].as_u64()? as usize, m["end"].as_u64()? as usize)))
         .filter(|(s, e)| s <= e && *e <= text.len())
         .collect();
-    let (text, shift) = clip_line(text, bytes.first().map_or(0, |b| b.0));
+    let first = bytes.first().map_or(0, |b| b.0);
+    let column = text
+        .get(..first)
+        .map_or(0, |t| t.encode_utf16().count() as u32);
+    let whole = text.len();
+    let (text, shift) = clip_line(text, first);
     let utf16 = |byte: usize| -> Option<u32> {
         let byte = byte.checked_sub(shift)?;
         text.get(..byte).map(|t| t.encode_utf16().count() as u32)
@@ -243,8 +269,10 @@ fn parse_match(line: &str) -> Option<SearchLine> {
     Some(SearchLine::Match {
         path,
         line: line_number,
+        clipped: text.len() < whole,
         text: text.to_string(),
         ranges,
+        column,
     })
 }
 

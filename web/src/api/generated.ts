@@ -58,7 +58,16 @@ line: number, text: string,
  * `[start, end)` character offsets (UTF-16 code units, as the browser counts) of
  * each match in `text`.
  */
-ranges: Array<[number, number]>, } | { "type": "done", matches: number, files: number, truncated: boolean, elapsedMs: number, } | { "type": "error", message: string, };
+ranges: Array<[number, number]>, 
+/**
+ * Where the first match starts in the whole line (UTF-16, 0-based): `text` is cut
+ * around the match when the line is long (minified files), `ranges` are within it.
+ */
+column: number, 
+/**
+ * `text` is a cut of a longer line.
+ */
+clipped: boolean, } | { "type": "done", matches: number, files: number, truncated: boolean, elapsedMs: number, } | { "type": "error", message: string, };
 
 export type Settings = { 
 /**

@@ -11,6 +11,7 @@ import { EditorModel } from '../editor/model';
 import { ProblemsPanel, useProblems } from '../editor/ProblemsPanel';
 import { SearchView } from '../search/SearchView';
 import { useUploader } from '../files/UploadBar';
+import { downloadUrl, startDownload } from '../files/upload';
 import { GitStore } from '../scm/store';
 import { ScmView } from '../scm/ScmView';
 import { DiffPane, type DiffTarget } from '../scm/DiffPane';
@@ -585,7 +586,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
               },
               showPanel,
               openSettings: () => setSettingsOpen(true),
-              downloadWorkspace: () => window.location.assign(`/api/workspaces/${encodeURIComponent(workspace?.id ?? workspaceId)}/archive`),
+              downloadWorkspace: () => startDownload(downloadUrl(workspace?.id ?? workspaceId, '', true)),
             },
             viewOnly,
           )}

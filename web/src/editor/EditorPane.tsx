@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState, useSyncExternalStore } from 'react';
 import { Icon } from '../app/feedback';
 import type { EditorModel, TabInfo } from './model';
+import { MarkdownPreview } from './MarkdownPreview';
 
 function isMac(): boolean {
   return /Mac|iPhone|iPad/.test(navigator.platform);
@@ -98,6 +99,8 @@ export function EditorPane({ editor, workspaceId, onQuickOpen }: { editor: Edito
   }, [active]);
 
   const showEditor = !!activeTab && activeTab.kind === 'text' && !activeTab.loading && !activeTab.error;
+  const [preview, setPreview] = useState<Record<string, boolean>>({});
+  const previewing = !!activeTab && !!preview[activeTab.path];
   const mod = isMac() ? '⌘' : 'Ctrl+';
 
   const onTabKey = (e: React.KeyboardEvent, t: TabInfo) => {
@@ -196,6 +199,11 @@ export function EditorPane({ editor, workspaceId, onQuickOpen }: { editor: Edito
       )}
       {activeTab && activeTab.path && (
         <nav className="breadcrumbs" aria-label="File path">
+          {/\.(md|markdown)$/i.test(activeTab.path) && (
+            <button type="button" className={`link-button preview-toggle${previewing ? ' on' : ''}`} aria-pressed={previewing} onClick={() => setPreview((p) => ({ ...p, [activeTab.path]: !p[activeTab.path] }))} data-testid="markdown-preview-toggle">
+              {previewing ? 'Hide preview' : 'Open preview'}
+            </button>
+          )}
           {activeTab.path.split('/').map((part, i, arr) => (
             <span key={i} className={i === arr.length - 1 ? 'crumb last' : 'crumb'}>
               {part}
@@ -204,8 +212,9 @@ export function EditorPane({ editor, workspaceId, onQuickOpen }: { editor: Edito
           ))}
         </nav>
       )}
-      <div className="editor-body">
+      <div className={`editor-body${showEditor && previewing ? ' previewing' : ''}`}>
         <div ref={hostRef} className="editor-host" data-testid="editor" hidden={!showEditor} />
+        {showEditor && previewing && activeTab && <MarkdownPreview editor={editor} path={activeTab.path} />}
         {activeTab?.loading && <div className="editor-placeholder">Opening {activeTab.path}…</div>}
         {activeTab?.error && (
           <div className="editor-placeholder error" role="alert">

@@ -41,10 +41,14 @@ export interface Problem {
 
 /** What the editor model lets language services do with its tabs. */
 export interface EditorAccess {
+  /** A question to the person, with buttons; resolves with the id of the one chosen. */
+  ask(title: string, message: string, actions: { id: string; label: string; kind?: 'primary' | 'danger' | 'secondary' }[]): Promise<string>;
   /** The text of `path`, its tab opened in the background first if it is not open. */
   docFor(path: string): Promise<Text | null>;
   /** A message to the person. */
   notify(message: string): void;
+  /** Whether the tab of `path` holds unsaved text. */
+  unsaved(path: string): boolean;
   /** The current text of an open tab. */
   docOf(path: string): Text | null;
   /** The view showing `path`, if it is the active tab. */
@@ -69,6 +73,29 @@ interface TrackedFile extends WorkspaceFile {
 
 function severityOf(n: number | undefined): Problem['severity'] {
   return n === 2 ? 'warning' : n === 3 ? 'info' : n === 4 ? 'hint' : 'error';
+}
+
+/** A server's diagnostics as the IDE can show them: anything malformed left out, text cut. */
+function cleanDiagnostics(items: unknown): unknown[] {
+  if (!Array.isArray(items)) return [];
+  const at = (p: unknown) => {
+    const q = p as { line?: unknown; character?: unknown } | null;
+    return q && Number.isInteger(q.line) && Number.isInteger(q.character) && (q.line as number) >= 0 && (q.character as number) >= 0 ? { line: q.line as number, character: q.character as number } : null;
+  };
+  return items.slice(0, 1000).flatMap((d) => {
+    const item = d as { range?: { start?: unknown; end?: unknown }; severity?: unknown; message?: unknown; source?: unknown } | null;
+    const start = at(item?.range?.start);
+    const end = at(item?.range?.end);
+    if (!item || !start || !end) return [];
+    return [
+      {
+        range: { start, end },
+        severity: [1, 2, 3, 4].includes(item.severity as number) ? item.severity : 1,
+        message: String(item.message ?? '').slice(0, 2000),
+        source: typeof item.source === 'string' ? item.source.slice(0, 100) : '',
+      },
+    ];
+  });
 }
 
 /** Syncs documents half a second after typing stops (as the library's own diagnostics do). */
@@ -146,7 +173,8 @@ class TabsWorkspace extends Workspace {
       queueMicrotask(() => this.services.showProblemsIn(uri));
       return;
     }
-    const path = this.services.pathOf(uri);
+    // The plugin is made with a URI of the workspace's own (uriOf), which maps back.
+    const path = this.services.pathOf(uri) ?? uri;
     const file: TrackedFile = {
       uri,
       path,
@@ -176,11 +204,17 @@ class TabsWorkspace extends Workspace {
   }
 
   updateFile(uri: string, update: TransactionSpec): void {
-    this.services.editor.update(this.services.pathOf(uri), update);
+    const path = this.services.pathOf(uri);
+    if (path !== null) this.services.editor.update(path, update);
   }
 
   async displayFile(uri: string): Promise<EditorView | null> {
-    return this.services.editor.show(this.services.pathOf(uri));
+    const path = this.services.pathOf(uri);
+    if (path === null) {
+      this.services.editor.notify(`${decodeURI(uri)} is outside the workspace: cove opens only the workspace's files.`);
+      return null;
+    }
+    return this.services.editor.show(path);
   }
 }
 
@@ -205,6 +239,7 @@ export class LanguageServices {
   private readonly rename = renameCommand({
     pathOf: (uri) => this.pathOf(uri),
     docFor: (path) => this.editor.docFor(path),
+    unsaved: (path) => this.editor.unsaved(path),
     apply: (path, changes) => this.editor.update(path, { changes, userEvent: 'rename' }),
     notify: (message) => this.editor.notify(message),
   });
@@ -235,10 +270,16 @@ export class LanguageServices {
     this.emit();
   }
 
-  pathOf(uri: string): string {
+  /** The workspace path of a document URI; null for one outside the workspace (the
+   * standard library's stubs, say) or one that does not decode. */
+  pathOf(uri: string): string | null {
     const prefix = this.rootUri.endsWith('/') ? this.rootUri : this.rootUri + '/';
-    const rest = uri.startsWith(prefix) ? uri.slice(prefix.length) : uri.replace(/^file:\/\//, '');
-    return decodeURIComponent(rest);
+    if (!uri.startsWith(prefix)) return null;
+    try {
+      return decodeURIComponent(uri.slice(prefix.length));
+    } catch {
+      return null;
+    }
   }
 
   uriOf(path: string): string {
@@ -273,7 +314,9 @@ export class LanguageServices {
     let list = await this.servers();
     if (list && !list.servers.some((s) => s.language === wanted.server)) list = await this.servers(true);
     if (!list || !list.servers.some((s) => s.language === wanted.server)) return null;
-    const connection = await this.connect(wanted.server, list.servers.find((s) => s.language === wanted.server)?.initializationOptions);
+    const entry = list.servers.find((s) => s.language === wanted.server)!;
+    if (entry.source === 'workspace' && !(await this.approve(entry.language, entry.command))) return null;
+    const connection = await this.connect(wanted.server, entry.initializationOptions);
     if (!connection) return null;
     return [
       connection.client.plugin(this.uriOf(path), wanted.languageId),
@@ -312,7 +355,8 @@ export class LanguageServices {
         workspace: (c) => (workspace = new TabsWorkspace(c, this)),
         notificationHandlers: {
           'textDocument/publishDiagnostics': (_client, params: { uri: string; version?: number; diagnostics: unknown[] }) => {
-            this.problems.set(params.uri, { version: params.version ?? null, items: params.diagnostics });
+            if (typeof params?.uri !== 'string' || this.pathOf(params.uri) === null) return true;
+            this.problems.set(params.uri, { version: null, items: cleanDiagnostics(params.diagnostics) });
             this.showProblemsIn(params.uri);
             this.updateProblems();
             return true;
@@ -373,12 +417,58 @@ export class LanguageServices {
       /* already gone */
     }
     if (connection.socket.readyState === WebSocket.OPEN) connection.socket.close();
-    for (const uri of [...this.problems.keys()]) if (serverFor(this.pathOf(uri))?.server === server) this.problems.delete(uri);
+    for (const uri of [...this.problems.keys()]) if (serverFor(this.pathOf(uri) ?? '')?.server === server) this.problems.delete(uri);
     this.updateProblems();
     // The runner's reason already says which server stopped and how.
     const said = /^the \S+ language server stopped/i.test(why);
     this.setStatus(server, 'stopped', said ? why.charAt(0).toUpperCase() + why.slice(1) : `The ${server} language server stopped: ${why}`);
     this.editor.attach(server);
+  }
+
+  private approvals = new Map<string, Promise<boolean>>();
+
+  /**
+   * A server the workspace names (.cove/languages.json: a file anyone who can change the
+   * workspace, or the repository it was cloned from, wrote) runs only once the person allows
+   * that exact command; the answer is kept in this browser for this workspace.
+   */
+  private approve(language: string, command: string[]): Promise<boolean> {
+    const key = `cove.lsp-allowed.${this.workspaceId}`;
+    const said = JSON.stringify(command);
+    let allowed: string[] = [];
+    try {
+      allowed = JSON.parse(localStorage.getItem(key) ?? '[]');
+    } catch {
+      allowed = [];
+    }
+    if (allowed.includes(said)) return Promise.resolve(true);
+    const pending = this.approvals.get(said);
+    if (pending) return pending;
+    const asked = this.editor
+      .ask(
+        'Run a language server named by this workspace?',
+        `The workspace's .cove/languages.json asks to run this command as its ${language} language server, with your access to the workspace:\n\n${command.join(' ')}\n\nRun it only if you trust whoever wrote that file.`,
+        [
+          { id: 'allow', label: 'Run it', kind: 'primary' },
+          { id: 'deny', label: 'Not now', kind: 'secondary' },
+        ],
+      )
+      .then((answer) => {
+        this.approvals.delete(said);
+        if (answer !== 'allow') {
+          this.failed.add(language);
+          this.setStatus(language, 'stopped', `The ${language} language server named by this workspace was not allowed to run`);
+          return false;
+        }
+        try {
+          localStorage.setItem(key, JSON.stringify([...allowed, said]));
+        } catch {
+          /* allowed for this page only */
+        }
+        return true;
+      });
+    this.approvals.set(said, asked);
+    return asked;
   }
 
   /** The workspace's own list of servers changed (.cove/languages.json): ask again next time. */
@@ -407,7 +497,8 @@ export class LanguageServices {
   /** Puts the last reported problems of `uri` into its view, if it is shown. */
   showProblemsIn(uri: string): void {
     const kept = this.problems.get(uri);
-    const view = this.editor.viewOf(this.pathOf(uri));
+    const path = this.pathOf(uri);
+    const view = path === null ? null : this.editor.viewOf(path);
     if (!kept || !view) return;
     const doc = view.state.doc;
     const at = (p: { line: number; character: number }) => {
@@ -426,7 +517,7 @@ export class LanguageServices {
     for (const [uri, kept] of this.problems) {
       for (const d of kept.items as { range: { start: { line: number; character: number } }; severity?: number; message: string; source?: string }[]) {
         all.push({
-          path: this.pathOf(uri),
+          path: this.pathOf(uri) ?? uri,
           line: d.range.start.line + 1,
           col: d.range.start.character + 1,
           severity: severityOf(d.severity),

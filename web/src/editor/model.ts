@@ -350,9 +350,13 @@ export class EditorModel {
           show: (path) => this.openAndShow(path),
           docFor: async (path) => {
             await this.open(path, false);
+            // A tab still loading (opened a moment ago) is waited for, not skipped.
+            for (let i = 0; i < 100 && this.find(normPath(path))?.loading; i++) await new Promise((r) => setTimeout(r, 50));
             return this.find(normPath(path))?.state?.doc ?? null;
           },
+          unsaved: (path) => !!this.find(normPath(path))?.dirty,
           notify: (message) => this.hooks.notify(message),
+          ask: (title, message, actions) => this.hooks.ask(title, message, actions),
           update: (path, spec) => this.updateTab(path, spec),
           attach: (server) => {
             for (const tab of this.tabs) if (serverFor(tab.path)?.server === server) this.loadLspFor(tab);
@@ -388,6 +392,13 @@ export class EditorModel {
     if (!tab || !tab.state || !this.view) return null;
     this.activate(tab.path);
     return this.view;
+  }
+
+  /** The current text of an open tab (unsaved changes included). */
+  textOf(path: string): string | null {
+    const tab = this.find(path);
+    const state = tab === this.active() && this.view ? this.view.state : tab?.state;
+    return state ? state.doc.toString() : null;
   }
 
   /** Runs a command of the active editor (the command palette); false when there is none. */

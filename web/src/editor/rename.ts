@@ -39,8 +39,10 @@ export function offsetOf(doc: Text, p: Position): number {
 
 /** What renaming needs from the editor: the text of a tab (opened first if needed), and a change to it. */
 export interface RenameTarget {
-  pathOf(uri: string): string;
+  pathOf(uri: string): string | null;
   docFor(path: string): Promise<Text | null>;
+  /** Whether the tab of `path` holds text not saved (what the server did not see, unless it tracks the file). */
+  unsaved(path: string): boolean;
   apply(path: string, changes: { from: number; to: number; insert: string }[]): void;
   notify(message: string): void;
 }
@@ -64,24 +66,44 @@ export function renameCommand(target: RenameTarget): Command {
       if (!form || !newName) return;
       plugin.client.sync();
       try {
-        const answer = await plugin.client.request<unknown, WorkspaceEdit | null>('textDocument/rename', {
-          textDocument: { uri: plugin.uri },
-          position: plugin.toPosition(word.from),
-          newName,
-        });
-        const edits = editsByUri(answer);
-        let count = 0;
-        for (const [uri, list] of edits) {
-          const path = target.pathOf(uri);
-          const doc = await target.docFor(path);
-          if (!doc) continue;
-          target.apply(
-            path,
-            list.map((e) => ({ from: offsetOf(doc, e.range.start), to: offsetOf(doc, e.range.end), insert: e.newText })),
+        // Positions are mapped through whatever is typed while the server thinks.
+        await plugin.client.withMapping(async (mapping) => {
+          const answer = await plugin.client.request<unknown, WorkspaceEdit | null>('textDocument/rename', {
+            textDocument: { uri: plugin.uri },
+            position: plugin.toPosition(word.from),
+            newName,
+          });
+          const edits = editsByUri(answer);
+          let count = 0;
+          const skipped: string[] = [];
+          for (const [uri, list] of edits) {
+            const path = target.pathOf(uri);
+            const tracked = !!plugin.client.workspace.getFile(uri);
+            // Outside the workspace, or unsaved text the server never saw: not ours to edit.
+            if (path === null || (!tracked && target.unsaved(path))) {
+              skipped.push(path ?? decodeURI(uri));
+              continue;
+            }
+            const doc = await target.docFor(path);
+            if (!doc) {
+              skipped.push(path);
+              continue;
+            }
+            target.apply(
+              path,
+              list.map((e) =>
+                tracked
+                  ? { from: mapping.mapPosition(uri, e.range.start), to: mapping.mapPosition(uri, e.range.end), insert: e.newText }
+                  : { from: offsetOf(doc, e.range.start), to: offsetOf(doc, e.range.end), insert: e.newText },
+              ),
+            );
+            count += list.length;
+          }
+          const files = edits.size - skipped.length;
+          target.notify(
+            `Renamed ${count} ${count === 1 ? 'use' : 'uses'} in ${files} ${files === 1 ? 'file' : 'files'} (unsaved).${skipped.length ? ` Not changed: ${skipped.join(', ')}` : ''}`,
           );
-          count += list.length;
-        }
-        target.notify(`Renamed ${count} ${count === 1 ? 'use' : 'uses'} in ${edits.size} ${edits.size === 1 ? 'file' : 'files'} (unsaved).`);
+        });
       } catch (e) {
         target.notify(`Rename failed: ${e instanceof Error ? e.message : String(e)}`);
       }

@@ -16,7 +16,9 @@ function clean(node: ParentNode): void {
       continue;
     }
     for (const attr of [...child.attributes]) {
-      const keep = (attr.name === 'class' && /^[\w\s-]*$/.test(attr.value)) || (attr.name === 'href' && child.tagName === 'A' && /^https?:\/\//i.test(attr.value));
+      // Classes only as the code highlighter makes them (ͼ…): the IDE's own classes would let
+      // documentation draw the IDE's dialogs.
+      const keep = (attr.name === 'class' && attr.value.split(/\s+/).every((c) => /^ͼ[\w-]*$/.test(c) || c === '')) || (attr.name === 'href' && child.tagName === 'A' && /^https?:\/\//i.test(attr.value));
       if (!keep) child.removeAttribute(attr.name);
     }
     if (child.tagName === 'A') {

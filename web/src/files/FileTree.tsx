@@ -4,7 +4,7 @@ import { baseName, joinPath, parentOf, type WorkspaceClient } from '../api/works
 import { Icon, confirmDanger, notify } from '../app/feedback';
 import type { EditorModel } from '../editor/model';
 import type { FileTreeModel, Row } from './model';
-import { carriesFiles, downloadUrl } from './upload';
+import { carriesFiles, downloadUrl, startDownload } from './upload';
 
 type Edit = { kind: 'new-file' | 'new-folder'; dir: string } | { kind: 'rename'; path: string };
 
@@ -525,7 +525,7 @@ type MenuItem = { label: string; hint?: string; danger?: boolean; run: () => voi
 
 /** The menu item that downloads a file, or a folder as a .tar.gz. */
 function download(menu: MenuState, workspaceId: string): MenuItem {
-  return { label: menu.isDir ? 'Download as .tar.gz' : 'Download', run: () => window.location.assign(downloadUrl(workspaceId, menu.path, menu.isDir)) };
+  return { label: menu.isDir ? 'Download as .tar.gz' : 'Download', run: () => startDownload(downloadUrl(workspaceId, menu.path, menu.isDir)) };
 }
 
 function ContextMenu({ x, y, items, onClose }: { x: number; y: number; items: MenuItem[]; onClose: (chosen: boolean) => void }) {

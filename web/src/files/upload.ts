@@ -102,6 +102,18 @@ export async function uploadAll(workspaceId: string, uploads: Upload[], progress
   return { done: uploads.length };
 }
 
+/** Starts a download without leaving the page (an error answer is a failed download, not a
+ * page that replaces the IDE). */
+export function startDownload(url: string): void {
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = '';
+  a.rel = 'noopener';
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
 /** Where a file downloads, or a folder as a .tar.gz (the whole workspace: path ''). */
 export function downloadUrl(workspaceId: string, path: string, isDir: boolean): string {
   const ws = `/api/workspaces/${encodeURIComponent(workspaceId)}`;

@@ -148,7 +148,9 @@ export function SearchView(props: {
 
   const planAll = async () => {
     try {
-      setPreview(await planReplace(props.client, [...byFile.keys()], query(), replacement));
+      const { plans, changed } = await planReplace(props.client, byFile, query(), replacement);
+      if (changed.length) notify(`Changed since the search, left out (search again to include them): ${changed.join(', ')}`, 'error');
+      setPreview(plans);
     } catch (e) {
       notify(`Could not prepare the replacement: ${e instanceof Error ? e.message : String(e)}`, 'error');
     }
@@ -246,9 +248,10 @@ export function SearchView(props: {
               <span className="count-badge">{list.length}</span>
             </div>
             {list.map((m) => (
-              <button type="button" key={`${m.line}`} className="search-hit" onClick={() => props.onOpen(m.path, Number(m.line), (m.ranges[0]?.[0] ?? 0) + 1)}>
+              <button type="button" key={`${m.line}`} className="search-hit" onClick={() => props.onOpen(m.path, Number(m.line), m.column + 1)}>
                 <span className="search-line-no">{String(m.line)}</span>
                 <span className="search-text">
+                  {m.clipped && '…'}
                   <Marked text={m.text} ranges={m.ranges} />
                 </span>
               </button>

@@ -52,24 +52,48 @@ export interface FileReplacement {
   count: number;
 }
 
-/** Reads every file with matches and computes its replaced text (nothing is written yet). */
-export async function planReplace(client: WorkspaceClient, paths: string[], query: SearchQuery, replacement: string): Promise<FileReplacement[]> {
+/**
+ * Reads every file with matches and computes its replaced text, changing only the lines the
+ * search reported (as rg matched them: one line at a time), each only if it still reads as
+ * it did. Nothing is written yet; files whose lines changed since are left out and named.
+ */
+export async function planReplace(
+  client: WorkspaceClient,
+  byFile: Map<string, SearchMatch[]>,
+  query: SearchQuery,
+  replacement: string,
+): Promise<{ plans: FileReplacement[]; changed: string[] }> {
   const pattern = patternOf(query);
   const plans: FileReplacement[] = [];
-  for (const path of paths) {
+  const changed: string[] = [];
+  for (const [path, matches] of byFile) {
     const file = await client.readFile(path);
     if (file.encoding !== 'utf8') continue;
+    const lines = file.content.split('\n');
     let count = 0;
-    const after = file.content.replace(pattern, (...args) => {
-      count++;
-      // `$1`-style references in regex mode, literal text otherwise.
-      if (!query.regex) return replacement;
-      const groups = args.slice(1, -2) as (string | undefined)[];
-      return replacement.replace(/\$(\d+|\$)/g, (_m: string, g: string) => (g === '$' ? '$' : (groups[Number(g) - 1] ?? '')));
-    });
-    if (count > 0) plans.push({ path, before: file.content, after, version: file.version, count });
+    let stale = false;
+    for (const m of matches) {
+      const i = Number(m.line) - 1;
+      const cr = lines[i]?.endsWith('\r') ? '\r' : '';
+      const text = cr ? lines[i].slice(0, -1) : lines[i];
+      if (m.clipped) continue; // a cut of a long line cannot be checked: left as it is
+      if (text !== m.text) {
+        stale = true;
+        break;
+      }
+      lines[i] =
+        text.replace(pattern, (...args) => {
+          count++;
+          // `$1`-style references in regex mode, literal text otherwise.
+          if (!query.regex) return replacement;
+          const groups = args.slice(1, -2) as (string | undefined)[];
+          return replacement.replace(/\$(\d+|\$)/g, (_m: string, g: string) => (g === '$' ? '$' : (groups[Number(g) - 1] ?? '')));
+        }) + cr;
+    }
+    if (stale) changed.push(path);
+    else if (count > 0) plans.push({ path, before: file.content, after: lines.join('\n'), version: file.version, count });
   }
-  return plans;
+  return { plans, changed };
 }
 
 /**

@@ -242,17 +242,23 @@ async fn a_language_server_completes_and_diagnoses_and_goes_with_its_socket() {
     );
 
     // The editor goes: so does the server, with everything it started.
+    let ours = || {
+        pids_running("pyright")
+            .into_iter()
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/environ"))
+                    .is_ok_and(|e| String::from_utf8_lossy(&e).contains(&id))
+            })
+            .count()
+    };
+    assert!(
+        ours() > 0,
+        "the language server is seen running before its socket goes"
+    );
     drop(lsp);
     let gone = tokio::time::timeout(WAIT, async {
         loop {
-            let still: Vec<u32> = pids_running("pyright")
-                .into_iter()
-                .filter(|p| {
-                    std::fs::read(format!("/proc/{p}/environ"))
-                        .is_ok_and(|e| String::from_utf8_lossy(&e).contains(&id))
-                })
-                .collect();
-            if still.is_empty() {
+            if ours() == 0 {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -460,10 +466,15 @@ async fn search_finds_across_files_respects_gitignore_and_refuses_bad_queries() 
         let (status, body) = search(bad).await;
         assert_eq!(status, 400, "{bad}: {body}");
     }
-    // A query that looks like an option stays a pattern.
+    // A query that looks like an option stays a pattern: it finds the file that holds it.
+    put(&owner, &id, "flags.txt", "run it with --files please\n").await;
     let (status, body) = search("query=--files").await;
     assert_eq!(status, 200);
-    assert!(lines(&body).iter().all(|l| l["type"] != "match"), "{body}");
+    let found = lines(&body);
+    let matched: Vec<&Value> = found.iter().filter(|l| l["type"] == "match").collect();
+    assert_eq!(matched.len(), 1, "{body}");
+    assert_eq!(matched[0]["path"], "flags.txt");
+    assert_eq!(found.last().unwrap()["type"], "done", "{body}");
     stop(&owner, &id).await;
 }
 
