@@ -450,6 +450,6 @@ async fn both_migration_directories_make_the_same_schema() {
     let sqlite = &stores[0];
     let (sqlite_schema, postgres_schema) = (schema(&sqlite.db).await, schema(&postgres.db).await);
     assert!(sqlite_schema.0.len() > 30, "{:?}", sqlite_schema.0);
-    assert_eq!(sqlite_schema.1, [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(sqlite_schema.1, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert_eq!(sqlite_schema, postgres_schema);
 }
