@@ -406,6 +406,28 @@ async function main() {
     await page.screenshot({ path: path.join(shotsDir, 'ide-upload.png') });
   }, 60_000);
 
+  await step('the split editor shows a second group; a save there reaches the first', async () => {
+    await page.getByTestId('sidebar-files').click();
+    await openFile('helpers.py');
+    await page.keyboard.press('Control+Shift+P');
+    await page.getByTestId('command-palette').locator('input').fill('split editor');
+    await page.keyboard.press('Enter');
+    const right = page.getByTestId('split-editor');
+    await right.getByTestId('editor-tab-helpers.py').waitFor();
+    const rightContent = right.locator('[data-testid="editor"] .cm-content');
+    await waitFor(async () => ((await rightContent.textContent()) ?? '').includes('def welcome'), 10_000, 'helpers.py in the right group');
+    await rightContent.click();
+    await page.keyboard.press('Control+End');
+    await page.keyboard.insertText('# typed on the right\n');
+    await page.keyboard.press('Control+S');
+    await waitFor(async () => (await read('helpers.py')).includes('typed on the right'), 10_000, 'the right group saved');
+    const left = page.locator('.editor-split > .editor-area [data-testid="editor"] .cm-content').first();
+    await waitFor(async () => ((await left.textContent()) ?? '').includes('typed on the right'), 10_000, 'the left group reloaded');
+    await page.screenshot({ path: path.join(shotsDir, 'ide-split.png') });
+    await page.keyboard.press('Control+\\');
+    await right.waitFor({ state: 'detached' });
+  }, 60_000);
+
   await step('a Markdown file previews beside its editor, and its HTML cannot run', async () => {
     await page.getByTestId('sidebar-files').click();
     await put('notes/guide.md', '# Guide\n\nSome **bold** text.\n\n<img src=x onerror="parent.__pwned=true"><script>parent.__pwned=true</script>\n');

@@ -1,5 +1,4 @@
-// The IDE of one workspace: explorer, editor tabs, bottom panel (terminals,
-// processes, ports) and status bar, all driven by one control socket.
+// The IDE of one workspace: sidebar, editor groups, panel and status bar, on one control socket.
 import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from 'react';
 import { api, previewUrl, serverInfo, type ServerInfo } from '../api/rest';
 import type { ConnectionState } from '../api/control';
@@ -16,6 +15,7 @@ import { GitStore } from '../scm/store';
 import { ScmView } from '../scm/ScmView';
 import { DiffPane, type DiffTarget } from '../scm/DiffPane';
 import { useGitDecorations } from '../scm/decorations';
+import { useSplitEditor } from '../editor/SplitEditor';
 import { FileTree } from '../files/FileTree';
 import { FileTreeModel } from '../files/model';
 import { QuickOpen } from '../files/QuickOpen';
@@ -71,6 +71,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
   const [git] = useState(() => new GitStore(client));
   const [diff, setDiff] = useState<DiffTarget | null>(null);
   const decorations = useGitDecorations(git);
+  const split = useSplitEditor(client, editor, workspaceId, () => setQuickOpen(true));
   const [settingsOpen, setSettingsOpen] = useState(false);
   const [sidebarView, setSidebarView] = useState<SidebarView>('files');
   /** Bumped to put the cursor in the search box again. */
@@ -283,6 +284,12 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
     };
   }, [editor]);
 
+  /** Opens the sidebar on view `v` (search with the cursor in its box). */
+  const showSidebar = (v: SidebarView) => {
+    setSidebarOpen(true);
+    setSidebarView(v);
+    if (v === 'search') setSearchFocus((n) => n + 1);
+  };
   const showPanel = useCallback((p: PanelTab) => {
     setPanel(p);
     setPanelOpen(true);
@@ -297,21 +304,18 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
       if (isMod(e) && e.shiftKey && !e.altKey && key === 'p') {
         e.preventDefault();
         setPalette(true);
-      } else if (isMod(e) && e.shiftKey && !e.altKey && key === 'f') {
+      } else if (isMod(e) && e.shiftKey && !e.altKey && (key === 'f' || key === 'g')) {
         e.preventDefault();
-        setSidebarOpen(true);
-        setSidebarView('search');
-        setSearchFocus((n) => n + 1);
-      } else if (isMod(e) && e.shiftKey && !e.altKey && key === 'g') {
-        e.preventDefault();
-        setSidebarOpen(true);
-        setSidebarView('scm');
+        showSidebar(key === 'f' ? 'search' : 'scm');
       } else if (isMod(e) && !e.shiftKey && !e.altKey && key === 'p') {
         e.preventDefault();
         setQuickOpen(true);
       } else if (isMod(e) && !e.altKey && key === 's') {
         e.preventDefault();
-        void editor.save();
+        void split.focused().save();
+      } else if (isMod(e) && !e.shiftKey && e.key === '\\') {
+        e.preventDefault();
+        split.toggle();
       } else if (e.ctrlKey && (e.key === '`' || e.code === 'Backquote')) {
         e.preventDefault();
         if (e.shiftKey) {
@@ -334,7 +338,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
     };
     window.addEventListener('keydown', onKey, true);
     return () => window.removeEventListener('keydown', onKey, true);
-  }, [editor, panel, panelOpen, showPanel]);
+  }, [editor, panel, panelOpen, showPanel, split]);
 
   const openFile = useCallback(
     (path: string) => {
@@ -473,6 +477,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
         <div className={`main-column${panelOpen ? '' : ' no-panel'}`}>
           <div className="editor-split">
             <EditorPane editor={editor} workspaceId={workspaceId} onQuickOpen={() => setQuickOpen(true)} />
+            {split.pane}
             {diff && <DiffPane target={diff} store={git} client={client} onClose={() => setDiff(null)} />}
             {previewPort2 !== null && (
               <>
@@ -573,11 +578,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
             editor,
             {
               quickOpen: () => setQuickOpen(true),
-              searchInFiles: () => {
-                setSidebarOpen(true);
-                setSidebarView('search');
-                setSearchFocus((n) => n + 1);
-              },
+              searchInFiles: () => showSidebar('search'),
               toggleSidebar: () => setSidebarOpen((o) => !o),
               togglePanel: () => setPanelOpen((o) => !o),
               newTerminal: () => {
@@ -586,6 +587,7 @@ export default function Ide({ workspaceId }: { workspaceId: string }) {
               },
               showPanel,
               openSettings: () => setSettingsOpen(true),
+              splitEditor: split.toggle,
               downloadWorkspace: () => startDownload(downloadUrl(workspace?.id ?? workspaceId, '', true)),
             },
             viewOnly,

@@ -14,6 +14,7 @@ export interface IdeActions {
   newTerminal(): void;
   showPanel(panel: 'terminal' | 'problems' | 'processes' | 'ports'): void;
   openSettings(): void;
+  splitEditor(): void;
   downloadWorkspace(): void;
 }
 
@@ -38,6 +39,7 @@ export function ideCommands(editor: EditorModel, a: IdeActions, readOnly: boolea
     !readOnly && { id: 'format', label: 'Format document', shortcut: 'Shift+Alt+F', run: language('format') },
     { id: 'toggle-sidebar', label: 'View: toggle sidebar', shortcut: `${mod}B`, run: a.toggleSidebar },
     { id: 'toggle-panel', label: 'View: toggle panel', shortcut: `${mod}J`, run: a.togglePanel },
+    { id: 'split', label: 'View: split editor', shortcut: `${mod}\\`, run: a.splitEditor },
     { id: 'problems', label: 'View: problems', run: () => a.showPanel('problems') },
     { id: 'processes', label: 'View: processes', run: () => a.showPanel('processes') },
     { id: 'ports', label: 'View: ports', run: () => a.showPanel('ports') },

@@ -100,6 +100,9 @@ export class EditorModel {
   constructor(
     private readonly client: WorkspaceClient,
     private readonly hooks: EditorHooks,
+    /** A second editor group (split editor): its own tabs and kept state, and no language
+     * servers of its own (the first group's already serve the workspace). */
+    private readonly group: { name: string; languageServers: boolean } = { name: '', languageServers: true },
   ) {
     this.base = baseExtensions();
     const apply = () => {
@@ -129,7 +132,7 @@ export class EditorModel {
 
   // ---- keeping tabs and unsaved text across reloads (per workspace, in this browser) ----
   private get storageKey(): string {
-    return `cove.editor.${this.client.workspaceId}`;
+    return `cove.editor.${this.client.workspaceId}${this.group.name ? `.${this.group.name}` : ''}`;
   }
 
   private schedulePersist(): void {
@@ -372,7 +375,7 @@ export class EditorModel {
 
   /** Connects a text tab to its language server, if its language has one; quietly not, if not. */
   private loadLspFor(tab: Tab): void {
-    if (!serverFor(tab.path) || tab.kind !== 'text') return;
+    if (!serverFor(tab.path) || tab.kind !== 'text' || !this.group.languageServers) return;
     void this.languageServices()
       .then((lsp) => lsp.extensionFor(tab.path))
       .then((ext) => {
