@@ -16,6 +16,15 @@ pub struct LanguageServers {
     pub servers: Vec<LanguageServer>,
 }
 
+/// Whether `language` can be a language server's key: 1-32 letters, digits, `-` or `_` (it
+/// is a segment of the socket's path, on the server and on the runner).
+pub fn valid_language(language: &str) -> bool {
+    (1..=32).contains(&language.len())
+        && language
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// One language and the server that serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]

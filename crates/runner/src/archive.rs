@@ -5,13 +5,13 @@
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use cove_protocol::{ErrorCode, ErrorReply};
+use cove_protocol::ErrorCode;
 use futures_util::StreamExt as _;
 use serde::Deserialize;
 use std::sync::Arc;
 
 use crate::Workspace;
-use crate::http::ApiError;
+use crate::http::{ApiError, refuse};
 use crate::stopping::new_marker;
 
 #[derive(Debug, Deserialize)]
@@ -23,10 +23,6 @@ pub(crate) struct ArchiveQuery {
     /// `tar.gz` (the default) or `tar`.
     #[serde(default)]
     format: Option<String>,
-}
-
-fn refuse(code: ErrorCode, message: impl Into<String>) -> Response {
-    ApiError(ErrorReply::new(code, message)).into_response()
 }
 
 /// `GET /archive?path=...&format=tar.gz`.

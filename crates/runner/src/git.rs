@@ -7,14 +7,14 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
+use cove_protocol::ErrorCode;
 use cove_protocol::ide::{GitFile, GitReply, GitRequest, GitShowQuery, GitShown, GitStatus};
-use cove_protocol::{ErrorCode, ErrorReply};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::Workspace;
-use crate::http::ApiError;
+use crate::http::refuse;
 use crate::stopping::{new_marker, signal_group};
 
 /// Most output kept of one git run (a diff or a status of a huge tree is cut, and says so).
@@ -27,10 +27,6 @@ struct Ran {
     ok: bool,
     stdout: Vec<u8>,
     stderr: String,
-}
-
-fn refuse(code: ErrorCode, message: impl Into<String>) -> Response {
-    ApiError(ErrorReply::new(code, message)).into_response()
 }
 
 /// Runs `git args...` at the workspace root, with `stdin` if given; at most `limit` bytes of

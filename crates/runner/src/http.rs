@@ -47,6 +47,11 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A refusal, as the REST routes answer one.
+pub(crate) fn refuse(code: ErrorCode, message: impl Into<String>) -> Response {
+    ApiError(ErrorReply::new(code, message)).into_response()
+}
+
 impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
         ApiError(e.to_reply())
@@ -218,7 +223,7 @@ async fn language_server_socket(
     Path(language): Path<String>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if !crate::lsp::valid_language(&language) {
+    if !cove_protocol::ide::valid_language(&language) {
         return ApiError(ErrorReply::new(
             ErrorCode::BadRequest,
             "a language is 1-32 letters, digits, - or _",

@@ -10,7 +10,7 @@
 //! line or a message past the limits ends it.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use cove_protocol::ide::{LanguageServer, LanguageServers};
+use cove_protocol::ide::{LanguageServer, LanguageServers, valid_language};
 use futures_util::{SinkExt as _, StreamExt as _};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -492,14 +492,6 @@ fn workspace_servers(files: &Files) -> Vec<(String, Vec<String>)> {
             Vec::new()
         }
     }
-}
-
-/// Language keys are short names of letters, digits, `-` and `_` (they are in a URL path).
-pub(crate) fn valid_language(language: &str) -> bool {
-    (1..=32).contains(&language.len())
-        && language
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// `file:///...` for a path, percent-encoding what a URI path may not hold as it is.

@@ -6,14 +6,14 @@
 
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use cove_protocol::ide::{SearchLine, SearchQuery};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::AsyncBufReadExt as _;
 
 use crate::Workspace;
-use crate::http::ApiError;
+use crate::http::refuse;
 use crate::stopping::{new_marker, signal_group};
 
 /// The most matches one search returns (and the default).
@@ -28,13 +28,7 @@ pub(crate) async fn search(
     State(ws): State<Arc<Workspace>>,
     query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let bad = |message: String| {
-        ApiError(cove_protocol::ErrorReply::new(
-            cove_protocol::ErrorCode::BadRequest,
-            message,
-        ))
-        .into_response()
-    };
+    let bad = |message: String| refuse(cove_protocol::ErrorCode::BadRequest, message);
     let query = match query {
         Ok(Query(q)) => q,
         Err(e) => return bad(e.body_text()),

@@ -37,6 +37,16 @@ async fn running(app: &AppState, caller: &Caller, id: &str) -> Result<Found, Api
     Ok(found)
 }
 
+/// The query of `request`, parsed as `T` and encoded again: never passed on as it came.
+fn requery<T: serde::de::DeserializeOwned + serde::Serialize>(
+    request: &Request,
+    what: &str,
+) -> Result<String, ApiError> {
+    let query: T = serde_urlencoded::from_str(request.uri().query().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("invalid {what}: {e}")))?;
+    Ok(serde_urlencoded::to_string(&query).expect("a query type encodes"))
+}
+
 /// Sends a GET to the runner and streams its answer back.
 async fn forward_get(app: &AppState, id: &str, target: String) -> Result<Response, ApiError> {
     let request = hyper::Request::get(target)
@@ -58,17 +68,15 @@ pub(crate) async fn language_servers(
 }
 
 /// `GET /api/workspaces/{id}/search?query=...`: ripgrep's matches as newline-delimited JSON,
-/// streamed. The query is parsed here and encoded again, never passed on as it came.
+/// streamed.
 pub(crate) async fn search(
     State(app): Shared,
     caller: Caller,
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let query: SearchQuery = serde_urlencoded::from_str(request.uri().query().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("invalid search: {e}")))?;
+    let query = requery::<SearchQuery>(&request, "search")?;
     let found = running(&app, &caller, &id).await?;
-    let query = serde_urlencoded::to_string(&query).expect("a search query encodes");
     forward_get(&app, &found.row.id, format!("/search?{query}")).await
 }
 
@@ -90,10 +98,8 @@ pub(crate) async fn archive(
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let query: ArchiveQuery = serde_urlencoded::from_str(request.uri().query().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("invalid archive request: {e}")))?;
+    let query = requery::<ArchiveQuery>(&request, "archive request")?;
     let found = running(&app, &caller, &id).await?;
-    let query = serde_urlencoded::to_string(&query).expect("an archive query encodes");
     forward_get(&app, &found.row.id, format!("/archive?{query}")).await
 }
 
@@ -114,10 +120,8 @@ pub(crate) async fn git_show(
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let query: GitShowQuery = serde_urlencoded::from_str(request.uri().query().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?;
+    let query = requery::<GitShowQuery>(&request, "request")?;
     let found = running(&app, &caller, &id).await?;
-    let query = serde_urlencoded::to_string(&query).expect("a git query encodes");
     forward_get(&app, &found.row.id, format!("/git/show?{query}")).await
 }
 
@@ -143,14 +147,6 @@ pub(crate) async fn git(
     Ok(Response::from_parts(parts, Body::new(body)))
 }
 
-/// Language keys as the runner takes them: they become part of its URL path.
-fn valid_language(language: &str) -> bool {
-    (1..=32).contains(&language.len())
-        && language
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 /// `GET /api/workspaces/{id}/lsp/{language}`: a WebSocket to a language server the runner
 /// starts for it. The runner is asked first, so a language without a server is refused with
 /// its reason before the upgrade; then bytes are relayed both ways.
@@ -161,7 +157,7 @@ pub(crate) async fn language_server_socket(
     mut request: Request,
 ) -> Result<Response, ApiError> {
     let accept = relay::accept_key(request.headers())?;
-    if !valid_language(&language) {
+    if !cove_protocol::ide::valid_language(&language) {
         return Err(ApiError::bad_request(
             "a language is 1-32 letters, digits, - or _",
         ));
@@ -216,8 +212,11 @@ mod tests {
     #[test]
     fn language_keys_cannot_reach_other_runner_routes() {
         for bad in ["", "../ws", "a/b", "a%2Fb", "ws?x=1", &"a".repeat(33)] {
-            assert!(!super::valid_language(bad), "{bad:?}");
+            assert!(!cove_protocol::ide::valid_language(bad), "{bad:?}");
         }
-        assert!(super::valid_language("python") && super::valid_language("c_sharp-2"));
+        assert!(
+            cove_protocol::ide::valid_language("python")
+                && cove_protocol::ide::valid_language("c_sharp-2")
+        );
     }
 }
