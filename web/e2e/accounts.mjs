@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { runCleanups, terminalText, typeInTerminal, waitFor, withTimeout } from './harness.mjs';
+import { Scenario, runCleanups, terminalText, typeInTerminal, waitFor, withTimeout } from './harness.mjs';
 import { startServer } from './server.mjs';
 
 const webDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -20,23 +20,11 @@ const TOTAL_TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS ?? 180_000);
 const ADMIN_PASSWORD = 'e2e-admin-password';
 const VIEWER_PASSWORD = 'e2e-viewer-password';
 
-let passed = 0;
-let failed = 0;
 const cleanups = [];
 const log = (...a) => console.log(...a);
-
-async function step(name, fn, ms = 30_000) {
-  const t0 = Date.now();
-  try {
-    await withTimeout(Promise.resolve().then(fn), ms, name);
-    passed++;
-    log(`  ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed++;
-    log(`  FAIL ${name} (${Date.now() - t0} ms)\n       ${String(e?.message ?? e).split('\n').join('\n       ')}`);
-    throw e;
-  }
-}
+const scenario = new Scenario(log);
+// Each step needs the ones before it: the first failure ends the run.
+const step = (name, fn, ms) => scenario.step(name, fn, ms, true);
 
 /** A REST client of a signed-in user, as a script would be (no Origin; JSON bodies). */
 async function restAs(base, username, password) {
@@ -224,28 +212,25 @@ async function main() {
     const violations = consoleErrors.filter((e) => /Content Security Policy/i.test(e));
     if (violations.length) throw new Error(violations.slice(0, 5).join('\n'));
   });
-  if (failed && server) log(`--- server log (tail) ---\n${server.logTail(3000)}\n---`);
+  if (scenario.failed && server) log(`--- server log (tail) ---\n${server.logTail(3000)}\n---`);
 }
 
 const guard = setTimeout(() => {
-  log(`the whole run exceeded ${TOTAL_TIMEOUT_MS} ms; stopping`);
-  failed++;
+  scenario.fail('the whole run', `it took longer than ${TOTAL_TIMEOUT_MS} ms; stopping`);
   void finish();
 }, TOTAL_TIMEOUT_MS);
 guard.unref();
 
 async function finish() {
   await runCleanups(cleanups, log, 15_000);
-  log(`${passed} passed, ${failed} failed`);
-  process.exit(failed ? 1 : 0);
+  scenario.summary();
+  process.exit(scenario.failed ? 1 : 0);
 }
 
 try {
   await main();
 } catch (e) {
-  if (!failed) {
-    failed++;
-    log(`FAIL setup: ${e?.message ?? e}`);
-  }
+  // A failed step is counted already; anything else failed outside the steps.
+  if (!scenario.failed) scenario.fail('setup', e);
 }
 await finish();

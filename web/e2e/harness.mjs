@@ -1,5 +1,53 @@
-// What the scripts that drive a browser share: bounded waits and reading and typing in the
-// IDE's terminals (web/e2e/run.mjs, web/e2e/accounts.mjs, bench/browser.mjs).
+// What the scripts that drive a browser share: a scenario's steps, bounded waits and reading
+// and typing in the IDE's terminals (web/e2e/run.mjs, accounts.mjs, ide.mjs, bench/browser.mjs).
+
+/**
+ * The steps of one browser scenario: each bounded in time and logged as it ends ("ok", or
+ * "FAIL" with why), then summed up last with every failure again on a line of its own, so the
+ * end of a long CI log names what failed (crates/cove/tests/browser.rs quotes those lines).
+ */
+export class Scenario {
+  constructor(log) {
+    this.log = log;
+    this.passed = 0;
+    this.failures = [];
+  }
+
+  get failed() {
+    return this.failures.length;
+  }
+
+  /**
+   * Runs step `name` for at most `ms`; true when it passed. With `stopOnFailure` a failure is
+   * thrown on (for scenarios whose later steps need the earlier ones).
+   */
+  async step(name, fn, ms = 30_000, stopOnFailure = false) {
+    const t0 = Date.now();
+    try {
+      await withTimeout(Promise.resolve().then(fn), ms, name);
+      this.passed++;
+      this.log(`  ok   ${name} (${Date.now() - t0} ms)`);
+      return true;
+    } catch (e) {
+      this.fail(`${name} (${Date.now() - t0} ms)`, e);
+      if (stopOnFailure) throw e;
+      return false;
+    }
+  }
+
+  /** Counts and logs a failure outside the steps (the setup, the whole run's time limit). */
+  fail(name, e) {
+    const why = String(e?.message ?? e);
+    this.failures.push({ name, why });
+    this.log(`  FAIL ${name}\n       ${why.split('\n').join('\n       ')}`);
+  }
+
+  /** The last lines of the run: each failure again, then "N passed, N failed". */
+  summary() {
+    for (const f of this.failures) this.log(`FAILED STEP: ${f.name}: ${f.why.split('\n')[0].slice(0, 400)}`);
+    this.log(`${this.passed} passed, ${this.failed} failed`);
+  }
+}
 
 /** `promise`, or an error naming `what` after `ms`. */
 export function withTimeout(promise, ms, what) {

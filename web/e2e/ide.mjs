@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { chromium } from 'playwright-core';
 import { AxeBuilder } from '@axe-core/playwright';
-import { runCleanups, terminalText, typeInTerminal, waitFor, withTimeout } from './harness.mjs';
+import { Scenario, runCleanups, terminalText, typeInTerminal, waitFor, withTimeout } from './harness.mjs';
 import { startServer } from './server.mjs';
 
 const webDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -21,22 +21,12 @@ const shotsDir = path.join(webDir, 'e2e', 'screenshots');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const TOTAL_TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS ?? 300_000);
 
-let passed = 0;
-let failed = 0;
 const cleanups = [];
 const log = (...a) => console.log(...a);
-
-async function step(name, fn, ms = 30_000) {
-  const t0 = Date.now();
-  try {
-    await withTimeout(Promise.resolve().then(fn), ms, name);
-    passed++;
-    log(`  ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed++;
-    log(`  FAIL ${name} (${Date.now() - t0} ms)\n       ${String(e?.message ?? e).split('\n').join('\n       ')}`);
-  }
-}
+const scenario = new Scenario(log);
+const step = (name, fn, ms) => scenario.step(name, fn, ms);
+/** Our own `cove serve`, for its log when something failed. */
+let server = null;
 
 /** REST as a script: no Origin, JSON bodies. */
 function rest(base) {
@@ -62,7 +52,7 @@ async function main() {
   fs.mkdirSync(shotsDir, { recursive: true });
   const bin = path.resolve(webDir, process.env.COVE_BIN ?? '../target/debug/cove');
   const args = process.getuid() === 0 ? [] : ['--sandbox', 'none'];
-  const server = await startServer({ bin, args, cwd: webDir, dirPrefix: 'cove-e2e-ide-', log });
+  server = await startServer({ bin, args, cwd: webDir, dirPrefix: 'cove-e2e-ide-', log });
   cleanups.push(() => server.stop());
   const base = server.base;
   const call = rest(base);
@@ -120,7 +110,18 @@ async function main() {
     await page.keyboard.press('Control+End');
     await page.keyboard.type('os.pa', { delay: 30 });
     const popup = page.locator('.cm-tooltip-autocomplete');
-    await waitFor(async () => (await popup.locator('li').allTextContents().catch(() => [])).some((t) => /^path\b/.test(t)), 30_000, 'path among the completions');
+    const offered = async () => (await popup.locator('li').allTextContents().catch(() => [])).some((t) => /^path\b/.test(t));
+    // A server still analysing can answer the first request with less; a person then asks
+    // again (Ctrl+Space), and so does this test, every few seconds.
+    let asked = Date.now();
+    await waitFor(async () => {
+      if (await offered()) return true;
+      if (Date.now() - asked > 3000) {
+        asked = Date.now();
+        await page.keyboard.press('Control+Space');
+      }
+      return false;
+    }, 30_000, 'path among the completions');
     await page.screenshot({ path: path.join(shotsDir, 'ide-completion.png') });
     await page.keyboard.press('Escape');
   }, 120_000);
@@ -294,6 +295,8 @@ async function main() {
     await page.getByTestId('tree-item-vim.txt').waitFor();
     await openFile('vim.txt');
     await waitFor(async () => (await editorText()).includes('third line'), 10_000, 'vim.txt text');
+    // The Vim keymap loads the first time it is chosen: its status line shows when it is on.
+    await page.locator('[data-testid="editor"] .cm-vim-panel').waitFor({ timeout: 10_000 });
     await content.click();
     await page.keyboard.press('Escape');
     await page.keyboard.press('g');
@@ -324,15 +327,32 @@ async function main() {
     });
     // tsserver loads the project on its first request (seconds on a 0.5-CPU workspace), and
     // a save waits at most 3 s for formatting: ask once before, as an editing person would have.
-    await page.evaluate(async () => {
-      const lsp = window.__coveLsp;
-      await lsp.connections.get('typescript').client.request('textDocument/formatting', { textDocument: { uri: lsp.uriOf('fmt.ts') }, options: { tabSize: 2, insertSpaces: true } });
-    });
+    // The file reaches the server just after it says it is ready: ask until it has the file.
+    await waitFor(
+      () =>
+        page.evaluate(async () => {
+          const lsp = window.__coveLsp;
+          const asked = lsp.connections.get('typescript').client.request('textDocument/formatting', { textDocument: { uri: lsp.uriOf('fmt.ts') }, options: { tabSize: 2, insertSpaces: true } });
+          return asked.then(() => true, () => false);
+        }),
+      60_000,
+      'tsserver to format fmt.ts once',
+      1000,
+    );
     await content.click();
-    await page.keyboard.press('Control+End');
-    await page.keyboard.insertText('// saved\n');
-    await page.keyboard.press('Control+S');
-    await waitFor(async () => (await read('fmt.ts')).startsWith('const answer: number = 42'), 20_000, 'fmt.ts formatted on disk');
+    // Each save waits at most 3 s for the formatting; on a loaded machine one may be saved as
+    // typed, so save again (after a change, once the last save is over) as a person would.
+    let saves = 0;
+    await waitFor(async () => {
+      if ((await read('fmt.ts')).startsWith('const answer: number = 42')) return true;
+      if (saves++ < 4) {
+        await page.keyboard.press('Control+End');
+        await page.keyboard.insertText(`// save ${saves}\n`);
+        await page.keyboard.press('Control+S');
+      }
+      return false;
+    }, 40_000, 'fmt.ts formatted on disk', 5000);
+    if (saves > 1) log(`  info formatting took ${saves} saves`);
   }, 90_000);
 
   await step('source control: an edit shows as modified, its diff stages one hunk, a commit lands in git log', async () => {
@@ -461,9 +481,9 @@ async function main() {
 }
 
 const guard = setTimeout(async () => {
-  log(`the whole run exceeded ${TOTAL_TIMEOUT_MS} ms; stopping`);
+  scenario.fail('the whole run', `it took longer than ${TOTAL_TIMEOUT_MS} ms; stopping`);
   await runCleanups(cleanups, log, 10_000);
-  log(`${passed} passed, ${failed + 1} failed`);
+  scenario.summary();
   process.exit(1);
 }, TOTAL_TIMEOUT_MS);
 guard.unref();
@@ -471,9 +491,9 @@ guard.unref();
 try {
   await main();
 } catch (e) {
-  failed++;
-  log(`  FAIL setup: ${e?.stack ?? e}`);
+  scenario.fail('setup', e?.stack ?? e);
 }
+if (scenario.failed && server) log(`--- server log (tail) ---\n${server.logTail(3000)}\n---`);
 await runCleanups(cleanups, log, 10_000);
-log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+scenario.summary();
+process.exit(scenario.failed === 0 ? 0 : 1);

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { runCleanups, terminalText, typeInTerminal, waitFor, withTimeout } from './harness.mjs';
+import { Scenario, runCleanups, terminalText, typeInTerminal, waitFor, withTimeout } from './harness.mjs';
 import { deleteWorkspaces, startServer } from './server.mjs';
 
 const webDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -18,9 +18,6 @@ const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const TOTAL_TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS ?? 240_000);
 const VIEWPORT = { width: 1280, height: 800 };
 
-let passed = 0;
-let failed = 0;
-const failures = [];
 const cleanups = [];
 /** Our own `cove serve`, unless COVE_URL names one. */
 let server = null;
@@ -31,33 +28,20 @@ function log(...a) {
   console.log(...a);
 }
 
-async function step(name, fn, ms = 30_000) {
-  const t0 = Date.now();
-  try {
-    await withTimeout(Promise.resolve().then(fn), ms, name);
-    passed++;
-    log(`  ok   ${name} (${Date.now() - t0} ms)`);
-    return true;
-  } catch (e) {
-    failed++;
-    failures.push(name);
-    log(`  FAIL ${name} (${Date.now() - t0} ms)\n       ${String(e?.message ?? e).split('\n').join('\n       ')}`);
-    return false;
-  }
-}
+const scenario = new Scenario(log);
+const step = (name, fn, ms) => scenario.step(name, fn, ms);
 
 async function cleanup() {
   await runCleanups(cleanups, log, 10_000);
 }
 
 function finish(code) {
-  log(`${passed} passed, ${failed} failed`);
+  scenario.summary();
   process.exit(code);
 }
 
 const guard = setTimeout(async () => {
-  log(`the whole run exceeded ${TOTAL_TIMEOUT_MS} ms; stopping`);
-  failed++;
+  scenario.fail('the whole run', `it took longer than ${TOTAL_TIMEOUT_MS} ms; stopping`);
   await cleanup();
   finish(1);
 }, TOTAL_TIMEOUT_MS);
@@ -919,9 +903,8 @@ async function main() {
 try {
   await main();
 } catch (e) {
-  failed++;
-  log(`FAIL setup: ${e?.message ?? e}`);
+  scenario.fail('setup', e);
 }
-if (failed && server) log(`--- server log (tail) ---\n${server.logTail(3000)}\n---`);
+if (scenario.failed && server) log(`--- server log (tail) ---\n${server.logTail(3000)}\n---`);
 await cleanup();
-finish(failed ? 1 : 0);
+finish(scenario.failed ? 1 : 0);

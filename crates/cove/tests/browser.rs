@@ -6,8 +6,9 @@
 //! Without Chromium this test says so and passes, except under CI (`CI` set), where a
 //! missing browser is a failure: CI installs it (`.ci/run`).
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 #[test]
 fn browser_end_to_end() {
@@ -39,14 +40,29 @@ fn run_scenario(script: &str) {
         web.join("node_modules/playwright-core").exists(),
         "web/node_modules is installed by the cargo build of cove-server (build.rs runs npm install)"
     );
-    let status = Command::new("node")
+    let mut child = Command::new("node")
         .arg(script)
         .current_dir(&web)
         .env("COVE_BIN", env!("CARGO_BIN_EXE_cove"))
-        .status()
+        .stdout(Stdio::piped())
+        .spawn()
         .expect("node runs");
+    // Each line goes on to the real output as it comes (the test harness captures only what
+    // `print!` writes); the summary lines of failed steps are kept for the panic message,
+    // which ends the CI log, so it names what failed even when three scenarios interleave.
+    let mut failures = Vec::new();
+    let output = BufReader::new(child.stdout.take().expect("piped stdout"));
+    for line in output.lines().map_while(Result::ok) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        if line.starts_with("FAILED STEP:") {
+            failures.push(line);
+        }
+    }
+    let status = child.wait().expect("node ends");
     assert!(
         status.success(),
-        "the browser tests of {script} failed (see their output above); screenshots are in web/e2e/screenshots/"
+        "the browser tests of {script} failed ({status}); screenshots are in web/e2e/screenshots/\n{}",
+        failures.join("\n")
     );
 }
