@@ -314,6 +314,32 @@ async function main() {
     await waitFor(async () => (await call('GET', '/api/users/me/settings')).body?.keymap === 'default', 10_000, 'the default keymap on the server');
   });
 
+  await step("the terminal's font follows the settings, as the editor's does", async () => {
+    await page.getByTestId('panel-tab-terminal').click();
+    const termFont = () =>
+      page.evaluate(() => {
+        const t = [...(window.__coveTerminals?.values() ?? [])][0];
+        return t ? { size: t.options.fontSize, family: t.options.fontFamily, cols: t.cols } : null;
+      });
+    await waitFor(async () => (await termFont())?.size === 13, 10_000, 'a terminal in the default font');
+    const before = await termFont();
+    await page.getByTestId('open-settings').click();
+    await page.getByTestId('settings-font-size').fill('18');
+    await page.getByTestId('settings-font-family').fill('DejaVu Sans Mono');
+    await page.keyboard.press('Escape');
+    await waitFor(async () => {
+      const now = await termFont();
+      return now.size === 18 && now.family.startsWith('DejaVu Sans Mono, ') && now.cols < before.cols;
+    }, 10_000, 'the terminal in the chosen font, with fewer columns in the same space');
+    await page.screenshot({ path: path.join(shotsDir, 'ide-terminal-font.png') });
+    // Back to the defaults for the steps that follow; the server keeps that too.
+    await page.getByTestId('open-settings').click();
+    await page.getByTestId('settings-font-size').fill('13');
+    await page.getByTestId('settings-font-family').fill('');
+    await page.keyboard.press('Escape');
+    await waitFor(async () => (await termFont()).size === 13 && (await call('GET', '/api/users/me/settings')).body?.fontFamily === undefined, 10_000, 'the default font back');
+  });
+
   await step('format on save formats a TypeScript file with its language server', async () => {
     await page.getByTestId('open-settings').click();
     await page.getByTestId('settings-format-on-save').check();

@@ -5,6 +5,7 @@ import type { WorkspaceClient } from '../api/workspace';
 import { Icon } from '../app/feedback';
 import { TermSession, type TermStatus } from './session';
 import { THEME_EVENT } from '../app/theme';
+import { settings } from '../app/settings';
 
 interface TermTab {
   id: string;
@@ -97,6 +98,8 @@ export const TerminalPanel = forwardRef<
             if (status === 'attached' && !command) refreshNames();
           },
         });
+        const { fontFamily, fontSize } = settings.get();
+        s.setFont(fontFamily, fontSize);
         sessions.current.set(id, s);
         setTabs((ts) => [...ts, { id, label, n, status: 'connecting' }]);
         if (activate) setActive(id);
@@ -203,6 +206,16 @@ export const TerminalPanel = forwardRef<
         window.removeEventListener(THEME_EVENT, onChoice);
       };
     }, []);
+
+    // The font follows the person's settings, as the editor's does.
+    useEffect(
+      () =>
+        settings.subscribe(() => {
+          const { fontFamily, fontSize } = settings.get();
+          for (const s of sessions.current.values()) s.setFont(fontFamily, fontSize);
+        }),
+      [],
+    );
 
     const close = (id: string) => {
       if (viewOnly) return;

@@ -23,6 +23,9 @@ export interface TermSessionEvents {
 }
 
 const encoder = new TextEncoder();
+/** The terminals' fonts where the person chose none (and the fallback after one they chose). */
+const MONOSPACE = 'ui-monospace, "SF Mono", "Cascadia Mono", "JetBrains Mono", Menlo, Consolas, "DejaVu Sans Mono", monospace';
+const DEFAULT_FONT_SIZE = 13;
 
 declare global {
   interface Window {
@@ -101,8 +104,8 @@ export class TermSession {
     this.viewOnly = !!events.viewOnly;
     this.term = new Terminal({
       disableStdin: this.viewOnly,
-      fontFamily: 'ui-monospace, "SF Mono", "Cascadia Mono", "JetBrains Mono", Menlo, Consolas, "DejaVu Sans Mono", monospace',
-      fontSize: 13,
+      fontFamily: MONOSPACE,
+      fontSize: DEFAULT_FONT_SIZE,
       lineHeight: 1.15,
       cursorBlink: true,
       scrollback: 10_000,
@@ -175,6 +178,20 @@ export class TermSession {
 
   setTheme(): void {
     this.term.options.theme = terminalTheme();
+  }
+
+  /**
+   * The person's font (their editor settings), the defaults where unset. A family that is not
+   * installed falls back to the usual monospace ones, never to a proportional font.
+   */
+  setFont(family: string | undefined, size: number | undefined): void {
+    const fontFamily = family?.trim() ? `${family}, ${MONOSPACE}` : MONOSPACE;
+    const fontSize = size ?? DEFAULT_FONT_SIZE;
+    if (this.term.options.fontFamily === fontFamily && this.term.options.fontSize === fontSize) return;
+    this.term.options.fontFamily = fontFamily;
+    this.term.options.fontSize = fontSize;
+    // Another cell size: the same box holds other columns and rows (sent as a resize).
+    this.scheduleFit();
   }
 
   /** Fit to the container when it is visible. */
