@@ -402,7 +402,7 @@ async function main() {
     if (!/M/.test((await row.locator('.scm-letter').textContent()) ?? '')) throw new Error('app.py is not marked modified');
     await row.locator('.scm-open').click();
     await page.locator('.diff-pane .cm-mergeView').waitFor();
-    const hunks = page.locator('.diff-pane .diff-hunk-button');
+    const hunks = page.locator('.diff-pane .diff-hunk-button:not(.diff-discard-button)');
     await waitFor(async () => (await hunks.count()) === 2, 10_000, 'two hunks in the diff');
     await page.screenshot({ path: path.join(shotsDir, 'ide-diff.png') });
     await hunks.first().click();
@@ -418,6 +418,23 @@ async function main() {
     await waitFor(async () => /Stage one hunk from cove/.test(await terminalText(page)), 15_000, 'the commit in git log');
     // Only the staged hunk was committed: the other is still a change.
     await waitFor(async () => /app\.py \| 1 \+/.test(await terminalText(page)), 15_000, 'the other hunk still unstaged');
+    // Discarded from the diff one hunk at a time, a changed line and then the added one: the
+    // working file takes the committed text back, exactly.
+    const committed = '# first hunk\nfrom helpers import welcome\n\nprint(welcome("cove"))\n';
+    await put('app.py', (await read('app.py')).replace('import welcome\n', 'import welcome as hi\n'));
+    await page.keyboard.press('Control+Shift+G');
+    await page.getByTestId('scm-changes').getByTestId('scm-file-app.py').locator('.scm-open').click();
+    const discard = page.locator('.diff-pane .diff-discard-button');
+    await waitFor(async () => (await discard.count()) === 2, 10_000, 'two discard buttons in the diff');
+    await discard.first().click();
+    await waitFor(async () => (await read('app.py')) === committed + 'print("second hunk")\n', 10_000, 'the changed line discarded on disk, the other hunk kept');
+    await waitFor(async () => (await discard.count()) === 1, 10_000, 'one discard button left');
+    await discard.click();
+    await waitFor(async () => (await read('app.py')) === committed, 10_000, 'the added line discarded on disk');
+    await page.getByTestId('scm-changes').getByTestId('scm-file-app.py').waitFor({ state: 'detached', timeout: 15_000 });
+    await page.getByTestId('diff-close').click();
+    await page.getByTestId('sidebar-files').click();
+    await waitFor(async () => !(await editorText()).includes('second hunk'), 10_000, 'the open tab follows');
   }, 90_000);
 
   await step('a folder dropped on the tree uploads whole, and downloads back identical', async () => {

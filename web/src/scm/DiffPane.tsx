@@ -1,13 +1,16 @@
 // A changed file side by side (@codemirror/merge): the index against the working tree, where
-// a chunk's arrow stages that hunk; or HEAD against the index, where it unstages it.
+// a chunk's arrow stages that hunk and its ↺ discards it; or HEAD against the index, where the
+// arrow unstages it.
 import { useEffect, useRef, useState } from 'react';
 import { EditorState } from '@codemirror/state';
 import { EditorView } from '@codemirror/view';
+import type { Chunk } from '@codemirror/merge';
 import { Icon, notify } from '../app/feedback';
 import type { WorkspaceClient } from '../api/workspace';
 import { editorHighlighting, editorTheme } from '../editor/theme';
 import { loadLanguage } from '../editor/languages';
 import type { GitStore } from './store';
+import { discardChange, discardControls } from './discard';
 
 export interface DiffTarget {
   path: string;
@@ -19,13 +22,21 @@ export function DiffPane({ target, store, client, onClose }: { target: DiffTarge
   const hostRef = useRef<HTMLDivElement>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
-    let view: { destroy(): void } | null = null;
+    let view: { a: EditorView; destroy(): void } | null = null;
     let live = true;
     const staged = target.side === 'staged';
     (async () => {
-      const [{ MergeView }, language] = await Promise.all([import('@codemirror/merge'), loadLanguage(target.path) ?? Promise.resolve([])]);
+      const [{ MergeView, getChunks }, language] = await Promise.all([import('@codemirror/merge'), loadLanguage(target.path) ?? Promise.resolve([])]);
       const left = (await store.show(target.path, staged ? 'head' : 'index')) ?? '';
-      const right = staged ? ((await store.show(target.path, 'index')) ?? '') : await client.readFile(target.path).then((f) => (f.encoding === 'utf8' ? f.content : ''), () => '');
+      // The working file's version: a discard writes over that version only, never over a
+      // change made meanwhile (in a terminal, another tab).
+      let version: string | null = null;
+      const right = staged
+        ? ((await store.show(target.path, 'index')) ?? '')
+        : await client.readFile(target.path).then(
+            (f) => (f.encoding === 'utf8' ? ((version = f.version), f.content) : ''),
+            () => '',
+          );
       if (!live || !hostRef.current) return;
       // The side that is the index is written back to git whenever a chunk's arrow changes it.
       const writeIndex = EditorView.updateListener.of((u) => {
@@ -36,9 +47,23 @@ export function DiffPane({ target, store, client, onClose }: { target: DiffTarge
       });
       const base = [editorTheme, editorHighlighting, language, EditorState.readOnly.of(true), EditorView.editable.of(false)];
       const named = (what: string) => EditorView.contentAttributes.of({ 'aria-label': `${target.path}, ${what}` });
+      const discard = (working: EditorView, chunk: Chunk) => {
+        if (!view || version === null) return;
+        const change = discardChange(view.a.state.doc, working.state.doc, chunk);
+        const text = working.state.update({ changes: change }).state.doc.toString();
+        client.writeFile(target.path, text, version).then(
+          (written) => {
+            version = written.version;
+            working.dispatch({ changes: change, userEvent: 'discard' });
+          },
+          (e) => notify(`Not discarded: ${e instanceof Error ? e.message : String(e)} (close and reopen the diff to see the file as it is)`, 'error'),
+        );
+      };
+      // Only a text file read whole can take a chunk back.
+      const discarding = !staged && version !== null ? discardControls(getChunks, discard) : [];
       view = new MergeView({
         a: { doc: left, extensions: [...base, named(staged ? 'as committed' : 'as staged'), staged ? [] : writeIndex] },
-        b: { doc: right, extensions: [...base, named(staged ? 'as staged' : 'in the working tree'), staged ? writeIndex : []] },
+        b: { doc: right, extensions: [...base, named(staged ? 'as staged' : 'in the working tree'), staged ? writeIndex : discarding] },
         parent: hostRef.current,
         revertControls: staged ? 'a-to-b' : 'b-to-a',
         renderRevertControl: () => {
@@ -62,7 +87,7 @@ export function DiffPane({ target, store, client, onClose }: { target: DiffTarge
       <header className="diff-header">
         <Icon name="split" size={14} />
         <strong>{target.path}</strong>
-        <span className="muted">{target.side === 'staged' ? 'HEAD ↔ staged (the arrows unstage a hunk)' : 'staged ↔ working tree (the arrows stage a hunk)'}</span>
+        <span className="muted">{target.side === 'staged' ? 'HEAD ↔ staged (the arrows unstage a hunk)' : 'staged ↔ working tree (← stages a hunk, ↺ discards it)'}</span>
         <button type="button" className="icon-button" aria-label="Close the diff" onClick={onClose} data-testid="diff-close">
           <Icon name="close" />
         </button>
