@@ -130,10 +130,11 @@ async function main() {
     await page.keyboard.press('Control+End');
     await page.keyboard.press('Enter');
     await page.keyboard.insertText('count: int = "three"');
-    await page.locator('.cm-lintRange-error').first().waitFor({ timeout: 30_000 });
+    // Line 2 (`os.pa`) is an error already: wait for the one on line 3.
+    await page.locator('[data-testid="editor"] .cm-line').nth(2).locator('.cm-lintRange-error').waitFor({ timeout: 45_000 });
     await page.getByTestId('panel-tab-problems').click();
     const problem = page.getByTestId('problem').filter({ hasText: 'check.py:3' });
-    await problem.first().waitFor({ timeout: 15_000 });
+    await problem.first().waitFor({ timeout: 10_000 });
     await page.screenshot({ path: path.join(shotsDir, 'ide-problems.png') });
   }, 60_000);
 
@@ -453,7 +454,14 @@ async function main() {
     const at = { x: box.x + box.width / 2, y: box.y + box.height - 20 };
     const data = { items: [], files: [folder], dragOperationsMask: 1 };
     for (const type of ['dragEnter', 'dragOver', 'drop']) await cdp.send('Input.dispatchDragEvent', { type, ...at, data });
-    await waitFor(async () => (await read('assets/deep/er/note.md')) === '# note\n', 30_000, 'the folder uploaded');
+    // Files go up one at a time in the order the browser lists them (the file system's own):
+    // the whole folder is there when every file is, byte for byte.
+    const files = ['readme.txt', 'deep/data.bin', 'deep/er/note.md'];
+    const uploaded = async (file) => {
+      const res = await fetch(`${base}/api/workspaces/${id}/files/assets/${file}`);
+      return res.ok && Buffer.from(await res.arrayBuffer()).equals(fs.readFileSync(path.join(folder, file)));
+    };
+    await waitFor(async () => (await Promise.all(files.map(uploaded))).every(Boolean), 30_000, 'the whole folder uploaded');
     await page.getByTestId('tree-item-assets').waitFor();
     // Downloaded as the person would: the tree's menu.
     await page.getByTestId('tree-item-assets').click({ button: 'right' });
@@ -463,7 +471,7 @@ async function main() {
     const back = path.join(local, 'back');
     fs.mkdirSync(back);
     execFileSync('tar', ['-xzf', tarball, '-C', back]);
-    for (const file of ['readme.txt', 'deep/data.bin', 'deep/er/note.md']) {
+    for (const file of files) {
       if (!fs.readFileSync(path.join(back, 'assets', file)).equals(fs.readFileSync(path.join(folder, file)))) throw new Error(`${file} did not come back identical`);
     }
     await page.screenshot({ path: path.join(shotsDir, 'ide-upload.png') });
@@ -507,6 +515,9 @@ async function main() {
     if (await page.evaluate(() => window.__pwned)) throw new Error('the preview ran code');
     await page.screenshot({ path: path.join(shotsDir, 'ide-markdown.png') });
     await page.getByTestId('markdown-preview-toggle').click();
+    // Saved, so that leaving the IDE (the next step) is not held up by unsaved text.
+    await page.keyboard.press('Control+S');
+    await waitFor(async () => (await read('notes/guide.md')).includes('## Typed now'), 10_000, 'guide.md saved');
   }, 60_000);
 
   await step('axe-core finds no serious or critical problem on the home page and in the IDE', async () => {
@@ -517,8 +528,8 @@ async function main() {
     };
     await serious('the IDE');
     await page.goto(`${base}/`, { waitUntil: 'domcontentloaded' });
-    await page.getByTestId('workspace-list').waitFor().catch(() => {});
-    await page.waitForTimeout(500);
+    await page.getByTestId('workspace-list').waitFor();
+    await page.getByText('daily').first().waitFor();
     await serious('the home page');
   }, 60_000);
 }

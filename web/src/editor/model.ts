@@ -106,9 +106,9 @@ export class EditorModel {
   ) {
     this.base = baseExtensions();
     const apply = () => {
-      const s = settings.get();
-      void prepare(s).then(() => {
-        this.settingsExt = settingsExtension(s);
+      void prepare(settings.get()).then(() => {
+        // The settings as they are now: a change made while Vim's code loaded wins.
+        this.settingsExt = settingsExtension(settings.get());
         for (const tab of this.tabs) this.applyToTab(tab, { effects: this.settingsConf.reconfigure(this.settingsExt) });
       });
     };

@@ -38,6 +38,8 @@ export class FileTreeModel {
   private indexCache: string[] | null = null;
   /** Bumped on every change that can make the quick-open index stale. */
   private structureVersion = 0;
+  /** The newest listing asked for, per folder: an older answer arriving last is dropped. */
+  private readonly listings = new Map<string, number>();
 
   constructor(private readonly client: WorkspaceClient) {}
 
@@ -90,8 +92,12 @@ export class FileTreeModel {
     const prev = this.dirs.get(d);
     this.dirs.set(d, { entries: prev?.entries ?? null, loading: true });
     if (!prev?.entries) this.emit();
+    const asked = (this.listings.get(d) ?? 0) + 1;
+    this.listings.set(d, asked);
+    const superseded = () => this.listings.get(d) !== asked;
     try {
       const r = await this.client.listDir(d);
+      if (superseded()) return;
       this.dirs.set(d, { entries: sortEntries(r.entries ?? []), loading: false });
       // Forget folders that vanished.
       const names = new Set((r.entries ?? []).filter((e) => e.kind === 'dir').map((e) => e.name));
@@ -101,6 +107,7 @@ export class FileTreeModel {
         }
       }
     } catch (e) {
+      if (superseded()) return;
       this.dirs.set(d, { entries: prev?.entries ?? null, loading: false, error: e instanceof Error ? e.message : String(e) });
       if (d !== '' && !prev?.entries) this.expanded.delete(d);
     }
@@ -200,8 +207,9 @@ export class FileTreeModel {
       const batch = queue.splice(0, 8);
       const results = await Promise.all(
         batch.map(async ({ dir, depth }) => {
+          // A folder with a change not yet listed again is asked afresh.
           const cached = this.dirs.get(dir);
-          if (cached?.entries && !cached.loading) return { dir, depth, entries: cached.entries };
+          if (cached?.entries && !cached.loading && !this.pendingRefresh.has(dir)) return { dir, depth, entries: cached.entries };
           try {
             const r = await this.client.listDir(dir);
             return { dir, depth, entries: r.entries ?? [] };

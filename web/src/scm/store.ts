@@ -10,6 +10,8 @@ export class GitStore {
   private error: string | null = null;
   private readonly listeners = new Set<() => void>();
   private timer: ReturnType<typeof setTimeout> | null = null;
+  /** How many statuses were asked for: the newest answer wins. */
+  private asked = 0;
   private snap: { status: GitStatus | null; error: string | null } = { status: null, error: null };
   private readonly off: () => void;
 
@@ -45,12 +47,18 @@ export class GitStore {
   }
 
   async refresh(): Promise<void> {
+    // Statuses can cross on the way: only the newest asked for is shown.
+    const asked = ++this.asked;
+    let status: GitStatus | null = null;
+    let error: string | null = null;
     try {
-      this.status = await request<GitStatus>('GET', `${this.base}/status`);
-      this.error = null;
+      status = await request<GitStatus>('GET', `${this.base}/status`);
     } catch (e) {
-      this.error = e instanceof Error ? e.message : String(e);
+      error = e instanceof Error ? e.message : String(e);
     }
+    if (asked !== this.asked) return;
+    if (status) this.status = status;
+    this.error = error;
     this.emit();
   }
 
