@@ -58,7 +58,8 @@ pub struct SearchQuery {
     pub case_sensitive: bool,
     #[serde(default)]
     pub whole_word: bool,
-    /// Comma-separated globs a file must match (`src/**,*.py`).
+    /// Comma-separated globs a file must match (`src/**,*.{ts,tsx}`: a comma inside braces is
+    /// the glob's own).
     #[serde(default)]
     #[cfg_attr(test, ts(optional))]
     pub include: Option<String>,

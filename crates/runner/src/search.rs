@@ -57,6 +57,26 @@ pub(crate) async fn search(
         .expect("a response builds")
 }
 
+/// A comma-separated list of globs, split where a comma is not inside braces: `*.{ts,tsx},
+/// docs/**` is two globs, the first of which ripgrep expands itself.
+fn split_globs(list: &str) -> Vec<&str> {
+    let mut globs = Vec::new();
+    let (mut depth, mut start) = (0usize, 0);
+    for (i, c) in list.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                globs.push(&list[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    globs.push(&list[start..]);
+    globs
+}
+
 fn args(query: &SearchQuery) -> Vec<String> {
     let mut args: Vec<String> = ["--json", "--hidden", "--no-require-git", "--glob", "!.git"]
         .map(String::from)
@@ -74,7 +94,7 @@ fn args(query: &SearchQuery) -> Vec<String> {
     }
     let globs = |list: &Option<String>, negate: bool| -> Vec<String> {
         list.iter()
-            .flat_map(|l| l.split(','))
+            .flat_map(|l| split_globs(l))
             .map(str::trim)
             .filter(|g| !g.is_empty())
             .flat_map(|g| {
@@ -284,4 +304,26 @@ fn clip_line(text: &str, focus: usize) -> (&str, usize) {
         end -= 1;
     }
     (&text[start..end], start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_globs;
+
+    #[test]
+    fn globs_split_on_commas_outside_braces() {
+        assert_eq!(
+            split_globs("*.{ts,tsx}, docs/**"),
+            ["*.{ts,tsx}", " docs/**"]
+        );
+        assert_eq!(split_globs("a,b"), ["a", "b"]);
+        assert_eq!(
+            split_globs("src/{a,{b,c}}/*.rs,x"),
+            ["src/{a,{b,c}}/*.rs", "x"]
+        );
+        // Unbalanced braces stay one glob; ripgrep then says what is wrong with it.
+        assert_eq!(split_globs("*.{ts,tsx"), ["*.{ts,tsx"]);
+        assert_eq!(split_globs("}a,b"), ["}a", "b"]);
+        assert_eq!(split_globs(""), [""]);
+    }
 }

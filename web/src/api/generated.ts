@@ -37,7 +37,8 @@ export type SearchQuery = { query: string,
  */
 regex: boolean, caseSensitive: boolean, wholeWord: boolean, 
 /**
- * Comma-separated globs a file must match (`src/**,*.py`).
+ * Comma-separated globs a file must match (`src/**,*.{ts,tsx}`: a comma inside braces is
+ * the glob's own).
  */
 include?: string, 
 /**

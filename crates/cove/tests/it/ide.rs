@@ -453,6 +453,18 @@ async fn search_finds_across_files_respects_gitignore_and_refuses_bad_queries() 
         "{body}"
     );
     assert!(found.iter().any(|l| l["type"] == "match"), "{body}");
+    // A comma inside braces is the glob's own: `*.{py,js}` and `docs/**` are two globs.
+    let (_, body) = search("query=needle&include=*.%7Bpy,js%7D,docs/**").await;
+    let paths: std::collections::BTreeSet<String> = lines(&body)
+        .iter()
+        .filter(|l| l["type"] == "match")
+        .map(|l| l["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        paths,
+        ["a.py", "docs/é.md", "src/b.js"].map(String::from).into(),
+        "{body}"
+    );
     let (_, body) = search("query=needle&maxResults=2").await;
     let done = lines(&body).pop().unwrap();
     assert_eq!(done["truncated"], true, "{body}");
