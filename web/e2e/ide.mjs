@@ -531,6 +531,19 @@ async function main() {
     await page.getByTestId('workspace-list').waitFor();
     await page.getByText('daily').first().waitFor();
     await serious('the home page');
+    // And both again in the dark theme: its colours are other colours.
+    await page.goto(`${base}/w/${id}`, { waitUntil: 'domcontentloaded' });
+    await page.locator('[data-testid="connection-status"][data-state="connected"]').waitFor({ timeout: 30_000 });
+    await page.getByTestId('open-settings').click();
+    await page.getByTestId('settings-theme').selectOption('dark');
+    await page.keyboard.press('Escape');
+    await waitFor(async () => (await page.evaluate(() => document.documentElement.dataset.theme)) === 'dark', 5000, 'the dark theme');
+    await page.getByTestId('sidebar-scm').click();
+    await serious('the IDE, dark');
+    await page.screenshot({ path: path.join(shotsDir, 'ide-dark.png') });
+    await page.goto(`${base}/`, { waitUntil: 'domcontentloaded' });
+    await page.getByText('daily').first().waitFor();
+    await serious('the home page, dark');
   }, 60_000);
 }
 
