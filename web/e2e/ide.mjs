@@ -475,6 +475,23 @@ async function main() {
       if (!fs.readFileSync(path.join(back, 'assets', file)).equals(fs.readFileSync(path.join(folder, file)))) throw new Error(`${file} did not come back identical`);
     }
     await page.screenshot({ path: path.join(shotsDir, 'ide-upload.png') });
+
+    // The same folder again, changed and with a new file: nothing is replaced without asking.
+    fs.writeFileSync(path.join(folder, 'readme.txt'), 'changed on the laptop\n');
+    fs.writeFileSync(path.join(folder, 'added.txt'), 'new\n');
+    const dropAgain = async () => {
+      for (const type of ['dragEnter', 'dragOver', 'drop']) await cdp.send('Input.dispatchDragEvent', { type, ...at, data });
+    };
+    await dropAgain();
+    const question = page.getByRole('dialog').filter({ hasText: 'Replace 3 files?' });
+    await question.waitFor({ timeout: 15_000 });
+    await page.screenshot({ path: path.join(shotsDir, 'ide-upload-replace.png') });
+    await question.getByRole('button', { name: 'Upload only new files' }).click();
+    await waitFor(async () => (await read('assets/added.txt')) === 'new\n', 15_000, 'only the new file uploaded');
+    if ((await read('assets/readme.txt')) !== 'uploaded by drag and drop\n') throw new Error('an existing file was replaced after "Upload only new files"');
+    await dropAgain();
+    await page.getByRole('dialog').filter({ hasText: 'Replace 4 files?' }).getByRole('button', { name: 'Replace' }).click();
+    await waitFor(async () => (await read('assets/readme.txt')) === 'changed on the laptop\n', 15_000, 'the file replaced when asked to');
   }, 60_000);
 
   await step('the split editor shows a second group; a save there reaches the first', async () => {

@@ -1,11 +1,34 @@
 // Drop files or folders on the tree to upload them: one upload at a time, shown as a bar
 // with its progress under the tree.
 import { useCallback, useState } from 'react';
-import { notify } from '../app/feedback';
-import { droppedFiles, pickFiles, uploadAll, type Upload, type UploadProgress } from './upload';
+import { ask, notify } from '../app/feedback';
+import { alreadyThere, droppedFiles, pickFiles, uploadAll, type Upload, type UploadProgress } from './upload';
 
 function size(n: number): string {
   return n < 1024 * 1024 ? `${Math.ceil(n / 1024)} KiB` : `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** The uploads to send: when some would replace files, the person chooses (nothing is
+ * replaced without asking). */
+async function keepOrReplace(workspaceId: string, uploads: Upload[]): Promise<Upload[]> {
+  if (uploads.length === 0) return uploads;
+  const there = await alreadyThere(workspaceId, uploads);
+  if (there.length === 0) return uploads;
+  const names = there.slice(0, 3).map((u) => u.path).join(', ') + (there.length > 3 ? ` and ${there.length - 3} more` : '');
+  const choice = await ask(
+    there.length === 1 ? 'Replace a file?' : `Replace ${there.length} files?`,
+    `${names} ${there.length === 1 ? 'exists' : 'exist'} already. Replace ${there.length === 1 ? 'it' : 'them'} with the uploaded ${there.length === 1 ? 'file' : 'files'}, or upload only the new ones?`,
+    [
+      { id: 'cancel', label: 'Cancel', kind: 'secondary' },
+      { id: 'skip', label: 'Upload only new files', kind: 'secondary' },
+      { id: 'replace', label: 'Replace', kind: 'danger' },
+    ],
+  );
+  if (choice === 'replace') return uploads;
+  if (choice !== 'skip') return [];
+  const fresh = uploads.filter((u) => !there.includes(u));
+  if (fresh.length === 0) notify('Nothing uploaded: every file is there already.');
+  return fresh;
 }
 
 export function useUploader(workspaceId: string): { onDropFiles: (dt: DataTransfer, dir: string) => void; onPick: (dir: string, folder: boolean) => void; bar: React.ReactNode } {
@@ -18,7 +41,8 @@ export function useUploader(workspaceId: string): { onDropFiles: (dt: DataTransf
       }
       setProgress({ done: 0, total: 0, bytes: 0, totalBytes: 0, current: 'reading the dropped files…' });
       void listed
-        .then(async (uploads) => {
+        .then(async (listed) => {
+          const uploads = await keepOrReplace(workspaceId, listed);
           if (uploads.length === 0) return;
           const result = await uploadAll(workspaceId, uploads, setProgress);
           if (result.error) notify(`Upload stopped after ${result.done} of ${uploads.length} files: ${result.error}`, 'error');

@@ -2,6 +2,8 @@
 // (the runner checks its size and the workspace's storage limit), one at a time, with the
 // bytes sent so far reported for a progress bar. Folders are read through the browser's
 // entry API, their structure kept.
+import type { DirListing } from '../api/generated';
+import { request } from '../api/rest';
 
 /** One file to upload and where it goes, relative to the workspace root. */
 export interface Upload {
@@ -62,11 +64,38 @@ export async function droppedFiles(dt: DataTransfer, dir: string, limit = 10_000
   return out;
 }
 
+const routeOf = (path: string) => path.split('/').map(encodeURIComponent).join('/');
+
+/**
+ * The uploads whose path holds a file already: each target folder is listed once (eight at a
+ * time). A folder that does not exist yet holds nothing; one that cannot be listed is left
+ * to the upload itself to report.
+ */
+export async function alreadyThere(workspaceId: string, uploads: Upload[]): Promise<Upload[]> {
+  const byFolder = new Map<string, Upload[]>();
+  for (const u of uploads) {
+    const folder = u.path.includes('/') ? u.path.slice(0, u.path.lastIndexOf('/')) : '';
+    byFolder.set(folder, [...(byFolder.get(folder) ?? []), u]);
+  }
+  const found: Upload[] = [];
+  const folders = [...byFolder.keys()];
+  const listOne = async (folder: string) => {
+    try {
+      const listing = await request<DirListing>('GET', `/api/workspaces/${encodeURIComponent(workspaceId)}/files/${routeOf(folder)}`);
+      const names = new Set((listing?.entries ?? []).map((e) => e.name));
+      for (const u of byFolder.get(folder) ?? []) if (names.has(u.path.slice(u.path.lastIndexOf('/') + 1))) found.push(u);
+    } catch {
+      /* not there yet, or not a folder: nothing to replace */
+    }
+  };
+  for (let i = 0; i < folders.length; i += 8) await Promise.all(folders.slice(i, i + 8).map(listOne));
+  return found;
+}
+
 function put(workspaceId: string, upload: Upload, onBytes: (n: number) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    const route = upload.path.split('/').map(encodeURIComponent).join('/');
-    xhr.open('PUT', `/api/workspaces/${encodeURIComponent(workspaceId)}/files/${route}?createParents=true`);
+    xhr.open('PUT', `/api/workspaces/${encodeURIComponent(workspaceId)}/files/${routeOf(upload.path)}?createParents=true`);
     xhr.setRequestHeader('Content-Type', 'application/octet-stream');
     xhr.upload.onprogress = (e) => onBytes(e.loaded);
     xhr.onload = () => {
@@ -118,7 +147,7 @@ export function startDownload(url: string): void {
 export function downloadUrl(workspaceId: string, path: string, isDir: boolean): string {
   const ws = `/api/workspaces/${encodeURIComponent(workspaceId)}`;
   if (isDir) return `${ws}/archive?path=${encodeURIComponent(path)}`;
-  return `${ws}/files/${path.split('/').map(encodeURIComponent).join('/')}`;
+  return `${ws}/files/${routeOf(path)}`;
 }
 
 /** Asks the person for files (or a folder, kept whole) to upload under `dir`. */
