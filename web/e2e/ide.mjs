@@ -518,13 +518,28 @@ async function main() {
 
   await step('a Markdown file previews beside its editor, and its HTML cannot run', async () => {
     await page.getByTestId('sidebar-files').click();
-    await put('notes/guide.md', '# Guide\n\nSome **bold** text.\n\n<img src=x onerror="parent.__pwned=true"><script>parent.__pwned=true</script>\n');
+    // A 1x1 PNG beside the file and an SVG at the root, named relatively; a path above the
+    // root stays as written and shows nothing, even where clamping it at the root would find
+    // an image (etc/x.png).
+    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+    await put('notes/pic.png', png);
+    await put('etc/x.png', png);
+    await put('logo.svg', '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><script>parent.__pwned=true</script><rect width="40" height="20" fill="teal"/></svg>');
+    await put(
+      'notes/guide.md',
+      '# Guide\n\nSome **bold** text.\n\n![pic](pic.png) ![logo](../logo.svg) ![out](../../etc/x.png)\n\n<img src=x onerror="parent.__pwned=true"><script>parent.__pwned=true</script>\n',
+    );
     await page.getByTestId('tree-item-notes').click();
     await page.getByTestId('tree-item-notes/guide.md').click();
     await page.getByTestId('markdown-preview-toggle').click();
     const frame = page.frameLocator('[data-testid="markdown-preview"]');
     await frame.locator('h1').waitFor({ timeout: 10_000 });
     if ((await frame.locator('strong').textContent()) !== 'bold') throw new Error('the Markdown is not rendered');
+    const shown = async (alt) =>
+      frame.locator(`img[alt="${alt}"]`).evaluate((img) => ({ src: img.getAttribute('src'), width: img.naturalWidth }));
+    await waitFor(async () => (await shown('pic')).width === 1 && (await shown('logo')).width === 40, 10_000, 'the workspace images shown');
+    if (!(await shown('pic')).src.startsWith('data:image/png;base64,')) throw new Error(`pic: ${(await shown('pic')).src}`);
+    if ((await shown('out')).src !== '../../etc/x.png') throw new Error(`a path above the root was followed: ${(await shown('out')).src}`);
     await content.click();
     await page.keyboard.press('Control+End');
     await page.keyboard.insertText('\n## Typed now\n');

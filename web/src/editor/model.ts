@@ -684,6 +684,11 @@ export class EditorModel {
     this.emit();
   }
 
+  /** A workspace file's bytes, base64 (the Markdown preview's images). */
+  async readBase64(path: string): Promise<string> {
+    return (await this.client.readFileBase64(path)).content;
+  }
+
   /** The first bytes of a file (at most 64 KiB), for a hex view. */
   async readBytes(path: string): Promise<Uint8Array> {
     const r = await this.client.readFileBase64(path);
