@@ -152,8 +152,10 @@ async function main() {
       return (await page.getByTestId('editor-tab-helpers.py').count()) > 0;
     }, 30_000, 'helpers.py to open', 1500);
     await waitFor(async () => (await page.getByTestId('editor-tab-helpers.py').getAttribute('aria-selected')) === 'true', 10_000, 'helpers.py shown');
-    const cursor = await page.getByTestId('status-cursor').textContent();
-    if (!/Ln 1,/.test(cursor ?? '')) throw new Error(`the cursor is not on the definition: ${cursor}`);
+    // On the name of `def greet` (a newly opened file would show Ln 1, Col 1).
+    await waitFor(async () => /Ln 1, Col 5\b/.test((await page.getByTestId('status-cursor').textContent()) ?? ''), 5000, 'the cursor on the definition').catch(async (e) => {
+      throw new Error(`${e.message}; the status bar says ${await page.getByTestId('status-cursor').textContent()}`);
+    });
   }, 60_000);
 
   await step('rename changes every use, in both files', async () => {
@@ -174,6 +176,32 @@ async function main() {
     await waitFor(async () => (await read('app.py')).includes('print(welcome("cove"))'), 10_000, 'app.py saved');
     await page.screenshot({ path: path.join(shotsDir, 'ide-rename.png') });
   }, 60_000);
+
+  await step('a page hidden for a while stops its language servers; shown again, they come back', async () => {
+    await page.getByTestId('panel-tab-terminal').click();
+    // The servers' processes in the workspace, counted once they settle (at most 10 s).
+    const count = async (label, want) => {
+      const settle = want === 0 ? 'pgrep -f langserver >/dev/null || break' : 'pgrep -f langserver >/dev/null && break';
+      await typeInTerminal(page, `for i in $(seq 50); do ${settle}; sleep 0.2; done; echo "${label}=$(pgrep -c -f langserver)"\n`);
+      const seen = await waitFor(async () => (await terminalText(page)).match(new RegExp(`^${label}=(\\d+)`, 'm')), 20_000, `${label} in the terminal`);
+      return Number(seen[1]);
+    };
+    if ((await count('before', 1)) < 1) throw new Error('no language server runs before the page is hidden');
+    // The page hidden, as when the person switches to another browser tab (a short wait here).
+    await page.evaluate(() => {
+      window.__coveLsp.restAfterMs = 200;
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await waitFor(async () => (await page.getByTestId('lsp-status').getAttribute('data-state')) === 'resting', 10_000, 'the status bar to say the server rests');
+    if ((await count('hidden', 0)) !== 0) throw new Error('the language server still runs while the page is hidden');
+    await page.evaluate(() => {
+      delete document.visibilityState;
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await waitFor(async () => (await page.getByTestId('lsp-status').getAttribute('data-state')) === 'ready', 60_000, 'the server ready again');
+    if ((await count('shown', 1)) < 1) throw new Error('no language server runs once the page is shown again');
+  }, 90_000);
 
   await step('search finds a string in 3 files, replaces it in all, and one undo puts it back', async () => {
     await put('notes/a.txt', 'the NEEDLE_X is here\n');

@@ -28,16 +28,9 @@ import type { LanguageServers } from '../api/generated';
 import { serverFor } from './servers';
 import { sanitizeHTML } from './sanitize';
 import { offsetOf, renameCommand, type TextEdit } from './rename';
+import { cleanDiagnostics, severityOf, type Problem } from './diagnostics';
 
-/** One problem the language servers report, for the Problems panel. */
-export interface Problem {
-  path: string;
-  line: number;
-  col: number;
-  severity: 'error' | 'warning' | 'info' | 'hint';
-  message: string;
-  source: string;
-}
+export type { Problem };
 
 /** What the editor model lets language services do with its tabs. */
 export interface EditorAccess {
@@ -63,39 +56,13 @@ export interface EditorAccess {
 
 export interface LspStatus {
   server: string;
-  state: 'starting' | 'ready' | 'stopped';
+  /** `resting`: stopped while the page is hidden, started again when it is shown. */
+  state: 'starting' | 'ready' | 'stopped' | 'resting';
   message: string;
 }
 
 interface TrackedFile extends WorkspaceFile {
   path: string;
-}
-
-function severityOf(n: number | undefined): Problem['severity'] {
-  return n === 2 ? 'warning' : n === 3 ? 'info' : n === 4 ? 'hint' : 'error';
-}
-
-/** A server's diagnostics as the IDE can show them: anything malformed left out, text cut. */
-function cleanDiagnostics(items: unknown): unknown[] {
-  if (!Array.isArray(items)) return [];
-  const at = (p: unknown) => {
-    const q = p as { line?: unknown; character?: unknown } | null;
-    return q && Number.isInteger(q.line) && Number.isInteger(q.character) && (q.line as number) >= 0 && (q.character as number) >= 0 ? { line: q.line as number, character: q.character as number } : null;
-  };
-  return items.slice(0, 1000).flatMap((d) => {
-    const item = d as { range?: { start?: unknown; end?: unknown }; severity?: unknown; message?: unknown; source?: unknown } | null;
-    const start = at(item?.range?.start);
-    const end = at(item?.range?.end);
-    if (!item || !start || !end) return [];
-    return [
-      {
-        range: { start, end },
-        severity: [1, 2, 3, 4].includes(item.severity as number) ? item.severity : 1,
-        message: String(item.message ?? '').slice(0, 2000),
-        source: typeof item.source === 'string' ? item.source.slice(0, 100) : '',
-      },
-    ];
-  });
 }
 
 /** Syncs documents half a second after typing stops (as the library's own diagnostics do). */
@@ -252,6 +219,40 @@ export class LanguageServices {
   ) {
     // For the browser tests and the benchmark, as the terminals are.
     (window as unknown as { __coveLsp?: LanguageServices }).__coveLsp = this;
+    document.addEventListener('visibilitychange', this.onVisibility);
+  }
+
+  /**
+   * How long the page may stay hidden before its servers stop. Each is a process of the
+   * workspace holding its memory (pyright: over 100 MiB) for a tab nobody looks at.
+   */
+  restAfterMs = 10 * 60_000;
+  private readonly resting = new Set<string>();
+  private restTimer: ReturnType<typeof setTimeout> | null = null;
+
+  private onVisibility = (): void => {
+    if (document.visibilityState === 'hidden') {
+      if (!this.restTimer && this.connections.size) this.restTimer = setTimeout(() => this.rest(), this.restAfterMs);
+      return;
+    }
+    if (this.restTimer) clearTimeout(this.restTimer);
+    this.restTimer = null;
+    for (const server of [...this.resting]) {
+      this.resting.delete(server);
+      this.editor.attach(server);
+    }
+  };
+
+  /** Stops every server until the page is shown again; their tabs stay plain editors meanwhile. */
+  private rest(): void {
+    this.restTimer = null;
+    for (const [server, connection] of [...this.connections]) {
+      this.connections.delete(server);
+      this.resting.add(server);
+      hangUp(connection);
+      this.setStatus(server, 'resting', `The ${server} language server rests while this page is hidden`);
+      this.editor.attach(server);
+    }
   }
 
   subscribe = (fn: () => void): (() => void) => {
@@ -310,7 +311,7 @@ export class LanguageServices {
    */
   async extensionFor(path: string): Promise<Extension | null> {
     const wanted = serverFor(path);
-    if (!wanted || !this.canEdit() || this.failed.has(wanted.server)) return null;
+    if (!wanted || !this.canEdit() || this.failed.has(wanted.server) || this.resting.has(wanted.server)) return null;
     let list = await this.servers();
     if (list && !list.servers.some((s) => s.language === wanted.server)) list = await this.servers(true);
     if (!list || !list.servers.some((s) => s.language === wanted.server)) return null;
@@ -411,12 +412,7 @@ export class LanguageServices {
     if (!connection) return;
     this.connections.delete(server);
     this.failed.add(server);
-    try {
-      connection.client.disconnect();
-    } catch {
-      /* already gone */
-    }
-    if (connection.socket.readyState === WebSocket.OPEN) connection.socket.close();
+    hangUp(connection);
     for (const uri of [...this.problems.keys()]) if (serverFor(this.pathOf(uri) ?? '')?.server === server) this.problems.delete(uri);
     this.updateProblems();
     // The runner's reason already says which server stopped and how.
@@ -561,15 +557,20 @@ export class LanguageServices {
 
   /** Ends every connection (the IDE is leaving the workspace). */
   dispose(): void {
-    for (const [, c] of this.connections) {
-      c.socket.onclose = null;
-      try {
-        c.client.disconnect();
-      } catch {
-        /* gone */
-      }
-      c.socket.close();
-    }
+    document.removeEventListener('visibilitychange', this.onVisibility);
+    if (this.restTimer) clearTimeout(this.restTimer);
+    for (const [, c] of this.connections) hangUp(c);
     this.connections.clear();
   }
+}
+
+/** Ends a connection from this side: the runner then stops the server's whole process tree. */
+function hangUp(c: Connection): void {
+  c.socket.onclose = null;
+  try {
+    c.client.disconnect();
+  } catch {
+    /* already gone */
+  }
+  if (c.socket.readyState === WebSocket.OPEN || c.socket.readyState === WebSocket.CONNECTING) c.socket.close();
 }
