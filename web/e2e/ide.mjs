@@ -181,6 +181,29 @@ async function main() {
     await page.screenshot({ path: path.join(shotsDir, 'ide-rename.png') });
   }, 60_000);
 
+  await step('go to definition into the standard library shows its file, read-only', async () => {
+    await openFile('check.py');
+    await content.click();
+    await page.keyboard.press('Control+Home');
+    for (let i = 0; i < 8; i++) await page.keyboard.press('ArrowRight');
+    // On `os` of `import os`: its definition is Python's own os.py (or a stub of pyright's),
+    // outside the workspace.
+    const outside = page.getByTestId('outside-file');
+    await waitFor(async () => {
+      await page.keyboard.press('F12');
+      return outside.isVisible();
+    }, 30_000, 'the outside file shown', 1500);
+    const title = (await outside.locator('header strong').textContent()) ?? '';
+    if (!/^\/.*\/(os\.py|os\/__init__\.pyi)$/.test(title)) throw new Error(`not the os module's file: ${title}`);
+    const text = async () => (await outside.locator('.cm-content').textContent()) ?? '';
+    if (!/import sys/.test(await text())) throw new Error(`the file's text is not shown: ${(await text()).slice(0, 200)}`);
+    await page.screenshot({ path: path.join(shotsDir, 'ide-outside-file.png') });
+    await page.keyboard.type('zz');
+    if ((await text()).includes('zz')) throw new Error('the outside file took typing');
+    await page.keyboard.press('Escape');
+    await outside.waitFor({ state: 'detached' });
+  }, 60_000);
+
   await step('a page hidden for a while stops its language servers; shown again, they come back', async () => {
     await page.getByTestId('panel-tab-terminal').click();
     // The servers' processes in the workspace, counted once they settle (at most 10 s).

@@ -215,6 +215,25 @@ pub struct GitShowQuery {
     pub from: String,
 }
 
+/// The query of `GET /api/workspaces/{id}/lsp/file`: a file outside the workspace that a
+/// language server points at (a library's source, the standard library's stubs), by its
+/// absolute path as the workspace's programs see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutsideFileQuery {
+    pub path: String,
+}
+
+/// The answer of `GET .../lsp/file`: the file's text, read in the workspace's sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct OutsideFile {
+    pub path: String,
+    pub content: String,
+}
+
 /// The answer of `GET .../git/show`: the text, or `None` where the file is not (new, deleted).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]

@@ -399,6 +399,8 @@ fn typescript_bindings_are_current() {
         GitFile,
         GitShowQuery,
         GitShown,
+        OutsideFileQuery,
+        OutsideFile,
         GitRequest,
         GitReply,
         ErrorReply,

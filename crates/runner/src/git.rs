@@ -11,11 +11,10 @@ use cove_protocol::ErrorCode;
 use cove_protocol::ide::{GitFile, GitReply, GitRequest, GitShowQuery, GitShown, GitStatus};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt as _;
 
 use crate::Workspace;
+use crate::captured::{Ran, run_captured};
 use crate::http::refuse;
-use crate::stopping::{new_marker, signal_group};
 
 /// Most output kept of one git run (a diff or a status of a huge tree is cut, and says so).
 const MAX_OUTPUT: usize = 64 * 1024;
@@ -23,14 +22,8 @@ const MAX_OUTPUT: usize = 64 * 1024;
 const LOCAL: Duration = Duration::from_secs(30);
 const REMOTE: Duration = Duration::from_secs(120);
 
-struct Ran {
-    ok: bool,
-    stdout: Vec<u8>,
-    stderr: String,
-}
-
-/// Runs `git args...` at the workspace root, with `stdin` if given; at most `limit` bytes of
-/// stdout are kept (more is an error: a file too large to show).
+/// Runs `git args...` at the workspace root (see [`run_captured`]), never waiting for a
+/// person at a prompt no one sees: a missing credential is an answer.
 async fn git(
     ws: &Workspace,
     args: &[&str],
@@ -41,73 +34,9 @@ async fn git(
 ) -> Result<Ran, String> {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let mut env = env.to_vec();
-    // Never wait for a person at a prompt no one sees; a missing credential is an answer.
     env.push(("GIT_TERMINAL_PROMPT".into(), "0".into()));
     env.push(("GIT_ASKPASS".into(), "".into()));
-    let marker = new_marker();
-    let mut command = ws
-        .launch
-        .command("git", Some(&args), None, &env, "git", &marker)
-        .map_err(|e| e.to_string())?;
-    command
-        .stdin(if stdin.is_some() {
-            std::process::Stdio::piped()
-        } else {
-            std::process::Stdio::null()
-        })
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = command.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => "git is not installed in this workspace".to_string(),
-        _ => format!("cannot run git: {e}"),
-    })?;
-    let pid = child.id().unwrap_or(0);
-    if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        let bytes = bytes.to_vec();
-        ws.tasks.spawn(async move {
-            let _ = pipe.write_all(&bytes).await;
-        });
-    }
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let read = async {
-        use tokio::io::AsyncReadExt as _;
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let mut out_pipe = (&mut stdout).take(limit as u64 + 1);
-        let mut err_pipe = (&mut stderr).take(MAX_OUTPUT as u64);
-        let (a, b) = tokio::join!(
-            out_pipe.read_to_end(&mut out),
-            err_pipe.read_to_end(&mut err)
-        );
-        a.and(b).map(|_| (out, err))
-    };
-    let outcome = tokio::time::timeout(wait, async {
-        let (out, err) = read.await.map_err(|e| e.to_string())?;
-        if out.len() > limit {
-            signal_group(pid, libc::SIGKILL);
-            let _ = child.wait().await;
-            return Err(format!("git's answer is larger than {} KiB", limit / 1024));
-        }
-        let status = child.wait().await.map_err(|e| e.to_string())?;
-        Ok(Ran {
-            ok: status.success(),
-            stdout: out,
-            stderr: String::from_utf8_lossy(&err).into_owned(),
-        })
-    })
-    .await;
-    match outcome {
-        Ok(result) => result,
-        Err(_) => {
-            signal_group(pid, libc::SIGKILL);
-            Err(format!(
-                "git took longer than {} s and was stopped",
-                wait.as_secs()
-            ))
-        }
-    }
+    run_captured(ws, "git", &args, stdin, &env, wait, limit).await
 }
 
 /// A path a client names: relative, no `..`, no NUL, not an option.

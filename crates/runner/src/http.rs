@@ -8,6 +8,7 @@
 //! | `GET/PUT/DELETE /files/{path}` | file bytes, as the REST routes of section 0 |
 //! | `/ports/{port}/...` | port preview: HTTP and WebSocket to `127.0.0.1:{port}` |
 //! | `GET /lsp` | the language servers the workspace can run, and its root as a URI |
+//! | `GET /lsp/file` | a file outside the workspace a language server points at, read in the sandbox (`outside.rs`) |
 //! | `GET /lsp/{language}` | a language server started for this socket, LSP messages both ways (`lsp.rs`) |
 //! | `GET /search` | search across files with ripgrep, as newline-delimited JSON (`search.rs`) |
 //! | `GET /archive` | a folder as a tar.gz stream, packed by `tar` in the workspace (`archive.rs`) |
@@ -84,6 +85,7 @@ pub(crate) fn router(ws: Arc<Workspace>) -> Router {
             axum::routing::any(crate::preview::proxy),
         )
         .route("/lsp", get(language_servers))
+        .route("/lsp/file", get(crate::outside::outside_file))
         .route("/lsp/{language}", get(language_server_socket))
         .route("/search", get(crate::search::search))
         .route("/archive", get(crate::archive::archive))

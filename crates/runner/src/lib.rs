@@ -17,6 +17,7 @@
 
 mod adopt;
 mod archive;
+mod captured;
 mod control;
 mod error;
 mod files;
@@ -25,6 +26,7 @@ mod http;
 mod launch;
 mod lsp;
 mod output;
+mod outside;
 mod ports;
 mod preview;
 mod processes;

@@ -209,6 +209,7 @@ fn router(
         )
         .route("/api/workspaces/{id}/ws", get(api::control_socket))
         .route("/api/workspaces/{id}/lsp", get(api::language_servers))
+        .route("/api/workspaces/{id}/lsp/file", get(api::outside_file))
         .route(
             "/api/workspaces/{id}/lsp/{language}",
             get(api::language_server_socket),

@@ -120,6 +120,10 @@ from: string, };
 
 export type GitShown = { content: string | null, };
 
+export type OutsideFileQuery = { path: string, };
+
+export type OutsideFile = { path: string, content: string, };
+
 export type GitRequest = { "op": "init" } | { "op": "stage", paths: Array<string>, } | { "op": "unstage", paths: Array<string>, } | { "op": "discard", paths: Array<string>, } | { "op": "setIndex", path: string, content: string, } | { "op": "commit", message: string, } | { "op": "switch", branch: string, create: boolean, } | { "op": "pull" } | { "op": "push" } | { "op": "credentials", url: string, username: string, password: string, };
 
 export type GitReply = { ok: boolean, 

@@ -29,6 +29,7 @@ import { serverFor } from './servers';
 import { sanitizeHTML } from './sanitize';
 import { offsetOf, renameCommand, type TextEdit } from './rename';
 import { cleanDiagnostics, severityOf, type Problem } from './diagnostics';
+import { closeOutsideFile, outsidePath, showOutsideFile } from './outside';
 
 export type { Problem };
 
@@ -177,11 +178,11 @@ class TabsWorkspace extends Workspace {
 
   async displayFile(uri: string): Promise<EditorView | null> {
     const path = this.services.pathOf(uri);
-    if (path === null) {
-      this.services.editor.notify(`${decodeURI(uri)} is outside the workspace: cove opens only the workspace's files.`);
-      return null;
-    }
-    return this.services.editor.show(path);
+    if (path !== null) return this.services.editor.show(path);
+    const outside = outsidePath(uri);
+    if (outside !== null) return this.services.showOutside(outside);
+    this.services.editor.notify(`cove cannot open ${uri}`);
+    return null;
   }
 }
 
@@ -467,6 +468,14 @@ export class LanguageServices {
     return asked;
   }
 
+  /** A file outside the workspace, shown read-only; null (and a word why) when it cannot be. */
+  showOutside(path: string): Promise<EditorView | null> {
+    return showOutsideFile(this.workspaceId, path).catch((e) => {
+      this.editor.notify(`Cannot show ${path}: ${e instanceof Error ? e.message : String(e)}`);
+      return null;
+    });
+  }
+
   /** The workspace's own list of servers changed (.cove/languages.json): ask again next time. */
   forgetServers(): void {
     this.available = null;
@@ -557,6 +566,7 @@ export class LanguageServices {
 
   /** Ends every connection (the IDE is leaving the workspace). */
   dispose(): void {
+    closeOutsideFile();
     document.removeEventListener('visibilitychange', this.onVisibility);
     if (this.restTimer) clearTimeout(this.restTimer);
     for (const [, c] of this.connections) hangUp(c);

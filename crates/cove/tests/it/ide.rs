@@ -10,12 +10,12 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::accounts::{ADMIN_PASSWORD, Client, add_user, password_server, sign_in};
 
-fn on_path(program: &str) -> bool {
+pub(crate) fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
 }
 
-async fn put(client: &Client, id: &str, path: &str, content: &str) {
+pub(crate) async fn put(client: &Client, id: &str, path: &str, content: &str) {
     let (k, v) = &client.credential;
     let answer = request_from(
         None,
@@ -32,7 +32,7 @@ async fn put(client: &Client, id: &str, path: &str, content: &str) {
 }
 
 /// Creates a workspace from `template` and starts it.
-async fn create(client: &Client, name: &str, template: &str) -> String {
+pub(crate) async fn create(client: &Client, name: &str, template: &str) -> String {
     let a = client
         .call(
             "POST",
@@ -49,14 +49,14 @@ async fn create(client: &Client, name: &str, template: &str) -> String {
     id
 }
 
-async fn stop(client: &Client, id: &str) {
+pub(crate) async fn stop(client: &Client, id: &str) {
     let stopped = client
         .call("POST", &format!("/api/workspaces/{id}/stop"), None)
         .await;
     assert_eq!(stopped.status, 200, "{}", stopped.body);
 }
 
-async fn get_text(client: &Client, path: &str) -> (u16, String) {
+pub(crate) async fn get_text(client: &Client, path: &str) -> (u16, String) {
     let (k, v) = &client.credential;
     let answer = request_from(None, client.port, "GET", path, &[(k, v)], None, WAIT)
         .await
@@ -376,118 +376,87 @@ async fn missing_and_crashing_servers_say_why_and_viewers_cannot_start_one() {
     stop(&owner, &id).await;
 }
 
-fn lines(body: &str) -> Vec<Value> {
-    body.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("NDJSON line: {l:?}")))
-        .collect()
-}
-
+/// `GET .../lsp/file`: files outside the workspace a language server points at (the standard
+/// library, say) are read in the sandbox, by the owner and editors only, and only what the
+/// workspace's own programs could read: the server's data on the host stays out of reach.
 #[tokio::test]
-async fn search_finds_across_files_respects_gitignore_and_refuses_bad_queries() {
-    if !on_path("rg") {
-        return missing_tool("ripgrep", "the search tests");
-    }
+async fn files_outside_the_workspace_are_read_in_its_sandbox_by_editors_only() {
     let s = password_server(&[]).await;
     let owner = sign_in(s.port, "admin", ADMIN_PASSWORD).await;
-    let id = create(&owner, "search", "blank").await;
-    put(&owner, &id, "a.py", "needle = 1\nprint(needle)\n").await;
-    put(&owner, &id, "src/b.js", "const x = 'Needle';\n").await;
-    put(&owner, &id, "docs/é.md", "ünïcode before the needle\n").await;
-    put(&owner, &id, ".gitignore", "build/\n").await;
-    put(&owner, &id, "build/out.txt", "needle in the build\n").await;
-    put(
-        &owner,
-        &id,
-        "needles.txt",
-        "needles are not a whole needle word? needle\n",
-    )
-    .await;
-
-    let search = |query: &str| {
-        let owner = owner.clone();
-        let path = format!("/api/workspaces/{id}/search?{query}");
-        async move {
-            let (status, body) = get_text(&owner, &path).await;
-            (status, body)
-        }
+    let id = create(&owner, "outside", "blank").await;
+    let read = |client: &Client, path: &str| {
+        let client = client.clone();
+        let route = format!("/api/workspaces/{id}/lsp/file?path={}", url_encode(path));
+        async move { get_text(&client, &route).await }
     };
-    let (status, body) = search("query=needle").await;
+    // Python's own os.py, where go to definition of `os.makedirs` lands.
+    let os_py = std::fs::read_dir("/usr/lib")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("os.py"))
+        .find(|p| p.is_file() && p.to_string_lossy().contains("python3"))
+        .expect("python3's os.py under /usr/lib");
+    let (status, body) = read(&owner, os_py.to_str().unwrap()).await;
     assert_eq!(status, 200, "{body}");
-    let found = lines(&body);
-    let done = found.last().unwrap();
-    assert_eq!(done["type"], "done", "{body}");
-    let paths: std::collections::BTreeSet<&str> = found
-        .iter()
-        .filter(|l| l["type"] == "match")
-        .map(|l| l["path"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        paths,
-        ["a.py", "docs/é.md", "needles.txt", "src/b.js"].into(),
-        "case-insensitive by default, .gitignore respected: {body}"
-    );
-    assert_eq!(done["files"], 4, "{body}");
-    // Ranges count as the browser counts: "ünïcode before the " is 19 UTF-16 units.
-    let accented = found.iter().find(|l| l["path"] == "docs/é.md").unwrap();
-    assert_eq!(accented["ranges"], json!([[19, 25]]), "{accented}");
-    assert_eq!(accented["line"], 1);
-
-    let (_, body) = search("query=Needle&caseSensitive=true").await;
-    assert_eq!(
-        lines(&body).iter().filter(|l| l["type"] == "match").count(),
-        1,
-        "{body}"
-    );
-    let (_, body) = search("query=needle&wholeWord=true&include=*.txt").await;
-    let found = lines(&body);
-    let only: Vec<&Value> = found.iter().filter(|l| l["type"] == "match").collect();
-    assert_eq!(only.len(), 1, "{body}");
-    assert_eq!(only[0]["ranges"].as_array().unwrap().len(), 2, "{body}");
-    let (_, body) = search("query=ne%2Be.l&regex=true&exclude=a.py,src/**").await;
-    let found = lines(&body);
+    let file: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(file["path"], os_py.to_str().unwrap());
     assert!(
-        found
-            .iter()
-            .filter(|l| l["type"] == "match")
-            .all(|l| l["path"] != "a.py" && l["path"] != "src/b.js"),
-        "{body}"
+        file["content"].as_str().unwrap().contains("def makedirs("),
+        "{body:.200}"
     );
-    assert!(found.iter().any(|l| l["type"] == "match"), "{body}");
-    // A comma inside braces is the glob's own: `*.{py,js}` and `docs/**` are two globs.
-    let (_, body) = search("query=needle&include=*.%7Bpy,js%7D,docs/**").await;
-    let paths: std::collections::BTreeSet<String> = lines(&body)
-        .iter()
-        .filter(|l| l["type"] == "match")
-        .map(|l| l["path"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(
-        paths,
-        ["a.py", "docs/é.md", "src/b.js"].map(String::from).into(),
-        "{body}"
-    );
-    let (_, body) = search("query=needle&maxResults=2").await;
-    let done = lines(&body).pop().unwrap();
-    assert_eq!(done["truncated"], true, "{body}");
-    assert_eq!(done["matches"], 2, "{body}");
 
-    // A bad regular expression is an error line, not a failure of the route.
-    let (status, body) = search("query=%28unclosed&regex=true").await;
-    assert_eq!(status, 200);
-    assert!(lines(&body).iter().any(|l| l["type"] == "error"), "{body}");
-    for bad in ["", "query=", "query=x&rm=-rf", "query=x&regex=maybe"] {
-        let (status, body) = search(bad).await;
-        assert_eq!(status, 400, "{bad}: {body}");
+    for (path, want) in [
+        ("usr/lib/x.py", 400),
+        ("/usr/lib/../lib/x.py", 400),
+        ("/no/such/file.py", 404),
+        ("/usr/lib", 400),
+    ] {
+        let (status, body) = read(&owner, path).await;
+        assert_eq!(status, want, "{path}: {body}");
+        assert!(body.contains("\"error\""), "{path}: {body}");
     }
-    // A query that looks like an option stays a pattern: it finds the file that holds it.
-    put(&owner, &id, "flags.txt", "run it with --files please\n").await;
-    let (status, body) = search("query=--files").await;
-    assert_eq!(status, 200);
-    let found = lines(&body);
-    let matched: Vec<&Value> = found.iter().filter(|l| l["type"] == "match").collect();
-    assert_eq!(matched.len(), 1, "{body}");
-    assert_eq!(matched[0]["path"], "flags.txt");
-    assert_eq!(found.last().unwrap()["type"], "done", "{body}");
+    // Beyond what the workspace's programs see: the server's own data on the host.
+    if cove_test_support::needs_sandbox("read the host only through the sandbox") {
+        let host_file = s.data_dir.path().join("cove.db");
+        assert!(host_file.is_file(), "{}", host_file.display());
+        let (status, body) = read(&owner, host_file.to_str().unwrap()).await;
+        assert_eq!(
+            status, 404,
+            "the host's files are not the workspace's: {body:.300}"
+        );
+    }
+
+    let viewer = add_user(&owner, "val", "val-password-12", "viewer").await;
+    let shared = owner
+        .call(
+            "PUT",
+            &format!("/api/workspaces/{id}/shares/val"),
+            Some(json!({"access": "view"})),
+        )
+        .await;
+    assert_eq!(shared.status, 200, "{}", shared.body);
+    let (status, body) = read(&viewer, os_py.to_str().unwrap()).await;
+    assert_eq!(
+        status, 403,
+        "a viewer reads no file a terminal would: {body}"
+    );
     stop(&owner, &id).await;
+    let (status, body) = read(&owner, os_py.to_str().unwrap()).await;
+    assert_eq!(
+        status, 409,
+        "a stopped workspace is not started by a GET: {body}"
+    );
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[tokio::test]

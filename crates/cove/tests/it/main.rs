@@ -26,6 +26,7 @@ mod replay;
 mod restart;
 mod robustness;
 mod sandbox;
+mod search;
 mod security;
 mod seeds;
 mod sharing;

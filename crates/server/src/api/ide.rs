@@ -6,14 +6,15 @@
 //! Who may call what: listing servers, searching, archives and git's status read the
 //! workspace (any access); git operations change it (owner and editors); a
 //! language server socket starts a program in it, so only its owner and editors open one
-//! (language servers run build scripts and plugins: a viewer must not make code run). None of
-//! them starts a stopped workspace: a page from anywhere can make a browser send a GET.
+//! (language servers run build scripts and plugins: a viewer must not make code run), and
+//! only they read files outside the workspace a server points at (as their terminal could).
+//! None of them starts a stopped workspace: a page from anywhere can make a browser send a GET.
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::response::Response;
 use cove_protocol::ErrorCode;
-use cove_protocol::ide::{GitRequest, GitShowQuery, SearchQuery};
+use cove_protocol::ide::{GitRequest, GitShowQuery, OutsideFileQuery, SearchQuery};
 use hyper_util::rt::TokioIo;
 use tracing::Instrument as _;
 
@@ -65,6 +66,21 @@ pub(crate) async fn language_servers(
 ) -> Result<Response, ApiError> {
     let found = running(&app, &caller, &id).await?;
     forward_get(&app, &found.row.id, "/lsp".into()).await
+}
+
+/// `GET /api/workspaces/{id}/lsp/file?path=/absolute/path`: a file outside the workspace that
+/// a language server points at, read in the workspace's sandbox. Only its owner and editors:
+/// they can read the same through a terminal, a viewer cannot.
+pub(crate) async fn outside_file(
+    State(app): Shared,
+    caller: Caller,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let query = requery::<OutsideFileQuery>(&request, "request")?;
+    let found = running(&app, &caller, &id).await?;
+    found.require_edit()?;
+    forward_get(&app, &found.row.id, format!("/lsp/file?{query}")).await
 }
 
 /// `GET /api/workspaces/{id}/search?query=...`: ripgrep's matches as newline-delimited JSON,
