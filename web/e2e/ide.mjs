@@ -446,11 +446,16 @@ async function main() {
     const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
     await put('notes/pic.png', png);
     await put('etc/x.png', png);
-    await put('logo.svg', '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><script>parent.__pwned=true</script><rect width="40" height="20" fill="teal"/></svg>');
-    await put(
-      'notes/guide.md',
-      '# Guide\n\nSome **bold** text.\n\n![pic](pic.png) ![logo](../logo.svg) ![out](../../etc/x.png)\n\n<img src=x onerror="parent.__pwned=true"><script>parent.__pwned=true</script>\n',
-    );
+    await put('logo.svg', '<?xml version="1.0"?>\n<!-- drawn by hand -->\n<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><script>document.documentElement.dataset.pwned=1</script><rect width="40" height="20" fill="teal"/></svg>');
+    // A "picture" that is a secret (a link named like an image to a credentials file, say):
+    // its bytes are no image's, so it is not put into the page.
+    await put('notes/secret.png', 'GITHUB_TOKEN=ghp_not_an_image\n');
+    // The file's own scripts and styles: none may take effect (its CSS could read the page's
+    // attributes out through background images).
+    const hostile =
+      '<img src=x onerror="document.body.dataset.pwned=1"><script>document.body.dataset.pwned=1</script>' +
+      '<style>body{background:rgb(255,0,0)!important}</style><p id="styled" style="color:rgb(255,0,0)">styled</p>';
+    await put('notes/guide.md', `# Guide\n\nSome **bold** text.\n\n![pic](pic.png) ![logo](../logo.svg) ![out](../../etc/x.png) ![secret](secret.png)\n\n${hostile}\n`);
     await page.getByTestId('tree-item-notes').click();
     await page.getByTestId('tree-item-notes/guide.md').click();
     await page.getByTestId('markdown-preview-toggle').click();
@@ -462,11 +467,15 @@ async function main() {
     await waitFor(async () => (await shown('pic')).width === 1 && (await shown('logo')).width === 40, 10_000, 'the workspace images shown');
     if (!(await shown('pic')).src.startsWith('data:image/png;base64,')) throw new Error(`pic: ${(await shown('pic')).src}`);
     if ((await shown('out')).src !== '../../etc/x.png') throw new Error(`a path above the root was followed: ${(await shown('out')).src}`);
+    if ((await shown('secret')).src !== 'secret.png') throw new Error(`a file that is no image was put into the page: ${(await shown('secret')).src}`);
+    const styled = await frame.locator('#styled').evaluate((p) => [getComputedStyle(p).color, getComputedStyle(document.body).backgroundColor]);
+    if (styled.some((c) => c === 'rgb(255, 0, 0)')) throw new Error(`the file's own styles took effect: ${styled}`);
+    if (!/rgb\(255, 255, 255\)|rgb\(30, 33, 37\)/.test(styled[1])) throw new Error(`cove's own style for the preview is missing: ${styled[1]}`);
     await content.click();
     await page.keyboard.press('Control+End');
     await page.keyboard.insertText('\n## Typed now\n');
     await frame.locator('h2').waitFor({ timeout: 10_000 });
-    if (await page.evaluate(() => window.__pwned)) throw new Error('the preview ran code');
+    if ((await frame.locator('body[data-pwned]').count()) > 0) throw new Error('the preview ran code');
     await page.screenshot({ path: path.join(shotsDir, 'ide-markdown.png') });
     await page.getByTestId('markdown-preview-toggle').click();
     // Saved, so that leaving the IDE (the next step) is not held up by unsaved text.

@@ -4,7 +4,7 @@ import { EditorView } from '@codemirror/view';
 import { HighlightStyle, syntaxHighlighting } from '@codemirror/language';
 import { tags as t } from '@lezer/highlight';
 
-export const editorTheme = EditorView.theme({
+const look = EditorView.theme({
   '&': {
     height: '100%',
     color: 'var(--editor-fg)',
@@ -68,6 +68,12 @@ export const editorTheme = EditorView.theme({
     color: 'var(--fg-muted)',
   },
 });
+
+/**
+ * The editors' look, and their text in the keyboard's reach: a long line scrolls sideways,
+ * and a scrolled area must take the focus (a read-only diff's text too), as axe checks.
+ */
+export const editorTheme = [look, EditorView.contentAttributes.of({ tabindex: '0' })];
 
 const highlight = HighlightStyle.define([
   { tag: [t.keyword, t.controlKeyword, t.moduleKeyword, t.operatorKeyword, t.definitionKeyword], color: 'var(--syn-keyword)' },
