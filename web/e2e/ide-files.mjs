@@ -91,6 +91,19 @@ export async function sourceControl({ step, page, call, id, put, read, content, 
     await waitFor(async () => (await read('app.py')) === committed, 10_000, 'the added line discarded on disk');
     await page.getByTestId('scm-changes').getByTestId('scm-file-app.py').waitFor({ state: 'detached', timeout: 15_000 });
     await page.getByTestId('diff-close').click();
+    // A file with Windows line breaks keeps them: only the discarded hunk changes, byte for byte.
+    const crlf = 'one\r\ntwo\r\nthree\r\n';
+    await put('crlf.txt', crlf);
+    for (const op of [{ op: 'stage', paths: ['crlf.txt'] }, { op: 'commit', message: 'crlf' }]) {
+      const r = await call('POST', `/api/workspaces/${id}/git`, op);
+      if (r.status !== 200 || !r.body.ok) throw new Error(`${op.op}: ${r.text}`);
+    }
+    await put('crlf.txt', 'one\r\nTWO\r\nthree\r\n');
+    await page.getByTestId('scm-changes').getByTestId('scm-file-crlf.txt').locator('.scm-open').click();
+    await waitFor(async () => (await discard.count()) === 1, 10_000, 'a discard button in the CRLF diff');
+    await discard.click();
+    await waitFor(async () => (await read('crlf.txt')) === crlf, 10_000, 'the CRLF file back byte for byte');
+    await page.getByTestId('diff-close').click();
     await page.getByTestId('sidebar-files').click();
     await waitFor(async () => !(await editorText()).includes('second hunk'), 10_000, 'the open tab follows');
   }, 90_000);

@@ -41,29 +41,38 @@ export function DiffPane({ target, store, client, onClose }: { target: DiffTarge
       // The side that is the index is written back to git whenever a chunk's arrow changes it.
       const writeIndex = EditorView.updateListener.of((u) => {
         if (!u.docChanged) return;
-        void store.run({ op: 'setIndex', path: target.path, content: u.state.doc.toString() }).then((r) => {
+        void store.run({ op: 'setIndex', path: target.path, content: u.state.sliceDoc() }).then((r) => {
           if (!r.ok) notify(`git: ${r.output}`, 'error');
         });
       });
       const base = [editorTheme, editorHighlighting, language, EditorState.readOnly.of(true), EditorView.editable.of(false)];
+      // Each side keeps its file's line breaks (CRLF stays CRLF): what is written back is the
+      // file's bytes, never the editor's \n-joined lines.
+      const breaks = (text: string) => EditorState.lineSeparator.of(text.includes('\r\n') ? '\r\n' : '\n');
       const named = (what: string) => EditorView.contentAttributes.of({ 'aria-label': `${target.path}, ${what}` });
+      // One discard at a time: each writes over the version the one before it made.
+      let writing = false;
       const discard = (working: EditorView, chunk: Chunk) => {
-        if (!view || version === null) return;
-        const change = discardChange(view.a.state.doc, working.state.doc, chunk);
-        const text = working.state.update({ changes: change }).state.doc.toString();
-        client.writeFile(target.path, text, version).then(
-          (written) => {
-            version = written.version;
-            working.dispatch({ changes: change, userEvent: 'discard' });
-          },
-          (e) => notify(`Not discarded: ${e instanceof Error ? e.message : String(e)} (close and reopen the diff to see the file as it is)`, 'error'),
-        );
+        if (!view || version === null || writing) return;
+        const change = discardChange(view.a.state.doc, working.state.doc, chunk, view.a.state.lineBreak);
+        const text = working.state.update({ changes: change }).state.sliceDoc();
+        writing = true;
+        client
+          .writeFile(target.path, text, version)
+          .then(
+            (written) => {
+              version = written.version;
+              working.dispatch({ changes: change, userEvent: 'discard' });
+            },
+            (e) => notify(`Not discarded: ${e instanceof Error ? e.message : String(e)} (close and reopen the diff to see the file as it is)`, 'error'),
+          )
+          .finally(() => (writing = false));
       };
       // Only a text file read whole can take a chunk back.
       const discarding = !staged && version !== null ? discardControls(getChunks, discard) : [];
       view = new MergeView({
-        a: { doc: left, extensions: [...base, named(staged ? 'as committed' : 'as staged'), staged ? [] : writeIndex] },
-        b: { doc: right, extensions: [...base, named(staged ? 'as staged' : 'in the working tree'), staged ? writeIndex : discarding] },
+        a: { doc: left, extensions: [...base, breaks(left), named(staged ? 'as committed' : 'as staged'), staged ? [] : writeIndex] },
+        b: { doc: right, extensions: [...base, breaks(right), named(staged ? 'as staged' : 'in the working tree'), staged ? writeIndex : discarding] },
         parent: hostRef.current,
         revertControls: staged ? 'a-to-b' : 'b-to-a',
         renderRevertControl: () => {

@@ -43,12 +43,12 @@ export function discardControls(getChunks: typeof GetChunks, onDiscard: (view: E
 }
 
 /**
- * The change to the working side `b` that gives chunk `chunk` the text it has in `a`. Chunks
- * cover whole lines, and their ends lie one past the last line's break (past the end of the
- * document for its last line, which has none).
+ * The change to the working side `b` that gives chunk `chunk` the text it has in `a`, whose
+ * lines end in `lineBreak`. Chunks cover whole lines, and their ends lie one past the last
+ * line's break (past the end of the document for its last line, which has none).
  */
-export function discardChange(a: Text, b: Text, chunk: Chunk): { from: number; to: number; insert: string } {
-  let insert = a.sliceString(chunk.fromA, Math.max(chunk.fromA, chunk.toA - 1));
-  if (chunk.fromA !== chunk.toA && chunk.toB <= b.length) insert += '\n';
+export function discardChange(a: Text, b: Text, chunk: Chunk, lineBreak: string): { from: number; to: number; insert: string } {
+  let insert = a.sliceString(chunk.fromA, Math.max(chunk.fromA, chunk.toA - 1), lineBreak);
+  if (chunk.fromA !== chunk.toA && chunk.toB <= b.length) insert += lineBreak;
   return { from: chunk.fromB, to: Math.min(chunk.toB, b.length), insert };
 }
