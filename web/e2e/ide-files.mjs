@@ -161,6 +161,8 @@ export async function folderUpload({ step, page, context, base, id, read, cleanu
     await page.screenshot({ path: path.join(shotsDir, 'ide-upload-replace.png') });
     await question.getByRole('button', { name: 'Upload only new files' }).click();
     await waitFor(async () => (await read('assets/added.txt')) === 'new\n', 15_000, 'only the new file uploaded');
+    // Every upload of that drop is over (a wrongly replaced file might go after added.txt).
+    await page.getByTestId('upload-progress').waitFor({ state: 'detached', timeout: 15_000 });
     if ((await read('assets/readme.txt')) !== 'uploaded by drag and drop\n') throw new Error('an existing file was replaced after "Upload only new files"');
     await dropAgain();
     await page.getByRole('dialog').filter({ hasText: 'Replace 4 files?' }).getByRole('button', { name: 'Replace' }).click();

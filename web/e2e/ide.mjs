@@ -503,6 +503,15 @@ async function main() {
     await waitFor(async () => (await page.evaluate(() => document.documentElement.dataset.theme)) === 'dark', 5000, 'the dark theme');
     await page.getByTestId('sidebar-scm').click();
     await serious('the IDE, dark');
+    // A question with its red button, as a delete asks it.
+    await page.getByTestId('sidebar-files').click();
+    await page.getByTestId('tree-item-vim.txt').focus();
+    await page.keyboard.press('Delete');
+    await page.getByTestId('ask-dialog').waitFor();
+    await serious('a delete question, dark');
+    await page.getByTestId('ask-cancel').click();
+    await page.getByTestId('ask-dialog').waitFor({ state: 'detached' });
+    await page.getByTestId('sidebar-scm').click();
     await page.screenshot({ path: path.join(shotsDir, 'ide-dark.png') });
     await page.goto(`${base}/`, { waitUntil: 'domcontentloaded' });
     await page.getByText('daily').first().waitFor();

@@ -50,9 +50,14 @@ fn run_scenario(script: &str) {
     // Each line goes on to the real output as it comes (the test harness captures only what
     // `print!` writes); the summary lines of failed steps are kept for the panic message,
     // which ends the CI log, so it names what failed even when three scenarios interleave.
+    // Read to the end whatever comes (bytes that are not UTF-8 included): stopping early would
+    // close the pipe and lose the rest of the log.
     let mut failures = Vec::new();
-    let output = BufReader::new(child.stdout.take().expect("piped stdout"));
-    for line in output.lines().map_while(Result::ok) {
+    let mut output = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut bytes = Vec::new();
+    while output.read_until(b'\n', &mut bytes).unwrap_or(0) > 0 {
+        let line = String::from_utf8_lossy(&bytes).trim_end().to_string();
+        bytes.clear();
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
         if line.starts_with("FAILED STEP:") {

@@ -58,12 +58,22 @@ pub(crate) async fn search(
 }
 
 /// A comma-separated list of globs, split where a comma is not inside braces: `*.{ts,tsx},
-/// docs/**` is two globs, the first of which ripgrep expands itself.
+/// docs/**` is two globs, the first of which ripgrep expands itself. As in the globs
+/// themselves, a character after `\` is taken as it is, and a brace inside `[...]` is a
+/// character, not a group.
 fn split_globs(list: &str) -> Vec<&str> {
     let mut globs = Vec::new();
-    let (mut depth, mut start) = (0usize, 0);
+    let (mut depth, mut start, mut in_class, mut escaped) = (0usize, 0, false, false);
     for (i, c) in list.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
         match c {
+            '\\' => escaped = true,
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            _ if in_class => {}
             '{' => depth += 1,
             '}' => depth = depth.saturating_sub(1),
             ',' if depth == 0 => {
@@ -325,5 +335,9 @@ mod tests {
         assert_eq!(split_globs("*.{ts,tsx"), ["*.{ts,tsx"]);
         assert_eq!(split_globs("}a,b"), ["}a", "b"]);
         assert_eq!(split_globs(""), [""]);
+        // An escaped brace and a brace in a class are characters: the comma splits.
+        assert_eq!(split_globs(r"a\{b,c"), [r"a\{b", "c"]);
+        assert_eq!(split_globs("*.[{]x,y"), ["*.[{]x", "y"]);
+        assert_eq!(split_globs(r"a\,b,c"), [r"a\,b", "c"]);
     }
 }

@@ -29,6 +29,7 @@ import { serverFor } from './servers';
 import { sanitizeHTML } from './sanitize';
 import { offsetOf, renameCommand, type TextEdit } from './rename';
 import { cleanDiagnostics, severityOf, type Problem } from './diagnostics';
+import { minimalChange } from './parts';
 import { closeOutsideFile, outsidePath, showOutsideFile } from './outside';
 
 export type { Problem };
@@ -87,18 +88,7 @@ const autoSync = ViewPlugin.fromClass(
 
 /** A minimal change from `a` to `b` (the differing middle), for files edited while hidden. */
 function diff(a: Text, b: Text): ChangeSet {
-  const x = a.toString();
-  const y = b.toString();
-  let start = 0;
-  const max = Math.min(x.length, y.length);
-  while (start < max && x.charCodeAt(start) === y.charCodeAt(start)) start++;
-  let endX = x.length;
-  let endY = y.length;
-  while (endX > start && endY > start && x.charCodeAt(endX - 1) === y.charCodeAt(endY - 1)) {
-    endX--;
-    endY--;
-  }
-  return ChangeSet.of([{ from: start, to: endX, insert: y.slice(start, endY) }], x.length);
+  return ChangeSet.of(minimalChange(a.toString(), b.toString()) ?? [], a.length);
 }
 
 /** The editor's tabs as the LSP client's workspace: a file stays open while its tab is. */
@@ -190,6 +180,8 @@ interface Connection {
   client: LSPClient;
   workspace: TabsWorkspace | null;
   socket: WebSocket;
+  /** Settles its `connect` with null (it was hung up before it was ready). */
+  giveUp?: () => void;
 }
 
 export class LanguageServices {
@@ -221,6 +213,7 @@ export class LanguageServices {
     // For the browser tests and the benchmark, as the terminals are.
     (window as unknown as { __coveLsp?: LanguageServices }).__coveLsp = this;
     document.addEventListener('visibilitychange', this.onVisibility);
+    this.scheduleRest();
   }
 
   /**
@@ -231,9 +224,14 @@ export class LanguageServices {
   private readonly resting = new Set<string>();
   private restTimer: ReturnType<typeof setTimeout> | null = null;
 
+  /** While the page is hidden, its servers stop after a while (those started meanwhile too). */
+  private scheduleRest(): void {
+    if (document.visibilityState === 'hidden' && !this.restTimer) this.restTimer = setTimeout(() => this.rest(), this.restAfterMs);
+  }
+
   private onVisibility = (): void => {
     if (document.visibilityState === 'hidden') {
-      if (!this.restTimer && this.connections.size) this.restTimer = setTimeout(() => this.rest(), this.restAfterMs);
+      this.scheduleRest();
       return;
     }
     if (this.restTimer) clearTimeout(this.restTimer);
@@ -318,6 +316,8 @@ export class LanguageServices {
     if (!list || !list.servers.some((s) => s.language === wanted.server)) return null;
     const entry = list.servers.find((s) => s.language === wanted.server)!;
     if (entry.source === 'workspace' && !(await this.approve(entry.language, entry.command))) return null;
+    // The page may have rested its servers while this was asked.
+    if (this.resting.has(wanted.server)) return null;
     const connection = await this.connect(wanted.server, entry.initializationOptions);
     if (!connection) return null;
     return [
@@ -368,28 +368,33 @@ export class LanguageServices {
       });
     const connection: Connection = { socket, client, workspace };
     this.connections.set(server, connection);
+    this.scheduleRest();
     this.setStatus(server, 'starting', `Starting the ${server} language server…`);
     return new Promise((resolve) => {
       let opened = false;
+      connection.giveUp = () => resolve(null);
+      // An answer for a connection hung up meanwhile (the page rested) changes nothing.
+      const current = () => this.connections.get(server) === connection;
       socket.onopen = () => {
         opened = true;
         connection.client.connect(transport);
         connection.client.initializing.then(
           () => {
+            if (!current()) return resolve(null);
             this.setStatus(server, 'ready', `${server} language server`);
             resolve(connection);
           },
           (e) => {
             // The client rejects with the server's error object ({code, message}), not an Error.
             const message = e instanceof Error ? e.message : typeof e?.message === 'string' ? e.message : String(e);
-            this.fail(server, `did not start: ${message}`);
+            this.fail(server, `did not start: ${message}`, connection);
             resolve(null);
           },
         );
       };
       socket.onclose = (e) => {
         const why = e.reason || (opened ? 'the connection closed' : 'it is not available here');
-        this.fail(server, why);
+        this.fail(server, why, connection);
         if (!opened) resolve(null);
       };
     });
@@ -408,9 +413,9 @@ export class LanguageServices {
   }
 
   /** A server that stopped: its tabs go back to the plain editor, and the status bar says why. */
-  private fail(server: string, why: string): void {
-    const connection = this.connections.get(server);
-    if (!connection) return;
+  private fail(server: string, why: string, connection: Connection): void {
+    // Only the server's current connection: an old one, hung up, says nothing about it.
+    if (this.connections.get(server) !== connection) return;
     this.connections.delete(server);
     this.failed.add(server);
     hangUp(connection);
@@ -577,6 +582,7 @@ export class LanguageServices {
 /** Ends a connection from this side: the runner then stops the server's whole process tree. */
 function hangUp(c: Connection): void {
   c.socket.onclose = null;
+  c.giveUp?.();
   try {
     c.client.disconnect();
   } catch {

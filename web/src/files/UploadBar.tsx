@@ -12,7 +12,13 @@ function size(n: number): string {
  * replaced without asking). */
 async function keepOrReplace(workspaceId: string, uploads: Upload[]): Promise<Upload[]> {
   if (uploads.length === 0) return uploads;
-  const there = await alreadyThere(workspaceId, uploads);
+  let there: Upload[];
+  try {
+    there = await alreadyThere(workspaceId, uploads);
+  } catch (e) {
+    notify(`Nothing uploaded: could not check which files exist (${e instanceof Error ? e.message : String(e)}).`, 'error');
+    return [];
+  }
   if (there.length === 0) return uploads;
   const names = there.slice(0, 3).map((u) => u.path).join(', ') + (there.length > 3 ? ` and ${there.length - 3} more` : '');
   const choice = await ask(

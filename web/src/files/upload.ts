@@ -4,6 +4,7 @@
 // entry API, their structure kept.
 import type { DirListing } from '../api/generated';
 import { request } from '../api/rest';
+import { ApiError } from '../api/types';
 
 /** One file to upload and where it goes, relative to the workspace root. */
 export interface Upload {
@@ -68,8 +69,9 @@ const routeOf = (path: string) => path.split('/').map(encodeURIComponent).join('
 
 /**
  * The uploads whose path holds a file already: each target folder is listed once (eight at a
- * time). A folder that does not exist yet holds nothing; one that cannot be listed is left
- * to the upload itself to report.
+ * time). A folder that does not exist yet holds nothing, nor does a path that is a file (the
+ * upload then fails and says so); any other failure to list is thrown, since an upload over
+ * a folder nobody could list would replace its files unasked.
  */
 export async function alreadyThere(workspaceId: string, uploads: Upload[]): Promise<Upload[]> {
   const byFolder = new Map<string, Upload[]>();
@@ -84,8 +86,10 @@ export async function alreadyThere(workspaceId: string, uploads: Upload[]): Prom
       const listing = await request<DirListing>('GET', `/api/workspaces/${encodeURIComponent(workspaceId)}/files/${routeOf(folder)}`);
       const names = new Set((listing?.entries ?? []).map((e) => e.name));
       for (const u of byFolder.get(folder) ?? []) if (names.has(u.path.slice(u.path.lastIndexOf('/') + 1))) found.push(u);
-    } catch {
-      /* not there yet, or not a folder: nothing to replace */
+    } catch (e) {
+      // Not there yet (404), or a file where the folder would be (its bytes are no listing).
+      if ((e instanceof ApiError && e.status === 404) || e instanceof SyntaxError) return;
+      throw new Error(`cannot list ${folder || 'the workspace'}: ${e instanceof Error ? e.message : String(e)}`);
     }
   };
   for (let i = 0; i < folders.length; i += 8) await Promise.all(folders.slice(i, i + 8).map(listOne));
