@@ -300,10 +300,37 @@ async fn forward_file(
             forwarded = forwarded.header(name, value);
         }
     }
+    // A body without a declared length is counted on its way through and cut past the limit.
+    // Which side notices first (this cut, or the runner's own limit) is a race; the answer is
+    // 413 either way, never the broken connection to the runner that the cut leaves behind.
+    let limit = app.max_file_bytes;
+    let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let counted = {
+        let cut = cut.clone();
+        let mut seen = 0u64;
+        futures_util::StreamExt::map(body.into_data_stream(), move |chunk| {
+            let chunk = chunk?;
+            seen += chunk.len() as u64;
+            if seen > limit {
+                cut.store(true, std::sync::atomic::Ordering::Relaxed);
+                return Err(axum::Error::new(std::io::Error::other(
+                    "the file is larger than the limit",
+                )));
+            }
+            Ok(chunk)
+        })
+    };
     let forwarded = forwarded
-        .body(body)
+        .body(Body::from_stream(counted))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let response = app.manager.link().request(&row.id, forwarded).await?;
-    let (parts, body) = response.into_parts();
+    let answered = app.manager.link().request(&row.id, forwarded).await;
+    let runner_refused = matches!(&answered, Ok(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE);
+    if cut.load(std::sync::atomic::Ordering::Relaxed) && !runner_refused {
+        return Err(ApiError::new(
+            ErrorCode::TooLarge,
+            format!("files up to {limit} bytes are written whole"),
+        ));
+    }
+    let (parts, body) = answered?.into_parts();
     Ok(Response::from_parts(parts, Body::new(body)))
 }
