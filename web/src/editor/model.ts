@@ -691,8 +691,7 @@ export class EditorModel {
 
   /** The first bytes of a file (at most 64 KiB), for a hex view. */
   async readBytes(path: string): Promise<Uint8Array> {
-    const r = await this.client.readFileBase64(path);
-    const bin = atob(r.content);
+    const bin = atob(await this.readBase64(path));
     const n = Math.min(bin.length, 64 * 1024);
     const bytes = new Uint8Array(n);
     for (let i = 0; i < n; i++) bytes[i] = bin.charCodeAt(i);

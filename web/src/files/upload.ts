@@ -65,7 +65,8 @@ export async function droppedFiles(dt: DataTransfer, dir: string, limit = 10_000
   return out;
 }
 
-const routeOf = (path: string) => path.split('/').map(encodeURIComponent).join('/');
+/** The REST route of a workspace's file or folder (`path` '' is the root). */
+const fileRoute = (workspaceId: string, path: string) => `/api/workspaces/${encodeURIComponent(workspaceId)}/files/${path.split('/').map(encodeURIComponent).join('/')}`;
 
 /**
  * The uploads whose path holds a file already: each target folder is listed once (eight at a
@@ -83,7 +84,7 @@ export async function alreadyThere(workspaceId: string, uploads: Upload[]): Prom
   const folders = [...byFolder.keys()];
   const listOne = async (folder: string) => {
     try {
-      const listing = await request<DirListing>('GET', `/api/workspaces/${encodeURIComponent(workspaceId)}/files/${routeOf(folder)}`);
+      const listing = await request<DirListing>('GET', fileRoute(workspaceId, folder));
       const names = new Set((listing?.entries ?? []).map((e) => e.name));
       for (const u of byFolder.get(folder) ?? []) if (names.has(u.path.slice(u.path.lastIndexOf('/') + 1))) found.push(u);
     } catch (e) {
@@ -99,7 +100,7 @@ export async function alreadyThere(workspaceId: string, uploads: Upload[]): Prom
 function put(workspaceId: string, upload: Upload, onBytes: (n: number) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open('PUT', `/api/workspaces/${encodeURIComponent(workspaceId)}/files/${routeOf(upload.path)}?createParents=true`);
+    xhr.open('PUT', `${fileRoute(workspaceId, upload.path)}?createParents=true`);
     xhr.setRequestHeader('Content-Type', 'application/octet-stream');
     xhr.upload.onprogress = (e) => onBytes(e.loaded);
     xhr.onload = () => {
@@ -149,9 +150,8 @@ export function startDownload(url: string): void {
 
 /** Where a file downloads, or a folder as a .tar.gz (the whole workspace: path ''). */
 export function downloadUrl(workspaceId: string, path: string, isDir: boolean): string {
-  const ws = `/api/workspaces/${encodeURIComponent(workspaceId)}`;
-  if (isDir) return `${ws}/archive?path=${encodeURIComponent(path)}`;
-  return `${ws}/files/${routeOf(path)}`;
+  if (isDir) return `/api/workspaces/${encodeURIComponent(workspaceId)}/archive?path=${encodeURIComponent(path)}`;
+  return fileRoute(workspaceId, path);
 }
 
 /** Asks the person for files (or a folder, kept whole) to upload under `dir`. */
